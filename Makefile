@@ -1,0 +1,35 @@
+# MLOps Hub: `make run` starts everything on one machine; `make test` runs every test.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench install init demo clean-data
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): requirements.txt | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Migrates, seeds the demo workspace when the database is empty, starts UI + worker + scoring service.
+run: install
+	$(PY) -m mlops_core up
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Benchmarks are not part of `make test`; they print one table of figures vs targets.
+bench: install
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	$(PY) benchmarks/run_all.py
+
+init: install
+	$(PY) -m mlops_core init
+
+demo: install
+	$(PY) -m mlops_core demo

@@ -1,0 +1,33 @@
+"""Which screens each role sees. app.py builds st.navigation from this list.
+
+Add one PageSpec per screen; `roles=None` means everyone logged in.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    path: str            # file under pages/
+    title: str
+    icon: str
+    section: str         # navigation group
+    roles: frozenset[str] | None = None  # None: every role
+    url_path: str | None = None
+    default: bool = False
+
+
+ALL = None
+SECTIONS = ["Workspace", "Use cases", "Data", "Experiments", "Deployment", "Monitoring", "Admin", "Account"]
+
+PAGES: list[PageSpec] = [
+    PageSpec("pages/home.py", "Overview", ":material/dashboard:", "Workspace", default=True, url_path="home"),
+    PageSpec("pages/activity.py", "Activity", ":material/history:", "Workspace", url_path="activity"),
+    PageSpec("pages/admin_users.py", "Users & roles", ":material/group:", "Admin", frozenset({"admin"}), url_path="users"),
+    PageSpec("pages/account.py", "My account", ":material/person:", "Account", url_path="account"),
+]
+
+
+def pages_for(role: str) -> list[PageSpec]:
+    return [p for p in PAGES if p.roles is None or role in p.roles or role == "admin"]

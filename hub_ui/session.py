@@ -1,0 +1,70 @@
+"""Database handle, the logged-in actor, and error display for pages."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import streamlit as st
+
+from mlops_core.config import get_settings
+from mlops_core.db import Database, check_schema, get_database
+from mlops_core.errors import DomainError, PermissionDenied
+from mlops_core.services.auth import Actor, can
+
+
+@st.cache_resource(show_spinner=False)
+def _shared_database(url: str | None) -> Database:
+    # One engine per process, shared by every session (thread-safe); see STYLE.md.
+    return get_database(url)
+
+
+def db() -> Database:
+    return _shared_database(get_settings().database_url)
+
+
+def ensure_schema() -> None:
+    """Refuse to run on a missing or out-of-date schema, saying which command fixes it."""
+    if st.session_state.get("_schema_ok"):
+        return
+    try:
+        check_schema(db())
+    except DomainError as exc:
+        st.error(f"MLOps Hub cannot start: {exc}")
+        st.stop()
+    st.session_state["_schema_ok"] = True
+
+
+def actor() -> Actor | None:
+    return st.session_state.get("actor")
+
+
+def require_actor() -> Actor:
+    a = actor()
+    if a is None:
+        st.warning("Please log in.")
+        st.stop()
+    return a
+
+
+def may(action: str) -> bool:
+    a = actor()
+    return a is not None and can(a, action)
+
+
+@contextmanager
+def service_call(success: str | None = None):
+    """Run one service call; show a domain error as a message instead of a traceback."""
+    try:
+        yield
+    except PermissionDenied as exc:
+        st.error(f"Not allowed: {exc}")
+    except DomainError as exc:
+        st.error(str(exc))
+    else:
+        if success:
+            st.success(success)
+
+
+def fmt_time(dt) -> str:
+    if dt is None:
+        return "—"
+    return dt.strftime("%Y-%m-%d %H:%M")

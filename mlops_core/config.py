@@ -1,0 +1,51 @@
+"""Settings from the environment (see DESIGN.md, "Contracts" -> Configuration)."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = PROJECT_ROOT / "data"
+
+
+class Settings(BaseSettings):
+    """Every knob of MLOps Hub; each field is read from the environment variable of the same name."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    database_url: str = Field(default=f"sqlite:///{DATA_DIR / 'mlops_hub.db'}", alias="DATABASE_URL")
+    artifact_root: str = Field(default=str(DATA_DIR / "artifacts"), alias="ARTIFACT_ROOT")
+    mlops_demo_password: str | None = Field(default=None, alias="MLOPS_DEMO_PASSWORD")
+    mlops_api_port: int = Field(default=8000, alias="MLOPS_API_PORT")
+    mlops_api_host: str = Field(default="127.0.0.1", alias="MLOPS_API_HOST")
+    mlops_ui_port: int = Field(default=8501, alias="MLOPS_UI_PORT")
+    # Upload limit for datasets and batch scoring, in megabytes (Streamlit's own limit is in .streamlit/config.toml).
+    max_upload_mb: int = Field(default=500, alias="MLOPS_MAX_UPLOAD_MB")
+    # Largest number of records one scoring request may carry (past it: HTTP 413).
+    max_records_per_request: int = Field(default=10_000, alias="MLOPS_MAX_RECORDS")
+    max_request_bytes: int = Field(default=20 * 1024 * 1024, alias="MLOPS_MAX_REQUEST_BYTES")
+    # Worker: seconds without a heartbeat after which a running job is considered dead.
+    job_heartbeat_timeout: int = Field(default=30, alias="MLOPS_JOB_HEARTBEAT_TIMEOUT")
+    worker_poll_seconds: float = Field(default=1.0, alias="MLOPS_WORKER_POLL_SECONDS")
+    # Whether this worker may become the (single, elected) scheduler.
+    scheduler_enabled: bool = Field(default=True, alias="MLOPS_SCHEDULER")
+    alert_webhook_url: str | None = Field(default=None, alias="MLOPS_ALERT_WEBHOOK_URL")
+    log_level: str = Field(default="WARNING", alias="MLOPS_LOG_LEVEL")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reload_settings() -> Settings:
+    """Forget cached settings (tests and the CLI change the environment)."""
+    get_settings.cache_clear()
+    return get_settings()

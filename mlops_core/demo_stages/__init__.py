@@ -1,0 +1,1 @@
+"""Demo seeders, one module per stage (see mlops_core/demo.py)."""

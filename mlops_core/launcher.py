@@ -1,0 +1,118 @@
+"""`up` and `ui`: start the processes of one machine and keep them running.
+
+`up` migrates, seeds the demo when the database is empty, then supervises the UI,
+the worker(s) and the scoring service as child processes: a child that dies is
+restarted (with a back-off), and Ctrl-C / SIGTERM stops them all cleanly.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+from .config import PROJECT_ROOT, get_settings
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    proc: subprocess.Popen | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    env: dict[str, str] = field(default_factory=dict)
+
+    def start(self) -> None:
+        env = {**os.environ, **self.env}
+        self.proc = subprocess.Popen(self.argv, cwd=PROJECT_ROOT, env=env)
+        self.started_at = time.monotonic()
+        print(f"[up] started {self.name} (pid {self.proc.pid})", flush=True)
+
+
+def streamlit_argv(port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
+        "--server.port", str(port), "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+    ]
+
+
+def run_ui(port: int | None = None) -> int:
+    port = port or get_settings().mlops_ui_port
+    return subprocess.call(streamlit_argv(port), cwd=PROJECT_ROOT)
+
+
+def _has(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def run_up(*, ui_port: int | None, api_port: int | None, workers: int = 1, seed: bool = True) -> int:
+    from .db import get_database, upgrade_schema
+    from .demo import seed_demo
+
+    settings = get_settings()
+    db = get_database()
+    before, after = upgrade_schema(db)
+    print(f"[up] schema at {after}" + (f" (upgraded from {before or 'empty'})" if before != after else ""), flush=True)
+    if seed:
+        result = seed_demo(db, only_if_empty=True)
+        for line in result.lines:
+            print(f"[up] {line}", flush=True)
+    db.dispose()
+
+    ui_port = ui_port or settings.mlops_ui_port
+    api_port = api_port or settings.mlops_api_port
+    children = [Child("ui", streamlit_argv(ui_port))]
+    if _has("mlops_core.jobs.worker"):
+        for i in range(max(1, workers)):
+            # One scheduler candidate is enough on one machine; the election makes extra ones harmless.
+            children.append(Child(f"worker-{i + 1}", [sys.executable, "-m", "mlops_core", "worker"]))
+    if _has("mlops_core.serving.app"):
+        children.append(Child("scoring", [sys.executable, "-m", "mlops_core", "serve", "--port", str(api_port)]))
+    print(f"[up] UI on http://localhost:{ui_port}  scoring API on http://localhost:{api_port}", flush=True)
+
+    stopping = False
+
+    def _stop(signum, _frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    for c in children:
+        c.start()
+    try:
+        while not stopping:
+            time.sleep(0.5)
+            for c in children:
+                if c.proc is not None and c.proc.poll() is not None and not stopping:
+                    code = c.proc.returncode
+                    backoff = min(30.0, 1.0 * (2 ** min(c.restarts, 5)))
+                    if time.monotonic() - c.started_at > 60:
+                        c.restarts = 0
+                        backoff = 1.0
+                    print(f"[up] {c.name} exited with {code}; restarting in {backoff:.0f}s", flush=True)
+                    time.sleep(backoff)
+                    c.restarts += 1
+                    c.start()
+    finally:
+        for c in children:
+            if c.proc is not None and c.proc.poll() is None:
+                c.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for c in children:
+            if c.proc is None:
+                continue
+            try:
+                c.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                c.proc.kill()
+        print("[up] stopped", flush=True)
+    return 0

@@ -1,0 +1,28 @@
+"""Activity: the audit trail, filtered and paginated in SQL."""
+import streamlit as st
+
+from hub_ui import session
+from mlops_core.services import audit
+
+actor = session.require_actor()
+st.title("Activity")
+st.caption("Every write through MLOps Hub: who, what, which entity, when, and what changed.")
+choices = audit.distinct_values(session.db(), actor=actor)
+c1, c2, c3, c4 = st.columns(4)
+entity_type = c1.selectbox("Entity", ["(all)"] + choices["entity_type"], key="act_entity")
+username = c2.selectbox("Who", ["(all)"] + choices["username"], key="act_who")
+action = c3.text_input("Action starts with", key="act_action")
+page_size = 50
+page = c4.number_input("Page", min_value=1, value=1, step=1, key="act_page")
+result = audit.list_events(
+    session.db(), actor=actor,
+    entity_type=None if entity_type == "(all)" else entity_type,
+    username=None if username == "(all)" else username,
+    action=action or None, limit=page_size, offset=(int(page) - 1) * page_size,
+)
+st.caption(f"{result.total:,} events · page {int(page)} of {max(1, -(-result.total // page_size))}")
+st.dataframe(
+    [{"when": session.fmt_time(e.at), "who": e.actor_username, "action": e.action, "entity": e.entity_type,
+      "id": e.entity_id, "summary": e.summary, "before": e.before, "after": e.after} for e in result.events],
+    hide_index=True, width="stretch",
+)

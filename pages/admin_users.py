@@ -1,0 +1,48 @@
+"""Admin: add users and change roles."""
+import streamlit as st
+
+from hub_ui import session
+from mlops_core.models.base import ROLES
+from mlops_core.services import users
+
+actor = session.require_actor()
+st.title("Users & roles")
+db = session.db()
+rows = users.list_users(db, actor=actor)
+st.dataframe(
+    [{"username": u.username, "name": u.display_name, "role": u.role, "email": u.email, "active": u.is_active,
+      "last login": session.fmt_time(u.last_login_at)} for u in rows],
+    hide_index=True, width="stretch",
+)
+can_manage = session.may("user.manage")
+left, right = st.columns(2)
+with left:
+    st.subheader("Add a user")
+    with st.form("add_user", clear_on_submit=False):
+        username = st.text_input("Username", key="new_username")
+        display_name = st.text_input("Display name", key="new_display_name")
+        email = st.text_input("Email (for single sign-on)", key="new_email")
+        role = st.selectbox("Role", ROLES, key="new_role")
+        password = st.text_input("Initial password (12+ characters)", type="password", key="new_password")
+        add = st.form_submit_button("Add user", type="primary", disabled=not can_manage)
+    if add:
+        with session.service_call(success=f"Added {username}."):
+            users.create_user(db, actor=actor, username=username, password=password, role=role,
+                              display_name=display_name, email=email or None)
+with right:
+    st.subheader("Change a role")
+    with st.form("set_role"):
+        who = st.selectbox("User", [u.username for u in rows], key="role_user")
+        new_role = st.selectbox("New role", ROLES, key="role_new")
+        change = st.form_submit_button("Change role", disabled=not can_manage)
+    if change:
+        with session.service_call(success=f"{who} is now {new_role}."):
+            users.set_role(db, actor=actor, username=who, role=new_role)
+    st.subheader("Activate / deactivate")
+    with st.form("set_active"):
+        who2 = st.selectbox("User", [u.username for u in rows], key="active_user")
+        active = st.toggle("Active", value=True, key="active_value")
+        apply = st.form_submit_button("Apply", disabled=not can_manage)
+    if apply:
+        with session.service_call(success="Saved."):
+            users.set_active(db, actor=actor, username=who2, active=active)

@@ -1,0 +1,43 @@
+"""Log in with a local account, or with single sign-on when OIDC is configured in secrets."""
+import streamlit as st
+
+from hub_ui import session
+from mlops_core.errors import AuthenticationFailed, DomainError
+from mlops_core.services import users
+
+
+def _oidc_configured() -> bool:
+    try:
+        return "auth" in st.secrets
+    except Exception:  # noqa: BLE001 - no secrets file at all
+        return False
+
+
+st.title("MLOps Hub")
+st.caption("Use cases, data, experiments, deployments and monitoring — one place for every team.")
+
+if _oidc_configured():
+    user = getattr(st, "user", None)
+    if user is not None and getattr(user, "is_logged_in", False):
+        try:
+            st.session_state["actor"] = users.actor_for_email(session.db(), email=user.get("email", ""))
+            st.rerun()
+        except AuthenticationFailed as exc:
+            st.error(str(exc))
+    if st.button("Sign in with single sign-on", icon=":material/key:"):
+        st.login()
+    st.divider()
+
+with st.form("login"):
+    username = st.text_input("Username", key="login_username")
+    password = st.text_input("Password", type="password", key="login_password")
+    submitted = st.form_submit_button("Log in", type="primary")
+
+if submitted:
+    try:
+        st.session_state["actor"] = users.authenticate(session.db(), username=username, password=password)
+        st.rerun()
+    except AuthenticationFailed as exc:
+        st.error(str(exc))
+    except DomainError as exc:
+        st.error(f"Cannot log in right now: {exc}")

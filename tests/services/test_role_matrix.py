@@ -1,0 +1,81 @@
+"""DESIGN.md's role table, checked at the service layer: each action, each role, allowed or denied.
+
+Every stage adds its actions to `CASES` (action -> a call that performs it), so the
+matrix grows with the product. Allowed roles come from `mlops_core.services.auth.PERMISSIONS`
+and the expectations below pin them to the table in DESIGN.md.
+"""
+import pytest
+
+from mlops_core.errors import PermissionDenied
+from mlops_core.services import users
+from mlops_core.services.auth import PERMISSIONS, can
+
+# DESIGN.md "Who uses it": the roles that may do each action (admin may do everything).
+EXPECTED = {
+    "user.manage": {"admin"},
+    "usecase.write": {"business", "admin"},
+    "kpi.write": {"business", "admin"},
+    "kpi.reading": {"business", "admin"},
+    "deployment.signoff": {"business", "admin"},
+    "dataset.write": {"data_engineer", "admin"},
+    "dataset.approve": {"data_engineer", "admin"},
+    "ingestion.schedule": {"data_engineer", "admin"},
+    "run.start": {"data_scientist", "admin"},
+    "model.register": {"data_scientist", "admin"},
+    "deployment.request": {"data_scientist", "admin"},
+    "deployment.deploy": {"ops", "admin"},
+    "apikey.manage": {"ops", "admin"},
+    "monitor.configure": {"ops", "admin"},
+    "alert.ack": {"ops", "admin"},
+    "monitor.run": {"ops", "admin"},
+    "retraining.decide": {"ops", "admin"},
+    "run.cancel": {"data_scientist", "admin"},
+    "prediction.label": {"ops", "data_scientist", "admin"},
+    "batch.score": {"ops", "data_scientist", "admin"},
+}
+ROLES = ["business", "data_engineer", "data_scientist", "ops", "admin"]
+
+
+@pytest.mark.parametrize("action", sorted(EXPECTED))
+def test_permission_table_matches_design(action):
+    from mlops_core.services.auth import Actor
+
+    allowed = {r for r in ROLES if can(Actor(1, "x", r), action)}
+    assert allowed == EXPECTED[action]
+
+
+def test_every_permission_has_an_expectation_or_is_everyone():
+    for action, roles in PERMISSIONS.items():
+        assert action in EXPECTED or set(roles) == set(ROLES), action
+
+
+def _create_user(db, actor, n=[0]):
+    n[0] += 1
+    users.create_user(db, actor=actor, username=f"newbie{n[0]}", password="a-long-enough-pass", role="ops")
+
+
+def _set_role(db, actor):
+    users.set_role(db, actor=actor, username="omar", role="ops")
+
+
+def _token_for_other(db, actor):
+    users.create_token(db, actor=actor, username="dan" if actor.username != "dan" else "alice")
+
+
+CASES = {
+    "user.create": (_create_user, {"admin"}),
+    "user.set_role": (_set_role, {"admin"}),
+    "user.token_for_someone_else": (_token_for_other, {"admin"}),
+}
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_service_calls_allow_and_deny_each_role_as_designed(db, people, case, role):
+    call, allowed = CASES[case]
+    actor = people[role]
+    if role in allowed:
+        call(db, actor)
+    else:
+        with pytest.raises(PermissionDenied, match=actor.username):
+            call(db, actor)
