@@ -25,7 +25,6 @@ test: install
 
 # Benchmarks are not part of `make test`; they print one table of figures vs targets.
 bench: install
-	$(PY) -m pip install --quiet -r requirements-bench.txt
 	$(PY) benchmarks/run_all.py
 
 init: install
