@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 06:54:22.803031
+Create Date: 2026-11-26 07:11:13.232678
 """
 from alembic import op
 import sqlalchemy as sa
@@ -37,6 +37,52 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_audit_events_actor_id'), ['actor_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_audit_events_actor_username'), ['actor_username'], unique=False)
 
+    op.create_table('deployments',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('use_case_id', sa.Integer(), nullable=True),
+    sa.Column('environment', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('model_version_id', sa.Integer(), nullable=True),
+    sa.Column('deployed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('canary_model_version_id', sa.Integer(), nullable=True),
+    sa.Column('canary_share', sa.Float(), nullable=False),
+    sa.Column('regression_tolerance', sa.Float(), nullable=False),
+    sa.Column('generation', sa.Integer(), nullable=False),
+    sa.Column('description', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+    sa.Column('created_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('deployments', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_deployments_environment'), ['environment'], unique=False)
+        batch_op.create_index(batch_op.f('ix_deployments_model_version_id'), ['model_version_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_deployments_name'), ['name'], unique=True)
+        batch_op.create_index(batch_op.f('ix_deployments_use_case_id'), ['use_case_id'], unique=False)
+
+    op.create_table('signoffs',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('entity_type', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('entity_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('title', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+    sa.Column('requested_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('assignee_username', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('assignee_role', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+    sa.Column('evidence', sa.JSON(), nullable=False),
+    sa.Column('evidence_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('decided_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('decided_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('signoffs', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_signoffs_assignee_role'), ['assignee_role'], unique=False)
+        batch_op.create_index(batch_op.f('ix_signoffs_assignee_username'), ['assignee_username'], unique=False)
+        batch_op.create_index('ix_signoffs_entity', ['entity_type', 'entity_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_signoffs_status'), ['status'], unique=False)
+
     op.create_table('users',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('username', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -55,6 +101,101 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_users_role'), ['role'], unique=False)
         batch_op.create_index(batch_op.f('ix_users_username'), ['username'], unique=True)
 
+    op.create_table('api_keys',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('deployment_id', sa.Integer(), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('key_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('prefix', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('created_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('revoked_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('revoked_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.ForeignKeyConstraint(['deployment_id'], ['deployments.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('api_keys', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_api_keys_deployment_id'), ['deployment_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_api_keys_key_hash'), ['key_hash'], unique=True)
+
+    op.create_table('comments',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('entity_type', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('entity_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('parent_id', sa.Integer(), nullable=True),
+    sa.Column('author_id', sa.Integer(), nullable=True),
+    sa.Column('author_username', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('body', sqlmodel.sql.sqltypes.AutoString(length=5000), nullable=False),
+    sa.Column('mentions', sa.JSON(), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['author_id'], ['users.id'], ),
+    sa.ForeignKeyConstraint(['parent_id'], ['comments.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('comments', schema=None) as batch_op:
+        batch_op.create_index('ix_comments_entity', ['entity_type', 'entity_id'], unique=False)
+
+    op.create_table('deployment_events',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('deployment_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('from_model_version_id', sa.Integer(), nullable=True),
+    sa.Column('to_model_version_id', sa.Integer(), nullable=True),
+    sa.Column('request_id', sa.Integer(), nullable=True),
+    sa.Column('actor_username', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+    sa.Column('at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['deployment_id'], ['deployments.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('deployment_events', schema=None) as batch_op:
+        batch_op.create_index('ix_deployment_events_dep_at', ['deployment_id', 'at'], unique=False)
+
+    op.create_table('deployment_requests',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('deployment_id', sa.Integer(), nullable=False),
+    sa.Column('model_version_id', sa.Integer(), nullable=False),
+    sa.Column('environment', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('requested_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('gates', sa.JSON(), nullable=False),
+    sa.Column('gates_evaluated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('evidence_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('evidence', sa.JSON(), nullable=False),
+    sa.Column('signoff_id', sa.Integer(), nullable=True),
+    sa.Column('override_reason', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+    sa.Column('overridden_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('decided_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('decided_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['deployment_id'], ['deployments.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('deployment_requests', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_deployment_requests_created_at'), ['created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_deployment_requests_deployment_id'), ['deployment_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_deployment_requests_model_version_id'), ['model_version_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_deployment_requests_status'), ['status'], unique=False)
+
+    op.create_table('inbox_items',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('title', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+    sa.Column('entity_type', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('entity_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('from_username', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('read_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('inbox_items', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_inbox_items_created_at'), ['created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_inbox_items_user_id'), ['user_id'], unique=False)
+        batch_op.create_index('ix_inbox_user_read', ['user_id', 'read_at'], unique=False)
+
     op.create_table('personal_access_tokens',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
@@ -71,21 +212,409 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_personal_access_tokens_token_hash'), ['token_hash'], unique=True)
         batch_op.create_index(batch_op.f('ix_personal_access_tokens_user_id'), ['user_id'], unique=False)
 
+    op.create_table('predictions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('request_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('deployment_id', sa.Integer(), nullable=False),
+    sa.Column('model_version_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('inputs', sa.JSON(), nullable=True),
+    sa.Column('prediction', sa.JSON(), nullable=True),
+    sa.Column('shadow_model_version_id', sa.Integer(), nullable=True),
+    sa.Column('shadow_prediction', sa.JSON(), nullable=True),
+    sa.Column('latency_ms', sa.Float(), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('error', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+    sa.Column('label', sa.JSON(), nullable=True),
+    sa.Column('labelled_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['deployment_id'], ['deployments.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('predictions', schema=None) as batch_op:
+        batch_op.create_index('ix_predictions_dep_created', ['deployment_id', 'created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_predictions_model_version_id'), ['model_version_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_predictions_request_id'), ['request_id'], unique=True)
+        batch_op.create_index(batch_op.f('ix_predictions_status'), ['status'], unique=False)
+
+    op.create_table('use_cases',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('title', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('problem_statement', sqlmodel.sql.sqltypes.AutoString(length=5000), nullable=False),
+    sa.Column('objectives', sqlmodel.sql.sqltypes.AutoString(length=5000), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('owner_id', sa.Integer(), nullable=False),
+    sa.Column('priority', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('target_date', sa.Date(), nullable=True),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('updated_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], ),
+    sa.ForeignKeyConstraint(['owner_id'], ['users.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('use_cases', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_use_cases_created_at'), ['created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_use_cases_owner_id'), ['owner_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_use_cases_status'), ['status'], unique=False)
+        batch_op.create_index(batch_op.f('ix_use_cases_title'), ['title'], unique=True)
+
+    op.create_table('kpis',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('use_case_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('metric', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('direction', sqlmodel.sql.sqltypes.AutoString(length=2), nullable=False),
+    sa.Column('target', sa.Float(), nullable=False),
+    sa.Column('warning', sa.Float(), nullable=True),
+    sa.Column('unit', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('baseline', sa.Float(), nullable=True),
+    sa.Column('created_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['use_case_id'], ['use_cases.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('use_case_id', 'name', name='uq_kpi_name')
+    )
+    with op.batch_alter_table('kpis', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_kpis_use_case_id'), ['use_case_id'], unique=False)
+
+    op.create_table('registered_models',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('use_case_id', sa.Integer(), nullable=True),
+    sa.Column('description', sqlmodel.sql.sqltypes.AutoString(length=5000), nullable=False),
+    sa.Column('created_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['use_case_id'], ['use_cases.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('registered_models', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_registered_models_name'), ['name'], unique=True)
+        batch_op.create_index(batch_op.f('ix_registered_models_use_case_id'), ['use_case_id'], unique=False)
+
+    op.create_table('runs',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('use_case_id', sa.Integer(), nullable=True),
+    sa.Column('dataset_version_id', sa.Integer(), nullable=True),
+    sa.Column('dataset_hash', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('task', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('target', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('algorithm', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('config', sa.JSON(), nullable=False),
+    sa.Column('params', sa.JSON(), nullable=False),
+    sa.Column('tags', sa.JSON(), nullable=False),
+    sa.Column('seed', sa.Integer(), nullable=True),
+    sa.Column('code_version', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('package_versions', sa.JSON(), nullable=False),
+    sa.Column('input_schema', sa.JSON(), nullable=True),
+    sa.Column('model_artifact_key', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+    sa.Column('job_id', sa.Integer(), nullable=True),
+    sa.Column('progress', sa.Float(), nullable=False),
+    sa.Column('progress_message', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('reproduced_from_run_id', sa.Integer(), nullable=True),
+    sa.Column('triggered_by_alert_id', sa.Integer(), nullable=True),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('started_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('finished_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('duration_seconds', sa.Float(), nullable=True),
+    sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], ),
+    sa.ForeignKeyConstraint(['reproduced_from_run_id'], ['runs.id'], ),
+    sa.ForeignKeyConstraint(['use_case_id'], ['use_cases.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('runs', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_runs_algorithm'), ['algorithm'], unique=False)
+        batch_op.create_index('ix_runs_created', ['created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_runs_created_by'), ['created_by'], unique=False)
+        batch_op.create_index(batch_op.f('ix_runs_dataset_version_id'), ['dataset_version_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_runs_job_id'), ['job_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_runs_source'), ['source'], unique=False)
+        batch_op.create_index(batch_op.f('ix_runs_status'), ['status'], unique=False)
+        batch_op.create_index(batch_op.f('ix_runs_triggered_by_alert_id'), ['triggered_by_alert_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_runs_use_case_id'), ['use_case_id'], unique=False)
+        batch_op.create_index('ix_runs_use_case_status', ['use_case_id', 'status'], unique=False)
+
+    op.create_table('use_case_members',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('use_case_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('role', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.ForeignKeyConstraint(['use_case_id'], ['use_cases.id'], ),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('use_case_id', 'user_id', 'role', name='uq_use_case_member')
+    )
+    with op.batch_alter_table('use_case_members', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_use_case_members_use_case_id'), ['use_case_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_use_case_members_user_id'), ['user_id'], unique=False)
+
+    op.create_table('use_case_tags',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('use_case_id', sa.Integer(), nullable=False),
+    sa.Column('tag', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['use_case_id'], ['use_cases.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('use_case_id', 'tag', name='uq_use_case_tag')
+    )
+    with op.batch_alter_table('use_case_tags', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_use_case_tags_tag'), ['tag'], unique=False)
+        batch_op.create_index(batch_op.f('ix_use_case_tags_use_case_id'), ['use_case_id'], unique=False)
+
+    op.create_table('use_case_transitions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('use_case_id', sa.Integer(), nullable=False),
+    sa.Column('from_status', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+    sa.Column('to_status', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('by_username', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+    sa.ForeignKeyConstraint(['use_case_id'], ['use_cases.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('use_case_transitions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_use_case_transitions_use_case_id'), ['use_case_id'], unique=False)
+
+    op.create_table('kpi_readings',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('kpi_id', sa.Integer(), nullable=False),
+    sa.Column('value', sa.Float(), nullable=False),
+    sa.Column('measured_on', sa.Date(), nullable=False),
+    sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+    sa.Column('by_username', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['kpi_id'], ['kpis.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('kpi_readings', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_kpi_readings_kpi_id'), ['kpi_id'], unique=False)
+        batch_op.create_index('ix_kpi_readings_kpi_on', ['kpi_id', 'measured_on'], unique=False)
+
+    op.create_table('model_versions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('model_id', sa.Integer(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('run_id', sa.Integer(), nullable=False),
+    sa.Column('use_case_id', sa.Integer(), nullable=True),
+    sa.Column('dataset_version_id', sa.Integer(), nullable=True),
+    sa.Column('artifact_key', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+    sa.Column('task', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('target', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('input_schema', sa.JSON(), nullable=False),
+    sa.Column('metrics', sa.JSON(), nullable=False),
+    sa.Column('card', sa.JSON(), nullable=False),
+    sa.Column('created_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['model_id'], ['registered_models.id'], ),
+    sa.ForeignKeyConstraint(['run_id'], ['runs.id'], ),
+    sa.ForeignKeyConstraint(['use_case_id'], ['use_cases.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('model_id', 'version', name='uq_model_version')
+    )
+    with op.batch_alter_table('model_versions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_model_versions_dataset_version_id'), ['dataset_version_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_model_versions_model_id'), ['model_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_model_versions_run_id'), ['run_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_model_versions_use_case_id'), ['use_case_id'], unique=False)
+
+    op.create_table('run_artifacts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('run_id', sa.Integer(), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('artifact_key', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+    sa.Column('media_type', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('size_bytes', sa.Integer(), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['run_id'], ['runs.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('run_id', 'name', name='uq_run_artifact_name')
+    )
+    with op.batch_alter_table('run_artifacts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_run_artifacts_run_id'), ['run_id'], unique=False)
+
+    op.create_table('run_latest_metrics',
+    sa.Column('run_id', sa.Integer(), nullable=False),
+    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('value', sa.Float(), nullable=False),
+    sa.Column('step', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['run_id'], ['runs.id'], ),
+    sa.PrimaryKeyConstraint('run_id', 'key')
+    )
+    with op.batch_alter_table('run_latest_metrics', schema=None) as batch_op:
+        batch_op.create_index('ix_run_latest_key_value', ['key', 'value'], unique=False)
+
+    op.create_table('run_metrics',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('run_id', sa.Integer(), nullable=False),
+    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('value', sa.Float(), nullable=False),
+    sa.Column('step', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['run_id'], ['runs.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('run_metrics', schema=None) as batch_op:
+        batch_op.create_index('ix_run_metrics_run_key', ['run_id', 'key', 'step'], unique=False)
+
+    op.create_table('model_aliases',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('model_id', sa.Integer(), nullable=False),
+    sa.Column('alias', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('model_version_id', sa.Integer(), nullable=False),
+    sa.Column('updated_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['model_id'], ['registered_models.id'], ),
+    sa.ForeignKeyConstraint(['model_version_id'], ['model_versions.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('model_id', 'alias', name='uq_model_alias')
+    )
+    with op.batch_alter_table('model_aliases', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_model_aliases_model_id'), ['model_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_model_aliases_model_version_id'), ['model_version_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('model_aliases', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_model_aliases_model_version_id'))
+        batch_op.drop_index(batch_op.f('ix_model_aliases_model_id'))
+
+    op.drop_table('model_aliases')
+    with op.batch_alter_table('run_metrics', schema=None) as batch_op:
+        batch_op.drop_index('ix_run_metrics_run_key')
+
+    op.drop_table('run_metrics')
+    with op.batch_alter_table('run_latest_metrics', schema=None) as batch_op:
+        batch_op.drop_index('ix_run_latest_key_value')
+
+    op.drop_table('run_latest_metrics')
+    with op.batch_alter_table('run_artifacts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_run_artifacts_run_id'))
+
+    op.drop_table('run_artifacts')
+    with op.batch_alter_table('model_versions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_model_versions_use_case_id'))
+        batch_op.drop_index(batch_op.f('ix_model_versions_run_id'))
+        batch_op.drop_index(batch_op.f('ix_model_versions_model_id'))
+        batch_op.drop_index(batch_op.f('ix_model_versions_dataset_version_id'))
+
+    op.drop_table('model_versions')
+    with op.batch_alter_table('kpi_readings', schema=None) as batch_op:
+        batch_op.drop_index('ix_kpi_readings_kpi_on')
+        batch_op.drop_index(batch_op.f('ix_kpi_readings_kpi_id'))
+
+    op.drop_table('kpi_readings')
+    with op.batch_alter_table('use_case_transitions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_use_case_transitions_use_case_id'))
+
+    op.drop_table('use_case_transitions')
+    with op.batch_alter_table('use_case_tags', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_use_case_tags_use_case_id'))
+        batch_op.drop_index(batch_op.f('ix_use_case_tags_tag'))
+
+    op.drop_table('use_case_tags')
+    with op.batch_alter_table('use_case_members', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_use_case_members_user_id'))
+        batch_op.drop_index(batch_op.f('ix_use_case_members_use_case_id'))
+
+    op.drop_table('use_case_members')
+    with op.batch_alter_table('runs', schema=None) as batch_op:
+        batch_op.drop_index('ix_runs_use_case_status')
+        batch_op.drop_index(batch_op.f('ix_runs_use_case_id'))
+        batch_op.drop_index(batch_op.f('ix_runs_triggered_by_alert_id'))
+        batch_op.drop_index(batch_op.f('ix_runs_status'))
+        batch_op.drop_index(batch_op.f('ix_runs_source'))
+        batch_op.drop_index(batch_op.f('ix_runs_job_id'))
+        batch_op.drop_index(batch_op.f('ix_runs_dataset_version_id'))
+        batch_op.drop_index(batch_op.f('ix_runs_created_by'))
+        batch_op.drop_index('ix_runs_created')
+        batch_op.drop_index(batch_op.f('ix_runs_algorithm'))
+
+    op.drop_table('runs')
+    with op.batch_alter_table('registered_models', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_registered_models_use_case_id'))
+        batch_op.drop_index(batch_op.f('ix_registered_models_name'))
+
+    op.drop_table('registered_models')
+    with op.batch_alter_table('kpis', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_kpis_use_case_id'))
+
+    op.drop_table('kpis')
+    with op.batch_alter_table('use_cases', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_use_cases_title'))
+        batch_op.drop_index(batch_op.f('ix_use_cases_status'))
+        batch_op.drop_index(batch_op.f('ix_use_cases_owner_id'))
+        batch_op.drop_index(batch_op.f('ix_use_cases_created_at'))
+
+    op.drop_table('use_cases')
+    with op.batch_alter_table('predictions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_predictions_status'))
+        batch_op.drop_index(batch_op.f('ix_predictions_request_id'))
+        batch_op.drop_index(batch_op.f('ix_predictions_model_version_id'))
+        batch_op.drop_index('ix_predictions_dep_created')
+
+    op.drop_table('predictions')
     with op.batch_alter_table('personal_access_tokens', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_personal_access_tokens_user_id'))
         batch_op.drop_index(batch_op.f('ix_personal_access_tokens_token_hash'))
 
     op.drop_table('personal_access_tokens')
+    with op.batch_alter_table('inbox_items', schema=None) as batch_op:
+        batch_op.drop_index('ix_inbox_user_read')
+        batch_op.drop_index(batch_op.f('ix_inbox_items_user_id'))
+        batch_op.drop_index(batch_op.f('ix_inbox_items_created_at'))
+
+    op.drop_table('inbox_items')
+    with op.batch_alter_table('deployment_requests', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_deployment_requests_status'))
+        batch_op.drop_index(batch_op.f('ix_deployment_requests_model_version_id'))
+        batch_op.drop_index(batch_op.f('ix_deployment_requests_deployment_id'))
+        batch_op.drop_index(batch_op.f('ix_deployment_requests_created_at'))
+
+    op.drop_table('deployment_requests')
+    with op.batch_alter_table('deployment_events', schema=None) as batch_op:
+        batch_op.drop_index('ix_deployment_events_dep_at')
+
+    op.drop_table('deployment_events')
+    with op.batch_alter_table('comments', schema=None) as batch_op:
+        batch_op.drop_index('ix_comments_entity')
+
+    op.drop_table('comments')
+    with op.batch_alter_table('api_keys', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_api_keys_key_hash'))
+        batch_op.drop_index(batch_op.f('ix_api_keys_deployment_id'))
+
+    op.drop_table('api_keys')
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_users_username'))
         batch_op.drop_index(batch_op.f('ix_users_role'))
 
     op.drop_table('users')
+    with op.batch_alter_table('signoffs', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_signoffs_status'))
+        batch_op.drop_index('ix_signoffs_entity')
+        batch_op.drop_index(batch_op.f('ix_signoffs_assignee_username'))
+        batch_op.drop_index(batch_op.f('ix_signoffs_assignee_role'))
+
+    op.drop_table('signoffs')
+    with op.batch_alter_table('deployments', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_deployments_use_case_id'))
+        batch_op.drop_index(batch_op.f('ix_deployments_name'))
+        batch_op.drop_index(batch_op.f('ix_deployments_model_version_id'))
+        batch_op.drop_index(batch_op.f('ix_deployments_environment'))
+
+    op.drop_table('deployments')
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_events_actor_username'))
         batch_op.drop_index(batch_op.f('ix_audit_events_actor_id'))

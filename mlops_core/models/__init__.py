@@ -3,3 +3,4 @@
 from .audit import AuditEvent  # noqa: F401
 from .users import PersonalAccessToken, User  # noqa: F401
 # stage modules (one line each):
+from .experiments import ModelAlias, ModelVersion, RegisteredModel, Run, RunArtifact, RunLatestMetric, RunMetric  # noqa: F401
