@@ -3,4 +3,10 @@
 from .audit import AuditEvent  # noqa: F401
 from .users import PersonalAccessToken, User  # noqa: F401
 # stage modules (one line each):
+from .datasets import Dataset, DatasetSchema, DatasetVersion, IngestionRun, IngestionSource  # noqa: F401
+from .usecases import Kpi, KpiReading, UseCase, UseCaseMember, UseCaseTag, UseCaseTransition  # noqa: F401
+from .collab import Comment, InboxItem, Signoff  # noqa: F401
+from .deployments import ApiKey, Deployment, DeploymentEvent, DeploymentRequest, Prediction  # noqa: F401
 from .experiments import ModelAlias, ModelVersion, RegisteredModel, Run, RunArtifact, RunLatestMetric, RunMetric  # noqa: F401
+from .jobs import Job, Lease, Schedule, Worker  # noqa: F401
+from .monitoring import Alert, Monitor, MonitorCheck, MonitorCheckColumn, RetrainingProposal  # noqa: F401
