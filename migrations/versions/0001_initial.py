@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 07:11:48.190730
+Create Date: 2026-11-26 07:12:12.350121
 """
 from alembic import op
 import sqlalchemy as sa
@@ -75,29 +75,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_audit_events_action'), ['action'], unique=False)
         batch_op.create_index(batch_op.f('ix_audit_events_actor_id'), ['actor_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_audit_events_actor_username'), ['actor_username'], unique=False)
-
-    op.create_table('deployments',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('use_case_id', sa.Integer(), nullable=True),
-    sa.Column('environment', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('model_version_id', sa.Integer(), nullable=True),
-    sa.Column('deployed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
-    sa.Column('canary_model_version_id', sa.Integer(), nullable=True),
-    sa.Column('canary_share', sa.Float(), nullable=False),
-    sa.Column('regression_tolerance', sa.Float(), nullable=False),
-    sa.Column('generation', sa.Integer(), nullable=False),
-    sa.Column('description', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
-    sa.Column('created_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-    sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('id')
-    )
-    with op.batch_alter_table('deployments', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_deployments_environment'), ['environment'], unique=False)
-        batch_op.create_index(batch_op.f('ix_deployments_model_version_id'), ['model_version_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_deployments_name'), ['name'], unique=True)
-        batch_op.create_index(batch_op.f('ix_deployments_use_case_id'), ['use_case_id'], unique=False)
 
     op.create_table('jobs',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -212,23 +189,6 @@ def upgrade() -> None:
     with op.batch_alter_table('workers', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_workers_name'), ['name'], unique=True)
 
-    op.create_table('api_keys',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('deployment_id', sa.Integer(), nullable=False),
-    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-    sa.Column('key_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('prefix', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('created_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-    sa.Column('revoked_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
-    sa.Column('revoked_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-    sa.ForeignKeyConstraint(['deployment_id'], ['deployments.id'], ),
-    sa.PrimaryKeyConstraint('id')
-    )
-    with op.batch_alter_table('api_keys', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_api_keys_deployment_id'), ['deployment_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_api_keys_key_hash'), ['key_hash'], unique=True)
-
     op.create_table('comments',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('entity_type', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -261,49 +221,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_datasets_name'), ['name'], unique=True)
         batch_op.create_index(batch_op.f('ix_datasets_use_case_id'), ['use_case_id'], unique=False)
 
-    op.create_table('deployment_events',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('deployment_id', sa.Integer(), nullable=False),
-    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-    sa.Column('from_model_version_id', sa.Integer(), nullable=True),
-    sa.Column('to_model_version_id', sa.Integer(), nullable=True),
-    sa.Column('request_id', sa.Integer(), nullable=True),
-    sa.Column('actor_username', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
-    sa.Column('at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['deployment_id'], ['deployments.id'], ),
-    sa.PrimaryKeyConstraint('id')
-    )
-    with op.batch_alter_table('deployment_events', schema=None) as batch_op:
-        batch_op.create_index('ix_deployment_events_dep_at', ['deployment_id', 'at'], unique=False)
-
-    op.create_table('deployment_requests',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('deployment_id', sa.Integer(), nullable=False),
-    sa.Column('model_version_id', sa.Integer(), nullable=False),
-    sa.Column('environment', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('requested_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('gates', sa.JSON(), nullable=False),
-    sa.Column('gates_evaluated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-    sa.Column('evidence_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('evidence', sa.JSON(), nullable=False),
-    sa.Column('signoff_id', sa.Integer(), nullable=True),
-    sa.Column('override_reason', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
-    sa.Column('overridden_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-    sa.Column('decided_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-    sa.Column('decided_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
-    sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
-    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['deployment_id'], ['deployments.id'], ),
-    sa.PrimaryKeyConstraint('id')
-    )
-    with op.batch_alter_table('deployment_requests', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_deployment_requests_created_at'), ['created_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_deployment_requests_deployment_id'), ['deployment_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_deployment_requests_model_version_id'), ['model_version_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_deployment_requests_status'), ['status'], unique=False)
-
     op.create_table('inbox_items',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
@@ -322,38 +239,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_inbox_items_user_id'), ['user_id'], unique=False)
         batch_op.create_index('ix_inbox_user_read', ['user_id', 'read_at'], unique=False)
 
-    op.create_table('monitors',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('deployment_id', sa.Integer(), nullable=False),
-    sa.Column('deployment_name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-    sa.Column('use_case_id', sa.Integer(), nullable=True),
-    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
-    sa.Column('window_kind', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('window_size', sa.Integer(), nullable=False),
-    sa.Column('schedule_seconds', sa.Integer(), nullable=True),
-    sa.Column('columns', sa.JSON(), nullable=True),
-    sa.Column('method_overrides', sa.JSON(), nullable=False),
-    sa.Column('threshold_overrides', sa.JSON(), nullable=False),
-    sa.Column('drift_share', sa.Float(), nullable=False),
-    sa.Column('watch_kpis', sa.JSON(), nullable=True),
-    sa.Column('max_error_rate', sa.Float(), nullable=True),
-    sa.Column('max_latency_p95_ms', sa.Float(), nullable=True),
-    sa.Column('min_label_coverage', sa.Float(), nullable=True),
-    sa.Column('retraining_policy', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('enabled', sa.Boolean(), nullable=False),
-    sa.Column('version', sa.Integer(), nullable=False),
-    sa.Column('created_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-    sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-    sa.ForeignKeyConstraint(['deployment_id'], ['deployments.id'], ),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('deployment_id', 'name', name='uq_monitor_name')
-    )
-    with op.batch_alter_table('monitors', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_monitors_deployment_id'), ['deployment_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_monitors_deployment_name'), ['deployment_name'], unique=False)
-        batch_op.create_index(batch_op.f('ix_monitors_use_case_id'), ['use_case_id'], unique=False)
-
     op.create_table('personal_access_tokens',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
@@ -369,61 +254,6 @@ def upgrade() -> None:
     with op.batch_alter_table('personal_access_tokens', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_personal_access_tokens_token_hash'), ['token_hash'], unique=True)
         batch_op.create_index(batch_op.f('ix_personal_access_tokens_user_id'), ['user_id'], unique=False)
-
-    op.create_table('predictions',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('request_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('deployment_id', sa.Integer(), nullable=False),
-    sa.Column('model_version_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('inputs', sa.JSON(), nullable=True),
-    sa.Column('prediction', sa.JSON(), nullable=True),
-    sa.Column('shadow_model_version_id', sa.Integer(), nullable=True),
-    sa.Column('shadow_prediction', sa.JSON(), nullable=True),
-    sa.Column('latency_ms', sa.Float(), nullable=False),
-    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('error', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
-    sa.Column('label', sa.JSON(), nullable=True),
-    sa.Column('labelled_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
-    sa.ForeignKeyConstraint(['deployment_id'], ['deployments.id'], ),
-    sa.PrimaryKeyConstraint('id')
-    )
-    with op.batch_alter_table('predictions', schema=None) as batch_op:
-        batch_op.create_index('ix_predictions_dep_created', ['deployment_id', 'created_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_predictions_model_version_id'), ['model_version_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_predictions_request_id'), ['request_id'], unique=True)
-        batch_op.create_index(batch_op.f('ix_predictions_status'), ['status'], unique=False)
-
-    op.create_table('retraining_proposals',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('alert_id', sa.Integer(), nullable=False),
-    sa.Column('deployment_id', sa.Integer(), nullable=False),
-    sa.Column('deployment_name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-    sa.Column('use_case_id', sa.Integer(), nullable=True),
-    sa.Column('policy', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('champion_model_version_id', sa.Integer(), nullable=True),
-    sa.Column('base_run_id', sa.Integer(), nullable=True),
-    sa.Column('dataset_version_id', sa.Integer(), nullable=True),
-    sa.Column('config', sa.JSON(), nullable=False),
-    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
-    sa.Column('run_id', sa.Integer(), nullable=True),
-    sa.Column('model_version_id', sa.Integer(), nullable=True),
-    sa.Column('gate_summary', sa.JSON(), nullable=False),
-    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-    sa.Column('decided_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-    sa.Column('decided_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
-    sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
-    sa.ForeignKeyConstraint(['alert_id'], ['alerts.id'], ),
-    sa.ForeignKeyConstraint(['deployment_id'], ['deployments.id'], ),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('alert_id', name='uq_retraining_alert')
-    )
-    with op.batch_alter_table('retraining_proposals', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_retraining_proposals_deployment_id'), ['deployment_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_retraining_proposals_run_id'), ['run_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_retraining_proposals_state'), ['state'], unique=False)
 
     op.create_table('use_cases',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -505,45 +335,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('kpis', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_kpis_use_case_id'), ['use_case_id'], unique=False)
-
-    op.create_table('monitor_checks',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('monitor_id', sa.Integer(), nullable=False),
-    sa.Column('deployment_id', sa.Integer(), nullable=False),
-    sa.Column('model_version_id', sa.Integer(), nullable=True),
-    sa.Column('reference_dataset_version_id', sa.Integer(), nullable=True),
-    sa.Column('started_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-    sa.Column('finished_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
-    sa.Column('duration_ms', sa.Float(), nullable=True),
-    sa.Column('triggered_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('error', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
-    sa.Column('window_start', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
-    sa.Column('window_end', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
-    sa.Column('n_rows', sa.Integer(), nullable=False),
-    sa.Column('n_reference_rows', sa.Integer(), nullable=False),
-    sa.Column('dataset_drifted', sa.Boolean(), nullable=True),
-    sa.Column('drift_share', sa.Float(), nullable=True),
-    sa.Column('n_drifted_columns', sa.Integer(), nullable=True),
-    sa.Column('n_columns', sa.Integer(), nullable=True),
-    sa.Column('prediction_drifted', sa.Boolean(), nullable=True),
-    sa.Column('drift', sa.JSON(), nullable=False),
-    sa.Column('performance', sa.JSON(), nullable=False),
-    sa.Column('kpis', sa.JSON(), nullable=False),
-    sa.Column('kpi_status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('health', sa.JSON(), nullable=False),
-    sa.Column('health_status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('label_coverage', sa.Float(), nullable=True),
-    sa.Column('n_unlabelled', sa.Integer(), nullable=True),
-    sa.Column('label_delay_p50_s', sa.Float(), nullable=True),
-    sa.Column('label_delay_max_s', sa.Float(), nullable=True),
-    sa.Column('report_key', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
-    sa.ForeignKeyConstraint(['monitor_id'], ['monitors.id'], ),
-    sa.PrimaryKeyConstraint('id')
-    )
-    with op.batch_alter_table('monitor_checks', schema=None) as batch_op:
-        batch_op.create_index('ix_monitor_checks_deployment_started', ['deployment_id', 'started_at'], unique=False)
-        batch_op.create_index('ix_monitor_checks_monitor_started', ['monitor_id', 'started_at'], unique=False)
 
     op.create_table('registered_models',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -727,21 +518,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_model_versions_run_id'), ['run_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_model_versions_use_case_id'), ['use_case_id'], unique=False)
 
-    op.create_table('monitor_check_columns',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('check_id', sa.Integer(), nullable=False),
-    sa.Column('column', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-    sa.Column('column_type', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('method', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-    sa.Column('score', sa.Float(), nullable=True),
-    sa.Column('threshold', sa.Float(), nullable=False),
-    sa.Column('drifted', sa.Boolean(), nullable=False),
-    sa.ForeignKeyConstraint(['check_id'], ['monitor_checks.id'], ),
-    sa.PrimaryKeyConstraint('id')
-    )
-    with op.batch_alter_table('monitor_check_columns', schema=None) as batch_op:
-        batch_op.create_index('ix_monitor_check_columns_check', ['check_id'], unique=False)
-
     op.create_table('run_artifacts',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('run_id', sa.Integer(), nullable=False),
@@ -781,6 +557,32 @@ def upgrade() -> None:
     with op.batch_alter_table('run_metrics', schema=None) as batch_op:
         batch_op.create_index('ix_run_metrics_run_key', ['run_id', 'key', 'step'], unique=False)
 
+    op.create_table('deployments',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('use_case_id', sa.Integer(), nullable=True),
+    sa.Column('environment', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('model_version_id', sa.Integer(), nullable=True),
+    sa.Column('deployed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('canary_model_version_id', sa.Integer(), nullable=True),
+    sa.Column('canary_share', sa.Float(), nullable=False),
+    sa.Column('regression_tolerance', sa.Float(), nullable=False),
+    sa.Column('generation', sa.Integer(), nullable=False),
+    sa.Column('description', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+    sa.Column('created_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['canary_model_version_id'], ['model_versions.id'], ),
+    sa.ForeignKeyConstraint(['model_version_id'], ['model_versions.id'], ),
+    sa.ForeignKeyConstraint(['use_case_id'], ['use_cases.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('deployments', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_deployments_environment'), ['environment'], unique=False)
+        batch_op.create_index(batch_op.f('ix_deployments_model_version_id'), ['model_version_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_deployments_name'), ['name'], unique=True)
+        batch_op.create_index(batch_op.f('ix_deployments_use_case_id'), ['use_case_id'], unique=False)
+
     op.create_table('ingestion_runs',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('source_id', sa.Integer(), nullable=False),
@@ -814,11 +616,257 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_model_aliases_model_id'), ['model_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_model_aliases_model_version_id'), ['model_version_id'], unique=False)
 
+    op.create_table('api_keys',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('deployment_id', sa.Integer(), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('key_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('prefix', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('created_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('revoked_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('revoked_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.ForeignKeyConstraint(['deployment_id'], ['deployments.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('api_keys', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_api_keys_deployment_id'), ['deployment_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_api_keys_key_hash'), ['key_hash'], unique=True)
+
+    op.create_table('deployment_events',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('deployment_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('from_model_version_id', sa.Integer(), nullable=True),
+    sa.Column('to_model_version_id', sa.Integer(), nullable=True),
+    sa.Column('request_id', sa.Integer(), nullable=True),
+    sa.Column('actor_username', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+    sa.Column('at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['deployment_id'], ['deployments.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('deployment_events', schema=None) as batch_op:
+        batch_op.create_index('ix_deployment_events_dep_at', ['deployment_id', 'at'], unique=False)
+
+    op.create_table('deployment_requests',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('deployment_id', sa.Integer(), nullable=False),
+    sa.Column('model_version_id', sa.Integer(), nullable=False),
+    sa.Column('environment', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('requested_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('gates', sa.JSON(), nullable=False),
+    sa.Column('gates_evaluated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('evidence_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('evidence', sa.JSON(), nullable=False),
+    sa.Column('signoff_id', sa.Integer(), nullable=True),
+    sa.Column('override_reason', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+    sa.Column('overridden_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('decided_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('decided_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['deployment_id'], ['deployments.id'], ),
+    sa.ForeignKeyConstraint(['model_version_id'], ['model_versions.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('deployment_requests', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_deployment_requests_created_at'), ['created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_deployment_requests_deployment_id'), ['deployment_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_deployment_requests_model_version_id'), ['model_version_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_deployment_requests_status'), ['status'], unique=False)
+
+    op.create_table('monitors',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('deployment_id', sa.Integer(), nullable=False),
+    sa.Column('deployment_name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('use_case_id', sa.Integer(), nullable=True),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+    sa.Column('window_kind', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('window_size', sa.Integer(), nullable=False),
+    sa.Column('schedule_seconds', sa.Integer(), nullable=True),
+    sa.Column('columns', sa.JSON(), nullable=True),
+    sa.Column('method_overrides', sa.JSON(), nullable=False),
+    sa.Column('threshold_overrides', sa.JSON(), nullable=False),
+    sa.Column('drift_share', sa.Float(), nullable=False),
+    sa.Column('watch_kpis', sa.JSON(), nullable=True),
+    sa.Column('max_error_rate', sa.Float(), nullable=True),
+    sa.Column('max_latency_p95_ms', sa.Float(), nullable=True),
+    sa.Column('min_label_coverage', sa.Float(), nullable=True),
+    sa.Column('retraining_policy', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('enabled', sa.Boolean(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('created_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['deployment_id'], ['deployments.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('deployment_id', 'name', name='uq_monitor_name')
+    )
+    with op.batch_alter_table('monitors', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_monitors_deployment_id'), ['deployment_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_monitors_deployment_name'), ['deployment_name'], unique=False)
+        batch_op.create_index(batch_op.f('ix_monitors_use_case_id'), ['use_case_id'], unique=False)
+
+    op.create_table('predictions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('request_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('deployment_id', sa.Integer(), nullable=False),
+    sa.Column('model_version_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('inputs', sa.JSON(), nullable=True),
+    sa.Column('prediction', sa.JSON(), nullable=True),
+    sa.Column('shadow_model_version_id', sa.Integer(), nullable=True),
+    sa.Column('shadow_prediction', sa.JSON(), nullable=True),
+    sa.Column('latency_ms', sa.Float(), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('error', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+    sa.Column('label', sa.JSON(), nullable=True),
+    sa.Column('labelled_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['deployment_id'], ['deployments.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('predictions', schema=None) as batch_op:
+        batch_op.create_index('ix_predictions_dep_created', ['deployment_id', 'created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_predictions_model_version_id'), ['model_version_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_predictions_request_id'), ['request_id'], unique=True)
+        batch_op.create_index(batch_op.f('ix_predictions_status'), ['status'], unique=False)
+
+    op.create_table('retraining_proposals',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('alert_id', sa.Integer(), nullable=False),
+    sa.Column('deployment_id', sa.Integer(), nullable=False),
+    sa.Column('deployment_name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('use_case_id', sa.Integer(), nullable=True),
+    sa.Column('policy', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('champion_model_version_id', sa.Integer(), nullable=True),
+    sa.Column('base_run_id', sa.Integer(), nullable=True),
+    sa.Column('dataset_version_id', sa.Integer(), nullable=True),
+    sa.Column('config', sa.JSON(), nullable=False),
+    sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+    sa.Column('run_id', sa.Integer(), nullable=True),
+    sa.Column('model_version_id', sa.Integer(), nullable=True),
+    sa.Column('gate_summary', sa.JSON(), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('decided_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('decided_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+    sa.ForeignKeyConstraint(['alert_id'], ['alerts.id'], ),
+    sa.ForeignKeyConstraint(['deployment_id'], ['deployments.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('alert_id', name='uq_retraining_alert')
+    )
+    with op.batch_alter_table('retraining_proposals', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_retraining_proposals_deployment_id'), ['deployment_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_retraining_proposals_run_id'), ['run_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_retraining_proposals_state'), ['state'], unique=False)
+
+    op.create_table('monitor_checks',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('monitor_id', sa.Integer(), nullable=False),
+    sa.Column('deployment_id', sa.Integer(), nullable=False),
+    sa.Column('model_version_id', sa.Integer(), nullable=True),
+    sa.Column('reference_dataset_version_id', sa.Integer(), nullable=True),
+    sa.Column('started_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('finished_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('duration_ms', sa.Float(), nullable=True),
+    sa.Column('triggered_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('error', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+    sa.Column('window_start', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('window_end', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('n_rows', sa.Integer(), nullable=False),
+    sa.Column('n_reference_rows', sa.Integer(), nullable=False),
+    sa.Column('dataset_drifted', sa.Boolean(), nullable=True),
+    sa.Column('drift_share', sa.Float(), nullable=True),
+    sa.Column('n_drifted_columns', sa.Integer(), nullable=True),
+    sa.Column('n_columns', sa.Integer(), nullable=True),
+    sa.Column('prediction_drifted', sa.Boolean(), nullable=True),
+    sa.Column('drift', sa.JSON(), nullable=False),
+    sa.Column('performance', sa.JSON(), nullable=False),
+    sa.Column('kpis', sa.JSON(), nullable=False),
+    sa.Column('kpi_status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('health', sa.JSON(), nullable=False),
+    sa.Column('health_status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('label_coverage', sa.Float(), nullable=True),
+    sa.Column('n_unlabelled', sa.Integer(), nullable=True),
+    sa.Column('label_delay_p50_s', sa.Float(), nullable=True),
+    sa.Column('label_delay_max_s', sa.Float(), nullable=True),
+    sa.Column('report_key', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+    sa.ForeignKeyConstraint(['monitor_id'], ['monitors.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('monitor_checks', schema=None) as batch_op:
+        batch_op.create_index('ix_monitor_checks_deployment_started', ['deployment_id', 'started_at'], unique=False)
+        batch_op.create_index('ix_monitor_checks_monitor_started', ['monitor_id', 'started_at'], unique=False)
+
+    op.create_table('monitor_check_columns',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('check_id', sa.Integer(), nullable=False),
+    sa.Column('column', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('column_type', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('method', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('score', sa.Float(), nullable=True),
+    sa.Column('threshold', sa.Float(), nullable=False),
+    sa.Column('drifted', sa.Boolean(), nullable=False),
+    sa.ForeignKeyConstraint(['check_id'], ['monitor_checks.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('monitor_check_columns', schema=None) as batch_op:
+        batch_op.create_index('ix_monitor_check_columns_check', ['check_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('monitor_check_columns', schema=None) as batch_op:
+        batch_op.drop_index('ix_monitor_check_columns_check')
+
+    op.drop_table('monitor_check_columns')
+    with op.batch_alter_table('monitor_checks', schema=None) as batch_op:
+        batch_op.drop_index('ix_monitor_checks_monitor_started')
+        batch_op.drop_index('ix_monitor_checks_deployment_started')
+
+    op.drop_table('monitor_checks')
+    with op.batch_alter_table('retraining_proposals', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_retraining_proposals_state'))
+        batch_op.drop_index(batch_op.f('ix_retraining_proposals_run_id'))
+        batch_op.drop_index(batch_op.f('ix_retraining_proposals_deployment_id'))
+
+    op.drop_table('retraining_proposals')
+    with op.batch_alter_table('predictions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_predictions_status'))
+        batch_op.drop_index(batch_op.f('ix_predictions_request_id'))
+        batch_op.drop_index(batch_op.f('ix_predictions_model_version_id'))
+        batch_op.drop_index('ix_predictions_dep_created')
+
+    op.drop_table('predictions')
+    with op.batch_alter_table('monitors', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_monitors_use_case_id'))
+        batch_op.drop_index(batch_op.f('ix_monitors_deployment_name'))
+        batch_op.drop_index(batch_op.f('ix_monitors_deployment_id'))
+
+    op.drop_table('monitors')
+    with op.batch_alter_table('deployment_requests', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_deployment_requests_status'))
+        batch_op.drop_index(batch_op.f('ix_deployment_requests_model_version_id'))
+        batch_op.drop_index(batch_op.f('ix_deployment_requests_deployment_id'))
+        batch_op.drop_index(batch_op.f('ix_deployment_requests_created_at'))
+
+    op.drop_table('deployment_requests')
+    with op.batch_alter_table('deployment_events', schema=None) as batch_op:
+        batch_op.drop_index('ix_deployment_events_dep_at')
+
+    op.drop_table('deployment_events')
+    with op.batch_alter_table('api_keys', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_api_keys_key_hash'))
+        batch_op.drop_index(batch_op.f('ix_api_keys_deployment_id'))
+
+    op.drop_table('api_keys')
     with op.batch_alter_table('model_aliases', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_model_aliases_model_version_id'))
         batch_op.drop_index(batch_op.f('ix_model_aliases_model_id'))
@@ -829,6 +877,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_ingestion_runs_source_id'))
 
     op.drop_table('ingestion_runs')
+    with op.batch_alter_table('deployments', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_deployments_use_case_id'))
+        batch_op.drop_index(batch_op.f('ix_deployments_name'))
+        batch_op.drop_index(batch_op.f('ix_deployments_model_version_id'))
+        batch_op.drop_index(batch_op.f('ix_deployments_environment'))
+
+    op.drop_table('deployments')
     with op.batch_alter_table('run_metrics', schema=None) as batch_op:
         batch_op.drop_index('ix_run_metrics_run_key')
 
@@ -841,10 +896,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_run_artifacts_run_id'))
 
     op.drop_table('run_artifacts')
-    with op.batch_alter_table('monitor_check_columns', schema=None) as batch_op:
-        batch_op.drop_index('ix_monitor_check_columns_check')
-
-    op.drop_table('monitor_check_columns')
     with op.batch_alter_table('model_versions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_model_versions_use_case_id'))
         batch_op.drop_index(batch_op.f('ix_model_versions_run_id'))
@@ -896,11 +947,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_registered_models_name'))
 
     op.drop_table('registered_models')
-    with op.batch_alter_table('monitor_checks', schema=None) as batch_op:
-        batch_op.drop_index('ix_monitor_checks_monitor_started')
-        batch_op.drop_index('ix_monitor_checks_deployment_started')
-
-    op.drop_table('monitor_checks')
     with op.batch_alter_table('kpis', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_kpis_use_case_id'))
 
@@ -920,47 +966,17 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_use_cases_created_at'))
 
     op.drop_table('use_cases')
-    with op.batch_alter_table('retraining_proposals', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_retraining_proposals_state'))
-        batch_op.drop_index(batch_op.f('ix_retraining_proposals_run_id'))
-        batch_op.drop_index(batch_op.f('ix_retraining_proposals_deployment_id'))
-
-    op.drop_table('retraining_proposals')
-    with op.batch_alter_table('predictions', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_predictions_status'))
-        batch_op.drop_index(batch_op.f('ix_predictions_request_id'))
-        batch_op.drop_index(batch_op.f('ix_predictions_model_version_id'))
-        batch_op.drop_index('ix_predictions_dep_created')
-
-    op.drop_table('predictions')
     with op.batch_alter_table('personal_access_tokens', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_personal_access_tokens_user_id'))
         batch_op.drop_index(batch_op.f('ix_personal_access_tokens_token_hash'))
 
     op.drop_table('personal_access_tokens')
-    with op.batch_alter_table('monitors', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_monitors_use_case_id'))
-        batch_op.drop_index(batch_op.f('ix_monitors_deployment_name'))
-        batch_op.drop_index(batch_op.f('ix_monitors_deployment_id'))
-
-    op.drop_table('monitors')
     with op.batch_alter_table('inbox_items', schema=None) as batch_op:
         batch_op.drop_index('ix_inbox_user_read')
         batch_op.drop_index(batch_op.f('ix_inbox_items_user_id'))
         batch_op.drop_index(batch_op.f('ix_inbox_items_created_at'))
 
     op.drop_table('inbox_items')
-    with op.batch_alter_table('deployment_requests', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_deployment_requests_status'))
-        batch_op.drop_index(batch_op.f('ix_deployment_requests_model_version_id'))
-        batch_op.drop_index(batch_op.f('ix_deployment_requests_deployment_id'))
-        batch_op.drop_index(batch_op.f('ix_deployment_requests_created_at'))
-
-    op.drop_table('deployment_requests')
-    with op.batch_alter_table('deployment_events', schema=None) as batch_op:
-        batch_op.drop_index('ix_deployment_events_dep_at')
-
-    op.drop_table('deployment_events')
     with op.batch_alter_table('datasets', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_datasets_use_case_id'))
         batch_op.drop_index(batch_op.f('ix_datasets_name'))
@@ -970,11 +986,6 @@ def downgrade() -> None:
         batch_op.drop_index('ix_comments_entity')
 
     op.drop_table('comments')
-    with op.batch_alter_table('api_keys', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_api_keys_key_hash'))
-        batch_op.drop_index(batch_op.f('ix_api_keys_deployment_id'))
-
-    op.drop_table('api_keys')
     with op.batch_alter_table('workers', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_workers_name'))
 
@@ -1002,13 +1013,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_jobs_created_at'))
 
     op.drop_table('jobs')
-    with op.batch_alter_table('deployments', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_deployments_use_case_id'))
-        batch_op.drop_index(batch_op.f('ix_deployments_name'))
-        batch_op.drop_index(batch_op.f('ix_deployments_model_version_id'))
-        batch_op.drop_index(batch_op.f('ix_deployments_environment'))
-
-    op.drop_table('deployments')
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_events_actor_username'))
         batch_op.drop_index(batch_op.f('ix_audit_events_actor_id'))

@@ -1,0 +1,52 @@
+"""Job kinds -> handler functions, as "module:function" strings (imported only by the job's process).
+
+A handler is `fn(ctx: mlops_core.jobs.JobContext) -> dict | None`: read `ctx.payload`, use
+`ctx.db`, report with `ctx.progress(fraction, message)`, call `ctx.check_cancelled()` between
+steps; the returned dict is stored as the job's result. Raise to fail the attempt (the
+worker records the traceback; jobs enqueued with max_attempts > 1 are retried).
+
+Stages add one line each. Keep this module free of heavy imports.
+"""
+from __future__ import annotations
+
+import time
+
+HANDLERS: dict[str, str] = {
+    # built-in kinds (tests, smoke checks, benchmarks)
+    "noop": "mlops_core.jobs.handlers:noop",
+    "sleep": "mlops_core.jobs.handlers:sleep",
+    "fail": "mlops_core.jobs.handlers:fail",
+    # stage kinds (one line each):
+}
+
+
+def noop(ctx) -> dict:
+    """Does nothing; returns its payload (used to measure job start latency)."""
+    return {"ok": True, "echo": ctx.payload.get("echo")}
+
+
+def sleep(ctx) -> dict:
+    """Sleeps `seconds` in small steps, reporting progress. With `ignore_cancel` it never looks at
+    cancellation (so the worker has to stop it); with `crash_at` it exits abruptly at that point."""
+    seconds = float(ctx.payload.get("seconds", 1.0))
+    ignore_cancel = bool(ctx.payload.get("ignore_cancel", False))
+    crash_at = ctx.payload.get("crash_at")
+    step = min(0.1, seconds) if seconds > 0 else 0
+    start = time.monotonic()
+    while (elapsed := time.monotonic() - start) < seconds:
+        if crash_at is not None and elapsed >= float(crash_at):
+            import os
+
+            os._exit(3)
+        if not ignore_cancel:
+            ctx.check_cancelled()
+        ctx.progress(elapsed / seconds, f"slept {elapsed:.1f} of {seconds:g} s")
+        time.sleep(step)
+    if not ignore_cancel:
+        ctx.check_cancelled()
+    return {"slept": seconds}
+
+
+def fail(ctx) -> None:
+    """Always raises (to test failure and retry)."""
+    raise RuntimeError(ctx.payload.get("message", "this job always fails"))
