@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 07:12:12.350121
+Create Date: 2026-11-26 07:12:32.472945
 """
 from alembic import op
 import sqlalchemy as sa
