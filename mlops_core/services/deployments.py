@@ -1,0 +1,775 @@
+"""Deployments (stage 4): gated promotion of model versions onto named endpoints, rollback, canary.
+
+Flow (DESIGN.md stage 4, issue 6):
+1. A data scientist *requests* a model version on an endpoint (`request_deployment`). The gates are
+   evaluated from evidence and stored with the request as a checklist; for production a business
+   sign-off is asked for, tied to the evidence hash (model version id + dataset version id + metrics).
+2. Ops *deploys* the request (`deploy`): the gates are evaluated again (a sign-off may have arrived
+   since, or the data may have changed); a failed gate blocks, unless an admin overrides with a reason.
+3. `rollback` returns the endpoint to the version it served before, in one action.
+
+The scoring service (mlops_core/serving) polls `deployments.generation` and hot-reloads.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import math
+import re
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
+
+from ..db import Database, utcnow
+from ..errors import Conflict, NotFound, PermissionDenied, ValidationError
+from ..models.deployments import (
+    ENVIRONMENTS,
+    ApiKey,
+    Deployment,
+    DeploymentEvent,
+    DeploymentEventPublic,
+    DeploymentPublic,
+    DeploymentRequest,
+    DeploymentRequestPublic,
+    GateResult,
+    Prediction,
+)
+from ..models.experiments import ModelVersion, RegisteredModel
+from . import audit
+from .auth import Actor, require
+from .overview import register_counter
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
+SIGNOFF_ENTITY = "model_version"
+GATE_SAMPLE_ROWS = 20
+
+register_counter(
+    "Deployment", "deployments serving",
+    lambda s: s.exec(select(func.count()).select_from(Deployment)
+                     .where(col(Deployment.model_version_id).is_not(None))).one(),
+)
+
+
+# --- small helpers ------------------------------------------------------------------------------
+
+def _optional(module: str):
+    """Another stage's service module, or None while it is not built."""
+    try:
+        if importlib.util.find_spec(module) is None:
+            return None
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
+
+def _public(d: Deployment) -> DeploymentPublic:
+    return DeploymentPublic.model_validate(d, from_attributes=True)
+
+
+def _request_public(r: DeploymentRequest, name: str = "") -> DeploymentRequestPublic:
+    data = r.model_dump()
+    data["gates"] = [GateResult(**g) for g in (r.gates or [])]
+    data["deployment_name"] = name
+    return DeploymentRequestPublic.model_validate(data)
+
+
+def _event_public(e: DeploymentEvent) -> DeploymentEventPublic:
+    return DeploymentEventPublic.model_validate(e, from_attributes=True)
+
+
+def check_name(name: str) -> str:
+    name = (name or "").strip()
+    if not NAME_RE.match(name):
+        raise ValidationError(
+            f"deployment name {name!r} is not allowed; use 2-63 characters: lower-case letters, digits and "
+            "'-', starting with a letter (it becomes the URL /v1/deployments/<name>/predict)"
+        )
+    return name
+
+
+def _get_row(s: Session, name: str) -> Deployment:
+    d = s.exec(select(Deployment).where(Deployment.name == name)).first()
+    if d is None:
+        names = s.exec(select(Deployment.name).order_by(Deployment.name)).all()
+        hint = f"; existing deployments: {', '.join(names)}" if names else "; none exists yet: request one first"
+        raise NotFound(f"no deployment named {name!r}{hint}")
+    return d
+
+
+def model_version_label(s: Session, model_version_id: int | None) -> str:
+    """"churn-classifier v3" for a model version id (or "—")."""
+    if model_version_id is None:
+        return "—"
+    row = s.exec(select(RegisteredModel.name, ModelVersion.version).join(
+        ModelVersion, col(ModelVersion.model_id) == col(RegisteredModel.id)).where(
+        ModelVersion.id == model_version_id)).first()
+    return f"{row[0]} v{row[1]}" if row else f"model version {model_version_id}"
+
+
+def version_labels(db: Database, ids: list[int | None]) -> dict[int, str]:
+    """Labels of several model versions in one query."""
+    ids = sorted({i for i in ids if i is not None})
+    if not ids:
+        return {}
+    with db.read() as s:
+        rows = s.exec(select(ModelVersion.id, RegisteredModel.name, ModelVersion.version).join(
+            RegisteredModel, col(ModelVersion.model_id) == col(RegisteredModel.id)).where(
+            col(ModelVersion.id).in_(ids))).all()
+    return {i: f"{n} v{v}" for i, n, v in rows}
+
+
+def _model_version(db: Database, model_version_id: int) -> dict[str, Any]:
+    """The model version as a dict (registry's public view when stage 3 provides it)."""
+    registry = _optional("mlops_core.services.registry")
+    if registry is not None and hasattr(registry, "get_model_version"):
+        return registry.get_model_version(db, model_version_id).model_dump()
+    with db.read() as s:
+        mv = s.get(ModelVersion, model_version_id)
+        if mv is None:
+            raise NotFound(f"no model version {model_version_id}; register one from a finished run first")
+        out = mv.model_dump()
+        out["model_name"] = model_version_label(s, model_version_id).rsplit(" v", 1)[0]
+        return out
+
+
+def load_model(db: Database, model_version_id: int):
+    """The fitted pipeline of a model version, loaded with skops (trusted types checked by the registry)."""
+    registry = _optional("mlops_core.services.registry")
+    if registry is None or not hasattr(registry, "load_model"):
+        raise ValidationError("the model registry is not available in this build; cannot load model versions")
+    return registry.load_model(db, model_version_id)
+
+
+def _run_test_metrics(db: Database, mv: dict[str, Any]) -> dict[str, float]:
+    """The run's test metrics (stage 3 `get_run`), or the version's snapshot of them."""
+    experiments = _optional("mlops_core.services.experiments")
+    if experiments is not None and hasattr(experiments, "get_run") and mv.get("run_id"):
+        try:
+            run = experiments.get_run(db, mv["run_id"])
+            if run.metrics:
+                return {k: float(v) for k, v in run.metrics.items()}
+        except NotFound:
+            pass
+    return {k: float(v) for k, v in (mv.get("metrics") or {}).items()}
+
+
+def signoff_evidence(db: Database, model_version_id: int) -> dict[str, Any]:
+    """What a business sign-off approves: if any of it changes, the sign-off no longer counts."""
+    mv = _model_version(db, model_version_id)
+    metrics = _run_test_metrics(db, mv)
+    return {
+        "model_version_id": int(model_version_id),
+        "dataset_version_id": mv.get("dataset_version_id"),
+        "metrics": {k: round(float(v), 6) for k, v in sorted(metrics.items())},
+    }
+
+
+def evidence_hash(evidence: dict[str, Any]) -> str:
+    collab = importlib.import_module("mlops_core.services.collab")
+    return collab.evidence_hash(evidence)
+
+
+# --- gates -------------------------------------------------------------------------------------
+
+def _gate(gate: str, title: str, status: str, detail: str, **evidence: Any) -> GateResult:
+    return GateResult(gate=gate, title=title, status=status, detail=detail, evidence=evidence)
+
+
+def _gate_data(db: Database, mv: dict[str, Any]) -> GateResult:
+    title = "Training data validated"
+    dv_id = mv.get("dataset_version_id")
+    if dv_id is None:
+        return _gate("data_validated", title, "failed",
+                     "the model version has no training dataset version (no lineage); register it from a run "
+                     "trained on a registered dataset version")
+    try:
+        from ..models.datasets import Dataset, DatasetVersion
+    except ImportError:
+        return _gate("data_validated", title, "failed", "the datasets stage is not available in this build")
+    with db.read() as s:
+        row = s.exec(select(DatasetVersion, Dataset.name).join(
+            Dataset, col(DatasetVersion.dataset_id) == col(Dataset.id)).where(DatasetVersion.id == dv_id)).first()
+    if row is None:
+        return _gate("data_validated", title, "failed", f"dataset version {dv_id} no longer exists",
+                     dataset_version_id=dv_id)
+    dv, dname = row
+    ref = f"{dname}@v{dv.version}"
+    link = {"dataset_version_id": dv_id, "dataset": ref, "status": dv.status}
+    if dv.status == "validated":
+        return _gate("data_validated", title, "passed", f"{ref} passed validation", **link)
+    if dv.status == "waived":
+        return _gate("data_validated", title, "waived", f"{ref} failed validation but was waived by a data engineer",
+                     **link)
+    return _gate("data_validated", title, "failed",
+                 f"{ref} has status {dv.status!r}; a data engineer must fix or waive it (Data page)", **link)
+
+
+def _gate_kpis(db: Database, mv: dict[str, Any], metrics: dict[str, float]) -> GateResult:
+    title = "Model KPIs met on the test metrics"
+    usecases = _optional("mlops_core.services.usecases")
+    uc = mv.get("use_case_id")
+    if uc is None or usecases is None:
+        return _gate("kpis_met", title, "failed",
+                     "the model version belongs to no use case, so there are no model KPIs to check it against")
+    checks = usecases.evaluate_metrics(db, uc, metrics)
+    if not checks:
+        return _gate("kpis_met", title, "failed",
+                     "the use case has no model KPIs; business must define at least one (Use cases page)",
+                     use_case_id=uc)
+    lines = [f"{c.kpi.metric} {c.kpi.direction} {c.kpi.target:g}: "
+             f"{'missing' if c.value is None else format(c.value, '.4g')} ({c.status})" for c in checks]
+    bad = [c for c in checks if c.status != "met"]
+    ev = {"use_case_id": uc, "run_id": mv.get("run_id"),
+          "checks": [{"metric": c.kpi.metric, "direction": c.kpi.direction, "target": c.kpi.target,
+                      "value": c.value, "status": c.status} for c in checks]}
+    if bad:
+        return _gate("kpis_met", title, "failed", "not met: " + "; ".join(
+            line for line, c in zip(lines, checks) if c.status != "met"), **ev)
+    return _gate("kpis_met", title, "passed", "; ".join(lines), **ev)
+
+
+def _gate_regression(db: Database, mv: dict[str, Any], metrics: dict[str, float],
+                     deployment: DeploymentPublic | None, tolerance: float) -> GateResult:
+    title = "No regression against production"
+    with db.read() as s:
+        q = select(Deployment).where(Deployment.environment == "production",
+                                     col(Deployment.model_version_id).is_not(None))
+        if deployment is not None and deployment.environment == "production":
+            q = q.where(Deployment.id == deployment.id)
+        elif mv.get("use_case_id") is not None:
+            q = q.where(Deployment.use_case_id == mv["use_case_id"])
+        else:
+            q = q.where(Deployment.id == -1)
+        current = s.exec(q.order_by(col(Deployment.deployed_at).desc())).first()
+        current_label = model_version_label(s, current.model_version_id) if current else ""
+    if current is None:
+        return _gate("no_regression", title, "passed", "nothing is in production yet: no champion to compare with",
+                     tolerance=tolerance)
+    if current.model_version_id == mv["id"]:
+        return _gate("no_regression", title, "passed", "this version is the one in production",
+                     champion_model_version_id=current.model_version_id, tolerance=tolerance)
+    champ = _run_test_metrics(db, _model_version(db, current.model_version_id))
+    usecases = _optional("mlops_core.services.usecases")
+    directions: dict[str, str] = {}
+    if usecases is not None and mv.get("use_case_id") is not None:
+        directions = {k.metric: k.direction for k in usecases.model_kpis(db, mv["use_case_id"])}
+    compared, worse = [], []
+    for metric, direction in directions.items():
+        a = metrics.get(metric, metrics.get(f"test_{metric}"))
+        b = champ.get(metric, champ.get(f"test_{metric}"))
+        if a is None or b is None:
+            continue
+        delta = (a - b) if direction == ">=" else (b - a)  # positive = better
+        compared.append({"metric": metric, "candidate": a, "champion": b, "change": round(delta, 6)})
+        if delta < -tolerance:
+            worse.append(f"{metric} {a:.4g} vs {b:.4g} in production (worse by {abs(delta):.4g} > tolerance "
+                         f"{tolerance:g})")
+    ev = {"champion_model_version_id": current.model_version_id, "champion": current_label,
+          "deployment": current.name, "tolerance": tolerance, "compared": compared}
+    if not compared:
+        return _gate("no_regression", title, "failed",
+                     f"no KPI metric in common with {current_label} to compare; log the same test metrics", **ev)
+    if worse:
+        return _gate("no_regression", title, "failed", "; ".join(worse), **ev)
+    return _gate("no_regression", title, "passed",
+                 f"no KPI metric worse than {current_label} by more than {tolerance:g}", **ev)
+
+
+def _gate_signoff(db: Database, model_version_id: int, environment: str, current_hash: str) -> GateResult:
+    title = "Business sign-off"
+    if environment != "production":
+        return _gate("business_signoff", title, "not_required", "staging needs no business sign-off")
+    collab = importlib.import_module("mlops_core.services.collab")
+    signoffs = collab.signoffs_for(db, SIGNOFF_ENTITY, model_version_id)
+    fresh = [so for so in signoffs if so.status == "approved" and so.evidence_hash == current_hash]
+    if fresh:
+        so = fresh[0]
+        return _gate("business_signoff", title, "passed",
+                     f"approved by {so.decided_by} on {so.decided_at:%Y-%m-%d %H:%M} UTC for this evidence",
+                     signoff_id=so.id, evidence_hash=current_hash)
+    stale = [so for so in signoffs if so.status == "approved"]
+    if stale:
+        return _gate("business_signoff", title, "failed",
+                     f"the sign-off by {stale[0].decided_by} approved other evidence (the model version, its data "
+                     "or its metrics changed since); ask business to sign off again",
+                     signoff_id=stale[0].id, evidence_hash=current_hash, approved_hash=stale[0].evidence_hash)
+    pending = [so for so in signoffs if so.status == "pending" and so.evidence_hash == current_hash]
+    if pending:
+        return _gate("business_signoff", title, "failed",
+                     f"waiting for business to decide sign-off #{pending[0].id}",
+                     signoff_id=pending[0].id, evidence_hash=current_hash)
+    rejected = [so for so in signoffs if so.status == "rejected" and so.evidence_hash == current_hash]
+    if rejected:
+        return _gate("business_signoff", title, "failed",
+                     f"rejected by {rejected[0].decided_by}: {rejected[0].reason}",
+                     signoff_id=rejected[0].id, evidence_hash=current_hash)
+    return _gate("business_signoff", title, "failed", "no business sign-off yet; request a production deployment "
+                 "to ask business for one", evidence_hash=current_hash)
+
+
+def _gate_loads(db: Database, mv: dict[str, Any]) -> GateResult:
+    title = "Model loads (skops) and predicts on training data"
+    try:
+        model = load_model(db, mv["id"])
+    except Exception as exc:  # noqa: BLE001 - any failure to load is the gate's finding
+        return _gate("model_loads", title, "failed", f"the model does not load: {exc}")
+    dv_id = mv.get("dataset_version_id")
+    datasets = _optional("mlops_core.services.datasets")
+    if dv_id is None or datasets is None:
+        return _gate("model_loads", title, "failed", "no training data to predict on (no dataset version lineage)")
+    try:
+        frame = datasets.load_frame(db, dv_id)
+        columns = [c["name"] for c in mv.get("input_schema") or []]
+        sample = frame[columns].head(GATE_SAMPLE_ROWS) if columns else frame.head(GATE_SAMPLE_ROWS)
+        preds = list(model.predict(sample))
+    except Exception as exc:  # noqa: BLE001
+        return _gate("model_loads", title, "failed", f"the model fails to predict on its training data: {exc}",
+                     dataset_version_id=dv_id)
+    if len(preds) != len(sample):
+        return _gate("model_loads", title, "failed",
+                     f"the model returned {len(preds)} predictions for {len(sample)} rows", dataset_version_id=dv_id)
+    bad = [p for p in preds if isinstance(p, float) and not math.isfinite(p)]
+    if bad:
+        return _gate("model_loads", title, "failed", f"{len(bad)} predictions are NaN or infinite",
+                     dataset_version_id=dv_id)
+    return _gate("model_loads", title, "passed",
+                 f"loaded with skops and predicted {len(preds)} rows of its training data",
+                 dataset_version_id=dv_id, rows=len(preds))
+
+
+def gate_checks(db: Database, model_version_id: int, deployment_name: str | None = None, *,
+                environment: str | None = None) -> list[GateResult]:
+    """Evaluate every gate for putting `model_version_id` on `deployment_name` (or a new endpoint
+    in `environment`). Read-only; the result is the checklist shown on the deployment page."""
+    mv = _model_version(db, model_version_id)
+    deployment = None
+    tolerance = 0.01
+    if deployment_name:
+        try:
+            deployment = get_by_name(db, deployment_name)
+            tolerance = deployment.regression_tolerance
+            environment = deployment.environment
+        except NotFound:
+            deployment = None
+    environment = environment or "production"
+    metrics = _run_test_metrics(db, mv)
+    current_hash = evidence_hash(signoff_evidence(db, model_version_id))
+    return [
+        _gate_data(db, mv),
+        _gate_kpis(db, mv, metrics),
+        _gate_regression(db, mv, metrics, deployment, tolerance),
+        _gate_signoff(db, model_version_id, environment, current_hash),
+        _gate_loads(db, mv),
+    ]
+
+
+# --- reads -------------------------------------------------------------------------------------
+
+def get_by_name(db: Database, name: str) -> DeploymentPublic:
+    """The deployment called `name` (NotFound lists the existing ones)."""
+    with db.read() as s:
+        return _public(_get_row(s, name))
+
+
+def get_deployment(db: Database, deployment_id: int) -> DeploymentPublic:
+    with db.read() as s:
+        d = s.get(Deployment, deployment_id)
+        if d is None:
+            raise NotFound(f"no deployment {deployment_id}")
+        return _public(d)
+
+
+def list_deployments(db: Database, *, use_case_id: int | None = None) -> list[DeploymentPublic]:
+    with db.read() as s:
+        q = select(Deployment)
+        if use_case_id is not None:
+            q = q.where(Deployment.use_case_id == use_case_id)
+        return [_public(d) for d in s.exec(q.order_by(Deployment.name)).all()]
+
+
+def where_deployed(db: Database, model_version_id: int) -> list[dict[str, Any]]:
+    """Where a model version serves: [{"deployment", "environment", "role": "champion"|"canary", "since"}].
+    For the model registry page."""
+    with db.read() as s:
+        rows = s.exec(select(Deployment).where(
+            (Deployment.model_version_id == model_version_id)
+            | (Deployment.canary_model_version_id == model_version_id))).all()
+        out = []
+        for d in rows:
+            role = "champion" if d.model_version_id == model_version_id else "canary"
+            out.append({"deployment": d.name, "deployment_id": d.id, "environment": d.environment, "role": role,
+                        "since": d.deployed_at if role == "champion" else d.updated_at,
+                        "traffic_share": (1 - d.canary_share) if role == "champion" and d.canary_model_version_id
+                        else (d.canary_share if role == "canary" else 1.0)})
+        return sorted(out, key=lambda r: r["deployment"])
+
+
+def history(db: Database, *, deployment_name: str) -> list[DeploymentEventPublic]:
+    """Every move of the endpoint, newest first: which model version served from when."""
+    with db.read() as s:
+        d = _get_row(s, deployment_name)
+        rows = s.exec(select(DeploymentEvent).where(DeploymentEvent.deployment_id == d.id)
+                      .order_by(col(DeploymentEvent.id).desc())).all()
+        return [_event_public(e) for e in rows]
+
+
+def list_requests(db: Database, *, deployment_name: str | None = None, status: str | None = None,
+                  limit: int = 50) -> list[DeploymentRequestPublic]:
+    with db.read() as s:
+        q = select(DeploymentRequest, Deployment.name).join(
+            Deployment, col(DeploymentRequest.deployment_id) == col(Deployment.id))
+        if deployment_name:
+            q = q.where(Deployment.name == deployment_name)
+        if status:
+            q = q.where(DeploymentRequest.status == status)
+        rows = s.exec(q.order_by(col(DeploymentRequest.id).desc()).limit(limit)).all()
+        return [_request_public(r, n) for r, n in rows]
+
+
+def get_request(db: Database, request_id: int) -> DeploymentRequestPublic:
+    with db.read() as s:
+        r = s.get(DeploymentRequest, request_id)
+        if r is None:
+            raise NotFound(f"no deployment request {request_id}")
+        d = s.get(Deployment, r.deployment_id)
+        return _request_public(r, d.name if d else "")
+
+
+def overview(db: Database, *, hours: int = 24) -> list[dict[str, Any]]:
+    """The deployments overview: endpoint, environment, version, since when, traffic and error rate
+    over the last `hours` — aggregated in SQL (one grouped query over the prediction log)."""
+    since = utcnow() - __import__("datetime").timedelta(hours=hours)
+    with db.read() as s:
+        deps = s.exec(select(Deployment).order_by(Deployment.name)).all()
+        stats = {
+            dep_id: (int(n or 0), int(errors or 0), float(lat) if lat is not None else None)
+            for dep_id, n, errors, lat in s.exec(
+                select(Prediction.deployment_id, func.count(),
+                       func.sum(func.cast(Prediction.status != "ok", __import__("sqlalchemy").Integer)),
+                       func.avg(Prediction.latency_ms))
+                .where(Prediction.created_at >= since)
+                .group_by(Prediction.deployment_id)).all()
+        }
+        keys = dict(s.exec(select(ApiKey.deployment_id, func.count()).where(col(ApiKey.revoked_at).is_(None))
+                           .group_by(ApiKey.deployment_id)).all())
+        labels = {d.id: (model_version_label(s, d.model_version_id),
+                         model_version_label(s, d.canary_model_version_id) if d.canary_model_version_id else "")
+                  for d in deps}
+    out = []
+    for d in deps:
+        n, errors, lat = stats.get(d.id, (0, 0, None))
+        out.append({
+            "name": d.name, "environment": d.environment, "model_version_id": d.model_version_id,
+            "model_version": labels[d.id][0], "since": d.deployed_at,
+            "canary": f"{labels[d.id][1]} ({d.canary_share:.0%})" if d.canary_model_version_id else "",
+            "requests": n, "errors": errors, "error_rate": (errors / n) if n else 0.0,
+            "avg_latency_ms": lat, "active_keys": int(keys.get(d.id, 0)), "endpoint":
+            f"/v1/deployments/{d.name}/predict",
+        })
+    return out
+
+
+# --- writes ------------------------------------------------------------------------------------
+
+def _snapshot(d: Deployment) -> dict[str, Any]:
+    return {"model_version_id": d.model_version_id, "canary_model_version_id": d.canary_model_version_id,
+            "canary_share": d.canary_share, "generation": d.generation}
+
+
+def create_deployment(db: Database, *, actor: Actor, name: str, environment: str, use_case_id: int | None = None,
+                      regression_tolerance: float = 0.01, description: str = "") -> DeploymentPublic:
+    """A new (empty) endpoint. Data scientists create them by requesting; ops may create them directly."""
+    if not (actor.role in ("admin", "ops", "data_scientist")):
+        require(actor, "deployment.request")
+    name = check_name(name)
+    if environment not in ENVIRONMENTS:
+        raise ValidationError(f"unknown environment {environment!r}; choose one of: {', '.join(ENVIRONMENTS)}")
+    tolerance = _check_tolerance(regression_tolerance)
+    with db.unit_of_work() as s:
+        if s.exec(select(Deployment.id).where(Deployment.name == name)).first() is not None:
+            raise Conflict(f"a deployment named {name!r} already exists; choose another name or request a new "
+                           "version on it")
+        d = Deployment(name=name, environment=environment, use_case_id=use_case_id, created_by=actor.username,
+                       regression_tolerance=tolerance, description=description[:2000])
+        s.add(d)
+        s.flush()
+        audit.record(s, actor=actor, action="deployment.create", entity_type="deployment", entity_id=d.id,
+                     summary=f"created {environment} endpoint {name}", after={"name": name,
+                                                                                "environment": environment})
+        return _public(d)
+
+
+def _check_tolerance(value: float) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValidationError("the regression tolerance must be a number, e.g. 0.01") from None
+    if not math.isfinite(value) or value < 0 or value > 1:
+        raise ValidationError("the regression tolerance must be between 0 and 1 (e.g. 0.01 for one point of recall)")
+    return value
+
+
+def set_regression_tolerance(db: Database, *, actor: Actor, deployment_name: str, tolerance: float) -> DeploymentPublic:
+    require(actor, "deployment.deploy")
+    tolerance = _check_tolerance(tolerance)
+    with db.unit_of_work() as s:
+        d = _get_row(s, deployment_name)
+        before = d.regression_tolerance
+        d.regression_tolerance = tolerance
+        d.updated_at = utcnow()
+        s.add(d)
+        audit.record(s, actor=actor, action="deployment.tolerance", entity_type="deployment", entity_id=d.id,
+                     summary=f"regression tolerance of {d.name}: {before:g} -> {tolerance:g}",
+                     before={"regression_tolerance": before}, after={"regression_tolerance": tolerance})
+        return _public(d)
+
+
+def request_deployment(db: Database, *, actor: Actor, model_version_id: int, deployment_name: str,
+                       environment: str = "production", note: str = "") -> DeploymentRequestPublic:
+    """A data scientist asks for `model_version_id` on `deployment_name` (created if new). The gates are
+    evaluated now and stored; for production a business sign-off tied to the evidence is asked for."""
+    require(actor, "deployment.request")
+    deployment_name = check_name(deployment_name)
+    if environment not in ENVIRONMENTS:
+        raise ValidationError(f"unknown environment {environment!r}; choose one of: {', '.join(ENVIRONMENTS)}")
+    mv = _model_version(db, model_version_id)
+    try:
+        dep = get_by_name(db, deployment_name)
+        if dep.environment != environment:
+            raise ValidationError(
+                f"{deployment_name!r} is a {dep.environment} endpoint; request {dep.environment}, or use another "
+                f"name (e.g. {deployment_name}-{environment}) for {environment}")
+    except NotFound:
+        dep = None
+    gates = gate_checks(db, model_version_id, deployment_name if dep else None, environment=environment)
+    evidence = signoff_evidence(db, model_version_id)
+    ehash = evidence_hash(evidence)
+    collab = importlib.import_module("mlops_core.services.collab")
+    signoff_id = None
+    signoff_gate = next(g for g in gates if g.gate == "business_signoff")
+    if environment == "production" and signoff_gate.status == "failed" and \
+            not signoff_gate.detail.startswith("waiting"):
+        label = f"{mv.get('model_name', 'model')} v{mv.get('version', '?')}"
+        so = collab.request_signoff(
+            db, actor=actor, entity_type=SIGNOFF_ENTITY, entity_id=model_version_id,
+            title=f"Put {label} in production on {deployment_name}", assignee_role="business",
+            evidence=evidence)
+        signoff_id = so.id
+        gates = [g if g.gate != "business_signoff" else _gate_signoff(db, model_version_id, environment, ehash)
+                 for g in gates]
+    elif signoff_gate.evidence.get("signoff_id"):
+        signoff_id = signoff_gate.evidence["signoff_id"]
+    with db.unit_of_work() as s:
+        d = s.exec(select(Deployment).where(Deployment.name == deployment_name)).first()
+        if d is None:
+            d = Deployment(name=deployment_name, environment=environment, use_case_id=mv.get("use_case_id"),
+                           created_by=actor.username)
+            s.add(d)
+            s.flush()
+            audit.record(s, actor=actor, action="deployment.create", entity_type="deployment", entity_id=d.id,
+                         summary=f"created {environment} endpoint {deployment_name}",
+                         after={"name": deployment_name, "environment": environment})
+        r = DeploymentRequest(deployment_id=d.id, model_version_id=model_version_id, environment=environment,
+                              requested_by=actor.username, gates=[g.model_dump() for g in gates],
+                              evidence=evidence, evidence_hash=ehash, signoff_id=signoff_id, note=note[:2000])
+        s.add(r)
+        s.flush()
+        failed = [g.title for g in gates if g.status == "failed"]
+        collab.notify(s, roles=["ops"], kind="deployment_request",
+                      title=f"{actor.username} requests {model_version_label(s, model_version_id)} on "
+                            f"{deployment_name} ({environment})" + (f"; failing: {', '.join(failed)}" if failed else ""),
+                      entity_type="deployment", entity_id=d.id, from_username=actor.username,
+                      exclude={actor.username})
+        audit.record(s, actor=actor, action="deployment.request", entity_type="deployment", entity_id=d.id,
+                     summary=f"requested model version {model_version_id} on {deployment_name} ({environment}); "
+                             f"gates failing: {', '.join(failed) or 'none'}",
+                     after={"request_id": r.id, "model_version_id": model_version_id, "evidence_hash": ehash,
+                            "gates": {g.gate: g.status for g in gates}})
+        return _request_public(r, d.name)
+
+
+def reevaluate_request(db: Database, *, actor: Actor, request_id: int) -> DeploymentRequestPublic:
+    """Evaluate the gates of a pending request again (after a sign-off or a data fix) and store them."""
+    if actor.role not in ("admin", "ops", "data_scientist"):
+        require(actor, "deployment.deploy")
+    req = get_request(db, request_id)
+    gates = gate_checks(db, req.model_version_id, req.deployment_name, environment=req.environment)
+    return _store_gates(db, actor=actor, request_id=request_id, gates=gates)
+
+
+def _store_gates(db: Database, *, actor: Actor, request_id: int, gates: list[GateResult]) -> DeploymentRequestPublic:
+    evidence = signoff_evidence(db, get_request(db, request_id).model_version_id)
+    with db.unit_of_work() as s:
+        r = s.get(DeploymentRequest, request_id)
+        r.gates = [g.model_dump() for g in gates]
+        r.gates_evaluated_at = utcnow()
+        r.evidence = evidence
+        r.evidence_hash = evidence_hash(evidence)
+        s.add(r)
+        audit.record(s, actor=actor, action="deployment.gates", entity_type="deployment", entity_id=r.deployment_id,
+                     summary=f"gates of request {r.id} evaluated: "
+                             + ", ".join(f"{g.gate}={g.status}" for g in gates),
+                     after={g.gate: g.status for g in gates})
+        d = s.get(Deployment, r.deployment_id)
+        return _request_public(r, d.name)
+
+
+def _move(s: Session, d: Deployment, *, actor: Actor, kind: str, to_version: int | None,
+          request_id: int | None = None, reason: str = "") -> DeploymentEvent:
+    before = _snapshot(d)
+    e = DeploymentEvent(deployment_id=d.id, kind=kind, from_model_version_id=d.model_version_id,
+                        to_model_version_id=to_version, request_id=request_id, actor_username=actor.username,
+                        reason=reason[:2000])
+    now = utcnow()
+    d.model_version_id = to_version
+    d.deployed_at = now
+    if d.canary_model_version_id == to_version:
+        d.canary_model_version_id, d.canary_share = None, 0.0
+    d.updated_at = now
+    d.generation += 1
+    s.add(d)
+    s.add(e)
+    s.flush()
+    audit.record(s, actor=actor, action=f"deployment.{kind}", entity_type="deployment", entity_id=d.id,
+                 summary=f"{kind} {d.name}: {model_version_label(s, before['model_version_id'])} -> "
+                         f"{model_version_label(s, to_version)}" + (f" ({reason})" if reason else ""),
+                 before=before, after=_snapshot(d))
+    return e
+
+
+def deploy(db: Database, *, actor: Actor, request_id: int, override_reason: str | None = None) -> DeploymentPublic:
+    """Ops deploys a requested version. Gates are evaluated again; a failed gate blocks unless an
+    admin overrides it with a reason (audited)."""
+    require(actor, "deployment.deploy")
+    req = get_request(db, request_id)
+    if req.status != "pending":
+        raise Conflict(f"request {request_id} is already {req.status}; request the version again to redeploy it")
+    gates = gate_checks(db, req.model_version_id, req.deployment_name, environment=req.environment)
+    req = _store_gates(db, actor=actor, request_id=request_id, gates=gates)
+    failed = req.failed_gates
+    override_reason = (override_reason or "").strip()
+    if failed and not override_reason:
+        raise ValidationError(
+            "deployment blocked by failed gates: " + "; ".join(f"{g.title}: {g.detail}" for g in failed)
+            + ". Fix them and deploy again, or ask an admin to override with a reason")
+    if failed and actor.role != "admin":
+        raise PermissionDenied(f"{actor.username} ({actor.role}) may not override failed gates; only an admin may, "
+                               "with a reason")
+    with db.unit_of_work() as s:
+        r = s.get(DeploymentRequest, request_id)
+        # Conditional update: two ops deploying the same request at once cannot both win.
+        res = s.execute(update(DeploymentRequest).where(col(DeploymentRequest.id) == request_id,
+                                                        DeploymentRequest.status == "pending")
+                        .values(status="deployed", decided_by=actor.username, decided_at=utcnow(),
+                                override_reason=override_reason if failed else "",
+                                overridden_by=actor.username if failed else None))
+        if res.rowcount == 0:
+            raise Conflict(f"request {request_id} was just decided by someone else; reload the page")
+        d = s.get(Deployment, r.deployment_id)
+        if failed:
+            audit.record(s, actor=actor, action="deployment.override", entity_type="deployment", entity_id=d.id,
+                         summary=f"overrode failed gates ({', '.join(g.gate for g in failed)}) of request "
+                                 f"{request_id}: {override_reason}",
+                         after={"request_id": request_id, "failed_gates": [g.gate for g in failed],
+                                "reason": override_reason})
+        _move(s, d, actor=actor, kind="deploy", to_version=r.model_version_id, request_id=request_id,
+              reason=f"override: {override_reason}" if failed else "")
+        collab = importlib.import_module("mlops_core.services.collab")
+        collab.notify(s, usernames=[r.requested_by], kind="deployment_done",
+                      title=f"{actor.username} deployed {model_version_label(s, r.model_version_id)} on {d.name}",
+                      entity_type="deployment", entity_id=d.id, from_username=actor.username,
+                      exclude={actor.username})
+        if d.use_case_id is not None and d.environment == "production":
+            usecases = _optional("mlops_core.services.usecases")
+            if usecases is not None and hasattr(usecases, "note_stage_reached"):
+                usecases.note_stage_reached(s, actor=actor, use_case_id=d.use_case_id, status="deployed",
+                                            note=f"{d.name} serves {model_version_label(s, r.model_version_id)}")
+        return _public(d)
+
+
+def reject_request(db: Database, *, actor: Actor, request_id: int, reason: str) -> DeploymentRequestPublic:
+    require(actor, "deployment.deploy")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError("say why you reject the request: the reason is required")
+    with db.unit_of_work() as s:
+        r = s.get(DeploymentRequest, request_id)
+        if r is None:
+            raise NotFound(f"no deployment request {request_id}")
+        if r.status != "pending":
+            raise Conflict(f"request {request_id} is already {r.status}")
+        r.status, r.decided_by, r.decided_at, r.note = "rejected", actor.username, utcnow(), reason[:2000]
+        s.add(r)
+        audit.record(s, actor=actor, action="deployment.reject", entity_type="deployment", entity_id=r.deployment_id,
+                     summary=f"rejected request {request_id}: {reason}", after={"status": "rejected"})
+        d = s.get(Deployment, r.deployment_id)
+        return _request_public(r, d.name)
+
+
+def previous_version(db: Database, deployment_name: str) -> int | None:
+    """The version the endpoint served before its current one (what rollback returns to)."""
+    with db.read() as s:
+        d = _get_row(s, deployment_name)
+        e = s.exec(select(DeploymentEvent).where(DeploymentEvent.deployment_id == d.id,
+                                                 col(DeploymentEvent.kind).in_(("deploy", "rollback")),
+                                                 DeploymentEvent.to_model_version_id == d.model_version_id)
+                   .order_by(col(DeploymentEvent.id).desc())).first()
+        return e.from_model_version_id if e is not None else None
+
+
+def rollback(db: Database, *, actor: Actor, deployment_name: str, reason: str = "") -> DeploymentPublic:
+    """One action: the endpoint serves the version it served before. History shows both moves."""
+    require(actor, "deployment.deploy")
+    prev = previous_version(db, deployment_name)
+    with db.unit_of_work() as s:
+        d = _get_row(s, deployment_name)
+        if prev is None:
+            raise Conflict(f"{deployment_name} has no previous version to roll back to; it has only ever served "
+                           f"{model_version_label(s, d.model_version_id)}")
+        _move(s, d, actor=actor, kind="rollback", to_version=prev, reason=reason.strip())
+        return _public(d)
+
+
+def set_canary(db: Database, *, actor: Actor, deployment_name: str, model_version_id: int | None,
+               share: float = 0.1) -> DeploymentPublic:
+    """Send `share` of the traffic to a challenger (both versions' predictions are logged side by side);
+    `model_version_id=None` stops the canary. The challenger must load and meet the data and KPI gates."""
+    require(actor, "deployment.deploy")
+    dep = get_by_name(db, deployment_name)
+    if model_version_id is not None:
+        try:
+            share = float(share)
+        except (TypeError, ValueError):
+            raise ValidationError("the canary share must be a number between 0 and 1, e.g. 0.1") from None
+        if not (0 < share < 1):
+            raise ValidationError("the canary share must be between 0 and 1 (exclusive), e.g. 0.1 for 10%")
+        if dep.model_version_id is None:
+            raise Conflict(f"{deployment_name} serves nothing yet; deploy a champion before adding a canary")
+        if model_version_id == dep.model_version_id:
+            raise ValidationError("the challenger is the version already served; choose another version")
+        failed = [g for g in gate_checks(db, model_version_id, deployment_name)
+                  if g.status == "failed" and g.gate in ("data_validated", "kpis_met", "model_loads")]
+        if failed:
+            raise ValidationError("the challenger fails gates: " + "; ".join(f"{g.title}: {g.detail}" for g in failed))
+    with db.unit_of_work() as s:
+        d = _get_row(s, deployment_name)
+        before = _snapshot(d)
+        kind = "canary_start" if model_version_id is not None else "canary_stop"
+        if kind == "canary_stop" and d.canary_model_version_id is None:
+            raise Conflict(f"{deployment_name} has no canary to stop")
+        e = DeploymentEvent(deployment_id=d.id, kind=kind, from_model_version_id=d.model_version_id,
+                            to_model_version_id=model_version_id or d.canary_model_version_id,
+                            actor_username=actor.username,
+                            reason=f"{share:.0%} of traffic" if model_version_id is not None else "")
+        d.canary_model_version_id = model_version_id
+        d.canary_share = share if model_version_id is not None else 0.0
+        d.updated_at = utcnow()
+        d.generation += 1
+        s.add(d)
+        s.add(e)
+        audit.record(s, actor=actor, action=f"deployment.{kind}", entity_type="deployment", entity_id=d.id,
+                     summary=f"{kind.replace('_', ' ')} on {d.name}: "
+                             f"{model_version_label(s, model_version_id or before['canary_model_version_id'])}",
+                     before=before, after=_snapshot(d))
+        return _public(d)
