@@ -17,6 +17,9 @@ HANDLERS: dict[str, str] = {
     "sleep": "mlops_core.jobs.handlers:sleep",
     "fail": "mlops_core.jobs.handlers:fail",
     # stage kinds (one line each):
+    "monitor": "mlops_core.services.monitoring:monitor_job",
+    "alert_webhook": "mlops_core.services.monitoring:webhook_job",
+    "monitor_report": "mlops_core.services.monitoring:report_job",
 }
 
 
