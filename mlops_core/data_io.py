@@ -1,0 +1,614 @@
+"""Reading data safely: uploads, server paths and SQL queries, streamed into canonical Parquet.
+
+Every source goes the same way (issue 4, "Bad input"):
+
+1. `stage_upload` copies the bytes to a temporary file under ARTIFACT_ROOT in chunks, refusing as
+   soon as the size limit (`MLOPS_MAX_UPLOAD_MB`) is passed — the size is checked before reading
+   when it is known, and while copying when it is not.
+2. `convert_to_parquet` reads the file block by block (pyarrow's streaming CSV reader, or Parquet
+   row groups), casts each block to a canonical Arrow schema, writes it to a temporary Parquet file
+   and hashes it as it goes. Nothing holds the whole table in memory.
+3. The content hash is computed on the canonical representation (column names and types, then one
+   64-bit hash per row), so the same content is the same hash however it arrived or was chunked.
+
+Cells starting with = + - @ are kept as data (they are never evaluated here); `to_safe_csv` makes
+exports safe to open in a spreadsheet by prefixing such text cells with a quote.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Callable, Iterator
+
+from .config import DATA_DIR, get_settings
+from .errors import ValidationError
+
+Progress = Callable[[float, str], None]
+
+CHUNK = 1 << 20  # bytes copied per read while staging
+CSV_BLOCK = 16 << 20  # bytes per CSV block: also what the first block's type inference sees
+PARQUET_MAGIC = b"PAR1"
+SAMPLE_BYTES = 64 << 10
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+def _noop(fraction: float, message: str) -> None:  # noqa: ARG001
+    return None
+
+
+# --- names and limits ------------------------------------------------------------------------
+
+def sanitize_filename(name: str | None) -> str:
+    """The last path component of `name`, without separators or control characters.
+
+    A browser or API client may send "../../etc/passwd" or "C:\\data\\x.csv"; only "passwd" /
+    "x.csv" survive. The result is for display and the `source` record only: files are stored
+    under content-derived keys, never under a name a user chose.
+    """
+    raw = (name or "").replace("\\", "/").split("/")[-1]
+    raw = "".join(ch for ch in raw if ch.isprintable())
+    cleaned = _SAFE_NAME.sub("_", raw).strip(" .")
+    return cleaned[:200] or "upload"
+
+
+def max_upload_bytes() -> int:
+    return int(get_settings().max_upload_mb) * 1024 * 1024
+
+
+def _too_big(size: int, limit: int) -> ValidationError:
+    return ValidationError(
+        f"the file is {size / 1e6:,.1f} MB, over the upload limit of {limit / 1024 / 1024:,.0f} MB; "
+        "split it, compress it as Parquet, or ask an admin to raise MLOPS_MAX_UPLOAD_MB"
+    )
+
+
+def _declared_size(fileobj: Any) -> int | None:
+    size = getattr(fileobj, "size", None)
+    if isinstance(size, int):
+        return size
+    try:
+        pos = fileobj.tell()
+        fileobj.seek(0, os.SEEK_END)
+        end = fileobj.tell()
+        fileobj.seek(pos)
+        return end - pos
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def staging_dir() -> Path:
+    """Temporary files live under ARTIFACT_ROOT so that the final rename stays on one filesystem."""
+    from . import artifacts
+
+    d = artifacts.root() / ".staging"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def new_staging_path(suffix: str) -> Path:
+    fd, name = tempfile.mkstemp(dir=staging_dir(), prefix="stage-", suffix=suffix)
+    os.close(fd)
+    return Path(name)
+
+
+def stage_upload(fileobj: IO[bytes], filename: str, *, limit: int | None = None,
+                 progress: Progress = _noop) -> Path:
+    """Copy an uploaded file to a staging file in chunks; refuse past the size limit.
+
+    The declared size (Streamlit's UploadedFile.size, or seek/tell) is checked before reading
+    anything; a stream of unknown size is stopped as soon as it passes the limit.
+    """
+    limit = max_upload_bytes() if limit is None else limit
+    declared = _declared_size(fileobj)
+    if declared is not None and declared > limit:
+        raise _too_big(declared, limit)
+    suffix = Path(sanitize_filename(filename)).suffix.lower()[:10]
+    dest = new_staging_path(suffix)
+    copied = 0
+    try:
+        with dest.open("wb") as out:
+            while True:
+                chunk = fileobj.read(CHUNK)
+                if not chunk:
+                    break
+                copied += len(chunk)
+                if copied > limit:
+                    raise _too_big(copied, limit)
+                out.write(chunk)
+                if declared:
+                    progress(min(1.0, copied / declared), f"received {copied / 1e6:,.1f} MB")
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
+    return dest
+
+
+def allowed_roots() -> list[Path]:
+    """Folders the UI may register files from (MLOPS_INGEST_ROOTS, os.pathsep-separated; default data/)."""
+    raw = os.environ.get("MLOPS_INGEST_ROOTS")
+    roots = [Path(p) for p in raw.split(os.pathsep) if p.strip()] if raw else [DATA_DIR]
+    return [r.expanduser().resolve() for r in roots]
+
+
+def check_server_path(path: str) -> Path:
+    """A server path is only read inside an allowed folder (no `..` tricks, no symlinks out)."""
+    if not path or not str(path).strip():
+        raise ValidationError("give the path of a CSV or Parquet file on the server")
+    p = Path(str(path).strip()).expanduser()
+    try:
+        resolved = p.resolve(strict=True)
+    except (FileNotFoundError, RuntimeError):
+        raise ValidationError(f"no file at {p}; check the path (it is read on the server, not your computer)") from None
+    roots = allowed_roots()
+    if not any(resolved == r or r in resolved.parents for r in roots):
+        raise ValidationError(
+            f"{p} is outside the folders MLOps Hub may read ({', '.join(str(r) for r in roots)}); "
+            "copy the file there or ask an admin to add its folder to MLOPS_INGEST_ROOTS"
+        )
+    if not resolved.is_file():
+        raise ValidationError(f"{p} is not a file")
+    return resolved
+
+
+def check_file_size(path: Path, limit: int | None = None) -> int:
+    limit = max_upload_bytes() if limit is None else limit
+    size = path.stat().st_size
+    if size > limit:
+        raise _too_big(size, limit)
+    return size
+
+
+# --- SQL sources ----------------------------------------------------------------------------
+
+def sql_connections() -> dict[str, str]:
+    """Named SQLAlchemy URLs data engineers may query: MLOPS_SQL_CONNECTIONS='{"warehouse": "postgresql://..."}'.
+
+    Only names are shown in the UI and stored with a version; the URLs (which may hold passwords)
+    stay in the environment.
+    """
+    raw = os.environ.get("MLOPS_SQL_CONNECTIONS", "").strip()
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"MLOPS_SQL_CONNECTIONS is not valid JSON ({exc}); use {{\"name\": \"sqlalchemy-url\"}}") from None
+    if not isinstance(data, dict):
+        raise ValidationError('MLOPS_SQL_CONNECTIONS must be a JSON object: {"name": "sqlalchemy-url"}')
+    return {str(k): str(v) for k, v in data.items()}
+
+
+_READ_ONLY_SQL = re.compile(r"^\s*(select|with)\b", re.IGNORECASE)
+
+
+def query_to_parquet(connection: str, query: str, *, progress: Progress = _noop,
+                     chunk_rows: int = 50_000) -> "ConvertedData":
+    """Run a read-only query on a named connection, streamed in chunks into canonical Parquet."""
+    import pandas as pd
+    from sqlalchemy import create_engine, text
+
+    conns = sql_connections()
+    if connection not in conns:
+        known = ", ".join(sorted(conns)) or "none configured (set MLOPS_SQL_CONNECTIONS)"
+        raise ValidationError(f"unknown SQL connection {connection!r}; known connections: {known}")
+    if not query or not _READ_ONLY_SQL.match(query) or ";" in query.strip().rstrip(";"):
+        raise ValidationError("give one read-only query starting with SELECT or WITH (no ';'-separated statements)")
+    from .db import normalise_url
+
+    engine = create_engine(normalise_url(conns[connection]))
+    try:
+        with engine.connect() as conn:
+            try:
+                chunks = pd.read_sql_query(text(query.strip().rstrip(";")), conn, chunksize=chunk_rows)
+            except Exception as exc:  # noqa: BLE001 - any driver error becomes one sentence
+                raise ValidationError(f"the query failed on {connection!r}: {str(exc).splitlines()[0]}") from None
+
+            def batches() -> Iterator[Any]:
+                import pyarrow as pa
+
+                try:
+                    for frame in chunks:
+                        yield pa.Table.from_pandas(frame, preserve_index=False)
+                except ValidationError:
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    raise ValidationError(f"the query failed on {connection!r}: {str(exc).splitlines()[0]}") from None
+
+            return _write_canonical(batches(), progress=progress, total_bytes=None)
+    finally:
+        engine.dispose()
+
+
+# --- format detection and conversion ---------------------------------------------------------
+
+def sniff_format(path: Path, filename: str = "") -> str:
+    """"parquet" or "csv", from the bytes (the name alone is not trusted)."""
+    size = path.stat().st_size
+    if size == 0:
+        raise ValidationError("the file is empty; choose a CSV with a header row and at least one data row")
+    with path.open("rb") as f:
+        head = f.read(4)
+        tail = b""
+        if size >= 8:
+            f.seek(-4, os.SEEK_END)
+            tail = f.read(4)
+    is_parquet = head == PARQUET_MAGIC and tail == PARQUET_MAGIC
+    named_parquet = Path(filename).suffix.lower() in (".parquet", ".pq")
+    if named_parquet and not is_parquet:
+        raise ValidationError(
+            f"{filename or 'the file'} is named like a Parquet file but is not one (Parquet files start and end "
+            "with 'PAR1'); export it again as Parquet, or upload it as .csv if it is text"
+        )
+    if is_parquet:
+        return "parquet"
+    return "csv"
+
+
+@dataclass
+class ConvertedData:
+    """A canonical Parquet file in staging, with what registering it needs to know."""
+
+    path: Path
+    content_hash: str
+    n_rows: int
+    n_cols: int
+    columns: list[dict[str, str]]
+    size_bytes: int
+    source_format: str = "csv"
+    notes: list[str] = field(default_factory=list)
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def column_type(arrow_type) -> str:
+    """Our word for an Arrow type (the same words as a model's input_schema)."""
+    import pyarrow as pa
+    import pyarrow.types as t
+
+    if t.is_boolean(arrow_type):
+        return "boolean"
+    if t.is_integer(arrow_type):
+        return "integer"
+    if t.is_floating(arrow_type) or t.is_decimal(arrow_type):
+        return "number"
+    if t.is_timestamp(arrow_type) or t.is_date(arrow_type):
+        return "datetime"
+    if t.is_dictionary(arrow_type):
+        return "category"
+    if t.is_null(arrow_type):
+        return "string"
+    if arrow_type == pa.string() or arrow_type == pa.large_string():
+        return "string"
+    return "other"
+
+
+def _canonical_type(arrow_type):
+    """One Arrow type per kind, so the same values give the same bytes and hash however they arrived."""
+    import pyarrow as pa
+    import pyarrow.types as t
+
+    if t.is_boolean(arrow_type):
+        return pa.bool_()
+    if t.is_integer(arrow_type):
+        return pa.int64()
+    if t.is_floating(arrow_type) or t.is_decimal(arrow_type):
+        return pa.float64()
+    if t.is_timestamp(arrow_type):
+        return pa.timestamp("us", tz=arrow_type.tz)
+    if t.is_date(arrow_type):
+        return pa.timestamp("us")
+    if t.is_dictionary(arrow_type) or t.is_string(arrow_type) or t.is_large_string(arrow_type) or t.is_null(arrow_type):
+        return pa.string()
+    return None
+
+
+def _canonical_schema(schema):
+    import pyarrow as pa
+
+    names = [str(n).strip() for n in schema.names]
+    _check_names(names)
+    fields = []
+    for name, f in zip(names, schema):
+        ct = _canonical_type(f.type)
+        if ct is None:
+            if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type):
+                raise ValidationError(
+                    f"column {name!r} holds bytes that are not UTF-8 text; save the file as UTF-8 "
+                    "(in a spreadsheet: 'CSV UTF-8') and upload it again"
+                )
+            raise ValidationError(
+                f"column {name!r} has type {f.type}, which MLOps Hub cannot store as a table column; "
+                "flatten it to numbers or text first"
+            )
+        fields.append(pa.field(name, ct, nullable=True))
+    return pa.schema(fields)
+
+
+def _check_names(names: list[str]) -> None:
+    empty = [i + 1 for i, n in enumerate(names) if not n]
+    if empty:
+        raise ValidationError(
+            f"column{'s' if len(empty) > 1 else ''} {', '.join(map(str, empty))} of the header "
+            "ha{} no name; give every column a name in the first row".format("ve" if len(empty) > 1 else "s")
+        )
+    seen: dict[str, int] = {}
+    dupes = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        if seen[n] == 2:
+            dupes.append(n)
+    if dupes:
+        raise ValidationError(
+            f"duplicate column names: {', '.join(repr(d) for d in dupes)}; each column needs its own name "
+            "in the header row"
+        )
+
+
+def row_hashes(table_or_batch) -> "Any":
+    """One uint64 per row, independent of how the rows were chunked (pandas' stable row hash)."""
+    import pandas as pd
+
+    frame = table_or_batch.to_pandas()
+    return pd.util.hash_pandas_object(frame, index=False, categorize=True).to_numpy()
+
+
+def _schema_fingerprint(schema) -> bytes:
+    return json.dumps([[f.name, str(f.type)] for f in schema]).encode()
+
+
+def _write_canonical(tables: Iterator[Any], *, progress: Progress, total_bytes: int | None,
+                     position: Callable[[], int] | None = None) -> ConvertedData:
+    """Write Arrow tables/batches to one canonical staging Parquet file, hashing as it goes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    dest = new_staging_path(".parquet")
+    writer = None
+    schema = None
+    hasher = hashlib.sha256()
+    n_rows = 0
+    try:
+        for piece in tables:
+            if isinstance(piece, pa.RecordBatch):
+                piece = pa.Table.from_batches([piece])
+            if schema is None:
+                schema = _canonical_schema(piece.schema)
+                hasher.update(_schema_fingerprint(schema))
+                writer = pq.ParquetWriter(dest, schema, compression="zstd")
+            else:
+                names = [str(n).strip() for n in piece.schema.names]
+                if names != schema.names:
+                    raise ValidationError("the columns changed part-way through the data; every part must have the same header")
+            piece = piece.rename_columns(schema.names)
+            try:
+                piece = piece.cast(schema)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise ValidationError(f"a later part of the data does not fit the column types of the first: {exc}") from None
+            if piece.num_rows:
+                hasher.update(row_hashes(piece).tobytes())
+                writer.write_table(piece)
+            n_rows += piece.num_rows
+            if total_bytes and position is not None:
+                progress(min(0.99, position() / total_bytes), f"read {n_rows:,} rows")
+            else:
+                progress(0.5, f"read {n_rows:,} rows")
+        if schema is None:
+            raise ValidationError("there is no data: the source returned no columns")
+        if n_rows == 0:
+            raise ValidationError(
+                "the file has a header but no data rows; add at least one row below the header"
+            )
+        writer.close()
+        writer = None
+        columns = [{"name": f.name, "type": column_type(f.type)} for f in schema]
+        return ConvertedData(path=dest, content_hash=hasher.hexdigest(), n_rows=n_rows, n_cols=len(schema),
+                             columns=columns, size_bytes=dest.stat().st_size)
+    except BaseException:
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:  # noqa: BLE001 - the file is discarded anyway
+                pass
+        dest.unlink(missing_ok=True)
+        raise
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The header row, read on its own, to explain header problems in words."""
+    with path.open("rb") as f:
+        first = f.readline(1 << 20)
+    if first.startswith(b"\xef\xbb\xbf"):
+        first = first[3:]
+    try:
+        line = first.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationError(
+            "the header row is not UTF-8 text; save the file as UTF-8 (in a spreadsheet: 'CSV UTF-8') and upload it again"
+        ) from None
+    if not line.strip():
+        raise ValidationError("the first line is blank; the first line must be the header with the column names")
+    header = next(csv.reader([line]))
+    if len(header) == 1:
+        for sep, label in ((";", "semicolons"), ("\t", "tabs"), ("|", "vertical bars")):
+            if sep in header[0]:
+                raise ValidationError(
+                    f"the header has one column but contains {label}: the file seems to be separated by {label}, "
+                    "not commas. Save it as comma-separated CSV and upload it again"
+                )
+    _check_names([h.strip() for h in header])
+    return header
+
+
+def _explain_csv_error(exc: Exception, n_cols: int) -> ValidationError:
+    msg = str(exc)
+    m = re.search(r"Expected (\d+) columns, got (\d+): ?(.*)", msg)
+    if m:
+        row = m.group(3)[:80]
+        return ValidationError(
+            f"a row has {m.group(2)} fields but the header has {m.group(1)} (the row reads: {row!r}); "
+            "make every row have the same number of fields, quoting values that contain commas"
+        )
+    if "UTF8" in msg or "UTF-8" in msg or "utf8" in msg:
+        return ValidationError("the file is not UTF-8 text; save it as UTF-8 (in a spreadsheet: 'CSV UTF-8') and upload it again")
+    return ValidationError(f"the CSV could not be read: {msg.splitlines()[0]}")
+
+
+_CONV_ERROR = re.compile(r"In CSV column #(\d+): CSV conversion error to (\w+)")
+
+
+def csv_to_parquet(path: Path, *, progress: Progress = _noop, block_size: int = CSV_BLOCK) -> ConvertedData:
+    """Stream a CSV into canonical Parquet.
+
+    Types are inferred from the first block; if a later block holds a value that does not fit
+    (e.g. "n/a" in a column of numbers) the column is widened (integer -> number -> text) and the
+    file read again, so a late odd value never makes a whole upload fail.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    header = _csv_header(path)
+    total = path.stat().st_size
+    column_types: dict[str, Any] = {}
+    for _attempt in range(2 * len(header) + 1):
+        reader = None
+        try:
+            raw = path.open("rb")
+            try:
+                reader = pacsv.open_csv(
+                    raw,
+                    read_options=pacsv.ReadOptions(block_size=block_size, use_threads=True),
+                    parse_options=pacsv.ParseOptions(newlines_in_values=False),
+                    convert_options=pacsv.ConvertOptions(column_types=column_types, strings_can_be_null=False),
+                )
+
+                def batches():
+                    while True:
+                        try:
+                            batch = reader.read_next_batch()
+                        except StopIteration:
+                            return
+                        yield batch
+
+                return _write_canonical(batches(), progress=progress, total_bytes=total, position=raw.tell)
+            finally:
+                raw.close()
+        except pa.ArrowInvalid as exc:
+            m = _CONV_ERROR.search(str(exc))
+            if not m:
+                if "Empty CSV file" in str(exc):
+                    raise ValidationError("the file is empty; choose a CSV with a header row and at least one data row") from None
+                raise _explain_csv_error(exc, len(header)) from None
+            idx, target = int(m.group(1)), m.group(2)
+            name = header[idx].strip() if idx < len(header) else None
+            if name is None:
+                raise _explain_csv_error(exc, len(header)) from None
+            widened = pa.float64() if target.startswith("int") else pa.string()
+            if column_types.get(name) == pa.string():
+                raise _explain_csv_error(exc, len(header)) from None
+            column_types[name] = widened
+            progress(0.0, f"column {name!r} holds mixed values; reading it as {column_type(widened)}")
+    raise ValidationError("the CSV's column types could not be settled; check for mixed values in its columns")
+
+
+def parquet_to_parquet(path: Path, *, progress: Progress = _noop) -> ConvertedData:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ValidationError(f"the Parquet file could not be read ({str(exc).splitlines()[0]}); export it again") from None
+    n_groups = max(1, pf.num_row_groups)
+
+    def tables():
+        for i in range(pf.num_row_groups):
+            yield pf.read_row_group(i)
+            progress((i + 1) / n_groups, f"read row group {i + 1} of {n_groups}")
+        if pf.num_row_groups == 0:
+            yield pf.schema_arrow.empty_table()
+
+    out = _write_canonical(tables(), progress=_noop, total_bytes=None)
+    out.source_format = "parquet"
+    return out
+
+
+def convert_file(path: Path, filename: str = "", *, progress: Progress = _noop) -> ConvertedData:
+    """Any supported file (CSV or Parquet, decided by its bytes) -> canonical staging Parquet."""
+    fmt = sniff_format(path, filename)
+    if fmt == "parquet":
+        return parquet_to_parquet(path, progress=progress)
+    return csv_to_parquet(path, progress=progress)
+
+
+def frame_to_parquet(frame, *, progress: Progress = _noop, chunk_rows: int = 100_000) -> ConvertedData:
+    """A pandas DataFrame (the SDK's input) -> canonical staging Parquet."""
+    import pandas as pd
+    import pyarrow as pa
+
+    if not isinstance(frame, pd.DataFrame):
+        raise ValidationError(f"expected a pandas DataFrame, got {type(frame).__name__}")
+    names = [str(c).strip() for c in frame.columns]
+    _check_names(names)
+    if len(frame.columns) == 0:
+        raise ValidationError("the DataFrame has no columns")
+    if len(frame) == 0:
+        raise ValidationError("the DataFrame has no rows; register data with at least one row")
+
+    def tables():
+        for start in range(0, len(frame), chunk_rows):
+            part = frame.iloc[start:start + chunk_rows]
+            try:
+                yield pa.Table.from_pandas(part, preserve_index=False)
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                raise ValidationError(f"a column mixes kinds of values ({exc}); make each column one type") from None
+
+    out = _write_canonical(tables(), progress=progress, total_bytes=None)
+    out.source_format = "dataframe"
+    return out
+
+
+# --- reading stored versions ----------------------------------------------------------------
+
+def iter_batches(path: Path, batch_size: int = 65_536, columns: list[str] | None = None) -> Iterator[Any]:
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    yield from pf.iter_batches(batch_size=batch_size, columns=columns)
+
+
+def read_frame(path: Path, columns: list[str] | None = None):
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path, columns=columns).to_pandas()
+
+
+# --- exports --------------------------------------------------------------------------------
+
+def neutralise_cell(value: Any) -> Any:
+    """Text starting with = + - @ (or a tab/CR) could run as a spreadsheet formula: prefix a quote.
+
+    Numbers are left alone (-5 is a number, not a formula).
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def to_safe_csv(frame) -> bytes:
+    """CSV bytes of `frame` that are safe to open in a spreadsheet (OWASP CSV injection advice)."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or str(out[col].dtype) in ("string", "str"):
+            out[col] = out[col].map(neutralise_cell)
+    buf = io.StringIO()
+    out.to_csv(buf, index=False)
+    return buf.getvalue().encode("utf-8")

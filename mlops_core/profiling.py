@@ -1,0 +1,244 @@
+"""Profile of a dataset version: one streaming pass over its Parquet file.
+
+The pass collects what both the profile (per-column summary, plotly-ready histograms and bar
+charts) and the validation report need (null counts, ranges, category counts, out-of-range and
+unseen values, row hashes for duplicates) plus a reproducible sample for drift and diffs. The
+profile is computed once when the version is registered and stored as a JSON artifact; pages
+read it, they never recompute it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SAMPLE_ROWS = 50_000      # rows kept for drift and diffs (a Bernoulli sample with a fixed seed)
+MAX_TRACKED = 1_000       # distinct values counted per text column before it counts as high-cardinality
+TOP_CATEGORIES = 20       # bars shown per categorical column
+HIST_BINS = 30
+EXAMPLES = 3
+
+
+@dataclass
+class ColumnScan:
+    name: str
+    type: str
+    count: int = 0            # non-null values
+    nulls: int = 0
+    min: float | None = None
+    max: float | None = None
+    sum: float = 0.0
+    sumsq: float = 0.0
+    counts: dict[str, int] | None = field(default_factory=dict)  # None once past MAX_TRACKED
+    hist_edges: list[float] | None = None
+    hist_counts: np.ndarray | None = None
+    # validation against a schema column (filled when one is given)
+    below: int = 0
+    above: int = 0
+    range_examples: list[Any] = field(default_factory=list)
+    unseen: dict[str, int] = field(default_factory=dict)
+    true_count: int = 0
+
+
+@dataclass
+class Scan:
+    n_rows: int
+    columns: dict[str, ColumnScan]
+    duplicate_rows: int
+    sample: Any  # pandas DataFrame
+
+
+def _hist_range(path: Path, name: str) -> tuple[float, float] | None:
+    """Min and max of a column from the Parquet footer statistics (no data read)."""
+    import pyarrow.parquet as pq
+
+    md = pq.ParquetFile(path).metadata
+    idx = md.schema.to_arrow_schema().get_field_index(name)
+    lo = hi = None
+    for g in range(md.num_row_groups):
+        st = md.row_group(g).column(idx).statistics
+        if st is None or not st.has_min_max:
+            continue
+        try:
+            a, b = float(st.min), float(st.max)
+        except (TypeError, ValueError):
+            return None
+        lo = a if lo is None else min(lo, a)
+        hi = b if hi is None else max(hi, b)
+    if lo is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        return None
+    return lo, hi
+
+
+def scan_parquet(path: Path, columns: list[dict[str, Any]], schema: list[dict[str, Any]] | None = None,
+                 *, batch_size: int = 131_072, sample_rows: int = SAMPLE_ROWS, progress=None) -> Scan:
+    """One pass over the file. `columns`: [{"name","type"}] of the version; `schema`: the dataset schema."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    n_rows = pf.metadata.num_rows
+    rules = {c["name"]: c for c in (schema or [])}
+    scans = {c["name"]: ColumnScan(name=c["name"], type=c["type"]) for c in columns}
+    for s in scans.values():
+        if s.type in ("integer", "number"):
+            rng = _hist_range(path, s.name)
+            if rng is not None:
+                lo, hi = rng
+                if s.type == "integer" and hi - lo + 1 <= HIST_BINS:
+                    edges = np.arange(lo - 0.5, hi + 1.5, 1.0)
+                else:
+                    edges = np.linspace(lo, hi if hi > lo else lo + 1.0, HIST_BINS + 1)
+                s.hist_edges = edges.tolist()
+                s.hist_counts = np.zeros(len(edges) - 1, dtype=np.int64)
+    rng = np.random.default_rng(0)
+    p = min(1.0, sample_rows / n_rows) if n_rows else 1.0
+    hashes: list[np.ndarray] = []
+    samples = []
+    done = 0
+    for batch in pf.iter_batches(batch_size=batch_size):
+        m = batch.num_rows
+        for name, s in scans.items():
+            arr = batch.column(batch.schema.get_field_index(name))
+            nulls = arr.null_count
+            s.nulls += nulls
+            s.count += m - nulls
+            rule = rules.get(name)
+            if m == nulls:
+                continue
+            if s.type in ("integer", "number"):
+                mm = pc.min_max(arr)
+                lo, hi = mm["min"].as_py(), mm["max"].as_py()
+                if lo is not None:
+                    s.min = lo if s.min is None else min(s.min, lo)
+                    s.max = hi if s.max is None else max(s.max, hi)
+                values = arr.drop_null().to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+                s.sum += float(values.sum())
+                s.sumsq += float(np.dot(values, values))
+                if s.hist_edges is not None:
+                    c, _ = np.histogram(values, bins=s.hist_edges)
+                    s.hist_counts += c
+                if rule and (rule.get("min") is not None or rule.get("max") is not None):
+                    bad_mask = np.zeros(len(values), dtype=bool)
+                    if rule.get("min") is not None:
+                        below = values < float(rule["min"])
+                        s.below += int(below.sum())
+                        bad_mask |= below
+                    if rule.get("max") is not None:
+                        above = values > float(rule["max"])
+                        s.above += int(above.sum())
+                        bad_mask |= above
+                    if bad_mask.any() and len(s.range_examples) < EXAMPLES:
+                        for v in values[bad_mask][: EXAMPLES - len(s.range_examples)]:
+                            s.range_examples.append(int(v) if s.type == "integer" else round(float(v), 4))
+            elif s.type == "boolean":
+                s.true_count += int(pc.sum(arr).as_py() or 0)
+                s.counts = {"True": s.true_count, "False": s.count - s.true_count}
+            elif s.type in ("string", "category"):
+                if s.counts is not None:
+                    vc = pc.value_counts(arr.drop_null())
+                    for v, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
+                        s.counts[v] = s.counts.get(v, 0) + n
+                    if len(s.counts) > MAX_TRACKED:
+                        s.counts = None
+                if rule and rule.get("type") == "category" and rule.get("categories") is not None:
+                    allowed = pa.array([str(x) for x in rule["categories"]], type=pa.string())
+                    outside = pc.filter(arr, pc.invert(pc.is_in(arr, value_set=allowed, skip_nulls=True)))
+                    outside = outside.drop_null()
+                    if len(outside):
+                        vc = pc.value_counts(outside)
+                        for v, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
+                            if v in s.unseen or len(s.unseen) < 50:
+                                s.unseen[v] = s.unseen.get(v, 0) + n
+        frame = batch.to_pandas()
+        hashes.append(pd.util.hash_pandas_object(frame, index=False, categorize=True).to_numpy())
+        if p >= 1.0:
+            samples.append(frame)
+        else:
+            keep = rng.random(m) < p
+            samples.append(frame[keep])
+        done += m
+        if progress is not None and n_rows:
+            progress(done / n_rows, f"profiled {done:,} of {n_rows:,} rows")
+    duplicate_rows = 0
+    if hashes:
+        allh = np.concatenate(hashes)
+        duplicate_rows = int(len(allh) - len(np.unique(allh)))
+    if samples:
+        sample = pd.concat(samples, ignore_index=True)
+    else:
+        sample = pf.schema_arrow.empty_table().to_pandas()
+    return Scan(n_rows=n_rows, columns=scans, duplicate_rows=duplicate_rows, sample=sample)
+
+
+def _r(x: float | None, nd: int = 4) -> float | None:
+    if x is None or not math.isfinite(x):
+        return None
+    return round(float(x), nd)
+
+
+def build_profile(scan: Scan) -> dict[str, Any]:
+    """Per-column summary and chart data (plotly-ready: {"kind": "histogram"|"bar", "x": [...], "y": [...]})."""
+    cols = []
+    for s in scan.columns.values():
+        total = s.count + s.nulls
+        entry: dict[str, Any] = {
+            "name": s.name,
+            "type": s.type,
+            "count": s.count,
+            "nulls": s.nulls,
+            "null_share": _r(s.nulls / total if total else 0.0),
+        }
+        if s.type in ("integer", "number") and s.count:
+            mean = s.sum / s.count
+            var = max(0.0, s.sumsq / s.count - mean * mean)
+            entry.update(min=_r(s.min), max=_r(s.max), mean=_r(mean), std=_r(math.sqrt(var)))
+            if s.name in scan.sample and len(scan.sample):
+                q = scan.sample[s.name].dropna()
+                if len(q):
+                    qs = np.quantile(q.to_numpy(dtype=float), [0.05, 0.25, 0.5, 0.75, 0.95])
+                    entry["quantiles"] = {k: _r(v) for k, v in zip(("p5", "p25", "p50", "p75", "p95"), qs)}
+            if s.hist_edges is not None and s.hist_counts is not None:
+                e = s.hist_edges
+                centres = [_r((e[i] + e[i + 1]) / 2) for i in range(len(e) - 1)]
+                entry["chart"] = {"kind": "histogram", "x": centres, "y": s.hist_counts.tolist(),
+                                  "width": _r(e[1] - e[0]) if len(e) > 1 else 1}
+        elif s.counts is not None and s.type in ("string", "category", "boolean"):
+            top = sorted(s.counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
+            entry["distinct"] = len(s.counts)
+            entry["top"] = [{"value": str(k), "count": int(v)} for k, v in top[:TOP_CATEGORIES]]
+            rest = sum(v for _, v in top[TOP_CATEGORIES:])
+            x = [str(k) for k, _ in top[:TOP_CATEGORIES]] + (["(other)"] if rest else [])
+            y = [int(v) for _, v in top[:TOP_CATEGORIES]] + ([rest] if rest else [])
+            entry["chart"] = {"kind": "bar", "x": x, "y": y}
+        elif s.counts is None:
+            entry["distinct"] = f"more than {MAX_TRACKED:,}"
+        cols.append(entry)
+    return {
+        "n_rows": scan.n_rows,
+        "n_cols": len(scan.columns),
+        "duplicate_rows": scan.duplicate_rows,
+        "sample_rows": int(len(scan.sample)),
+        "columns": cols,
+    }
+
+
+def profile_figure(column_profile: dict[str, Any]):
+    """A plotly figure for one column's stored chart data (used by the dataset page)."""
+    import plotly.graph_objects as go
+
+    chart = column_profile.get("chart")
+    if not chart:
+        return None
+    if chart["kind"] == "histogram":
+        fig = go.Figure(go.Bar(x=chart["x"], y=chart["y"], width=chart.get("width"), marker_line_width=0))
+    else:
+        fig = go.Figure(go.Bar(x=chart["x"], y=chart["y"]))
+    fig.update_layout(height=220, margin=dict(l=10, r=10, t=30, b=10), title=column_profile["name"],
+                      bargap=0.02 if chart["kind"] == "histogram" else 0.2, showlegend=False)
+    return fig
