@@ -17,6 +17,7 @@ HANDLERS: dict[str, str] = {
     "sleep": "mlops_core.jobs.handlers:sleep",
     "fail": "mlops_core.jobs.handlers:fail",
     # stage kinds (one line each):
+    "ingest": "mlops_core.services.ingestion:run_ingestion",
     "monitor": "mlops_core.services.monitoring:monitor_job",
     "alert_webhook": "mlops_core.services.monitoring:webhook_job",
     "monitor_report": "mlops_core.services.monitoring:report_job",
