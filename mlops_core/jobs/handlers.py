@@ -18,6 +18,7 @@ HANDLERS: dict[str, str] = {
     "fail": "mlops_core.jobs.handlers:fail",
     # stage kinds (one line each):
     "ingest": "mlops_core.services.ingestion:run_ingestion",
+    "train": "mlops_core.services.experiments:run_training",
     "monitor": "mlops_core.services.monitoring:monitor_job",
     "alert_webhook": "mlops_core.services.monitoring:webhook_job",
     "monitor_report": "mlops_core.services.monitoring:report_job",
