@@ -22,7 +22,7 @@ ERROR, WARNING, INFO = "error", "warning", "info"
 KINDS = ("missing_column", "extra_column", "type_change", "nulls_above_allowed", "out_of_range",
          "unseen_categories", "duplicate_rows", "constant_column", "drift")
 MAX_CATEGORIES = 50       # a text column with at most this many distinct values is inferred as a category
-RANGE_MARGIN = 0.10       # inferred numeric ranges are widened by this share of the observed span
+RANGE_MARGIN = 0.10       # least widening of an inferred range, as a share of its largest value
 
 # type in the data -> schema types it satisfies without a finding
 _COMPATIBLE = {
@@ -61,15 +61,13 @@ def infer_schema(scan: Scan) -> list[dict[str, Any]]:
                 col["type"] = "category"
                 col["categories"] = sorted(str(k) for k in s.counts)
         if s.type in ("integer", "number") and s.min is not None:
-            span = float(s.max) - float(s.min)
-            margin = span * RANGE_MARGIN
-            lo = float(s.min) - margin
-            hi = float(s.max) + margin
-            if float(s.min) >= 0:
-                lo = max(0.0, lo)  # non-negative data stays non-negative
+            # Generous on purpose: catch sign errors and unit mix-ups (cents for euros), not the tails of
+            # a fresh extract. Non-negative data must stay non-negative; the span may double upwards.
+            span = max(float(s.max) - float(s.min), abs(float(s.max)) * RANGE_MARGIN, 1.0)
+            lo = 0.0 if float(s.min) >= 0 else float(s.min) - span
+            hi = float(s.max) + span
             if s.type == "integer":
-                lo, hi = math.floor(lo + 0.5) if lo > 0 else math.floor(lo), round(hi)
-                col["min"], col["max"] = int(lo), int(max(hi, s.max))
+                col["min"], col["max"] = int(math.floor(lo)), int(math.ceil(hi))
             else:
                 col["min"], col["max"] = _nice(lo), _nice(hi)
         out.append(col)
