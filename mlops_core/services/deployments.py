@@ -190,19 +190,19 @@ def _gate_data(db: Database, mv: dict[str, Any]) -> GateResult:
     with db.read() as s:
         row = s.exec(select(DatasetVersion, Dataset.name).join(
             Dataset, col(DatasetVersion.dataset_id) == col(Dataset.id)).where(DatasetVersion.id == dv_id)).first()
-    if row is None:
-        return _gate("data_validated", title, "failed", f"dataset version {dv_id} no longer exists",
-                     dataset_version_id=dv_id)
-    dv, dname = row
-    ref = f"{dname}@v{dv.version}"
-    link = {"dataset_version_id": dv_id, "dataset": ref, "status": dv.status}
-    if dv.status == "validated":
+        if row is None:
+            return _gate("data_validated", title, "failed", f"dataset version {dv_id} no longer exists",
+                         dataset_version_id=dv_id)
+        dv, dname = row
+        ref, status = f"{dname}@v{dv.version}", dv.status
+    link = {"dataset_version_id": dv_id, "dataset": ref, "dataset_status": status}
+    if status == "validated":
         return _gate("data_validated", title, "passed", f"{ref} passed validation", **link)
-    if dv.status == "waived":
+    if status == "waived":
         return _gate("data_validated", title, "waived", f"{ref} failed validation but was waived by a data engineer",
                      **link)
     return _gate("data_validated", title, "failed",
-                 f"{ref} has status {dv.status!r}; a data engineer must fix or waive it (Data page)", **link)
+                 f"{ref} has status {status!r}; a data engineer must fix or waive it (Data page)", **link)
 
 
 def _gate_kpis(db: Database, mv: dict[str, Any], metrics: dict[str, float]) -> GateResult:
@@ -242,6 +242,7 @@ def _gate_regression(db: Database, mv: dict[str, Any], metrics: dict[str, float]
         else:
             q = q.where(Deployment.id == -1)
         current = s.exec(q.order_by(col(Deployment.deployed_at).desc())).first()
+        current = _public(current) if current is not None else None
         current_label = model_version_label(s, current.model_version_id) if current else ""
     if current is None:
         return _gate("no_regression", title, "passed", "nothing is in production yet: no champion to compare with",
@@ -441,7 +442,7 @@ def overview(db: Database, *, hours: int = 24) -> list[dict[str, Any]]:
     over the last `hours` — aggregated in SQL (one grouped query over the prediction log)."""
     since = utcnow() - __import__("datetime").timedelta(hours=hours)
     with db.read() as s:
-        deps = s.exec(select(Deployment).order_by(Deployment.name)).all()
+        deps = [_public(d) for d in s.exec(select(Deployment).order_by(Deployment.name)).all()]
         stats = {
             dep_id: (int(n or 0), int(errors or 0), float(lat) if lat is not None else None)
             for dep_id, n, errors, lat in s.exec(

@@ -1,0 +1,456 @@
+"""The REST scoring service (DESIGN.md, "Contracts" -> REST scoring service).
+
+    GET  /healthz                              200 {"status": "ok"} (no key)
+    POST /v1/deployments/{name}/predict        {"records": [{...}, ...]} -> predictions
+    POST /v1/deployments/{name}/feedback       {"labels": [{"request_id", "label"}, ...]}
+    GET  /v1/deployments/{name}                name, model_version, input_schema
+    GET  /metrics                              Prometheus text
+
+How it stays fast and consistent across processes (several may run on one Postgres):
+- A poller thread reads `deployments` and the unrevoked API key hashes every POLL_SECONDS; a changed
+  `generation` (deploy, rollback, canary) loads the new model version in that thread and swaps it in,
+  so requests never wait for a load and a deploy takes effect within seconds, without a restart.
+  Models are cached per model version.
+- Requests are validated against a per-version `RecordValidator` built once at load.
+- Every scored record is queued to the batched `PredictionWriter`; no commit is on a request's path.
+  Shutdown (SIGTERM) flushes the queue before the process exits.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+import threading
+import time
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from ..config import get_settings
+from ..db import Database, get_database
+from .schema import InputError, RecordValidator, to_jsonable
+
+log = logging.getLogger("mlops_core.serving")
+
+POLL_SECONDS = 1.0
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass
+class LoadedModel:
+    model_version_id: int
+    label: str
+    model: Any
+    validator: RecordValidator
+    input_schema: list[dict[str, Any]]
+
+
+@dataclass
+class Served:
+    """What one endpoint serves right now (replaced as a whole on every change)."""
+
+    id: int
+    name: str
+    generation: int
+    champion: LoadedModel | None
+    canary: LoadedModel | None = None
+    canary_share: float = 0.0
+    load_error: str = ""
+
+
+@dataclass
+class Metrics:
+    """Prometheus counters and a latency histogram, per process."""
+
+    requests: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    records: dict[str, int] = field(default_factory=dict)
+    buckets: dict[str, list[int]] = field(default_factory=dict)
+    latency_sum: dict[str, float] = field(default_factory=dict)
+    latency_count: dict[str, int] = field(default_factory=dict)
+
+    def observe(self, deployment: str, endpoint: str, status: int, seconds: float, n_records: int = 0) -> None:
+        key = (deployment, endpoint, status)
+        self.requests[key] = self.requests.get(key, 0) + 1
+        if endpoint == "predict":
+            if n_records:
+                self.records[deployment] = self.records.get(deployment, 0) + n_records
+            b = self.buckets.get(deployment)
+            if b is None:
+                b = self.buckets[deployment] = [0] * (len(LATENCY_BUCKETS) + 1)
+            for i, upper in enumerate(LATENCY_BUCKETS):
+                if seconds <= upper:
+                    b[i] += 1
+                    break
+            else:
+                b[-1] += 1
+            self.latency_sum[deployment] = self.latency_sum.get(deployment, 0.0) + seconds
+            self.latency_count[deployment] = self.latency_count.get(deployment, 0) + 1
+
+    def render(self, *, pending: int, written: int) -> str:
+        lines = ["# HELP mlops_requests_total Scoring API requests by deployment, endpoint and HTTP status.",
+                 "# TYPE mlops_requests_total counter"]
+        for (dep, ep, status), n in sorted(self.requests.items()):
+            lines.append(f'mlops_requests_total{{deployment="{dep}",endpoint="{ep}",status="{status}"}} {n}')
+        lines += ["# HELP mlops_request_errors_total Scoring API requests answered with an error (4xx/5xx).",
+                  "# TYPE mlops_request_errors_total counter"]
+        errors: dict[tuple[str, str], int] = {}
+        for (dep, ep, status), n in self.requests.items():
+            if status >= 400:
+                errors[(dep, ep)] = errors.get((dep, ep), 0) + n
+        for (dep, ep), n in sorted(errors.items()):
+            lines.append(f'mlops_request_errors_total{{deployment="{dep}",endpoint="{ep}"}} {n}')
+        lines += ["# HELP mlops_predictions_total Records scored.", "# TYPE mlops_predictions_total counter"]
+        for dep, n in sorted(self.records.items()):
+            lines.append(f'mlops_predictions_total{{deployment="{dep}"}} {n}')
+        lines += ["# HELP mlops_request_latency_seconds Time to answer a predict request.",
+                  "# TYPE mlops_request_latency_seconds histogram"]
+        for dep, b in sorted(self.buckets.items()):
+            cum = 0
+            for upper, n in zip(LATENCY_BUCKETS, b):
+                cum += n
+                lines.append(f'mlops_request_latency_seconds_bucket{{deployment="{dep}",le="{upper}"}} {cum}')
+            cum += b[-1]
+            lines.append(f'mlops_request_latency_seconds_bucket{{deployment="{dep}",le="+Inf"}} {cum}')
+            lines.append(f'mlops_request_latency_seconds_sum{{deployment="{dep}"}} {self.latency_sum[dep]:.6f}')
+            lines.append(f'mlops_request_latency_seconds_count{{deployment="{dep}"}} {self.latency_count[dep]}')
+        lines += ["# HELP mlops_prediction_log_pending Prediction rows queued, not yet written.",
+                  "# TYPE mlops_prediction_log_pending gauge", f"mlops_prediction_log_pending {pending}",
+                  "# HELP mlops_prediction_log_written_total Prediction rows written by this process.",
+                  "# TYPE mlops_prediction_log_written_total counter", f"mlops_prediction_log_written_total {written}"]
+        return "\n".join(lines) + "\n"
+
+
+def _hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ServingState:
+    """Everything a scoring process holds: the served endpoints, key hashes, model cache, log writer."""
+
+    def __init__(self, db: Database, *, poll_seconds: float = POLL_SECONDS):
+        from ..services.predictions import PredictionWriter
+
+        self.db = db
+        self.poll_seconds = poll_seconds
+        self.settings = get_settings()
+        self.served: dict[str, Served] = {}
+        self.keys: dict[str, int] = {}
+        self.models: dict[int, LoadedModel] = {}
+        self.writer = PredictionWriter(db)
+        self.metrics = Metrics()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_poll_error = ""
+
+    # -- polling ------------------------------------------------------------------------------
+
+    def _load(self, model_version_id: int) -> LoadedModel:
+        cached = self.models.get(model_version_id)
+        if cached is not None:
+            return cached
+        from ..services import deployments
+
+        mv = deployments._model_version(self.db, model_version_id)
+        model = deployments.load_model(self.db, model_version_id)
+        schema = list(mv.get("input_schema") or [])
+        loaded = LoadedModel(model_version_id=model_version_id,
+                             label=f"{mv.get('model_name', 'model')} v{mv.get('version', model_version_id)}",
+                             model=model, validator=RecordValidator(schema), input_schema=schema)
+        self.models[model_version_id] = loaded
+        return loaded
+
+    def poll(self) -> None:
+        """Pick up deploys, rollbacks, canaries and key changes (called every poll_seconds)."""
+        from sqlmodel import col, select
+
+        from ..models.deployments import ApiKey, Deployment
+
+        with self.db.read() as s:
+            rows = s.exec(select(Deployment.id, Deployment.name, Deployment.generation, Deployment.model_version_id,
+                                 Deployment.canary_model_version_id, Deployment.canary_share)).all()
+            keys = dict(s.exec(select(ApiKey.key_hash, ApiKey.deployment_id)
+                               .where(col(ApiKey.revoked_at).is_(None))).all())
+        served: dict[str, Served] = {}
+        for dep_id, name, generation, mv_id, canary_id, share in rows:
+            current = self.served.get(name)
+            if current is not None and current.generation == generation and current.id == dep_id \
+                    and not current.load_error:
+                served[name] = current
+                continue
+            entry = Served(id=dep_id, name=name, generation=generation, champion=None)
+            try:
+                entry.champion = self._load(mv_id) if mv_id is not None else None
+                if canary_id is not None and share > 0:
+                    entry.canary, entry.canary_share = self._load(canary_id), float(share)
+            except Exception as exc:  # noqa: BLE001 - keep serving the old version, report the new one's failure
+                log.exception("cannot load the model of deployment %s", name)
+                if current is not None and current.champion is not None:
+                    served[name] = current
+                    continue
+                entry.load_error = f"the model of {name} cannot be loaded: {exc}"
+            served[name] = entry
+        self.served = served
+        self.keys = keys
+        # Forget models no endpoint serves any more.
+        live = {m.model_version_id for e in served.values() for m in (e.champion, e.canary) if m is not None}
+        for mv_id in list(self.models):
+            if mv_id not in live:
+                self.models.pop(mv_id, None)
+
+    def _poll_loop(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.poll()
+                self.last_poll_error = ""
+            except Exception as exc:  # noqa: BLE001 - keep serving what we have; try again next tick
+                self.last_poll_error = str(exc)
+                log.warning("polling deployments failed: %s", exc)
+
+    def start(self) -> None:
+        try:
+            self.poll()
+        except Exception as exc:  # noqa: BLE001 - the database may come up later
+            self.last_poll_error = str(exc)
+            log.warning("first poll of deployments failed: %s", exc)
+        self._thread = threading.Thread(target=self._poll_loop, name="deployment-poller", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        self.writer.close()
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"detail": message}, status_code=status)
+
+
+def create_app(database_url: str | None = None, *, poll_seconds: float = POLL_SECONDS) -> FastAPI:
+    """The app factory (`uvicorn --factory mlops_core.serving.app:create_app`)."""
+    db = get_database(database_url)
+    holder: dict[str, ServingState] = {}
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        state = ServingState(db, poll_seconds=poll_seconds)
+        state.start()
+        holder["state"] = state
+        try:
+            yield
+        finally:
+            # Clean shutdown: write every queued prediction before the process exits.
+            state.stop()
+
+    app = FastAPI(title="MLOps Hub scoring API", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    settings = get_settings()
+    max_bytes = settings.max_request_bytes
+    max_records = settings.max_records_per_request
+
+    def _authorised(request: Request, served: Served) -> bool:
+        header = request.headers.get("authorization", "")
+        if not header[:7].lower() == "bearer ":
+            return False
+        return holder["state"].keys.get(_hash_key(header[7:].strip())) == served.id
+
+    async def _read_json(request: Request) -> tuple[Any, JSONResponse | None]:
+        length = request.headers.get("content-length")
+        if length is not None:
+            try:
+                n = int(length)
+            except ValueError:
+                return None, _error(400, "the Content-Length header is not a number")
+            if n > max_bytes:
+                return None, _error(413, f"the request body is {n:,} bytes; the limit is {max_bytes:,} bytes "
+                                         "(MLOPS_MAX_REQUEST_BYTES): send fewer records per request")
+            body = await request.body()
+        else:
+            chunks, size = [], 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_bytes:
+                    return None, _error(413, f"the request body is over the limit of {max_bytes:,} bytes "
+                                             "(MLOPS_MAX_REQUEST_BYTES): send fewer records per request")
+                chunks.append(chunk)
+            body = b"".join(chunks)
+        if not body:
+            return None, _error(400, "the request body is empty; send JSON like {\"records\": [{...}]}")
+        try:
+            return json.loads(body), None
+        except (ValueError, UnicodeDecodeError) as exc:
+            return None, _error(400, f"the request body is not valid JSON ({exc}); send {{\"records\": [{{...}}]}}")
+
+    def _lookup(name: str, request: Request) -> tuple[Served | None, JSONResponse | None]:
+        state = holder["state"]
+        served = state.served.get(name)
+        if served is None:
+            names = ", ".join(sorted(state.served)) or "none"
+            return None, _error(404, f"no deployment named {name!r} (deployments: {names})")
+        if not _authorised(request, served):
+            return None, _error(401, f"a valid API key for {name!r} is required: send the header "
+                                     "'Authorization: Bearer <key>' (create one with `python -m mlops_core apikey "
+                                     f"create --deployment {name}`)")
+        return served, None
+
+    def _log_error(served: Served, started: float, status: int, message: str) -> None:
+        from ..services.predictions import prediction_row
+
+        state = holder["state"]
+        state.writer.put([prediction_row(
+            request_id=uuid.uuid4().hex, deployment_id=served.id,
+            model_version_id=served.champion.model_version_id if served.champion else None, inputs=None,
+            prediction=None, latency_ms=(time.perf_counter() - started) * 1000, status="error",
+            error=f"{status}: {message}")])
+
+    @app.get("/healthz")
+    async def healthz():
+        return {"status": "ok"}
+
+    @app.post("/v1/deployments/{name}/predict")
+    async def predict(name: str, request: Request):
+        started = time.perf_counter()
+        state = holder["state"]
+        served, err = _lookup(name, request)
+        if err is not None:
+            state.metrics.observe(name if served else "-", "predict", err.status_code, time.perf_counter() - started)
+            return err
+        payload, err = await _read_json(request)
+        if err is None:
+            err = _check_payload(payload, served, max_records)
+        if err is not None:
+            _log_error(served, started, err.status_code, json.loads(err.body)["detail"])
+            state.metrics.observe(name, "predict", err.status_code, time.perf_counter() - started)
+            return err
+        records = payload["records"]
+        champion = served.champion
+        use_canary = served.canary is not None and random.random() < served.canary_share
+        try:
+            frame = champion.validator.to_frame(records)
+            preds = to_jsonable(champion.model.predict(frame))
+            shadow = None
+            if served.canary is not None and use_canary:
+                shadow = preds
+                preds = to_jsonable(served.canary.model.predict(served.canary.validator.to_frame(records)))
+        except Exception as exc:  # noqa: BLE001 - a model failure is a 500 with a message, and logged
+            log.exception("prediction failed on %s", name)
+            _log_error(served, started, 500, str(exc))
+            state.metrics.observe(name, "predict", 500, time.perf_counter() - started)
+            return _error(500, f"the model failed to predict: {exc}")
+        serving = served.canary if use_canary else champion
+        latency = (time.perf_counter() - started) * 1000
+        rid = uuid.uuid4().hex
+        from ..services.predictions import prediction_row
+
+        n = len(records)
+        per = latency / n
+        if n == 1:
+            rows = [prediction_row(request_id=rid, deployment_id=served.id,
+                                   model_version_id=serving.model_version_id, inputs=records[0],
+                                   prediction=preds[0], latency_ms=latency,
+                                   shadow_model_version_id=champion.model_version_id if use_canary else None,
+                                   shadow_prediction=shadow[0] if use_canary else None)]
+        else:
+            rows = [prediction_row(request_id=f"{rid}.{i}", deployment_id=served.id,
+                                   model_version_id=serving.model_version_id, inputs=rec, prediction=p,
+                                   latency_ms=per,
+                                   shadow_model_version_id=champion.model_version_id if use_canary else None,
+                                   shadow_prediction=shadow[i] if use_canary else None)
+                    for i, (rec, p) in enumerate(zip(records, preds))]
+        state.writer.put(rows)
+        state.metrics.observe(name, "predict", 200, time.perf_counter() - started, n)
+        body = {"predictions": preds, "model_version": serving.label, "request_id": rid}
+        if n > 1:
+            body["record_ids"] = [r["request_id"] for r in rows]
+        return JSONResponse(body)
+
+    @app.post("/v1/deployments/{name}/feedback")
+    async def feedback(name: str, request: Request):
+        started = time.perf_counter()
+        state = holder["state"]
+        served, err = _lookup(name, request)
+        if err is None:
+            payload, err = await _read_json(request)
+        if err is None and (not isinstance(payload, dict) or "labels" not in payload):
+            err = _error(400, 'send {"labels": [{"request_id": "...", "label": ...}, ...]}')
+        if err is not None:
+            state.metrics.observe(name if served else "-", "feedback", err.status_code, time.perf_counter() - started)
+            return err
+        from ..errors import DomainError, ValidationError
+        from ..services.predictions import apply_labels
+
+        # Predictions of the last fraction of a second may still be queued: write them first.
+        try:
+            state.writer.flush()
+            result = apply_labels(state.db, deployment_id=served.id, labels=payload["labels"])
+        except ValidationError as exc:
+            state.metrics.observe(name, "feedback", 400, time.perf_counter() - started)
+            return _error(400, str(exc))
+        except DomainError as exc:
+            state.metrics.observe(name, "feedback", 503, time.perf_counter() - started)
+            return _error(503, f"the label store is unavailable: {exc}")
+        state.metrics.observe(name, "feedback", 200, time.perf_counter() - started)
+        return {"accepted": len(result.accepted), "unknown_request_ids": result.unknown, "invalid": result.invalid}
+
+    @app.get("/v1/deployments/{name}")
+    async def describe(name: str, request: Request):
+        started = time.perf_counter()
+        state = holder["state"]
+        served, err = _lookup(name, request)
+        if err is not None:
+            state.metrics.observe(name if served else "-", "describe", err.status_code, time.perf_counter() - started)
+            return err
+        state.metrics.observe(name, "describe", 200, time.perf_counter() - started)
+        champion = served.champion
+        return {"name": served.name,
+                "model_version": champion.label if champion else None,
+                "input_schema": champion.input_schema if champion else []}
+
+    @app.get("/metrics")
+    async def metrics():
+        state = holder["state"]
+        return PlainTextResponse(state.metrics.render(pending=state.writer.pending, written=state.writer.written),
+                                 media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error in the scoring service")
+        return _error(500, f"internal error: {type(exc).__name__}; see the service log")
+
+    app.state.holder = holder
+    return app
+
+
+def _check_payload(payload: Any, served: Served, max_records: int) -> JSONResponse | None:
+    if served.champion is None:
+        msg = served.load_error or f"{served.name} serves no model version yet; deploy one first"
+        return _error(503, msg)
+    if not isinstance(payload, dict):
+        return _error(400, 'the body must be a JSON object: {"records": [{...}, ...]}')
+    if "records" not in payload:
+        return _error(400, 'the body has no "records"; send {"records": [{column: value, ...}, ...]}')
+    extra = [k for k in payload if k != "records"]
+    if extra:
+        return _error(400, f"unexpected fields in the body: {', '.join(map(str, extra))}; send only \"records\"")
+    records = payload["records"]
+    if isinstance(records, list) and len(records) > max_records:
+        return _error(413, f"{len(records):,} records in one request; the limit is {max_records:,} "
+                           "(MLOPS_MAX_RECORDS): split them over several requests")
+    problems = served.champion.validator.problems(records)
+    if problems:
+        return _error(400, "; ".join(problems))
+    if served.canary is not None and served.canary.validator.names != served.champion.validator.names:
+        problems = served.canary.validator.problems(records)
+        if problems:
+            return _error(400, "; ".join(problems))
+    return None
+
+
+def nan_safe(value: float) -> bool:
+    return math.isfinite(value)
