@@ -24,6 +24,9 @@ SECTIONS = ["Workspace", "Use cases", "Data", "Experiments", "Deployment", "Moni
 PAGES: list[PageSpec] = [
     PageSpec("pages/home.py", "Overview", ":material/dashboard:", "Workspace", default=True, url_path="home"),
     PageSpec("pages/activity.py", "Activity", ":material/history:", "Workspace", url_path="activity"),
+    PageSpec("pages/inbox.py", "My inbox", ":material/inbox:", "Workspace", url_path="inbox"),
+    PageSpec("pages/portfolio.py", "Portfolio", ":material/view_kanban:", "Use cases", url_path="portfolio"),
+    PageSpec("pages/use_case.py", "Use case", ":material/lightbulb:", "Use cases", url_path="use-case"),
     PageSpec("pages/admin_users.py", "Users & roles", ":material/group:", "Admin", frozenset({"admin"}), url_path="users"),
     PageSpec("pages/account.py", "My account", ":material/person:", "Account", url_path="account"),
 ]

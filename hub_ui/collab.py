@@ -1,0 +1,158 @@
+"""Reusable collaboration widgets for any entity: a threaded discussion and sign-offs.
+
+Other stages call them on their own entities:
+    from hub_ui import collab as collab_ui
+    collab_ui.discussion("dataset", dataset.id)
+    collab_ui.signoffs("model_version", mv.id, evidence=lambda: {...})
+Each widget keys its state by (entity_type, entity_id), so several can live on one page.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import streamlit as st
+
+from mlops_core.models.base import ROLES
+from mlops_core.models.collab import SignoffPublic
+from mlops_core.services import collab, users
+
+from . import session
+
+STATUS_ICONS = {"pending": "⏳", "approved": "✅", "rejected": "⛔"}
+
+
+def _key(*parts: Any) -> str:
+    return "_".join(str(p) for p in parts)
+
+
+def flash(key: str, message: str | None = None, kind: str = "success") -> None:
+    """Show a message after st.rerun(): set it with a message, show (and clear) it without."""
+    k = f"_flash_{key}"
+    if message is not None:
+        st.session_state[k] = (kind, message)
+        return
+    if k in st.session_state:
+        kind, text = st.session_state.pop(k)
+        getattr(st, kind)(text)
+
+
+def discussion(entity_type: str, entity_id: Any, *, title: str = "Discussion") -> None:
+    """Threaded comments with @mentions, and a box to write one."""
+    actor = session.require_actor()
+    db = session.db()
+    base = _key("disc", entity_type, entity_id)
+    if title:
+        st.subheader(title)
+    flash(base)
+    comments = collab.list_comments(db, actor=actor, entity_type=entity_type, entity_id=entity_id)
+    if not comments:
+        st.caption("No comments yet. Start the discussion below; mention someone with @username.")
+    for c in comments:
+        pad, body = st.columns([max(1, c.depth), 24]) if c.depth else (None, st.container())
+        with body:
+            with st.container(border=True):
+                st.markdown(f"**{c.author_username}** · {session.fmt_time(c.created_at)}"
+                            + (" · ↳ reply" if c.parent_id else ""))
+                st.markdown(c.body)
+                with st.popover("Reply"):
+                    with st.form(_key(base, "reply", c.id), clear_on_submit=True):
+                        text = st.text_area("Your reply", key=_key(base, "reply_text", c.id))
+                        send = st.form_submit_button("Post reply", disabled=not session.may("comment.write"))
+                    if send:
+                        _post(entity_type, entity_id, text, parent_id=c.id, flash_key=base)
+    with st.form(_key(base, "new"), clear_on_submit=True):
+        text = st.text_area("Comment (mention someone with @username)", key=_key(base, "text"))
+        send = st.form_submit_button("Post comment", disabled=not session.may("comment.write"))
+    if send:
+        _post(entity_type, entity_id, text, parent_id=None, flash_key=base)
+
+
+def _post(entity_type: str, entity_id: Any, text: str, *, parent_id: int | None, flash_key: str) -> None:
+    actor = session.require_actor()
+    posted = None
+    with session.service_call():
+        posted = collab.add_comment(session.db(), actor=actor, entity_type=entity_type, entity_id=entity_id,
+                                    body=text, parent_id=parent_id)
+    if posted is None:
+        return
+    msg = "Comment posted."
+    if posted.mentions:
+        msg += f" Notified: {', '.join(posted.mentions)}."
+    if posted.unknown_mentions:
+        msg += f" No user named: {', '.join(posted.unknown_mentions)}."
+    flash(flash_key, msg)
+    st.rerun()
+
+
+def decide_controls(so: SignoffPublic, *, key: str, flash_key: str | None = None) -> None:
+    """Approve / reject buttons with a reason, for a pending sign-off the actor may decide."""
+    actor = session.require_actor()
+    if so.status != "pending":
+        return
+    if not collab.may_decide(actor, so):
+        st.caption(f"Waiting for {so.assignee}.")
+        return
+    reason = st.text_input("Reason (required to reject)", key=_key(key, "reason", so.id))
+    c1, c2 = st.columns(2)
+    approve = c1.button("Approve", key=_key(key, "approve", so.id), type="primary", icon=":material/check:")
+    reject = c2.button("Reject", key=_key(key, "reject", so.id), icon=":material/close:")
+    if approve or reject:
+        done = None
+        with session.service_call():
+            done = collab.decide_signoff(session.db(), actor=actor, signoff_id=so.id, approve=bool(approve),
+                                         reason=reason)
+        if done is not None:
+            flash(flash_key or key, f"Sign-off “{done.title}” {done.status}.")
+            st.rerun()
+
+
+def signoff_card(so: SignoffPublic, *, key: str, flash_key: str | None = None) -> None:
+    with st.container(border=True):
+        st.markdown(f"{STATUS_ICONS.get(so.status, '')} **{so.title}** — {so.status}")
+        st.caption(f"asked by {so.requested_by} of {so.assignee} on {session.fmt_time(so.created_at)}"
+                   + (f" · {so.status} by {so.decided_by} on {session.fmt_time(so.decided_at)}" if so.decided_by else "")
+                   + f" · evidence {so.evidence_hash[:12]}")
+        if so.reason:
+            st.markdown(f"> {so.reason}")
+        if so.evidence:
+            with st.expander("Evidence"):
+                st.json(so.evidence)
+        decide_controls(so, key=key, flash_key=flash_key)
+
+
+def signoffs(entity_type: str, entity_id: Any, *, evidence: dict | Callable[[], dict] | None = None,
+             default_title: str = "", title: str = "Sign-offs") -> None:
+    """Sign-off history of an entity, decision buttons for the pending ones, and a request form.
+
+    `evidence` (a dict, or a function returning one at request time) is stored with the request and
+    hashed, so a later change of the entity shows the sign-off as stale."""
+    actor = session.require_actor()
+    db = session.db()
+    base = _key("so", entity_type, entity_id)
+    if title:
+        st.subheader(title)
+    flash(base)
+    history = collab.signoffs_for(db, entity_type, entity_id)
+    if not history:
+        st.caption("No sign-off requested yet.")
+    for so in history:
+        signoff_card(so, key=base, flash_key=base)
+    people = [u.username for u in users.list_users(db, actor=actor) if u.is_active and u.username != actor.username]
+    with st.form(_key(base, "request"), clear_on_submit=False):
+        st.markdown("**Request a sign-off**")
+        what = st.text_input("What is to be approved", value=default_title, key=_key(base, "title"))
+        ask = st.radio("Ask", ["a person", "a role"], horizontal=True, key=_key(base, "ask"))
+        person = st.selectbox("Person", people, key=_key(base, "person"))
+        role = st.selectbox("Role", list(ROLES), key=_key(base, "role"))
+        send = st.form_submit_button("Request sign-off", disabled=not session.may("signoff.request"))
+    if send:
+        ev = evidence() if callable(evidence) else dict(evidence or {})
+        done = None
+        with session.service_call():
+            done = collab.request_signoff(
+                db, actor=actor, entity_type=entity_type, entity_id=entity_id, title=what,
+                assignee_username=person if ask == "a person" else None,
+                assignee_role=role if ask == "a role" else None, evidence=ev)
+        if done is not None:
+            flash(base, f"Sign-off requested from {done.assignee}.")
+            st.rerun()
