@@ -618,9 +618,23 @@ def _score(metrics: dict[str, float], task: str) -> float:
     return -v if key in LOWER_IS_BETTER else v
 
 
+# Native thread pools (OpenMP in hist gradient boosting, BLAS) are limited to one thread per fit: a
+# worker runs several jobs side by side, and oversubscribed OpenMP spin-waits made a 3 s fit take 25 s
+# on a busy 2-core machine. One thread also makes the float sums, hence "reproduce", deterministic.
+TRAIN_THREADS = 1
+
+
 def train(frame: pd.DataFrame, cfg: TrainingConfig, *, progress: Progress = _noop_progress,
           check_cancelled: Callable[[], None] = _noop) -> TrainingResult:
     """Fit, evaluate and describe one run. `check_cancelled` is called between fits (it may raise)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=TRAIN_THREADS):
+        return _train(frame, cfg, progress=progress, check_cancelled=check_cancelled)
+
+
+def _train(frame: pd.DataFrame, cfg: TrainingConfig, *, progress: Progress,
+           check_cancelled: Callable[[], None]) -> TrainingResult:
     from sklearn.base import clone
     from sklearn.model_selection import train_test_split
 
