@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=20 * 1024 * 1024, alias="MLOPS_MAX_REQUEST_BYTES")
     # Worker: seconds without a heartbeat after which a running job is considered dead.
     job_heartbeat_timeout: int = Field(default=30, alias="MLOPS_JOB_HEARTBEAT_TIMEOUT")
-    worker_poll_seconds: float = Field(default=1.0, alias="MLOPS_WORKER_POLL_SECONDS")
+    worker_poll_seconds: float = Field(default=0.5, alias="MLOPS_WORKER_POLL_SECONDS")
     # Whether this worker may become the (single, elected) scheduler.
     scheduler_enabled: bool = Field(default=True, alias="MLOPS_SCHEDULER")
     alert_webhook_url: str | None = Field(default=None, alias="MLOPS_ALERT_WEBHOOK_URL")

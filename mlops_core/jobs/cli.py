@@ -6,7 +6,8 @@ def cmd_worker(args) -> int:
     from .worker import run_worker
 
     scheduler = False if args.no_scheduler else None  # None: MLOPS_SCHEDULER decides (default on)
-    return run_worker(name=args.name, once=args.once, scheduler=scheduler, concurrency=args.concurrency)
+    return run_worker(name=args.name, once=args.once, scheduler=scheduler, concurrency=args.concurrency,
+                      drain_seconds=args.drain_seconds)
 
 
 def register(sub) -> None:
@@ -21,4 +22,6 @@ def register(sub) -> None:
     s.add_argument("--no-scheduler", action="store_true",
                    help="never become the scheduler of periodic jobs (same as MLOPS_SCHEDULER=false)")
     s.add_argument("--concurrency", type=int, default=1, help="jobs run at the same time (default 1)")
+    s.add_argument("--drain-seconds", type=float, default=15.0,
+                   help="on SIGTERM, wait this long for running jobs to finish before giving them back (default 15)")
     s.set_defaults(func=cmd_worker)

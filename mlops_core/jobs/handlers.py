@@ -25,8 +25,19 @@ HANDLERS: dict[str, str] = {
 }
 
 
+def _log_run(ctx) -> None:
+    """With payload["log_file"], append one line per execution (tests count how often a job ran)."""
+    path = ctx.payload.get("log_file")
+    if path:
+        import os
+
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"{ctx.job_id} {ctx.worker} {os.getpid()}\n")
+
+
 def noop(ctx) -> dict:
     """Does nothing; returns its payload (used to measure job start latency)."""
+    _log_run(ctx)
     return {"ok": True, "echo": ctx.payload.get("echo")}
 
 
@@ -36,6 +47,7 @@ def sleep(ctx) -> dict:
     seconds = float(ctx.payload.get("seconds", 1.0))
     ignore_cancel = bool(ctx.payload.get("ignore_cancel", False))
     crash_at = ctx.payload.get("crash_at")
+    _log_run(ctx)
     step = min(0.1, seconds) if seconds > 0 else 0
     start = time.monotonic()
     while (elapsed := time.monotonic() - start) < seconds:

@@ -63,9 +63,10 @@ def try_acquire_lease(db: Database, *, holder: str, ttl_seconds: float, name: st
             from sqlalchemy.dialects.postgresql import insert as dialect_insert
         else:
             from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        res = s.execute(dialect_insert(Lease).values(name=name, holder=holder, acquired_at=now, expires_at=expires)
-                        .on_conflict_do_nothing(index_elements=["name"]))
-        return res.rowcount == 1
+        s.execute(dialect_insert(Lease).values(name=name, holder=holder, acquired_at=now, expires_at=expires)
+                  .on_conflict_do_nothing(index_elements=["name"]))
+        # (rowcount of an ORM-enabled INSERT is not reliable on every driver: read the winner back)
+        return s.exec(select(Lease.holder).where(Lease.name == name)).one() == holder
 
 
 def release_lease(db: Database, *, holder: str, name: str = LEASE_NAME) -> None:

@@ -488,9 +488,10 @@ class JobWorker:
 
 
 def run_worker(*, name: str | None = None, once: bool = False, scheduler: bool | None = None,
-               concurrency: int = 1, database_url: str | None = None) -> int:
+               concurrency: int = 1, drain_seconds: float = 15.0, database_url: str | None = None) -> int:
     """Entry point of `python -m mlops_core worker`."""
     from ..db import get_database
 
     db = get_database(database_url)
-    return JobWorker(db, name=name, once=once, scheduler=scheduler, concurrency=concurrency).run()
+    return JobWorker(db, name=name, once=once, scheduler=scheduler, concurrency=concurrency,
+                     drain_seconds=drain_seconds).run()
