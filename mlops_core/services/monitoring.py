@@ -445,7 +445,7 @@ def load_window_frame(s: Session, *, deployment_id: int, window: Window, columns
     from ..models.deployments import Prediction
 
     conds = _window_conds(deployment_id, window) + [Prediction.status == "ok"]
-    rows = s.execute(select(sa.type_coerce(Prediction.inputs, sa.Text), sa.type_coerce(Prediction.prediction, sa.Text))
+    rows = s.execute(select(sa.cast(Prediction.inputs, sa.Text), sa.cast(Prediction.prediction, sa.Text))
                      .where(*conds)).all()
     if not rows:
         return pd.DataFrame(columns=(columns or []) + ["__prediction__"])
