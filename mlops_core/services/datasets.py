@@ -604,13 +604,14 @@ def revalidate_version(db: Database, *, actor: Actor, version_id: int) -> Datase
             raise NotFound(f"no dataset version with id {version_id}")
         d = s.get(Dataset, v.dataset_id)
         schema = _current_schema(s, d.id)
+        schema_cols, schema_version, dataset_id = list(schema.columns), schema.version, d.id
         parent = s.get(DatasetVersion, v.parent_id) if v.parent_id else None
         columns, key = list(v.columns), v.artifact_key
         parent_sample, parent_label = (parent.sample_key, f"{d.name}@v{parent.version}") if parent else (None, "")
-    scan = scan_parquet(artifacts.path(key), columns, list(schema.columns))
-    report = validate(scan, list(schema.columns), previous_sample=_load_sample(parent_sample),
+    scan = scan_parquet(artifacts.path(key), columns, schema_cols)
+    report = validate(scan, schema_cols, previous_sample=_load_sample(parent_sample),
                       previous_label=parent_label or "the previous version")
-    report["schema_version"] = schema.version
+    report["schema_version"] = schema_version
     report["compared_with"] = parent_label or None
     new_status = FAILED if report["counts"].get("error", 0) else VALIDATED
     with db.unit_of_work() as s:
@@ -620,10 +621,11 @@ def revalidate_version(db: Database, *, actor: Actor, version_id: int) -> Datase
             row.status = new_status
         row.report = report
         s.add(row)
+        d = s.get(Dataset, dataset_id)
         audit.record(s, actor=actor, action="dataset.version.revalidate", entity_type="dataset", entity_id=d.id,
-                     summary=f"re-checked {d.name}@v{row.version} against schema v{schema.version}: {row.status}",
+                     summary=f"re-checked {d.name}@v{row.version} against schema v{schema_version}: {row.status}",
                      before={"status": before}, after={"status": row.status, "version_id": row.id})
-        return _version_public(row, s.get(Dataset, row.dataset_id))
+        return _version_public(row, d)
 
 
 # --- diffs ---------------------------------------------------------------------------------
