@@ -62,7 +62,35 @@ def _token_for_other(db, actor):
     users.create_token(db, actor=actor, username="dan" if actor.username != "dan" else "alice")
 
 
+def _use_case(db):
+    from mlops_core.services import usecases
+    from mlops_core.services.auth import Actor
+
+    return usecases.create_use_case(db, actor=Actor.system(), title="Matrix case", owner_username="alice")
+
+
+def _create_use_case(db, actor):
+    from mlops_core.services import usecases
+
+    usecases.create_use_case(db, actor=actor, title="Another case")
+
+
+def _add_kpi(db, actor):
+    from mlops_core.services import usecases
+
+    usecases.add_kpi(db, actor=actor, use_case_id=_use_case(db).id, kind="model", metric="recall", target=0.7)
+
+
+def _comment(db, actor):
+    from mlops_core.services import collab
+
+    collab.add_comment(db, actor=actor, entity_type="use_case", entity_id=1, body="hello @alice")
+
+
 CASES = {
+    "usecase.create": (_create_use_case, {"business", "admin"}),
+    "kpi.create": (_add_kpi, {"business", "admin"}),
+    "comment.add": (_comment, {"business", "data_engineer", "data_scientist", "ops", "admin"}),
     "user.create": (_create_user, {"admin"}),
     "user.set_role": (_set_role, {"admin"}),
     "user.token_for_someone_else": (_token_for_other, {"admin"}),
