@@ -695,7 +695,7 @@ def _train(frame: pd.DataFrame, cfg: TrainingConfig, *, progress: Progress,
     else:
         splits = list(_splitter(cfg, cfg.folds).split(X, y))
         train_folds = []
-        oof_pred = np.empty(len(y), dtype=object if cfg.task == "classification" else float)
+        oof_pred = np.empty(len(y), dtype=np.asarray(y).dtype if cfg.task == "classification" else float)
         oof_proba = None
         for i, (tr_idx, te_idx) in enumerate(splits):
             check_cancelled()

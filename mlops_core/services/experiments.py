@@ -560,9 +560,10 @@ def plot_data(db: Database, run_id: int) -> dict[str, Any]:
     with db.read() as s:
         art = s.exec(select(RunArtifact).where(RunArtifact.run_id == int(run_id),
                                                RunArtifact.kind == "plot_data")).first()
-    if art is None or not artifacts.exists(art.artifact_key):
+        key = art.artifact_key if art is not None else None
+    if key is None or not artifacts.exists(key):
         return {}
-    return json.loads(artifacts.get_bytes(art.artifact_key))
+    return json.loads(artifacts.get_bytes(key))
 
 
 # --- KPI checks, ranking, best ------------------------------------------------------------------------
