@@ -27,6 +27,11 @@ PAGES: list[PageSpec] = [
     PageSpec("pages/inbox.py", "My inbox", ":material/inbox:", "Workspace", url_path="inbox"),
     PageSpec("pages/portfolio.py", "Portfolio", ":material/view_kanban:", "Use cases", url_path="portfolio"),
     PageSpec("pages/use_case.py", "Use case", ":material/lightbulb:", "Use cases", url_path="use-case"),
+    PageSpec("pages/monitoring.py", "Monitoring", ":material/monitor_heart:", "Monitoring", url_path="monitoring"),
+    PageSpec("pages/deployment_monitoring.py", "Deployment monitoring", ":material/query_stats:", "Monitoring",
+             url_path="deployment-monitoring"),
+    PageSpec("pages/alerts.py", "Alerts", ":material/notifications:", "Monitoring", url_path="alerts"),
+    PageSpec("pages/infrastructure.py", "Infrastructure", ":material/dns:", "Monitoring", url_path="infrastructure"),
     PageSpec("pages/admin_users.py", "Users & roles", ":material/group:", "Admin", frozenset({"admin"}), url_path="users"),
     PageSpec("pages/account.py", "My account", ":material/person:", "Account", url_path="account"),
 ]

@@ -219,6 +219,11 @@ def configure_monitor(
         s.add(row)
         s.flush()
         _sync_schedule(s, row)
+        if action == "monitor.create" and dep.use_case_id is not None:
+            from . import usecases
+
+            usecases.note_stage_reached(s, actor=actor, use_case_id=dep.use_case_id, status="monitored",
+                                        note=f"first monitor on {dep.name}")
         audit.record(s, actor=actor, action=action, entity_type="monitor", entity_id=row.id,
                      summary=f"monitor {name!r} of deployment {dep.name}: {window_kind} {window_size}, "
                              f"policy {retraining_policy}", before=before, after=values)
@@ -654,7 +659,7 @@ def deliver_webhook(db: Database, *, alert_id: int, url: str | None = None, trie
 
 def list_alerts(db: Database, *, state: str | None = None, states: Iterable[str] | None = None,
                 kind: str | None = None, deployment_name: str | None = None, severity: str | None = None,
-                limit: int = 200, offset: int = 0) -> list[AlertPublic]:
+                use_case_id: int | None = None, limit: int = 200, offset: int = 0) -> list[AlertPublic]:
     """Newest first; filters applied in SQL."""
     with db.read() as s:
         q = select(Alert)
@@ -668,6 +673,8 @@ def list_alerts(db: Database, *, state: str | None = None, states: Iterable[str]
             q = q.where(Alert.severity == severity)
         if deployment_name:
             q = q.where(Alert.deployment_name == deployment_name)
+        if use_case_id is not None:
+            q = q.where(Alert.use_case_id == use_case_id)
         rows = s.exec(q.order_by(col(Alert.id).desc()).offset(offset).limit(max(1, min(limit, 1000)))).all()
         return [_pub(AlertPublic, r) for r in rows]
 
@@ -1450,3 +1457,54 @@ def report_job(ctx) -> dict[str, Any]:
     ctx.progress(0.1, "rendering the evidently report")
     key = render_report(ctx.db, check_id=int(ctx.payload["check_id"]))
     return {"report_key": key}
+
+
+# --- for the pages: queue a run, infrastructure ------------------------------------------------
+
+def enqueue_monitor_run(db: Database, *, actor: Actor, deployment_name: str) -> int:
+    """Queue a check of the deployment now (the page never runs it on its request thread)."""
+    from .. import jobs
+
+    require(actor, "monitor.run")
+    with db.unit_of_work() as s:
+        dep = _deployment(s, deployment_name)
+        job_id = jobs.enqueue(s, kind="monitor", payload={"deployment": dep.name, "requested_by": actor.username})
+        audit.record(s, actor=actor, action="monitor.run", entity_type="deployment", entity_id=dep.id,
+                     summary=f"asked for a check of {dep.name} now (job {job_id})")
+        return job_id
+
+
+@dataclass
+class Infrastructure:
+    workers: list[Any]
+    scheduler_holder: str | None
+    scheduler_expires_at: datetime | None
+    scheduler_alive: bool
+    job_counts: dict[str, int]
+    failed_jobs: list[Any]
+    this_process: dict[str, float]
+
+
+def infrastructure_status(db: Database) -> Infrastructure:
+    """Worker processes (with the CPU/memory their heartbeats report), the scheduler lease, and the queue."""
+    import os
+
+    import psutil
+
+    from .. import jobs
+    from ..models.jobs import Lease
+
+    workers = jobs.list_workers(db, include_stopped=True, limit=50)
+    with db.read() as s:
+        lease = s.get(Lease, "scheduler")
+        holder, expires = (lease.holder, _aware(lease.expires_at)) if lease else (None, None)
+    from ..jobs import queue
+
+    counts = queue.count_jobs_by_status(db)
+    failed = jobs.list_jobs(db, status="failed", limit=20)
+    proc = psutil.Process(os.getpid())
+    return Infrastructure(
+        workers=workers, scheduler_holder=holder, scheduler_expires_at=expires,
+        scheduler_alive=bool(expires and expires > utcnow()), job_counts=counts, failed_jobs=failed,
+        this_process={"cpu_percent": psutil.cpu_percent(interval=None), "rss_mb": proc.memory_info().rss / 2**20,
+                      "memory_percent": psutil.virtual_memory().percent, "cpus": psutil.cpu_count() or 1})

@@ -1,0 +1,95 @@
+"""Alerts: filter, acknowledge or resolve with a note, follow the evidence, and decide retraining proposals."""
+import streamlit as st
+
+from hub_ui import collab as collab_ui
+from hub_ui import session
+from mlops_core.services import monitoring
+
+SEVERITY = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
+STATE = {"open": "open", "acknowledged": "acknowledged", "resolved": "resolved"}
+
+actor = session.require_actor()
+db = session.db()
+st.title("Alerts")
+st.caption("Breaches found by the monitors and the system checks. A persisting breach stays one alert (its count "
+           "goes up); once resolved, a new breach opens a new alert.")
+collab_ui.flash("alerts")
+
+# --- retraining proposals waiting for a decision ------------------------------------------------
+proposals = monitoring.list_proposals(db, limit=50)
+waiting = [p for p in proposals if p.state == "proposed"]
+st.subheader(f"Retraining proposals ({len(waiting)} waiting)")
+if not proposals:
+    st.caption("No retraining proposal yet: drift or a missed KPI proposes one when the monitor's policy says so.")
+for p in proposals[:10]:
+    with st.container(border=True):
+        st.markdown(f"**Retrain {p.deployment_name}** · proposal #{p.id} · **{p.state}** · because of alert "
+                    f"#{p.alert_id}: {p.reason}")
+        st.caption(f"champion's configuration (run {p.base_run_id}, algorithm "
+                   f"{p.config.get('algorithm', '?')}) on dataset version {p.dataset_version_id} "
+                   f"(newest trainable)" + (f" · run {p.run_id}" if p.run_id else "")
+                   + (f" · decided by {p.decided_by}" if p.decided_by else "") + (f" · {p.note}" if p.note else ""))
+        if p.state == "proposed" and session.may("retraining.decide"):
+            note = st.text_input("Note", key=f"prop_note_{p.id}")
+            c1, c2, _ = st.columns([1, 1, 4])
+            if c1.button("Approve retraining", key=f"prop_ok_{p.id}", type="primary"):
+                with session.service_call():
+                    res = monitoring.decide_proposal(db, actor=actor, proposal_id=p.id, approve=True, note=note)
+                    collab_ui.flash("alerts", f"Retraining approved: run {res.run_id} is queued "
+                                              f"({res.state}).")
+                    st.rerun()
+            if c2.button("Reject", key=f"prop_no_{p.id}"):
+                with session.service_call():
+                    monitoring.decide_proposal(db, actor=actor, proposal_id=p.id, approve=False, note=note)
+                    collab_ui.flash("alerts", "Proposal rejected.")
+                    st.rerun()
+
+# --- alerts -----------------------------------------------------------------------------------
+st.subheader("Alerts")
+c1, c2, c3 = st.columns(3)
+state = c1.selectbox("State", ["open or acknowledged", "open", "acknowledged", "resolved", "all"], key="al_state")
+kind = c2.selectbox("Kind", ["(all)", "drift", "kpi_missed", "error_rate", "latency", "label_coverage",
+                             "worker_down", "scheduler_down", "ingestion_failed"], key="al_kind")
+deps = sorted({a.deployment_name for a in monitoring.list_alerts(db, limit=1000) if a.deployment_name})
+dep = c3.selectbox("Deployment", ["(all)"] + deps, key="al_dep")
+states = {"open or acknowledged": ["open", "acknowledged"], "all": None}.get(state, [state])
+alerts = monitoring.list_alerts(db, states=states, kind=None if kind == "(all)" else kind,
+                                deployment_name=None if dep == "(all)" else dep, limit=200)
+st.caption(f"{len(alerts)} alert(s)")
+can_ack = session.may("alert.ack")
+for a in alerts:
+    label = (f"{SEVERITY.get(a.severity, '')} {a.title} · {a.state}"
+             + (f" · seen {a.occurrences}×" if a.occurrences > 1 else ""))
+    with st.expander(label, expanded=len(alerts) <= 3):
+        st.markdown(f"**#{a.id}** · {a.kind} · {a.severity} · first {session.fmt_time(a.created_at)} · "
+                    f"last seen {session.fmt_time(a.last_seen_at)}")
+        st.markdown(a.detail)
+        if a.evidence_link.startswith("/deployment-monitoring") and a.deployment_name:
+            q = {"deployment": a.deployment_name}
+            if a.check_id:
+                q["check"] = str(a.check_id)
+            st.page_link("pages/deployment_monitoring.py", label=f"Evidence: check #{a.check_id} of {a.deployment_name}",
+                         icon=":material/query_stats:", query_params=q)
+        elif a.evidence_link == "/infrastructure":
+            st.page_link("pages/infrastructure.py", label="Evidence: infrastructure", icon=":material/dns:")
+        if a.acknowledged_by:
+            st.caption(f"acknowledged by {a.acknowledged_by} {session.fmt_time(a.acknowledged_at)}: {a.ack_note or '—'}")
+        if a.resolved_by:
+            st.caption(f"resolved by {a.resolved_by} {session.fmt_time(a.resolved_at)}: {a.resolve_note}")
+        if a.webhook_status != "none":
+            st.caption(f"webhook: {a.webhook_status} after {a.webhook_attempts} attempt(s) {a.webhook_error}")
+        if a.state != "resolved" and can_ack:
+            note = st.text_input("Note", key=f"al_note_{a.id}")
+            b1, b2, _ = st.columns([1, 1, 4])
+            if a.state == "open" and b1.button("Acknowledge", key=f"al_ack_{a.id}"):
+                with session.service_call():
+                    monitoring.acknowledge_alert(db, actor=actor, alert_id=a.id, note=note)
+                    collab_ui.flash("alerts", f"Alert #{a.id} acknowledged.")
+                    st.rerun()
+            if b2.button("Resolve", key=f"al_res_{a.id}"):
+                with session.service_call():
+                    monitoring.resolve_alert(db, actor=actor, alert_id=a.id, note=note)
+                    collab_ui.flash("alerts", f"Alert #{a.id} resolved.")
+                    st.rerun()
+        with st.popover("Discussion"):
+            collab_ui.discussion("alert", a.id, title="")

@@ -1,0 +1,285 @@
+"""One deployment's monitoring: drift over time per column, per-column detail, the evidently report on
+demand, performance vs KPIs with label coverage and delay, health charts, and the monitor's settings."""
+import time
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from hub_ui import collab as collab_ui
+from hub_ui import session
+from mlops_core import jobs
+from mlops_core.errors import DomainError
+from mlops_core.services import monitoring
+
+actor = session.require_actor()
+db = session.db()
+st.title("Deployment monitoring")
+
+status = monitoring.overview(db)
+names = [r.deployment for r in status]
+if not names:
+    st.info("No deployment yet: deploy a model first.")
+    st.stop()
+qp = st.query_params.get("deployment")
+if qp in names and st.session_state.get("_dm_qp") != qp:
+    st.session_state["dm_pick"] = qp
+elif st.session_state.get("dm_pick") not in names:
+    st.session_state["dm_pick"] = names[0]
+name = st.selectbox("Deployment", names, key="dm_pick")
+st.query_params["deployment"] = name
+st.session_state["_dm_qp"] = name
+collab_ui.flash("dm")
+
+checks = monitoring.list_checks(db, deployment_name=name, limit=200)
+monitors = monitoring.list_monitors(db, deployment_name=name)
+
+top = st.columns([3, 1])
+with top[1]:
+    if session.may("monitor.run"):
+        if st.button("Run a check now", icon=":material/play_arrow:", key="dm_run"):
+            with session.service_call():
+                job_id = monitoring.enqueue_monitor_run(db, actor=actor, deployment_name=name)
+                st.session_state["dm_run_job"] = job_id
+        job_id = st.session_state.get("dm_run_job")
+        if job_id:
+            job = jobs.get_job(db, job_id)
+            if job.is_final:
+                st.caption(f"Check job {job_id}: {job.status}. {job.error or ''}")
+            else:
+                with st.status(f"Check queued (job {job_id}): {job.progress_message or job.status}"):
+                    st.progress(job.progress)
+                if st.button("Refresh", key="dm_refresh"):
+                    st.rerun()
+
+if not checks:
+    with top[0]:
+        st.info(f"{name} has not been checked yet. A check runs on the monitor's schedule"
+                + (" — or run one now." if session.may("monitor.run") else "."))
+else:
+    last = checks[-1]
+    with top[0]:
+        st.caption(f"Latest check #{last.id} at {session.fmt_time(last.started_at)} over {last.n_rows:,} predictions "
+                   f"({session.fmt_time(last.window_start)} – {session.fmt_time(last.window_end)}); status "
+                   f"**{last.status}**{': ' + last.error if last.error else ''}")
+    m = st.columns(5)
+    m[0].metric("Dataset drift", "—" if last.dataset_drifted is None else ("drifted" if last.dataset_drifted
+                                                                            else "no drift"),
+                None if last.drift_share is None else f"{last.n_drifted_columns} of {last.n_columns} columns",
+                delta_color="off")
+    m[1].metric("KPIs", last.kpi_status)
+    m[2].metric("Label coverage", "—" if last.label_coverage is None else f"{last.label_coverage:.0%}",
+                None if last.n_unlabelled is None else f"{last.n_unlabelled:,} without label", delta_color="off")
+    er = last.health.get("error_rate")
+    m[3].metric("Error rate", "—" if er is None else f"{er:.1%}")
+    p95 = last.health.get("latency_p95_ms")
+    m[4].metric("Latency p95", "—" if p95 is None else f"{p95:.0f} ms")
+
+tab_drift, tab_report, tab_perf, tab_health, tab_settings, tab_talk = st.tabs(
+    ["Drift", "Evidently report", "Performance & labels", "Health", "Monitor settings", "Discussion"])
+
+with tab_drift:
+    history = monitoring.drift_history(db, deployment_name=name)
+    if not history:
+        st.caption("No drift scores yet: they appear after the first check with enough predictions.")
+    else:
+        frame = pd.DataFrame(history)
+        frame["relative score"] = frame.apply(
+            lambda r: None if r["score"] is None else (r["score"] / r["threshold"] if r["threshold"] else None), axis=1)
+        st.markdown("**Drift over time per column.** Scores are stored by each check, nothing is recomputed. "
+                    "p-value methods (ks, chisquare, z) drift *below* their threshold, distances (wasserstein, "
+                    "jensenshannon) *above* it.")
+        fig = px.line(frame, x="at", y="score", color="column", markers=True,
+                      hover_data=["method", "threshold", "drifted", "check_id"])
+        fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="window end",
+                          yaxis_title="drift score")
+        st.plotly_chart(fig, width="stretch", key="dm_drift_chart")
+        heat = frame.pivot_table(index="column", columns="check_id", values="drifted", aggfunc="max").astype(float)
+        fig2 = go.Figure(go.Heatmap(z=heat.values, x=[f"#{c}" for c in heat.columns], y=list(heat.index),
+                                    colorscale=[[0, "#2e7d32"], [1, "#c62828"]], zmin=0, zmax=1, showscale=False))
+        fig2.update_layout(height=60 + 28 * len(heat.index), margin=dict(l=10, r=10, t=30, b=10),
+                           title="drifted (red) per check")
+        st.plotly_chart(fig2, width="stretch", key="dm_drift_heat")
+    if checks:
+        ids = [c.id for c in checks if c.drift.get("columns")]
+        if ids:
+            wanted = st.query_params.get("check")
+            default = int(wanted) if wanted and wanted.isdigit() and int(wanted) in ids else ids[-1]
+            chosen = st.selectbox("Per-column detail of check", ids[::-1], index=ids[::-1].index(default),
+                                  format_func=lambda i: f"#{i}", key="dm_check")
+            c = next(x for x in checks if x.id == chosen)
+            st.dataframe([{"column": col, "type": v.get("column_type"), "method": v["method"], "score": v["score"],
+                           "threshold": v["threshold"], "drifted": "yes" if v["drifted"] else "no"}
+                          for col, v in c.drift["columns"].items()]
+                         + ([{"column": "(prediction)", "type": c.drift["prediction"].get("column_type"),
+                              "method": c.drift["prediction"]["method"], "score": c.drift["prediction"]["score"],
+                              "threshold": c.drift["prediction"]["threshold"],
+                              "drifted": "yes" if c.drift["prediction"]["drifted"] else "no"}]
+                            if c.drift.get("prediction") else []),
+                         hide_index=True, width="stretch")
+            st.session_state["dm_report_check"] = chosen
+
+with tab_report:
+    chosen = st.session_state.get("dm_report_check")
+    if not chosen:
+        st.caption("The evidently report needs a check with a drift result.")
+    else:
+        st.caption(f"evidently's full data-drift report of check #{chosen}: rendered by a worker the first time "
+                   "someone opens it, then stored and shown instantly.")
+        html = monitoring.report_html(db, check_id=chosen)
+        job_key = f"dm_report_job_{chosen}"
+        if html is None:
+            if st.button("Open evidently report", icon=":material/description:", key="dm_open_report"):
+                try:
+                    res = monitoring.request_report(db, actor=actor, check_id=chosen)
+                    st.session_state[job_key] = res["job_id"]
+                except DomainError as exc:
+                    st.error(str(exc))
+            job_id = st.session_state.get(job_key)
+            if job_id:
+                with st.status("Rendering the evidently report…", expanded=True) as box:
+                    bar = st.progress(0.0)
+                    for _ in range(240):  # up to ~2 minutes, then the user can come back
+                        job = jobs.get_job(db, job_id)
+                        bar.progress(max(0.05, job.progress), text=job.progress_message or job.status)
+                        if job.is_final:
+                            break
+                        time.sleep(0.5)
+                    if job.status == "finished":
+                        box.update(label="Report ready", state="complete")
+                        st.session_state.pop(job_key, None)
+                        st.rerun()
+                    elif job.is_final:
+                        box.update(label=f"Rendering failed: {(job.error or '').strip().splitlines()[-1:]}",
+                                   state="error")
+                    else:
+                        box.update(label="Still rendering: come back in a moment", state="running")
+        if html is not None:
+            st.download_button("Download the report (HTML)", html, file_name=f"drift-report-check-{chosen}.html",
+                               mime="text/html", key="dm_dl_report")
+            st.components.v1.html(html, height=900, scrolling=True)
+
+with tab_perf:
+    if not checks:
+        st.caption("No checks yet.")
+    else:
+        perf = []
+        for c in checks:
+            row = {"at": c.window_end, "check": c.id, "labelled": c.performance.get("n_labelled", 0),
+                   "coverage": c.label_coverage, "delay p50 (h)": None if c.label_delay_p50_s is None
+                   else c.label_delay_p50_s / 3600, "unlabelled": c.n_unlabelled}
+            row.update(c.performance.get("metrics", {}))
+            perf.append(row)
+        pf = pd.DataFrame(perf)
+        kpis = checks[-1].kpis
+        if kpis:
+            st.markdown("**Model KPIs on labelled predictions** (latest check)")
+            st.dataframe([{"KPI": k["name"], "metric": k["metric"], "target": f"{k['direction']} {k['target']:g}",
+                           "value": None if k["value"] is None else round(k["value"], 4), "status": k["status"]}
+                          for k in kpis], hide_index=True, width="stretch")
+        metrics = sorted({k for c in checks for k in c.performance.get("metrics", {})})
+        if metrics:
+            fig = go.Figure()
+            for mname in metrics:
+                fig.add_trace(go.Scatter(x=pf["at"], y=pf.get(mname), mode="lines+markers", name=mname))
+            for k in kpis:
+                fig.add_hline(y=k["target"], line_dash="dash", annotation_text=f"{k['name']} target {k['target']:g}")
+            fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), title="metrics per check vs KPI targets")
+            st.plotly_chart(fig, width="stretch", key="dm_perf_chart")
+        else:
+            st.caption("No labelled predictions yet: performance appears once labels come back "
+                       "(POST /v1/deployments/{name}/feedback).")
+        st.markdown("**Label coverage and delay** — how many predictions still lack a label, and how late labels come.")
+        fig = go.Figure()
+        fig.add_trace(go.Bar(x=pf["at"], y=pf["coverage"], name="coverage", yaxis="y"))
+        fig.add_trace(go.Scatter(x=pf["at"], y=pf["delay p50 (h)"], name="median delay (h)", yaxis="y2",
+                                 mode="lines+markers"))
+        fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10),
+                          yaxis=dict(title="coverage", range=[0, 1], tickformat=".0%"),
+                          yaxis2=dict(title="hours", overlaying="y", side="right"))
+        st.plotly_chart(fig, width="stretch", key="dm_label_chart")
+
+with tab_health:
+    if checks:
+        hf = pd.DataFrame([{"at": c.window_end, "volume": c.health.get("volume"), "error rate": c.health.get("error_rate"),
+                            "p50": c.health.get("latency_p50_ms"), "p95": c.health.get("latency_p95_ms"),
+                            "p99": c.health.get("latency_p99_ms")} for c in checks])
+        fig = px.line(hf, x="at", y=["p50", "p95", "p99"], markers=True, title="latency per check window (ms)")
+        fig.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10))
+        st.plotly_chart(fig, width="stretch", key="dm_lat_chart")
+        fig = px.bar(hf, x="at", y="volume", title="predictions per check window")
+        fig.update_layout(height=260, margin=dict(l=10, r=10, t=40, b=10))
+        st.plotly_chart(fig, width="stretch", key="dm_vol_chart")
+    live = monitoring.live_health(db, deployment_name=name, hours=24, buckets=24)
+    lf = pd.DataFrame(live)
+    if lf["volume"].sum():
+        fig = px.bar(lf, x="start", y="volume", title="last 24 hours: requests per hour",
+                     hover_data=["errors", "latency_p95_ms"])
+        fig.update_layout(height=260, margin=dict(l=10, r=10, t=40, b=10))
+        st.plotly_chart(fig, width="stretch", key="dm_live_chart")
+    else:
+        st.caption("No requests in the last 24 hours.")
+
+with tab_settings:
+    mon = monitors[0] if monitors else None
+    if mon is None:
+        st.caption("No monitor yet: the first check creates the default one (last 5,000 predictions, hourly).")
+    else:
+        st.caption(f"Monitor “{mon.name}”, version {mon.version}, last changed {session.fmt_time(mon.updated_at)}.")
+    can = session.may("monitor.configure")
+    with st.form("dm_settings"):
+        c1, c2, c3 = st.columns(3)
+        kinds = ["last_n", "last_hours"]
+        window_kind = c1.selectbox("Window", kinds, index=kinds.index(mon.window_kind) if mon else 0,
+                                   format_func=lambda k: {"last_n": "last N predictions", "last_hours": "last hours"}[k])
+        window_size = c2.number_input("Window size (predictions or hours)", min_value=1,
+                                      value=mon.window_size if mon else 5000)
+        schedule_min = c3.number_input("Run every (minutes, 0 = only on demand)", min_value=0,
+                                       value=(mon.schedule_seconds or 0) // 60 if mon else 60)
+        c1, c2, c3 = st.columns(3)
+        drift_share = c1.number_input("Dataset drifts when this share of columns drifts", min_value=0.05,
+                                      max_value=1.0, value=mon.drift_share if mon else 0.5, step=0.05)
+        max_err = c2.number_input("Max error rate", min_value=0.0, max_value=1.0,
+                                  value=(mon.max_error_rate if mon and mon.max_error_rate is not None else 0.05), step=0.01)
+        max_lat = c3.number_input("Max p95 latency (ms)", min_value=1.0,
+                                  value=(mon.max_latency_p95_ms if mon and mon.max_latency_p95_ms else 500.0))
+        policies = ["off", "propose", "automatic"]
+        policy = st.radio("Retraining on drift or a missed KPI", policies, horizontal=True,
+                          index=policies.index(mon.retraining_policy) if mon else 1,
+                          help="propose: ops approve a proposal; automatic: the run is queued at once")
+        overrides = st.text_input("Per-column method overrides (column=method, comma separated)",
+                                  value=", ".join(f"{k}={v}" for k, v in (mon.method_overrides if mon else {}).items()))
+        thresholds = st.text_input("Per-column thresholds (column=value, comma separated)",
+                                   value=", ".join(f"{k}={v:g}" for k, v in (mon.threshold_overrides if mon else {}).items()))
+        save = st.form_submit_button("Save monitor", disabled=not can)
+    if not can:
+        st.caption("Only ops and admins change monitors.")
+    if save:
+        def pairs(text):
+            out = {}
+            for part in [p.strip() for p in text.split(",") if p.strip()]:
+                if "=" not in part:
+                    raise DomainError(f"“{part}” is not column=value")
+                k, v = part.split("=", 1)
+                out[k.strip()] = v.strip()
+            return out
+
+        with session.service_call():
+            monitoring.configure_monitor(
+                db, actor=actor, deployment_name=name, name=mon.name if mon else "default", window_kind=window_kind,
+                window_size=int(window_size), schedule_seconds=int(schedule_min) * 60 or None,
+                drift_share=float(drift_share), max_error_rate=float(max_err), max_latency_p95_ms=float(max_lat),
+                retraining_policy=policy, method_overrides=pairs(overrides), threshold_overrides=pairs(thresholds),
+                watch_kpis=mon.watch_kpis if mon else None, columns=mon.columns if mon else None,
+                min_label_coverage=mon.min_label_coverage if mon else None,
+                expected_version=mon.version if mon else None)
+            collab_ui.flash("dm", "Monitor saved.")
+            st.rerun()
+
+with tab_talk:
+    dep_id = next((c.deployment_id for c in checks), None) or (monitors[0].deployment_id if monitors else None)
+    if dep_id is not None:
+        collab_ui.discussion("deployment", dep_id, title="")
+    else:
+        st.caption("The discussion opens with the first check.")
