@@ -402,7 +402,7 @@ def _write_canonical(tables: Iterator[Any], *, progress: Progress, total_bytes: 
             else:
                 progress(0.5, f"read {n_rows:,} rows")
         if schema is None:
-            raise ValidationError("there is no data: the source returned no columns")
+            raise ValidationError("there are no data rows; a file needs a header and at least one row below it")
         if n_rows == 0:
             raise ValidationError(
                 "the file has a header but no data rows; add at least one row below the header"
@@ -476,6 +476,10 @@ def csv_to_parquet(path: Path, *, progress: Progress = _noop, block_size: int = 
     import pyarrow.csv as pacsv
 
     header = _csv_header(path)
+    with path.open("rb") as f:
+        f.readline()
+        if not f.read(1 << 16).strip():
+            raise ValidationError("the file has a header but no data rows; add at least one row below the header")
     total = path.stat().st_size
     column_types: dict[str, Any] = {}
     for _attempt in range(2 * len(header) + 1):
