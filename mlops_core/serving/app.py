@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import random
 import threading
 import time
@@ -49,6 +48,13 @@ class LoadedModel:
     model: Any
     validator: RecordValidator
     input_schema: list[dict[str, Any]]
+    # One-record numpy fast path, verified equal to model.predict at load (None: use the pipeline).
+    fast: Any = None
+
+    def predict(self, records: list[dict[str, Any]]) -> list[Any]:
+        if self.fast is not None and len(records) == 1:
+            return to_jsonable([self.fast(records[0])])
+        return to_jsonable(self.model.predict(self.validator.to_frame(records)))
 
 
 @dataclass
@@ -162,8 +168,30 @@ class ServingState:
         loaded = LoadedModel(model_version_id=model_version_id,
                              label=f"{mv.get('model_name', 'model')} v{mv.get('version', model_version_id)}",
                              model=model, validator=RecordValidator(schema), input_schema=schema)
+        loaded.fast = self._fast_path(loaded, mv)
         self.models[model_version_id] = loaded
         return loaded
+
+    def _fast_path(self, loaded: LoadedModel, mv: dict[str, Any]):
+        """Compile the one-record fast path and keep it only if it agrees with the pipeline on training rows."""
+        from .fastpath import compile_fast_path, verify_fast_path
+        from .schema import frame_to_records, probe_records
+
+        try:
+            fast = compile_fast_path(loaded.model, loaded.validator.names)
+            if fast is None or mv.get("dataset_version_id") is None:
+                return None
+            from ..services import datasets
+
+            frame = datasets.load_frame(self.db, mv["dataset_version_id"])
+            records = frame_to_records(frame, loaded.validator.names, limit=50)
+            records += probe_records(records, loaded.validator.types)
+            if verify_fast_path(fast, loaded.model, loaded.validator, records):
+                return fast
+            log.warning("fast path of %s disagrees with the pipeline; using the pipeline", loaded.label)
+        except Exception:  # noqa: BLE001 - no fast path is always correct
+            log.exception("no fast path for %s", loaded.label)
+        return None
 
     def poll(self) -> None:
         """Pick up deploys, rollbacks, canaries and key changes (called every poll_seconds)."""
@@ -299,6 +327,10 @@ def create_app(database_url: str | None = None, *, poll_seconds: float = POLL_SE
                                      f"create --deployment {name}`)")
         return served, None
 
+    def _label(name: str) -> str:
+        # Unknown names share one label, so probing random URLs cannot grow the metrics without bound.
+        return name if name in holder["state"].served else "-"
+
     def _log_error(served: Served, started: float, status: int, message: str) -> None:
         from ..services.predictions import prediction_row
 
@@ -319,7 +351,7 @@ def create_app(database_url: str | None = None, *, poll_seconds: float = POLL_SE
         state = holder["state"]
         served, err = _lookup(name, request)
         if err is not None:
-            state.metrics.observe(name if served else "-", "predict", err.status_code, time.perf_counter() - started)
+            state.metrics.observe(_label(name), "predict", err.status_code, time.perf_counter() - started)
             return err
         payload, err = await _read_json(request)
         if err is None:
@@ -332,12 +364,11 @@ def create_app(database_url: str | None = None, *, poll_seconds: float = POLL_SE
         champion = served.champion
         use_canary = served.canary is not None and random.random() < served.canary_share
         try:
-            frame = champion.validator.to_frame(records)
-            preds = to_jsonable(champion.model.predict(frame))
+            preds = champion.predict(records)
             shadow = None
             if served.canary is not None and use_canary:
                 shadow = preds
-                preds = to_jsonable(served.canary.model.predict(served.canary.validator.to_frame(records)))
+                preds = served.canary.predict(records)
         except Exception as exc:  # noqa: BLE001 - a model failure is a 500 with a message, and logged
             log.exception("prediction failed on %s", name)
             _log_error(served, started, 500, str(exc))
@@ -380,7 +411,7 @@ def create_app(database_url: str | None = None, *, poll_seconds: float = POLL_SE
         if err is None and (not isinstance(payload, dict) or "labels" not in payload):
             err = _error(400, 'send {"labels": [{"request_id": "...", "label": ...}, ...]}')
         if err is not None:
-            state.metrics.observe(name if served else "-", "feedback", err.status_code, time.perf_counter() - started)
+            state.metrics.observe(_label(name), "feedback", err.status_code, time.perf_counter() - started)
             return err
         from ..errors import DomainError, ValidationError
         from ..services.predictions import apply_labels
@@ -404,7 +435,7 @@ def create_app(database_url: str | None = None, *, poll_seconds: float = POLL_SE
         state = holder["state"]
         served, err = _lookup(name, request)
         if err is not None:
-            state.metrics.observe(name if served else "-", "describe", err.status_code, time.perf_counter() - started)
+            state.metrics.observe(_label(name), "describe", err.status_code, time.perf_counter() - started)
             return err
         state.metrics.observe(name, "describe", 200, time.perf_counter() - started)
         champion = served.champion
@@ -451,6 +482,3 @@ def _check_payload(payload: Any, served: Served, max_records: int) -> JSONRespon
             return _error(400, "; ".join(problems))
     return None
 
-
-def nan_safe(value: float) -> bool:
-    return math.isfinite(value)

@@ -169,3 +169,28 @@ def to_jsonable(values) -> list[Any]:
             v = None
         out.append(v)
     return out
+
+
+def frame_to_records(frame, names: list[str], limit: int = 50) -> list[dict[str, Any]]:
+    """The first `limit` rows of a DataFrame as JSON-like records (NaN -> None, numpy -> Python)."""
+    out = []
+    for row in frame[names].head(limit).itertuples(index=False, name=None):
+        rec = {}
+        for name, v in zip(names, row):
+            item = getattr(v, "item", None)
+            v = item() if item is not None and not isinstance(v, str) else v
+            if isinstance(v, float) and not math.isfinite(v):
+                v = None
+            rec[name] = v
+        out.append(rec)
+    return out
+
+
+def probe_records(records: list[dict[str, Any]], types: dict[str, str]) -> list[dict[str, Any]]:
+    """Edge cases for verifying a fast path: every value missing, unseen categories."""
+    if not records:
+        return []
+    base = records[0]
+    missing = {k: None for k in base}
+    unseen = {k: ("never-seen-value" if types.get(k) in ("category", "string") else v) for k, v in base.items()}
+    return [missing, unseen]
