@@ -87,10 +87,44 @@ def _comment(db, actor):
     collab.add_comment(db, actor=actor, entity_type="use_case", entity_id=1, body="hello @alice")
 
 
+def _dataset_frame(seed=0):
+    from mlops_core.demo_data import make_customers
+
+    return make_customers(60, seed=seed)
+
+
+def _register_dataset(db, actor):
+    from mlops_core.services import datasets
+
+    datasets.register_version_from_frame(db, actor=actor, dataset_name="matrix", frame=_dataset_frame())
+
+
+def _waive_dataset_version(db, actor):
+    from mlops_core.services import datasets
+    from mlops_core.services.auth import Actor
+
+    datasets.register_version_from_frame(db, actor=Actor.system(), dataset_name="matrix", frame=_dataset_frame())
+    bad = _dataset_frame(1).assign(monthly_charges=-1.0)
+    v = datasets.register_version_from_frame(db, actor=Actor.system(), dataset_name="matrix", frame=bad)
+    datasets.waive_version(db, actor=actor, version_id=v.id, reason="refunds, confirmed with billing")
+
+
+def _edit_dataset_schema(db, actor):
+    from mlops_core.services import datasets
+    from mlops_core.services.auth import Actor
+
+    v = datasets.register_version_from_frame(db, actor=Actor.system(), dataset_name="matrix", frame=_dataset_frame())
+    cols = [dict(c, nullable=True, max_null_share=0.5) for c in datasets.current_schema(db, v.dataset_id).columns]
+    datasets.update_schema(db, actor=actor, dataset_id=v.dataset_id, columns=cols)
+
+
 CASES = {
     "usecase.create": (_create_use_case, {"business", "admin"}),
     "kpi.create": (_add_kpi, {"business", "admin"}),
     "comment.add": (_comment, {"business", "data_engineer", "data_scientist", "ops", "admin"}),
+    "dataset.register": (_register_dataset, {"data_engineer", "admin"}),
+    "dataset.waive": (_waive_dataset_version, {"data_engineer", "admin"}),
+    "dataset.schema.update": (_edit_dataset_schema, {"data_engineer", "admin"}),
     "user.create": (_create_user, {"admin"}),
     "user.set_role": (_set_role, {"admin"}),
     "user.token_for_someone_else": (_token_for_other, {"admin"}),
