@@ -77,26 +77,29 @@ def _mp_context():
         return mp.get_context("spawn")
 
 
-def _child_entry(database_url, job_id, kind, payload, worker, attempt):  # pragma: no cover - runs in the child
-    _die_with_parent()
+def _child_entry(database_url, job_id, kind, payload, worker, attempt, worker_pid):  # pragma: no cover - child
+    _die_with_worker(worker_pid)
     from .runner import child_main
 
     child_main(database_url, job_id, kind, payload, worker, attempt)
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Linux: the job is killed when its parent (the fork server, which exits with the worker)
-    dies, so a SIGKILLed worker leaves no orphan job running unsupervised."""
-    parent = os.getppid()
-    try:
-        import ctypes
+def _die_with_worker(worker_pid: int) -> None:  # pragma: no cover - runs in the child
+    """A job must not outlive its worker (a SIGKILLed worker would leave it running unsupervised,
+    and the reaper would hand the job to another worker meanwhile). The job's parent is the fork
+    server, not the worker, so a small thread watches the worker's pid."""
 
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001 - not Linux: rely on the reaper
-        return
-    if os.getppid() != parent:
-        os._exit(1)
+    def watch():
+        while True:
+            time.sleep(0.5)
+            try:
+                os.kill(worker_pid, 0)
+            except ProcessLookupError:
+                os._exit(70)
+            except PermissionError:  # pid reused by another user's process: ours is gone
+                os._exit(70)
+
+    threading.Thread(target=watch, name="worker-watchdog", daemon=True).start()
 
 
 class JobWorker:
@@ -325,7 +328,7 @@ class JobWorker:
     def _start_job(self, job) -> None:
         proc = self._mp.Process(
             target=_child_entry,
-            args=(self.db.url, job.id, job.kind, job.payload, self.name, job.attempts),
+            args=(self.db.url, job.id, job.kind, job.payload, self.name, job.attempts, os.getpid()),
             name=f"job-{job.id}", daemon=False,
         )
         try:

@@ -1,0 +1,231 @@
+"""Real worker processes (`python -m mlops_core worker`): shared queue, SIGKILL mid-job,
+cancel, graceful SIGTERM, and a database that drops its connections."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from sqlalchemy import create_engine, text
+
+from mlops_core import jobs
+from mlops_core.config import PROJECT_ROOT
+from mlops_core.db import Database
+from tests.conftest import _truncate_all
+
+HEARTBEAT_TIMEOUT = 3
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path, sqlite_template):
+    if request.param == "sqlite":
+        path = tmp_path / "hub.db"
+        shutil.copy(sqlite_template, path)
+        yield f"sqlite:///{path}"
+        return
+    url = request.getfixturevalue("pg_migrated")
+    d = Database(url)
+    _truncate_all(d)
+    d.dispose()
+    yield url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path, sqlite_template):
+    path = tmp_path / "hub.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+class Workers:
+    """Starts worker processes and makes sure none outlives the test."""
+
+    def __init__(self, url: str, tmp: Path):
+        self.url = url
+        self.tmp = tmp
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, name: str, *args: str, scheduler: bool = False) -> subprocess.Popen:
+        env = {**os.environ, "DATABASE_URL": self.url, "ARTIFACT_ROOT": str(self.tmp / "artifacts"),
+               "MLOPS_JOB_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT), "MLOPS_WORKER_POLL_SECONDS": "0.2",
+               "MLOPS_SCHEDULER": "true" if scheduler else "false", "MLOPS_LOG_LEVEL": "INFO"}
+        log = open(self.tmp / f"{name}.log", "ab")
+        p = subprocess.Popen([sys.executable, "-m", "mlops_core", "worker", "--name", name, *args],
+                             cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        self.procs.append(p)
+        return p
+
+    def log(self, name: str) -> str:
+        return (self.tmp / f"{name}.log").read_text(errors="replace")
+
+    def stop_all(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
+
+
+@pytest.fixture
+def workers_for(tmp_path):
+    made: list[Workers] = []
+
+    def make(url: str) -> Workers:
+        w = Workers(url, tmp_path)
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.stop_all()
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def enqueue(db: Database, kind: str, payload: dict, **kw) -> int:
+    with db.unit_of_work() as s:
+        return jobs.enqueue(s, kind=kind, payload=payload, **kw)
+
+
+def status(db: Database, job_id: int) -> str:
+    return jobs.get_job(db, job_id).status
+
+
+def test_two_workers_share_twenty_jobs_and_run_each_exactly_once(db_url, workers_for, tmp_path):
+    db = Database(db_url)
+    runs = tmp_path / "runs.log"
+    ids = [enqueue(db, "sleep", {"seconds": 0.1, "log_file": str(runs)}) for _ in range(20)]
+    w = workers_for(db_url)
+    a = w.start("wA", "--concurrency", "2")
+    b = w.start("wB", "--concurrency", "2")
+    wait_for(lambda: all(j.status == "finished" for j in jobs.list_jobs(db)), 90, "all 20 jobs to finish")
+
+    executions = [int(line.split()[0]) for line in runs.read_text().splitlines()]
+    assert sorted(executions) == sorted(ids), "each job ran exactly once"
+    done = jobs.list_jobs(db)
+    assert all(j.attempts == 1 for j in done)
+    assert {j.claimed_by for j in done} == {"wA", "wB"}, "both workers took jobs"
+    for p in (a, b):
+        p.send_signal(signal.SIGTERM)
+    assert a.wait(timeout=30) == 0 and b.wait(timeout=30) == 0
+    assert {x.name: x.status for x in jobs.list_workers(db)} == {"wA": "stopped", "wB": "stopped"}
+    db.dispose()
+
+
+def test_a_worker_killed_mid_job_leaves_nothing_running(sqlite_url, workers_for, tmp_path):
+    """SIGKILL the worker: its job process dies with it; another worker fails the job with the
+    reason, or re-runs it when it has attempts left."""
+    db = Database(sqlite_url)
+    runs = tmp_path / "runs.log"
+    once = enqueue(db, "sleep", {"seconds": 60, "log_file": str(runs)}, max_attempts=1)
+    retried = enqueue(db, "sleep", {"seconds": 2, "log_file": str(runs)}, max_attempts=2)
+    w = workers_for(sqlite_url)
+    a = w.start("wA", "--concurrency", "2")
+    wait_for(lambda: status(db, once) == "running" and status(db, retried) == "running", 60, "both jobs to start")
+    job_pids = wait_for(lambda: [int(x.split()[2]) for x in runs.read_text().splitlines()]
+                        if runs.exists() and len(runs.read_text().splitlines()) == 2 else None, 10,
+                        "both job processes to start")
+
+    a.send_signal(signal.SIGKILL)
+    a.wait(timeout=10)
+    wait_for(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+                             for p in job_pids), 10, "the job processes to die with their worker")
+
+    w.start("wB")
+    wait_for(lambda: status(db, once) == "failed" and status(db, retried) == "finished", 60,
+             "the dead worker's jobs to be failed / re-run")
+    failed = jobs.get_job(db, once)
+    assert failed.error.startswith("worker wA stopped responding (no heartbeat for")
+    rerun = jobs.get_job(db, retried)
+    assert (rerun.attempts, rerun.claimed_by) == (2, "wB")
+    assert jobs.list_jobs(db, status="running") == []
+    assert {x.name: x.status for x in jobs.list_workers(db)}["wA"] == "lost"
+    db.dispose()
+
+
+def test_cancelling_running_jobs_stops_them_within_seconds_even_if_they_ignore_it(sqlite_url, workers_for):
+    db = Database(sqlite_url)
+    polite = enqueue(db, "sleep", {"seconds": 60})
+    stubborn = enqueue(db, "sleep", {"seconds": 60, "ignore_cancel": True})
+    w = workers_for(sqlite_url)
+    worker = w.start("wA", "--concurrency", "2")
+    wait_for(lambda: status(db, polite) == "running" and status(db, stubborn) == "running", 60, "both jobs to start")
+
+    asked = time.monotonic()
+    jobs.request_cancel(db, polite)
+    jobs.request_cancel(db, stubborn)
+    wait_for(lambda: status(db, polite) == "cancelled", 5, "the polite job to stop")
+    wait_for(lambda: status(db, stubborn) == "cancelled", 8, "the stubborn job to be stopped by the worker")
+    assert time.monotonic() - asked < 8
+    assert "stopped by worker wA" in jobs.get_job(db, stubborn).progress_message
+
+    after = enqueue(db, "noop", {})
+    wait_for(lambda: status(db, after) == "finished", 20, "the worker to go on with the next job")
+    assert worker.poll() is None
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
+    db.dispose()
+
+
+def test_sigterm_lets_the_running_job_finish_or_gives_it_back_then_exits_zero(sqlite_url, workers_for):
+    db = Database(sqlite_url)
+    w = workers_for(sqlite_url)
+    short = enqueue(db, "sleep", {"seconds": 2})
+    worker = w.start("wA")
+    wait_for(lambda: status(db, short) == "running", 60, "the short job to start")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
+    assert status(db, short) == "finished", "the worker waited for its job"
+
+    long = enqueue(db, "sleep", {"seconds": 120})
+    worker = w.start("wB", "--drain-seconds", "0.5")
+    wait_for(lambda: status(db, long) == "running", 60, "the long job to start")
+    stopped_at = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
+    assert time.monotonic() - stopped_at < 15
+    job = jobs.get_job(db, long)
+    assert (job.status, job.attempts) == ("queued", 0), "given back without using up an attempt"
+    assert "shut down" in job.progress_message
+    assert {x.name: x.status for x in jobs.list_workers(db)} == {"wA": "stopped", "wB": "stopped"}
+    db.dispose()
+
+
+def test_a_worker_survives_the_database_dropping_its_connections(pg_migrated, workers_for):
+    db = Database(pg_migrated)
+    _truncate_all(db)
+    w = workers_for(pg_migrated)
+    worker = w.start("wA")
+    first = enqueue(db, "noop", {})
+    wait_for(lambda: status(db, first) == "finished", 60, "the first job")
+
+    dbname = pg_migrated.rsplit("/", 1)[1]
+    admin = create_engine(pg_migrated, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        for _ in range(10):  # keep cutting the worker's connections for a moment
+            c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": dbname})
+            time.sleep(0.2)
+    admin.dispose()
+    db.dispose()
+
+    second = enqueue(db, "noop", {})
+    wait_for(lambda: status(db, second) == "finished", 60, "a job after the database came back")
+    assert worker.poll() is None, "the worker kept running"
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
+    db.dispose()
