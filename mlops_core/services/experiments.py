@@ -566,6 +566,29 @@ def plot_data(db: Database, run_id: int) -> dict[str, Any]:
     return json.loads(artifacts.get_bytes(key))
 
 
+def suggest_task_for(db: Database, *, dataset_version_id: int, target: str) -> str:
+    """Classification or regression, suggested from the target column's values (reads that column only)."""
+    from .. import training
+    from . import datasets
+
+    if not target:
+        return "classification"
+    frame = datasets.load_frame(db, int(dataset_version_id), columns=[target])
+    return training.suggest_task(frame[target])
+
+
+def artifact_bytes(db: Database, *, artifact_id: int) -> tuple[str, bytes]:
+    """(file name, content) of a run artifact, for download."""
+    with db.read() as s:
+        art = s.get(RunArtifact, int(artifact_id))
+        if art is None:
+            raise NotFound(f"there is no artifact {artifact_id}")
+        name, key = art.name, art.artifact_key
+    if not artifacts.exists(key):
+        raise NotFound(f"the file of artifact {name} is missing from the artifact store ({key})")
+    return name, artifacts.get_bytes(key)
+
+
 # --- KPI checks, ranking, best ------------------------------------------------------------------------
 
 def kpi_checks(db: Database, run_id: int) -> list:

@@ -1,0 +1,154 @@
+"""Experiments: launch no-code runs (queued for the worker), watch them live, and browse every run with
+server-side filters, sorting, pagination and KPI lights."""
+import streamlit as st
+
+from hub_ui import session
+from mlops_core import training
+from mlops_core.errors import DomainError
+from mlops_core.services import datasets, experiments, usecases
+
+actor = session.require_actor()
+db = session.db()
+st.title("Experiments")
+
+use_cases = usecases.list_use_cases(db, actor=actor, limit=500).items
+if not use_cases:
+    st.info("There is no use case yet: a business user creates one on the Portfolio page, then data and runs follow.")
+    st.stop()
+titles = {u.id: u.title for u in use_cases}
+if st.session_state.get("use_case_id") not in titles:
+    st.session_state["use_case_id"] = use_cases[0].id
+use_case_id = st.selectbox("Use case", list(titles), format_func=titles.get, key="use_case_id")
+
+# --- launch -------------------------------------------------------------------------------------
+if session.may("run.start"):
+    with st.expander("Launch an experiment", expanded=st.session_state.get("exp_launch_open", False),
+                     icon=":material/rocket_launch:"):
+        versions = datasets.trainable_versions(db, use_case_id=use_case_id)
+        if not versions:
+            st.warning("This use case has no validated (or waived) dataset version yet; training needs one. "
+                       "A data engineer registers and validates data on the Data pages.")
+        else:
+            labels = {v.id: f"{v.ref} · {v.n_rows:,} rows · {v.status}" for v in versions}
+            version_id = st.selectbox("Dataset version (validated or waived)", list(labels), format_func=labels.get,
+                                      key="exp_version")
+            version = next(v for v in versions if v.id == version_id)
+            columns = [c["name"] for c in version.columns]
+            default_target = "churned" if "churned" in columns else columns[-1]
+            target = st.selectbox("Target column", columns, index=columns.index(default_target), key="exp_target")
+            suggested = experiments.suggest_task_for(db, dataset_version_id=version_id, target=target)
+            task = st.radio("Task", training.TASKS, index=training.TASKS.index(suggested), horizontal=True,
+                            key=f"exp_task_{version_id}_{target}", help=f"suggested from the target: {suggested}")
+            features = st.multiselect("Features", [c for c in columns if c != target],
+                                      default=[c for c in columns if c != target], key=f"exp_features_{version_id}_{target}")
+            choices = training.algorithms_for(task)
+            algorithms = st.multiselect("Algorithms (one run each)", choices, default=choices[:1],
+                                        format_func=lambda k: training.ALGORITHMS[k].label, key=f"exp_algs_{task}")
+            params_by_algorithm = {}
+            if algorithms:
+                st.caption("Hyperparameters: defaults are filled in. Several comma-separated values make a search "
+                           f"(grid, or random with a draw count; at most {training.MAX_SEARCH_COMBINATIONS} "
+                           "combinations).")
+                for alg in algorithms:
+                    spec = training.ALGORITHMS[alg]
+                    cols = st.columns(len(spec.params))
+                    params = {}
+                    for col_, (name, p) in zip(cols, spec.params.items()):
+                        raw = col_.text_input(f"{spec.label}: {name}", value="" if p.default is None else str(p.default),
+                                              help=p.help or None, key=f"exp_p_{alg}_{name}")
+                        values = [v.strip() for v in raw.split(",")] if "," in raw else raw.strip()
+                        params[name] = values
+                    params_by_algorithm[alg] = params
+            c1, c2, c3, c4 = st.columns(4)
+            search = c1.selectbox("Search", ["grid", "random"], key="exp_search",
+                                  help="used only when a hyperparameter has several values")
+            n_iter = c1.number_input("Random search draws", 1, training.MAX_SEARCH_COMBINATIONS, 10, key="exp_n_iter")
+            split = c2.radio("Evaluation", ["holdout", "cv"], key="exp_split",
+                             format_func={"holdout": "holdout split", "cv": "k-fold CV"}.get)
+            test_size = c3.slider("Test share (holdout)", 0.05, 0.5, 0.2, 0.05, key="exp_test_size")
+            folds = c3.number_input("Folds (CV)", 2, 20, 5, key="exp_folds")
+            seed = c4.number_input("Seed", 0, 2**31 - 1, 42, key="exp_seed")
+            name = c4.text_input("Run name (optional)", key="exp_name")
+            if st.button("Launch", type="primary", icon=":material/play_arrow:", key="exp_launch",
+                         disabled=not algorithms):
+                st.session_state["exp_launch_open"] = True
+                config = {"target": target, "task": task, "features": features, "search": search,
+                          "n_iter": int(n_iter), "split": split, "test_size": float(test_size), "folds": int(folds),
+                          "seed": int(seed)}
+                with session.service_call():
+                    runs = experiments.start_runs(db, actor=actor, use_case_id=use_case_id, dataset_version_id=version_id,
+                                                  config=config, algorithms=algorithms,
+                                                  params_by_algorithm=params_by_algorithm, name=name or None)
+                    st.success(f"Queued {len(runs)} run(s): " + ", ".join(f"run {r.id}" for r in runs)
+                               + ". A worker trains them; progress shows below.")
+
+
+# --- live progress ------------------------------------------------------------------------------
+@st.fragment(run_every=2)
+def live_progress() -> None:
+    active = experiments.active_runs(db, use_case_id=use_case_id)
+    ids = {r.id for r in active}
+    seen = st.session_state.get("exp_active_ids", set())
+    st.session_state["exp_active_ids"] = ids
+    if seen - ids:  # a run ended since the last poll: refresh the whole page (table, counts)
+        st.rerun()
+    st.subheader("In progress")
+    if not active:
+        st.caption("No run is queued or running.")
+        return
+    for r in active:
+        with st.status(f"Run {r.id} · {r.name} · {r.status}", state="running", expanded=True):
+            st.progress(min(max(r.progress, 0.0), 1.0), text=r.progress_message or r.status)
+
+
+live_progress()
+
+# --- runs table -----------------------------------------------------------------------------------
+st.subheader("Runs")
+counts = experiments.status_counts(db, use_case_id=use_case_id)
+st.caption(" · ".join(f"{n:,} {s}" for s, n in sorted(counts.items())) or "No runs yet.")
+choices = experiments.filter_choices(db, use_case_id=use_case_id)
+f1, f2, f3, f4, f5 = st.columns([1, 1, 1.2, 1.2, 0.6])
+status = f1.multiselect("Status", ["queued", "running", "finished", "failed", "cancelled"], key="exp_f_status")
+algorithm = f2.selectbox("Algorithm", ["(all)"] + choices["algorithm"], key="exp_f_alg")
+sort_options = ["created_at", "duration", "name"] + [f"metric:{k}" for k in choices["metric"]]
+default_sort = "metric:roc_auc" if "metric:roc_auc" in sort_options else "created_at"
+sort = f3.selectbox("Sort by", sort_options, index=sort_options.index(default_sort), key="exp_f_sort")
+search = f4.text_input("Search name / target / algorithm", key="exp_f_search")
+ascending = f5.toggle("Ascending", key="exp_f_asc")
+page_size = 25
+page_no = st.number_input("Page", min_value=1, value=1, step=1, key="exp_page")
+try:
+    page = experiments.list_runs(db, use_case_id=use_case_id, status=status or None,
+                                 algorithm=None if algorithm == "(all)" else algorithm, search=search or None,
+                                 sort=sort, descending=not ascending, limit=page_size,
+                                 offset=(int(page_no) - 1) * page_size)
+except DomainError as exc:
+    st.error(str(exc))
+    st.stop()
+st.caption(f"{page.total:,} runs · page {int(page_no)} of {max(1, -(-page.total // page_size))}")
+lights = experiments.kpi_lights(db, page.items)
+metric_cols = [k for k in choices["metric"]][:6]
+rows = []
+for r in page.items:
+    row = {"run": r.id, "name": r.name, "status": r.status, "algorithm": r.algorithm, "source": r.source,
+           "KPIs": " ".join(f"{experiments.LIGHT[c.status]} {c.kpi.metric}" for c in lights.get(r.id, [])),
+           "by": r.created_by, "created": session.fmt_time(r.created_at),
+           "seconds": round(r.duration_seconds, 1) if r.duration_seconds else None}
+    for k in metric_cols:
+        row[k] = r.metrics.get(k)
+    rows.append(row)
+if rows:
+    event = st.dataframe(rows, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
+                         key="exp_table")
+    selected = [rows[i]["run"] for i in event.selection.rows] if event and event.selection else []
+    b1, b2, _ = st.columns([1, 1, 3])
+    if b1.button("Open run", disabled=len(selected) != 1, key="exp_open", icon=":material/open_in_new:"):
+        st.session_state["run_id"] = selected[0]
+        st.switch_page("pages/run.py")
+    if b2.button("Compare selected", disabled=len(selected) < 2, key="exp_compare", icon=":material/compare:"):
+        st.session_state["compare_run_ids"] = selected
+        st.switch_page("pages/compare.py")
+    st.caption("Select rows to open one run or compare several.")
+else:
+    st.info("No runs match. Launch an experiment above, or log one from code with the tracking SDK.")

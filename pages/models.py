@@ -1,0 +1,98 @@
+"""Model registry: registered models and their versions, aliases, model cards and lineage."""
+import streamlit as st
+
+from hub_ui import session
+from mlops_core.errors import DomainError
+from mlops_core.services import experiments, registry
+
+actor = session.require_actor()
+db = session.db()
+st.title("Models")
+
+search = st.text_input("Search models", key="models_search")
+models = registry.list_models(db, search=search or None)
+if not models:
+    st.info("No registered model yet. Open a finished run and press Register as model.")
+    st.stop()
+st.dataframe([{"model": m.name, "latest version": m.latest_version,
+               "aliases": ", ".join(f"{a} → v{v}" for a, v in sorted(m.aliases.items())),
+               "created by": m.created_by, "created": session.fmt_time(m.created_at)} for m in models],
+             hide_index=True, width="stretch")
+names = [m.name for m in models]
+if st.session_state.get("models_pick") not in names:
+    st.session_state["models_pick"] = names[0]
+name = st.selectbox("Model", names, key="models_pick")
+versions = registry.list_model_versions(db, model_name=name)
+st.subheader(f"{name}: versions")
+st.dataframe([{"version": v.version, "aliases": ", ".join(v.aliases), "run": v.run_id, "task": v.task,
+               **{k: round(x, 4) for k, x in sorted(v.metrics.items())[:6]}, "by": v.created_by,
+               "registered": session.fmt_time(v.created_at)} for v in versions], hide_index=True, width="stretch")
+by_number = {v.version: v for v in versions}
+number = st.selectbox("Version", list(by_number), format_func=lambda n: f"v{n}" + (
+    f" ({', '.join(by_number[n].aliases)})" if by_number[n].aliases else ""), key=f"models_v_{name}")
+mv = by_number[number]
+
+if session.may("model.register"):
+    with st.expander("Aliases", icon=":material/label:"):
+        c1, c2, c3 = st.columns([2, 1, 1])
+        alias = c1.selectbox("Alias", ["champion", "challenger"], key="models_alias",
+                             help="moves the alias to this version if another version had it")
+        if c2.button(f"Point at v{mv.version}", key="models_set_alias"):
+            with session.service_call(f"{name}@{alias} now points at v{mv.version}."):
+                registry.set_alias(db, actor=actor, model_name=name, alias=alias, version=mv.version)
+        if mv.aliases and c3.button("Remove aliases of this version", key="models_rm_alias"):
+            with session.service_call("Removed."):
+                for a in mv.aliases:
+                    registry.remove_alias(db, actor=actor, model_name=name, alias=a)
+
+try:
+    card = registry.model_card(db, mv.id)
+except DomainError as exc:
+    st.error(str(exc))
+    st.stop()
+
+tab_card, tab_lineage = st.tabs(["Model card", "Lineage"])
+with tab_card:
+    st.markdown(f"### {mv.model_name} v{mv.version}")
+    st.markdown(
+        f"- **Use case:** {card.use_case_title or '—'}\n"
+        f"- **Trained on:** {card.dataset_label or '—'} (hash `{card.dataset_hash[:12] or '—'}`)\n"
+        f"- **Run:** {mv.run_id} — {card.run_name} ({card.algorithm}, by {card.trained_by})\n"
+        f"- **Task:** {mv.task or '—'}, target `{mv.target or '—'}`\n"
+        f"- **Code version:** `{card.code_version[:12] or '—'}`"
+    )
+    st.markdown("**Metrics vs KPIs**")
+    if card.kpi_checks:
+        st.dataframe([{"": experiments.LIGHT[c.status], "KPI": c.kpi.label, "value": c.value, "status": c.status}
+                      for c in card.kpi_checks], hide_index=True)
+    st.dataframe([{"metric": k, "value": v} for k, v in sorted(mv.metrics.items())], hide_index=True)
+    st.markdown(f"**Intended use:** {card.intended_use or '—'}")
+    st.markdown(f"**Limitations:** {card.limitations or '—'}")
+    if mv.input_schema:
+        with st.expander("Input schema"):
+            st.dataframe(mv.input_schema, hide_index=True)
+    if session.may("model.register"):
+        with st.expander("Edit intended use and limitations", icon=":material/edit:"):
+            use = st.text_area("Intended use", value=card.intended_use, key=f"models_use_{mv.id}")
+            lim = st.text_area("Limitations", value=card.limitations, key=f"models_lim_{mv.id}")
+            if st.button("Save card", key=f"models_save_{mv.id}"):
+                with session.service_call("Model card saved."):
+                    registry.update_card(db, actor=actor, model_version_id=mv.id, intended_use=use, limitations=lim)
+
+with tab_lineage:
+    nodes = registry.lineage(db, mv.id)
+    cols = st.columns(len(nodes) * 2 - 1)
+    titles = {"use_case": "Use case", "dataset_version": "Dataset version", "run": "Run",
+              "model_version": "Model version", "deployment": "Deployment"}
+    for i, n in enumerate(nodes):
+        with cols[i * 2].container(border=True):
+            st.caption(titles.get(n.kind, n.kind))
+            st.markdown(f"**{n.label}**")
+            if n.detail:
+                st.caption(n.detail)
+        if i < len(nodes) - 1:
+            cols[i * 2 + 1].markdown("### →")
+    dot = "digraph { rankdir=LR; node [shape=box, style=rounded];\n" + "\n".join(
+        f'n{i} [label="{titles.get(n.kind, n.kind)}\\n{n.label}"];' for i, n in enumerate(nodes)) + "\n" + "\n".join(
+        f"n{i} -> n{i + 1};" for i in range(len(nodes) - 1)) + "}"
+    st.graphviz_chart(dot)
