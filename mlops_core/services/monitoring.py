@@ -333,7 +333,8 @@ def _labelled_rows(s: Session, deployment_id: int, window: Window) -> tuple[int,
     conds = _window_conds(deployment_id, window) + [Prediction.status == "ok"]
     n_ok = int(s.exec(select(func.count()).select_from(Prediction).where(*conds)).one() or 0)
     rows = s.exec(select(Prediction.prediction, Prediction.label, Prediction.created_at, Prediction.labelled_at)
-                  .where(*conds, col(Prediction.labelled_at).is_not(None))).all()
+                  .where(*conds, col(Prediction.labelled_at).is_not(None),
+                         Prediction.labelled_at <= window.end)).all()
     out = []
     for pred, label, created, labelled in rows:
         if label is None:
