@@ -118,6 +118,48 @@ def _edit_dataset_schema(db, actor):
     datasets.update_schema(db, actor=actor, dataset_id=v.dataset_id, columns=cols)
 
 
+def _trainable_version(db):
+    from mlops_core.services import datasets
+    from mlops_core.services.auth import Actor
+
+    uc = _use_case(db)
+    v = datasets.register_version_from_frame(db, actor=Actor.system(), dataset_name="matrix-train",
+                                             frame=_dataset_frame(), use_case_id=uc.id)
+    return uc.id, v.id
+
+
+def _start_run(db, actor):
+    from mlops_core.services import experiments
+
+    uc_id, v_id = _trainable_version(db)
+    experiments.start_run(db, actor=actor, use_case_id=uc_id, dataset_version_id=v_id,
+                          config={"target": "churned", "algorithm": "logistic_regression"})
+
+
+def _cancel_run(db, actor):
+    from mlops_core.services import experiments
+    from mlops_core.services.auth import Actor
+
+    uc_id, v_id = _trainable_version(db)
+    run = experiments.start_run(db, actor=Actor.system(), use_case_id=uc_id, dataset_version_id=v_id,
+                                config={"target": "churned", "algorithm": "logistic_regression"})
+    experiments.cancel_run(db, actor=actor, run_id=run.id)
+
+
+def _register_model(db, actor):
+    from sklearn.dummy import DummyClassifier
+
+    from mlops_core.services import experiments, registry
+    from mlops_core.services.auth import Actor
+
+    uc_id, v_id = _trainable_version(db)
+    system = Actor.system()
+    run = experiments.create_sdk_run(db, actor=system, use_case_id=uc_id, dataset_version_id=v_id)
+    experiments.log_model_for_run(db, actor=system, run_id=run.id, estimator=DummyClassifier().fit([[0], [1]], [0, 1]))
+    experiments.end_sdk_run(db, actor=system, run_id=run.id)
+    registry.register_model(db, actor=actor, run_id=run.id, name="matrix-model")
+
+
 CASES = {
     "usecase.create": (_create_use_case, {"business", "admin"}),
     "kpi.create": (_add_kpi, {"business", "admin"}),
@@ -128,6 +170,9 @@ CASES = {
     "user.create": (_create_user, {"admin"}),
     "user.set_role": (_set_role, {"admin"}),
     "user.token_for_someone_else": (_token_for_other, {"admin"}),
+    "run.start": (_start_run, {"data_scientist", "admin"}),
+    "run.cancel": (_cancel_run, {"data_scientist", "admin"}),
+    "model.register": (_register_model, {"data_scientist", "admin"}),
 }
 
 
