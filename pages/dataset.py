@@ -1,0 +1,257 @@
+"""One dataset: its versions, validation report (waive with a reason), profile charts, schema editor,
+version-to-version diff, scheduled ingestion runs, and discussion. Everything shown is stored data:
+profiles and reports were computed once, when the version was registered."""
+import pandas as pd
+import streamlit as st
+
+from hub_ui import session
+from hub_ui.collab import flash
+from mlops_core.models.datasets import COLUMN_TYPES
+from mlops_core.profiling import profile_figure
+from mlops_core.services import datasets
+
+actor = session.require_actor()
+db = session.db()
+STATUS = {"validated": "✅ validated", "failed": "⛔ failed", "waived": "⚠️ waived"}
+SEVERITY = {"error": st.error, "warning": st.warning, "info": st.info}
+
+all_sets = datasets.list_datasets(db)
+if not all_sets:
+    st.title("Dataset")
+    st.info("There are no datasets yet.")
+    st.page_link("pages/datasets.py", label="Go to Datasets", icon=":material/table:")
+    st.stop()
+
+names = {d.id: d.name for d in all_sets}
+qp = st.query_params.get("id")
+if qp and qp.isdigit() and int(qp) in names and st.session_state.get("_ds_qp") != qp:
+    st.session_state["ds_pick"] = int(qp)
+elif st.session_state.get("ds_pick") not in names:
+    st.session_state["ds_pick"] = all_sets[0].id
+dataset_id = st.selectbox("Dataset", list(names), format_func=lambda i: names[i], key="ds_pick")
+st.query_params["id"] = str(dataset_id)
+st.session_state["_ds_qp"] = str(dataset_id)
+
+d = datasets.get_dataset(db, dataset_id)
+versions = datasets.list_versions(db, d.id)
+st.title(d.name)
+st.caption((d.description + " · " if d.description else "") +
+           f"{d.n_versions} version{'s' if d.n_versions != 1 else ''} · created {session.fmt_time(d.created_at)}")
+flash("dataset")
+
+if not versions:
+    st.info("This dataset has no versions yet; add one on the Datasets page.")
+    st.stop()
+
+st.subheader("Versions")
+st.dataframe(
+    [{"version": f"v{v.version}", "status": STATUS.get(v.status, v.status), "rows": v.n_rows, "columns": v.n_cols,
+      "errors": v.n_errors, "warnings": v.n_warnings, "source": v.source, "by": v.created_by,
+      "when": session.fmt_time(v.created_at), "content hash": v.content_hash[:12]} for v in versions],
+    hide_index=True, width="stretch",
+)
+by_id = {v.id: v for v in versions}
+vq = st.query_params.get("v")
+if vq and vq.isdigit() and int(vq) in by_id and st.session_state.get("_ds_vq") != vq:
+    st.session_state["ds_ver"] = int(vq)
+elif st.session_state.get("ds_ver") not in by_id:
+    st.session_state["ds_ver"] = versions[0].id
+version_id = st.selectbox("Version", list(by_id), key="ds_ver",
+                          format_func=lambda i: f"v{by_id[i].version} · {STATUS.get(by_id[i].status, by_id[i].status)}")
+st.query_params["v"] = str(version_id)
+st.session_state["_ds_vq"] = str(version_id)
+v = by_id[version_id]
+
+tab_report, tab_profile, tab_schema, tab_diff, tab_ingest, tab_talk = st.tabs(
+    ["Validation report", "Profile", "Schema", "Compare versions", "Ingestion", "Discussion"])
+
+with tab_report:
+    report = datasets.get_report(db, v.id)
+    head = (f"{v.ref}: {v.n_rows:,} rows × {v.n_cols} columns, registered by {v.created_by} "
+            f"{session.fmt_time(v.created_at)} from {v.source_kind} {v.source!r}")
+    if v.status == "validated":
+        st.success(f"**Validated** — {head}. It can be used for training.")
+    elif v.status == "waived":
+        st.warning(f"**Waived** by {v.waived_by}: “{v.waived_reason}” — {head}. It can be used for training.")
+    else:
+        st.error(f"**Failed validation** — {head}. It cannot be used for training unless a data engineer waives it.")
+    counts = report.get("counts", {})
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Errors", counts.get("error", 0))
+    c2.metric("Warnings", counts.get("warning", 0))
+    c3.metric("Notes", counts.get("info", 0))
+    st.caption(f"Checked against schema v{report.get('schema_version', '?')}"
+               + (f"; drift compared with {report['compared_with']}" if report.get("compared_with") else ""))
+    for f in report.get("findings", []):
+        SEVERITY.get(f["severity"], st.info)(f"**{f['kind'].replace('_', ' ')}**"
+                                             + (f" · `{f['column']}`" if f.get("column") else "") + f" — {f['message']}")
+    drift = report.get("drift")
+    if drift:
+        with st.expander(f"Drift per column ({drift['number_of_drifted_columns']} of {drift['number_of_columns']} drifted)"):
+            st.dataframe([{"column": c, "method": x["method"], "score": x["score"], "threshold": x["threshold"],
+                           "drifted": x["drifted"]} for c, x in drift["columns"].items()],
+                         hide_index=True, width="stretch")
+    if v.status == "failed" and session.may("dataset.approve"):
+        with st.form(f"waive_{v.id}"):
+            reason = st.text_area("Reason for the waiver (why the failed checks are acceptable)", key=f"waive_reason_{v.id}")
+            go = st.form_submit_button("Waive and allow training")
+        if go:
+            done = None
+            with session.service_call():
+                done = datasets.waive_version(db, actor=actor, version_id=v.id, reason=reason)
+            if done:
+                flash("dataset", f"{done.ref} waived; it can now be used for training.")
+                st.rerun()
+    if session.may("dataset.approve"):
+        if st.button("Check again against the current schema", key=f"recheck_{v.id}"):
+            done = None
+            with st.status(f"Checking {v.ref} again", expanded=False) as box:
+                with session.service_call():
+                    done = datasets.revalidate_version(db, actor=actor, version_id=v.id)
+                box.update(state="complete" if done else "error")
+            if done:
+                flash("dataset", f"{done.ref} re-checked: {done.status}.")
+                st.rerun()
+    with st.expander("Download as CSV"):
+        st.caption("Cells that a spreadsheet could run as a formula (starting with = + - @) are prefixed with a quote.")
+        if st.button("Prepare CSV", key=f"csv_{v.id}"):
+            st.session_state[f"csv_data_{v.id}"] = datasets.export_csv(db, v.id)
+        if st.session_state.get(f"csv_data_{v.id}") is not None:
+            st.download_button("Download CSV", st.session_state[f"csv_data_{v.id}"], file_name=f"{d.name}_v{v.version}.csv",
+                               mime="text/csv", key=f"dl_{v.id}")
+
+with tab_profile:
+    profile = datasets.get_profile(db, v.id)
+    if not profile:
+        st.info("No profile is stored for this version.")
+    else:
+        st.caption(f"{profile['n_rows']:,} rows · {profile['duplicate_rows']:,} duplicate rows · quantiles from "
+                   f"{profile['sample_rows']:,} sampled rows · computed once at registration")
+        summary = []
+        for c in profile["columns"]:
+            summary.append({"column": c["name"], "type": c["type"], "nulls": c["nulls"],
+                            "null share": c["null_share"], "min": c.get("min"), "mean": c.get("mean"),
+                            "max": c.get("max"), "std": c.get("std"), "distinct": str(c.get("distinct", ""))})
+        st.dataframe(summary, hide_index=True, width="stretch")
+        charts = [c for c in profile["columns"] if c.get("chart")]
+        for i in range(0, len(charts), 2):
+            cols = st.columns(2)
+            for col, c in zip(cols, charts[i:i + 2]):
+                fig = profile_figure(c)
+                if fig is not None:
+                    col.plotly_chart(fig, key=f"chart_{v.id}_{c['name']}", width="stretch")
+
+with tab_schema:
+    schema = datasets.current_schema(db, d.id)
+    if schema is None:
+        st.info("No schema yet.")
+    else:
+        st.caption(f"Schema v{schema.version} by {schema.created_by}, {session.fmt_time(schema.created_at)}"
+                   + (f" — {schema.note}" if schema.note else "") +
+                   ". New versions are checked against it: types, allowed share of empty cells, numeric ranges, "
+                   "and the allowed categories.")
+        frame = pd.DataFrame([{
+            "name": c["name"], "type": c["type"], "nullable": bool(c.get("nullable")),
+            "max_null_share": float(c.get("max_null_share") or 0.0), "min": c.get("min"), "max": c.get("max"),
+            "categories": ", ".join(c.get("categories") or []),
+        } for c in schema.columns])
+        frame["min"] = pd.to_numeric(frame["min"], errors="coerce")
+        frame["max"] = pd.to_numeric(frame["max"], errors="coerce")
+        can_edit = session.may("dataset.write")
+        edited = st.data_editor(
+            frame, key=f"schema_{d.id}_{schema.version}", hide_index=True, width="stretch", disabled=not can_edit,
+            num_rows="dynamic" if can_edit else "fixed",
+            column_config={
+                "type": st.column_config.SelectboxColumn("type", options=list(COLUMN_TYPES), required=True),
+                "max_null_share": st.column_config.NumberColumn("allowed empty share", min_value=0.0, max_value=1.0,
+                                                                step=0.01, format="%.2f"),
+                "categories": st.column_config.TextColumn("categories (comma-separated)"),
+            },
+        )
+        if can_edit:
+            note = st.text_input("What changed and why", key=f"schema_note_{d.id}")
+            if st.button("Save schema as a new version", key=f"schema_save_{d.id}", type="primary"):
+                cols = []
+                for row in edited.to_dict("records"):
+                    if not str(row.get("name") or "").strip():
+                        continue
+                    c = {"name": row["name"], "type": row["type"], "nullable": bool(row["nullable"]),
+                         "max_null_share": row["max_null_share"], "min": row["min"], "max": row["max"]}
+                    if row["type"] == "category":
+                        c["categories"] = row["categories"] or ""
+                    cols.append(c)
+                saved = None
+                with session.service_call():
+                    saved = datasets.update_schema(db, actor=actor, dataset_id=d.id, columns=cols, note=note,
+                                                   expected_version=schema.version)
+                if saved:
+                    flash("dataset", f"Saved schema v{saved.version}. New versions are checked against it; use "
+                                     "'Check again' on a version to re-check it.")
+                    st.rerun()
+        history = datasets.schema_history(db, d.id)
+        if len(history) > 1:
+            with st.expander(f"Schema history ({len(history)} versions)"):
+                for h in history:
+                    st.markdown(f"**v{h.version}** · {h.created_by} · {session.fmt_time(h.created_at)} — {h.note or '—'}")
+
+with tab_diff:
+    if len(versions) < 2:
+        st.info("Only one version so far; a comparison needs two.")
+    else:
+        c1, c2 = st.columns(2)
+        ids = [x.id for x in versions]
+        older = c1.selectbox("From", ids, index=1, key="diff_from", format_func=lambda i: f"v{by_id[i].version}")
+        newer = c2.selectbox("To", ids, index=0, key="diff_to", format_func=lambda i: f"v{by_id[i].version}")
+        diff = datasets.diff_versions(db, from_version_id=older, to_version_id=newer)
+        if diff["same_content"]:
+            st.info("Both are the same content.")
+        st.caption(f"{diff['from']} → {diff['to']}: rows {diff['rows'][0]:,} → {diff['rows'][1]:,}")
+
+        def pair(x):
+            a, b = x
+            return "—" if a is None and b is None else f"{a if a is not None else '—'} → {b if b is not None else '—'}"
+
+        st.dataframe([{"column": r["column"], "change": r["change"] or "·", "type": r["type"],
+                       "null share": pair(r["null_share"]), "mean": pair(r["mean"]), "min": pair(r["min"]),
+                       "max": pair(r["max"]), "distinct": pair(r["distinct"]),
+                       "drifted": (diff["drift"] or {}).get("columns", {}).get(r["column"], {}).get("drifted", "")}
+                      for r in diff["columns"]], hide_index=True, width="stretch")
+        if diff["drift"]:
+            st.caption(f"Drift on sampled rows: {diff['drift']['number_of_drifted_columns']} of "
+                       f"{diff['drift']['number_of_columns']} columns drifted (share {diff['drift']['drift_share']:.0%}).")
+
+with tab_ingest:
+    sources = datasets.list_ingestion_sources(db, d.id)
+    if not sources:
+        st.caption("No scheduled ingestion for this dataset. A data engineer can add one on the Datasets page.")
+    for src in sources:
+        with st.container(border=True):
+            when = f"every {src.interval_seconds // 60} min" if src.interval_seconds else f"cron '{src.cron}' (UTC)"
+            st.markdown(f"**{src.schedule_name}** · {src.kind} `{src.location}` · {when} · "
+                        f"{'enabled' if src.enabled else 'paused'}")
+            if src.query:
+                st.code(src.query, language="sql")
+            if src.last_status == "failed":
+                st.error(f"Last run failed {session.fmt_time(src.last_run_at)}: {src.last_error}")
+            elif src.last_status:
+                st.caption(f"Last run {session.fmt_time(src.last_run_at)}: {src.last_status}")
+            runs = datasets.list_ingestion_runs(db, src.id)
+            if runs:
+                st.dataframe([{"started": session.fmt_time(r.started_at), "status": r.status,
+                               "version": f"v{by_id[r.version_id].version}" if r.version_id in by_id else "",
+                               "error": r.error or ""} for r in runs], hide_index=True, width="stretch")
+            if session.may("ingestion.schedule"):
+                label = "Pause" if src.enabled else "Resume"
+                if st.button(label, key=f"ing_toggle_{src.id}"):
+                    with session.service_call():
+                        datasets.set_ingestion_enabled(db, actor=actor, source_id=src.id, enabled=not src.enabled)
+                        flash("dataset", f"{label}d {src.schedule_name}.")
+                        st.rerun()
+
+with tab_talk:
+    try:
+        from hub_ui import collab as collab_ui
+    except ImportError:
+        st.caption("Discussion is not available in this build.")
+    else:
+        collab_ui.discussion("dataset", d.id)
