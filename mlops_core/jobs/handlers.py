@@ -22,6 +22,7 @@ HANDLERS: dict[str, str] = {
     "monitor": "mlops_core.services.monitoring:monitor_job",
     "alert_webhook": "mlops_core.services.monitoring:webhook_job",
     "monitor_report": "mlops_core.services.monitoring:report_job",
+    "batch_score": "mlops_core.services.predictions:batch_score_job",
 }
 
 
