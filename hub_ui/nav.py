@@ -33,6 +33,8 @@ PAGES: list[PageSpec] = [
     PageSpec("pages/run.py", "Run", ":material/play_circle:", "Experiments", url_path="run"),
     PageSpec("pages/compare.py", "Compare runs", ":material/compare:", "Experiments", url_path="compare"),
     PageSpec("pages/models.py", "Models", ":material/inventory_2:", "Experiments", url_path="models"),
+    PageSpec("pages/deployments.py", "Deployments", ":material/rocket_launch:", "Deployment", url_path="deployments"),
+    PageSpec("pages/deployment.py", "Deployment", ":material/rocket:", "Deployment", url_path="deployment"),
     PageSpec("pages/monitoring.py", "Monitoring", ":material/monitor_heart:", "Monitoring", url_path="monitoring"),
     PageSpec("pages/deployment_monitoring.py", "Deployment monitoring", ":material/query_stats:", "Monitoring",
              url_path="deployment-monitoring"),

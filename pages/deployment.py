@@ -1,0 +1,262 @@
+"""One deployment: gate checklists of its requests with the evidence, sign-off, deploy / reject /
+override, rollback, canary, history, API keys, a "try it" form built from the model's input schema,
+label upload, batch scoring (a job) with download, and the discussion."""
+import streamlit as st
+
+from hub_ui import collab as collab_ui
+from hub_ui import session
+from mlops_core import artifacts, jobs
+from mlops_core.services import apikeys, collab, deployments, predictions, registry
+
+GATE_ICONS = {"passed": "✅", "failed": "⛔", "waived": "⚠️", "not_required": "➖"}
+
+actor = session.require_actor()
+db = session.db()
+st.title("Deployment")
+
+all_deps = deployments.list_deployments(db)
+names = [d.name for d in all_deps]
+if not names:
+    st.info("No deployment yet.")
+    st.page_link("pages/deployments.py", label="Request one on Deployments", icon=":material/rocket_launch:")
+    st.stop()
+qp = st.query_params.get("deployment")
+if qp in names and st.session_state.get("_dep_qp") != qp:
+    st.session_state["dep_pick"] = qp
+elif st.session_state.get("dep_pick") not in names:
+    st.session_state["dep_pick"] = names[0]
+name = st.selectbox("Deployment", names, key="dep_pick")
+st.query_params["deployment"] = name
+st.session_state["_dep_qp"] = name
+collab_ui.flash("dep")
+
+dep = deployments.get_by_name(db, name)
+labels = deployments.version_labels(db, [dep.model_version_id, dep.canary_model_version_id])
+stats = next((r for r in deployments.overview(db, hours=24) if r["name"] == name), None)
+m = st.columns(5)
+m[0].metric("Environment", dep.environment)
+m[1].metric("Serving", labels.get(dep.model_version_id, "nothing yet"))
+m[2].metric("Since", session.fmt_time(dep.deployed_at))
+m[3].metric("Requests (24 h)", f"{stats['requests']:,}" if stats else "0")
+m[4].metric("Error rate (24 h)", f"{stats['error_rate']:.1%}" if stats and stats["requests"] else "—")
+st.caption(f"Endpoint `POST /v1/deployments/{name}/predict`"
+           + (f" · canary: {labels.get(dep.canary_model_version_id)} gets {dep.canary_share:.0%} of traffic"
+              if dep.canary_model_version_id else "")
+           + f" · regression tolerance {dep.regression_tolerance:g}")
+
+
+def _done(message: str) -> None:
+    collab_ui.flash("dep", message)
+    st.rerun()
+
+
+tab_gates, tab_history, tab_keys, tab_try, tab_labels, tab_talk = st.tabs(
+    ["Requests & gates", "History", "API keys", "Try it", "Labels & batch scoring", "Discussion"])
+
+# --- requests and gates ------------------------------------------------------------------------------
+with tab_gates:
+    reqs = deployments.list_requests(db, deployment_name=name, limit=20)
+    req_labels = deployments.version_labels(db, [r.model_version_id for r in reqs])
+    if not reqs:
+        st.caption("No request yet. A data scientist requests a model version on the Deployments page.")
+    for r in reqs:
+        with st.container(border=True, key=f"dep_req_{r.id}"):
+            st.markdown(f"**Request #{r.id}: {req_labels.get(r.model_version_id)} → {name}** ({r.environment}) — "
+                        f"**{r.status}**")
+            st.caption(f"requested by {r.requested_by} on {session.fmt_time(r.created_at)} · gates checked "
+                       f"{session.fmt_time(r.gates_evaluated_at)} · evidence {r.evidence_hash[:12]}"
+                       + (f" · decided by {r.decided_by}" if r.decided_by else "")
+                       + (f" · OVERRIDDEN by {r.overridden_by}: {r.override_reason}" if r.overridden_by else ""))
+            if r.note:
+                st.markdown(f"> {r.note}")
+            for g in r.gates:
+                st.markdown(f"{GATE_ICONS.get(g.status, '')} **{g.title}** — {g.status}: {g.detail}")
+                links = []
+                if g.evidence.get("dataset_version_id"):
+                    links.append(("pages/dataset.py", f"dataset version {g.evidence.get('dataset', '')}".strip(),
+                                  {"v": str(g.evidence["dataset_version_id"])}))
+                if g.evidence.get("run_id"):
+                    links.append(("pages/run.py", f"run {g.evidence['run_id']}", {"id": str(g.evidence["run_id"])}))
+                for page, label, params in links:
+                    st.page_link(page, label=f"Evidence: {label}", icon=":material/link:", query_params=params)
+            with st.expander("Evidence (JSON)"):
+                st.json({"evidence": r.evidence, "gates": [g.model_dump() for g in r.gates]})
+            if r.status != "pending":
+                continue
+            # Business sign-off on this version's evidence (decided here or from the inbox).
+            for so in collab.signoffs_for(db, "model_version", r.model_version_id):
+                if so.status == "pending":
+                    collab_ui.signoff_card(so, key=f"dep_so_{r.id}", flash_key="dep")
+            c = st.columns(4)
+            if c[0].button("Re-check gates", key=f"dep_recheck_{r.id}", icon=":material/refresh:",
+                           disabled=not (session.may("deployment.deploy") or session.may("deployment.request"))):
+                with st.spinner("Checking the gates…"), session.service_call():
+                    deployments.reevaluate_request(db, actor=actor, request_id=r.id)
+                    _done(f"Gates of request #{r.id} checked again.")
+            if session.may("deployment.deploy"):
+                if c[1].button("Deploy", key=f"dep_deploy_{r.id}", type="primary", icon=":material/rocket_launch:"):
+                    with st.spinner("Checking the gates and deploying…"), session.service_call():
+                        deployments.deploy(db, actor=actor, request_id=r.id)
+                        _done(f"Deployed {req_labels.get(r.model_version_id)} on {name}. Running scoring services "
+                              "pick it up within seconds.")
+                reason = c[2].text_input("Reason (reject / override)", key=f"dep_reason_{r.id}")
+                if c[3].button("Reject", key=f"dep_reject_{r.id}"):
+                    with session.service_call():
+                        deployments.reject_request(db, actor=actor, request_id=r.id, reason=reason)
+                        _done(f"Request #{r.id} rejected.")
+                if actor.role == "admin" and r.failed_gates:
+                    if st.button("Override failed gates and deploy (admin, audited)", key=f"dep_override_{r.id}"):
+                        with session.service_call():
+                            deployments.deploy(db, actor=actor, request_id=r.id, override_reason=reason)
+                            _done(f"Deployed with an override: {reason}")
+
+    if session.may("deployment.deploy") and dep.model_version_id is not None:
+        st.subheader("Operate")
+        prev = deployments.previous_version(db, name)
+        c1, c2 = st.columns(2)
+        with c1:
+            with st.form("dep_rollback"):
+                prev_label = deployments.version_labels(db, [prev]).get(prev) if prev else None
+                st.markdown(f"**Roll back** to {prev_label or 'the previous version'}")
+                why = st.text_input("Why", key="dep_rb_reason")
+                rb = st.form_submit_button("Roll back", disabled=prev is None, icon=":material/undo:")
+            if rb:
+                with session.service_call():
+                    done = deployments.rollback(db, actor=actor, deployment_name=name, reason=why)
+                    back_to = deployments.version_labels(db, [done.model_version_id]).get(done.model_version_id)
+                    _done(f"Rolled back {name} to {back_to}.")
+        with c2:
+            versions = [v for v in registry.list_model_versions(db, use_case_id=dep.use_case_id, limit=100)
+                        if v.id != dep.model_version_id] if dep.use_case_id else []
+            with st.form("dep_canary"):
+                st.markdown("**Canary**: send a share of traffic to a challenger (both predictions are logged)")
+                ch = st.selectbox("Challenger", versions, format_func=lambda v: f"{v.model_name} v{v.version}",
+                                  key="dep_canary_mv")
+                share = st.slider("Share of traffic", 0.05, 0.5, 0.1, 0.05, key="dep_canary_share")
+                start = st.form_submit_button("Start canary", disabled=not versions)
+                stop = st.form_submit_button("Stop canary", disabled=dep.canary_model_version_id is None)
+            if start and ch is not None:
+                with session.service_call():
+                    deployments.set_canary(db, actor=actor, deployment_name=name, model_version_id=ch.id, share=share)
+                    _done(f"Canary started: {share:.0%} of traffic to {ch.model_name} v{ch.version}.")
+            if stop:
+                with session.service_call():
+                    deployments.set_canary(db, actor=actor, deployment_name=name, model_version_id=None)
+                    _done("Canary stopped.")
+        with st.form("dep_tolerance"):
+            tol = st.number_input("No-regression tolerance (largest allowed drop of a KPI metric vs production)",
+                                  0.0, 1.0, float(dep.regression_tolerance), 0.005, format="%.3f", key="dep_tol")
+            if st.form_submit_button("Save tolerance"):
+                with session.service_call():
+                    deployments.set_regression_tolerance(db, actor=actor, deployment_name=name, tolerance=tol)
+                    _done(f"Regression tolerance set to {tol:g}.")
+
+# --- history -------------------------------------------------------------------------------------------
+with tab_history:
+    events = deployments.history(db, deployment_name=name)
+    ev_labels = deployments.version_labels(db, [e.from_model_version_id for e in events]
+                                           + [e.to_model_version_id for e in events])
+    if not events:
+        st.caption("Nothing deployed yet.")
+    else:
+        st.dataframe([{"when": session.fmt_time(e.at), "what": e.kind, "from": ev_labels.get(e.from_model_version_id, "—"),
+                       "to": ev_labels.get(e.to_model_version_id, "—"), "who": e.actor_username, "why": e.reason}
+                      for e in events], hide_index=True, width="stretch", key="dep_history")
+
+# --- API keys --------------------------------------------------------------------------------------------
+with tab_keys:
+    keys = apikeys.list_keys(db, deployment_name=name)
+    if not keys:
+        st.caption("No API key yet.")
+    for k in keys:
+        c = st.columns([3, 3, 2])
+        c[0].markdown(f"`{k.prefix}…` {k.name}")
+        c[1].caption(f"created by {k.created_by} on {session.fmt_time(k.created_at)}"
+                     + (f" · revoked by {k.revoked_by} on {session.fmt_time(k.revoked_at)}" if k.revoked_at else ""))
+        if k.revoked_at is None and session.may("apikey.manage"):
+            if c[2].button("Revoke", key=f"dep_revoke_{k.id}"):
+                with session.service_call():
+                    apikeys.revoke_key(db, actor=actor, key_id=k.id)
+                    _done(f"Key {k.prefix}… revoked; scoring services refuse it within seconds.")
+    if session.may("apikey.manage"):
+        with st.form("dep_newkey"):
+            kname = st.text_input("What the key is for", key="dep_key_name")
+            make = st.form_submit_button("Create API key", icon=":material/key:")
+        if make:
+            with session.service_call():
+                k, secret = apikeys.create_key(db, actor=actor, deployment_name=name, name=kname)
+                st.success("Key created. Copy it now: it is shown only once.")
+                st.code(secret, language=None)
+                st.code(f"curl -s -X POST http://HOST:PORT/v1/deployments/{name}/predict \\\n"
+                        f"  -H 'Authorization: Bearer {secret}' -H 'Content-Type: application/json' \\\n"
+                        "  -d '{\"records\": [{...}]}'", language="bash")
+
+# --- try it --------------------------------------------------------------------------------------------
+with tab_try:
+    if dep.model_version_id is None:
+        st.caption("Nothing is served yet.")
+    else:
+        mv = registry.get_model_version(db, dep.model_version_id)
+        with st.form("dep_try"):
+            st.markdown(f"Score one record with {mv.model_name} v{mv.version} (logged like an API call)")
+            record = {}
+            cols = st.columns(3)
+            for i, col in enumerate(mv.input_schema):
+                with cols[i % 3]:
+                    key = f"dep_try_{col['name']}"
+                    if col["type"] == "category":
+                        record[col["name"]] = st.selectbox(col["name"], col.get("categories") or [], key=key)
+                    elif col["type"] == "boolean":
+                        record[col["name"]] = st.checkbox(col["name"], key=key)
+                    elif col["type"] == "integer":
+                        record[col["name"]] = int(st.number_input(col["name"], value=0, step=1, key=key))
+                    elif col["type"] == "number":
+                        record[col["name"]] = float(st.number_input(col["name"], value=0.0, key=key))
+                    else:
+                        record[col["name"]] = st.text_input(col["name"], key=key)
+            score = st.form_submit_button("Predict", type="primary", disabled=not session.may("batch.score"))
+        if not session.may("batch.score"):
+            st.caption("Ops and data scientists can try the model here.")
+        if score:
+            with session.service_call():
+                out = predictions.score_records(db, actor=actor, deployment_name=name, records=[record])
+                st.success(f"Prediction: **{out['predictions'][0]}** (request id `{out['request_id']}`)")
+
+# --- labels and batch scoring -----------------------------------------------------------------------------
+with tab_labels:
+    st.markdown("**Ground-truth labels**: a CSV with the columns `request_id,label`")
+    up = st.file_uploader("Label file (CSV)", type=["csv"], key="dep_labels_file")
+    if up is not None and st.button("Upload labels", key="dep_labels_go", disabled=not session.may("prediction.label")):
+        with session.service_call():
+            res = predictions.upload_labels_csv(db, actor=actor, deployment_name=name, data=up.getvalue())
+            st.success(f"{len(res.accepted):,} labels joined to their predictions.")
+            if res.unknown:
+                st.warning(f"{len(res.unknown):,} unknown request ids (not kept): {', '.join(res.unknown[:20])}"
+                           + (" …" if len(res.unknown) > 20 else ""))
+            if res.invalid:
+                st.warning("Invalid rows: " + "; ".join(res.invalid[:10]))
+    st.divider()
+    st.markdown("**Batch scoring**: upload a CSV or Parquet file with the model's columns; the worker scores it "
+                "and logs every row like an API prediction.")
+    bf = st.file_uploader("File to score", type=["csv", "parquet"], key="dep_batch_file")
+    if bf is not None and st.button("Score file", key="dep_batch_go", disabled=not session.may("batch.score")):
+        with session.service_call():
+            st.session_state["dep_batch_job"] = predictions.submit_batch_scoring(
+                db, actor=actor, deployment_name=name, filename=bf.name, data=bf.getvalue())
+    job_id = st.session_state.get("dep_batch_job")
+    if job_id:
+        job = jobs.get_job(db, job_id)
+        if job.status == "finished" and job.result:
+            st.success(f"Scored {job.result['rows']:,} rows (job {job_id}).")
+            st.download_button("Download scored file", artifacts.get_bytes(job.result["output_key"]),
+                               file_name="scored.csv", mime="text/csv", key="dep_batch_dl")
+        elif job.is_final:
+            st.error(f"Batch scoring job {job_id} {job.status}: {job.error or ''}")
+        else:
+            with st.status(f"Batch scoring (job {job_id}): {job.progress_message or job.status}"):
+                st.progress(job.progress)
+            if st.button("Refresh", key="dep_batch_refresh"):
+                st.rerun()
+
+with tab_talk:
+    collab_ui.discussion("deployment", dep.id)

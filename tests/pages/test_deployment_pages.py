@@ -1,0 +1,105 @@
+"""The Deployments and Deployment pages through AppTest: the overview numbers, the gate checklist,
+sign-off, deploy, rollback, API keys and the "try it" form, as each role sees them.
+
+(File uploads — labels, batch scoring — are services tested in tests/services; AppTest cannot fill a
+file_uploader.)"""
+import pytest
+
+from mlops_core.services import apikeys, collab, deployments, predictions
+from tests.conftest import make_people
+from tests.pages.helpers import app_as, by_label, no_exceptions, texts
+from tests.services.deployments_world import make_world
+
+
+@pytest.fixture
+def people(sqlite_db):
+    return make_people(sqlite_db)
+
+
+@pytest.fixture
+def world(sqlite_db, people):
+    """churn serves v1 (deployed through the gates); sara has requested v2, waiting for alice's sign-off."""
+    w = make_world(sqlite_db, people, versions=2)
+    db = sqlite_db
+    r1 = deployments.request_deployment(db, actor=people["data_scientist"], model_version_id=w.versions[0],
+                                        deployment_name="churn")
+    so = collab.signoffs_for(db, "model_version", w.versions[0])[0]
+    collab.decide_signoff(db, actor=people["business"], signoff_id=so.id, approve=True)
+    deployments.set_regression_tolerance(db, actor=people["ops"], deployment_name="churn", tolerance=1.0)
+    deployments.deploy(db, actor=people["ops"], request_id=r1.id)
+    r2 = deployments.request_deployment(db, actor=people["data_scientist"], model_version_id=w.versions[1],
+                                        deployment_name="churn")
+    dep = deployments.get_by_name(db, "churn")
+    predictions.log_predictions(db, [
+        predictions.prediction_row(request_id=f"p{i}", deployment_id=dep.id, model_version_id=dep.model_version_id,
+                                   inputs={"age": 30}, prediction=0, latency_ms=2.0,
+                                   status="error" if i == 0 else "ok") for i in range(4)])
+    return w, r2
+
+
+def test_the_overview_shows_each_endpoint_with_its_version_traffic_and_error_rate(people, world):
+    at = app_as(people["business"], page="pages/deployments.py")
+    no_exceptions(at)
+    page = texts(at)
+    assert "churn-model v1" in page
+    assert "production" in page
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Requests"] == "4" and metrics["Error rate"] == "25.0%"
+    assert "Data scientists request deployments" in page  # business cannot request
+
+
+def test_alice_signs_off_and_omar_deploys_from_the_gate_checklist_then_rolls_back(people, world, sqlite_db):
+    w, r2 = world
+    at = app_as(people["business"], page="pages/deployment.py")
+    no_exceptions(at)
+    page = texts(at)
+    assert "Business sign-off" in page and "waiting for business" in page
+    assert not [b for b in at.button if b.label == "Deploy"]  # business cannot deploy
+    by_label(at.button, "Approve").click()
+    at.run()
+    no_exceptions(at)
+    assert collab.signoffs_for(sqlite_db, "model_version", w.versions[1])[0].status == "approved"
+
+    at = app_as(people["ops"], page="pages/deployment.py")
+    deploy = next(b for b in at.button if b.label == "Deploy" and b.key == f"dep_deploy_{r2.id}")
+    deploy.click()
+    at.run()
+    no_exceptions(at)
+    assert "Deployed churn-model v2 on churn" in texts(at)
+    assert deployments.get_by_name(sqlite_db, "churn").model_version_id == w.versions[1]
+
+    at.button(key="FormSubmitter:dep_rollback-Roll back").click()
+    at.run()
+    no_exceptions(at)
+    assert "Rolled back churn to churn-model v1" in texts(at)
+    kinds = [e.kind for e in deployments.history(sqlite_db, deployment_name="churn")]
+    assert kinds[:2] == ["rollback", "deploy"]
+
+
+def test_ops_create_a_key_that_is_shown_once_and_revoke_it(people, world, sqlite_db):
+    at = app_as(people["ops"], page="pages/deployment.py")
+    by_label(at.text_input, "What the key is for").input("crm")
+    at.button(key="FormSubmitter:dep_newkey-Create API key").click()
+    at.run()
+    no_exceptions(at)
+    secret = at.code[0].value
+    assert secret.startswith("mlk_")
+    key = apikeys.list_keys(sqlite_db, deployment_name="churn")[0]
+    assert apikeys.deployment_for_key(sqlite_db, secret) is not None
+    at = app_as(people["ops"], page="pages/deployment.py")
+    at.button(key=f"dep_revoke_{key.id}").click()
+    at.run()
+    no_exceptions(at)
+    assert apikeys.deployment_for_key(sqlite_db, secret) is None
+
+
+def test_the_try_it_form_is_built_from_the_input_schema_and_logs_the_prediction(people, world, sqlite_db):
+    at = app_as(people["data_scientist"], page="pages/deployment.py")
+    no_exceptions(at)
+    assert by_label(at.selectbox, "contract").options  # a category column becomes a choice of its categories
+    by_label(at.number_input, "tenure_months").set_value(3)
+    at.button(key="FormSubmitter:dep_try-Predict").click()
+    at.run()
+    no_exceptions(at)
+    assert "Prediction:" in texts(at)
+    assert any(p.source == "ui" for p in predictions.recent_predictions(sqlite_db, deployment_name="churn"))
