@@ -33,7 +33,8 @@ from .errors import ValidationError
 Progress = Callable[[float, str], None]
 
 CHUNK = 1 << 20  # bytes copied per read while staging
-CSV_BLOCK = 16 << 20  # bytes per CSV block: also what the first block's type inference sees
+CSV_BLOCK = 4 << 20  # bytes per CSV block: also what the first block's type inference sees
+ROW_GROUP_ROWS = 131_072  # rows per Parquet row group (blocks are gathered up to this)
 PARQUET_MAGIC = b"PAR1"
 SAMPLE_BYTES = 64 << 10
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -353,12 +354,55 @@ def _check_names(names: list[str]) -> None:
         )
 
 
-def row_hashes(table_or_batch) -> "Any":
-    """One uint64 per row, independent of how the rows were chunked (pandas' stable row hash)."""
-    import pandas as pd
+_NULL_HASH = 0x9E3779B97F4A7C15
+_MIX = 1_000_003
 
-    frame = table_or_batch.to_pandas()
-    return pd.util.hash_pandas_object(frame, index=False, categorize=True).to_numpy()
+
+def _column_hashes(arr) -> "Any":
+    """One uint64 per value of an Arrow array; nulls get one fixed hash whatever the column's type.
+
+    Text is dictionary-encoded first, so each distinct string is hashed once (no Python object per row).
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from pandas.util import hash_array
+
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    t = arr.type
+    n = len(arr)
+    if pa.types.is_dictionary(t):
+        arr = arr.cast(t.value_type)
+        t = arr.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t):
+        if pa.types.is_null(t) or arr.null_count == n:
+            return np.full(n, _NULL_HASH, dtype=np.uint64)
+        enc = pc.dictionary_encode(arr)
+        dict_hashes = hash_array(enc.dictionary.to_numpy(zero_copy_only=False).astype(object), categorize=False)
+        h = dict_hashes[enc.indices.fill_null(0).to_numpy(zero_copy_only=False)]
+    elif pa.types.is_boolean(t):
+        h = hash_array(arr.fill_null(False).to_numpy(zero_copy_only=False).astype(np.uint8))
+    elif pa.types.is_timestamp(t) or pa.types.is_date(t):
+        h = hash_array(arr.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False))
+    else:
+        h = hash_array(arr.fill_null(0).to_numpy(zero_copy_only=False))
+    h = np.asarray(h, dtype=np.uint64)
+    if arr.null_count:
+        h = h.copy()
+        h[arr.is_null().to_numpy(zero_copy_only=False)] = _NULL_HASH
+    return h
+
+
+def row_hashes(table_or_batch) -> "Any":
+    """One uint64 per row, independent of how the rows were chunked (and of nulls changing dtypes)."""
+    import numpy as np
+
+    h = np.zeros(table_or_batch.num_rows, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for arr in table_or_batch.columns:
+            h = (h * np.uint64(_MIX)) ^ _column_hashes(arr)
+    return h
 
 
 def _schema_fingerprint(schema) -> bytes:
@@ -376,6 +420,8 @@ def _write_canonical(tables: Iterator[Any], *, progress: Progress, total_bytes: 
     schema = None
     hasher = hashlib.sha256()
     n_rows = 0
+    pending: list[Any] = []
+    pending_rows = 0
     try:
         for piece in tables:
             if isinstance(piece, pa.RecordBatch):
@@ -395,7 +441,11 @@ def _write_canonical(tables: Iterator[Any], *, progress: Progress, total_bytes: 
                 raise ValidationError(f"a later part of the data does not fit the column types of the first: {exc}") from None
             if piece.num_rows:
                 hasher.update(row_hashes(piece).tobytes())
-                writer.write_table(piece)
+                pending.append(piece)
+                pending_rows += piece.num_rows
+                if pending_rows >= ROW_GROUP_ROWS:
+                    writer.write_table(pa.concat_tables(pending))
+                    pending, pending_rows = [], 0
             n_rows += piece.num_rows
             if total_bytes and position is not None:
                 progress(min(0.99, position() / total_bytes), f"read {n_rows:,} rows")
@@ -407,6 +457,9 @@ def _write_canonical(tables: Iterator[Any], *, progress: Progress, total_bytes: 
             raise ValidationError(
                 "the file has a header but no data rows; add at least one row below the header"
             )
+        if pending:
+            writer.write_table(pa.concat_tables(pending))
+            pending = []
         writer.close()
         writer = None
         columns = [{"name": f.name, "type": column_type(f.type)} for f in schema]

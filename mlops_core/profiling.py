@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from .data_io import row_hashes
+
 SAMPLE_ROWS = 50_000      # rows kept for drift and diffs (a Bernoulli sample with a fixed seed)
 MAX_TRACKED = 1_000       # distinct values counted per text column before it counts as high-cardinality
 TOP_CATEGORIES = 20       # bars shown per categorical column
@@ -121,7 +123,9 @@ def scan_parquet(path: Path, columns: list[dict[str, Any]], schema: list[dict[st
                 s.sum += float(values.sum())
                 s.sumsq += float(np.dot(values, values))
                 if s.hist_edges is not None:
-                    c, _ = np.histogram(values, bins=s.hist_edges)
+                    # uniform bins given as (count, range) take numpy's fast path (no per-value search)
+                    e = s.hist_edges
+                    c, _ = np.histogram(values, bins=len(e) - 1, range=(e[0], e[-1]))
                     s.hist_counts += c
                 if rule and (rule.get("min") is not None or rule.get("max") is not None):
                     bad_mask = np.zeros(len(values), dtype=bool)
@@ -155,13 +159,12 @@ def scan_parquet(path: Path, columns: list[dict[str, Any]], schema: list[dict[st
                         for v, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
                             if v in s.unseen or len(s.unseen) < 50:
                                 s.unseen[v] = s.unseen.get(v, 0) + n
-        frame = batch.to_pandas()
-        hashes.append(pd.util.hash_pandas_object(frame, index=False, categorize=True).to_numpy())
+        hashes.append(row_hashes(batch))
         if p >= 1.0:
-            samples.append(frame)
+            samples.append(batch.to_pandas())
         else:
             keep = rng.random(m) < p
-            samples.append(frame[keep])
+            samples.append(batch.filter(pa.array(keep)).to_pandas())
         done += m
         if progress is not None and n_rows:
             progress(done / n_rows, f"profiled {done:,} of {n_rows:,} rows")
