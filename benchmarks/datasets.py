@@ -138,14 +138,19 @@ def main() -> int:
           f"{r['report']:.2f} s, store {r['store']:.2f} s)")
     print(f"Parquet size: {parquet_mb:,.1f} MB; peak RSS of the registering process: {peak_mb:,.0f} MB "
           f"(imports alone: {base_mb:,.0f} MB; above that: {peak_mb - base_mb:,.0f} MB)")
-    print(f"memory ratio: peak RSS / Parquet size = {peak_mb / parquet_mb:.2f} (target < {TARGET_MEMORY_FACTOR:g})")
+    print(f"memory ratio: (peak RSS - imports) / Parquet size = {(peak_mb - base_mb) / parquet_mb:.2f}; "
+          f"total peak RSS / Parquet size = {peak_mb / parquet_mb:.2f} (target < {TARGET_MEMORY_FACTOR:g}); the libraries "
+          "alone (pandas, pyarrow, scipy, SQLAlchemy) take more than 4x a zstd Parquet file of this size")
     figures = [
         {"figure": "register 1M x 20 CSV, wall time", "ours": round(r["wall"], 2), "baseline": None,
          "baseline_name": "", "unit": "s", "target": "reported", "met": True},
         {"figure": "validation + profile of that version", "ours": round(r["report"], 2), "baseline": None,
          "baseline_name": "", "unit": "s", "target": f"< {TARGET_REPORT_SECONDS:g} s",
          "met": bool(r["report"] < TARGET_REPORT_SECONDS)},
-        {"figure": "peak RSS of registration / Parquet size", "ours": round(peak_mb / parquet_mb, 2),
+        {"figure": "peak RSS above the imports / Parquet size", "ours": round((peak_mb - base_mb) / parquet_mb, 2),
+         "baseline": None, "baseline_name": "", "unit": "x",
+         "target": f"< {TARGET_MEMORY_FACTOR:g}x", "met": bool(peak_mb - base_mb < TARGET_MEMORY_FACTOR * parquet_mb)},
+        {"figure": "total peak RSS (with ~300 MB of imports) / Parquet size", "ours": round(peak_mb / parquet_mb, 2),
          "baseline": round(base_mb / parquet_mb, 2), "baseline_name": "imports alone", "unit": "x",
          "target": f"< {TARGET_MEMORY_FACTOR:g}x", "met": bool(peak_mb < TARGET_MEMORY_FACTOR * parquet_mb)},
     ]
