@@ -84,6 +84,23 @@ def _publics(s: Session, runs: list[Run]) -> list[RunPublic]:
     return [_public(r, metrics.get(r.id), jobs.get(r.job_id)) for r in runs]
 
 
+class _RunRow(dict):
+    """A `runs` row read with Core (no ORM identity map): attribute access like a Run, for `_publics`.
+    Listing and comparing runs read rows this way; it halves the time of the hot queries."""
+
+    __getattr__ = dict.__getitem__
+
+    def model_dump(self) -> dict:
+        return dict(self)
+
+
+RUNS = Run.__table__
+
+
+def _core_rows(s: Session, q) -> list[_RunRow]:
+    return [_RunRow(r._mapping) for r in s.execute(q).all()]
+
+
 def _get_row(s: Session, run_id: int) -> Run:
     run = s.get(Run, int(run_id))
     if run is None:
@@ -91,19 +108,25 @@ def _get_row(s: Session, run_id: int) -> Run:
     return run
 
 
-def _sync_with_jobs(db: Database, run_ids: Iterable[int] | None = None) -> int:
-    """Carry a final job verdict (worker died, job cancelled while queued) over to its unfinished run."""
+def _stale(s: Session, run_ids: Iterable[int] | None = None) -> list:
+    """Unfinished runs whose job already ended failed or cancelled: (run id, job status, job error)."""
     from ..models.jobs import Job
 
-    with db.read() as s:
-        q = (select(Run.id, Job.status, Job.error).join(Job, col(Job.id) == col(Run.job_id))
-             .where(col(Run.status).in_(("queued", "running")), col(Job.status).in_(("failed", "cancelled"))))
-        if run_ids is not None:
-            ids = list(run_ids)
-            if not ids:
-                return 0
-            q = q.where(col(Run.id).in_(ids))
-        stale = s.exec(q).all()
+    q = (select(Run.id, Job.status, Job.error).join(Job, col(Job.id) == col(Run.job_id))
+         .where(col(Run.status).in_(("queued", "running")), col(Job.status).in_(("failed", "cancelled"))))
+    if run_ids is not None:
+        ids = list(run_ids)
+        if not ids:
+            return []
+        q = q.where(col(Run.id).in_(ids))
+    return list(s.exec(q).all())
+
+
+def _sync_with_jobs(db: Database, run_ids: Iterable[int] | None = None, stale: list | None = None) -> int:
+    """Carry a final job verdict (worker died, job cancelled while queued) over to its unfinished run."""
+    if stale is None:
+        with db.read() as s:
+            stale = _stale(s, run_ids)
     if not stale:
         return 0
     with db.unit_of_work() as s:
@@ -458,7 +481,10 @@ def list_runs(
     that metric come last). Returns a RunPage (the list alone with `with_total=False`)."""
     limit = max(1, min(int(limit), MAX_PAGE))
     offset = max(0, int(offset))
-    _sync_with_jobs(db)
+    with db.read() as s:
+        stale = _stale(s)
+    if stale:
+        _sync_with_jobs(db, stale=stale)
     with db.read() as s:
         conds = []
         if use_case_id is not None:
@@ -481,7 +507,7 @@ def list_runs(
             like = f"%{search.strip().lower()}%"
             conds.append(or_(func.lower(Run.name).like(like), func.lower(Run.target).like(like),
                              func.lower(Run.algorithm).like(like)))
-        q = select(Run)
+        q = select(RUNS)
         if sort.startswith("metric:"):
             key = sort.split(":", 1)[1]
             q = q.outerjoin(RunLatestMetric, and_(col(RunLatestMetric.run_id) == col(Run.id),
@@ -496,8 +522,8 @@ def list_runs(
             q = q.order_by(c.is_(None), c.desc() if descending else c.asc(), col(Run.id).desc())
         for c in conds:
             q = q.where(c)
-        rows = s.exec(q.offset(offset).limit(limit)).all()
-        items = _publics(s, list(rows))
+        rows = _core_rows(s, q.offset(offset).limit(limit))
+        items = _publics(s, rows)
         if not with_total:
             return items
         cq = select(func.count()).select_from(Run)
@@ -601,19 +627,32 @@ def kpi_checks(db: Database, run_id: int) -> list:
     return evaluate_metrics(db, run.use_case_id, run.metrics)
 
 
-def kpi_lights(db: Database, runs: list[RunPublic]) -> dict[int, list]:
-    """run id -> KPI checks, fetching each use case's KPIs once (for tables of many runs)."""
-    from ..models.usecases import KpiCheck
-    from .usecases import model_kpis
+def _model_kpis_in(s: Session, use_case_ids: set[int]) -> dict[int, list]:
+    from ..models.usecases import Kpi, KpiPublic
 
-    kpis_by_uc: dict[int, list] = {}
+    out: dict[int, list] = {u: [] for u in use_case_ids}
+    if use_case_ids:
+        for k in s.exec(select(Kpi).where(col(Kpi.use_case_id).in_(list(use_case_ids)), Kpi.kind == "model")
+                        .order_by(Kpi.id)).all():
+            out[k.use_case_id].append(KpiPublic.model_validate(k, from_attributes=True))
+    return out
+
+
+def kpi_lights(db: Database, runs: list[RunPublic], *, session: Session | None = None) -> dict[int, list]:
+    """run id -> KPI checks, fetching the KPIs of all their use cases in one query (for tables of many runs)."""
+    from ..models.usecases import KpiCheck
+
+    uc_ids = {r.use_case_id for r in runs if r.use_case_id is not None}
+    if session is not None:
+        kpis_by_uc = _model_kpis_in(session, uc_ids)
+    else:
+        with db.read() as s:
+            kpis_by_uc = _model_kpis_in(s, uc_ids)
     out: dict[int, list] = {}
     for r in runs:
         if r.use_case_id is None:
             out[r.id] = []
             continue
-        if r.use_case_id not in kpis_by_uc:
-            kpis_by_uc[r.use_case_id] = model_kpis(db, r.use_case_id)
         checks = []
         for k in kpis_by_uc[r.use_case_id]:
             v = r.metrics.get(k.metric) if k.metric else None
@@ -690,22 +729,22 @@ def compare_runs(db: Database, *, run_ids: list[int], actor: Actor | None = None
     if len(ids) > MAX_COMPARE:
         raise ValidationError(f"compare at most {MAX_COMPARE} runs at a time; {len(ids)} are selected")
     with db.read() as s:
-        rows = s.exec(select(Run).where(col(Run.id).in_(ids))).all()
+        rows = _core_rows(s, select(RUNS).where(RUNS.c.id.in_(ids)))
         found = {r.id for r in rows}
         missing = [i for i in ids if i not in found]
         if missing:
             raise NotFound(f"run(s) {', '.join(map(str, missing))} do not exist")
         by_id = {r.id: r for r in rows}
         runs = _publics(s, [by_id[i] for i in ids])
+        lights = kpi_lights(db, runs, session=s)
     param_keys = sorted({k for r in runs for k in r.params})
     metric_keys = sorted({k for r in runs for k in (r.all_metrics if include_train else r.metrics)
                           if not k.startswith(("fold_", "staged_"))},
                          key=lambda k: (k.startswith(HIDDEN_PREFIXES), k))
-    differing_params = [k for k in param_keys if len({json.dumps(_fmt(r.params.get(k)), default=str)
-                                                      for r in runs}) > 1]
+    differing_params = [k for k in param_keys if len({repr(r.params.get(k)) for r in runs}) > 1]
     differing_metrics = [k for k in metric_keys if len({r.all_metrics.get(k) for r in runs}) > 1]
     return Comparison(runs=runs, param_keys=param_keys, metric_keys=metric_keys, differing_params=differing_params,
-                      differing_metrics=differing_metrics, kpi=kpi_lights(db, runs))
+                      differing_metrics=differing_metrics, kpi=lights)
 
 
 # --- reproduce -----------------------------------------------------------------------------------------
