@@ -13,6 +13,7 @@ the small demo's rows when they exist. `factor` scales every size (a test uses 1
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import time
 from datetime import timedelta
@@ -107,8 +108,12 @@ def _clone(template: dict[str, Any] | None, **changes) -> dict[str, Any]:
     return row
 
 
-def seed_large(db: Database, ctx, factor: float = 1.0) -> dict[str, int]:
-    """Add the large workspace; returns the number of rows written per kind (also printed)."""
+def seed_large(db: Database, ctx, factor: float | None = None) -> dict[str, int]:
+    """Add the large workspace; returns the number of rows written per kind (also printed).
+
+    `factor` scales every size (default: env MLOPS_LARGE_FACTOR, else 1 = the sizes of issue 8)."""
+    if factor is None:
+        factor = float(os.environ.get("MLOPS_LARGE_FACTOR") or 1.0)
     from ..models.audit import AuditEvent
     from ..models.usecases import UseCase
 
