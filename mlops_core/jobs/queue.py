@@ -196,6 +196,7 @@ def claim_next(db: Database, *, worker: str, kinds: list[str] | None = None) -> 
         if s.exec(probe.limit(1)).first() is None:
             return None
     with db.unit_of_work() as s:
+        now = utcnow()  # after the write lock (SQLite) is ours: the heartbeat starts fresh
         q = select(Job.id).where(Job.status == "queued", Job.available_at <= now)
         if kinds:
             q = q.where(col(Job.kind).in_(kinds))

@@ -84,6 +84,10 @@ def _child_entry(database_url, job_id, kind, payload, worker, attempt, worker_pi
     child_main(database_url, job_id, kind, payload, worker, attempt)
 
 
+def _warm_up() -> None:  # pragma: no cover - runs in the child
+    """A first, empty job process: returns once the fork server has preloaded the handlers."""
+
+
 def _die_with_worker(worker_pid: int) -> None:  # pragma: no cover - runs in the child
     """A job must not outlive its worker (a SIGKILLed worker would leave it running unsupervised,
     and the reaper would hand the job to another worker meanwhile). The job's parent is the fork
@@ -132,6 +136,16 @@ class JobWorker:
         self.drain_seconds = float(drain_seconds)
         self.kinds = kinds
         self.running: dict[int, RunningJob] = {}
+        # Shared with the heartbeat thread: the jobs this worker holds {job_id: attempt}, and the
+        # ones it found taken away from it (reaped while this worker was stalled).
+        self._lock = threading.Lock()
+        self._held: dict[int, int] = {}
+        self._lost: set[int] = set()
+        self._hb_stop = threading.Event()
+        self._hb_thread: threading.Thread | None = None
+        self._loop_tick = time.monotonic()
+        # Past this, the loop is considered wedged and the heartbeat stops vouching for its jobs.
+        self._wedged_after = max(60.0, 2 * self.heartbeat_timeout)
         self.stop_requested = threading.Event()
         self._hard_stop = False
         self._drain_deadline: float | None = None
@@ -174,12 +188,16 @@ class JobWorker:
             from multiprocessing import forkserver
 
             forkserver.ensure_running()
+            # Wait for the fork server to finish preloading now: starting a job must not block the loop.
+            warm = self._mp.Process(target=_warm_up, name="warm-up")
+            warm.start()
+            warm.join()
         self._say(f"starting (concurrency {self.concurrency}, scheduler "
                   f"{'candidate' if self.scheduler_allowed else 'off'}, poll {self.poll_seconds:g} s)")
-        next_hb = next_reap = next_lease = next_cancel = 0.0
+        next_reap = next_lease = next_cancel = 0.0
         try:
             while True:
-                now = time.monotonic()
+                now = self._loop_tick = time.monotonic()
                 if self.stop_requested.is_set():
                     if self._drain_deadline is None:
                         self._drain_deadline = now + (0 if self._hard_stop else self.drain_seconds)
@@ -202,8 +220,8 @@ class JobWorker:
                     self._guard(self._register)
                     if not self._registered:
                         continue
-                if now >= next_hb and self._guard(self._heartbeat)[0]:
-                    next_hb = now + self.heartbeat_seconds
+                    self._start_heartbeat()
+                self._handle_lost()
                 if now >= next_cancel and self._guard(self._enforce_cancels)[0]:
                     next_cancel = now + CANCEL_POLL_S
                 if now >= next_reap and self._guard(self._reap)[0]:
@@ -326,6 +344,8 @@ class JobWorker:
             return s.exec(q.limit(1)).first() is not None
 
     def _start_job(self, job) -> None:
+        with self._lock:
+            self._held[job.id] = job.attempts  # heartbeated from now on, even while the process starts
         proc = self._mp.Process(
             target=_child_entry,
             args=(self.db.url, job.id, job.kind, job.payload, self.name, job.attempts, os.getpid()),
@@ -334,6 +354,8 @@ class JobWorker:
         try:
             proc.start()
         except Exception as exc:  # noqa: BLE001 - cannot fork: give the job back and back off
+            with self._lock:
+                self._held.pop(job.id, None)
             queue.fail_job(self.db, job_id=job.id, worker=self.name, attempt=job.attempts,
                            error=f"the worker could not start a process for the job: {exc}")
             raise
@@ -354,6 +376,9 @@ class JobWorker:
             except (ValueError, AttributeError):
                 pass
             del self.running[job_id]
+            with self._lock:
+                self._held.pop(job_id, None)
+                self._lost.discard(job_id)
 
     def _settle(self, rj: RunningJob, code: int) -> None:
         """Record what the job's process could not: its death, a cancel we enforced, a drain."""
@@ -374,7 +399,9 @@ class JobWorker:
                               reason=f"given back to the queue: worker {self.name} shut down")
             status = "queued"
         elif rj.stop_reason == "lost":
-            status = "taken over"
+            job = queue.get_job(self.db, rj.job_id)
+            mine = job.claimed_by == self.name and job.attempts == rj.attempt
+            status = job.status if mine else "taken over by another worker"
         else:
             why = f"killed by {_signal_name(code)}" if code < 0 else f"exit code {code}"
             status = queue.fail_job(self.db, job_id=rj.job_id, worker=self.name, attempt=rj.attempt,
@@ -385,24 +412,55 @@ class JobWorker:
             self._jobs_failed += 1
         log.info("worker %s: job %s (%s) %s after %.2f s", self.name, rj.job_id, rj.kind, status, took)
 
+    def _start_heartbeat(self) -> None:
+        self._hb_thread = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        self._hb_thread.start()
+
+    def _heartbeat_loop(self) -> None:
+        """A thread, so that jobs stay alive while the loop is busy (starting a process, a slow query)."""
+        failures = 0
+        while not self._hb_stop.is_set():
+            try:
+                self._heartbeat()
+                failures = 0
+            except Exception as exc:  # noqa: BLE001 - the database may be away; keep trying
+                failures += 1
+                if failures <= 3 or failures % 20 == 0:
+                    log.warning("worker %s: heartbeat failed (%s)", self.name, str(exc).splitlines()[0] if str(exc)
+                                else type(exc).__name__)
+            self._hb_stop.wait(self.heartbeat_seconds)
+
     def _heartbeat(self) -> None:
-        alive = {jid: rj.attempt for jid, rj in self.running.items() if rj.stop_reason != "lost"}
-        states = queue.heartbeat_jobs(self.db, worker=self.name, jobs=alive)
-        for jid, st in states.items():
-            rj = self.running.get(jid)
-            if rj is None or st["ours"] or rj.proc.exitcode is not None:
-                continue
-            # Someone else owns this job now (it was reaped while we were stalled): stop our copy.
-            rj.stop_reason = "lost"
-            self._terminate(rj)
+        if time.monotonic() - self._loop_tick > self._wedged_after:
+            log.error("worker %s: its loop has been stuck for %.0f s; no longer vouching for its jobs",
+                      self.name, time.monotonic() - self._loop_tick)
+            return
+        with self._lock:
+            held = {jid: att for jid, att in self._held.items() if jid not in self._lost}
+        states = queue.heartbeat_jobs(self.db, worker=self.name, jobs=held)
+        lost = {jid for jid, st in states.items() if not st["ours"]}
+        if lost:
+            with self._lock:
+                self._lost |= lost
         cpu, rss = self._usage()
-        current = min(self.running) if self.running else None
+        current = min(held) if held else None
         is_sched = bool(self.scheduler is not None and self.scheduler.is_leader)
         with self.db.unit_of_work() as s:
             s.execute(update(WorkerRow).where(WorkerRow.name == self.name).values(
                 heartbeat_at=utcnow(), cpu_percent=cpu, rss_mb=rss, current_job_id=current,
                 is_scheduler=is_sched, status="stopping" if self.stop_requested.is_set() else "running",
                 jobs_done=self._jobs_done, jobs_failed=self._jobs_failed))
+
+    def _handle_lost(self) -> None:
+        """Jobs no longer ours (finished by their process, or reaped and handed to another worker):
+        a copy still running here is stopped, so a job never runs twice at once."""
+        with self._lock:
+            lost = set(self._lost)
+        for jid in lost:
+            rj = self.running.get(jid)
+            if rj is not None and rj.proc.exitcode is None and rj.stop_reason is None:
+                rj.stop_reason = "lost"
+                self._terminate(rj)
 
     def _usage(self) -> tuple[float, float]:
         """CPU % and resident memory (MB) of the worker and its job processes."""
@@ -476,6 +534,9 @@ class JobWorker:
                 rj.proc.kill()
         if self.scheduler is not None:
             self.scheduler.shutdown(release=True)
+        self._hb_stop.set()
+        if self._hb_thread is not None:
+            self._hb_thread.join(timeout=10)
         if self._registered:
             try:
                 with self.db.unit_of_work() as s:

@@ -65,6 +65,12 @@ class Workers:
     def log(self, name: str) -> str:
         return (self.tmp / f"{name}.log").read_text(errors="replace")
 
+    def dump(self) -> str:
+        out = []
+        for f in sorted(self.tmp.glob("*.log")):
+            out.append(f"--- {f.name} (last lines)\n" + "\n".join(f.read_text(errors="replace").splitlines()[-25:]))
+        return "\n".join(out)
+
     def stop_all(self) -> None:
         for p in self.procs:
             if p.poll() is None:
@@ -79,11 +85,16 @@ def workers_for(tmp_path):
     def make(url: str) -> Workers:
         w = Workers(url, tmp_path)
         made.append(w)
+        _current.append(w)
         return w
 
     yield make
     for w in made:
         w.stop_all()
+        _current.remove(w)
+
+
+_current: list[Workers] = []
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
@@ -93,7 +104,8 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+    logs = "".join(w.dump() for w in _current)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}\n{logs}")
 
 
 def enqueue(db: Database, kind: str, payload: dict, **kw) -> int:
@@ -140,12 +152,12 @@ def test_a_worker_killed_mid_job_leaves_nothing_running(sqlite_url, workers_for,
                         if runs.exists() and len(runs.read_text().splitlines()) == 2 else None, 10,
                         "both job processes to start")
 
+    w.start("wB")  # starts while wA is busy (nothing queued for it), so it is up when wA dies
     a.send_signal(signal.SIGKILL)
     a.wait(timeout=10)
     wait_for(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
                              for p in job_pids), 10, "the job processes to die with their worker")
 
-    w.start("wB")
     wait_for(lambda: status(db, once) == "failed" and status(db, retried) == "finished", 60,
              "the dead worker's jobs to be failed / re-run")
     failed = jobs.get_job(db, once)
@@ -184,22 +196,22 @@ def test_cancelling_running_jobs_stops_them_within_seconds_even_if_they_ignore_i
 def test_sigterm_lets_the_running_job_finish_or_gives_it_back_then_exits_zero(sqlite_url, workers_for):
     db = Database(sqlite_url)
     w = workers_for(sqlite_url)
-    short = enqueue(db, "sleep", {"seconds": 2})
-    worker = w.start("wA")
-    wait_for(lambda: status(db, short) == "running", 60, "the short job to start")
-    worker.send_signal(signal.SIGTERM)
-    assert worker.wait(timeout=30) == 0
-    assert status(db, short) == "finished", "the worker waited for its job"
-
     long = enqueue(db, "sleep", {"seconds": 120})
-    worker = w.start("wB", "--drain-seconds", "0.5")
+    hasty = w.start("wB", "--drain-seconds", "0.5")
     wait_for(lambda: status(db, long) == "running", 60, "the long job to start")
+    short = enqueue(db, "sleep", {"seconds": 3})
+    patient = w.start("wA")  # wB is busy: wA takes the short job
+    wait_for(lambda: status(db, short) == "running", 60, "the short job to start")
+    assert (jobs.get_job(db, long).claimed_by, jobs.get_job(db, short).claimed_by) == ("wB", "wA")
+
     stopped_at = time.monotonic()
-    worker.send_signal(signal.SIGTERM)
-    assert worker.wait(timeout=30) == 0
+    patient.send_signal(signal.SIGTERM)
+    hasty.send_signal(signal.SIGTERM)
+    assert patient.wait(timeout=30) == 0 and hasty.wait(timeout=30) == 0
     assert time.monotonic() - stopped_at < 15
+    assert status(db, short) == "finished", "wA waited for its job"
     job = jobs.get_job(db, long)
-    assert (job.status, job.attempts) == ("queued", 0), "given back without using up an attempt"
+    assert (job.status, job.attempts) == ("queued", 0), "wB gave its job back without using up an attempt"
     assert "shut down" in job.progress_message
     assert {x.name: x.status for x in jobs.list_workers(db)} == {"wA": "stopped", "wB": "stopped"}
     db.dispose()
