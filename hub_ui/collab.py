@@ -107,7 +107,8 @@ def decide_controls(so: SignoffPublic, *, key: str, flash_key: str | None = None
 
 
 def signoff_card(so: SignoffPublic, *, key: str, flash_key: str | None = None) -> None:
-    with st.container(border=True):
+    # keyed: the browser finds one card by its CSS class st-key-<key>_card_<id>
+    with st.container(border=True, key=_key(key, "card", so.id)):
         st.markdown(f"{STATUS_ICONS.get(so.status, '')} **{so.title}** — {so.status}")
         st.caption(f"asked by {so.requested_by} of {so.assignee} on {session.fmt_time(so.created_at)}"
                    + (f" · {so.status} by {so.decided_by} on {session.fmt_time(so.decided_at)}" if so.decided_by else "")

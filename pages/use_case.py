@@ -61,8 +61,10 @@ if not can_edit:
     st.info("You can read this use case and take part in the discussion; editing it and its KPIs is for "
             "business users (and admins).")
 
+# Keyed and tracked, so the open tab stays open across the rerun that follows an action in it.
 tab_overview, tab_kpis, tab_discussion, tab_signoffs, tab_delivery, tab_history = st.tabs(
-    ["Overview", "KPIs", "Discussion", "Sign-offs", "Datasets, runs, models, deployments", "History"])
+    ["Overview", "KPIs", "Discussion", "Sign-offs", "Datasets, runs, models, deployments", "History"],
+    key=f"uc_tabs_{uc.id}", on_change="rerun")
 
 # --- overview ------------------------------------------------------------------------------
 with tab_overview:
