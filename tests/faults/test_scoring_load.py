@@ -3,17 +3,17 @@ every request that was answered 200 is in the prediction log, exactly once."""
 from __future__ import annotations
 
 from mlops_core.db import Database
-from tests.faults.world import count_rows, load, ok_request_ids, seed_deployment, stopped_cleanly
+from tests.faults.world import count_rows, load, ok_request_ids, stopped_cleanly
 
 REQUESTS = 10_000
 CLIENTS = 8
 
 
 def test_ten_thousand_requests_from_eight_clients_are_all_in_the_prediction_log_after_sigterm(
-        pg_url, services_for):
-    db = Database(pg_url)
-    dep = seed_deployment(db)
-    svc = services_for(pg_url)
+        seeded_pg, services_for):
+    url, dep = seeded_pg
+    db = Database(url)
+    svc = services_for(url)
     base = svc.serve("scoring", dep)
 
     rids, statuses, elapsed = load(base, dep, total=REQUESTS, clients=CLIENTS)

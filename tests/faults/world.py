@@ -128,12 +128,17 @@ class Services:
     def log(self, name: str) -> str:
         return (self.tmp / f"{name}.log").read_text(errors="replace")
 
-    def serve(self, name: str, dep: Deployed, *, timeout: float = 90) -> str:
+    def serve(self, name: str, dep: Deployed, *, timeout: float = 120) -> str:
         """Start `python -m mlops_core serve` and wait until it serves `dep`; returns its base URL."""
+        return self.wait_serving(name, self.start_serve(name), dep, timeout=timeout)
+
+    def start_serve(self, name: str) -> str:
         port = free_port()
-        p = self._start(name, [sys.executable, "-m", "mlops_core", "serve", "--port", str(port),
-                               "--log-level", "info"])
-        base = f"http://127.0.0.1:{port}"
+        self._start(name, [sys.executable, "-m", "mlops_core", "serve", "--port", str(port), "--log-level", "info"])
+        return f"http://127.0.0.1:{port}"
+
+    def wait_serving(self, name: str, base: str, dep: Deployed, *, timeout: float = 120) -> str:
+        p = self.procs[name]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if p.poll() is not None:
