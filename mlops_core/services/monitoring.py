@@ -21,6 +21,7 @@ approval).
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -281,42 +282,75 @@ def _window_conds(deployment_id: int, window: Window):
     return conds
 
 
-def _percentiles_sql(s: Session, conds, qs=(0.5, 0.95, 0.99)) -> list[float | None]:
-    from ..models.deployments import Prediction
+def _loads_many(texts: list[str | None], empty: str = "null") -> list[Any]:
+    """Decode many JSON texts at once (one parse of a joined array is much faster than one per row)."""
+    joined = "[" + ",".join(t if t is not None else empty for t in texts) + "]"
+    try:
+        import orjson
 
-    if s.get_bind().dialect.name == "postgresql":
-        cols = [sa.func.percentile_cont(q).within_group(Prediction.latency_ms) for q in qs]
-        row = s.exec(select(*cols).where(*conds)).one()
-        return [_finite(v) for v in row]
-    # SQLite has no percentile function: read the one latency column (covered by the time index
-    # range scan) and let numpy interpolate the same way as Postgres' percentile_cont.
+        return orjson.loads(joined)
+    except ImportError:  # pragma: no cover - orjson is in requirements.txt; plain json is only slower
+        return json.loads(joined)
+
+
+def _sqlite_latencies(conn, deployment_id: int, window: Window):
+    """The window's latencies as a numpy array, read with the driver's cursor: for a million rows the
+    per-row cost of SQLAlchemy's result objects would dominate the whole health check."""
     import numpy as np
 
-    values = np.fromiter((v for (v,) in s.execute(select(Prediction.latency_ms).where(*conds))), dtype=float)
-    if values.size == 0:
-        return [None for _ in qs]
-    return [float(v) for v in np.percentile(values, [q * 100 for q in qs])]
+    to_db = conn.dialect.type_descriptor(sa.DateTime()).bind_processor(conn.dialect) or (lambda v: v)
+    sql = "SELECT latency_ms FROM predictions WHERE deployment_id = ? AND created_at <= ?"
+    params: list[Any] = [deployment_id, to_db(window.end)]
+    if window.start is not None:
+        sql += " AND created_at >= ?"
+        params.append(to_db(window.start))
+    cur = conn.connection.driver_connection.cursor()
+    try:
+        cur.execute(sql, params)
+        rows = cur.fetchall()
+    finally:
+        cur.close()
+    return np.fromiter(itertools.chain.from_iterable(rows), dtype=float, count=len(rows))
 
 
 def health_figures(s: Session, *, deployment_id: int, window: Window) -> dict[str, Any]:
-    """Volume, error rate and latency percentiles of one window, computed in SQL."""
+    """Volume, error rate and latency percentiles of one window.
+
+    Postgres aggregates everything in SQL (percentile_cont). SQLite has no percentile function: it
+    streams the two small columns of the window (status flag, latency) through Core — not the ORM —
+    into numpy, which interpolates percentiles the same way as percentile_cont.
+    """
+    import numpy as np
+
     from ..models.deployments import Prediction
 
     conds = _window_conds(deployment_id, window)
-    n, n_err, mean_lat, first, last = s.exec(
-        select(func.count(), func.sum(sa.case((Prediction.status != "ok", 1), else_=0)),
-               func.avg(Prediction.latency_ms), func.min(Prediction.created_at), func.max(Prediction.created_at))
-        .where(*conds)).one()
-    n = int(n or 0)
-    n_err = int(n_err or 0)
-    p50, p95, p99 = _percentiles_sql(s, conds) if n else (None, None, None)
+    conn = s.connection()
+    first, last = conn.execute(select(func.min(Prediction.created_at), func.max(Prediction.created_at))
+                               .where(*conds)).one()
+    if conn.dialect.name == "postgresql":
+        n, n_err, mean_lat, p50, p95, p99 = conn.execute(select(
+            func.count(), func.sum(sa.case((Prediction.status != "ok", 1), else_=0)), func.avg(Prediction.latency_ms),
+            *[sa.func.percentile_cont(q).within_group(Prediction.latency_ms) for q in (0.5, 0.95, 0.99)])
+            .where(*conds)).one()
+        n, n_err = int(n or 0), int(n_err or 0)
+        p50, p95, p99, mean_lat = _finite(p50), _finite(p95), _finite(p99), _finite(mean_lat)
+    else:
+        n, n_err, mean_lat = conn.execute(select(
+            func.count(), func.sum(sa.case((Prediction.status != "ok", 1), else_=0)), func.avg(Prediction.latency_ms))
+            .where(*conds)).one()
+        n, n_err, mean_lat = int(n or 0), int(n_err or 0), _finite(mean_lat)
+        p50 = p95 = p99 = None
+        if n:
+            lat = _sqlite_latencies(conn, deployment_id, window)
+            p50, p95, p99 = (float(v) for v in np.percentile(lat, [50, 95, 99]))
     first, last = _aware(first), _aware(last)
     span_h = ((last - first).total_seconds() / 3600.0) if (first and last and last > first) else None
     return {
         "volume": n,
         "errors": n_err,
         "error_rate": (n_err / n) if n else None,
-        "latency_mean_ms": _finite(mean_lat),
+        "latency_mean_ms": mean_lat,
         "latency_p50_ms": p50,
         "latency_p95_ms": p95,
         "latency_p99_ms": p99,
@@ -326,21 +360,31 @@ def health_figures(s: Session, *, deployment_id: int, window: Window) -> dict[st
     }
 
 
+def _delay_seconds(dialect: str):
+    from ..models.deployments import Prediction
+
+    if dialect == "postgresql":
+        return sa.func.extract("epoch", Prediction.labelled_at - Prediction.created_at)
+    return (sa.func.julianday(Prediction.labelled_at) - sa.func.julianday(Prediction.created_at)) * 86400.0
+
+
 def _labelled_rows(s: Session, deployment_id: int, window: Window) -> tuple[int, list[tuple[Any, Any, float]]]:
-    """(number of ok predictions in the window, [(prediction, label, delay seconds)] of the labelled ones)."""
+    """(number of ok predictions in the window, [(prediction, label, delay seconds)] of those whose label
+    had arrived by the end of the window). JSON comes back as text and is decoded in one go."""
     from ..models.deployments import Prediction
 
     conds = _window_conds(deployment_id, window) + [Prediction.status == "ok"]
-    n_ok = int(s.exec(select(func.count()).select_from(Prediction).where(*conds)).one() or 0)
-    rows = s.exec(select(Prediction.prediction, Prediction.label, Prediction.created_at, Prediction.labelled_at)
-                  .where(*conds, col(Prediction.labelled_at).is_not(None),
-                         Prediction.labelled_at <= window.end)).all()
-    out = []
-    for pred, label, created, labelled in rows:
-        if label is None:
-            continue
-        delay = (_aware(labelled) - _aware(created)).total_seconds()
-        out.append((pred, label, delay))
+    conn = s.connection()
+    n_ok = int(conn.execute(select(func.count()).select_from(Prediction).where(*conds)).scalar() or 0)
+    rows = conn.execute(select(sa.cast(Prediction.prediction, sa.Text), sa.cast(Prediction.label, sa.Text),
+                               _delay_seconds(conn.dialect.name))
+                        .where(*conds, col(Prediction.labelled_at).is_not(None),
+                               Prediction.labelled_at <= window.end)).all()
+    if not rows:
+        return n_ok, []
+    preds = _loads_many([r[0] for r in rows])
+    labels = _loads_many([r[1] for r in rows])
+    out = [(p, lab, float(r[2] or 0.0)) for p, lab, r in zip(preds, labels, rows) if lab is not None]
     return n_ok, out
 
 
@@ -392,7 +436,6 @@ def performance_metrics(task: str, labelled: list[tuple[Any, Any, float]]) -> di
     if not labelled:
         return {}
     import numpy as np
-    from sklearn import metrics as skm
 
     y_pred = [_prediction_value(p) for p, _, _ in labelled]
     y_true = [lab for _, lab, _ in labelled]
@@ -404,9 +447,11 @@ def performance_metrics(task: str, labelled: list[tuple[Any, Any, float]]) -> di
     if task == "regression":
         t = np.asarray(y_true, dtype=float)
         p = np.asarray(y_pred, dtype=float)
-        out = {"rmse": float(np.sqrt(skm.mean_squared_error(t, p))), "mae": float(skm.mean_absolute_error(t, p))}
-        if len(t) > 1:
-            out["r2"] = float(skm.r2_score(t, p))
+        # plain numpy: importing scikit-learn would cost more than the whole check
+        out = {"rmse": float(np.sqrt(np.mean((t - p) ** 2))), "mae": float(np.mean(np.abs(t - p)))}
+        ss_tot = float(np.sum((t - t.mean()) ** 2))
+        if len(t) > 1 and ss_tot > 0:
+            out["r2"] = 1.0 - float(np.sum((t - p) ** 2)) / ss_tot
         nz = t != 0
         if nz.any():
             out["mape"] = float(np.mean(np.abs((t[nz] - p[nz]) / t[nz])))
@@ -419,25 +464,58 @@ def performance_metrics(task: str, labelled: list[tuple[Any, Any, float]]) -> di
             v = int(v)
         return str(v)
 
-    t = [norm(v) for v in y_true]
-    p = [norm(v) for v in y_pred]
-    classes = sorted(set(t) | set(p))
-    out = {"accuracy": float(skm.accuracy_score(t, p)), "balanced_accuracy": float(skm.balanced_accuracy_score(t, p))
-           if len(set(t)) > 1 else float(skm.accuracy_score(t, p))}
+    try:
+        # numbers and booleans (the usual case): compare numerically, no per-value Python work
+        tn_ = np.asarray(y_true, dtype=float)
+        pn_ = np.asarray(y_pred, dtype=float)
+        if np.isnan(tn_).any() or np.isnan(pn_).any() or (tn_ != np.round(tn_)).any() or (pn_ != np.round(pn_)).any():
+            raise ValueError("not integral")
+        t = tn_.astype(np.int64).astype(str).astype(object)
+        p = pn_.astype(np.int64).astype(str).astype(object)
+    except (TypeError, ValueError):
+        t = np.array([norm(v) for v in y_true], dtype=object)
+        p = np.array([norm(v) for v in y_pred], dtype=object)
+    classes = sorted(set(t.tolist()) | set(p.tolist()))
+    out: dict[str, float] = {"accuracy": float(np.mean(t == p))}
     if len(classes) <= 2:
+        # binary: counts with numpy (sklearn's input validation costs more than the arithmetic here)
         pos = next((norm(c) for c in _POSITIVE if norm(c) in classes), classes[-1])
-        out["precision"] = float(skm.precision_score(t, p, pos_label=pos, zero_division=0))
-        out["recall"] = float(skm.recall_score(t, p, pos_label=pos, zero_division=0))
-        out["f1"] = float(skm.f1_score(t, p, pos_label=pos, zero_division=0))
-        scores = [_prediction_score(pr) for pr, _, _ in labelled]
-        scores = [scores[i] for i in keep]
-        if all(sc is not None for sc in scores) and len(set(t)) == 2:
-            out["roc_auc"] = float(skm.roc_auc_score([1 if v == pos else 0 for v in t], scores))
+        tp = float(np.sum((t == pos) & (p == pos)))
+        fp = float(np.sum((t != pos) & (p == pos)))
+        fn = float(np.sum((t == pos) & (p != pos)))
+        tn = float(np.sum((t != pos) & (p != pos)))
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        out["precision"] = precision
+        out["recall"] = recall
+        out["f1"] = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        tnr = tn / (tn + fp) if tn + fp else None
+        out["balanced_accuracy"] = (recall + tnr) / 2 if (tnr is not None and tp + fn) else out["accuracy"]
+        raw = [labelled[i][0] for i in keep]
+        scores = [x.get("probability", x.get("proba", x.get("score"))) if isinstance(x, dict) else None for x in raw]
+        if all(isinstance(sc, (int, float)) and not isinstance(sc, bool) for sc in scores) and len(set(t.tolist())) == 2:
+            out["roc_auc"] = _roc_auc((t == pos), np.asarray(scores, dtype=float))
     else:
-        out["precision"] = float(skm.precision_score(t, p, average="macro", zero_division=0))
-        out["recall"] = float(skm.recall_score(t, p, average="macro", zero_division=0))
-        out["f1"] = float(skm.f1_score(t, p, average="macro", zero_division=0))
+        from sklearn import metrics as skm
+
+        tl, pl = t.tolist(), p.tolist()
+        out["balanced_accuracy"] = float(skm.balanced_accuracy_score(tl, pl))
+        out["precision"] = float(skm.precision_score(tl, pl, average="macro", zero_division=0))
+        out["recall"] = float(skm.recall_score(tl, pl, average="macro", zero_division=0))
+        out["f1"] = float(skm.f1_score(tl, pl, average="macro", zero_division=0))
     return out
+
+
+def _roc_auc(positive, scores) -> float:
+    """ROC AUC as the Mann-Whitney statistic with average ranks for ties (= sklearn's roc_auc_score)."""
+    import numpy as np
+    from scipy.stats import rankdata
+
+    positive = np.asarray(positive, dtype=bool)
+    n_pos = int(positive.sum())
+    n_neg = int(len(positive) - n_pos)
+    ranks = rankdata(scores)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def load_window_frame(s: Session, *, deployment_id: int, window: Window, columns: list[str] | None = None):
@@ -451,12 +529,12 @@ def load_window_frame(s: Session, *, deployment_id: int, window: Window, columns
     from ..models.deployments import Prediction
 
     conds = _window_conds(deployment_id, window) + [Prediction.status == "ok"]
-    rows = s.execute(select(sa.cast(Prediction.inputs, sa.Text), sa.cast(Prediction.prediction, sa.Text))
-                     .where(*conds)).all()
+    rows = s.connection().execute(select(sa.cast(Prediction.inputs, sa.Text), sa.cast(Prediction.prediction, sa.Text))
+                                  .where(*conds)).all()
     if not rows:
         return pd.DataFrame(columns=(columns or []) + ["__prediction__"])
-    inputs = json.loads("[" + ",".join(r[0] if r[0] is not None else "{}" for r in rows) + "]")
-    preds = json.loads("[" + ",".join(r[1] if r[1] is not None else "null" for r in rows) + "]")
+    inputs = _loads_many([r[0] for r in rows], empty="{}")
+    preds = _loads_many([r[1] for r in rows])
     frame = pd.DataFrame.from_records(inputs, columns=columns)
     frame["__prediction__"] = [_prediction_value(p) for p in preds]
     return frame
@@ -522,6 +600,8 @@ def _align(current, reference):
             cur[c] = pd.Series([None] * len(cur), dtype=reference[c].dtype if reference[c].dtype.kind in "fO" else object)
             continue
         rd = reference[c].dtype
+        if cur[c].dtype == rd and rd.kind != "O":
+            continue
         try:
             if rd.kind == "f":
                 cur[c] = pd.to_numeric(cur[c], errors="coerce").astype(rd)
@@ -532,7 +612,8 @@ def _align(current, reference):
                 if cur[c].notna().all():
                     cur[c] = cur[c].astype(bool)
             elif rd.kind == "O" or str(rd) in ("string", "category"):
-                cur[c] = cur[c].astype(object).where(cur[c].notna(), None)
+                if cur[c].dtype.kind != "O":
+                    cur[c] = cur[c].astype(object).where(cur[c].notna(), None)
                 if str(rd) == "category":
                     cur[c] = cur[c].astype("category")
         except (TypeError, ValueError):

@@ -82,7 +82,7 @@ def make_world(db: Database, people: dict[str, Actor], *, n_ref: int = 400, name
 
 def log_traffic(db: Database, world: World, frame: pd.DataFrame, *, start: datetime | None = None,
                 every: timedelta = timedelta(seconds=10), latency_ms: float = 20.0, error_every: int = 0,
-                label_share: float = 0.0, label_delay: timedelta = timedelta(hours=2), correct_share: float = 1.0,
+                label_share: float = 0.0, label_delay: timedelta = timedelta(seconds=1), correct_share: float = 1.0,
                 seed: int = 0) -> list[str]:
     """Insert one prediction per row (predicting the true label for `correct_share` of the labelled
     ones); label `label_share` of them `label_delay` after they were served. Returns request ids."""
