@@ -37,6 +37,7 @@ from ..models.usecases import (
 )
 from ..models.users import User
 from . import audit
+from . import collab as _collab  # noqa: F401  (registers the "sign-offs pending" counter with ours)
 from .auth import Actor, require
 from .overview import register_counter
 

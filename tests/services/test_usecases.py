@@ -23,10 +23,25 @@ def test_business_creates_a_use_case_that_starts_proposed_and_owned_by_them(db, 
     assert str(got.target_date) == "2027-03-31"
 
 
-@pytest.mark.parametrize("role", ["data_engineer", "data_scientist", "ops"])
-def test_other_roles_may_not_create_use_cases(db, people, role):
-    with pytest.raises(PermissionDenied, match="business"):
-        usecases.create_use_case(db, actor=people[role], title="Customer churn")
+def test_other_roles_may_not_create_use_cases(db, people):
+    for role in ("data_engineer", "data_scientist", "ops"):
+        with pytest.raises(PermissionDenied, match="business"):
+            usecases.create_use_case(db, actor=people[role], title="Customer churn")
+    assert usecases.list_use_cases(db).total == 0
+
+
+def test_every_use_case_and_kpi_write_leaves_an_audit_event(db, people):
+    uc = _churn(db, people)
+    k = usecases.add_kpi(db, actor=people["business"], use_case_id=uc.id, kind="business", name="Churn",
+                         direction="<=", target=6)
+    usecases.add_reading(db, actor=people["business"], kpi_id=k.id, value=7, measured_on="2026-01-01")
+    usecases.update_kpi(db, actor=people["business"], kpi_id=k.id, target=5.5)
+    usecases.transition_use_case(db, actor=people["business"], use_case_id=uc.id, to_status="approved")
+    usecases.delete_kpi(db, actor=people["admin"], kpi_id=k.id)
+    events = audit.list_events(db, actor=people["ops"], entity_type="use_case", entity_id=str(uc.id)).events
+    assert {e.action for e in events} == {"usecase.create", "kpi.create", "kpi.reading", "kpi.update",
+                                          "usecase.transition", "kpi.delete"}
+    assert usecases.list_kpis(db, uc.id) == []
 
 
 def test_a_use_case_needs_a_title_and_a_unique_one(db, people):
