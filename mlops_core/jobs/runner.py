@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import sys
 import time
 import traceback
 from typing import Any, Callable
@@ -111,6 +112,11 @@ def execute(db, *, job_id: int, kind: str, payload: dict[str, Any], worker: str,
     return "finished" if ok else "lost"
 
 
+# Exit codes of a job process whose outcome is recorded (any other code: it died without recording it).
+EXIT_CODES = {"finished": 0, "failed": 10, "queued": 11, "cancelled": 12, "lost": 13}
+STATUS_BY_EXIT_CODE = {v: k for k, v in EXIT_CODES.items()}
+
+
 def child_main(database_url: str, job_id: int, kind: str, payload: dict[str, Any], worker: str, attempt: int) -> None:
     """Entry point of a job's process (multiprocessing target)."""
     import os
@@ -128,9 +134,11 @@ def child_main(database_url: str, job_id: int, kind: str, payload: dict[str, Any
                         format=f"%(asctime)s %(levelname)s job-{job_id}[{os.getpid()}] %(name)s: %(message)s")
     db = Database(database_url)
     try:
-        execute(db, job_id=job_id, kind=kind, payload=payload, worker=worker, attempt=attempt)
+        status = execute(db, job_id=job_id, kind=kind, payload=payload, worker=worker, attempt=attempt)
     finally:
         db.dispose()
+    # The exit code tells the worker what was recorded, so it need not read the job back.
+    sys.exit(EXIT_CODES.get(status, 1))
 
 
 def _preload() -> None:

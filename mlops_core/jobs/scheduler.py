@@ -136,10 +136,10 @@ class Scheduler:
         leader = True if not self.elect else try_acquire_lease(self.db, holder=self.holder,
                                                                ttl_seconds=self.lease_seconds)
         if leader and not self.is_leader:
-            log.warning("%s is now the scheduler", self.holder)
+            log.info("%s is now the scheduler", self.holder)
             self._start()
         elif not leader and self.is_leader:
-            log.warning("%s lost the scheduler lease; stopping its scheduler", self.holder)
+            log.info("%s lost the scheduler lease; stopping its scheduler", self.holder)
             self._stop()
         self.is_leader = leader
         if leader:

@@ -226,9 +226,13 @@ class JobWorker:
                     next_cancel = now + CANCEL_POLL_S
                 if now >= next_reap and self._guard(self._reap)[0]:
                     next_reap = now + self.reap_seconds
-                if (self.scheduler is not None and not self.stop_requested.is_set() and now >= next_lease
-                        and self._guard(self.scheduler.tick)[0]):
-                    next_lease = now + self.scheduler.renew_seconds
+                if self.scheduler is not None and not self.stop_requested.is_set() and now >= next_lease:
+                    was_leader = self.scheduler.is_leader
+                    if self._guard(self.scheduler.tick)[0]:
+                        next_lease = now + self.scheduler.renew_seconds
+                    if self.scheduler.is_leader != was_leader:
+                        self._say("is now the scheduler of periodic jobs" if self.scheduler.is_leader
+                                  else "is no longer the scheduler (another worker holds the lease)")
                 claimed = 0
                 if not self.stop_requested.is_set():
                     claimed = self._guard(self._fill)[1] or 0
@@ -382,13 +386,13 @@ class JobWorker:
 
     def _settle(self, rj: RunningJob, code: int) -> None:
         """Record what the job's process could not: its death, a cancel we enforced, a drain."""
+        from .runner import STATUS_BY_EXIT_CODE
+
         took = time.monotonic() - rj.started
-        if code == 0 and rj.stop_reason is None:
-            status = queue.get_job(self.db, rj.job_id).status
-            if status == "running":  # ended without recording an outcome
-                queue.fail_job(self.db, job_id=rj.job_id, worker=self.name, attempt=rj.attempt,
-                               error="the job process ended without recording its outcome")
-                status = "failed"
+        if code in STATUS_BY_EXIT_CODE:
+            status = STATUS_BY_EXIT_CODE[code]  # recorded by the job process itself
+            if status == "lost":
+                status = "taken over by another worker"
         elif rj.stop_reason == "cancel":
             queue.mark_cancelled(self.db, job_id=rj.job_id, worker=self.name, attempt=rj.attempt,
                                  message=f"cancelled: stopped by worker {self.name} (the job did not stop "

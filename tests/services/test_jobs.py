@@ -327,3 +327,20 @@ def test_list_workers_reports_a_silent_worker_as_lost(db):
         s.add(Worker(name="silent", hostname="h", pid=2, heartbeat_at=utcnow() - timedelta(minutes=10)))
     status = {w.name: w.status for w in jobs.list_workers(db)}
     assert status == {"alive": "running", "silent": "lost"}
+
+
+def test_a_worker_run_once_executes_the_queue_in_job_processes_and_records_a_crash(sqlite_db):
+    """In-process worker (`--once`): results recorded; a job process that dies is recorded as failed."""
+    from mlops_core.jobs.worker import JobWorker
+
+    db = sqlite_db
+    ok = _enqueue(db, payload={"echo": 1})
+    crash = _enqueue(db, kind="sleep", payload={"seconds": 5, "crash_at": 0})
+    fails = _enqueue(db, kind="fail", payload={"message": "bad input"})
+    assert JobWorker(db, name="inline", once=True, scheduler=False, poll_seconds=0.05).run() == 0
+    assert jobs.get_job(db, ok).result == {"ok": True, "echo": 1}
+    crashed = jobs.get_job(db, crash)
+    assert crashed.status == "failed" and "the job process died (exit code 3) on worker inline" in crashed.error
+    assert "bad input" in jobs.get_job(db, fails).error
+    [w] = jobs.list_workers(db)
+    assert (w.name, w.status, w.jobs_done, w.jobs_failed) == ("inline", "stopped", 1, 2)
