@@ -3,7 +3,8 @@
     import os
     from mlops_core import tracking
     # MLOPS_TOKEN: a personal access token (`python -m mlops_core user token sara`); DATABASE_URL as the app.
-    ref = tracking.register_dataset("customers", df, use_case="Customer churn")      # -> "customers@v3"
+    ref = tracking.register_dataset("customers", df, use_case="Customer churn")      # -> "customers@v3" (data engineers)
+    df = tracking.load_dataset("customers@v2")                                       # any validated version
     with tracking.start_run(use_case="Customer churn", dataset=ref, name="rf baseline") as run:
         run.log_params({"n_estimators": 200})
         model.fit(X_train, y_train)
@@ -29,7 +30,7 @@ from .errors import AuthenticationFailed, ValidationError
 
 BATCH_SIZE = 1000
 
-__all__ = ["TrackedRun", "get_run", "register_dataset", "register_model", "start_run"]
+__all__ = ["TrackedRun", "get_run", "load_dataset", "register_dataset", "register_model", "start_run"]
 
 
 def _db():
@@ -82,6 +83,15 @@ def register_dataset(name: str, data, use_case: int | str | None = None) -> str:
             raise ValidationError(f"register_dataset takes a pandas DataFrame or a file path, not {type(data).__name__}")
         v = datasets.register_version_from_frame(db, actor=actor, dataset_name=name, frame=data, use_case_id=uc)
     return v.ref
+
+
+def load_dataset(ref: str):
+    """The data of a dataset version ("name@vN") as a pandas DataFrame — train on exactly what the run records."""
+    from .services import datasets
+
+    _actor()
+    db = _db()
+    return datasets.load_frame(db, datasets.resolve_ref(db, ref).id)
 
 
 class TrackedRun:
