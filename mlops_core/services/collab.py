@@ -254,9 +254,18 @@ def request_signoff(
                 names = s.exec(select(User.username).where(col(User.is_active).is_(True))
                                .order_by(User.username)).all()
                 raise ValidationError(f"no active user {assignee_username!r} to ask; choose one of: {', '.join(names)}")
+        ev_hash = evidence_hash(evidence)
+        # The same request still pending (e.g. a double click) is returned as is, not asked twice.
+        same = s.exec(select(Signoff).where(
+            Signoff.entity_type == entity_type, Signoff.entity_id == entity_id, Signoff.status == "pending",
+            Signoff.title == title, Signoff.requested_by == actor.username, Signoff.evidence_hash == ev_hash,
+            Signoff.assignee_username == assignee_username if assignee_username else Signoff.assignee_role == assignee_role,
+        )).first()
+        if same is not None:
+            return _signoff_public(same)
         r = Signoff(entity_type=entity_type, entity_id=entity_id, title=title, requested_by=actor.username,
                     assignee_username=assignee_username, assignee_role=assignee_role, evidence=evidence,
-                    evidence_hash=evidence_hash(evidence))
+                    evidence_hash=ev_hash)
         s.add(r)
         s.flush()
         notify(s, usernames=[assignee_username] if assignee_username else (),

@@ -145,3 +145,12 @@ def test_a_signoff_needs_exactly_one_assignee_who_exists(db, people):
         _request(db, people, assignee_username="mallory")
     with pytest.raises(ValidationError, match="unknown role"):
         _request(db, people, assignee_username=None, assignee_role="boss")
+
+
+def test_asking_the_same_pending_signoff_twice_does_not_ask_twice(db, people):
+    first = _request(db, people)
+    again = _request(db, people)
+    assert again.id == first.id
+    assert collab.inbox(db, actor=people["admin"]).total == 1
+    changed = _request(db, people, evidence={"kpis": ["recall >= 0.80"]})
+    assert changed.id != first.id
