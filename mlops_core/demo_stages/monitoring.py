@@ -61,15 +61,12 @@ def seed(db: Database, ctx) -> None:
             frame = make_customers(PER_DAY, seed=500 + day, drift=DRIFT_BY_DAY[day])
             x = frame[FEATURES]
             preds = model.predict(x)
-            proba = model.predict_proba(x)[:, 1] if hasattr(model, "predict_proba") else None
             records = x.to_dict("records")
             offsets = np.sort(rng.uniform(0, 86400, PER_DAY))
             for i, rec in enumerate(records):
                 at = start + timedelta(days=day, seconds=float(offsets[i]))
                 err = rng.random() < 0.004
-                pred = {"prediction": int(preds[i])}
-                if proba is not None:
-                    pred["probability"] = round(float(proba[i]), 4)
+                pred = int(preds[i])  # logged as the scoring service logs it: the served value
                 row = prediction_row(
                     request_id=uuid.uuid4().hex, deployment_id=dep.id, model_version_id=dep.model_version_id,
                     inputs=None if err else {k: (v.item() if hasattr(v, "item") else v) for k, v in rec.items()},
