@@ -483,9 +483,9 @@ def list_runs(
     offset = max(0, int(offset))
     with db.read() as s:
         stale = _stale(s)
-    if stale:
-        _sync_with_jobs(db, stale=stale)
-    with db.read() as s:
+        if stale:  # rare: a worker died or a queued job was cancelled elsewhere; fix the runs, then read
+            s.rollback()
+            _sync_with_jobs(db, stale=stale)
         conds = []
         if use_case_id is not None:
             conds.append(Run.use_case_id == int(use_case_id))

@@ -185,3 +185,39 @@ def test_bad_launch_configs_are_refused_with_what_to_fix(db, people):
                                       "params": {"n_estimators": list(range(1, 101)),
                                                  "min_samples_leaf": list(range(1, 101))}})
     assert experiments.list_runs(db).total == 0
+
+
+def test_a_worker_killed_with_sigkill_mid_training_leaves_the_run_failed_not_running(sqlite_db):
+    """A real worker process is killed while it trains; the reaper's verdict reaches the run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from mlops_core.config import PROJECT_ROOT
+    from mlops_core.jobs import queue
+    from tests.conftest import make_people
+
+    people = make_people(sqlite_db)
+    world = make_world(sqlite_db, people)
+    run = experiments.start_run(sqlite_db, actor=people["data_scientist"], use_case_id=world.use_case_id,
+                                dataset_version_id=world.version_id,
+                                config={"target": "churned", "algorithm": "random_forest",
+                                        "params": {"n_estimators": 5000}, **{k: v for k, v in FAST.items()
+                                                                              if k != "params"}})
+    worker = subprocess.Popen([sys.executable, "-m", "mlops_core", "worker", "--no-scheduler", "--name", "doomed"],
+                              cwd=PROJECT_ROOT, env={**os.environ, "MLOPS_WORKER_POLL_SECONDS": "0.2"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while experiments.get_run(sqlite_db, run.id).status != "running":
+            assert time.monotonic() < deadline, "the worker never started the run"
+            time.sleep(0.2)
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+    assert experiments.get_run(sqlite_db, run.id).status == "running"
+    queue.reap_stale_jobs(sqlite_db, timeout_seconds=0)  # what any live worker does every few seconds
+    got = experiments.get_run(sqlite_db, run.id)
+    assert got.status == "failed" and "stopped responding" in got.error
