@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from multiprocessing.connection import wait as mp_wait
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlmodel import select
 
 from ..config import get_settings
@@ -41,6 +41,7 @@ CANCEL_GRACE_S = 2.0      # a cancelled job gets this long to stop by itself bef
 KILL_AFTER_S = 3.0        # a killed job process is waited for this long
 CANCEL_POLL_S = 0.5       # how often running jobs are checked for cancel requests
 MAX_BACKOFF_S = 30.0
+WORKER_ROWS_KEPT_FOR = timedelta(days=7)
 
 
 @dataclass
@@ -518,6 +519,9 @@ class JobWorker:
             s.execute(update(WorkerRow).where(WorkerRow.status.in_(("running", "stopping")),
                                               WorkerRow.heartbeat_at < cutoff, WorkerRow.name != self.name)
                       .values(status="lost", is_scheduler=False, current_job_id=None))
+            # Forget worker processes that ended long ago (one row per process start would pile up).
+            s.execute(delete(WorkerRow).where(WorkerRow.status.in_(("stopped", "lost")),
+                                              WorkerRow.heartbeat_at < utcnow() - WORKER_ROWS_KEPT_FOR))
 
     def _give_back_running(self) -> None:
         for rj in self.running.values():

@@ -17,13 +17,14 @@ from sqlalchemy import create_engine, text
 from mlops_core import jobs
 from mlops_core.config import PROJECT_ROOT
 from mlops_core.db import Database
-from tests.conftest import _truncate_all
+from tests.conftest import _truncate_all, postgres_enabled
 
 HEARTBEAT_TIMEOUT = 3
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["postgres"] if postgres_enabled() else ["sqlite"])
 def db_url(request, tmp_path, sqlite_template):
+    """Postgres when its leg is on (several workers on one server: the production shape), else SQLite."""
     if request.param == "sqlite":
         path = tmp_path / "hub.db"
         shutil.copy(sqlite_template, path)
