@@ -5,7 +5,7 @@ from hub_ui import collab as collab_ui
 from hub_ui import session
 from mlops_core.services import collab
 
-ENTITY_PAGES = {"use_case": "pages/use_case.py"}
+ENTITY_PAGES = collab_ui.ENTITY_PAGES
 
 actor = session.require_actor()
 db = session.db()
@@ -38,7 +38,7 @@ if not box.items:
 for item in box.items:
     with st.container(border=True):
         a, b = st.columns([6, 1])
-        a.markdown(("🔵 " if item.read_at is None else "") + f"**{item.title}**")
+        a.markdown((":blue[:material/fiber_manual_record:] " if item.read_at is None else "") + f"**{item.title}**")
         a.caption(f"{item.kind.replace('_', ' ')} · {item.entity_type.replace('_', ' ')} {item.entity_id} · "
                   f"{session.fmt_time(item.created_at)}")
         page = ENTITY_PAGES.get(item.entity_type)
