@@ -13,6 +13,8 @@ import math
 from typing import Any
 
 MAX_PROBLEMS = 10
+# The largest integer that still converts to a float (beyond it float(value) raises OverflowError).
+MAX_FLOAT_INT = int(1.7976931348623157e308)
 
 
 class InputError(ValueError):
@@ -48,6 +50,8 @@ class RecordValidator:
         if kind in ("number", "integer"):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 return f"column `{name}` must be a{'n integer' if kind == 'integer' else ' number'}, got {_describe(value)}"
+            if isinstance(value, int) and abs(value) > MAX_FLOAT_INT:
+                return f"column `{name}` is a {len(str(abs(value)))}-digit number; numbers must be within ±1.8e308"
             if isinstance(value, float):
                 if not math.isfinite(value):
                     return f"column `{name}` is {value!r}; NaN and infinity are not allowed (send null for a missing value)"
@@ -95,7 +99,8 @@ class RecordValidator:
                     if name in types and value is not None:
                         # Fast accept of the common, well-typed case before the detailed check.
                         kind = types[name]
-                        if kind == "number" and type(value) in (int, float) and (type(value) is int or math.isfinite(value)):
+                        if kind == "number" and type(value) in (int, float) and (
+                                math.isfinite(value) if type(value) is float else -MAX_FLOAT_INT <= value <= MAX_FLOAT_INT):
                             continue
                         if kind in ("string", "category") and type(value) is str:
                             continue
