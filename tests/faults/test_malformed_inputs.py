@@ -10,7 +10,7 @@ import math
 import httpx
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mlops_core import data_io
@@ -170,8 +170,13 @@ def test_malformed_api_payloads_get_a_clear_4xx_and_log_no_prediction(scoring):
     client = httpx.Client(timeout=30)
     auth = {"Authorization": f"Bearer {dep.key}"}
 
+    numeric = next(k for k, v in dep.record.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
+    huge = json.dumps({"records": [{**dep.record, numeric: "__RAW__"}]})
+
     @FAST
     @given(bad_payload(dep.record), st.sampled_from(["key"] * 7 + ["no_key", "wrong_key", "unknown_deployment"]))
+    @example((huge.replace('"__RAW__"', "1" + "0" * 400).encode(), "application/json", "raw_number"), "key")
+    @example((huge.replace('"__RAW__"', "-1e999").encode(), "application/json", "raw_number"), "key")
     def one(payload, who):
         body, ct, kind = payload
         headers = {"Content-Type": ct}
