@@ -3,14 +3,15 @@ import streamlit as st
 
 from hub_ui import session
 from hub_ui.collab import flash
-from mlops_core import kpi as kpi_math
 from mlops_core.services import usecases
 
 actor = session.require_actor()
 db = session.db()
 st.title("Use case portfolio")
-st.caption("Each card is a use case at its lifecycle stage. Lights: model KPIs against the best run so far, "
-           "business KPIs against their latest reading (🟢 met · 🟡 within the warning band · 🔴 missed · ⚪ no data yet).")
+st.caption("Each card is a use case at its lifecycle stage. Lights: model KPIs against the best finished run so "
+           "far, business KPIs against their latest reading (:green[:material/check_circle:] met · "
+           ":orange[:material/error:] within the warning band · :red[:material/cancel:] missed · "
+           ":gray[:material/radio_button_unchecked:] no data yet).")
 flash("portfolio")
 
 ALL = "(all)"
@@ -28,28 +29,38 @@ result = usecases.list_use_cases(
 pages = max(1, -(-result.total // page_size))
 st.caption(f"{result.total:,} use cases · page {int(page_no)} of {pages}")
 
+LIGHTS = {"met": ":green[:material/check_circle:]", "warning": ":orange[:material/error:]",
+          "missed": ":red[:material/cancel:]", "unknown": ":gray[:material/radio_button_unchecked:]"}
 stages = [s for s in usecases.STATUSES if status == ALL or s == status]
-cols = st.columns(len(stages))
-by_stage: dict[str, list] = {s: [] for s in stages}
+st.markdown(" · ".join(f"**{s.capitalize()}** {result.by_status.get(s, 0)}" for s in stages))
+by_stage: dict[str, list] = {}
 for uc in result.items:
     by_stage.setdefault(uc.status, []).append(uc)
-for col, stage in zip(cols, stages):
-    with col:
-        st.markdown(f"**{stage.capitalize()}** · {result.by_status.get(stage, 0)}")
-        for uc in by_stage.get(stage, []):
-            with st.container(border=True):
-                st.page_link("pages/use_case.py", label=uc.title, query_params={"id": str(uc.id)})
-                st.caption(f"owner {uc.owner_username} · {uc.priority}"
-                           + (f" · {', '.join(uc.tags)}" if uc.tags else ""))
-                checks = usecases.kpi_status(db, uc)
-                if not checks:
-                    st.caption("no KPIs yet")
-                else:
+# One column per stage that has use cases on this page (at most 4 a row), so cards stay readable.
+shown = [s for s in stages if by_stage.get(s)]
+if not shown:
+    st.info("No use case matches these filters." if result.total or owner != ALL or tag != ALL
+            else "No use case yet: create the first one below.")
+for row_start in range(0, len(shown), 4):
+    row = shown[row_start:row_start + 4]
+    for col, stage in zip(st.columns(4), row):
+        with col:
+            st.markdown(f"#### {stage.capitalize()} · {result.by_status.get(stage, 0)}")
+            for uc in by_stage[stage]:
+                with st.container(border=True):
+                    st.page_link("pages/use_case.py", label=uc.title, query_params={"id": str(uc.id)},
+                                 icon=":material/lightbulb:")
+                    st.caption(f"owner {uc.owner_username} · {uc.priority}"
+                               + (f" · {', '.join(uc.tags)}" if uc.tags else ""))
+                    checks = usecases.kpi_status(db, uc)
+                    if not checks:
+                        st.caption("no KPIs yet")
+                        continue
                     lights = []
                     for c in checks:
                         value = "no runs yet" if c.value is None and c.kpi.kind == "model" else (
                             "no readings" if c.value is None else f"{c.value:.3g}")
-                        lights.append(f"{kpi_math.LIGHTS[c.status]} {c.kpi.label} ({value})")
+                        lights.append(f"{LIGHTS[c.status]} {c.kpi.label} ({value}, {c.status})")
                     st.markdown("  \n".join(lights))
 
 st.divider()

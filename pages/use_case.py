@@ -144,7 +144,7 @@ with tab_kpis:
                    "business figure over time.")
     else:
         st.dataframe([
-            {"": kpi_math.LIGHTS[c.status], "KPI": c.kpi.name, "kind": c.kpi.kind, "metric": c.kpi.metric or "",
+            {"KPI": c.kpi.name, "kind": c.kpi.kind, "metric": c.kpi.metric or "",
              "rule": f"{c.kpi.direction} {c.kpi.target:g}", "warning band": c.kpi.warning,
              "unit": c.kpi.unit, "baseline": c.kpi.baseline,
              "now": ("no runs yet" if c.value is None and c.kpi.kind == "model"

@@ -8,8 +8,9 @@ from ..db import utcnow
 from ..errors import NotFound
 from ..services import collab, usecases
 
-# Monthly churn rate (%), oldest first: drifting down from the 8.5 % baseline towards the 6 % target.
-CHURN_READINGS = [8.7, 8.5, 8.6, 8.3, 8.1, 7.9, 7.8, 7.5, 7.3, 7.1, 6.9, 6.8]
+# Monthly churn rate (%), oldest first: drifting down from the 8.5 % baseline towards the 6 % target
+# (the latest, 6.4, is inside the 0.5 warning band).
+CHURN_READINGS = [8.7, 8.5, 8.6, 8.3, 8.1, 7.9, 7.6, 7.3, 7.1, 6.8, 6.6, 6.4]
 
 
 def _month_starts(n: int) -> list[date]:
