@@ -39,7 +39,14 @@ def _count_runs(s: Session) -> int:
     return s.exec(select(func.count()).select_from(Run)).one()
 
 
+def _count_model_versions(s: Session) -> int:
+    from ..models.experiments import ModelVersion
+
+    return s.exec(select(func.count()).select_from(ModelVersion)).one()
+
+
 register_counter("Experiments", "runs", _count_runs)
+register_counter("Experiments", "model versions", _count_model_versions)
 
 
 # --- helpers --------------------------------------------------------------------------------------

@@ -23,13 +23,11 @@ from ..models.experiments import (
 )
 from . import audit
 from .auth import Actor, require
-from .overview import register_counter
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,99}$")
 ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 HIDDEN_PREFIXES = ("train_", "fold_", "staged_", "cv_std_", "search_")
 
-register_counter("Experiments", "model versions", lambda s: s.exec(select(func.count()).select_from(ModelVersion)).one())
 
 
 def _check_name(name: str) -> str:
