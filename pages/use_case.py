@@ -246,6 +246,11 @@ def _cell(v):
     return str(v)
 
 
+def _plumbing(column: str) -> bool:
+    """Ids, hashes and storage keys: true, but not what a reader of this summary needs."""
+    return (column.endswith(("_id", "_hash", "_key")) or column in ("description", "content_hash")) and column != "id"
+
+
 def linked(module: str, fn: str, label: str, **kw) -> None:
     """Rows from another stage's read hook (docs/CONTRACTS_INTERNAL.md, Stage 1), or an empty-state line."""
     st.subheader(label.capitalize())
@@ -270,7 +275,8 @@ def linked(module: str, fn: str, label: str, **kw) -> None:
     for r in rows:
         d = r.model_dump() if hasattr(r, "model_dump") else dict(r)
         # scalar columns only: nested params/metrics/schemas belong on that stage's own page
-        table.append({k: _cell(v) for k, v in d.items() if not isinstance(v, (dict, list, tuple, set))})
+        table.append({k: _cell(v) for k, v in d.items()
+                      if not isinstance(v, (dict, list, tuple, set)) and not _plumbing(k)})
     st.dataframe(table, hide_index=True, width="stretch")
 
 
