@@ -129,6 +129,8 @@ class JobWorker:
         self.concurrency = max(1, int(concurrency))
         self.scheduler_allowed = settings.scheduler_enabled if scheduler is None else bool(scheduler)
         self.once = once
+        if once:
+            self.scheduler_allowed = False  # a worker that drains the queue and exits schedules nothing
         self.poll_seconds = max(0.05, float(poll_seconds if poll_seconds is not None else settings.worker_poll_seconds))
         self.heartbeat_timeout = float(heartbeat_timeout or settings.job_heartbeat_timeout)
         # Heartbeat well inside the timeout: three missed beats before anyone gives up on us.
