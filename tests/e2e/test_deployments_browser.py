@@ -20,7 +20,11 @@ def _settle(page) -> None:
 def _open_deployment_page(page) -> None:
     """The "Deployment" link of the sidebar (not "Deployments", not "Deployment monitoring"); a full page
     load would start a new, logged-out Streamlit session."""
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name=re.compile(r"(^|\s)Deployment$")).click()
+    nav = page.get_by_test_id("stSidebarNav")
+    more = page.get_by_test_id("stSidebar").get_by_text(re.compile(r"^View \d+ more$"))
+    if more.count():
+        more.click()  # a long navigation is collapsed
+    nav.get_by_role("link", name=re.compile(r"(^|\s)Deployment$")).click()
     page.get_by_role("heading", name="Deployment", exact=True).wait_for()
     _settle(page)
 
