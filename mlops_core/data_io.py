@@ -33,8 +33,9 @@ from .errors import ValidationError
 Progress = Callable[[float, str], None]
 
 CHUNK = 1 << 20  # bytes copied per read while staging
-CSV_BLOCK = 4 << 20  # bytes per CSV block: also what the first block's type inference sees
+CSV_BLOCK = 1 << 20  # bytes per CSV block: also what the first block's type inference sees
 ROW_GROUP_ROWS = 131_072  # rows per Parquet row group (blocks are gathered up to this)
+CSV_THREADS = True  # parse blocks on several cores
 PARQUET_MAGIC = b"PAR1"
 SAMPLE_BYTES = 64 << 10
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -542,7 +543,7 @@ def csv_to_parquet(path: Path, *, progress: Progress = _noop, block_size: int = 
             try:
                 reader = pacsv.open_csv(
                     raw,
-                    read_options=pacsv.ReadOptions(block_size=block_size, use_threads=True),
+                    read_options=pacsv.ReadOptions(block_size=block_size, use_threads=CSV_THREADS),
                     parse_options=pacsv.ParseOptions(newlines_in_values=False),
                     convert_options=pacsv.ConvertOptions(column_types=column_types, strings_can_be_null=False),
                 )
