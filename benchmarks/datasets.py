@@ -132,6 +132,9 @@ def main() -> int:
     peak_mb = r["maxrss_kb"] / 1024
     base_mb = base["maxrss_kb"] / 1024
     parquet_mb = r["parquet_bytes"] / 1024 / 1024
+    load = os.getloadavg()
+    print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
+          "(times scale with it; memory does not)")
     print(f"registered {r['n_rows']:,} rows x {r['n_cols']} columns: {r['status']} "
           f"({r['errors']} errors, {r['warnings']} warnings)")
     print(f"wall time: {r['wall']:.2f} s  (CSV -> Parquet + hash {r['convert']:.2f} s, validation + profile "
