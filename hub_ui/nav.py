@@ -35,7 +35,7 @@ PAGES: list[PageSpec] = [
     PageSpec("pages/models.py", "Models", ":material/inventory_2:", "Experiments", url_path="models"),
     PageSpec("pages/deployments.py", "Deployments", ":material/rocket_launch:", "Deployment", url_path="deployments"),
     PageSpec("pages/deployment.py", "Deployment", ":material/rocket:", "Deployment", url_path="deployment"),
-    PageSpec("pages/monitoring.py", "Monitoring", ":material/monitor_heart:", "Monitoring", url_path="monitoring"),
+    PageSpec("pages/monitoring.py", "Monitoring overview", ":material/monitor_heart:", "Monitoring", url_path="monitoring"),
     PageSpec("pages/deployment_monitoring.py", "Deployment monitoring", ":material/query_stats:", "Monitoring",
              url_path="deployment-monitoring"),
     PageSpec("pages/alerts.py", "Alerts", ":material/notifications:", "Monitoring", url_path="alerts"),
