@@ -414,6 +414,11 @@ def batch_score_job(ctx) -> dict[str, Any]:
                              progress=lambda f, m: ctx.progress(0.05 + 0.9 * f, m))
     except DomainError:
         raise
+    from ..data_io import neutralise_cell
+
+    for c in result.columns:  # a downloaded CSV must not run formulas in a spreadsheet
+        if result[c].dtype == object:
+            result[c] = result[c].map(neutralise_cell)
     out_key = p["input_key"].rsplit("/", 1)[0] + "/scored.csv"
     artifacts.put_bytes(out_key, result.to_csv(index=False).encode())
     ctx.progress(1.0, f"scored {len(result):,} rows")

@@ -211,3 +211,23 @@ def test_batched_writer_loses_nothing_on_close_and_labels_join_by_request_id(db,
 def test_a_label_file_without_the_right_columns_says_which_are_needed(db, people):
     with pytest.raises(ValidationError, match="request_id and label"):
         predictions.parse_labels_csv(b"id,y\n1,2\n")
+
+
+def test_batch_scoring_runs_as_a_job_logs_every_row_and_stores_a_downloadable_file(db, people):
+    from mlops_core import artifacts, jobs
+    from tests.services.experiments_world import run_jobs
+
+    w = make_world(db, people)
+    dep = _deployed(db, people, w.versions[0])
+    frame = make_customers(25, seed=21).drop(columns=["churned"])
+    job_id = predictions.submit_batch_scoring(db, actor=people["data_scientist"], deployment_name="churn",
+                                              filename="march.csv", data=frame.to_csv(index=False).encode())
+    assert run_jobs(db) == ["finished"]
+    job = jobs.get_job(db, job_id)
+    scored = artifacts.get_bytes(job.result["output_key"]).decode().splitlines()
+    assert scored[0].endswith("request_id,prediction") and len(scored) == 26
+    batch = [p for p in predictions.recent_predictions(db, deployment_name="churn", limit=100) if p.source == "batch"]
+    assert len(batch) == 25 and all(p.model_version_id == dep.model_version_id for p in batch)
+    with pytest.raises(PermissionDenied):
+        predictions.submit_batch_scoring(db, actor=people["business"], deployment_name="churn", filename="x.csv",
+                                         data=b"a\n1\n")
