@@ -488,9 +488,16 @@ def _csv_header(path: Path) -> list[str]:
         raise ValidationError(
             "the header row is not UTF-8 text; save the file as UTF-8 (in a spreadsheet: 'CSV UTF-8') and upload it again"
         ) from None
+    # readline() splits on "\n" only: a file with old-Mac "\r" line ends comes back as several lines.
+    lines = line.splitlines()
+    line = lines[0] if lines else ""
     if not line.strip():
         raise ValidationError("the first line is blank; the first line must be the header with the column names")
-    header = next(csv.reader([line]))
+    try:
+        header = next(csv.reader([line]))
+    except csv.Error as exc:
+        raise ValidationError(f"the header row cannot be read as CSV ({exc}); check its quotes and save the file "
+                              "as comma-separated CSV") from None
     if len(header) == 1:
         for sep, label in ((";", "semicolons"), ("\t", "tabs"), ("|", "vertical bars")):
             if sep in header[0]:
