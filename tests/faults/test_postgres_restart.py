@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -54,14 +55,20 @@ def _apptest_login(username: str):
 
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "app.py"), default_timeout=60)
-    at.run()
-    by_label(at.text_input, "Username").input(username)
-    by_label(at.text_input, "Password").input(TEST_PASSWORD)
-    at.button[0].click()
-    at.run()
-    no_exceptions(at)
-    return at.session_state["actor"].username if "actor" in at.session_state else None
+    # Streamlit's script runner replaces sys.modules["__main__"] with app.py; put it back, or processes
+    # that later tests start with multiprocessing's "spawn" would run app.py as their main module.
+    main = sys.modules["__main__"]
+    try:
+        at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "app.py"), default_timeout=60)
+        at.run()
+        by_label(at.text_input, "Username").input(username)
+        by_label(at.text_input, "Password").input(TEST_PASSWORD)
+        at.button[0].click()
+        at.run()
+        no_exceptions(at)
+        return at.session_state["actor"].username if "actor" in at.session_state else None
+    finally:
+        sys.modules["__main__"] = main
 
 
 def test_every_process_recovers_when_postgres_drops_all_connections_and_no_prediction_is_lost(
