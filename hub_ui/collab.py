@@ -21,7 +21,7 @@ from . import session
 STATUS_ICONS = {"pending": ":orange[:material/hourglass_top:]", "approved": ":green[:material/check_circle:]",
                 "rejected": ":red[:material/block:]"}
 # entity_type -> the page that shows one (opened with ?id=<entity_id>); stages add theirs.
-ENTITY_PAGES: dict[str, str] = {"use_case": "pages/use_case.py"}
+ENTITY_PAGES: dict[str, str] = {"use_case": "pages/use_case.py", "dataset": "pages/dataset.py", "run": "pages/run.py"}
 
 
 def _key(*parts: Any) -> str:

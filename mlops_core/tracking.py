@@ -75,7 +75,7 @@ def register_dataset(name: str, data, use_case: int | str | None = None) -> str:
         if not path.exists():
             raise ValidationError(f"there is no file {path}; pass a DataFrame or the path of a CSV or Parquet file")
         v = datasets.register_version_from_path(db, actor=actor, dataset_name=name, path=str(path), use_case_id=uc,
-                                                source_kind="sdk")
+                                                source_kind="sdk", restrict_to_roots=False)
     else:
         import pandas as pd
 
