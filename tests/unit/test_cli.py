@@ -11,7 +11,7 @@ from mlops_core.config import PROJECT_ROOT
 def run_cli(*args, env=None, check=False):
     e = {**os.environ, **(env or {})}
     p = subprocess.run([sys.executable, "-m", "mlops_core", *args], cwd=PROJECT_ROOT, env=e,
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=600)
     if check:
         assert p.returncode == 0, p.stderr
     return p
