@@ -168,3 +168,15 @@ def make_people(database: Database) -> dict[str, Actor]:
         for u in rows:
             out[u.role] = Actor(id=u.id, username=u.username, role=u.role)
     return out
+
+
+@pytest.fixture(autouse=True)
+def _restore_main_module():
+    """Streamlit's AppTest replaces sys.modules["__main__"] with app.py and leaves it there; a process
+    started later with multiprocessing "spawn" would then run app.py. Put the real one back after each test."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
