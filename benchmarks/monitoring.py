@@ -195,6 +195,8 @@ def main() -> int:
           f"incl. loading the reference); drift {c['dataset_drifted']} ({len(c['drifted_columns'])} columns), "
           f"coverage {c['labels']['coverage']:.0%}, accuracy {c['metrics'].get('accuracy', float('nan')):.3f}")
 
+    print(f"machine load average (1/5/15 min): {' / '.join(f'{x:.1f}' for x in os.getloadavg())} on "
+          f"{os.cpu_count()} CPUs — figures taken on a busy machine are not comparable")
     figures = [
         {"figure": "health figures, 1-day window of 1M logged predictions", "ours": round(timings["day"][0], 4),
          "baseline": round(base, 4), "baseline_name": "ORM rows + pandas", "unit": "s",
