@@ -65,11 +65,26 @@ def _nav(page, title: str) -> None:
 def _choose(page, label: str, option, scope=None) -> None:
     """Pick an option of a Streamlit selectbox (a combobox); `option` is a string or a regex."""
     box = (scope or page).get_by_role("combobox", name=label)
-    box.click()
     exact = isinstance(option, str)
-    if not exact and option.pattern.startswith("^run "):  # long lists: type to filter
-        box.press_sequentially(option.pattern[1:].split(" ·")[0] + " ")
-    page.get_by_role("option", name=option, exact=exact).first.click()
+    _pick(page, box, page.get_by_role("option", name=option, exact=exact).first,
+          None if exact or not option.pattern.startswith("^run ") else option.pattern[1:].split(" ·")[0] + " ")
+
+
+def _pick(page, box, option, typed: str | None = None) -> None:
+    """Open a dropdown and click an option; a rerun (e.g. a live fragment) can close it, so retry."""
+    for attempt in range(6):
+        _settle(page)
+        box.click()
+        if typed:  # long lists: type to filter
+            box.press_sequentially(typed)
+        try:
+            option.wait_for(timeout=15_000)
+            option.click()
+            break
+        except Exception:  # noqa: BLE001 - the menu closed under us: open it again
+            if attempt == 5:
+                raise
+            page.keyboard.press("Escape")
     _settle(page)
 
 
@@ -212,8 +227,7 @@ def test_a_use_case_goes_from_idea_to_a_retrained_model_in_production_through_th
     _choose(page, "Use case", UC)
     page.get_by_test_id("stExpander").get_by_text("Launch an experiment").click()
     algs = page.get_by_test_id("stMultiSelect").filter(has_text="Algorithms (one run each)")
-    algs.locator("input").click()
-    page.get_by_role("option", name="Random forest").click()
+    _pick(page, algs.locator("input"), page.get_by_role("option", name="Random forest"), "Random")
     page.keyboard.press("Escape")
     _settle(page)
     page.get_by_label("Random forest: n_estimators").fill("30")
@@ -233,8 +247,7 @@ def test_a_use_case_goes_from_idea_to_a_retrained_model_in_production_through_th
     picker = page.get_by_test_id("stMultiSelect").filter(has_text="Runs to compare")
     for rid in run_ids:  # the two newest finished runs are preselected; pick any that is not
         if not picker.get_by_text(re.compile(rf"^run {rid} ·")).count():
-            picker.locator("input").click()
-            page.get_by_role("option", name=re.compile(rf"^run {rid} ·")).click()
+            _pick(page, picker.locator("input"), page.get_by_role("option", name=re.compile(rf"^run {rid} ·")))
             page.keyboard.press("Escape")
             _settle(page)
     page.get_by_text(re.compile(r"\d+ of \d+ parameters differ")).wait_for()
