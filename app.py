@@ -27,7 +27,7 @@ for spec in pages_for(actor.role):
     )
 # Recorded for tests and for the Overview's "your screens" hint; the sidebar itself is st.navigation.
 st.session_state["nav_titles"] = [p.title for ps in groups.values() for p in ps]
-nav = st.navigation({k: v for k, v in groups.items() if v})
+nav = st.navigation({k: v for k, v in groups.items() if v}, expanded=True)
 nav.run()
 
 # After nav.run(): the sidebar footer (who is logged in, log out).
