@@ -89,7 +89,13 @@ def _pick(page, box, option, typed: str | None = None) -> None:
 
 
 def _open_tab(page, name: str) -> None:
-    page.get_by_role("tab", name=name).click()
+    tabs = page.get_by_role("tab", name=name)
+    for _ in range(120):  # during a rerun the previous tab bar may still be in the DOM for a moment
+        _settle(page)
+        if tabs.count() == 1:
+            break
+        page.wait_for_timeout(500)
+    tabs.first.click()
     page.get_by_role("tab", name=name, selected=True).wait_for()
     _settle(page)
 
