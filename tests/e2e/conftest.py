@@ -110,8 +110,10 @@ def hub(tmp_path_factory):
     stop_hub(h)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # Module scope, not session: sync Playwright keeps an asyncio loop running on the main thread
+    # while it is open, which would break later tests that call asyncio.run() or start Playwright.
     _browser_enabled()
     from playwright.sync_api import sync_playwright
 

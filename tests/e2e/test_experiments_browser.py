@@ -23,7 +23,7 @@ def test_sara_launches_a_run_sees_it_finish_compares_and_registers(hub, page):
     page.get_by_text(re.compile(r"\d+ finished")).first.wait_for()
     before = int(re.search(r"(\d+) finished", page.get_by_text(re.compile(r"\d+ finished")).first.inner_text()).group(1))
 
-    page.get_by_text("Launch an experiment").click()
+    page.get_by_test_id("stExpander").get_by_text("Launch an experiment").click()
     page.get_by_role("button", name="Launch").click()
     page.get_by_text(re.compile(r"Queued 1 run\(s\): run \d+")).wait_for()
     run_id = re.search(r"run (\d+)", page.get_by_text(re.compile(r"Queued 1 run")).inner_text()).group(1)
