@@ -9,6 +9,7 @@ run is never left "running" for ever.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 import traceback
@@ -33,6 +34,8 @@ MAX_PAGE = 500
 # boosting stages `staged_train_<metric>` / `staged_test_<metric>` (step = stage).
 TRAIN_PREFIX = "train_"
 HIDDEN_PREFIXES = ("train_", "fold_", "staged_", "cv_std_", "search_")
+
+log = logging.getLogger(__name__)
 
 
 def _count_runs(s: Session) -> int:
@@ -383,6 +386,16 @@ def run_training(ctx) -> dict[str, Any]:
                          summary=f"run {run_id} finished ({cfg.algorithm}): "
                                  + ", ".join(f"{k}={v:.4g}" for k, v in list(result.test_metrics.items())[:4]),
                          after={"status": "finished", "metrics": result.test_metrics})
+            retraining = run.triggered_by_alert_id is not None
+        if retraining:
+            # Close the loop at once: a retraining run that just finished is registered and requested
+            # on its endpoint now (a challenger if its gates pass), not at the next monitor check.
+            try:
+                from . import monitoring
+
+                monitoring.advance_retraining(db)
+            except Exception:  # noqa: BLE001 - the next monitor check retries; the run itself is done
+                log.exception("could not advance the retraining proposal of run %s", run_id)
         return {"run_id": run_id, "status": "finished", "metrics": result.test_metrics}
     except JobCancelled:
         _end_run(db, run_id, "cancelled", None, wall)

@@ -364,8 +364,8 @@ def test_a_use_case_goes_from_idea_to_a_retrained_model_in_production_through_th
     page.get_by_role("heading", name=re.compile(rf"✅ Run {retrain_run}:")).wait_for(timeout=300_000)
     screenshot_step(page, "journey_17_retrained_run_finished")
 
-    # The next check moves the proposal on: the run is registered as v2 and requested on the endpoint.
-    _run_check_now(page)
+    # The worker moves the proposal on as soon as the run finishes: the run is registered as v2 and
+    # requested on the endpoint, a challenger awaiting sign-off and approval (no check needed).
     _nav(page, "Alerts")
     page.get_by_text(re.compile(rf"Retrain {DEP} · proposal #{pid} · challenger")).wait_for()
     logout(page)
