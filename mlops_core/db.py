@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlmodel import Session, create_engine
 
-from .config import PROJECT_ROOT, get_settings
+from .config import DATA_DIR, PROJECT_ROOT, get_settings
 from .errors import Conflict, DatabaseUnavailable, DomainError, SchemaOutOfDate
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,8 @@ def _create_engine(url: str) -> Engine:
         database = parsed.database or ""
         if database and database != ":memory:":
             parent = Path(database).expanduser().resolve().parent
+            if parent == DATA_DIR.resolve():
+                parent.mkdir(parents=True, exist_ok=True)  # the default location: create it on first start
             if not parent.exists():
                 raise DatabaseUnavailable(
                     f"the folder for the SQLite database does not exist: {parent}; "
