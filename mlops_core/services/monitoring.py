@@ -542,7 +542,7 @@ def load_window_frame(s: Session, *, deployment_id: int, window: Window, columns
 
 # --- reference data (training set of the served model) ---------------------------------------
 
-_REFERENCE_CACHE: dict[tuple[int, int], Any] = {}
+_REFERENCE_CACHE: dict[tuple[str, str, int, int], Any] = {}
 
 
 def _model_version_row(s: Session, model_version_id: int):
@@ -563,7 +563,10 @@ def reference_frame(db: Database, *, model_version_id: int):
         mv = _model_version_row(s, model_version_id)
         dataset_version_id = mv.dataset_version_id
         schema = list(mv.input_schema or [])
-    key = (model_version_id, dataset_version_id or 0)
+    from .. import artifacts
+
+    # Ids repeat across workspaces (databases) served by one process: key by database and store too.
+    key = (db.url, str(artifacts.root()), model_version_id, dataset_version_id or 0)
     if key in _REFERENCE_CACHE:
         return _REFERENCE_CACHE[key]
     if dataset_version_id is None:

@@ -297,10 +297,13 @@ def load_model(db: Database, model_version_id: int):
     from .. import training
 
     mv = get_model_version(db, model_version_id)
+    # Keyed by the file's full path, not the relative key: the same key under another ARTIFACT_ROOT
+    # (another workspace in the same process) is another model.
+    cache_key = str(artifacts.path(mv.artifact_key))
     with _CACHE_LOCK:
-        if mv.artifact_key in _CACHE:
-            _CACHE.move_to_end(mv.artifact_key)
-            return _CACHE[mv.artifact_key]
+        if cache_key in _CACHE:
+            _CACHE.move_to_end(cache_key)
+            return _CACHE[cache_key]
     if not artifacts.exists(mv.artifact_key):
         raise NotFound(
             f"the model file of {mv.model_name} v{mv.version} is missing from the artifact store "
@@ -308,7 +311,7 @@ def load_model(db: Database, model_version_id: int):
         )
     model = training.load_model_bytes(artifacts.get_bytes(mv.artifact_key))
     with _CACHE_LOCK:
-        _CACHE[mv.artifact_key] = model
+        _CACHE[cache_key] = model
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
     return model

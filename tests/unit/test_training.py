@@ -20,11 +20,14 @@ SMALL = {"random_forest": {"n_estimators": 5}, "gradient_boosting": {"n_estimato
          "hist_gradient_boosting": {"max_iter": 5}}
 
 
-@pytest.mark.parametrize("task,target", [("classification", "churned"), ("regression", "spend")])
-@pytest.mark.parametrize("algorithm", list(training.ALGORITHMS))
+TARGETS = {"classification": "churned", "regression": "spend"}
+# Only the pairs that exist (logistic regression does not regress): no skipped cases, which CI refuses.
+PAIRS = [(task, TARGETS[task], name) for name, algo in training.ALGORITHMS.items() for task in TARGETS
+         if task in algo.tasks]
+
+
+@pytest.mark.parametrize("task,target,algorithm", PAIRS)
 def test_every_algorithm_round_trips_through_skops_and_predicts_the_same(frame, task, target, algorithm):
-    if task not in training.ALGORITHMS[algorithm].tasks:
-        pytest.skip(f"{algorithm} does not do {task}")
     features = [c for c in frame.columns if c not in ("churned", "spend")]
     cfg = training.validate_config(frame, {"target": target, "task": task, "algorithm": algorithm,
                                            "features": features, "params": SMALL.get(algorithm, {})})
