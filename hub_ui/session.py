@@ -68,3 +68,18 @@ def fmt_time(dt) -> str:
     if dt is None:
         return "—"
     return dt.strftime("%Y-%m-%d %H:%M")
+
+
+def pick_from_query(label: str, options: list[str], *, key: str, param: str) -> str:
+    """A selectbox that follows `?param=` when the URL changes (links from other pages) and writes the
+    choice back to the URL, so a page can be bookmarked and shared."""
+    seen_key = f"_{key}_qp"
+    wanted = st.query_params.get(param)
+    if wanted in options and st.session_state.get(seen_key) != wanted:
+        st.session_state[key] = wanted
+    elif st.session_state.get(key) not in options:
+        st.session_state[key] = options[0]
+    choice = st.selectbox(label, options, key=key)
+    st.query_params[param] = choice
+    st.session_state[seen_key] = choice
+    return choice

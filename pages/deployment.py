@@ -20,14 +20,7 @@ if not names:
     st.info("No deployment yet.")
     st.page_link("pages/deployments.py", label="Request one on Deployments", icon=":material/rocket_launch:")
     st.stop()
-qp = st.query_params.get("deployment")
-if qp in names and st.session_state.get("_dep_qp") != qp:
-    st.session_state["dep_pick"] = qp
-elif st.session_state.get("dep_pick") not in names:
-    st.session_state["dep_pick"] = names[0]
-name = st.selectbox("Deployment", names, key="dep_pick")
-st.query_params["deployment"] = name
-st.session_state["_dep_qp"] = name
+name = session.pick_from_query("Deployment", names, key="dep_pick", param="deployment")
 collab_ui.flash("dep")
 
 dep = deployments.get_by_name(db, name)

@@ -22,14 +22,7 @@ names = [r.deployment for r in status]
 if not names:
     st.info("No deployment yet: deploy a model first.")
     st.stop()
-qp = st.query_params.get("deployment")
-if qp in names and st.session_state.get("_dm_qp") != qp:
-    st.session_state["dm_pick"] = qp
-elif st.session_state.get("dm_pick") not in names:
-    st.session_state["dm_pick"] = names[0]
-name = st.selectbox("Deployment", names, key="dm_pick")
-st.query_params["deployment"] = name
-st.session_state["_dm_qp"] = name
+name = session.pick_from_query("Deployment", names, key="dm_pick", param="deployment")
 collab_ui.flash("dm")
 
 checks = monitoring.list_checks(db, deployment_name=name, limit=200)
