@@ -33,6 +33,7 @@ LIGHTS = {"met": ":green[:material/check_circle:]", "warning": ":orange[:materia
           "missed": ":red[:material/cancel:]", "unknown": ":gray[:material/radio_button_unchecked:]"}
 stages = [s for s in usecases.STATUSES if status == ALL or s == status]
 st.markdown(" · ".join(f"**{s.capitalize()}** {result.by_status.get(s, 0)}" for s in stages))
+statuses = usecases.kpi_status_many(db, result.items)  # the lights of every card on this page, in two queries
 by_stage: dict[str, list] = {}
 for uc in result.items:
     by_stage.setdefault(uc.status, []).append(uc)
@@ -52,7 +53,7 @@ for row_start in range(0, len(shown), 4):
                                  icon=":material/lightbulb:")
                     st.caption(f"owner {uc.owner_username} · {uc.priority}"
                                + (f" · {', '.join(uc.tags)}" if uc.tags else ""))
-                    checks = usecases.kpi_status(db, uc)
+                    checks = statuses[uc.id]
                     if not checks:
                         st.caption("no KPIs yet")
                         continue

@@ -713,6 +713,30 @@ def best_metrics(db: Database, *, use_case_id: int, directions: Mapping[str, str
     return out
 
 
+def best_metrics_many(db: Database, directions: Mapping[int, Mapping[str, str]]) -> dict[int, dict[str, float]]:
+    """`best_metrics` of many use cases at once (use case id -> metric -> direction), in one grouped query:
+    what a board of use-case cards needs instead of one query per card. Use cases without a finished run
+    with those metrics get an empty dict."""
+    directions = {int(u): d for u, d in directions.items()}
+    out: dict[int, dict[str, float]] = {u: {} for u in directions}
+    keys = sorted({m for d in directions.values() for m in d})
+    if not out or not keys:
+        return out
+    with db.read() as s:
+        rows = s.exec(select(Run.use_case_id, RunLatestMetric.key, func.max(RunLatestMetric.value),
+                             func.min(RunLatestMetric.value))
+                      .join(Run, col(Run.id) == col(RunLatestMetric.run_id))
+                      .where(col(Run.use_case_id).in_(list(out)), Run.status == "finished",
+                             col(RunLatestMetric.key).in_(keys))
+                      .group_by(Run.use_case_id, RunLatestMetric.key)).all()
+    for uc, key, hi, lo in rows:
+        direction = directions.get(uc, {}).get(key)
+        value = hi if direction == ">=" else lo if direction == "<=" else None
+        if value is not None:
+            out[uc][key] = float(value)
+    return out
+
+
 # --- compare -------------------------------------------------------------------------------------------
 
 @dataclass

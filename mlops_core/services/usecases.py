@@ -647,6 +647,18 @@ def evaluate_metrics(db: Database, use_case_id: int, metrics: Mapping[str, float
     return checks
 
 
+def _experiments_fn(name: str):
+    """A function of the experiments stage (stage 3), or None when this build has no such stage or function."""
+    module = "mlops_core.services.experiments"
+    try:
+        if importlib.util.find_spec(module) is None:
+            return None
+        experiments = importlib.import_module(module)
+    except ImportError:
+        return None
+    return getattr(experiments, name, None)
+
+
 def best_model_metrics(db: Database, use_case_id: int) -> dict[str, float] | None:
     """Best value of each model-KPI metric over the use case's runs, or None when there is no
     experiments stage or no finished run yet. Uses `experiments.best_metrics` when stage 3 provides it."""
@@ -654,14 +666,7 @@ def best_model_metrics(db: Database, use_case_id: int) -> dict[str, float] | Non
     if not kpis:
         return None
     directions = {k.metric: k.direction for k in kpis}
-    name = "mlops_core.services.experiments"
-    try:
-        if importlib.util.find_spec(name) is None:
-            return None
-        experiments = importlib.import_module(name)
-    except ImportError:
-        return None
-    fn = getattr(experiments, "best_metrics", None)
+    fn = _experiments_fn("best_metrics")
     if fn is None:
         return None
     best = fn(db, use_case_id=use_case_id, directions=directions)
@@ -671,12 +676,33 @@ def best_model_metrics(db: Database, use_case_id: int) -> dict[str, float] | Non
 def kpi_status(db: Database, use_case: UseCasePublic) -> list[KpiCheck]:
     """Status lights of every KPI: model KPIs against the best run so far, business KPIs against
     their latest reading."""
-    best = best_model_metrics(db, use_case.id) if any(k.kind == "model" for k in use_case.kpis) else None
-    latest = latest_readings(db, [k.id for k in use_case.kpis if k.kind == "business"])
-    out = []
-    for k in use_case.kpis:
-        value = (best or {}).get(k.metric) if k.kind == "model" else latest.get(k.id)
-        out.append(KpiCheck(kpi=k, value=value, status=kpi_math.evaluate(k.direction, k.target, k.warning, value)))
+    return kpi_status_many(db, [use_case])[use_case.id]
+
+
+def kpi_status_many(db: Database, use_cases: Iterable[UseCasePublic]) -> dict[int, list[KpiCheck]]:
+    """`kpi_status` of many use cases (use case id -> its checks) in two queries in all, not a few per use
+    case: the best runs' metrics of every model KPI grouped by use case, and the latest reading of every
+    business KPI."""
+    cases = list(use_cases)
+    directions = {uc.id: {k.metric: k.direction for k in uc.kpis if k.kind == "model" and k.metric}
+                  for uc in cases}
+    directions = {u: d for u, d in directions.items() if d}
+    best: dict[int, dict[str, float]] = {}
+    if directions:
+        many = _experiments_fn("best_metrics_many")
+        if many is not None:
+            best = many(db, directions)
+        else:  # an experiments stage without the grouped query: one query per use case
+            best = {u: best_model_metrics(db, u) or {} for u in directions}
+    latest = latest_readings(db, [k.id for uc in cases for k in uc.kpis if k.kind == "business"])
+    out: dict[int, list[KpiCheck]] = {}
+    for uc in cases:
+        checks = []
+        for k in uc.kpis:
+            value = best.get(uc.id, {}).get(k.metric) if k.kind == "model" else latest.get(k.id)
+            checks.append(KpiCheck(kpi=k, value=value,
+                                   status=kpi_math.evaluate(k.direction, k.target, k.warning, value)))
+        out[uc.id] = checks
     return out
 
 

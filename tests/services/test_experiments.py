@@ -221,3 +221,42 @@ def test_a_worker_killed_with_sigkill_mid_training_leaves_the_run_failed_not_run
     queue.reap_stale_jobs(sqlite_db, timeout_seconds=0)  # what any live worker does every few seconds
     got = experiments.get_run(sqlite_db, run.id)
     assert got.status == "failed" and "stopped responding" in got.error
+
+
+def test_kpi_lights_of_many_use_cases_come_from_one_grouped_query_and_match_each_use_case_alone(db, people):
+    from sqlalchemy import event
+
+    from mlops_core.services import usecases
+
+    first, second = make_world(db, people), make_world(db, people, name="customers2")
+    _start(db, people, first, algorithms=["logistic_regression", "random_forest"])
+    _start(db, people, second, algorithms=["gradient_boosting"])
+    run_jobs(db)
+    idle = usecases.create_use_case(db, actor=people["business"], title="No runs yet", problem_statement="p")
+    usecases.add_kpi(db, actor=people["business"], use_case_id=idle.id, kind="model", metric="roc_auc", target=0.7)
+    directions = {first.use_case_id: {"roc_auc": ">=", "log_loss": "<="}, second.use_case_id: {"roc_auc": ">="},
+                  idle.id: {"roc_auc": ">="}}
+
+    many = experiments.best_metrics_many(db, directions)
+    for uc, d in directions.items():
+        assert many[uc] == experiments.best_metrics(db, use_case_id=uc, directions=d)
+    aucs = [r.metrics["roc_auc"] for r in experiments.list_runs(db, use_case_id=first.use_case_id).items]
+    losses = [r.metrics["log_loss"] for r in experiments.list_runs(db, use_case_id=first.use_case_id).items]
+    assert len(aucs) == 2 and many[first.use_case_id] == {"roc_auc": max(aucs), "log_loss": min(losses)}
+    assert set(many[second.use_case_id]) == {"roc_auc"} and many[idle.id] == {}
+
+    cases = [usecases.get_use_case(db, use_case_id=u) for u in directions]
+    statements = []
+    listener = lambda *a: statements.append(a[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        lights = usecases.kpi_status_many(db, cases)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) <= 2  # not one per use case
+    for uc in cases:
+        assert [(c.kpi.id, c.value, c.status) for c in lights[uc.id]] == \
+               [(c.kpi.id, c.value, c.status) for c in usecases.kpi_status(db, uc)]
+    first_auc = next(c for c in lights[first.use_case_id] if c.kpi.metric == "roc_auc")
+    assert first_auc.value == max(aucs) and first_auc.status != "unknown"
+    assert [c.status for c in lights[idle.id]] == ["unknown"]
