@@ -16,9 +16,17 @@ if not use_cases:
     st.info("There is no use case yet: a business user creates one on the Portfolio page, then data and runs follow.")
     st.stop()
 titles = {u.id: u.title for u in use_cases}
-if st.session_state.get("use_case_id") not in titles:
-    st.session_state["use_case_id"] = use_cases[0].id
+# Which use case: the one in the URL (?use_case=, a link or bookmark) when it changed, else the one chosen
+# on this or another page, else the one with the most recent run, else the first.
+qp = st.query_params.get("use_case")
+wanted = int(qp) if qp and qp.isdigit() and int(qp) in titles else None
+if wanted is not None and st.session_state.get("_exp_uc_qp") != wanted:
+    st.session_state["use_case_id"] = wanted
+elif st.session_state.get("use_case_id") not in titles:
+    st.session_state["use_case_id"] = experiments.latest_active_use_case(db, titles) or use_cases[0].id
 use_case_id = st.selectbox("Use case", list(titles), format_func=titles.get, key="use_case_id")
+st.query_params["use_case"] = str(use_case_id)
+st.session_state["_exp_uc_qp"] = use_case_id
 
 # --- launch -------------------------------------------------------------------------------------
 if session.may("run.start"):

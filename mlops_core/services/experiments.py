@@ -577,6 +577,17 @@ def status_counts(db: Database, *, use_case_id: int | None = None) -> dict[str, 
         return {st: int(n) for st, n in s.exec(q).all()}
 
 
+def latest_active_use_case(db: Database, use_case_ids: Iterable[int]) -> int | None:
+    """Of `use_case_ids`, the one whose newest run is the most recent (None when none has a run): the
+    use case a page opens on when nothing is chosen yet. One query, walking the runs' created_at index."""
+    ids = [int(i) for i in use_case_ids]
+    if not ids:
+        return None
+    with db.read() as s:
+        return s.exec(select(Run.use_case_id).where(col(Run.use_case_id).in_(ids))
+                      .order_by(col(Run.created_at).desc()).limit(1)).first()
+
+
 def active_runs(db: Database, *, use_case_id: int | None = None, limit: int = 20) -> list[RunPublic]:
     """Queued and running runs, newest first (what the live progress panel polls)."""
     page = list_runs(db, use_case_id=use_case_id, status=["queued", "running"], limit=limit)

@@ -1,7 +1,7 @@
 """Experiments, Run, Compare runs and Models pages through Streamlit's AppTest, on real trained runs."""
 import pytest
 
-from mlops_core.services import experiments, registry
+from mlops_core.services import experiments, registry, usecases
 from tests.conftest import make_people
 from tests.pages.helpers import app_as, by_label, no_exceptions, texts
 from tests.services.experiments_world import FAST, make_world, run_jobs
@@ -30,6 +30,28 @@ def test_the_runs_table_lists_runs_with_kpi_lights_sorted_by_roc_auc(trained):
     assert "🟢 roc_auc" in table["KPIs"].iloc[0] or "🟡 roc_auc" in table["KPIs"].iloc[0]
     assert "2 finished" in texts(at)
     assert not [b for b in at.button if b.label == "Launch"]  # business users do not train
+
+
+def test_the_page_opens_on_the_use_case_with_the_latest_run_not_the_first_alphabetically(trained):
+    db, people, world, runs = trained
+    empty = usecases.create_use_case(db, actor=people["business"], title="Aaa invoice triage").id
+    listed = usecases.list_use_cases(db, actor=people["business"], limit=500).items
+    assert listed[0].id == empty  # the first use case of the list has no run
+    at = app_as(people["business"], "pages/experiments.py")
+    no_exceptions(at)
+    assert by_label(at.selectbox, "Use case").value == world.use_case_id
+    assert set(at.dataframe[0].value["run"]) == {r.id for r in runs}
+    assert at.query_params["use_case"] == str(world.use_case_id)  # the choice is in the URL (shareable)
+    # a use case chosen before (here or on another page) wins over the most recent one
+    at = app_as(people["business"])
+    at.session_state["use_case_id"] = empty
+    at.switch_page("pages/experiments.py")
+    at.run()
+    assert by_label(at.selectbox, "Use case").value == empty and "No runs yet." in texts(at)
+    # and so does a link: ?use_case=<id>
+    at.query_params["use_case"] = str(world.use_case_id)
+    at.run()
+    assert by_label(at.selectbox, "Use case").value == world.use_case_id
 
 
 def test_a_data_scientist_launches_a_run_and_it_is_queued_for_the_worker(trained):
