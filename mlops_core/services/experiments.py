@@ -539,7 +539,10 @@ def list_runs(
                 raise ValidationError(f"cannot sort runs by {sort!r}; use one of: {', '.join(SORTABLE)} "
                                       "or metric:<name>")
             c = col(SORTABLE[sort])
-            q = q.order_by(c.is_(None), c.desc() if descending else c.asc(), col(Run.id).desc())
+            # "nulls last" only where a column can be null: on a NOT NULL column the extra term only stops
+            # the database from walking the column's index (a sort of every run instead of reading `limit`).
+            nulls_last = [c.is_(None)] if RUNS.c[c.key].nullable else []
+            q = q.order_by(*nulls_last, c.desc() if descending else c.asc(), col(Run.id).desc())
         for c in conds:
             q = q.where(c)
         rows = _core_rows(s, q.offset(offset).limit(limit))

@@ -260,3 +260,16 @@ def test_kpi_lights_of_many_use_cases_come_from_one_grouped_query_and_match_each
     first_auc = next(c for c in lights[first.use_case_id] if c.kpi.metric == "roc_auc")
     assert first_auc.value == max(aucs) and first_auc.status != "unknown"
     assert [c.status for c in lights[idle.id]] == ["unknown"]
+
+
+def test_runs_without_a_value_of_a_nullable_sort_column_come_last_either_way_and_newest_come_first(db, people):
+    world = make_world(db, people)
+    _start(db, people, world, algorithms=["logistic_regression", "random_forest"])
+    run_jobs(db)
+    [waiting] = _start(db, people, world)  # queued: no duration yet
+    for descending in (True, False):
+        ids = [r.id for r in experiments.list_runs(db, sort="duration", descending=descending).items]
+        assert ids[-1] == waiting.id and len(ids) == 3
+    newest = experiments.list_runs(db, use_case_id=world.use_case_id, sort="created_at").items
+    assert newest[0].id == waiting.id
+    assert [r.id for r in experiments.list_runs(db, sort="created_at", descending=False).items][-1] == waiting.id
