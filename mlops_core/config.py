@@ -17,7 +17,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
     database_url: str = Field(default=f"sqlite:///{DATA_DIR / 'mlops_hub.db'}", alias="DATABASE_URL")
+    # A folder (local or a shared mount) or an fsspec URL such as s3://bucket/prefix (see mlops_core/artifacts.py).
     artifact_root: str = Field(default=str(DATA_DIR / "artifacts"), alias="ARTIFACT_ROOT")
+    # Local scratch for a URL store: downloaded copies of immutable artifacts and staging (default data/artifact_cache).
+    artifact_cache_dir: str | None = Field(default=None, alias="ARTIFACT_CACHE_DIR")
     mlops_demo_password: str | None = Field(default=None, alias="MLOPS_DEMO_PASSWORD")
     mlops_api_port: int = Field(default=8000, alias="MLOPS_API_PORT")
     mlops_api_host: str = Field(default="127.0.0.1", alias="MLOPS_API_HOST")

@@ -2,7 +2,7 @@
 
 Every source goes the same way (issue 4, "Bad input"):
 
-1. `stage_upload` copies the bytes to a temporary file under ARTIFACT_ROOT in chunks, refusing as
+1. `stage_upload` copies the bytes to a local staging file in chunks, refusing as
    soon as the size limit (`MLOPS_MAX_UPLOAD_MB`) is passed — the size is checked before reading
    when it is known, and while copying when it is not.
 2. `convert_to_parquet` reads the file block by block (pyarrow's streaming CSV reader, or Parquet
@@ -87,12 +87,11 @@ def _declared_size(fileobj: Any) -> int | None:
 
 
 def staging_dir() -> Path:
-    """Temporary files live under ARTIFACT_ROOT so that the final rename stays on one filesystem."""
+    """Local scratch for temporary files: inside a folder ARTIFACT_ROOT (so the final rename stays on one
+    filesystem), under ARTIFACT_CACHE_DIR for a URL store (never the remote store itself)."""
     from . import artifacts
 
-    d = artifacts.root() / ".staging"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+    return artifacts.staging_dir()
 
 
 def new_staging_path(suffix: str) -> Path:

@@ -375,7 +375,7 @@ def _content_keys(content_hash: str) -> tuple[str, str, str]:
 
 
 def _store_file(key: str, src: Path, *, move: bool) -> None:
-    """Put a staging file at `key` atomically (rename within ARTIFACT_ROOT)."""
+    """Put a staging file at `key` atomically (a rename into a folder store, one upload to a URL store)."""
     import os
     import shutil
 

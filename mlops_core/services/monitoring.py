@@ -566,7 +566,7 @@ def reference_frame(db: Database, *, model_version_id: int):
     from .. import artifacts
 
     # Ids repeat across workspaces (databases) served by one process: key by database and store too.
-    key = (db.url, str(artifacts.root()), model_version_id, dataset_version_id or 0)
+    key = (db.url, artifacts.store_id(), model_version_id, dataset_version_id or 0)
     if key in _REFERENCE_CACHE:
         return _REFERENCE_CACHE[key]
     if dataset_version_id is None:

@@ -297,9 +297,9 @@ def load_model(db: Database, model_version_id: int):
     from .. import training
 
     mv = get_model_version(db, model_version_id)
-    # Keyed by the file's full path, not the relative key: the same key under another ARTIFACT_ROOT
+    # Keyed by the store and the key, not the key alone: the same key under another ARTIFACT_ROOT
     # (another workspace in the same process) is another model.
-    cache_key = str(artifacts.path(mv.artifact_key))
+    cache_key = f"{artifacts.store_id()}/{mv.artifact_key}"
     with _CACHE_LOCK:
         if cache_key in _CACHE:
             _CACHE.move_to_end(cache_key)
