@@ -25,17 +25,22 @@ collab_ui.flash("dep")
 
 dep = deployments.get_by_name(db, name)
 labels = deployments.version_labels(db, [dep.model_version_id, dep.canary_model_version_id])
-stats = next((r for r in deployments.overview(db, hours=24) if r["name"] == name), None)
-m = st.columns(5)
-m[0].metric("Environment", dep.environment)
-m[1].metric("Serving", labels.get(dep.model_version_id, "nothing yet"))
-m[2].metric("Since", session.fmt_time(dep.deployed_at))
-m[3].metric("Requests (24 h)", f"{stats['requests']:,}" if stats else "0")
-m[4].metric("Error rate (24 h)", f"{stats['error_rate']:.1%}" if stats and stats["requests"] else "—")
-st.caption(f"Endpoint `POST /v1/deployments/{name}/predict`"
-           + (f" · canary: {labels.get(dep.canary_model_version_id)} gets {dep.canary_share:.0%} of traffic"
-              if dep.canary_model_version_id else "")
-           + f" · regression tolerance {dep.regression_tolerance:g}")
+stats = next(iter(deployments.overview(db, hours=24, name=name)), None)
+serving = labels.get(dep.model_version_id)
+with st.container(key="dep_summary"):
+    # A model name does not fit a metric column: the metric shows the version, the line below the full name.
+    m = st.columns(5)
+    m[0].metric("Environment", dep.environment)
+    m[1].metric("Serving", "v" + serving.rpartition(" v")[2] if serving else "nothing yet",
+                help=f"{serving} serves this endpoint" if serving else "no model version is deployed here yet")
+    m[2].metric("Since", session.fmt_time(dep.deployed_at))
+    m[3].metric("Requests (24 h)", f"{stats['requests']:,}" if stats else "0")
+    m[4].metric("Error rate (24 h)", f"{stats['error_rate']:.1%}" if stats and stats["requests"] else "—")
+    st.markdown((f"Serving **{serving}**" if serving else "Serving nothing yet")
+                + f" · endpoint `POST /v1/deployments/{name}/predict`"
+                + (f" · canary: **{labels.get(dep.canary_model_version_id)}** gets {dep.canary_share:.0%} of "
+                   "traffic" if dep.canary_model_version_id else "")
+                + f" · regression tolerance {dep.regression_tolerance:g}")
 
 
 def _done(message: str) -> None:

@@ -107,6 +107,11 @@ def model_version_label(s: Session, model_version_id: int | None) -> str:
     return f"{row[0]} v{row[1]}" if row else f"model version {model_version_id}"
 
 
+def _unlabelled(model_version_id: int | None) -> str:
+    """What `model_version_label` says for no version, or for an id without a row."""
+    return "—" if model_version_id is None else f"model version {model_version_id}"
+
+
 def version_labels(db: Database, ids: list[int | None]) -> dict[int, str]:
     """Labels of several model versions in one query."""
     ids = sorted({i for i in ids if i is not None})
@@ -437,33 +442,37 @@ def get_request(db: Database, request_id: int) -> DeploymentRequestPublic:
         return _request_public(r, d.name if d else "")
 
 
-def overview(db: Database, *, hours: int = 24) -> list[dict[str, Any]]:
+def overview(db: Database, *, hours: int = 24, name: str | None = None) -> list[dict[str, Any]]:
     """The deployments overview: endpoint, environment, version, since when, traffic and error rate
-    over the last `hours` — aggregated in SQL (one grouped query over the prediction log)."""
+    over the last `hours` — aggregated in SQL (one grouped query over the prediction log). `name`
+    restricts it to one deployment (its page), which reads only that deployment's predictions."""
     since = utcnow() - __import__("datetime").timedelta(hours=hours)
     with db.read() as s:
-        deps = [_public(d) for d in s.exec(select(Deployment).order_by(Deployment.name)).all()]
-        stats = {
-            dep_id: (int(n or 0), int(errors or 0), float(lat) if lat is not None else None)
-            for dep_id, n, errors, lat in s.exec(
-                select(Prediction.deployment_id, func.count(),
-                       func.sum(func.cast(Prediction.status != "ok", __import__("sqlalchemy").Integer)),
-                       func.avg(Prediction.latency_ms))
-                .where(Prediction.created_at >= since)
-                .group_by(Prediction.deployment_id)).all()
-        }
-        keys = dict(s.exec(select(ApiKey.deployment_id, func.count()).where(col(ApiKey.revoked_at).is_(None))
-                           .group_by(ApiKey.deployment_id)).all())
-        labels = {d.id: (model_version_label(s, d.model_version_id),
-                         model_version_label(s, d.canary_model_version_id) if d.canary_model_version_id else "")
-                  for d in deps}
+        q = select(Deployment).order_by(Deployment.name)
+        deps = [_public(d) for d in s.exec(q.where(Deployment.name == name) if name is not None else q).all()]
+        traffic = (select(Prediction.deployment_id, func.count(),
+                          func.sum(func.cast(Prediction.status != "ok", __import__("sqlalchemy").Integer)),
+                          func.avg(Prediction.latency_ms))
+                   .where(Prediction.created_at >= since).group_by(Prediction.deployment_id))
+        live_keys = (select(ApiKey.deployment_id, func.count()).where(col(ApiKey.revoked_at).is_(None))
+                     .group_by(ApiKey.deployment_id))
+        if name is not None:
+            ids = [d.id for d in deps]
+            traffic = traffic.where(col(Prediction.deployment_id).in_(ids))
+            live_keys = live_keys.where(col(ApiKey.deployment_id).in_(ids))
+        stats = {dep_id: (int(n or 0), int(errors or 0), float(lat) if lat is not None else None)
+                 for dep_id, n, errors, lat in s.exec(traffic).all()}
+        keys = dict(s.exec(live_keys).all())
+    labels = version_labels(db, [d.model_version_id for d in deps] + [d.canary_model_version_id for d in deps])
     out = []
     for d in deps:
         n, errors, lat = stats.get(d.id, (0, 0, None))
         out.append({
             "name": d.name, "environment": d.environment, "model_version_id": d.model_version_id,
-            "model_version": labels[d.id][0], "since": d.deployed_at,
-            "canary": f"{labels[d.id][1]} ({d.canary_share:.0%})" if d.canary_model_version_id else "",
+            "model_version": labels.get(d.model_version_id, _unlabelled(d.model_version_id)),
+            "since": d.deployed_at,
+            "canary": f"{labels.get(d.canary_model_version_id, _unlabelled(d.canary_model_version_id))}"
+                      f" ({d.canary_share:.0%})" if d.canary_model_version_id else "",
             "requests": n, "errors": errors, "error_rate": (errors / n) if n else 0.0,
             "avg_latency_ms": lat, "active_keys": int(keys.get(d.id, 0)), "endpoint":
             f"/v1/deployments/{d.name}/predict",

@@ -76,6 +76,16 @@ def test_alice_signs_off_and_omar_deploys_from_the_gate_checklist_then_rolls_bac
     assert kinds[:2] == ["rollback", "deploy"]
 
 
+def test_the_serving_metric_shows_the_version_and_the_full_model_name_is_readable_below(people, world):
+    at = app_as(people["business"], page="pages/deployment.py")
+    no_exceptions(at)
+    serving = next(m for m in at.metric if m.label == "Serving")
+    assert serving.value == "v1"  # short enough for a metric column; a model name was cut off there
+    assert "churn-model v1 serves this endpoint" in serving.proto.help
+    assert any(md.value.startswith("Serving **churn-model v1** · endpoint `POST /v1/deployments/churn/predict`")
+               for md in at.markdown)
+
+
 def test_ops_create_a_key_that_is_shown_once_and_revoke_it(people, world, sqlite_db):
     at = app_as(people["ops"], page="pages/deployment.py")
     by_label(at.text_input, "What the key is for").input("crm")
