@@ -58,16 +58,21 @@ with tab_gates:
     if not reqs:
         st.caption("No request yet. A data scientist requests a model version on the Deployments page.")
     for r in reqs:
+        # A pending request's gates are evaluated now (database reads; the model-load check is the stored
+        # one), so a sign-off or a data fix shows without a re-check. A decided one shows what it was decided on.
+        gates = deployments.current_gates(db, r)
+        checked = (f"gates as of now (model load checked {session.fmt_time(r.gates_evaluated_at)})"
+                   if r.status == "pending" else f"gates checked {session.fmt_time(r.gates_evaluated_at)}")
         with st.container(border=True, key=f"dep_req_{r.id}"):
             st.markdown(f"**Request #{r.id}: {req_labels.get(r.model_version_id)} → {name}** ({r.environment}) — "
                         f"**{r.status}**")
-            st.caption(f"requested by {r.requested_by} on {session.fmt_time(r.created_at)} · gates checked "
-                       f"{session.fmt_time(r.gates_evaluated_at)} · evidence {r.evidence_hash[:12]}"
+            st.caption(f"requested by {r.requested_by} on {session.fmt_time(r.created_at)} · {checked}"
+                       f" · evidence {r.evidence_hash[:12]}"
                        + (f" · decided by {r.decided_by}" if r.decided_by else "")
                        + (f" · OVERRIDDEN by {r.overridden_by}: {r.override_reason}" if r.overridden_by else ""))
             if r.note:
                 st.markdown(f"> {r.note}")
-            for g in r.gates:
+            for g in gates:
                 st.markdown(f"{GATE_ICONS.get(g.status, '')} **{g.title}** — {g.status}: {g.detail}")
                 links = []
                 if g.evidence.get("dataset_version_id"):
@@ -78,7 +83,7 @@ with tab_gates:
                 for page, label, params in links:
                     st.page_link(page, label=f"Evidence: {label}", icon=":material/link:", query_params=params)
             with st.expander("Evidence (JSON)"):
-                st.json({"evidence": r.evidence, "gates": [g.model_dump() for g in r.gates]})
+                st.json({"evidence": r.evidence, "gates": [g.model_dump() for g in gates]})
             if r.status != "pending":
                 continue
             # Business sign-off on this version's evidence (decided here or from the inbox).
@@ -87,6 +92,7 @@ with tab_gates:
                     collab_ui.signoff_card(so, key=f"dep_so_{r.id}", flash_key="dep")
             c = st.columns(4)
             if c[0].button("Re-check gates", key=f"dep_recheck_{r.id}", icon=":material/refresh:",
+                           help="Every gate again, including loading the model and predicting, and store the result",
                            disabled=not (session.may("deployment.deploy") or session.may("deployment.request"))):
                 with st.spinner("Checking the gates…"), session.service_call():
                     deployments.reevaluate_request(db, actor=actor, request_id=r.id)
@@ -102,7 +108,7 @@ with tab_gates:
                     with session.service_call():
                         deployments.reject_request(db, actor=actor, request_id=r.id, reason=reason)
                         _done(f"Request #{r.id} rejected.")
-                if actor.role == "admin" and r.failed_gates:
+                if actor.role == "admin" and any(g.status == "failed" for g in gates):
                     if st.button("Override failed gates and deploy (admin, audited)", key=f"dep_override_{r.id}"):
                         with session.service_call():
                             deployments.deploy(db, actor=actor, request_id=r.id, override_reason=reason)

@@ -162,9 +162,12 @@ def _run_test_metrics(db: Database, mv: dict[str, Any]) -> dict[str, float]:
 def signoff_evidence(db: Database, model_version_id: int) -> dict[str, Any]:
     """What a business sign-off approves: if any of it changes, the sign-off no longer counts."""
     mv = _model_version(db, model_version_id)
-    metrics = _run_test_metrics(db, mv)
+    return _evidence(mv, _run_test_metrics(db, mv))
+
+
+def _evidence(mv: dict[str, Any], metrics: dict[str, float]) -> dict[str, Any]:
     return {
-        "model_version_id": int(model_version_id),
+        "model_version_id": int(mv["id"]),
         "dataset_version_id": mv.get("dataset_version_id"),
         "metrics": {k: round(float(v), 6) for k, v in sorted(metrics.items())},
     }
@@ -345,9 +348,11 @@ def _gate_loads(db: Database, mv: dict[str, Any]) -> GateResult:
 
 
 def gate_checks(db: Database, model_version_id: int, deployment_name: str | None = None, *,
-                environment: str | None = None) -> list[GateResult]:
+                environment: str | None = None, load_model: bool = True) -> list[GateResult]:
     """Evaluate every gate for putting `model_version_id` on `deployment_name` (or a new endpoint
-    in `environment`). Read-only; the result is the checklist shown on the deployment page."""
+    in `environment`). Read-only; the result is the checklist shown on the deployment page.
+    `load_model=False` leaves out the one gate that is not a database read (loading the artifact and
+    predicting on the training data)."""
     mv = _model_version(db, model_version_id)
     deployment = None
     tolerance = 0.01
@@ -360,14 +365,26 @@ def gate_checks(db: Database, model_version_id: int, deployment_name: str | None
             deployment = None
     environment = environment or "production"
     metrics = _run_test_metrics(db, mv)
-    current_hash = evidence_hash(signoff_evidence(db, model_version_id))
+    current_hash = evidence_hash(_evidence(mv, metrics))
     return [
         _gate_data(db, mv),
         _gate_kpis(db, mv, metrics),
         _gate_regression(db, mv, metrics, deployment, tolerance),
         _gate_signoff(db, model_version_id, environment, current_hash),
-        _gate_loads(db, mv),
-    ]
+    ] + ([_gate_loads(db, mv)] if load_model else [])
+
+
+def current_gates(db: Database, request: DeploymentRequestPublic) -> list[GateResult]:
+    """The checklist of a request as it stands now, cheap enough to show on every render. A pending
+    request's database gates (data validated, KPIs, no regression, business sign-off) are evaluated
+    again, so a sign-off or a data fix shows at once; the model-load gate keeps its stored result (a
+    model version's artifact and training data do not change). A decided request keeps the gates it
+    was decided on. `deploy` evaluates every gate again before it deploys."""
+    if request.status != "pending":
+        return list(request.gates)
+    gates = gate_checks(db, request.model_version_id, request.deployment_name or None,
+                        environment=request.environment, load_model=False)
+    return gates + [g for g in request.gates if g.gate == "model_loads"]
 
 
 # --- reads -------------------------------------------------------------------------------------

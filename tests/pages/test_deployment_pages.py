@@ -86,6 +86,63 @@ def test_the_serving_metric_shows_the_version_and_the_full_model_name_is_readabl
                for md in at.markdown)
 
 
+def test_a_signoff_shows_in_the_gates_at_once_without_a_recheck(people, world, sqlite_db):
+    w, r2 = world
+    at = app_as(people["ops"], page="pages/deployment.py")
+    no_exceptions(at)
+    assert "⛔ **Business sign-off** — failed: waiting for business" in texts(at)
+    so = next(s for s in collab.signoffs_for(sqlite_db, "model_version", w.versions[1]) if s.status == "pending")
+    collab.decide_signoff(sqlite_db, actor=people["business"], signoff_id=so.id, approve=True)  # e.g. from the inbox
+    at.run()  # any rerun of omar's page, no "Re-check gates"
+    no_exceptions(at)
+    page = texts(at)
+    # both requests' checklists now show the sign-off passed: r1 (deployed) as stored, r2 (pending) as of now
+    assert page.count("✅ **Business sign-off** — passed: approved by alice") == 2
+    assert "⛔ **Business sign-off**" not in page
+    # shown, not stored: the stored checklist changes only with a re-check or the deploy
+    stored = deployments.get_request(sqlite_db, r2.id)
+    assert next(g for g in stored.gates if g.gate == "business_signoff").status == "failed"
+
+
+def test_the_overview_shows_each_endpoint_with_its_version_traffic_and_error_rate(people, world):
+    at = app_as(people["business"], page="pages/deployments.py")
+    no_exceptions(at)
+    page = texts(at)
+    assert "churn-model v1" in page
+    assert "production" in page
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Requests"] == "4" and metrics["Error rate"] == "25.0%"
+    assert "Data scientists request deployments" in page  # business cannot request
+
+
+def test_alice_signs_off_and_omar_deploys_from_the_gate_checklist_then_rolls_back(people, world, sqlite_db):
+    w, r2 = world
+    at = app_as(people["business"], page="pages/deployment.py")
+    no_exceptions(at)
+    page = texts(at)
+    assert "Business sign-off" in page and "waiting for business" in page
+    assert not [b for b in at.button if b.label == "Deploy"]  # business cannot deploy
+    by_label(at.button, "Approve").click()
+    at.run()
+    no_exceptions(at)
+    assert collab.signoffs_for(sqlite_db, "model_version", w.versions[1])[0].status == "approved"
+
+    at = app_as(people["ops"], page="pages/deployment.py")
+    deploy = next(b for b in at.button if b.label == "Deploy" and b.key == f"dep_deploy_{r2.id}")
+    deploy.click()
+    at.run()
+    no_exceptions(at)
+    assert "Deployed churn-model v2 on churn" in texts(at)
+    assert deployments.get_by_name(sqlite_db, "churn").model_version_id == w.versions[1]
+
+    at.button(key="FormSubmitter:dep_rollback-Roll back").click()
+    at.run()
+    no_exceptions(at)
+    assert "Rolled back churn to churn-model v1" in texts(at)
+    kinds = [e.kind for e in deployments.history(sqlite_db, deployment_name="churn")]
+    assert kinds[:2] == ["rollback", "deploy"]
+
+
 def test_ops_create_a_key_that_is_shown_once_and_revoke_it(people, world, sqlite_db):
     at = app_as(people["ops"], page="pages/deployment.py")
     by_label(at.text_input, "What the key is for").input("crm")

@@ -44,6 +44,27 @@ def test_a_production_request_checks_every_gate_and_asks_business_for_a_signoff(
         deployments.deploy(db, actor=people["ops"], request_id=req.id)
 
 
+def test_current_gates_show_a_signoff_at_once_without_loading_the_model_or_storing_anything(db, people,
+                                                                                          monkeypatch):
+    w = make_world(db, people)
+    req = deployments.request_deployment(db, actor=people["data_scientist"], model_version_id=w.versions[0],
+                                         deployment_name="churn", environment="production")
+    _approve_signoff(db, people, w.versions[0])
+    monkeypatch.setattr(deployments, "load_model", lambda *a, **k: pytest.fail("render must not load the model"))
+    stored = deployments.get_request(db, req.id)
+    now = {g.gate: g for g in deployments.current_gates(db, stored)}
+    assert list(now) == ["data_validated", "kpis_met", "no_regression", "business_signoff", "model_loads"]
+    assert now["business_signoff"].status == "passed" and "approved by alice" in now["business_signoff"].detail
+    assert now["model_loads"] == next(g for g in stored.gates if g.gate == "model_loads")  # the stored check
+    after = deployments.get_request(db, req.id)  # nothing written: the request keeps its stored checklist
+    assert after.gates_evaluated_at == stored.gates_evaluated_at
+    assert next(g for g in after.gates if g.gate == "business_signoff").status == "failed"
+    monkeypatch.undo()
+    deployments.deploy(db, actor=people["ops"], request_id=req.id)
+    decided = deployments.get_request(db, req.id)
+    assert deployments.current_gates(db, decided) == decided.gates  # a decided request shows what it was decided on
+
+
 def test_ops_deploys_after_business_signs_off_and_history_shows_who_served_when(db, people):
     w = make_world(db, people)
     dep = _deployed(db, people, w.versions[0])
@@ -225,7 +246,7 @@ def test_batch_scoring_runs_as_a_job_logs_every_row_and_stores_a_downloadable_fi
     assert run_jobs(db) == ["finished"]
     job = jobs.get_job(db, job_id)
     scored = artifacts.get_bytes(job.result["output_key"]).decode().splitlines()
-    assert scored[0].endswith("request_id,prediction") and len(scored) == 26
+    assert scored[0].endswith("request_id,prediction,score") and len(scored) == 26
     batch = [p for p in predictions.recent_predictions(db, deployment_name="churn", limit=100) if p.source == "batch"]
     assert len(batch) == 25 and all(p.model_version_id == dep.model_version_id for p in batch)
     with pytest.raises(PermissionDenied):
