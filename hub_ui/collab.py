@@ -13,7 +13,7 @@ from typing import Any, Callable
 import streamlit as st
 
 from mlops_core.models.base import ROLES
-from mlops_core.models.collab import SignoffPublic
+from mlops_core.models.collab import CommentPublic, SignoffPublic
 from mlops_core.services import collab, users
 
 from . import session
@@ -39,15 +39,18 @@ def flash(key: str, message: str | None = None, kind: str = "success") -> None:
         getattr(st, kind)(text)
 
 
-def discussion(entity_type: str, entity_id: Any, *, title: str = "Discussion") -> None:
-    """Threaded comments with @mentions, and a box to write one."""
+def discussion(entity_type: str, entity_id: Any, *, title: str = "Discussion",
+               comments: list[CommentPublic] | None = None) -> None:
+    """Threaded comments with @mentions, and a box to write one. A page showing many discussions passes
+    each one's `comments`, read for all at once with `collab.list_comments_many`."""
     actor = session.require_actor()
     db = session.db()
     base = _key("disc", entity_type, entity_id)
     if title:
         st.subheader(title)
     flash(base)
-    comments = collab.list_comments(db, actor=actor, entity_type=entity_type, entity_id=entity_id)
+    if comments is None:
+        comments = collab.list_comments(db, actor=actor, entity_type=entity_type, entity_id=entity_id)
     if not comments:
         st.caption("No comments yet. Start the discussion below; mention someone with @username.")
     for c in comments:

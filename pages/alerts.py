@@ -3,7 +3,7 @@ import streamlit as st
 
 from hub_ui import collab as collab_ui
 from hub_ui import session
-from mlops_core.services import monitoring
+from mlops_core.services import collab, monitoring
 
 SEVERITY = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
 STATE = {"open": "open", "acknowledged": "acknowledged", "resolved": "resolved"}
@@ -57,6 +57,8 @@ alerts = monitoring.list_alerts(db, states=states, kind=None if kind == "(all)" 
                                 deployment_name=None if dep == "(all)" else dep, limit=200)
 st.caption(f"{len(alerts)} alert(s)")
 can_ack = session.may("alert.ack")
+# every alert's discussion in one query, not one per alert
+talk = collab.list_comments_many(db, actor=actor, entity_type="alert", entity_ids=[a.id for a in alerts])
 for a in alerts:
     label = (f"{SEVERITY.get(a.severity, '')} {a.title} · {a.state}"
              + (f" · seen {a.occurrences}×" if a.occurrences > 1 else ""))
@@ -91,5 +93,6 @@ for a in alerts:
                     monitoring.resolve_alert(db, actor=actor, alert_id=a.id, note=note)
                     collab_ui.flash("alerts", f"Alert #{a.id} resolved.")
                     st.rerun()
-        with st.popover("Discussion"):
-            collab_ui.discussion("alert", a.id, title="")
+        comments = talk[str(a.id)]
+        with st.popover(f"Discussion ({len(comments)})" if comments else "Discussion"):
+            collab_ui.discussion("alert", a.id, title="", comments=comments)

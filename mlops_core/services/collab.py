@@ -184,11 +184,29 @@ def add_comment(
 
 def list_comments(db: Database, *, actor: Actor | None = None, entity_type: str, entity_id: Any) -> list[CommentPublic]:
     """The discussion in thread order: each comment followed by its replies (depth set), oldest first."""
-    entity_type, entity_id = _etype(entity_type), _eid(entity_id)
+    return list_comments_many(db, actor=actor, entity_type=entity_type, entity_ids=[entity_id])[_eid(entity_id)]
+
+
+def list_comments_many(db: Database, *, actor: Actor | None = None, entity_type: str,
+                       entity_ids: Iterable[Any]) -> dict[str, list[CommentPublic]]:
+    """`list_comments` of many entities of one type in one query (a list page showing a discussion per
+    row): entity id (as text, the way comments store it) -> its discussion in thread order."""
+    entity_type = _etype(entity_type)
+    ids = list(dict.fromkeys(_eid(e) for e in entity_ids))
+    by_entity: dict[str, list[CommentPublic]] = {e: [] for e in ids}
+    if not ids:
+        return by_entity
     with db.read() as s:
-        rows = s.exec(select(Comment).where(Comment.entity_type == entity_type, Comment.entity_id == entity_id)
-                      .order_by(Comment.id)).all()
-        comments = [CommentPublic.model_validate(r, from_attributes=True) for r in rows]
+        for start in range(0, len(ids), 500):
+            rows = s.exec(select(Comment).where(Comment.entity_type == entity_type,
+                                                col(Comment.entity_id).in_(ids[start:start + 500]))
+                          .order_by(Comment.id)).all()
+            for r in rows:
+                by_entity[r.entity_id].append(CommentPublic.model_validate(r, from_attributes=True))
+    return {e: _thread_order(comments) for e, comments in by_entity.items()}
+
+
+def _thread_order(comments: list[CommentPublic]) -> list[CommentPublic]:
     children: dict[int | None, list[CommentPublic]] = {}
     for c in comments:
         children.setdefault(c.parent_id, []).append(c)

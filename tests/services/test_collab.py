@@ -39,6 +39,32 @@ def test_replies_are_threaded_under_their_comment(db, people):
     assert collab.count_comments(db, entity_type="run", entity_id=1) == 1
 
 
+def test_many_discussions_are_read_in_one_query_each_threaded_like_list_comments(db, people):
+    from sqlalchemy import event
+
+    a = collab.add_comment(db, actor=people["business"], entity_type="alert", entity_id=1, body="first")
+    collab.add_comment(db, actor=people["ops"], entity_type="alert", entity_id=2, body="on two")
+    collab.add_comment(db, actor=people["data_scientist"], entity_type="alert", entity_id=1, body="re first",
+                       parent_id=a.id)
+    collab.add_comment(db, actor=people["ops"], entity_type="alert", entity_id=1, body="second")
+    collab.add_comment(db, actor=people["ops"], entity_type="run", entity_id=1, body="another entity type")
+    statements = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        many = collab.list_comments_many(db, entity_type="alert", entity_ids=[1, 2, 3, 1])
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    assert len([x for x in statements if x.lstrip().upper().startswith("SELECT")]) == 1
+    assert list(many) == ["1", "2", "3"]
+    assert [(c.body, c.depth) for c in many["1"]] == [("first", 0), ("re first", 1), ("second", 0)]
+    assert [c.body for c in many["2"]] == ["on two"] and many["3"] == []
+    for eid in ("1", "2", "3"):
+        assert [(c.id, c.depth) for c in many[eid]] == \
+               [(c.id, c.depth) for c in collab.list_comments(db, entity_type="alert", entity_id=eid)]
+    assert collab.list_comments_many(db, entity_type="alert", entity_ids=[]) == {}
+
+
 def test_a_reply_to_a_comment_of_another_entity_is_refused(db, people):
     a = collab.add_comment(db, actor=people["business"], entity_type="use_case", entity_id=1, body="first")
     with pytest.raises(NotFound, match="to reply to"):
