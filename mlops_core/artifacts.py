@@ -97,7 +97,9 @@ def _filesystem(root: str):
 
 
 @lru_cache(maxsize=32)
-def _open(root: str) -> _Store:
+def _open(root: str, pid: int) -> _Store:
+    """The store of an ARTIFACT_ROOT value; per process (`pid`), as a forked job must not reuse its parent's
+    connections (fsspec's own instance cache does the same)."""
     if not is_url(root):
         folder = Path(root).expanduser()
         return _Store(id=str(folder), local=folder)
@@ -110,7 +112,7 @@ def _open(root: str) -> _Store:
 
 
 def _store() -> _Store:
-    return _open(get_settings().artifact_root)
+    return _open(get_settings().artifact_root, os.getpid())
 
 
 def _clean(key: str) -> str:
