@@ -15,8 +15,11 @@ Registering a version (every source ends in `_register_converted`):
 """
 from __future__ import annotations
 
+import copy
 import json
 import re
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import IO, Any, Callable
 
@@ -85,14 +88,34 @@ def _schema_public(s: DatasetSchema) -> DatasetSchemaPublic:
 
 
 def _dataset_public(s: Session, d: Dataset) -> DatasetPublic:
-    latest = s.exec(select(DatasetVersion).where(DatasetVersion.dataset_id == d.id)
-                    .order_by(col(DatasetVersion.version).desc())).first()
-    n = s.exec(select(func.count()).select_from(DatasetVersion).where(DatasetVersion.dataset_id == d.id)).one()
-    return DatasetPublic(
-        id=d.id, use_case_id=d.use_case_id, name=d.name, description=d.description, owner_id=d.owner_id,
-        created_at=d.created_at, n_versions=int(n), latest_version=latest.version if latest else None,
-        latest_status=latest.status if latest else None,
-    )
+    return _dataset_publics(s, [d])[0]
+
+
+def _dataset_publics(s: Session, rows: list[Dataset]) -> list[DatasetPublic]:
+    """Datasets with their version count and latest version: two grouped queries for all of them."""
+    ids = [d.id for d in rows]
+    counts: dict[int, tuple[int, int]] = {}
+    status: dict[tuple[int, int], str] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        agg = s.exec(select(DatasetVersion.dataset_id, func.count(), func.max(DatasetVersion.version))
+                     .where(col(DatasetVersion.dataset_id).in_(chunk)).group_by(DatasetVersion.dataset_id)).all()
+        counts.update({did: (int(n), int(top)) for did, n, top in agg})
+        latest = (select(DatasetVersion.dataset_id, func.max(DatasetVersion.version).label("top"))
+                  .where(col(DatasetVersion.dataset_id).in_(chunk)).group_by(DatasetVersion.dataset_id).subquery())
+        for did, version, st in s.exec(
+                select(DatasetVersion.dataset_id, DatasetVersion.version, DatasetVersion.status)
+                .join(latest, (col(DatasetVersion.dataset_id) == latest.c.dataset_id)
+                      & (col(DatasetVersion.version) == latest.c.top))).all():
+            status[(did, version)] = st
+    out = []
+    for d in rows:
+        n, top = counts.get(d.id, (0, None))
+        out.append(DatasetPublic(
+            id=d.id, use_case_id=d.use_case_id, name=d.name, description=d.description, owner_id=d.owner_id,
+            created_at=d.created_at, n_versions=n, latest_version=top, latest_status=status.get((d.id, top)),
+        ))
+    return out
 
 
 # --- datasets --------------------------------------------------------------------------------
@@ -201,7 +224,7 @@ def list_datasets(db: Database, *, use_case_id: int | None = None) -> list[Datas
         q = select(Dataset).order_by(col(Dataset.created_at).desc(), col(Dataset.id).desc())
         if use_case_id is not None:
             q = q.where(Dataset.use_case_id == int(use_case_id))
-        return [_dataset_public(s, d) for d in s.exec(q).all()]
+        return _dataset_publics(s, list(s.exec(q).all()))
 
 
 def get_dataset(db: Database, dataset_id: int | None = None, *, name: str | None = None) -> DatasetPublic:
@@ -630,11 +653,36 @@ def revalidate_version(db: Database, *, actor: Actor, version_id: int) -> Datase
 
 # --- diffs ---------------------------------------------------------------------------------
 
+_DIFF_CACHE: "OrderedDict[tuple, dict[str, Any]]" = OrderedDict()
+_DIFF_CACHE_LOCK = threading.Lock()
+_DIFF_CACHE_SIZE = 64
+
+
 def diff_versions(db: Database, *, from_version_id: int, to_version_id: int) -> dict[str, Any]:
-    """What changed between two versions: rows, columns, types, per-column summaries, and drift (on samples)."""
+    """What changed between two versions: rows, columns, types, per-column summaries, and drift (on samples).
+
+    Computed once per pair and process: a version's content, profile and sample never change, so the diff
+    of two versions never does (the dataset page shows it on every render; it reads two samples and tests
+    drift)."""
+    a, b = get_version(db, from_version_id), get_version(db, to_version_id)
+    # Ids repeat across workspaces (databases, artifact stores) served by one process: key by those too,
+    # and by the content hashes.
+    key = (db.url, artifacts.store_id(), a.id, a.content_hash, b.id, b.content_hash)
+    with _DIFF_CACHE_LOCK:
+        if key in _DIFF_CACHE:
+            _DIFF_CACHE.move_to_end(key)
+            return copy.deepcopy(_DIFF_CACHE[key])
+    out = _diff(db, a, b)
+    with _DIFF_CACHE_LOCK:
+        _DIFF_CACHE[key] = out
+        while len(_DIFF_CACHE) > _DIFF_CACHE_SIZE:
+            _DIFF_CACHE.popitem(last=False)
+    return copy.deepcopy(out)
+
+
+def _diff(db: Database, a: DatasetVersionPublic, b: DatasetVersionPublic) -> dict[str, Any]:
     from ..monitoring import detect_drift
 
-    a, b = get_version(db, from_version_id), get_version(db, to_version_id)
     pa_, pb = get_profile(db, a.id), get_profile(db, b.id)
     ta = {c["name"]: c["type"] for c in a.columns}
     tb = {c["name"]: c["type"] for c in b.columns}

@@ -161,6 +161,44 @@ def test_diff_between_versions_shows_changed_columns_and_drift(db, dan):
     assert v2.status == "failed"  # region is missing
 
 
+def test_a_diff_is_computed_once_per_pair_of_versions_and_served_from_memory_after(db, dan, monkeypatch):
+    v1 = datasets.register_version_from_frame(db, actor=dan, dataset_name="customers", frame=_frame(n=300))
+    v2 = datasets.register_version_from_frame(db, actor=dan, dataset_name="customers",
+                                              frame=_frame(n=300, seed=3, drift=1.0))
+    reads = []
+    load = datasets._load_sample
+    monkeypatch.setattr(datasets, "_load_sample", lambda key: reads.append(key) or load(key))
+    first = datasets.diff_versions(db, from_version_id=v1.id, to_version_id=v2.id)
+    assert len(reads) == 2 and first["drift"]["columns"]["monthly_charges"]["drifted"] is True
+    first["columns"].clear()  # a caller changing its copy changes nobody else's
+    again = datasets.diff_versions(db, from_version_id=v1.id, to_version_id=v2.id)
+    assert len(reads) == 2  # no sample read again
+    assert again["columns"] and again["drift"] == first["drift"] and again["rows"] == (300, 300)
+    back = datasets.diff_versions(db, from_version_id=v2.id, to_version_id=v1.id)  # another pair: computed
+    assert len(reads) == 4 and back["from"] == again["to"]
+
+
+def test_the_dataset_list_counts_versions_and_shows_the_latest_in_a_fixed_number_of_queries(db, dan):
+    from sqlalchemy import event
+
+    for n in (1, 3):
+        datasets.register_version_from_frame(db, actor=dan, dataset_name="customers", frame=_frame(seed=n))
+    datasets.register_version_from_frame(db, actor=dan, dataset_name="accounts", frame=_frame(seed=5))
+    datasets.register_version_from_frame(db, actor=dan, dataset_name="accounts", frame=_negative_charges(_frame(seed=5)))
+    datasets.register_version_from_frame(db, actor=dan, dataset_name="orders", frame=_frame(seed=7))
+    statements = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        listed = datasets.list_datasets(db)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    assert len([x for x in statements if x.lstrip().upper().startswith("SELECT")]) <= 3  # not 2 per dataset
+    got = {d.name: (d.n_versions, d.latest_version, d.latest_status) for d in listed}
+    assert got == {"customers": (2, 2, "validated"), "accounts": (2, 2, "failed"), "orders": (1, 1, "validated")}
+    assert listed == [datasets.get_dataset(db, d.id) for d in listed]
+
+
 def test_exports_neutralise_formula_cells(db, dan):
     frame = pd.DataFrame({"name": ["=HYPERLINK(\"x\")", "+1", "@cmd", "plain"], "n": [1, -2, 3, 4]})
     v = datasets.register_version_from_frame(db, actor=dan, dataset_name="notes", frame=frame)
