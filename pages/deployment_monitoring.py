@@ -12,6 +12,11 @@ from mlops_core import jobs
 from mlops_core.errors import DomainError
 from mlops_core.services import monitoring
 
+# Figures are built with graph_objects and their layout passed to the constructor: plotly express, or a
+# later update_layout(), costs several times the CPU for the same figure, on every render.
+MARGIN = dict(l=10, r=10, t=30, b=10)
+MARGIN_TITLED = dict(l=10, r=10, t=40, b=10)
+
 actor = session.require_actor()
 db = session.db()
 st.title("Deployment monitoring")
@@ -80,21 +85,19 @@ with tab_drift:
         st.markdown("**Drift over time per column.** Scores are stored by each check, nothing is recomputed. "
                     "p-value methods (ks, chisquare, z) drift *below* their threshold, distances (wasserstein, "
                     "jensenshannon) *above* it.")
-        # graph_objects, not plotly express: express costs ~10x the CPU for the same figure on every render.
         fig = go.Figure([go.Scatter(
             x=part["at"], y=part["score"], name=str(column), mode="lines+markers",
             customdata=part[["method", "threshold", "drifted", "check_id"]].to_numpy(),
             hovertemplate=(f"<b>{column}</b><br>%{{x}}<br>score %{{y:.4g}} (%{{customdata[0]}}, threshold "
                            "%{customdata[1]:.4g})<br>drifted %{customdata[2]} · check #%{customdata[3]}<extra></extra>"),
-        ) for column, part in frame.groupby("column", sort=False)])
-        fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="window end",
-                          yaxis_title="drift score", legend_title_text="column")
+        ) for column, part in frame.groupby("column", sort=False)],
+            layout=dict(height=380, margin=MARGIN, xaxis=dict(title="window end"), yaxis=dict(title="drift score"),
+                        legend=dict(title=dict(text="column"))))
         st.plotly_chart(fig, width="stretch", key="dm_drift_chart")
         heat = frame.pivot_table(index="column", columns="check_id", values="drifted", aggfunc="max").astype(float)
         fig2 = go.Figure(go.Heatmap(z=heat.values, x=[f"#{c}" for c in heat.columns], y=list(heat.index),
-                                    colorscale=[[0, "#2e7d32"], [1, "#c62828"]], zmin=0, zmax=1, showscale=False))
-        fig2.update_layout(height=60 + 28 * len(heat.index), margin=dict(l=10, r=10, t=30, b=10),
-                           title="drifted (red) per check")
+                                    colorscale=[[0, "#2e7d32"], [1, "#c62828"]], zmin=0, zmax=1, showscale=False),
+                         layout=dict(height=60 + 28 * len(heat.index), margin=MARGIN, title="drifted (red) per check"))
         st.plotly_chart(fig2, width="stretch", key="dm_drift_heat")
     if checks:
         ids = [c.id for c in checks if c.drift.get("columns")]
@@ -175,24 +178,22 @@ with tab_perf:
                           for k in kpis], hide_index=True, width="stretch")
         metrics = sorted({k for c in checks for k in c.performance.get("metrics", {})})
         if metrics:
-            fig = go.Figure()
-            for mname in metrics:
-                fig.add_trace(go.Scatter(x=pf["at"], y=pf.get(mname), mode="lines+markers", name=mname))
+            fig = go.Figure([go.Scatter(x=pf["at"], y=pf.get(mname), mode="lines+markers", name=mname)
+                             for mname in metrics],
+                            layout=dict(height=340, margin=MARGIN, title="metrics per check vs KPI targets"))
             for k in kpis:
                 fig.add_hline(y=k["target"], line_dash="dash", annotation_text=f"{k['name']} target {k['target']:g}")
-            fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), title="metrics per check vs KPI targets")
             st.plotly_chart(fig, width="stretch", key="dm_perf_chart")
         else:
             st.caption("No labelled predictions yet: performance appears once labels come back "
                        "(POST /v1/deployments/{name}/feedback).")
         st.markdown("**Label coverage and delay** — how many predictions still lack a label, and how late labels come.")
-        fig = go.Figure()
-        fig.add_trace(go.Bar(x=pf["at"], y=pf["coverage"], name="coverage", yaxis="y"))
-        fig.add_trace(go.Scatter(x=pf["at"], y=pf["delay p50 (h)"], name="median delay (h)", yaxis="y2",
-                                 mode="lines+markers"))
-        fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10),
-                          yaxis=dict(title="coverage", range=[0, 1], tickformat=".0%"),
-                          yaxis2=dict(title="hours", overlaying="y", side="right"))
+        fig = go.Figure([go.Bar(x=pf["at"], y=pf["coverage"], name="coverage", yaxis="y"),
+                         go.Scatter(x=pf["at"], y=pf["delay p50 (h)"], name="median delay (h)", yaxis="y2",
+                                    mode="lines+markers")],
+                        layout=dict(height=300, margin=MARGIN,
+                                    yaxis=dict(title="coverage", range=[0, 1], tickformat=".0%"),
+                                    yaxis2=dict(title="hours", overlaying="y", side="right")))
         st.plotly_chart(fig, width="stretch", key="dm_label_chart")
 
 with tab_health:
@@ -200,13 +201,14 @@ with tab_health:
         hf = pd.DataFrame([{"at": c.window_end, "volume": c.health.get("volume"), "error rate": c.health.get("error_rate"),
                             "p50": c.health.get("latency_p50_ms"), "p95": c.health.get("latency_p95_ms"),
                             "p99": c.health.get("latency_p99_ms")} for c in checks])
-        fig = go.Figure([go.Scatter(x=hf["at"], y=hf[p], name=p, mode="lines+markers") for p in ("p50", "p95", "p99")])
-        fig.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10), title="latency per check window (ms)",
-                          xaxis_title="window end", yaxis_title="ms", legend_title_text="percentile")
+        fig = go.Figure([go.Scatter(x=hf["at"], y=hf[p], name=p, mode="lines+markers") for p in ("p50", "p95", "p99")],
+                        layout=dict(height=300, margin=MARGIN_TITLED, title="latency per check window (ms)",
+                                    xaxis=dict(title="window end"), yaxis=dict(title="ms"),
+                                    legend=dict(title=dict(text="percentile"))))
         st.plotly_chart(fig, width="stretch", key="dm_lat_chart")
-        fig = go.Figure(go.Bar(x=hf["at"], y=hf["volume"], name="volume"))
-        fig.update_layout(height=260, margin=dict(l=10, r=10, t=40, b=10), title="predictions per check window",
-                          xaxis_title="window end", yaxis_title="predictions")
+        fig = go.Figure(go.Bar(x=hf["at"], y=hf["volume"], name="volume"),
+                        layout=dict(height=260, margin=MARGIN_TITLED, title="predictions per check window",
+                                    xaxis=dict(title="window end"), yaxis=dict(title="predictions")))
         st.plotly_chart(fig, width="stretch", key="dm_vol_chart")
     live = monitoring.live_health(db, deployment_name=name, hours=24, buckets=24)
     lf = pd.DataFrame(live)
@@ -214,9 +216,9 @@ with tab_health:
         fig = go.Figure(go.Bar(x=lf["start"], y=lf["volume"], name="requests",
                                customdata=lf[["errors", "latency_p95_ms"]].to_numpy(),
                                hovertemplate="%{x}<br>%{y} requests · %{customdata[0]} errors · "
-                                             "p95 %{customdata[1]:.0f} ms<extra></extra>"))
-        fig.update_layout(height=260, margin=dict(l=10, r=10, t=40, b=10), title="last 24 hours: requests per hour",
-                          xaxis_title="hour", yaxis_title="requests")
+                                             "p95 %{customdata[1]:.0f} ms<extra></extra>"),
+                        layout=dict(height=260, margin=MARGIN_TITLED, title="last 24 hours: requests per hour",
+                                    xaxis=dict(title="hour"), yaxis=dict(title="requests")))
         st.plotly_chart(fig, width="stretch", key="dm_live_chart")
     else:
         st.caption("No requests in the last 24 hours.")
