@@ -76,7 +76,7 @@ def _create_engine(url: str) -> Engine:
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 60},
-            pool_pre_ping=True,
+            # No pre-ping: a file database has no server to drop the connection (it cost a SELECT 1 per checkout).
         )
 
         @event.listens_for(engine, "connect")

@@ -60,8 +60,11 @@ def _latest_metrics(s: Session, run_ids: list[int]) -> dict[int, dict[str, float
         return out
     for chunk_start in range(0, len(run_ids), 900):
         chunk = run_ids[chunk_start:chunk_start + 900]
-        rows = s.exec(select(RunLatestMetric.run_id, RunLatestMetric.key, RunLatestMetric.value)
-                      .where(col(RunLatestMetric.run_id).in_(chunk))).all()
+        # The hot path of run lists and compare: plain SQL on the session's connection (ids are ints, inlined
+        # after int()), no statement compile or type processing — half the time of the Core query.
+        rows = s.connection().exec_driver_sql(
+            f"SELECT run_id, key, value FROM {_LATEST.name} WHERE run_id IN ({','.join(str(int(i)) for i in chunk)})"
+        ).all()
         for rid, key, value in rows:
             out[rid][key] = float(value)
     return out
@@ -105,10 +108,11 @@ class _RunRow(dict):
 
 
 RUNS = Run.__table__
+_LATEST = RunLatestMetric.__table__
 
 
 def _core_rows(s: Session, q) -> list[_RunRow]:
-    return [_RunRow(r._mapping) for r in s.execute(q).all()]
+    return [_RunRow(r._mapping) for r in s.connection().execute(q).all()]
 
 
 def _get_row(s: Session, run_id: int) -> Run:
@@ -666,9 +670,10 @@ def _model_kpis_in(s: Session, use_case_ids: set[int]) -> dict[int, list]:
 
     out: dict[int, list] = {u: [] for u in use_case_ids}
     if use_case_ids:
-        for k in s.exec(select(Kpi).where(col(Kpi.use_case_id).in_(list(use_case_ids)), Kpi.kind == "model")
-                        .order_by(Kpi.id)).all():
-            out[k.use_case_id].append(KpiPublic.model_validate(k, from_attributes=True))
+        t = Kpi.__table__
+        for k in s.connection().execute(select(t).where(t.c.use_case_id.in_(list(use_case_ids)), t.c.kind == "model")
+                                        .order_by(t.c.id)).all():
+            out[k.use_case_id].append(KpiPublic.model_validate(dict(k._mapping)))
     return out
 
 
