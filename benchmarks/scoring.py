@@ -82,9 +82,11 @@ def setup_workspace(db) -> tuple[str, dict, int]:
     return key, rec, mv.id
 
 
-def in_process_floor(db, mv_id: int, record: dict) -> tuple[float, float]:
-    """ms per one-record predict: scikit-learn Pipeline.predict, and the serving fast path."""
+def in_process_floor(db, mv_id: int, record: dict) -> tuple[float, float, float]:
+    """ms per one-record predict: scikit-learn Pipeline.predict, the serving fast path (label), and the
+    fast path with the positive-class score (what the service runs for a binary classifier)."""
     from mlops_core.services import deployments
+    from mlops_core.services.predictions import positive_index
     from mlops_core.serving.fastpath import compile_fast_path
     from mlops_core.serving.schema import RecordValidator
 
@@ -98,15 +100,20 @@ def in_process_floor(db, mv_id: int, record: dict) -> tuple[float, float]:
     for _ in range(n):
         model.predict(v.to_frame([record]))
     pipeline_ms = (time.perf_counter() - t) * 1000 / n
-    fast = compile_fast_path(model, v.names)
-    fast_ms = float("nan")
+    fast = compile_fast_path(model, v.names, positive_index(model))
+    fast_ms = scored_ms = float("nan")
     if fast is not None:
         n = 5000
         t = time.perf_counter()
         for _ in range(n):
             fast(record)
         fast_ms = (time.perf_counter() - t) * 1000 / n
-    return pipeline_ms, fast_ms
+        if hasattr(fast, "scored"):
+            t = time.perf_counter()
+            for _ in range(n):
+                fast.scored(record)
+            scored_ms = (time.perf_counter() - t) * 1000 / n
+    return pipeline_ms, fast_ms, scored_ms
 
 
 async def _client(port: int, request: bytes, stop_at: float, latencies: list[float], statuses: dict[int, int]):
@@ -164,9 +171,9 @@ def main() -> int:
     upgrade_schema(db)
     print("setting up a deployed model ...", flush=True)
     key, record, mv_id = setup_workspace(db)
-    pipeline_ms, fast_ms = in_process_floor(db, mv_id, record)
+    pipeline_ms, fast_ms, scored_ms = in_process_floor(db, mv_id, record)
     print(f"in-process predict, one record: Pipeline.predict {pipeline_ms:.3f} ms; serving fast path "
-          f"{fast_ms * 1000:.1f} µs", flush=True)
+          f"{fast_ms * 1000:.1f} µs; with the positive-class score {scored_ms * 1000:.1f} µs", flush=True)
 
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "mlops_core", "serve", "--port", str(port),
@@ -232,6 +239,9 @@ def main() -> int:
         {"figure": "in-process fast-path predict, one record", "ours": round(fast_ms, 4),
          "baseline": round(pipeline_ms, 3), "baseline_name": "Pipeline.predict", "unit": "ms", "target": "reported",
          "met": True},
+        {"figure": "in-process fast-path predict + positive-class score, one record", "ours": round(scored_ms, 4),
+         "baseline": round(fast_ms, 4), "baseline_name": "fast path, label only", "unit": "ms",
+         "target": "reported", "met": True},
         {"figure": "requests lost from the prediction log", "ours": lost,
          "baseline": None, "baseline_name": "", "unit": "requests", "target": "0", "met": lost_check_ok},
     ]

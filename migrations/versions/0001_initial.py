@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 07:12:32.472945
+Create Date: 2026-11-26 10:07:43.295572
 """
 from alembic import op
 import sqlalchemy as sa
@@ -718,6 +718,7 @@ def upgrade() -> None:
     sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('inputs', sa.JSON(), nullable=True),
     sa.Column('prediction', sa.JSON(), nullable=True),
+    sa.Column('score', sa.Float(), nullable=True),
     sa.Column('shadow_model_version_id', sa.Integer(), nullable=True),
     sa.Column('shadow_prediction', sa.JSON(), nullable=True),
     sa.Column('latency_ms', sa.Float(), nullable=False),

@@ -52,6 +52,7 @@ from ..models.monitoring import (
 )
 from . import audit
 from .auth import Actor, require
+from .predictions import POSITIVE_LABELS, label_key as _label_key, positive_label as _positive_label
 
 log = logging.getLogger(__name__)
 
@@ -370,21 +371,24 @@ def _delay_seconds(dialect: str):
 
 def _labelled_rows(s: Session, deployment_id: int, window: Window) -> tuple[int, list[tuple[Any, Any, float]]]:
     """(number of ok predictions in the window, [(prediction, label, delay seconds)] of those whose label
-    had arrived by the end of the window). JSON comes back as text and is decoded in one go."""
+    had arrived by the end of the window). JSON comes back as text and is decoded in one go. A prediction
+    logged with a score (a binary classifier's positive-class probability) comes as
+    {"prediction": value, "score": probability}, which `performance_metrics` turns into roc_auc."""
     from ..models.deployments import Prediction
 
     conds = _window_conds(deployment_id, window) + [Prediction.status == "ok"]
     conn = s.connection()
     n_ok = int(conn.execute(select(func.count()).select_from(Prediction).where(*conds)).scalar() or 0)
     rows = conn.execute(select(sa.cast(Prediction.prediction, sa.Text), sa.cast(Prediction.label, sa.Text),
-                               _delay_seconds(conn.dialect.name))
+                               _delay_seconds(conn.dialect.name), Prediction.score)
                         .where(*conds, col(Prediction.labelled_at).is_not(None),
                                Prediction.labelled_at <= window.end)).all()
     if not rows:
         return n_ok, []
     preds = _loads_many([r[0] for r in rows])
     labels = _loads_many([r[1] for r in rows])
-    out = [(p, lab, float(r[2] or 0.0)) for p, lab, r in zip(preds, labels, rows) if lab is not None]
+    out = [(p if r[3] is None else {"prediction": p, "score": r[3]}, lab, float(r[2] or 0.0))
+           for p, lab, r in zip(preds, labels, rows) if lab is not None]
     return n_ok, out
 
 
@@ -428,7 +432,8 @@ def _prediction_score(p: Any) -> float | None:
     return None
 
 
-_POSITIVE = (1, True, "1", "yes", "true", "churn", "churned", "positive")
+# The positive class: the rule (`_positive_label`) is shared with the logged score (predictions.positive_index).
+_POSITIVE = POSITIVE_LABELS
 
 
 def performance_metrics(task: str, labelled: list[tuple[Any, Any, float]]) -> dict[str, float]:
@@ -457,12 +462,7 @@ def performance_metrics(task: str, labelled: list[tuple[Any, Any, float]]) -> di
             out["mape"] = float(np.mean(np.abs((t[nz] - p[nz]) / t[nz])))
         return out
     # classification: compare as strings so 1 / "1" / True line up the same way everywhere
-    def norm(v):
-        if isinstance(v, bool):
-            return "1" if v else "0"
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        return str(v)
+    norm = _label_key
 
     try:
         # numbers and booleans (the usual case): compare numerically, no per-value Python work
@@ -479,7 +479,7 @@ def performance_metrics(task: str, labelled: list[tuple[Any, Any, float]]) -> di
     out: dict[str, float] = {"accuracy": float(np.mean(t == p))}
     if len(classes) <= 2:
         # binary: counts with numpy (sklearn's input validation costs more than the arithmetic here)
-        pos = next((norm(c) for c in _POSITIVE if norm(c) in classes), classes[-1])
+        pos = _positive_label(classes)  # the class whose probability the logged score is
         tp = float(np.sum((t == pos) & (p == pos)))
         fp = float(np.sum((t != pos) & (p == pos)))
         fn = float(np.sum((t == pos) & (p != pos)))
@@ -493,7 +493,9 @@ def performance_metrics(task: str, labelled: list[tuple[Any, Any, float]]) -> di
         out["balanced_accuracy"] = (recall + tnr) / 2 if (tnr is not None and tp + fn) else out["accuracy"]
         raw = [labelled[i][0] for i in keep]
         scores = [x.get("probability", x.get("proba", x.get("score"))) if isinstance(x, dict) else None for x in raw]
-        if all(isinstance(sc, (int, float)) and not isinstance(sc, bool) for sc in scores) and len(set(t.tolist())) == 2:
+        # roc_auc only when every labelled prediction carries a score and both classes were observed
+        if all(isinstance(sc, (int, float)) and not isinstance(sc, bool) and math.isfinite(sc) for sc in scores) \
+                and len(set(t.tolist())) == 2:
             out["roc_auc"] = _roc_auc((t == pos), np.asarray(scores, dtype=float))
     else:
         from sklearn import metrics as skm

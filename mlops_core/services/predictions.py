@@ -49,13 +49,102 @@ def log_predictions(db: Database, rows: list[dict[str, Any]]) -> int:
 def prediction_row(*, request_id: str, deployment_id: int, model_version_id: int | None, inputs: dict | None,
                    prediction: Any, latency_ms: float, status: str = "ok", source: str = "api", error: str = "",
                    shadow_model_version_id: int | None = None, shadow_prediction: Any = None,
-                   created_at=None) -> dict[str, Any]:
-    """One row for `log_predictions` / `PredictionWriter.put` (all columns, so bulk inserts are uniform)."""
+                   created_at=None, score: float | None = None) -> dict[str, Any]:
+    """One row for `log_predictions` / `PredictionWriter.put` (all columns, so bulk inserts are uniform).
+    `score`: a binary classifier's positive-class probability (see `predict_scored`), else None."""
     return {"request_id": request_id, "deployment_id": deployment_id, "model_version_id": model_version_id,
             "created_at": created_at or utcnow(), "source": source, "inputs": inputs, "prediction": prediction,
+            "score": score,
             "shadow_model_version_id": shadow_model_version_id, "shadow_prediction": shadow_prediction,
             "latency_ms": float(latency_ms), "status": status, "error": error[:500], "label": None,
             "labelled_at": None}
+
+
+# --- scores: the positive-class probability of a binary classifier ---------------------------------
+
+# Which class is "positive" for precision/recall/roc_auc on live traffic. Monitoring
+# (services.monitoring.performance_metrics) and the logged `score` both use this rule, so a live
+# roc_auc is computed from the probability of the class monitoring counts as positive. (AUC itself
+# does not depend on the choice, so it is comparable with training's roc_auc, which scores classes_[1].)
+POSITIVE_LABELS = (1, True, "1", "yes", "true", "churn", "churned", "positive")
+
+
+def label_key(v: Any) -> str:
+    """A label as text, so 1 / "1" / True / 1.0 compare equal everywhere."""
+    item = getattr(v, "item", None)
+    if item is not None and not isinstance(v, (str, bytes)):
+        v = item()  # numpy scalars (a model's classes_)
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return str(v)
+
+
+def positive_label(keys: Iterable[str]) -> str:
+    """The positive class among label keys (`label_key`): a known positive name, else the last in order."""
+    keys = sorted(set(keys))
+    return next((label_key(c) for c in POSITIVE_LABELS if label_key(c) in keys), keys[-1])
+
+
+def positive_index(model: Any) -> int | None:
+    """Index in model.classes_ of the positive class when the model is a binary classifier with
+    predict_proba; None otherwise (regressors, multiclass, no probabilities: no score is logged)."""
+    classes = getattr(model, "classes_", None)
+    if getattr(classes, "ndim", 0) != 1 or len(classes) != 2 or not hasattr(model, "predict_proba"):
+        return None  # (a multi-output classifier's classes_ is a list of arrays)
+    keys = [label_key(c) for c in classes]
+    if keys[0] == keys[1]:
+        return None
+    return keys.index(positive_label(keys))
+
+
+# Estimators whose predict() is, in scikit-learn's code, classes_.take(argmax(predict_proba)) (up to a
+# positive row scale): one call gives both. (Others, e.g. boosting's `raw > 0`, can differ at p = 0.5.)
+_ARGMAX_ESTIMATORS = ("RandomForestClassifier", "ExtraTreesClassifier", "DecisionTreeClassifier",
+                      "ExtraTreeClassifier")
+
+
+def estimator_scored(est: Any, X: Any, positive: int):
+    """(labels, positive-class probabilities) of a fitted binary classifier on model input X."""
+    import numpy as np
+
+    proba = np.asarray(est.predict_proba(X))
+    if type(est).__name__ in _ARGMAX_ESTIMATORS:
+        labels = np.asarray(est.classes_).take(np.argmax(proba, axis=1))
+    else:
+        labels = est.predict(X)
+    return labels, proba[:, positive]
+
+
+def predict_scored(model: Any, X: Any, positive: int | None = -1):
+    """(predictions, scores or None) for a model input frame: model.predict's answer, plus the
+    positive-class probability for binary classifiers. A Pipeline is transformed once for both.
+    `positive`: the index from `positive_index` (computed here when -1; None: no scores)."""
+    if positive == -1:
+        positive = positive_index(model)
+    if positive is None:
+        return model.predict(X), None
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(model, Pipeline):
+        Xt = X
+        for _, step in model.steps[:-1]:
+            if step is not None and step != "passthrough":
+                Xt = step.transform(Xt)
+        return estimator_scored(model.steps[-1][1], Xt, positive)
+    return estimator_scored(model, X, positive)
+
+
+def jsonable_scores(scores: Any, n: int) -> list[float | None]:
+    """Scores as plain floats (None for a non-finite one), or n Nones when there are none."""
+    if scores is None:
+        return [None] * n
+    out = []
+    for v in scores:
+        f = float(v)
+        out.append(f if f == f and abs(f) != float("inf") else None)
+    return out
 
 
 class PredictionWriter:
@@ -305,19 +394,26 @@ def score_records(db: Database, *, actor: Actor, deployment_name: str, records: 
     except InputError as exc:
         raise ValidationError(str(exc)) from None
     t0 = time.perf_counter()
-    preds = to_jsonable(model.predict(validator.to_frame(records)))
+    raw, raw_scores = predict_scored(model, validator.to_frame(records))
+    preds = to_jsonable(raw)
+    scores = jsonable_scores(raw_scores, len(preds))
     latency = (time.perf_counter() - t0) * 1000
     rid = uuid.uuid4().hex
     ids = [rid] if len(records) == 1 else [f"{rid}.{i}" for i in range(len(records))]
     log_predictions(db, [prediction_row(request_id=i, deployment_id=d.id, model_version_id=d.model_version_id,
-                                        inputs=r, prediction=p, latency_ms=latency / len(records), source="ui")
-                         for i, r, p in zip(ids, records, preds)])
-    return {"predictions": preds, "model_version_id": d.model_version_id, "request_id": rid}
+                                        inputs=r, prediction=p, latency_ms=latency / len(records), source="ui",
+                                        score=sc)
+                         for i, r, p, sc in zip(ids, records, preds, scores)])
+    out = {"predictions": preds, "model_version_id": d.model_version_id, "request_id": rid}
+    if raw_scores is not None:
+        out["scores"] = scores
+    return out
 
 
 def score_frame(db: Database, *, deployment_name: str, frame, progress=None, chunk_rows: int = 5000):
     """Score a DataFrame with the deployment's model; every row is logged (source "batch").
-    Returns the frame with `request_id` and `prediction` columns added."""
+    Returns the frame with `request_id` and `prediction` columns added (and `score`, the positive-class
+    probability, for a binary classifier)."""
     import numpy as np
 
     from ..serving.schema import InputError, to_jsonable
@@ -328,7 +424,9 @@ def score_frame(db: Database, *, deployment_name: str, frame, progress=None, chu
     except InputError as exc:
         raise ValidationError(str(exc)) from None
     batch_id = uuid.uuid4().hex
+    positive = positive_index(model)
     preds: list[Any] = []
+    scores: list[float | None] = []
     ids: list[str] = []
     n = len(X)
     raw = frame[validator.names]
@@ -337,23 +435,28 @@ def score_frame(db: Database, *, deployment_name: str, frame, progress=None, chu
         if part.empty:
             break
         t0 = time.perf_counter()
-        out = to_jsonable(model.predict(part))
+        raw_out, raw_scores = predict_scored(model, part, positive)
+        out = to_jsonable(raw_out)
+        out_scores = jsonable_scores(raw_scores, len(out))
         per_row = (time.perf_counter() - t0) * 1000 / len(part)
         rows = []
         inputs = raw.iloc[start:start + chunk_rows].replace({np.nan: None}).to_dict(orient="records")
-        for i, (rec, p) in enumerate(zip(inputs, out)):
+        for i, (rec, p, sc) in enumerate(zip(inputs, out, out_scores)):
             rid = f"{batch_id}.{start + i}"
             ids.append(rid)
             rows.append(prediction_row(request_id=rid, deployment_id=d.id, model_version_id=d.model_version_id,
                                        inputs=_jsonable_record(rec), prediction=p, latency_ms=per_row,
-                                       source="batch"))
+                                       source="batch", score=sc))
         log_predictions(db, rows)
         preds.extend(out)
+        scores.extend(out_scores)
         if progress is not None:
             progress(min(1.0, (start + len(part)) / n), f"scored {start + len(part):,} of {n:,} rows")
     result = frame.copy()
     result["request_id"] = ids
     result["prediction"] = preds
+    if positive is not None:
+        result["score" if "score" not in result.columns else "prediction_score"] = scores
     return result
 
 

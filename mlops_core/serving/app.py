@@ -48,13 +48,27 @@ class LoadedModel:
     model: Any
     validator: RecordValidator
     input_schema: list[dict[str, Any]]
-    # One-record numpy fast path, verified equal to model.predict at load (None: use the pipeline).
+    # One-record numpy fast path, verified equal to model.predict (and predict_proba) at load (None: use the pipeline).
     fast: Any = None
+    # Binary classifiers: index in classes_ of the class whose probability is logged as `score` (else None).
+    positive: int | None = None
 
     def predict(self, records: list[dict[str, Any]]) -> list[Any]:
         if self.fast is not None and len(records) == 1:
             return to_jsonable([self.fast(records[0])])
         return to_jsonable(self.model.predict(self.validator.to_frame(records)))
+
+    def predict_scored(self, records: list[dict[str, Any]]) -> tuple[list[Any], list[float | None] | None]:
+        """(predictions, positive-class probabilities) — the scores are None unless a binary classifier."""
+        if self.positive is None:
+            return self.predict(records), None
+        from ..services.predictions import jsonable_scores, predict_scored
+
+        if self.fast is not None and len(records) == 1:
+            label, score = self.fast.scored(records[0])
+            return to_jsonable([label]), jsonable_scores([score], 1)
+        labels, scores = predict_scored(self.model, self.validator.to_frame(records), self.positive)
+        return to_jsonable(labels), jsonable_scores(scores, len(records))
 
 
 @dataclass
@@ -161,24 +175,27 @@ class ServingState:
         if cached is not None:
             return cached
         from ..services import deployments
+        from ..services.predictions import positive_index
 
         mv = deployments._model_version(self.db, model_version_id)
         model = deployments.load_model(self.db, model_version_id)
         schema = list(mv.get("input_schema") or [])
         loaded = LoadedModel(model_version_id=model_version_id,
                              label=f"{mv.get('model_name', 'model')} v{mv.get('version', model_version_id)}",
-                             model=model, validator=RecordValidator(schema), input_schema=schema)
+                             model=model, validator=RecordValidator(schema), input_schema=schema,
+                             positive=positive_index(model))
         loaded.fast = self._fast_path(loaded, mv)
         self.models[model_version_id] = loaded
         return loaded
 
     def _fast_path(self, loaded: LoadedModel, mv: dict[str, Any]):
-        """Compile the one-record fast path and keep it only if it agrees with the pipeline on training rows."""
+        """Compile the one-record fast path and keep it only if it agrees with the pipeline on training rows
+        (its labels with predict, and for a binary classifier its scores with predict_proba)."""
         from .fastpath import compile_fast_path, verify_fast_path
         from .schema import frame_to_records, probe_records
 
         try:
-            fast = compile_fast_path(loaded.model, loaded.validator.names)
+            fast = compile_fast_path(loaded.model, loaded.validator.names, loaded.positive)
             if fast is None or mv.get("dataset_version_id") is None:
                 return None
             from ..services import datasets
@@ -186,7 +203,7 @@ class ServingState:
             frame = datasets.load_frame(self.db, mv["dataset_version_id"])
             records = frame_to_records(frame, loaded.validator.names, limit=50)
             records += probe_records(records, loaded.validator.types)
-            if verify_fast_path(fast, loaded.model, loaded.validator, records):
+            if verify_fast_path(fast, loaded.model, loaded.validator, records, loaded.positive):
                 return fast
             log.warning("fast path of %s disagrees with the pipeline; using the pipeline", loaded.label)
         except Exception:  # noqa: BLE001 - no fast path is always correct
@@ -364,11 +381,12 @@ def create_app(database_url: str | None = None, *, poll_seconds: float = POLL_SE
         champion = served.champion
         use_canary = served.canary is not None and random.random() < served.canary_share
         try:
-            preds = champion.predict(records)
             shadow = None
-            if served.canary is not None and use_canary:
-                shadow = preds
-                preds = served.canary.predict(records)
+            if use_canary:
+                shadow = champion.predict(records)
+                preds, scores = served.canary.predict_scored(records)
+            else:
+                preds, scores = champion.predict_scored(records)
         except Exception as exc:  # noqa: BLE001 - a model failure is a 500 with a message, and logged
             log.exception("prediction failed on %s", name)
             _log_error(served, started, 500, str(exc))
@@ -386,17 +404,21 @@ def create_app(database_url: str | None = None, *, poll_seconds: float = POLL_SE
                                    model_version_id=serving.model_version_id, inputs=records[0],
                                    prediction=preds[0], latency_ms=latency,
                                    shadow_model_version_id=champion.model_version_id if use_canary else None,
-                                   shadow_prediction=shadow[0] if use_canary else None)]
+                                   shadow_prediction=shadow[0] if use_canary else None,
+                                   score=scores[0] if scores is not None else None)]
         else:
             rows = [prediction_row(request_id=f"{rid}.{i}", deployment_id=served.id,
                                    model_version_id=serving.model_version_id, inputs=rec, prediction=p,
                                    latency_ms=per,
                                    shadow_model_version_id=champion.model_version_id if use_canary else None,
-                                   shadow_prediction=shadow[i] if use_canary else None)
+                                   shadow_prediction=shadow[i] if use_canary else None,
+                                   score=scores[i] if scores is not None else None)
                     for i, (rec, p) in enumerate(zip(records, preds))]
         state.writer.put(rows)
         state.metrics.observe(name, "predict", 200, time.perf_counter() - started, n)
         body = {"predictions": preds, "model_version": serving.label, "request_id": rid}
+        if scores is not None:
+            body["scores"] = scores
         if n > 1:
             body["record_ids"] = [r["request_id"] for r in rows]
         return JSONResponse(body)

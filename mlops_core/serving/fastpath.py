@@ -9,10 +9,13 @@ OneHotEncoder; then any estimator — the transform of one record is a few array
 - categorical column: a lookup table value -> its one-hot block, built at load time by asking the
   fitted encoder itself for every known category, for a missing value and for an unseen value;
 - linear estimators: X @ coef.T + intercept (as scikit-learn computes them); others: est.predict.
+- binary classifiers (when asked, `positive` = index in classes_): the positive-class probability too,
+  for logistic regression the sigmoid of the decision value (as LogisticRegression.predict_proba
+  computes it for two classes), for others est.predict_proba on the transformed row.
 
 `compile_fast_path` returns None for any other shape, and the caller verifies the compiled
-function against `pipeline.predict` on sample rows before using it (see ServingState._load):
-a fast path that disagrees is never used.
+function against `pipeline.predict` (and `pipeline.predict_proba` for the score) on sample rows
+before using it (see ServingState._load): a fast path that disagrees is never used.
 """
 from __future__ import annotations
 
@@ -88,11 +91,22 @@ def _categorical_block(trans, cols: list[str]):
     return tables
 
 
-def compile_fast_path(model, names: list[str]) -> Callable[[dict[str, Any]], Any] | None:
-    """A function record -> prediction equal to model.predict on that one record, or None."""
+def _sigmoid(d: float) -> float:
+    if d >= 0:
+        return 1.0 / (1.0 + math.exp(-d))
+    e = math.exp(d)
+    return e / (1.0 + e)
+
+
+def compile_fast_path(model, names: list[str], positive: int | None = None) -> Callable[[dict[str, Any]], Any] | None:
+    """A function record -> prediction equal to model.predict on that one record, or None.
+
+    With `positive` (the index of the positive class of a binary classifier), the function also has
+    `.scored(record) -> (prediction, positive-class probability)`."""
     try:
         import numpy as np
         from sklearn.compose import ColumnTransformer
+        from sklearn.linear_model import LogisticRegression
         from sklearn.linear_model._base import LinearClassifierMixin, LinearModel
         from sklearn.pipeline import Pipeline
     except ImportError:
@@ -169,11 +183,32 @@ def compile_fast_path(model, names: list[str]) -> Callable[[dict[str, Any]], Any
         return est.predict(x.reshape(1, -1))[0]
 
     predict_one.transform = transform  # type: ignore[attr-defined]
+    if positive is None:
+        return predict_one
+    if linear_clf and isinstance(est, LogisticRegression) and coef_t.shape[1] == 1 and len(classes) == 2:
+        def scored(rec: dict[str, Any]):
+            d = float((transform(rec) @ coef_t + intercept)[0])
+            p1 = _sigmoid(d)  # probability of classes_[1]; classes_[0] gets 1 - p1, as in predict_proba
+            return classes[int(d > 0)], (p1 if positive == 1 else 1.0 - p1)
+    elif hasattr(est, "predict_proba") and not linear_clf:
+        from ..services.predictions import estimator_scored
+
+        def scored(rec: dict[str, Any]):
+            labels, scores = estimator_scored(est, transform(rec).reshape(1, -1), positive)
+            return labels[0], float(scores[0])
+    else:
+        return None  # a score we cannot compute the way the pipeline does: no fast path
+    predict_one.scored = scored  # type: ignore[attr-defined]
     return predict_one
 
 
-def verify_fast_path(fast, model, validator, records: list[dict[str, Any]]) -> bool:
-    """True when `fast` gives exactly model.predict's answer on every record (and its transform matches)."""
+SCORE_TOLERANCE = 1e-9
+
+
+def verify_fast_path(fast, model, validator, records: list[dict[str, Any]], positive: int | None = None) -> bool:
+    """True when `fast` gives exactly model.predict's answer on every record (and its transform matches);
+    with `positive`, also when `fast.scored` gives model.predict_proba[:, positive] (within 1e-9) and the
+    same label on every record."""
     import numpy as np
 
     if not records:
@@ -182,6 +217,14 @@ def verify_fast_path(fast, model, validator, records: list[dict[str, Any]]) -> b
     expected = model.predict(frame)
     try:
         got = [fast(r) for r in records]
+        if positive is not None:
+            pairs = [fast.scored(r) for r in records]
+            want = np.asarray(model.predict_proba(frame), dtype=float)[:, positive]
+            scores = np.array([sc for _, sc in pairs], dtype=float)
+            if scores.shape != want.shape or not np.all(np.abs(scores - want) <= SCORE_TOLERANCE):
+                return False
+            if not all(_same(a, b) for (a, _), b in zip(pairs, expected)):
+                return False
         pre = model.steps[0][1]
         ref = pre.transform(frame)
         ref = ref.toarray() if hasattr(ref, "toarray") else np.asarray(ref, dtype=float)

@@ -134,11 +134,14 @@ def test_predict_returns_predictions_the_model_version_and_a_request_id_that_is_
     r = service.post("/v1/deployments/churn/predict", json={"records": [service.record]})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) == {"predictions", "model_version", "request_id"}
+    # "scores" (the positive-class probability) is added for binary classifiers
+    assert set(body) == {"predictions", "model_version", "request_id", "scores"}
     assert body["predictions"] in ([0], [1]) and body["model_version"] == "churn-model v1"
+    assert 0.0 <= body["scores"][0] <= 1.0 and (body["scores"][0] > 0.5) == (body["predictions"][0] == 1)
     logged = _wait_for(lambda: [p for p in predictions.recent_predictions(service.db, deployment_name="churn")
                                 if p.request_id == body["request_id"]])
     assert logged and logged[0].inputs == service.record and logged[0].prediction == body["predictions"][0]
+    assert logged[0].score == body["scores"][0]
     many = service.post("/v1/deployments/churn/predict", json={"records": [service.record] * 3}).json()
     assert len(many["predictions"]) == 3 and len(many["record_ids"]) == 3
 

@@ -246,7 +246,7 @@ def test_batch_scoring_runs_as_a_job_logs_every_row_and_stores_a_downloadable_fi
     assert run_jobs(db) == ["finished"]
     job = jobs.get_job(db, job_id)
     scored = artifacts.get_bytes(job.result["output_key"]).decode().splitlines()
-    assert scored[0].endswith("request_id,prediction") and len(scored) == 26
+    assert scored[0].endswith("request_id,prediction,score") and len(scored) == 26
     batch = [p for p in predictions.recent_predictions(db, deployment_name="churn", limit=100) if p.source == "batch"]
     assert len(batch) == 25 and all(p.model_version_id == dep.model_version_id for p in batch)
     with pytest.raises(PermissionDenied):
