@@ -83,3 +83,19 @@ def pick_from_query(label: str, options: list[str], *, key: str, param: str) -> 
     st.query_params[param] = choice
     st.session_state[seen_key] = choice
     return choice
+
+
+def pick_id_from_query(label: str, labels: dict[int, str], *, key: str, param: str, default: int | None = None) -> int:
+    """pick_from_query for entities chosen by integer id and shown by label (`?param=<id>`): the URL wins
+    when it changes, then the current choice, then `default`, then the first option."""
+    seen_key = f"_{key}_qp"
+    raw = st.query_params.get(param)
+    wanted = int(raw) if raw and raw.isdigit() else None
+    if wanted in labels and st.session_state.get(seen_key) != raw:
+        st.session_state[key] = wanted
+    elif st.session_state.get(key) not in labels:
+        st.session_state[key] = default if default in labels else next(iter(labels))
+    choice = st.selectbox(label, list(labels), format_func=lambda i: labels.get(i, str(i)), key=key)
+    st.query_params[param] = str(choice)
+    st.session_state[seen_key] = str(choice)
+    return choice

@@ -23,14 +23,7 @@ if not all_sets:
     st.stop()
 
 names = {d.id: d.name for d in all_sets}
-qp = st.query_params.get("id")
-if qp and qp.isdigit() and int(qp) in names and st.session_state.get("_ds_qp") != qp:
-    st.session_state["ds_pick"] = int(qp)
-elif st.session_state.get("ds_pick") not in names:
-    st.session_state["ds_pick"] = all_sets[0].id
-dataset_id = st.selectbox("Dataset", list(names), format_func=lambda i: names[i], key="ds_pick")
-st.query_params["id"] = str(dataset_id)
-st.session_state["_ds_qp"] = str(dataset_id)
+dataset_id = session.pick_id_from_query("Dataset", names, key="ds_pick", param="id")
 
 d = datasets.get_dataset(db, dataset_id)
 versions = datasets.list_versions(db, d.id)
@@ -51,15 +44,8 @@ st.dataframe(
     hide_index=True, width="stretch",
 )
 by_id = {v.id: v for v in versions}
-vq = st.query_params.get("v")
-if vq and vq.isdigit() and int(vq) in by_id and st.session_state.get("_ds_vq") != vq:
-    st.session_state["ds_ver"] = int(vq)
-elif st.session_state.get("ds_ver") not in by_id:
-    st.session_state["ds_ver"] = versions[0].id
-version_id = st.selectbox("Version", list(by_id), key="ds_ver",
-                          format_func=lambda i: f"v{by_id[i].version} · {STATUS.get(by_id[i].status, by_id[i].status)}")
-st.query_params["v"] = str(version_id)
-st.session_state["_ds_vq"] = str(version_id)
+version_id = session.pick_id_from_query(
+    "Version", {i: f"v{x.version} · {STATUS.get(x.status, x.status)}" for i, x in by_id.items()}, key="ds_ver", param="v")
 v = by_id[version_id]
 
 tab_report, tab_profile, tab_schema, tab_diff, tab_ingest, tab_talk = st.tabs(

@@ -12,25 +12,19 @@ actor = session.require_actor()
 db = session.db()
 st.title("Run")
 
-qp = st.query_params.get("id")
-if qp and qp.isdigit() and st.session_state.get("_run_qp") != qp:
-    st.session_state["run_id"] = int(qp)
-    st.session_state["_run_qp"] = qp
 recent = experiments.list_runs(db, limit=200)
-if not recent.items and not st.session_state.get("run_id"):
+raw = st.query_params.get("id")
+wanted = [int(raw)] if raw and raw.isdigit() else []
+wanted += [int(st.session_state["run_id"])] if st.session_state.get("run_id") else []
+if not recent.items and not wanted:
     st.info("There are no runs yet. Launch one on the Experiments page.")
     st.stop()
-options = [r.id for r in recent.items]
-wanted = st.session_state.get("run_id")
-if wanted and wanted not in options:
-    options.insert(0, int(wanted))
-labels = {r.id: f"run {r.id} · {r.name} · {r.status}" for r in recent.items}
-if st.session_state.get("run_pick") not in options:
-    st.session_state["run_pick"] = wanted if wanted in options else options[0]
-run_id = st.selectbox("Run", options, format_func=lambda i: labels.get(i, f"run {i}"), key="run_pick")
+# Older runs linked from elsewhere (a model card, an alert) come first, then the 200 newest.
+labels = {i: f"run {i}" for i in wanted}
+labels.update({r.id: f"run {r.id} · {r.name} · {r.status}" for r in recent.items})
+run_id = session.pick_id_from_query("Run", labels, key="run_pick", param="id",
+                                    default=st.session_state.get("run_id"))
 st.session_state["run_id"] = run_id
-st.query_params["id"] = str(run_id)
-st.session_state["_run_qp"] = str(run_id)
 
 try:
     run = experiments.get_run(db, run_id)

@@ -24,15 +24,8 @@ if not everything:
     st.stop()
 
 titles = {u.id: u.title for u in everything}
-qp = st.query_params.get("id")
-if qp and qp.isdigit() and int(qp) in titles and st.session_state.get("_uc_qp") != qp:
-    st.session_state["uc_pick"] = int(qp)
-elif st.session_state.get("uc_pick") not in titles:
-    wanted = st.session_state.get("use_case_id")
-    st.session_state["uc_pick"] = wanted if wanted in titles else everything[0].id
-chosen = st.selectbox("Use case", list(titles), format_func=lambda i: titles[i], key="uc_pick")
-st.query_params["id"] = str(chosen)
-st.session_state["_uc_qp"] = str(chosen)
+chosen = session.pick_id_from_query("Use case", titles, key="uc_pick", param="id",
+                                   default=st.session_state.get("use_case_id"))
 st.session_state["use_case_id"] = chosen
 
 uc = usecases.get_use_case(db, actor=actor, use_case_id=chosen)
