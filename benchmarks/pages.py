@@ -12,6 +12,7 @@ Target: every page <= 1 s. MLflow's UI is reported to take minutes at ~5,000 run
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -30,7 +31,10 @@ MLFLOW = "MLflow UI ~minutes at 5,000 runs (mlflow/mlflow#1763)"
 def build_workspace(where: Path, factor: float, fresh: bool) -> None:
     """Generate the large workspace in `where` unless a complete one with the same factor is there."""
     marker = where / "ready.json"
-    if not fresh and marker.exists() and json.loads(marker.read_text()).get("factor") == factor:
+    # The schema is one migration file while unreleased: a workspace built with another version of it is rebuilt.
+    schema = hashlib.sha256(b"".join(p.read_bytes() for p in sorted((ROOT / "migrations" / "versions").glob("*.py"))))
+    stamp = {"factor": factor, "schema": schema.hexdigest()[:16]}
+    if not fresh and marker.exists() and {k: json.loads(marker.read_text()).get(k) for k in stamp} == stamp:
         print(f"reusing the large workspace in {where} (factor {factor}); --fresh rebuilds it", flush=True)
         return
     shutil.rmtree(where, ignore_errors=True)
@@ -43,7 +47,7 @@ def build_workspace(where: Path, factor: float, fresh: bool) -> None:
         subprocess.run([sys.executable, "-m", "mlops_core", *cmd], cwd=ROOT, env=env, check=True)
     took = time.monotonic() - t0
     print(f"large workspace generated in {took:.0f}s", flush=True)
-    marker.write_text(json.dumps({"factor": factor, "seconds": round(took, 1)}))
+    marker.write_text(json.dumps({**stamp, "seconds": round(took, 1)}))
 
 
 def pick_entities(db) -> dict:
