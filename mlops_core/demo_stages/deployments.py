@@ -21,7 +21,7 @@ RECENT_REQUESTS = 30
 def seed(db: Database, ctx) -> None:
     from ..demo_data import make_customers
     from ..services import apikeys, collab, deployments
-    from ..services.predictions import log_predictions, prediction_row
+    from ..services.predictions import jsonable_scores, log_predictions, positive_index, predict_scored, prediction_row
     from ..serving.schema import RecordValidator, frame_to_records, to_jsonable
 
     champion = ctx.data.get("churn_model_version_id")
@@ -67,13 +67,15 @@ def seed(db: Database, ctx) -> None:
     mv = deployments._model_version(db, dep.model_version_id)
     validator = RecordValidator(mv["input_schema"])
     records = frame_to_records(make_customers(RECENT_REQUESTS, seed=99), validator.names, limit=RECENT_REQUESTS)
+    positive = positive_index(model)
     rows = []
     for rec in records:
         t0 = time.perf_counter()
-        pred = to_jsonable(model.predict(validator.to_frame([rec])))[0]
+        labels, scores = predict_scored(model, validator.to_frame([rec]), positive)  # as the scoring service does
+        pred, score = to_jsonable(labels)[0], jsonable_scores(scores, 1)[0]
         rows.append(prediction_row(request_id=uuid.uuid4().hex, deployment_id=dep.id,
                                    model_version_id=dep.model_version_id, inputs=rec, prediction=pred,
-                                   latency_ms=(time.perf_counter() - t0) * 1000))
+                                   latency_ms=(time.perf_counter() - t0) * 1000, score=score))
     rows.append(prediction_row(request_id=uuid.uuid4().hex, deployment_id=dep.id,
                                model_version_id=dep.model_version_id, inputs=None, prediction=None, latency_ms=0.4,
                                status="error", error="400: record 0: missing columns: contract"))

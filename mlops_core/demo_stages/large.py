@@ -421,6 +421,14 @@ def _predictions(db, ctx, rnd, factor, now, deps, counts) -> None:
     per_dep = -(-n // len(deps))
     span = DAYS * 86400.0
     start = now - timedelta(days=DAYS)
+    srnd = random.Random(83)  # scores draw from their own stream: the other rows stay as they were
+
+    def score(pred: int, truth: int) -> float:
+        """A positive-class probability on the predicted side of 0.5: confident when right, less when wrong
+        (live roc_auc ~0.9)."""
+        u = srnd.random()
+        conf = u ** 0.5 if pred == truth else u ** 2
+        return round(0.5 + (0.5 if pred == 1 else -0.5) * conf, 4)
 
     def rows():
         made = 0
@@ -435,7 +443,7 @@ def _predictions(db, ctx, rnd, factor, now, deps, counts) -> None:
                 inputs, truth = recs[(i * 7 + d_i) % len(recs)]
                 if i % 200 == 199:
                     yield {"request_id": f"lg{dep_id}-{i}", "deployment_id": dep_id, "model_version_id": mv,
-                           "created_at": at, "source": "api", "inputs": None, "prediction": None,
+                           "created_at": at, "source": "api", "inputs": None, "prediction": None, "score": None,
                            "latency_ms": 0.5, "status": "error", "error": "400: record 0: missing columns: contract",
                            "label": None, "labelled_at": None}
                     continue
@@ -443,7 +451,8 @@ def _predictions(db, ctx, rnd, factor, now, deps, counts) -> None:
                 labelled = age_days > 2 and i % 3 == 0
                 yield {"request_id": f"lg{dep_id}-{i}", "deployment_id": dep_id, "model_version_id": mv,
                        "created_at": at, "source": "api" if i % 10 else "batch", "inputs": inputs,
-                       "prediction": pred, "latency_ms": round(rnd.uniform(2, 25), 2), "status": "ok", "error": "",
+                       "prediction": pred, "score": score(pred, truth),
+                       "latency_ms": round(rnd.uniform(2, 25), 2), "status": "ok", "error": "",
                        "label": truth if labelled else None,
                        "labelled_at": at + timedelta(days=2) if labelled else None}
     counts["predictions"] = _stream(db, _t(Prediction), rows(), total=n, label="predictions", ctx=ctx)

@@ -2,8 +2,9 @@
 for part of it, omar's monitor, one check per day over the week, the alerts they raised, and a
 retraining proposal waiting for ops.
 
-The traffic is scored by the deployed model itself (so predictions and labels are honest), and every
-check is computed by the same `run_monitor` the scheduler runs, replayed as of the end of each day.
+The traffic is scored by the deployed model itself (so predictions, their positive-class scores and the
+labels are honest, and the checks show a live roc_auc), and every check is computed by the same
+`run_monitor` the scheduler runs, replayed as of the end of each day.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def _predictions_count(db: Database, deployment_id: int) -> int:
 def seed(db: Database, ctx) -> None:
     from ..demo_data import FEATURES, TARGET, make_customers
     from ..services import deployments, monitoring, registry
-    from ..services.predictions import log_predictions, prediction_row
+    from ..services.predictions import jsonable_scores, log_predictions, positive_index, predict_scored, prediction_row
 
     try:
         dep = deployments.get_by_name(db, "churn")
@@ -56,11 +57,13 @@ def seed(db: Database, ctx) -> None:
         now = utcnow().replace(minute=0, second=0, microsecond=0)
         start = now - timedelta(days=DAYS)
         rng = np.random.default_rng(2026)
+        positive = positive_index(model)
         rows = []
         for day in range(DAYS):
             frame = make_customers(PER_DAY, seed=500 + day, drift=DRIFT_BY_DAY[day])
             x = frame[FEATURES]
-            preds = model.predict(x)
+            preds, raw_scores = predict_scored(model, x, positive)  # as the scoring service does
+            scores = jsonable_scores(raw_scores, len(x))
             records = x.to_dict("records")
             offsets = np.sort(rng.uniform(0, 86400, PER_DAY))
             for i, rec in enumerate(records):
@@ -72,7 +75,7 @@ def seed(db: Database, ctx) -> None:
                     inputs=None if err else {k: (v.item() if hasattr(v, "item") else v) for k, v in rec.items()},
                     prediction=None if err else pred, latency_ms=round(float(rng.gamma(3.0, 6.0)), 2),
                     status="error" if err else "ok", error="column `tenure_months` is missing" if err else "",
-                    created_at=at)
+                    created_at=at, score=None if err else scores[i])
                 if not err and rng.random() < LABEL_SHARE:
                     labelled_at = at + timedelta(days=float(rng.uniform(*LABEL_DELAY_DAYS)))
                     if labelled_at <= now:

@@ -39,6 +39,10 @@ def test_large_workspace_at_a_thousandth_has_every_kind_of_row_and_opens_like_th
     assert counts["deployments"] == _count(db, Deployment) == expected["deployments"]
     assert counts["predictions"] == _count(db, Prediction) == expected["predictions"]
     assert _count(db, Prediction, Prediction.__table__.c.labelled_at.is_not(None)) > 0
+    p = Prediction.__table__.c  # ok rows carry a positive-class score in [0, 1] (live roc_auc), errors none
+    assert _count(db, Prediction, p.status == "ok", p.score.is_(None)) == 0
+    assert _count(db, Prediction, p.status != "ok", p.score.is_not(None)) == 0
+    assert _count(db, Prediction, (p.score < 0) | (p.score > 1)) == 0
     assert counts["audit_events"] == _count(db, AuditEvent) == expected["audit_events"]
     assert counts["alerts"] >= 1 and counts["monitor_checks"] >= 30
     assert any("large workspace" in line for line in ctx.lines)
