@@ -33,7 +33,8 @@ with st.container(key="dep_summary"):
     m[0].metric("Environment", dep.environment)
     m[1].metric("Serving", "v" + serving.rpartition(" v")[2] if serving else "nothing yet",
                 help=f"{serving} serves this endpoint" if serving else "no model version is deployed here yet")
-    m[2].metric("Since", session.fmt_time(dep.deployed_at))
+    m[2].metric("Since", f"{dep.deployed_at:%Y-%m-%d}" if dep.deployed_at else "—",
+                help=f"{session.fmt_time(dep.deployed_at)} UTC" if dep.deployed_at else None)
     m[3].metric("Requests (24 h)", f"{stats['requests']:,}" if stats else "0")
     m[4].metric("Error rate (24 h)", f"{stats['error_rate']:.1%}" if stats and stats["requests"] else "—")
     st.markdown((f"Serving **{serving}**" if serving else "Serving nothing yet")
@@ -168,19 +169,7 @@ def history() -> None:
 
 # --- API keys --------------------------------------------------------------------------------------------
 def api_keys() -> None:
-    keys = apikeys.list_keys(db, deployment_name=name)
-    if not keys:
-        st.caption("No API key yet.")
-    for k in keys:
-        c = st.columns([3, 3, 2])
-        c[0].markdown(f"`{k.prefix}…` {k.name}")
-        c[1].caption(f"created by {k.created_by} on {session.fmt_time(k.created_at)}"
-                     + (f" · revoked by {k.revoked_by} on {session.fmt_time(k.revoked_at)}" if k.revoked_at else ""))
-        if k.revoked_at is None and session.may("apikey.manage"):
-            if c[2].button("Revoke", key=f"dep_revoke_{k.id}"):
-                with session.service_call():
-                    apikeys.revoke_key(db, actor=actor, key_id=k.id)
-                    _done(f"Key {k.prefix}… revoked; scoring services refuse it within seconds.")
+    listing = st.container()  # filled last, so a key created below is already listed
     if session.may("apikey.manage"):
         with st.form("dep_newkey"):
             kname = st.text_input("What the key is for", key="dep_key_name")
@@ -193,6 +182,20 @@ def api_keys() -> None:
                 st.code(f"curl -s -X POST http://HOST:PORT/v1/deployments/{name}/predict \\\n"
                         f"  -H 'Authorization: Bearer {secret}' -H 'Content-Type: application/json' \\\n"
                         "  -d '{\"records\": [{...}]}'", language="bash")
+    keys = apikeys.list_keys(db, deployment_name=name)
+    with listing:
+        if not keys:
+            st.caption("No API key yet.")
+        for k in keys:
+            c = st.columns([3, 3, 2])
+            c[0].markdown(f"`{k.prefix}…` {k.name}")
+            c[1].caption(f"created by {k.created_by} on {session.fmt_time(k.created_at)}"
+                         + (f" · revoked by {k.revoked_by} on {session.fmt_time(k.revoked_at)}" if k.revoked_at else ""))
+            if k.revoked_at is None and session.may("apikey.manage"):
+                if c[2].button("Revoke", key=f"dep_revoke_{k.id}"):
+                    with session.service_call():
+                        apikeys.revoke_key(db, actor=actor, key_id=k.id)
+                        _done(f"Key {k.prefix}… revoked; scoring services refuse it within seconds.")
 
 
 # --- try it --------------------------------------------------------------------------------------------

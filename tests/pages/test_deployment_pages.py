@@ -48,6 +48,8 @@ def test_the_serving_metric_shows_the_version_and_the_full_model_name_is_readabl
     at = app_as(people["business"], page="pages/deployment.py")
     no_exceptions(at)
     serving = next(m for m in at.metric if m.label == "Serving")
+    since = next(m for m in at.metric if m.label == "Since")  # the date fits; the time is in its help
+    assert len(since.value) == 10 and since.value in since.proto.help
     assert serving.value == "v1"  # short enough for a metric column; a model name was cut off there
     assert "churn-model v1 serves this endpoint" in serving.proto.help
     assert any(md.value.startswith("Serving **churn-model v1** · endpoint `POST /v1/deployments/churn/predict`")
@@ -122,6 +124,7 @@ def test_ops_create_a_key_that_is_shown_once_and_revoke_it(people, world, sqlite
     assert at.session_state["dep_tab"] == "API keys"
     assert "Key created. Copy it now: it is shown only once." in texts(at)
     assert not [w for w in at.text_input if w.label == "Reason (reject / override)"]  # Requests & gates tab
+    assert "No API key yet." not in texts(at) and any("crm" in md.value for md in at.markdown)  # already listed
     secret = at.code[0].value
     assert secret.startswith("mlk_")
     key = apikeys.list_keys(sqlite_db, deployment_name="churn")[0]
