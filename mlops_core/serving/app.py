@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -62,11 +63,11 @@ class LoadedModel:
         """(predictions, positive-class probabilities) — the scores are None unless a binary classifier."""
         if self.positive is None:
             return self.predict(records), None
+        if self.fast is not None and len(records) == 1:
+            label, score = self.fast.scored(records[0])  # a Python float
+            return to_jsonable([label]), [score if math.isfinite(score) else None]
         from ..services.predictions import jsonable_scores, predict_scored
 
-        if self.fast is not None and len(records) == 1:
-            label, score = self.fast.scored(records[0])
-            return to_jsonable([label]), jsonable_scores([score], 1)
         labels, scores = predict_scored(self.model, self.validator.to_frame(records), self.positive)
         return to_jsonable(labels), jsonable_scores(scores, len(records))
 
