@@ -159,6 +159,7 @@ class JobWorker:
         self._jobs_failed = 0
         self._mp = None
         self._psutil_proc = None
+        self._listener: queue.EnqueueListener | None = None
         self.scheduler = None
         if self.scheduler_allowed:
             from .scheduler import Scheduler
@@ -224,6 +225,7 @@ class JobWorker:
                     if not self._registered:
                         continue
                     self._start_heartbeat()
+                    self._listener = queue.EnqueueListener(self.db)
                 self._handle_lost()
                 if now >= next_cancel and self._guard(self._enforce_cancels)[0]:
                     next_cancel = now + CANCEL_POLL_S
@@ -242,28 +244,45 @@ class JobWorker:
                 if self.once and not claimed and not self.running and not self._guard(self._any_queued)[1]:
                     break
                 if not claimed:
-                    self._wait(self.poll_seconds)
+                    # With a free slot, an enqueued job wakes the worker at once (not at the next poll).
+                    self._wait(self.poll_seconds, wake=len(self.running) < self.concurrency
+                               and not self.stop_requested.is_set())
         finally:
             self._shutdown()
         return 0
 
     # ---- the loop's parts --------------------------------------------------------------
-    def _wait(self, seconds: float) -> None:
-        """Sleep until `seconds` pass, a job process ends, or a stop is requested."""
+    def _wait(self, seconds: float, *, wake: bool = False) -> None:
+        """Sleep until `seconds` pass, a job process ends, or a stop is requested; with `wake`, also
+        until a job is enqueued (queue.EnqueueListener)."""
         sentinels = [rj.proc.sentinel for rj in self.running.values() if rj.proc.exitcode is None]
+        listener = self._listener if wake and self._listener is not None and self._listener.enabled else None
+        listen_fd = None
+        if listener is not None:
+            if self._db_failures == 0 and listener.connect():
+                return  # (re)connected: look at the queue once, jobs may have come meanwhile
+            listen_fd = listener.fileno()
+        waitables = sentinels + ([listen_fd] if listen_fd is not None else [])
+        # Nothing to wait on for a wake-up (SQLite): look at the wake-up file every WAKE_CHECK_S.
+        max_step = queue.WAKE_CHECK_S if listener is not None and listen_fd is None else 0.25
         deadline = time.monotonic() + seconds
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            step = min(left, 0.25)
-            if sentinels:
-                if mp_wait(sentinels, timeout=step):
+            step = min(left, max_step)
+            if waitables:
+                ready = mp_wait(waitables, timeout=step)
+                if any(r in sentinels for r in ready):
                     return
             elif self.stop_requested.is_set():
                 return
             else:
                 self.stop_requested.wait(step)
+            if listener is not None and (listener.check() or (listen_fd is not None and listener.fileno() is None)):
+                return  # woken (or the LISTEN connection broke: wait again without it)
+            if not sentinels and self.stop_requested.is_set():
+                return
 
     def _db_ready(self, now: float) -> bool:
         return now >= self._db_retry_at
@@ -544,6 +563,8 @@ class JobWorker:
                 rj.proc.kill()
         if self.scheduler is not None:
             self.scheduler.shutdown(release=True)
+        if self._listener is not None:
+            self._listener.close()
         self._hb_stop.set()
         if self._hb_thread is not None:
             self._hb_thread.join(timeout=10)
