@@ -102,7 +102,7 @@ def main() -> int:
           f"compare {ours['compare_seconds'] * 1000:.2f} ms", flush=True)
 
     py = ensure_bench_venv()
-    proc = subprocess.run([str(py), str(ROOT / "benchmarks" / "mlflow_tracking_side.py"), "--runs", str(args.runs),
+    proc = subprocess.run([str(py), str(ROOT / "benchmarks" / "_mlflow_tracking_side.py"), "--runs", str(args.runs),
                            "--params", str(args.params), "--metrics", str(args.metrics), "--steps", str(args.steps),
                            "--repeat", str(args.repeat)], capture_output=True, text=True, cwd=tempfile.gettempdir())
     if proc.returncode != 0:
