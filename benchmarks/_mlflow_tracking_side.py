@@ -8,9 +8,11 @@ Prints one JSON line.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import logging
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -31,6 +33,7 @@ def main() -> int:
     from mlflow.tracking import MlflowClient
 
     tmp = tempfile.mkdtemp(prefix="mlflow-bench-")
+    atexit.register(shutil.rmtree, tmp, True)  # leave no benchmark data behind
     mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
     exp_id = mlflow.create_experiment("bench", artifact_location=f"{tmp}/artifacts")
     mlflow.set_experiment(experiment_id=exp_id)

@@ -12,8 +12,10 @@ Run: ``.venv/bin/python benchmarks/job_latency.py`` from the repository root. Th
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -32,6 +34,7 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=100)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="mlops-bench-jobs-"))
+    atexit.register(shutil.rmtree, tmp, True)  # leave no benchmark data behind
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'hub.db'}", "ARTIFACT_ROOT": str(tmp / "artifacts"),
            "MLOPS_SCHEDULER": "false"}
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "ARTIFACT_ROOT")})

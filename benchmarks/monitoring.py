@@ -14,8 +14,10 @@ JSON for the ``make bench`` aggregator.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -156,6 +158,7 @@ def main() -> int:
     ap.add_argument("--database-url", default=None)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-monitoring-"))
+    atexit.register(shutil.rmtree, tmp, True)  # leave no benchmark data behind
     os.environ["ARTIFACT_ROOT"] = str(tmp / "artifacts")
     os.environ["DATABASE_URL"] = args.database_url or f"sqlite:///{tmp / 'hub.db'}"
     from mlops_core.config import reload_settings

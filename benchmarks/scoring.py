@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import os
 import shutil
@@ -158,6 +159,7 @@ def main() -> int:
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-scoring-"))
+    atexit.register(shutil.rmtree, tmp, True)  # leave no benchmark data behind
     env = dict(os.environ)
     if not args.use_env_db:
         env["DATABASE_URL"] = f"sqlite:///{tmp}/hub.db"

@@ -12,8 +12,10 @@ Run: ``.venv/bin/python benchmarks/tracking.py [--runs N]`` from the repository 
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -38,6 +40,7 @@ def ensure_bench_venv() -> Path:
 
 def run_ours(args) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="mlops-bench-tracking-"))
+    atexit.register(shutil.rmtree, tmp, True)  # leave no benchmark data behind
     os.environ["DATABASE_URL"] = f"sqlite:///{tmp / 'hub.db'}"
     os.environ["ARTIFACT_ROOT"] = str(tmp / "artifacts")
     from mlops_core.config import reload_settings

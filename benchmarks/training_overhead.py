@@ -11,8 +11,10 @@ Run: ``.venv/bin/python benchmarks/training_overhead.py`` from the repository ro
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -33,6 +35,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="mlops-bench-training-"))
+    atexit.register(shutil.rmtree, tmp, True)  # leave no benchmark data behind
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'hub.db'}", "ARTIFACT_ROOT": str(tmp / "artifacts"),
            "MLOPS_WORKER_POLL_SECONDS": "0.2"}
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "ARTIFACT_ROOT")})
