@@ -46,16 +46,24 @@ for p in proposals[:10]:
 
 # --- alerts -----------------------------------------------------------------------------------
 st.subheader("Alerts")
-c1, c2, c3 = st.columns(3)
+c1, c2, c3, c4 = st.columns([3, 3, 3, 1])
 state = c1.selectbox("State", ["open or acknowledged", "open", "acknowledged", "resolved", "all"], key="al_state")
 kind = c2.selectbox("Kind", ["(all)", "drift", "kpi_missed", "error_rate", "latency", "label_coverage",
                              "worker_down", "scheduler_down", "ingestion_failed"], key="al_kind")
-deps = sorted({a.deployment_name for a in monitoring.list_alerts(db, limit=1000) if a.deployment_name})
-dep = c3.selectbox("Deployment", ["(all)"] + deps, key="al_dep")
+dep = c3.selectbox("Deployment", ["(all)"] + monitoring.alert_deployment_names(db), key="al_dep")
+page_no = int(c4.number_input("Page", min_value=1, value=1, step=1, key="al_page"))
+PAGE = 50
 states = {"open or acknowledged": ["open", "acknowledged"], "all": None}.get(state, [state])
+# one more than a page tells whether there is a next page without counting every alert
 alerts = monitoring.list_alerts(db, states=states, kind=None if kind == "(all)" else kind,
-                                deployment_name=None if dep == "(all)" else dep, limit=200)
-st.caption(f"{len(alerts)} alert(s)")
+                                deployment_name=None if dep == "(all)" else dep, limit=PAGE + 1,
+                                offset=(page_no - 1) * PAGE)
+more = len(alerts) > PAGE
+alerts = alerts[:PAGE]
+first = (page_no - 1) * PAGE
+st.caption((f"alerts {first + 1}–{first + len(alerts)}, newest first" if alerts else
+            ("no alert matches these filters" if page_no == 1 else f"no alerts on page {page_no}"))
+           + (f" · more on page {page_no + 1}" if more else ""))
 can_ack = session.may("alert.ack")
 # every alert's discussion in one query, not one per alert
 talk = collab.list_comments_many(db, actor=actor, entity_type="alert", entity_ids=[a.id for a in alerts])

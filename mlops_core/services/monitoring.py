@@ -766,6 +766,14 @@ def list_alerts(db: Database, *, state: str | None = None, states: Iterable[str]
         return [_pub(AlertPublic, r) for r in rows]
 
 
+def alert_deployment_names(db: Database) -> list[str]:
+    """Every deployment that has raised an alert, for filters (one DISTINCT query, not the alerts)."""
+    with db.read() as s:
+        rows = s.exec(select(Alert.deployment_name).where(col(Alert.deployment_name).is_not(None))
+                      .distinct()).all()
+    return sorted(r for r in rows if r)
+
+
 def get_alert(db: Database, alert_id: int) -> AlertPublic:
     with db.read() as s:
         row = s.get(Alert, alert_id)

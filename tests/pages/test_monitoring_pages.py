@@ -87,3 +87,29 @@ def test_the_infrastructure_page_shows_workers_and_the_queue(drifting):
     no_exceptions(at)
     assert "Workers running" in texts(at)
     assert "No worker has started yet" in texts(at)
+
+
+def _many_alerts(db, n: int, deployment: str = "paging-dep") -> None:
+    from mlops_core.models.monitoring import Alert
+
+    with db.unit_of_work() as s:
+        for i in range(n):
+            s.add(Alert(kind="latency", severity="warning", title=f"latency breach {i}", deployment_name=deployment,
+                        dedupe_key=f"paging:{i}", open_key=f"paging:{i}"))
+
+
+def test_the_alerts_page_pages_through_many_alerts_fifty_at_a_time(drifting):
+    db, people, _ = drifting
+    _many_alerts(db, 60)
+    total = len(monitoring.list_alerts(db, states=["open", "acknowledged"], limit=1000))
+    assert total > 60
+    at = app_as(people["ops"], "pages/alerts.py")
+    no_exceptions(at)
+    assert "alerts 1–50, newest first · more on page 2" in texts(at)
+    assert len(at.expander) == 50
+    assert "paging-dep" in by_label(at.selectbox, "Deployment").options
+    at.number_input(key="al_page").set_value(2).run()
+    no_exceptions(at)
+    assert f"alerts 51–{total}, newest first" in texts(at)
+    assert len(at.expander) == total - 50
+    assert "more on page" not in texts(at)

@@ -428,3 +428,14 @@ def test_a_finished_retraining_run_that_passes_the_gates_becomes_a_challenger_aw
     request_id = p.gate_summary["request_id"]
     request = deployments.get_request(db, request_id)
     assert request.model_version_id == p.model_version_id and request.status == "pending"
+
+
+def test_alert_filters_list_each_alerting_deployment_once_and_pages_newest_first(db):
+    with db.unit_of_work() as s:
+        for i, dep in enumerate(["b-dep", "a-dep", "b-dep", None, "a-dep"]):
+            s.add(Alert(kind="latency", title=f"breach {i}", deployment_name=dep, dedupe_key=f"k{i}", open_key=f"k{i}"))
+    assert monitoring.alert_deployment_names(db) == ["a-dep", "b-dep"]
+    first = monitoring.list_alerts(db, limit=2)
+    second = monitoring.list_alerts(db, limit=2, offset=2)
+    ids = [a.id for a in first + second]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == 4
