@@ -435,7 +435,15 @@ def classification_metrics(y_true, y_pred, proba, classes) -> dict[str, float]:
 
     binary = len(classes) == 2
     avg = "binary" if binary else "macro"
-    pos = classes[1] if binary else None
+    pos, k = None, 1
+    if binary:
+        # The positive class by the one rule serving and monitoring use (1 / true / "yes" / "churn"... else the
+        # last class), so a recall KPI means the same thing at the deploy gate and on live traffic.
+        from .services.predictions import label_key, positive_label
+
+        keys = [label_key(c) for c in classes]
+        k = keys.index(positive_label(keys)) if keys[0] != keys[1] else 1
+        pos = classes[k]
     kw = {"average": avg, "zero_division": 0}
     if binary:
         kw["pos_label"] = pos
@@ -448,7 +456,7 @@ def classification_metrics(y_true, y_pred, proba, classes) -> dict[str, float]:
     if proba is not None:
         try:
             if binary:
-                out["roc_auc"] = float(roc_auc_score(np.asarray(y_true) == pos, proba[:, 1]))
+                out["roc_auc"] = float(roc_auc_score(np.asarray(y_true) == pos, proba[:, k]))
             else:
                 out["roc_auc"] = float(roc_auc_score(y_true, proba, multi_class="ovr", labels=list(classes)))
         except ValueError:

@@ -113,3 +113,24 @@ def test_a_small_grid_search_picks_one_candidate_and_reports_all(frame):
 def test_the_same_config_and_seed_give_the_same_metrics(frame):
     cfg = _cfg(frame, params={"n_estimators": 5}, seed=11)
     assert training.train(frame, cfg).test_metrics == training.train(frame, cfg).test_metrics
+
+
+def test_binary_metrics_score_the_same_positive_class_as_serving_and_monitoring():
+    """Labels "churn"/"stay": sklearn sorts "churn" first, but it is the positive class for precision and
+    recall — the class serving logs the score of and monitoring computes live recall for."""
+    import numpy as np
+    from sklearn.metrics import precision_score, recall_score, roc_auc_score
+
+    from mlops_core.services.predictions import label_key, positive_label
+    from mlops_core.training import classification_metrics
+
+    classes = np.array(["churn", "stay"])
+    y_true = np.array(["churn", "churn", "churn", "stay", "stay", "stay", "stay", "stay"])
+    y_pred = np.array(["churn", "stay", "stay", "stay", "stay", "stay", "churn", "stay"])
+    p_churn = np.array([0.9, 0.4, 0.3, 0.2, 0.1, 0.35, 0.6, 0.05])
+    proba = np.column_stack([p_churn, 1 - p_churn])
+    m = classification_metrics(y_true, y_pred, proba, classes)
+    assert positive_label([label_key(c) for c in classes]) == "churn"
+    assert m["recall"] == recall_score(y_true, y_pred, pos_label="churn") == 1 / 3
+    assert m["precision"] == precision_score(y_true, y_pred, pos_label="churn") == 0.5
+    assert m["roc_auc"] == roc_auc_score(y_true == "churn", p_churn)
