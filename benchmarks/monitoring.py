@@ -153,6 +153,26 @@ def orm_baseline(db, dep_id, window) -> float:
     return time.perf_counter() - t0
 
 
+def live_rows_baseline(db, dep_id, now) -> float:
+    """The live chart as first written: every row of the last 24 h through the ORM, bucketed in Python."""
+    from sqlmodel import select
+
+    from mlops_core.models.deployments import Prediction
+
+    t0 = time.perf_counter()
+    start = now - timedelta(hours=24)
+    width = timedelta(hours=1)
+    with db.read() as s:
+        rows = s.exec(select(Prediction.created_at, Prediction.status, Prediction.latency_ms)
+                      .where(Prediction.deployment_id == dep_id, Prediction.created_at >= start)).all()
+    lat: dict[int, list[float]] = {}
+    for created, status, latency in rows:
+        i = min(23, max(0, int((created.replace(tzinfo=start.tzinfo) - start) / width)))
+        lat.setdefault(i, []).append(latency)
+    _ = {i: (len(v), float(np.percentile(v, 95))) for i, v in lat.items()}
+    return time.perf_counter() - t0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--database-url", default=None)
@@ -188,6 +208,16 @@ def main() -> int:
     base = orm_baseline(db, dep_id, day)
     print(f"baseline (ORM rows + pandas) for the last day: {base * 1000:.0f} ms")
 
+    # The Deployment monitoring page's live chart: the last 24 h in hourly buckets (~100,000 rows here).
+    live_best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        live = monitoring.live_health(db, deployment_name="bench", hours=24, buckets=24)
+        live_best = min(live_best, time.perf_counter() - t0)
+    live_base = live_rows_baseline(db, dep_id, now)
+    print(f"live chart, last 24 h in 24 buckets ({sum(b['volume'] for b in live):,} rows): {live_best * 1000:.0f} ms; "
+          f"baseline (ORM rows bucketed in Python): {live_base * 1000:.0f} ms")
+
     runs = []
     for _ in range(2):
         t0 = time.perf_counter()
@@ -207,6 +237,9 @@ def main() -> int:
         {"figure": "health figures, whole log of 1M predictions", "ours": round(timings["all"][0], 4),
          "baseline": None, "baseline_name": "", "unit": "s", "target": "< 3 s",
          "met": bool(timings["all"][0] < 3.0)},
+        {"figure": "live chart: last 24 h of 1M logged predictions in 24 buckets", "ours": round(live_best, 4),
+         "baseline": round(live_base, 4), "baseline_name": "ORM rows bucketed in Python", "unit": "s",
+         "target": f"< {TARGET_HEALTH_S} s", "met": bool(live_best < TARGET_HEALTH_S)},
         {"figure": "full monitor run, 100k-row window x 20 columns", "ours": round(min(runs), 3),
          "baseline": None, "baseline_name": "", "unit": "s", "target": f"< {TARGET_RUN_S} s",
          "met": bool(min(runs) < TARGET_RUN_S)},

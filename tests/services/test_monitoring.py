@@ -439,3 +439,33 @@ def test_alert_filters_list_each_alerting_deployment_once_and_pages_newest_first
     second = monitoring.list_alerts(db, limit=2, offset=2)
     ids = [a.id for a in first + second]
     assert ids == sorted(ids, reverse=True) and len(set(ids)) == 4
+
+
+def test_the_live_chart_buckets_the_last_day_in_sql_with_volume_errors_and_p95(db):
+    """24 hourly buckets of the last 24 h: counts, errors and the p95 latency (numpy's interpolation, the same
+    as Postgres' percentile_cont); older predictions are left out."""
+    import numpy as np
+
+    from mlops_core.models.deployments import Deployment, Prediction
+
+    now = utcnow()
+    recent = [10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 400.0]
+    with db.unit_of_work() as s:
+        dep = Deployment(name="live-chart", environment="production")
+        s.add(dep)
+        s.flush()
+        rows = [(now - timedelta(minutes=30), lat, "error" if i < 2 else "ok") for i, lat in enumerate(recent)]
+        rows += [(now - timedelta(hours=5, minutes=30), 15.0, "ok"), (now - timedelta(hours=5, minutes=20), 25.0, "ok")]
+        rows += [(now - timedelta(hours=30), 999.0, "error")]  # outside the window
+        for i, (at, lat, status) in enumerate(rows):
+            s.add(Prediction(request_id=f"live-{i}", deployment_id=dep.id, created_at=at, latency_ms=lat, status=status))
+    live = monitoring.live_health(db, deployment_name="live-chart", hours=24, buckets=24)
+    assert len(live) == 24 and sum(b["volume"] for b in live) == 12
+    last, five_h = live[23], live[18]
+    assert (last["volume"], last["errors"], last["error_rate"]) == (10, 2, 0.2)
+    assert last["latency_p95_ms"] == pytest.approx(float(np.percentile(recent, 95)))
+    assert (five_h["volume"], five_h["errors"]) == (2, 0)
+    assert five_h["latency_p95_ms"] == pytest.approx(float(np.percentile([15.0, 25.0], 95)))
+    assert all(b["volume"] == 0 and b["latency_p95_ms"] is None and b["error_rate"] is None
+               for i, b in enumerate(live) if i not in (18, 23))
+    assert live[1]["start"] - live[0]["start"] == timedelta(hours=1)

@@ -8,7 +8,7 @@ import pytest
 from sklearn import metrics as skm
 
 from mlops_core.models.monitoring import AlertPublic
-from mlops_core.services.monitoring import _bucketise, label_figures, performance_metrics, webhook_body
+from mlops_core.services.monitoring import label_figures, performance_metrics, webhook_body
 
 
 def _labelled(preds, labels, delays=None):
@@ -70,16 +70,6 @@ def test_label_coverage_counts_the_predictions_still_waiting_and_how_late_labels
     figs = label_figures(10, rows)
     assert figs["n_labelled"] == 4 and figs["n_unlabelled"] == 6 and figs["coverage"] == pytest.approx(0.4)
     assert figs["delay_p50_s"] == pytest.approx(7200.0) and figs["delay_max_s"] == pytest.approx(86400.0)
-
-
-def test_health_buckets_count_volume_errors_and_p95_latency_per_hour():
-    start = datetime(2026, 1, 1, tzinfo=UTC)
-    rows = [(start + timedelta(minutes=10), "ok", 10.0), (start + timedelta(minutes=20), "error", 30.0),
-            (start + timedelta(hours=1, minutes=5), "ok", 50.0)]
-    b = _bucketise(rows, start, start + timedelta(hours=2), 2)
-    assert [x["volume"] for x in b] == [2, 1]
-    assert b[0]["error_rate"] == pytest.approx(0.5)
-    assert b[1]["latency_p95_ms"] == pytest.approx(50.0)
 
 
 def test_the_webhook_message_is_slack_compatible_and_links_the_evidence():
