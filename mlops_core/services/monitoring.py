@@ -420,18 +420,6 @@ def _prediction_value(p: Any) -> Any:
     return p
 
 
-def _prediction_score(p: Any) -> float | None:
-    """A positive-class probability, when the logged prediction carries one."""
-    if isinstance(p, dict):
-        for key in ("probability", "proba", "score"):
-            v = p.get(key)
-            if isinstance(v, dict):
-                return None
-            if _finite(v) is not None:
-                return float(v)
-    return None
-
-
 # The positive class: the rule (`_positive_label`) is shared with the logged score (predictions.positive_index).
 _POSITIVE = POSITIVE_LABELS
 
@@ -1250,12 +1238,12 @@ def live_health(db: Database, *, deployment_name: str, hours: int = 24, buckets:
     end = utcnow()
     start = end - timedelta(hours=hours)
     width_s = hours * 3600.0 / buckets
-    is_err = sa.case((Prediction.status != "ok", 1), else_=0)
     with db.read() as s:
         dep = _deployment(s, deployment_name)
         conn = s.connection()
-        conds = (Prediction.deployment_id == dep.id, Prediction.created_at >= start)
         if conn.dialect.name == "postgresql":
+            conds = (Prediction.deployment_id == dep.id, Prediction.created_at >= start)
+            is_err = sa.case((Prediction.status != "ok", 1), else_=0)
             # timestamps are stored as UTC without a zone: epoch of the nominal value = UTC epoch
             bucket = sa.func.floor((sa.extract("epoch", Prediction.created_at) - start.timestamp()) / width_s)
             rows = conn.execute(select(bucket, func.count(), func.sum(is_err),
