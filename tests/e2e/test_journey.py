@@ -185,6 +185,19 @@ def _send(hub, key: str, frame, batch: int = 100) -> int:
 
 # --- the journey -----------------------------------------------------------------------------------
 
+def _alice_signs_off(page, hub, n: int, shot: str) -> int:
+    """alice approves the business sign-off of deployment request number n; returns the request id."""
+    login(page, hub, "alice")
+    _open_deployment(page)
+    req = _request_id(page, n)
+    page.locator(f".st-key-dep_req_{req}").get_by_role("button", name="Approve").click()
+    page.get_by_text("approved.").first.wait_for()
+    _settle(page)
+    screenshot_step(page, shot)
+    logout(page)
+    return req
+
+
 def test_a_use_case_goes_from_idea_to_a_retrained_model_in_production_through_the_ui(journey_hub, page, tmp_path):
     hub = journey_hub
     page.set_default_timeout(120_000)  # a loaded machine renders slowly
@@ -289,15 +302,7 @@ def test_a_use_case_goes_from_idea_to_a_retrained_model_in_production_through_th
     logout(page)
 
     # 4. alice signs off the evidence.
-    login(page, hub, "alice")
-    _open_deployment(page)
-    req1 = _request_id(page, 1)
-    card = page.locator(f".st-key-dep_req_{req1}")
-    card.get_by_role("button", name="Approve").click()
-    page.get_by_text("approved.").first.wait_for()
-    _settle(page)
-    screenshot_step(page, "journey_09_signed_off")
-    logout(page)
+    req1 = _alice_signs_off(page, hub, 1, "journey_09_signed_off")
 
     # 5. omar deploys it (every gate passes), makes an API key, and sets up the monitor.
     login(page, hub, "omar")
@@ -371,14 +376,7 @@ def test_a_use_case_goes_from_idea_to_a_retrained_model_in_production_through_th
     logout(page)
 
     # 10. alice signs off the challenger's evidence; omar deploys v2; the API serves it.
-    login(page, hub, "alice")
-    _open_deployment(page)
-    req2 = _request_id(page, 2)
-    page.locator(f".st-key-dep_req_{req2}").get_by_role("button", name="Approve").click()
-    page.get_by_text("approved.").first.wait_for()
-    _settle(page)
-    screenshot_step(page, "journey_18_challenger_signed_off")
-    logout(page)
+    req2 = _alice_signs_off(page, hub, 2, "journey_18_challenger_signed_off")
 
     login(page, hub, "omar")
     _open_deployment(page)
