@@ -38,6 +38,29 @@ class Settings(BaseSettings):
     alert_webhook_url: str | None = Field(default=None, alias="MLOPS_ALERT_WEBHOOK_URL")
     log_level: str = Field(default="WARNING", alias="MLOPS_LOG_LEVEL")
 
+    # --- security (see docs/SECURITY.md) -----------------------------------------------------------
+    # Interface the UI listens on (`up`, `ui`); 0.0.0.0 only behind a proxy that terminates TLS.
+    mlops_ui_host: str = Field(default="127.0.0.1", alias="MLOPS_UI_HOST")
+    # A UI session with no interaction for this long must log in again.
+    session_idle_hours: float = Field(default=8.0, alias="MLOPS_SESSION_IDLE_HOURS")
+    # Failed logins: after this many failures per account (or per client) in the window, a growing delay and
+    # then a temporary lock of `login_lock_minutes`.
+    login_max_failures: int = Field(default=5, alias="MLOPS_LOGIN_MAX_FAILURES")
+    login_lock_minutes: float = Field(default=15.0, alias="MLOPS_LOGIN_LOCK_MINUTES")
+    # Source SQL connections (MLOPS_SQL_CONNECTIONS): longest a query may run, in seconds.
+    sql_source_timeout_seconds: float = Field(default=30.0, alias="MLOPS_SQL_TIMEOUT_SECONDS")
+    # Dataset files: refused before reading when the Parquet footer (or the CSV) says more than this.
+    max_dataset_rows: int = Field(default=50_000_000, alias="MLOPS_MAX_DATASET_ROWS")
+    max_dataset_columns: int = Field(default=10_000, alias="MLOPS_MAX_DATASET_COLUMNS")
+    max_uncompressed_mb: int = Field(default=20_000, alias="MLOPS_MAX_UNCOMPRESSED_MB")
+    # Scoring: longest string accepted in one field of a record (longer: HTTP 400).
+    max_string_length: int = Field(default=256, alias="MLOPS_MAX_STRING_LENGTH")
+    # GET /metrics needs `Authorization: Bearer <this>` when set; unset: /metrics answers only loopback clients.
+    metrics_token: str | None = Field(default=None, alias="MLOPS_METRICS_TOKEN")
+    # The model check of a deployment gate runs in a child process with these limits.
+    model_check_memory_mb: int = Field(default=2048, alias="MLOPS_MODEL_CHECK_MEMORY_MB")
+    model_check_timeout_seconds: float = Field(default=120.0, alias="MLOPS_MODEL_CHECK_TIMEOUT_SECONDS")
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
