@@ -31,8 +31,53 @@ def skip_or_fail(reason: str):
     pytest.skip(reason)
 
 
+CHROMIUM = os.environ.get("MLOPS_CHROMIUM", "/usr/bin/chromium")
+_LEGS: dict[str, bool] = {}
+
+
+def _leg_setting(name: str) -> bool | None:
+    """MLOPS_TEST_<NAME>=1 forces a leg on, =0 off; unset means "on when its service is there"."""
+    value = os.environ.get(f"MLOPS_TEST_{name}")
+    return None if value in (None, "") else value == "1"
+
+
 def postgres_enabled() -> bool:
-    return os.environ.get("MLOPS_TEST_POSTGRES") == "1"
+    """The Postgres leg: forced by MLOPS_TEST_POSTGRES, else on when a server answers at the admin URL."""
+    if "postgres" not in _LEGS:
+        forced = _leg_setting("POSTGRES")
+        if forced is not None:
+            _LEGS["postgres"] = forced
+        else:
+            try:
+                probe = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 2})
+                with probe.connect() as c:
+                    c.execute(text("SELECT 1"))
+                probe.dispose()
+                _LEGS["postgres"] = True
+            except Exception:  # noqa: BLE001 - any failure means "no server here": the leg stays off
+                _LEGS["postgres"] = False
+    return _LEGS["postgres"]
+
+
+def browser_enabled() -> bool:
+    """The browser leg: forced by MLOPS_TEST_BROWSER, else on when Debian's chromium is installed."""
+    if "browser" not in _LEGS:
+        forced = _leg_setting("BROWSER")
+        _LEGS["browser"] = forced if forced is not None else Path(CHROMIUM).exists()
+    return _LEGS["browser"]
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One closing line: which legs ran, and how to switch on the others."""
+    legs = {"SQLite": True, "Postgres": postgres_enabled(), "browser": browser_enabled()}
+    ran = ", ".join(k for k, v in legs.items() if v)
+    off = [k for k, v in legs.items() if not v]
+    hint = {"Postgres": f"a Postgres at {PG_ADMIN_URL} (or MLOPS_TEST_PG_ADMIN_URL), or MLOPS_TEST_POSTGRES=1",
+            "browser": f"chromium at {CHROMIUM} (apt-get install chromium), or MLOPS_TEST_BROWSER=1"}
+    line = f"legs run: {ran}"
+    if off:
+        line += "; off: " + "; ".join(f"{k} (needs {hint[k]})" for k in off)
+    terminalreporter.write_line(line)
 
 
 def _pg_url(dbname: str) -> str:

@@ -7,7 +7,6 @@ accounts; `page` is a fresh browser page. A failing test leaves a screenshot in 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,7 +19,7 @@ import httpx
 import pytest
 
 from mlops_core.config import PROJECT_ROOT
-from tests.conftest import skip_or_fail
+from tests.conftest import browser_enabled, skip_or_fail
 
 CHROMIUM = os.environ.get("MLOPS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -52,8 +51,8 @@ class Hub:
 
 
 def _browser_enabled():
-    if os.environ.get("MLOPS_TEST_BROWSER") != "1":
-        skip_or_fail("browser leg off (set MLOPS_TEST_BROWSER=1)")
+    if not browser_enabled():
+        skip_or_fail(f"browser leg off (install chromium at {CHROMIUM} or set MLOPS_TEST_BROWSER=1)")
     if not Path(CHROMIUM).exists():
         skip_or_fail(f"no chromium at {CHROMIUM} (apt-get install chromium)")
 

@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, text
 from mlops_core.config import reload_settings
 from mlops_core.db import Database, forget_database, upgrade_schema
 from tests.conftest import PG_ADMIN_URL, _pg_url, _truncate_all, postgres_enabled, skip_or_fail
+from tests.faults import workers
 from tests.faults.world import Deployed, Services, seed_deployment
 
 
@@ -133,3 +134,43 @@ def services_for(tmp_path, artifact_root):
     yield make
     for s in made:
         s.stop_all()
+
+
+# --- real worker processes (tests/faults/workers.py) ---------------------------------------------
+
+@pytest.fixture(params=["postgres"] if postgres_enabled() else ["sqlite"])
+def db_url(request, tmp_path, sqlite_template):
+    """Postgres when its leg is on (several workers on one server: the production shape), else SQLite."""
+    if request.param == "sqlite":
+        path = tmp_path / "hub.db"
+        shutil.copy(sqlite_template, path)
+        yield f"sqlite:///{path}"
+        return
+    url = request.getfixturevalue("pg_migrated")
+    d = Database(url)
+    _truncate_all(d)
+    d.dispose()
+    yield url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path, sqlite_template):
+    path = tmp_path / "hub.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def workers_for(tmp_path):
+    made: list[workers.Workers] = []
+
+    def make(url: str) -> workers.Workers:
+        w = workers.Workers(url, tmp_path)
+        made.append(w)
+        workers._current.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.stop_all()
+        workers._current.remove(w)

@@ -13,11 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mlops_core import jobs
 from mlops_core.config import reload_settings
 from mlops_core.db import Database, forget_database
-from tests.conftest import TEST_PASSWORD
-from tests.faults.test_worker_faults import enqueue, status, wait_for, workers_for  # noqa: F401 - fixture reused
+from tests.conftest import TEST_PASSWORD, browser_enabled
+from tests.faults.workers import enqueue, status, wait_for
 from tests.faults.world import ok_request_ids, predict, stopped_cleanly, terminate_connections
 
 CHROMIUM = os.environ.get("MLOPS_CHROMIUM", "/usr/bin/chromium")
@@ -76,7 +75,7 @@ def test_every_process_recovers_when_postgres_drops_all_connections_and_no_predi
     url, dep = seeded_pg
     monkeypatch.setenv("DATABASE_URL", url)
     reload_settings()
-    browser = os.environ.get("MLOPS_TEST_BROWSER") == "1" and Path(CHROMIUM).exists()
+    browser = browser_enabled() and Path(CHROMIUM).exists()
     db = Database(url)
     svc = services_for(url)
     api = svc.start_serve("scoring")

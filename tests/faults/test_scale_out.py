@@ -9,7 +9,7 @@ import httpx
 
 from mlops_core import jobs
 from mlops_core.db import Database
-from tests.faults.test_worker_faults import enqueue, wait_for, workers_for  # noqa: F401 - fixture reused
+from tests.faults.workers import enqueue, wait_for
 from tests.faults.world import ok_request_ids, predict, stopped_cleanly
 
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from mlops_core import jobs
 from mlops_core.db import Database
 from mlops_core.jobs.scheduler import lease_holder
-from tests.faults.test_worker_faults import wait_for, workers_for  # noqa: F401 - fixture reused
+from tests.faults.workers import wait_for
 
 INTERVAL = 2
 

@@ -12,7 +12,7 @@ from mlops_core import jobs
 from mlops_core.db import Database
 from mlops_core.services import experiments
 from tests.conftest import make_people
-from tests.faults.test_worker_faults import HEARTBEAT_TIMEOUT, db_url, wait_for, workers_for  # noqa: F401
+from tests.faults.workers import HEARTBEAT_TIMEOUT, wait_for
 from tests.services.experiments_world import make_world
 
 
