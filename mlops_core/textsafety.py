@@ -125,7 +125,7 @@ def _block(node) -> str:
     if t == "hr":
         return "***"
     if t == "html_block":
-        return _html_as_text(node.content.strip("\n"))
+        return "\n".join(_html_as_text(line.strip()) for line in node.content.strip().split("\n"))
     if t == "table":
         return _table(node)
     # Anything else (a future extension): its text only.
@@ -191,7 +191,8 @@ def _one(node, in_link: bool = False, line_start: bool = False) -> str:
     if t == "code_inline":
         code = node.content.replace("\n", " ")
         ticks = "`" * (_longest_run(code, "`") + 1)
-        pad = " " if code.startswith(("`", " ")) or code.endswith(("`", " ")) else ""
+        # CommonMark strips one space at each end when both ends have one (and it is not all spaces)
+        pad = " " if code.strip(" ") and (code[0] == "`" or code[-1] == "`" or code[0] == code[-1] == " ") else ""
         return f"{ticks}{pad}{code}{pad}{ticks}"
     if t == "image":
         alt = _alt_text(node)
@@ -224,7 +225,7 @@ def _text(s: str, line_start: bool = False) -> str:
         if not url or len(url) <= len("https://") or not is_allowed_link(url):
             continue
         out.append(plain_markdown(s[pos:m.start()], line_start=line_start and pos == 0))
-        out.append(f"[{plain_markdown(url, line_start=False)}](<{_encode_href(url)}>)")
+        out.append(f"[{plain_markdown(url, line_start=False)}](<{_encode_href(_parser.normalizeLink(url))}>)")
         pos = m.start() + len(url)
     out.append(plain_markdown(s[pos:], line_start=line_start and pos == 0))
     return _join(out)
@@ -242,12 +243,18 @@ def _trim_url(url: str) -> str:
 
 def _encode_href(href: str) -> str:
     # Inside <...> a destination may not hold <, > or a line break; markdown-it already percent-encoded most.
-    return "".join(f"%{ord(c):02X}" if c in "<>\\ \t\r\n" else c for c in href)
+    # "&" is backslash-escaped: the reader's parser decodes entities in destinations (&#58; would become ":").
+    return "".join(f"%{ord(c):02X}" if c in "<>\\ \t\r\n" else "\\&" if c == "&" else c for c in href)
 
 
 def _html_as_text(html: str) -> str:
-    parts = _IMG_TAG.split(html)
-    return plain_markdown(IMAGE_REMOVED).join(plain_markdown(p) for p in parts)
+    """Raw HTML shown as the text it is (Streamlit would escape it anyway), an <img> tag as "[image removed]"."""
+    pieces = []
+    for i, part in enumerate(_IMG_TAG.split(html)):
+        if i:
+            pieces.append(plain_markdown(IMAGE_REMOVED))
+        pieces.append(_text(part, line_start=i == 0))
+    return _join(pieces)
 
 
 def _longest_run(s: str, ch: str) -> int:
