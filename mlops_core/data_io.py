@@ -12,7 +12,11 @@ Every source goes the same way (issue 4, "Bad input"):
    64-bit hash per row), so the same content is the same hash however it arrived or was chunked.
 
 Cells starting with = + - @ are kept as data (they are never evaluated here); `to_safe_csv` makes
-exports safe to open in a spreadsheet by prefixing such text cells with a quote.
+exports safe to open in a spreadsheet by prefixing such text cells, and such column names, with a quote.
+
+Limits (issue 12): a Parquet file's footer is checked against MLOPS_MAX_DATASET_ROWS and
+MLOPS_MAX_UNCOMPRESSED_MB before any row is read, and read in bounded batches; every source is
+stopped as soon as it passes the row limit, and refused above MLOPS_MAX_DATASET_COLUMNS columns.
 """
 from __future__ import annotations
 
@@ -140,20 +144,27 @@ def allowed_roots() -> list[Path]:
 
 
 def check_server_path(path: str) -> Path:
-    """A server path is only read inside an allowed folder (no `..` tricks, no symlinks out)."""
+    """A server path is only read inside an allowed folder (no `..` tricks, no symlinks out).
+
+    The folder is checked first, on the fully resolved path (symlinks and `..` followed), so a path
+    outside the allowed folders gets the same answer whether or not something exists there: the
+    message must not tell a user what is on the server beyond those folders.
+    """
     if not path or not str(path).strip():
         raise ValidationError("give the path of a CSV or Parquet file on the server")
     p = Path(str(path).strip()).expanduser()
     try:
-        resolved = p.resolve(strict=True)
-    except (FileNotFoundError, RuntimeError):
-        raise ValidationError(f"no file at {p}; check the path (it is read on the server, not your computer)") from None
+        resolved = p.resolve(strict=False)
+    except (OSError, RuntimeError):  # a symlink loop: answered like any path outside the folders
+        resolved = None
     roots = allowed_roots()
-    if not any(resolved == r or r in resolved.parents for r in roots):
+    if resolved is None or not any(resolved == r or r in resolved.parents for r in roots):
         raise ValidationError(
             f"{p} is outside the folders MLOps Hub may read ({', '.join(str(r) for r in roots)}); "
             "copy the file there or ask an admin to add its folder to MLOPS_INGEST_ROOTS"
         )
+    if not resolved.exists():
+        raise ValidationError(f"no file at {p}; check the path (it is read on the server, not your computer)")
     if not resolved.is_file():
         raise ValidationError(f"{p} is not a file")
     return resolved
@@ -167,14 +178,135 @@ def check_file_size(path: Path, limit: int | None = None) -> int:
     return size
 
 
+def _too_many_rows(limit: int, n_rows: int | None = None) -> ValidationError:
+    has = (f"{n_rows:,} rows, over the limit of {limit:,} rows per version" if n_rows is not None
+           else f"more than {limit:,} rows, the limit per version")
+    return ValidationError(
+        f"the data has {has} (MLOPS_MAX_DATASET_ROWS); split it into smaller extracts "
+        "(e.g. one per month) or ask an admin to raise the limit"
+    )
+
+
+def check_columns(n_cols: int) -> None:
+    """Refuse data wider than MLOPS_MAX_DATASET_COLUMNS before any row is read."""
+    limit = int(get_settings().max_dataset_columns)
+    if n_cols > limit:
+        raise ValidationError(
+            f"the data has {n_cols:,} columns, over the limit of {limit:,} (MLOPS_MAX_DATASET_COLUMNS); "
+            "keep only the columns you need, or split the table into several datasets"
+        )
+
+
+def check_parquet_footer(pf) -> None:
+    """Refuse a Parquet file whose footer announces more rows, columns or data than the limits allow.
+
+    A few hundred KB of Parquet can hold tens of millions of rows of repeated values (issue 12,
+    finding 7); the footer says so before anything is decompressed. The size is the larger of the
+    footer's uncompressed byte count and 8 bytes per cell, as dictionary and run-length encoding keep
+    the former small for exactly the files that expand the most in memory.
+    """
+    settings = get_settings()
+    md = pf.metadata
+    check_columns(md.num_columns)
+    if md.num_rows > int(settings.max_dataset_rows):
+        raise _too_many_rows(int(settings.max_dataset_rows), md.num_rows)
+    footer_bytes = sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
+    expanded = max(footer_bytes, md.num_rows * max(1, md.num_columns) * 8)
+    limit_mb = int(settings.max_uncompressed_mb)
+    if expanded > limit_mb * 1024 * 1024:
+        raise ValidationError(
+            f"the Parquet file holds {md.num_rows:,} rows x {md.num_columns:,} columns, about "
+            f"{expanded / 1024 / 1024:,.0f} MB uncompressed, over the limit of {limit_mb:,} MB "
+            "(MLOPS_MAX_UNCOMPRESSED_MB); split it into smaller files or ask an admin to raise the limit"
+        )
+
+
 # --- SQL sources ----------------------------------------------------------------------------
+#
+# A source is read-only because the database enforces it, not because the query text starts with
+# SELECT (issue 12, finding 5: `WITH x AS (SELECT 1) DELETE ...` passed the text check and ran):
+#   - SQLite: opened through a `mode=ro` URI with `PRAGMA query_only=ON`; a progress handler
+#     interrupts a query that runs past MLOPS_SQL_TIMEOUT_SECONDS.
+#   - Postgres: a READ ONLY transaction with a statement_timeout; a role that can read the server's
+#     files (superuser, pg_read_server_files) is refused, as read-only does not stop pg_read_file.
+#   - A connection that points at MLOps Hub's own database is refused when MLOPS_SQL_CONNECTIONS is
+#     read and again, by identity rather than by spelling, when it is used.
+
+_SOURCE_BACKENDS = ("sqlite", "postgresql")
+_LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1", "[::1]"}
+_SQLITE_CHECK_EVERY = 10_000  # SQLite VM steps between two looks at the clock (~1 ms)
+
+
+def _parse_source_url(name: str, url: str):
+    from sqlalchemy.engine import make_url
+
+    from .db import normalise_url
+
+    try:
+        u = make_url(normalise_url(url))
+    except Exception:  # noqa: BLE001 - any parse error becomes one sentence
+        raise ValidationError(
+            f"MLOPS_SQL_CONNECTIONS: connection {name!r} is not a valid database URL; use e.g. "
+            "postgresql://reader@host:5432/warehouse or sqlite:////srv/extracts/warehouse.db"
+        ) from None
+    if u.get_backend_name() not in _SOURCE_BACKENDS:
+        raise ValidationError(
+            f"MLOPS_SQL_CONNECTIONS: connection {name!r} uses {u.get_backend_name()!r}; SQL sources can be "
+            "PostgreSQL or SQLite (where MLOps Hub can make the connection read-only)"
+        )
+    return u
+
+
+def _sqlite_file(u) -> Path | None:
+    """The file of a SQLite URL, symlinks resolved; None for an in-memory database."""
+    database = u.database or ""
+    if database.startswith("file:"):
+        database = database[len("file:"):].split("?", 1)[0]
+    if not database or database == ":memory:":
+        return None
+    return Path(database).expanduser().resolve()
+
+
+def _pg_address(u) -> tuple[str, int, str]:
+    host = (u.host or str(u.query.get("host") or "")).lower()
+    if host in _LOCAL_HOSTS or host.startswith("/"):  # a Unix socket is this machine too
+        host = "local"
+    return host, int(u.port or 5432), u.database or ""
+
+
+def _same_database_url(src, app) -> bool:
+    """True when two URLs name the same database (the same file, or the same host, port and dbname)."""
+    if src.get_backend_name() != app.get_backend_name():
+        return False
+    if src.get_backend_name() == "sqlite":
+        a, b = _sqlite_file(src), _sqlite_file(app)
+        if a is None or b is None:
+            return False
+        try:
+            return a == b or (a.exists() and b.exists() and os.path.samefile(a, b))
+        except OSError:
+            return a == b
+    return _pg_address(src) == _pg_address(app)
+
+
+def _own_database_error(name: str) -> ValidationError:
+    return ValidationError(
+        f"MLOPS_SQL_CONNECTIONS: connection {name!r} points at MLOps Hub's own database, which holds accounts "
+        "and password hashes; remove it and give sources their own database and a read-only role"
+    )
+
 
 def sql_connections() -> dict[str, str]:
     """Named SQLAlchemy URLs data engineers may query: MLOPS_SQL_CONNECTIONS='{"warehouse": "postgresql://..."}'.
 
     Only names are shown in the UI and stored with a version; the URLs (which may hold passwords)
-    stay in the environment.
+    stay in the environment. A URL that is malformed, of another kind than SQLite/Postgres, or that
+    points at MLOps Hub's own database makes the whole setting refused, with one line saying which.
     """
+    from sqlalchemy.engine import make_url
+
+    from .db import normalise_url
+
     raw = os.environ.get("MLOPS_SQL_CONNECTIONS", "").strip()
     if not raw:
         return {}
@@ -184,44 +316,159 @@ def sql_connections() -> dict[str, str]:
         raise ValidationError(f"MLOPS_SQL_CONNECTIONS is not valid JSON ({exc}); use {{\"name\": \"sqlalchemy-url\"}}") from None
     if not isinstance(data, dict):
         raise ValidationError('MLOPS_SQL_CONNECTIONS must be a JSON object: {"name": "sqlalchemy-url"}')
-    return {str(k): str(v) for k, v in data.items()}
+    conns = {str(k): str(v) for k, v in data.items()}
+    try:
+        app = make_url(normalise_url(get_settings().database_url))
+    except Exception:  # noqa: BLE001 - a broken DATABASE_URL is reported by the database layer
+        app = None
+    for name, url in conns.items():
+        u = _parse_source_url(name, url)
+        if app is not None and _same_database_url(u, app):
+            raise _own_database_error(name)
+    return conns
+
+
+def _sqlite_source_engine(name: str, u, timeout: float):
+    import sqlite3
+    import time
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    path = _sqlite_file(u)
+    if path is None:
+        raise ValidationError(f"connection {name!r} is an in-memory SQLite database, which holds no data; "
+                              "point it at a database file")
+    if not path.is_file():
+        raise ValidationError(f"connection {name!r}: there is no SQLite file at {path}; check MLOPS_SQL_CONNECTIONS")
+
+    def connect():
+        con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, check_same_thread=False)
+        con.execute("PRAGMA query_only=ON")
+        deadline = time.monotonic() + timeout
+        # A non-zero return interrupts the running statement ("interrupted").
+        con.set_progress_handler(lambda: int(time.monotonic() > deadline), _SQLITE_CHECK_EVERY)
+        return con
+
+    return create_engine("sqlite://", creator=connect, poolclass=NullPool)
+
+
+def _postgres_source_engine(u, timeout: float):
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    ms = max(1, int(timeout * 1000))
+    # Server-side defaults too, so even a statement sent before our SETs is read-only and bounded.
+    options = f"-c default_transaction_read_only=on -c statement_timeout={ms}"
+    return create_engine(u, poolclass=NullPool,
+                         connect_args={"connect_timeout": 10, "options": options})
+
+
+def _check_source_identity(name: str, u, conn, app_db) -> None:
+    """At use: refuse the app's own database, whatever spelling the URL used; refuse file-reading roles."""
+    from sqlalchemy import text
+
+    if u.get_backend_name() == "sqlite":
+        if app_db is not None and app_db.engine.dialect.name == "sqlite":
+            src, app = _sqlite_file(u), _sqlite_file(app_db.engine.url)
+            try:
+                same = src is not None and app is not None and app.exists() and os.path.samefile(src, app)
+            except OSError:
+                same = False
+            if same:
+                raise _own_database_error(name)
+        return
+    # Postgres: the same server instance (its start time) and the same database name is the same database.
+    ident = text("SELECT pg_postmaster_start_time()::text, current_database()")
+    if app_db is not None and app_db.engine.dialect.name == "postgresql":
+        with app_db.engine.connect() as app_conn:
+            app_ident = tuple(app_conn.execute(ident).one())
+        if tuple(conn.execute(ident).one()) == app_ident:
+            raise _own_database_error(name)
+    reads_files = conn.execute(text(
+        "SELECT r.rolsuper OR pg_has_role(current_user, 'pg_read_server_files', 'MEMBER') "
+        "OR pg_has_role(current_user, 'pg_execute_server_program', 'MEMBER') "
+        "FROM pg_roles r WHERE r.rolname = current_user"
+    )).scalar()
+    if reads_files:
+        raise ValidationError(
+            f"connection {name!r} logs in as a role that can read the database server's files (a superuser or a "
+            "member of pg_read_server_files); give it a role that may only SELECT the tables it needs"
+        )
+
+
+def _query_error(name: str, exc: BaseException, timeout: float) -> ValidationError:
+    orig = getattr(exc, "orig", None) or exc
+    msg = str(orig).strip()
+    state = getattr(orig, "sqlstate", None)
+    if state == "57014" or msg == "interrupted" or "statement timeout" in msg:
+        return ValidationError(
+            f"the query on {name!r} ran longer than the {timeout:g} s limit (MLOPS_SQL_TIMEOUT_SECONDS) and was "
+            "stopped; narrow it (fewer rows or columns, a WHERE on an indexed column) or ask an admin to raise the limit"
+        )
+    if state == "25006" or "readonly database" in msg or "read-only" in msg:
+        return ValidationError(
+            f"the query on {name!r} tried to change data, and SQL sources are read-only; "
+            "use a query that only reads (SELECT ...), nothing was changed"
+        )
+    first = msg.splitlines()[0] if msg else type(orig).__name__
+    return ValidationError(f"the query failed on {name!r}: {first}")
 
 
 _READ_ONLY_SQL = re.compile(r"^\s*(select|with)\b", re.IGNORECASE)
 
 
 def query_to_parquet(connection: str, query: str, *, progress: Progress = _noop,
-                     chunk_rows: int = 50_000) -> "ConvertedData":
-    """Run a read-only query on a named connection, streamed in chunks into canonical Parquet."""
+                     chunk_rows: int = 50_000, app_db: Any = None) -> "ConvertedData":
+    """Run a read-only query on a named connection, streamed in chunks into canonical Parquet.
+
+    `app_db` (MLOps Hub's own Database) lets the source be compared with it by identity at use.
+    """
+    import time
+
     import pandas as pd
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
 
     conns = sql_connections()
     if connection not in conns:
         known = ", ".join(sorted(conns)) or "none configured (set MLOPS_SQL_CONNECTIONS)"
         raise ValidationError(f"unknown SQL connection {connection!r}; known connections: {known}")
+    # Only a first filter for a clear message: the database itself refuses writes (see above).
     if not query or not _READ_ONLY_SQL.match(query) or ";" in query.strip().rstrip(";"):
         raise ValidationError("give one read-only query starting with SELECT or WITH (no ';'-separated statements)")
-    from .db import normalise_url
-
-    engine = create_engine(normalise_url(conns[connection]))
+    timeout = float(get_settings().sql_source_timeout_seconds)
+    u = _parse_source_url(connection, conns[connection])
+    is_pg = u.get_backend_name() == "postgresql"
+    engine = _postgres_source_engine(u, timeout) if is_pg else _sqlite_source_engine(connection, u, timeout)
+    deadline = time.monotonic() + timeout
     try:
         with engine.connect() as conn:
             try:
+                _check_source_identity(connection, u, conn, app_db)
+                if is_pg:
+                    conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                    conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}")
+                    # A server-side cursor: rows come in chunks instead of all at once into the driver.
+                    conn = conn.execution_options(stream_results=True, max_row_buffer=chunk_rows)
                 chunks = pd.read_sql_query(text(query.strip().rstrip(";")), conn, chunksize=chunk_rows)
+            except ValidationError:
+                raise
             except Exception as exc:  # noqa: BLE001 - any driver error becomes one sentence
-                raise ValidationError(f"the query failed on {connection!r}: {str(exc).splitlines()[0]}") from None
+                raise _query_error(connection, exc, timeout) from None
 
             def batches() -> Iterator[Any]:
                 import pyarrow as pa
 
                 try:
                     for frame in chunks:
+                        # statement_timeout bounds each FETCH of the cursor; this bounds the whole query.
+                        if time.monotonic() > deadline:
+                            raise _query_error(connection, TimeoutError("statement timeout"), timeout)
                         yield pa.Table.from_pandas(frame, preserve_index=False)
                 except ValidationError:
                     raise
                 except Exception as exc:  # noqa: BLE001
-                    raise ValidationError(f"the query failed on {connection!r}: {str(exc).splitlines()[0]}") from None
+                    raise _query_error(connection, exc, timeout) from None
 
             return _write_canonical(batches(), progress=progress, total_bytes=None)
     finally:
@@ -316,6 +563,7 @@ def _canonical_schema(schema):
     import pyarrow as pa
 
     names = [str(n).strip() for n in schema.names]
+    check_columns(len(names))
     _check_names(names)
     fields = []
     for name, f in zip(names, schema):
@@ -415,6 +663,7 @@ def _write_canonical(tables: Iterator[Any], *, progress: Progress, total_bytes: 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    max_rows = int(get_settings().max_dataset_rows)
     dest = new_staging_path(".parquet")
     writer = None
     schema = None
@@ -447,6 +696,8 @@ def _write_canonical(tables: Iterator[Any], *, progress: Progress, total_bytes: 
                     writer.write_table(pa.concat_tables(pending))
                     pending, pending_rows = [], 0
             n_rows += piece.num_rows
+            if n_rows > max_rows:  # stopped as soon as it passes, before the next block is read
+                raise _too_many_rows(max_rows)
             if total_bytes and position is not None:
                 progress(min(0.99, position() / total_bytes), f"read {n_rows:,} rows")
             else:
@@ -504,6 +755,7 @@ def _csv_header(path: Path) -> list[str]:
                     f"the header has one column but contains {label}: the file seems to be separated by {label}, "
                     "not commas. Save it as comma-separated CSV and upload it again"
                 )
+    check_columns(len(header))
     _check_names([h.strip() for h in header])
     return header
 
@@ -583,7 +835,9 @@ def csv_to_parquet(path: Path, *, progress: Progress = _noop, block_size: int = 
     raise ValidationError("the CSV's column types could not be settled; check for mixed values in its columns")
 
 
-def parquet_to_parquet(path: Path, *, progress: Progress = _noop) -> ConvertedData:
+def parquet_to_parquet(path: Path, *, progress: Progress = _noop, batch_rows: int = 65_536) -> ConvertedData:
+    """Parquet -> canonical Parquet: the footer is checked against the limits first, then the rows are
+    read in batches of `batch_rows` (a whole row group may hold millions of rows: never read one at once)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -591,13 +845,19 @@ def parquet_to_parquet(path: Path, *, progress: Progress = _noop) -> ConvertedDa
         pf = pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise ValidationError(f"the Parquet file could not be read ({str(exc).splitlines()[0]}); export it again") from None
-    n_groups = max(1, pf.num_row_groups)
+    check_parquet_footer(pf)
+    total = max(1, pf.metadata.num_rows)
 
     def tables():
-        for i in range(pf.num_row_groups):
-            yield pf.read_row_group(i)
-            progress((i + 1) / n_groups, f"read row group {i + 1} of {n_groups}")
-        if pf.num_row_groups == 0:
+        done = 0
+        try:
+            for batch in pf.iter_batches(batch_size=batch_rows, use_threads=False):
+                done += batch.num_rows
+                yield batch
+                progress(min(1.0, done / total), f"read {done:,} of {total:,} rows")
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise ValidationError(f"the Parquet file could not be read ({str(exc).splitlines()[0]}); export it again") from None
+        if done == 0:
             yield pf.schema_arrow.empty_table()
 
     out = _write_canonical(tables(), progress=_noop, total_bytes=None)
@@ -621,6 +881,7 @@ def frame_to_parquet(frame, *, progress: Progress = _noop, chunk_rows: int = 100
     if not isinstance(frame, pd.DataFrame):
         raise ValidationError(f"expected a pandas DataFrame, got {type(frame).__name__}")
     names = [str(c).strip() for c in frame.columns]
+    check_columns(len(names))
     _check_names(names)
     if len(frame.columns) == 0:
         raise ValidationError("the DataFrame has no columns")
@@ -673,6 +934,8 @@ def to_safe_csv(frame) -> bytes:
     for col in out.columns:
         if out[col].dtype == object or str(out[col].dtype) in ("string", "str"):
             out[col] = out[col].map(neutralise_cell)
+    # The header row is a row of cells too: a column named "=HYPERLINK(...)" runs like any other cell.
+    out.columns = [neutralise_cell(str(c)) for c in out.columns]
     buf = io.StringIO()
     out.to_csv(buf, index=False)
     return buf.getvalue().encode("utf-8")

@@ -580,7 +580,8 @@ def register_version_from_sql(db: Database, *, actor: Actor, dataset_name: str, 
     """The result of a read-only query on a named connection (MLOPS_SQL_CONNECTIONS)."""
     name = _start(actor, dataset_name)
     progress = progress or _noop
-    converted = data_io.query_to_parquet(connection, query, progress=lambda f, m: progress(0.5 * f, m))
+    # app_db: the source is compared with this database by identity, not only by URL spelling.
+    converted = data_io.query_to_parquet(connection, query, progress=lambda f, m: progress(0.5 * f, m), app_db=db)
     source = f"sql:{connection}: {' '.join(query.split())}"
     return _register_converted(db, actor=actor, dataset_name=name, converted=converted, use_case_id=use_case_id,
                                source_kind=source_kind, source=source, description=description, progress=progress)
