@@ -9,6 +9,8 @@ from markdown_it import MarkdownIt
 from mlops_core.textsafety import IMAGE_REMOVED, is_allowed_link, plain_markdown, safe_markdown
 
 _md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+# markdown-it itself refuses javascript:/data: links; a browser-side renderer may not, so the check does not.
+_md.validateLink = lambda url: True
 
 
 def _walk(tokens):
