@@ -406,7 +406,10 @@ def _query_error(name: str, exc: BaseException, timeout: float) -> ValidationErr
             f"the query on {name!r} ran longer than the {timeout:g} s limit (MLOPS_SQL_TIMEOUT_SECONDS) and was "
             "stopped; narrow it (fewer rows or columns, a WHERE on an indexed column) or ask an admin to raise the limit"
         )
-    if state == "25006" or "readonly database" in msg or "read-only" in msg:
+    # Postgres reads through a server-side cursor, and DECLARE ... CURSOR FOR takes only a SELECT: a CTE
+    # ending in a write fails there as a syntax error at its verb, before the read-only transaction is reached.
+    writes_through_cursor = state == "42601" and re.search(r'at or near "(DELETE|UPDATE|INSERT|MERGE)"', msg, re.I)
+    if state == "25006" or writes_through_cursor or "readonly database" in msg or "read-only" in msg:
         return ValidationError(
             f"the query on {name!r} tried to change data, and SQL sources are read-only; "
             "use a query that only reads (SELECT ...), nothing was changed"
