@@ -131,7 +131,9 @@ with tab_path:
             _show_result(v)
 
 with tab_sql:
-    conns = sorted(data_io.sql_connections())
+    conns = []
+    with session.service_call():  # a refused MLOPS_SQL_CONNECTIONS (e.g. the app's own database) says which
+        conns = sorted(data_io.sql_connections())
     if not conns:
         st.info("No SQL connections are configured. An admin sets MLOPS_SQL_CONNECTIONS, e.g. "
                 '{"warehouse": "postgresql://reader@db/warehouse"}; only the names are shown here.')
