@@ -270,6 +270,18 @@ def test_a_deploy_and_a_rollback_take_effect_within_seconds_without_a_restart(se
     assert service.proc.poll() is None  # same process throughout
 
 
+def _settled_count(db, deployment_id: int, timeout: float = 15.0) -> int:
+    deadline = time.monotonic() + timeout
+    last = predictions.count_predictions(db, deployment_id=deployment_id, status="ok")
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        now = predictions.count_predictions(db, deployment_id=deployment_id, status="ok")
+        if now == last:
+            return now
+        last = now
+    raise AssertionError(f"the prediction log kept growing for {timeout:g} s after the last request")
+
+
 def test_nothing_is_lost_from_the_log_on_a_clean_shutdown(service):
     dep = deployments.get_by_name(service.db, "churn")
     port = _free_port()
@@ -279,8 +291,9 @@ def test_nothing_is_lost_from_the_log_on_a_clean_shutdown(service):
     headers = {"Authorization": f"Bearer {service.key}"}
     with httpx.Client(headers=headers, timeout=30) as client:
         assert _wait_for(lambda: client.post(url, json={"records": [service.record]}).status_code == 200)
-        time.sleep(1.5)  # let both services write what they answered so far (they flush every 0.25 s)
-        before = predictions.count_predictions(service.db, deployment_id=dep.id, status="ok")
+        # Let both services write what they answered so far (they flush every 0.25 s): poll until the count
+        # holds still across a full flush interval, with a deadline.
+        before = _settled_count(service.db, dep.id)
 
         def one(_):
             return client.post(url, json={"records": [service.record]}).status_code

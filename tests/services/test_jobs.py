@@ -2,6 +2,8 @@
 dedupe, the reaper, schedules and the scheduler election."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -11,12 +13,13 @@ from sqlalchemy import update
 from sqlmodel import select
 
 from mlops_core import jobs
+from mlops_core.config import PROJECT_ROOT
 from mlops_core.db import utcnow
 from mlops_core.errors import NotFound, ValidationError
 from mlops_core.jobs import queue
 from mlops_core.jobs.runner import JobContext, execute
-from mlops_core.jobs.scheduler import Scheduler, lease_holder, trigger_for
-from mlops_core.models.jobs import Job, Schedule, Worker
+from mlops_core.jobs.scheduler import Scheduler, lease_holder
+from mlops_core.models.jobs import Job, Worker
 
 
 def _enqueue(db, kind="noop", payload=None, **kw) -> int:
@@ -280,14 +283,28 @@ def test_two_running_schedulers_enqueue_each_interval_firing_once(db):
     assert all(k.startswith(f"schedule:{sched.id}:") for k in keys)
 
 
+_NEXT_FIRE = """
+import sys
+from datetime import UTC, datetime
+from sqlmodel import select
+from mlops_core.db import Database
+from mlops_core.jobs.scheduler import trigger_for
+from mlops_core.models.jobs import Schedule
+db = Database(sys.argv[1])
+with db.read() as s:
+    row = s.exec(select(Schedule)).one()
+    print(trigger_for(row).get_next_fire_time(None, datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)).isoformat())
+"""
+
+
 def test_interval_fire_times_are_the_same_in_every_process(db):
+    """Two separate processes (as two workers would be) compute the same next firing of a schedule, so a
+    firing's dedupe key is the same wherever it is computed."""
     jobs.upsert_schedule(db, name="hourly", kind="noop", payload={}, interval_seconds=3600)
-    now = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
-    with db.read() as s:
-        row = s.exec(select(Schedule)).one()
-        t1 = trigger_for(row).get_next_fire_time(None, now)
-        t2 = trigger_for(row).get_next_fire_time(None, now)
-    assert t1 == t2 == datetime(2026, 3, 4, 6, 0, tzinfo=UTC)
+    url = db.engine.url.render_as_string(hide_password=False)
+    answers = {subprocess.run([sys.executable, "-c", _NEXT_FIRE, url], capture_output=True, text=True,
+                              timeout=120, check=True, cwd=PROJECT_ROOT).stdout.strip() for _ in range(2)}
+    assert answers == {"2026-03-04T06:00:00+00:00"}
 
 
 def test_only_one_scheduler_is_elected_and_another_takes_over_when_it_stops(db):
@@ -312,8 +329,11 @@ def test_an_expired_lease_is_taken_over(db):
     try:
         assert a.tick() is True
         assert b.tick() is False
-        time.sleep(0.7)  # w1 died: no renewal
-        assert b.tick() is True
+        # w1 died: no renewal. b takes over once the 0.5 s lease has expired (polled, with a deadline).
+        deadline = time.monotonic() + 10
+        while not b.tick():
+            assert time.monotonic() < deadline, "w2 never took over the expired lease"
+            time.sleep(0.05)
         assert a.tick() is False, "the old leader stands down"
         assert a.is_leader is False
     finally:
