@@ -940,5 +940,7 @@ def to_safe_csv(frame) -> bytes:
     # The header row is a row of cells too: a column named "=HYPERLINK(...)" runs like any other cell.
     out.columns = [neutralise_cell(str(c)) for c in out.columns]
     buf = io.StringIO()
-    out.to_csv(buf, index=False)
+    # CRLF line ends (RFC 4180) make the writer quote any field holding a CR or LF; with "\n" a bare CR
+    # was written unquoted and split the row in a spreadsheet.
+    out.to_csv(buf, index=False, lineterminator="\r\n")
     return buf.getvalue().encode("utf-8")
