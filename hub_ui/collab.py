@@ -15,6 +15,7 @@ import streamlit as st
 from mlops_core.models.base import ROLES
 from mlops_core.models.collab import CommentPublic, SignoffPublic
 from mlops_core.services import collab, users
+from mlops_core.textsafety import plain_markdown, safe_markdown
 
 from . import session
 
@@ -59,7 +60,7 @@ def discussion(entity_type: str, entity_id: Any, *, title: str = "Discussion",
             with st.container(border=True):
                 st.markdown(f"**{c.author_username}** · {session.fmt_time(c.created_at)}"
                             + (" · ↳ reply" if c.parent_id else ""))
-                st.markdown(c.body)
+                st.markdown(safe_markdown(c.body))
                 with st.popover("Reply"):
                     with st.form(_key(base, "reply", c.id), clear_on_submit=True):
                         text = st.text_area("Your reply", key=_key(base, "reply_text", c.id))
@@ -108,19 +109,19 @@ def decide_controls(so: SignoffPublic, *, key: str, flash_key: str | None = None
             done = collab.decide_signoff(session.db(), actor=actor, signoff_id=so.id, approve=bool(approve),
                                          reason=reason)
         if done is not None:
-            flash(flash_key or key, f"Sign-off “{done.title}” {done.status}.")
+            flash(flash_key or key, f"Sign-off “{plain_markdown(done.title)}” {done.status}.")
             st.rerun()
 
 
 def signoff_card(so: SignoffPublic, *, key: str, flash_key: str | None = None) -> None:
     # keyed: the browser finds one card by its CSS class st-key-<key>_card_<id>
     with st.container(border=True, key=_key(key, "card", so.id)):
-        st.markdown(f"{STATUS_ICONS.get(so.status, '')} **{so.title}** — {so.status}")
+        st.markdown(f"{STATUS_ICONS.get(so.status, '')} **{plain_markdown(so.title)}** — {so.status}")
         st.caption(f"asked by {so.requested_by} of {so.assignee} on {session.fmt_time(so.created_at)}"
                    + (f" · {so.status} by {so.decided_by} on {session.fmt_time(so.decided_at)}" if so.decided_by else "")
                    + f" · evidence {so.evidence_hash[:12]}")
         if so.reason:
-            st.markdown(f"> {so.reason}")
+            st.markdown(safe_markdown(f"> {so.reason}"))
         if so.evidence:
             with st.expander("Evidence"):
                 st.json(so.evidence)

@@ -33,11 +33,12 @@ IMAGE_REMOVED = "[image removed]"
 _ALLOWED_LINK = re.compile(r"^(?:https?://[^\s]+|mailto:[^\s]+)$", re.IGNORECASE)
 
 # Characters that can start markup anywhere in a line are backslash-escaped (CommonMark allows escaping any
-# ASCII punctuation): [ ] < open links, images, autolinks and HTML; ` * ~ | $ \\ open code, emphasis,
-# strikethrough, tables, math and escapes. Others are escaped only where they act: `_` when it is not inside a
-# word (snake_case stays as typed), `&` when it would form an entity, and # - + > = and "1." at a line start.
+# ASCII punctuation): [ ] open links and images; ` * ~ | $ \\ open code, emphasis, strikethrough, tables,
+# math and escapes. Others are escaped only where they act: `<` before a letter, / ! or ? (a tag or an
+# autolink), `_` when it is not inside a word (snake_case stays as typed), `&` when it would form an entity,
+# and # - + > = and "1." at a line start.
 # Escaping keeps a punctuation character next to an emphasis delimiter, so `*(note)*` keeps its emphasis.
-_ALWAYS = set("[]<`*~|$\\")
+_ALWAYS = set("[]`*~|$\\")
 _ENTITY = re.compile(r"&(?=#?[A-Za-z0-9]+;)")
 _LINE_START = re.compile(r"^([ \t]*)(?:([#>+=-])|(\d{1,9})([.)]))", re.MULTILINE)
 _BARE_URL = re.compile(r"https?://[^\s<>\"'`]+", re.IGNORECASE)
@@ -57,6 +58,8 @@ def plain_markdown(text: object, *, line_start: bool = True) -> str:
             out.append("\\" + c)
         elif c == "_" and not (0 < i < len(s) - 1 and s[i - 1].isalnum() and s[i + 1].isalnum()):
             out.append("\\_")
+        elif c == "<" and (i == len(s) - 1 or s[i + 1].isalpha() or s[i + 1] in "/!?"):
+            out.append("\\<")  # could open a tag or an autolink; "a <= b" and "3 < 4" stay as typed
         elif c == "&" and _ENTITY.match(s, i):
             out.append("\\&")
         else:
@@ -71,6 +74,15 @@ def plain_markdown(text: object, *, line_start: bool = True) -> str:
         return m.group(1) + m.group(3) + "\\" + m.group(4)
 
     return _LINE_START.sub(block_start, escaped)
+
+
+def code_span(text: object) -> str:
+    """`text` as inline code that no backtick in it can close early (a user value shown in `...`)."""
+    code = str(text if text is not None else "").replace("\n", " ")
+    ticks = "`" * (_longest_run(code, "`") + 1)
+    pad = " " if code.strip(" ") and (code[0] == "`" or code[-1] == "`" or code[0] == code[-1] == " ") else ""
+    # CommonMark strips one space at each end when both ends have one (and it is not all spaces)
+    return f"{ticks}{pad}{code}{pad}{ticks}"
 
 
 def is_allowed_link(href: str) -> bool:
@@ -189,11 +201,7 @@ def _one(node, in_link: bool = False, line_start: bool = False) -> str:
     if t == "s":
         return "~~" + _inline(node.children, in_link) + "~~"
     if t == "code_inline":
-        code = node.content.replace("\n", " ")
-        ticks = "`" * (_longest_run(code, "`") + 1)
-        # CommonMark strips one space at each end when both ends have one (and it is not all spaces)
-        pad = " " if code.strip(" ") and (code[0] == "`" or code[-1] == "`" or code[0] == code[-1] == " ") else ""
-        return f"{ticks}{pad}{code}{pad}{ticks}"
+        return code_span(node.content)
     if t == "image":
         alt = _alt_text(node)
         return plain_markdown(alt) if alt.strip() else plain_markdown(IMAGE_REMOVED)

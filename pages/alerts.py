@@ -4,6 +4,8 @@ import streamlit as st
 from hub_ui import collab as collab_ui
 from hub_ui import session
 from mlops_core.services import collab, monitoring
+from mlops_core.textsafety import plain_markdown as md_text
+from mlops_core.textsafety import safe_markdown
 
 SEVERITY = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
 STATE = {"open": "open", "acknowledged": "acknowledged", "resolved": "resolved"}
@@ -24,11 +26,11 @@ if not proposals:
 for p in proposals[:10]:
     with st.container(border=True):
         st.markdown(f"**Retrain {p.deployment_name}** · proposal #{p.id} · **{p.state}** · because of alert "
-                    f"#{p.alert_id}: {p.reason}")
+                    f"#{p.alert_id}: " + md_text(p.reason, line_start=False))
         st.caption(f"champion's configuration (run {p.base_run_id}, algorithm "
                    f"{p.config.get('algorithm', '?')}) on dataset version {p.dataset_version_id} "
                    f"(newest trainable)" + (f" · run {p.run_id}" if p.run_id else "")
-                   + (f" · decided by {p.decided_by}" if p.decided_by else "") + (f" · {p.note}" if p.note else ""))
+                   + (f" · decided by {p.decided_by}" if p.decided_by else "") + (f" · {md_text(p.note)}" if p.note else ""))
         if p.state == "proposed" and session.may("retraining.decide"):
             note = st.text_input("Note", key=f"prop_note_{p.id}")
             c1, c2, _ = st.columns([1, 1, 4])
@@ -68,12 +70,12 @@ can_ack = session.may("alert.ack")
 # every alert's discussion in one query, not one per alert
 talk = collab.list_comments_many(db, actor=actor, entity_type="alert", entity_ids=[a.id for a in alerts])
 for a in alerts:
-    label = (f"{SEVERITY.get(a.severity, '')} {a.title} · {a.state}"
+    label = (f"{SEVERITY.get(a.severity, '')} {md_text(a.title)} · {a.state}"
              + (f" · seen {a.occurrences}×" if a.occurrences > 1 else ""))
     with st.expander(label, expanded=len(alerts) <= 3):
         st.markdown(f"**#{a.id}** · {a.kind} · {a.severity} · first {session.fmt_time(a.created_at)} · "
                     f"last seen {session.fmt_time(a.last_seen_at)}")
-        st.markdown(a.detail)
+        st.markdown(safe_markdown(a.detail))
         if a.evidence_link.startswith("/deployment-monitoring") and a.deployment_name:
             q = {"deployment": a.deployment_name}
             if a.check_id:
@@ -83,11 +85,14 @@ for a in alerts:
         elif a.evidence_link == "/infrastructure":
             st.page_link("pages/infrastructure.py", label="Evidence: infrastructure", icon=":material/dns:")
         if a.acknowledged_by:
-            st.caption(f"acknowledged by {a.acknowledged_by} {session.fmt_time(a.acknowledged_at)}: {a.ack_note or '—'}")
+            st.caption(f"acknowledged by {a.acknowledged_by} {session.fmt_time(a.acknowledged_at)}: "
+                       + md_text(a.ack_note or '—', line_start=False))
         if a.resolved_by:
-            st.caption(f"resolved by {a.resolved_by} {session.fmt_time(a.resolved_at)}: {a.resolve_note}")
+            st.caption(f"resolved by {a.resolved_by} {session.fmt_time(a.resolved_at)}: "
+                       + md_text(a.resolve_note, line_start=False))
         if a.webhook_status != "none":
-            st.caption(f"webhook: {a.webhook_status} after {a.webhook_attempts} attempt(s) {a.webhook_error}")
+            st.caption(f"webhook: {a.webhook_status} after {a.webhook_attempts} attempt(s) "
+                       + md_text(a.webhook_error, line_start=False))
         if a.state != "resolved" and can_ack:
             note = st.text_input("Note", key=f"al_note_{a.id}")
             b1, b2, _ = st.columns([1, 1, 4])

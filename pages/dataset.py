@@ -9,6 +9,8 @@ from hub_ui.collab import flash
 from mlops_core.models.datasets import COLUMN_TYPES
 from mlops_core.profiling import profile_figure
 from mlops_core.services import datasets
+from mlops_core.textsafety import code_span
+from mlops_core.textsafety import plain_markdown as md_text
 
 actor = session.require_actor()
 db = session.db()
@@ -27,8 +29,8 @@ dataset_id = session.pick_id_from_query("Dataset", names, key="ds_pick", param="
 
 d = datasets.get_dataset(db, dataset_id)
 versions = datasets.list_versions(db, d.id)
-st.title(d.name)
-st.caption((d.description + " · " if d.description else "") +
+st.title(md_text(d.name))
+st.caption((md_text(d.description) + " · " if d.description else "") +
            f"{d.n_versions} version{'s' if d.n_versions != 1 else ''} · created {session.fmt_time(d.created_at)}")
 flash("dataset")
 
@@ -53,12 +55,13 @@ tab_report, tab_profile, tab_schema, tab_diff, tab_ingest, tab_talk = st.tabs(
 
 with tab_report:
     report = datasets.get_report(db, v.id)
-    head = (f"{v.ref}: {v.n_rows:,} rows × {v.n_cols} columns, registered by {v.created_by} "
-            f"{session.fmt_time(v.created_at)} from {v.source_kind} {v.source!r}")
+    head = md_text(f"{v.ref}: {v.n_rows:,} rows × {v.n_cols} columns, registered by {v.created_by} "
+                   f"{session.fmt_time(v.created_at)} from {v.source_kind} {v.source!r}", line_start=False)
     if v.status == "validated":
         st.success(f"**Validated** — {head}. It can be used for training.")
     elif v.status == "waived":
-        st.warning(f"**Waived** by {v.waived_by}: “{v.waived_reason}” — {head}. It can be used for training.")
+        st.warning(f"**Waived** by {v.waived_by}: “{md_text(v.waived_reason, line_start=False)}” — {head}. "
+                   "It can be used for training.")
     else:
         st.error(f"**Failed validation** — {head}. It cannot be used for training unless a data engineer waives it.")
     counts = report.get("counts", {})
@@ -70,7 +73,8 @@ with tab_report:
                + (f"; drift compared with {report['compared_with']}" if report.get("compared_with") else ""))
     for f in report.get("findings", []):
         SEVERITY.get(f["severity"], st.info)(f"**{f['kind'].replace('_', ' ')}**"
-                                             + (f" · `{f['column']}`" if f.get("column") else "") + f" — {f['message']}")
+                                             + (f" · {code_span(f['column'])}" if f.get("column") else "")
+                                             + f" — {md_text(f['message'], line_start=False)}")
     drift = report.get("drift")
     if drift:
         with st.expander(f"Drift per column ({drift['number_of_drifted_columns']} of {drift['number_of_columns']} drifted)"):
@@ -133,7 +137,7 @@ with tab_schema:
         st.info("No schema yet.")
     else:
         st.caption(f"Schema v{schema.version} by {schema.created_by}, {session.fmt_time(schema.created_at)}"
-                   + (f" — {schema.note}" if schema.note else "") +
+                   + (f" — {md_text(schema.note, line_start=False)}" if schema.note else "") +
                    ". New versions are checked against it: types, allowed share of empty cells, numeric ranges, "
                    "and the allowed categories.")
         frame = pd.DataFrame([{
@@ -178,7 +182,8 @@ with tab_schema:
         if len(history) > 1:
             with st.expander(f"Schema history ({len(history)} versions)"):
                 for h in history:
-                    st.markdown(f"**v{h.version}** · {h.created_by} · {session.fmt_time(h.created_at)} — {h.note or '—'}")
+                    st.markdown(f"**v{h.version}** · {h.created_by} · {session.fmt_time(h.created_at)} — "
+                                + md_text(h.note or "—", line_start=False))
 
 with tab_diff:
     if len(versions) < 2:
@@ -191,7 +196,7 @@ with tab_diff:
         diff = datasets.diff_versions(db, from_version_id=older, to_version_id=newer)
         if diff["same_content"]:
             st.info("Both are the same content.")
-        st.caption(f"{diff['from']} → {diff['to']}: rows {diff['rows'][0]:,} → {diff['rows'][1]:,}")
+        st.caption(f"{md_text(diff['from'])} → {md_text(diff['to'], line_start=False)}: rows {diff['rows'][0]:,} → {diff['rows'][1]:,}")
 
         def pair(x):
             a, b = x
@@ -213,14 +218,15 @@ with tab_ingest:
     for src in sources:
         with st.container(border=True):
             when = f"every {src.interval_seconds // 60} min" if src.interval_seconds else f"cron '{src.cron}' (UTC)"
-            st.markdown(f"**{src.schedule_name}** · {src.kind} `{src.location}` · {when} · "
+            st.markdown(f"**{md_text(src.schedule_name)}** · {src.kind} {code_span(src.location)} · {when} · "
                         f"{'enabled' if src.enabled else 'paused'}")
             if src.query:
                 st.code(src.query, language="sql")
             if src.last_status == "failed":
-                st.error(f"Last run failed {session.fmt_time(src.last_run_at)}: {src.last_error}")
+                st.error(f"Last run failed {session.fmt_time(src.last_run_at)}: "
+                         + md_text(src.last_error, line_start=False))
             elif src.last_status:
-                st.caption(f"Last run {session.fmt_time(src.last_run_at)}: {src.last_status}")
+                st.caption(f"Last run {session.fmt_time(src.last_run_at)}: {md_text(src.last_status, line_start=False)}")
             runs = datasets.list_ingestion_runs(db, src.id)
             if runs:
                 st.dataframe([{"started": session.fmt_time(r.started_at), "status": r.status,

@@ -6,6 +6,7 @@ from hub_ui import session
 from hub_ui.collab import flash
 from mlops_core import data_io
 from mlops_core.services import datasets
+from mlops_core.textsafety import plain_markdown as md_text
 
 actor = session.require_actor()
 db = session.db()
@@ -43,10 +44,10 @@ else:
     for d in rows:
         with st.container(border=True):
             c1, c2, c3 = st.columns([3, 2, 2])
-            c1.page_link("pages/dataset.py", label=d.name, icon=":material/table:", query_params={"id": str(d.id)})
+            c1.page_link("pages/dataset.py", label=md_text(d.name), icon=":material/table:", query_params={"id": str(d.id)})
             if d.description:
-                c1.caption(d.description[:200])
-            c2.markdown(f"use case: **{use_cases.get(d.use_case_id, '—') if d.use_case_id else '—'}**")
+                c1.caption(md_text(d.description[:200]))
+            c2.markdown(f"use case: **{md_text(use_cases.get(d.use_case_id, '—') if d.use_case_id else '—')}**")
             latest = f"v{d.latest_version} · {STATUS.get(d.latest_status, d.latest_status)}" if d.latest_version else "no versions"
             c3.markdown(f"{d.n_versions} version{'s' if d.n_versions != 1 else ''} · latest {latest}")
 
@@ -73,9 +74,9 @@ def _target(prefix: str):
 
 def _show_result(v) -> None:
     if v.deduplicated:
-        msg = f"{v.ref} already holds exactly this content; no new version was stored."
+        msg = f"{md_text(v.ref)} already holds exactly this content; no new version was stored."
     else:
-        msg = (f"Registered {v.ref}: {v.n_rows:,} rows × {v.n_cols} columns — {STATUS.get(v.status, v.status)} "
+        msg = (f"Registered {md_text(v.ref, line_start=False)}: {v.n_rows:,} rows × {v.n_cols} columns — {STATUS.get(v.status, v.status)} "
                f"({v.n_errors} errors, {v.n_warnings} warnings).")
     flash("datasets", msg, "success" if v.status != "failed" else "warning")
     st.session_state["ds_last"] = v.dataset_id

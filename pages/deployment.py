@@ -7,6 +7,8 @@ from hub_ui import collab as collab_ui
 from hub_ui import session
 from mlops_core import artifacts, jobs
 from mlops_core.services import apikeys, collab, deployments, predictions, registry
+from mlops_core.textsafety import plain_markdown as md_text
+from mlops_core.textsafety import safe_markdown
 
 GATE_ICONS = {"passed": "✅", "failed": "⛔", "waived": "⚠️", "not_required": "➖"}
 
@@ -32,14 +34,14 @@ with st.container(key="dep_summary"):
     m = st.columns(5)
     m[0].metric("Environment", dep.environment)
     m[1].metric("Serving", "v" + serving.rpartition(" v")[2] if serving else "nothing yet",
-                help=f"{serving} serves this endpoint" if serving else "no model version is deployed here yet")
+                help=f"{md_text(serving)} serves this endpoint" if serving else "no model version is deployed here yet")
     m[2].metric("Since", f"{dep.deployed_at:%Y-%m-%d}" if dep.deployed_at else "—",
                 help=f"{session.fmt_time(dep.deployed_at)} UTC" if dep.deployed_at else None)
     m[3].metric("Requests (24 h)", f"{stats['requests']:,}" if stats else "0")
     m[4].metric("Error rate (24 h)", f"{stats['error_rate']:.1%}" if stats and stats["requests"] else "—")
-    st.markdown((f"Serving **{serving}**" if serving else "Serving nothing yet")
+    st.markdown((f"Serving **{md_text(serving)}**" if serving else "Serving nothing yet")
                 + f" · endpoint `POST /v1/deployments/{name}/predict`"
-                + (f" · canary: **{labels.get(dep.canary_model_version_id)}** gets {dep.canary_share:.0%} of "
+                + (f" · canary: **{md_text(labels.get(dep.canary_model_version_id))}** gets {dep.canary_share:.0%} of "
                    "traffic" if dep.canary_model_version_id else "")
                 + f" · regression tolerance {dep.regression_tolerance:g}")
 
@@ -62,16 +64,17 @@ def requests_and_gates() -> None:
         checked = (f"gates as of now (model load checked {session.fmt_time(r.gates_evaluated_at)})"
                    if r.status == "pending" else f"gates checked {session.fmt_time(r.gates_evaluated_at)}")
         with st.container(border=True, key=f"dep_req_{r.id}"):
-            st.markdown(f"**Request #{r.id}: {req_labels.get(r.model_version_id)} → {name}** ({r.environment}) — "
+            st.markdown(f"**Request #{r.id}: {md_text(req_labels.get(r.model_version_id))} → {name}** ({r.environment}) — "
                         f"**{r.status}**")
             st.caption(f"requested by {r.requested_by} on {session.fmt_time(r.created_at)} · {checked}"
                        f" · evidence {r.evidence_hash[:12]}"
                        + (f" · decided by {r.decided_by}" if r.decided_by else "")
-                       + (f" · OVERRIDDEN by {r.overridden_by}: {r.override_reason}" if r.overridden_by else ""))
+                       + (f" · OVERRIDDEN by {r.overridden_by}: {md_text(r.override_reason)}" if r.overridden_by else ""))
             if r.note:
-                st.markdown(f"> {r.note}")
+                st.markdown(safe_markdown(f"> {r.note}"))
             for g in gates:
-                st.markdown(f"{GATE_ICONS.get(g.status, '')} **{g.title}** — {g.status}: {g.detail}")
+                st.markdown(f"{GATE_ICONS.get(g.status, '')} **{md_text(g.title)}** — {g.status}: "
+                            + md_text(g.detail, line_start=False))
                 links = []
                 if g.evidence.get("dataset_version_id"):
                     links.append(("pages/dataset.py", f"dataset version {g.evidence.get('dataset', '')}".strip(),
@@ -79,7 +82,7 @@ def requests_and_gates() -> None:
                 if g.evidence.get("run_id"):
                     links.append(("pages/run.py", f"run {g.evidence['run_id']}", {"id": str(g.evidence["run_id"])}))
                 for page, label, params in links:
-                    st.page_link(page, label=f"Evidence: {label}", icon=":material/link:", query_params=params)
+                    st.page_link(page, label=f"Evidence: {md_text(label)}", icon=":material/link:", query_params=params)
             with st.expander("Evidence (JSON)"):
                 st.json({"evidence": r.evidence, "gates": [g.model_dump() for g in gates]})
             if r.status != "pending":
@@ -99,7 +102,7 @@ def requests_and_gates() -> None:
                 if c[1].button("Deploy", key=f"dep_deploy_{r.id}", type="primary", icon=":material/rocket_launch:"):
                     with st.spinner("Checking the gates and deploying…"), session.service_call():
                         deployments.deploy(db, actor=actor, request_id=r.id)
-                        _done(f"Deployed {req_labels.get(r.model_version_id)} on {name}. Running scoring services "
+                        _done(f"Deployed {md_text(req_labels.get(r.model_version_id))} on {name}. Running scoring services "
                               "pick it up within seconds.")
                 reason = c[2].text_input("Reason (reject / override)", key=f"dep_reason_{r.id}")
                 if c[3].button("Reject", key=f"dep_reject_{r.id}"):
@@ -110,7 +113,7 @@ def requests_and_gates() -> None:
                     if st.button("Override failed gates and deploy (admin, audited)", key=f"dep_override_{r.id}"):
                         with session.service_call():
                             deployments.deploy(db, actor=actor, request_id=r.id, override_reason=reason)
-                            _done(f"Deployed with an override: {reason}")
+                            _done(f"Deployed with an override: {md_text(reason)}")
 
     if session.may("deployment.deploy") and dep.model_version_id is not None:
         st.subheader("Operate")
@@ -119,14 +122,14 @@ def requests_and_gates() -> None:
         with c1:
             with st.form("dep_rollback"):
                 prev_label = deployments.version_labels(db, [prev]).get(prev) if prev else None
-                st.markdown(f"**Roll back** to {prev_label or 'the previous version'}")
+                st.markdown(f"**Roll back** to {md_text(prev_label or 'the previous version')}")
                 why = st.text_input("Why", key="dep_rb_reason")
                 rb = st.form_submit_button("Roll back", disabled=prev is None, icon=":material/undo:")
             if rb:
                 with session.service_call():
                     done = deployments.rollback(db, actor=actor, deployment_name=name, reason=why)
                     back_to = deployments.version_labels(db, [done.model_version_id]).get(done.model_version_id)
-                    _done(f"Rolled back {name} to {back_to}.")
+                    _done(f"Rolled back {name} to {md_text(back_to)}.")
         with c2:
             versions = [v for v in registry.list_model_versions(db, use_case_id=dep.use_case_id, limit=100)
                         if v.id != dep.model_version_id] if dep.use_case_id else []
@@ -188,7 +191,7 @@ def api_keys() -> None:
             st.caption("No API key yet.")
         for k in keys:
             c = st.columns([3, 3, 2])
-            c[0].markdown(f"`{k.prefix}…` {k.name}")
+            c[0].markdown(f"`{k.prefix}…` {md_text(k.name)}")
             c[1].caption(f"created by {k.created_by} on {session.fmt_time(k.created_at)}"
                          + (f" · revoked by {k.revoked_by} on {session.fmt_time(k.revoked_at)}" if k.revoked_at else ""))
             if k.revoked_at is None and session.may("apikey.manage"):
@@ -205,29 +208,29 @@ def try_it() -> None:
     else:
         mv = registry.get_model_version(db, dep.model_version_id)
         with st.form("dep_try"):
-            st.markdown(f"Score one record with {mv.model_name} v{mv.version} (logged like an API call)")
+            st.markdown(f"Score one record with {md_text(mv.model_name)} v{mv.version} (logged like an API call)")
             record = {}
             cols = st.columns(3)
             for i, col in enumerate(mv.input_schema):
                 with cols[i % 3]:
                     key = f"dep_try_{col['name']}"
                     if col["type"] == "category":
-                        record[col["name"]] = st.selectbox(col["name"], col.get("categories") or [], key=key)
+                        record[col["name"]] = st.selectbox(md_text(col["name"]), col.get("categories") or [], key=key)
                     elif col["type"] == "boolean":
-                        record[col["name"]] = st.checkbox(col["name"], key=key)
+                        record[col["name"]] = st.checkbox(md_text(col["name"]), key=key)
                     elif col["type"] == "integer":
-                        record[col["name"]] = int(st.number_input(col["name"], value=0, step=1, key=key))
+                        record[col["name"]] = int(st.number_input(md_text(col["name"]), value=0, step=1, key=key))
                     elif col["type"] == "number":
-                        record[col["name"]] = float(st.number_input(col["name"], value=0.0, key=key))
+                        record[col["name"]] = float(st.number_input(md_text(col["name"]), value=0.0, key=key))
                     else:
-                        record[col["name"]] = st.text_input(col["name"], key=key)
+                        record[col["name"]] = st.text_input(md_text(col["name"]), key=key)
             score = st.form_submit_button("Predict", type="primary", disabled=not session.may("batch.score"))
         if not session.may("batch.score"):
             st.caption("Ops and data scientists can try the model here.")
         if score:
             with session.service_call():
                 out = predictions.score_records(db, actor=actor, deployment_name=name, records=[record])
-                st.success(f"Prediction: **{out['predictions'][0]}** (request id `{out['request_id']}`)")
+                st.success(f"Prediction: **{md_text(out['predictions'][0])}** (request id `{out['request_id']}`)")
 
 
 # --- labels and batch scoring -----------------------------------------------------------------------------
@@ -239,10 +242,10 @@ def labels_and_batch_scoring() -> None:
             res = predictions.upload_labels_csv(db, actor=actor, deployment_name=name, data=up.getvalue())
             st.success(f"{len(res.accepted):,} labels joined to their predictions.")
             if res.unknown:
-                st.warning(f"{len(res.unknown):,} unknown request ids (not kept): {', '.join(res.unknown[:20])}"
+                st.warning(f"{len(res.unknown):,} unknown request ids (not kept): {md_text(', '.join(res.unknown[:20]))}"
                            + (" …" if len(res.unknown) > 20 else ""))
             if res.invalid:
-                st.warning("Invalid rows: " + "; ".join(res.invalid[:10]))
+                st.warning("Invalid rows: " + md_text("; ".join(res.invalid[:10])))
     st.divider()
     st.markdown("**Batch scoring**: upload a CSV or Parquet file with the model's columns; the worker scores it "
                 "and logs every row like an API prediction.")
@@ -259,9 +262,9 @@ def labels_and_batch_scoring() -> None:
             st.download_button("Download scored file", artifacts.get_bytes(job.result["output_key"]),
                                file_name="scored.csv", mime="text/csv", key="dep_batch_dl")
         elif job.is_final:
-            st.error(f"Batch scoring job {job_id} {job.status}: {job.error or ''}")
+            st.error(f"Batch scoring job {job_id} {job.status}: {md_text(job.error or '')}")
         else:
-            with st.status(f"Batch scoring (job {job_id}): {job.progress_message or job.status}"):
+            with st.status(f"Batch scoring (job {job_id}): {md_text(job.progress_message or job.status)}"):
                 st.progress(job.progress)
             if st.button("Refresh", key="dep_batch_refresh"):
                 st.rerun()

@@ -6,6 +6,7 @@ from hub_ui import session
 from mlops_core import training
 from mlops_core.errors import DomainError
 from mlops_core.services import datasets, experiments, usecases
+from mlops_core.textsafety import plain_markdown as md_text
 
 actor = session.require_actor()
 db = session.db()
@@ -105,8 +106,8 @@ def live_progress() -> None:
         st.caption("No run is queued or running.")
         return
     for r in active:
-        with st.status(f"Run {r.id} · {r.name} · {r.status}", state="running", expanded=True):
-            st.progress(min(max(r.progress, 0.0), 1.0), text=r.progress_message or r.status)
+        with st.status(f"Run {r.id} · {md_text(r.name)} · {r.status}", state="running", expanded=True):
+            st.progress(min(max(r.progress, 0.0), 1.0), text=md_text(r.progress_message or r.status))
 
 
 live_progress()
@@ -132,7 +133,7 @@ try:
                                  sort=sort, descending=not ascending, limit=page_size,
                                  offset=(int(page_no) - 1) * page_size)
 except DomainError as exc:
-    st.error(str(exc))
+    st.error(md_text(str(exc)))  # the message quotes the search text
     st.stop()
 st.caption(f"{page.total:,} runs · page {int(page_no)} of {max(1, -(-page.total // page_size))}")
 lights = experiments.kpi_lights(db, page.items)

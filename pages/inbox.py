@@ -4,6 +4,7 @@ import streamlit as st
 from hub_ui import collab as collab_ui
 from hub_ui import session
 from mlops_core.services import collab
+from mlops_core.textsafety import plain_markdown as md_text
 
 ENTITY_PAGES = collab_ui.ENTITY_PAGES
 
@@ -38,7 +39,7 @@ if not box.items:
 for item in box.items:
     with st.container(border=True):
         a, b = st.columns([6, 1])
-        a.markdown((":blue[:material/fiber_manual_record:] " if item.read_at is None else "") + f"**{item.title}**")
+        a.markdown((":blue[:material/fiber_manual_record:] " if item.read_at is None else "") + f"**{md_text(item.title)}**")
         a.caption(f"{item.kind.replace('_', ' ')} · {item.entity_type.replace('_', ' ')} {item.entity_id} · "
                   f"{session.fmt_time(item.created_at)}")
         page = ENTITY_PAGES.get(item.entity_type)

@@ -4,6 +4,9 @@ import streamlit as st
 from hub_ui import session
 from mlops_core.errors import DomainError
 from mlops_core.services import experiments, registry
+from mlops_core.textsafety import code_span
+from mlops_core.textsafety import plain_markdown as md_text
+from mlops_core.textsafety import safe_markdown
 
 actor = session.require_actor()
 db = session.db()
@@ -23,7 +26,7 @@ if st.session_state.get("models_pick") not in names:
     st.session_state["models_pick"] = names[0]
 name = st.selectbox("Model", names, key="models_pick")
 versions = registry.list_model_versions(db, model_name=name)
-st.subheader(f"{name}: versions")
+st.subheader(f"{md_text(name)}: versions")
 st.dataframe([{"version": v.version, "aliases": ", ".join(v.aliases), "run": v.run_id, "task": v.task,
                **{k: round(x, 4) for k, x in sorted(v.metrics.items())[:6]}, "by": v.created_by,
                "registered": session.fmt_time(v.created_at)} for v in versions], hide_index=True, width="stretch")
@@ -53,12 +56,13 @@ except DomainError as exc:
 
 tab_card, tab_lineage = st.tabs(["Model card", "Lineage"])
 with tab_card:
-    st.markdown(f"### {mv.model_name} v{mv.version}")
+    st.markdown(f"### {md_text(mv.model_name, line_start=False)} v{mv.version}")
     st.markdown(
-        f"- **Use case:** {card.use_case_title or '—'}\n"
-        f"- **Trained on:** {card.dataset_label or '—'} (hash `{card.dataset_hash[:12] or '—'}`)\n"
-        f"- **Run:** {mv.run_id} — {card.run_name} ({card.algorithm}, by {card.trained_by})\n"
-        f"- **Task:** {mv.task or '—'}, target `{mv.target or '—'}`\n"
+        f"- **Use case:** {md_text(card.use_case_title or '—', line_start=False)}\n"
+        f"- **Trained on:** {md_text(card.dataset_label or '—', line_start=False)}"
+        f" (hash `{card.dataset_hash[:12] or '—'}`)\n"
+        f"- **Run:** {mv.run_id} — {md_text(card.run_name, line_start=False)} ({card.algorithm}, by {card.trained_by})\n"
+        f"- **Task:** {mv.task or '—'}, target {code_span(mv.target or '—')}\n"
         f"- **Code version:** `{card.code_version[:12] or '—'}`"
     )
     st.markdown("**Metrics vs KPIs**")
@@ -66,8 +70,8 @@ with tab_card:
         st.dataframe([{"": experiments.LIGHT[c.status], "KPI": c.kpi.label, "value": c.value, "status": c.status}
                       for c in card.kpi_checks], hide_index=True)
     st.dataframe([{"metric": k, "value": v} for k, v in sorted(mv.metrics.items())], hide_index=True)
-    st.markdown(f"**Intended use:** {card.intended_use or '—'}")
-    st.markdown(f"**Limitations:** {card.limitations or '—'}")
+    st.markdown("**Intended use:** " + (safe_markdown(card.intended_use) or "—"))
+    st.markdown("**Limitations:** " + (safe_markdown(card.limitations) or "—"))
     if mv.input_schema:
         with st.expander("Input schema"):
             st.dataframe(mv.input_schema, hide_index=True)
@@ -79,6 +83,13 @@ with tab_card:
                 with session.service_call("Model card saved."):
                     registry.update_card(db, actor=actor, model_version_id=mv.id, intended_use=use, limitations=lim)
 
+
+
+def _dot(text: str) -> str:
+    """A user-written label inside a DOT string: a quote would end it and let the text add attributes."""
+    return str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+
 with tab_lineage:
     nodes = registry.lineage(db, mv.id)
     cols = st.columns(len(nodes) * 2 - 1)
@@ -87,12 +98,12 @@ with tab_lineage:
     for i, n in enumerate(nodes):
         with cols[i * 2].container(border=True):
             st.caption(titles.get(n.kind, n.kind))
-            st.markdown(f"**{n.label}**")
+            st.markdown(f"**{md_text(n.label)}**")
             if n.detail:
-                st.caption(n.detail)
+                st.caption(md_text(n.detail))
         if i < len(nodes) - 1:
             cols[i * 2 + 1].markdown("### →")
     dot = "digraph { rankdir=LR; node [shape=box, style=rounded];\n" + "\n".join(
-        f'n{i} [label="{titles.get(n.kind, n.kind)}\\n{n.label}"];' for i, n in enumerate(nodes)) + "\n" + "\n".join(
+        f'n{i} [label="{titles.get(n.kind, n.kind)}\\n{_dot(n.label)}"];' for i, n in enumerate(nodes)) + "\n" + "\n".join(
         f"n{i} -> n{i + 1};" for i in range(len(nodes) - 1)) + "}"
     st.graphviz_chart(dot)

@@ -4,6 +4,7 @@ import streamlit as st
 from hub_ui import session
 from hub_ui.collab import flash
 from mlops_core.services import usecases
+from mlops_core.textsafety import plain_markdown as md_text
 
 actor = session.require_actor()
 db = session.db()
@@ -49,10 +50,10 @@ for row_start in range(0, len(shown), 4):
             st.markdown(f"#### {stage.capitalize()} · {result.by_status.get(stage, 0)}")
             for uc in by_stage[stage]:
                 with st.container(border=True):
-                    st.page_link("pages/use_case.py", label=uc.title, query_params={"id": str(uc.id)},
+                    st.page_link("pages/use_case.py", label=md_text(uc.title), query_params={"id": str(uc.id)},
                                  icon=":material/lightbulb:")
                     st.caption(f"owner {uc.owner_username} · {uc.priority}"
-                               + (f" · {', '.join(uc.tags)}" if uc.tags else ""))
+                               + (f" · {md_text(', '.join(uc.tags))}" if uc.tags else ""))
                     checks = statuses[uc.id]
                     if not checks:
                         st.caption("no KPIs yet")
@@ -61,7 +62,7 @@ for row_start in range(0, len(shown), 4):
                     for c in checks:
                         value = "no runs yet" if c.value is None and c.kpi.kind == "model" else (
                             "no readings" if c.value is None else f"{c.value:.3g}")
-                        lights.append(f"{LIGHTS[c.status]} {c.kpi.label} ({value}, {c.status})")
+                        lights.append(f"{LIGHTS[c.status]} {md_text(c.kpi.label)} ({value}, {c.status})")
                     st.markdown("  \n".join(lights))
 
 st.divider()

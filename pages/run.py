@@ -7,6 +7,7 @@ import streamlit as st
 from hub_ui import session
 from mlops_core.errors import DomainError
 from mlops_core.services import experiments, registry
+from mlops_core.textsafety import plain_markdown as md_text
 
 actor = session.require_actor()
 db = session.db()
@@ -33,7 +34,7 @@ except DomainError as exc:
     st.stop()
 
 icon = {"queued": "⏳", "running": "🏃", "finished": "✅", "failed": "❌", "cancelled": "⛔"}[run.status]
-st.subheader(f"{icon} Run {run.id}: {run.name}")
+st.subheader(f"{icon} Run {run.id}: {md_text(run.name, line_start=False)}")
 st.caption(f"{run.status} · {run.source} · by {run.created_by} · created {session.fmt_time(run.created_at)}"
            + (f" · {run.duration_seconds:.1f} s" if run.duration_seconds else "")
            + (f" · reproduction of run {run.reproduced_from_run_id}" if run.reproduced_from_run_id else ""))
@@ -44,7 +45,7 @@ def live_status() -> None:
     r = experiments.get_run(db, run_id)
     if r.status in ("queued", "running"):
         with st.status(f"Run {r.id} is {r.status}", state="running", expanded=True):
-            st.progress(min(max(r.progress, 0.0), 1.0), text=r.progress_message or r.status)
+            st.progress(min(max(r.progress, 0.0), 1.0), text=md_text(r.progress_message or r.status))
     elif r.status != run.status:
         st.rerun()
 
@@ -52,7 +53,7 @@ def live_status() -> None:
 if run.status in ("queued", "running"):
     live_status()
 if run.status == "failed" and run.error:
-    st.error(run.error.strip().splitlines()[0])
+    st.error(md_text(run.error.strip().splitlines()[0]))
     with st.expander("Traceback"):
         st.code(run.error)
 
@@ -93,7 +94,7 @@ if run.reproduced_from_run_id:
         st.info("Reproduction in progress; the comparison appears when it finishes.")
 versions = registry.versions_of_run(db, run.id)
 if versions:
-    st.caption("Registered as: " + ", ".join(f"{v.model_name} v{v.version}"
+    st.caption("Registered as: " + ", ".join(f"{md_text(v.model_name, line_start=False)} v{v.version}"
                                              + (f" ({', '.join(v.aliases)})" if v.aliases else "") for v in versions))
 
 # --- metrics, KPIs, params -------------------------------------------------------------------------
@@ -188,7 +189,7 @@ with tab_art:
         st.caption("No artifacts.")
     for a in arts:
         c1, c2 = st.columns([3, 1])
-        c1.write(f"**{a.name}** · {a.kind} · {a.size_bytes:,} bytes")
+        c1.write(f"**{md_text(a.name)}** · {a.kind} · {a.size_bytes:,} bytes")
         if c2.button("Prepare download", key=f"run_art_{a.id}"):
             with session.service_call():
                 fname, data = experiments.artifact_bytes(db, artifact_id=a.id)

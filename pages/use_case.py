@@ -12,6 +12,7 @@ from hub_ui import session
 from mlops_core import kpi as kpi_math
 from mlops_core.errors import DomainError
 from mlops_core.services import usecases, users
+from mlops_core.textsafety import plain_markdown, safe_markdown
 
 actor = session.require_actor()
 db = session.db()
@@ -44,10 +45,10 @@ def reload_edits() -> None:
     st.session_state[seen_key] = usecases.get_use_case(db, use_case_id=chosen).version
 
 
-st.title(uc.title)
+st.title(plain_markdown(uc.title))
 st.caption(f"**{uc.status}** · owner {uc.owner_username} · priority {uc.priority}"
            + (f" · target {uc.target_date:%Y-%m-%d}" if uc.target_date else "")
-           + (f" · tags: {', '.join(uc.tags)}" if uc.tags else "")
+           + (f" · tags: {plain_markdown(', '.join(uc.tags))}" if uc.tags else "")
            + f" · version {uc.version}, last changed by {uc.updated_by} {session.fmt_time(uc.updated_at)}")
 collab_ui.flash("use_case")
 if not can_edit:
@@ -64,14 +65,14 @@ with tab_overview:
     left, right = st.columns([3, 2])
     with left:
         st.subheader("Problem statement")
-        st.markdown(uc.problem_statement or "_not written yet_")
+        st.markdown(safe_markdown(uc.problem_statement) or "_not written yet_")
         st.subheader("Objectives")
-        st.markdown(uc.objectives or "_not written yet_")
+        st.markdown(safe_markdown(uc.objectives) or "_not written yet_")
     with right:
         st.subheader("Team")
         st.markdown(f"- **{uc.owner_username}** — business owner")
         for m in uc.members:
-            st.markdown(f"- **{m.username}** ({m.display_name}) — {m.role.replace('_', ' ')}")
+            st.markdown(f"- **{m.username}** ({plain_markdown(m.display_name)}) — {m.role.replace('_', ' ')}")
         st.subheader("Lifecycle")
         st.markdown(" → ".join(f"**{s}**" if s == uc.status else s for s in usecases.STATUSES))
         allowed = usecases.allowed_transitions(uc.status)
@@ -146,7 +147,8 @@ with tab_kpis:
     business = [k for k in uc.kpis if k.kind == "business"]
     for k in business:
         readings = usecases.list_readings(db, k.id)
-        st.markdown(f"**{k.name}** — target {k.direction} {k.target:g}{(' ' + k.unit) if k.unit else ''}"
+        st.markdown(f"**{plain_markdown(k.name)}** — target {k.direction} {k.target:g}"
+                    + plain_markdown(f" {k.unit}" if k.unit else "", line_start=False)
                     + (f", baseline {k.baseline:g}" if k.baseline is not None else ""))
         if not readings:
             st.caption("No readings yet.")
@@ -215,7 +217,7 @@ with tab_kpis:
         if done is not None:
             for f in ("name", "target", "warning", "unit", "baseline"):
                 st.session_state.pop(f"kpi_{f}_{uc.id}", None)
-            collab_ui.flash("use_case", f"KPI added: {done.label}.")
+            collab_ui.flash("use_case", f"KPI added: {plain_markdown(done.label)}.")
             st.rerun()
 
 # --- discussion and sign-offs ---------------------------------------------------------------
