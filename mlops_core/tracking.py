@@ -196,7 +196,7 @@ class TrackedRun:
         status = "cancelled" if exc_type is KeyboardInterrupt else "failed"
         try:
             self.end(status, error=f"{exc_type.__name__}: {exc}\n\n{text}")
-        except Exception:  # noqa: BLE001 - never hide the user's own exception behind ours
+        except Exception:  # noqa: BLE001, S110 - never hide the user's own exception behind ours
             pass
         return False  # re-raise the user's exception
 

@@ -123,7 +123,7 @@ def seed_large(db: Database, ctx, factor: float | None = None) -> dict[str, int]
                      .where(_t(UseCase).c.title.like(f"%{MARK}%"))).scalar_one():
             ctx.lines.append("large workspace: already generated in this database; left as it is")
             return {}
-    rnd = random.Random(8)
+    rnd = random.Random(8)  # noqa: S311 - reproducible demo data, not a secret
     now = utcnow()
     counts: dict[str, int] = {}
     users = {u: a for u, a in ctx.actors.items()}
@@ -421,7 +421,7 @@ def _predictions(db, ctx, rnd, factor, now, deps, counts) -> None:
     per_dep = -(-n // len(deps))
     span = DAYS * 86400.0
     start = now - timedelta(days=DAYS)
-    srnd = random.Random(83)  # scores draw from their own stream: the other rows stay as they were
+    srnd = random.Random(83)  # noqa: S311 - demo data; own stream, the other rows stay as they were
 
     def score(pred: int, truth: int) -> float:
         """A positive-class probability on the predicted side of 0.5: confident when right, less when wrong

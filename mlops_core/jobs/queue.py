@@ -331,7 +331,7 @@ class EnqueueListener:
         if conn is not None:
             try:
                 conn.close()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001, S110 - best effort, nothing to do if it fails
                 pass
 
 

@@ -167,7 +167,7 @@ def _preload() -> None:
     for name in [t.partition(":")[0] for t in sorted(set(HANDLERS.values()))] + list(PRELOAD_MODULES):
         try:
             importlib.import_module(name)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001, S110 - best effort, nothing to do if it fails
             pass
     try:
         from .. import training
@@ -177,13 +177,13 @@ def _preload() -> None:
         training.package_versions()
         training.code_version()
         training.warm_up()
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001, S110 - best effort, nothing to do if it fails
         pass
     try:
         from .. import config
 
         config.get_settings()
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001, S110 - best effort, nothing to do if it fails
         pass
     # Everything loaded so far lives as long as the fork server: keep it out of the garbage collector
     # of the job processes, whose collections would otherwise walk (and copy-on-write) all of it.
@@ -201,12 +201,12 @@ def _preload() -> None:
 
         # Done once here instead of in every job process (it costs ~0.1 s with all the tables).
         configure_mappers()
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001, S110 - best effort, nothing to do if it fails
         pass
     try:
         import psycopg  # noqa: F401
 
         import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001, S110 - best effort, nothing to do if it fails
         pass
 

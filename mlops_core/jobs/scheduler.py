@@ -171,7 +171,7 @@ class Scheduler:
         if self._aps is not None:
             try:
                 self._aps.shutdown(wait=False)
-            except Exception:  # noqa: BLE001 - already stopped
+            except Exception:  # noqa: BLE001, S110 - already stopped
                 pass
             self._aps = None
         self._signatures = {}
@@ -209,7 +209,7 @@ class Scheduler:
             if sid not in seen:
                 try:
                     self._aps.remove_job(f"schedule-{sid}")
-                except Exception:  # noqa: BLE001 - never added (invalid trigger)
+                except Exception:  # noqa: BLE001, S110 - never added (invalid trigger)
                     pass
                 del self._signatures[sid]
 

@@ -499,7 +499,7 @@ class JobWorker:
             for child in p.children(recursive=True):
                 try:
                     rss += child.memory_info().rss
-                except Exception:  # noqa: BLE001 - the child just ended
+                except Exception:  # noqa: BLE001, S110 - the child just ended
                     pass
             return round(float(cpu), 1), round(rss / 1e6, 1)
         except Exception:  # noqa: BLE001
@@ -528,7 +528,7 @@ class JobWorker:
             rj.terminated_at = time.monotonic()
             try:
                 rj.proc.kill()  # job processes ignore SIGTERM (see runner.child_main)
-            except Exception:  # noqa: BLE001 - already gone
+            except Exception:  # noqa: BLE001, S110 - already gone
                 pass
 
     def _reap(self) -> None:
