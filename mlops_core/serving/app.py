@@ -4,7 +4,7 @@
     POST /v1/deployments/{name}/predict        {"records": [{...}, ...]} -> predictions
     POST /v1/deployments/{name}/feedback       {"labels": [{"request_id", "label"}, ...]}
     GET  /v1/deployments/{name}                name, model_version, input_schema
-    GET  /metrics                              Prometheus text
+    GET  /metrics                              Prometheus text (Bearer MLOPS_METRICS_TOKEN, or loopback only)
 
 How it stays fast and consistent across processes (several may run on one Postgres):
 - A poller thread reads `deployments` and the unrevoked API key hashes every POLL_SECONDS; a changed
@@ -14,10 +14,15 @@ How it stays fast and consistent across processes (several may run on one Postgr
 - Requests are validated against a per-version `RecordValidator` built once at load.
 - Every scored record is queued to the batched `PredictionWriter`; no commit is on a request's path.
   Shutdown (SIGTERM) flushes the queue before the process exits.
+- Bodies are parsed by orjson (strict: no lone surrogates, nesting depth capped); only what it refuses is
+  parsed again by the json module, to answer with the exact problem (NaN, huge numbers, bad syntax).
+- Every response carries security headers (`SecurityHeaders`, a pure ASGI middleware: no per-request task).
 """
 from __future__ import annotations
 
 import hashlib
+import hmac
+import ipaddress
 import json
 import logging
 import math
@@ -34,11 +39,12 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from ..config import get_settings
 from ..db import Database, get_database
-from .schema import InputError, RecordValidator, to_jsonable
+from .schema import InputError, RecordValidator, is_valid_text, to_jsonable
 
 log = logging.getLogger("mlops_core.serving")
 
 POLL_SECONDS = 1.0
+ENDPOINTS = ("predict", "feedback", "describe")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -274,8 +280,94 @@ class ServingState:
         self.writer.close()
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"detail": message}, status_code=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": message}, status_code=status, headers=headers)
+
+
+# The API serves JSON to programs, never pages: nothing it sends may be sniffed as HTML, framed or run.
+# (FastAPI's /docs is off: docs_url=None below; if it is ever enabled it needs a CSP allowing its CDN.)
+SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware adding SECURITY_HEADERS to every HTTP response (cheaper than
+    BaseHTTPMiddleware, which runs each request in its own task and wraps the body stream)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Any string (key or value) in a parsed JSON document that is not valid UTF-8 (iterative: the
+    document may be deep)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if not is_valid_text(v):
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return False
+
+
+def parse_body(body: bytes) -> tuple[Any, str | None]:
+    """(document, None), or (None, why the body is refused). orjson parses nearly every request; it refuses
+    lone surrogates and nesting deeper than 1024 itself. What it refuses otherwise (NaN, numbers beyond
+    64 bits, bad syntax) is parsed again by the json module, so the validator can name NaN or a huge
+    number, and a syntax error gets the json module's message."""
+    import orjson
+
+    try:
+        return orjson.loads(body), None
+    except orjson.JSONDecodeError as exc:
+        why = str(exc)
+    if "depth limit" in why:
+        return None, "the request body is nested too deeply; send {\"records\": [{column: value, ...}]}"
+    if "UTF-8" in why or "surrogate" in why:
+        return None, ("the request body is not valid UTF-8 text (for example a lone surrogate such as \\ud800): "
+                      "send every string as UTF-8; characters outside the BMP as a surrogate pair")
+    try:
+        doc = json.loads(body)
+    except RecursionError:
+        return None, "the request body is nested too deeply; send {\"records\": [{column: value, ...}]}"
+    except (ValueError, UnicodeDecodeError) as exc:
+        return None, f"the request body is not valid JSON ({exc}); send {{\"records\": [{{...}}]}}"
+    if _has_lone_surrogate(doc):
+        return None, ("the request body is not valid UTF-8 text (for example a lone surrogate such as \\ud800): "
+                      "send every string as UTF-8; characters outside the BMP as a surrogate pair")
+    return doc, None
 
 
 def create_app(database_url: str | None = None, *, poll_seconds: float = POLL_SECONDS) -> FastAPI:
@@ -296,7 +388,9 @@ def create_app(database_url: str | None = None, *, poll_seconds: float = POLL_SE
 
     app = FastAPI(title="MLOps Hub scoring API", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
+    app.add_middleware(SecurityHeaders)
     settings = get_settings()
+    metrics_token = settings.metrics_token or ""
     max_bytes = settings.max_request_bytes
     max_records = settings.max_records_per_request
 
@@ -328,17 +422,15 @@ def create_app(database_url: str | None = None, *, poll_seconds: float = POLL_SE
             body = b"".join(chunks)
         if not body:
             return None, _error(400, "the request body is empty; send JSON like {\"records\": [{...}]}")
-        try:
-            return json.loads(body), None
-        except (ValueError, UnicodeDecodeError) as exc:
-            return None, _error(400, f"the request body is not valid JSON ({exc}); send {{\"records\": [{{...}}]}}")
+        doc, why = parse_body(body)
+        return (doc, None) if why is None else (None, _error(400, why))
 
     def _lookup(name: str, request: Request) -> tuple[Served | None, JSONResponse | None]:
         state = holder["state"]
         served = state.served.get(name)
         if served is None:
-            names = ", ".join(sorted(state.served)) or "none"
-            return None, _error(404, f"no deployment named {name!r} (deployments: {names})")
+            # Never list the deployments: a caller with a key for one must not learn the others' names.
+            return None, _error(404, f"no deployment named {name!r}, or your key is not for it")
         if not _authorised(request, served):
             return None, _error(401, f"a valid API key for {name!r} is required: send the header "
                                      "'Authorization: Bearer <key>' (create one with `python -m mlops_core apikey "
@@ -467,15 +559,34 @@ def create_app(database_url: str | None = None, *, poll_seconds: float = POLL_SE
                 "input_schema": champion.input_schema if champion else []}
 
     @app.get("/metrics")
-    async def metrics():
+    async def metrics(request: Request):
+        # Counters name every deployment and its traffic: only the scraper may read them.
+        if metrics_token:
+            header = request.headers.get("authorization", "")
+            given = header[7:].strip() if header[:7].lower() == "bearer " else ""
+            if not hmac.compare_digest(given.encode(), metrics_token.encode()):
+                return _error(401, "/metrics needs the header 'Authorization: Bearer <MLOPS_METRICS_TOKEN>'",
+                              headers={"WWW-Authenticate": "Bearer"})
+        elif not _loopback(request.client.host if request.client else None):
+            return _error(403, "/metrics answers only local clients (127.0.0.1, ::1) unless MLOPS_METRICS_TOKEN is "
+                               "set; set it and scrape with 'Authorization: Bearer <token>'")
         state = holder["state"]
         return PlainTextResponse(state.metrics.render(pending=state.writer.pending, written=state.writer.written),
                                  media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> Response:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error in the scoring service")
-        return _error(500, f"internal error: {type(exc).__name__}; see the service log")
+        state = holder.get("state")
+        if state is not None:  # an error no endpoint answered still shows in /metrics (errors by status)
+            parts = request.url.path.strip("/").split("/")
+            api = len(parts) >= 3 and parts[:2] == ["v1", "deployments"]
+            endpoint = (parts[3] if len(parts) == 4 else "describe") if api else "other"
+            key = (_label(parts[2]) if api else "-", endpoint if endpoint in ENDPOINTS else "other", 500)
+            state.metrics.requests[key] = state.metrics.requests.get(key, 0) + 1
+        # Starlette answers this handler outside the middleware stack: add the security headers here.
+        return _error(500, f"internal error: {type(exc).__name__}; see the service log",
+                      headers={k.decode(): v.decode() for k, v in SECURITY_HEADERS})
 
     app.state.holder = holder
     return app

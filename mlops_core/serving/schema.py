@@ -26,10 +26,39 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def is_valid_text(value: str) -> bool:
+    """False when `value` cannot be written as UTF-8: a lone surrogate ("\\ud800" in JSON). Such a value made
+    every later read of the prediction log fail (strict JSON decoders refuse it), so it never gets in."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def text_problem(name: str, value: str, max_length: int) -> str | None:
+    """Why a text value is refused (too long, or not valid UTF-8), or None."""
+    if len(value) > max_length:
+        return (f"column `{name}` is {len(value):,} characters long; the limit is {max_length:,} "
+                "(MLOPS_MAX_STRING_LENGTH): send the value, not a document")
+    if not is_valid_text(value):
+        return (f"column `{name}` is not valid UTF-8 text (it contains a lone surrogate such as \\ud800): "
+                "send the text as UTF-8, or a surrogate pair for characters outside the BMP")
+    return None
+
+
 class RecordValidator:
     """Validates records (dicts) against an `input_schema` and builds the pipeline's input frame."""
 
-    def __init__(self, input_schema: list[dict[str, Any]]):
+    def __init__(self, input_schema: list[dict[str, Any]], *, max_string_length: int | None = None):
+        """`max_string_length`: longest text accepted in a field by `problems` (default: the setting)."""
+        if max_string_length is None:
+            from ..config import get_settings
+
+            max_string_length = get_settings().max_string_length
+        self.max_string_length = int(max_string_length)
         self.schema = list(input_schema)
         self.names: list[str] = [c["name"] for c in self.schema]
         self.name_set = frozenset(self.names)
@@ -62,6 +91,10 @@ class RecordValidator:
             if not isinstance(value, bool):
                 return f"column `{name}` must be true or false, got {_describe(value)}"
             return None
+        if isinstance(value, str):
+            problem = text_problem(name, value, self.max_string_length)
+            if problem:
+                return problem
         if kind == "category":
             if isinstance(value, str):
                 return None
@@ -82,7 +115,7 @@ class RecordValidator:
         if not records:
             return [f"`records` is empty; send at least one record with the columns: {self.trained_on}"]
         out: list[str] = []
-        names, types = self.name_set, self.types
+        names, types, max_len = self.name_set, self.types, self.max_string_length
         for i, rec in enumerate(records):
             if not isinstance(rec, dict):
                 out.append(f"record {i} is not an object of column -> value (got {type(rec).__name__})")
@@ -90,7 +123,8 @@ class RecordValidator:
                 keys = rec.keys()
                 if keys != names:
                     missing = [n for n in self.names if n not in rec]
-                    extra = sorted(str(k) for k in keys if k not in names)
+                    extra = sorted(_describe(k)[1:-1] if isinstance(k, str) and not is_valid_text(k) else str(k)[:60]
+                                   for k in keys if k not in names)
                     if missing:
                         out.append(f"record {i}: missing columns: {', '.join(missing)}")
                     if extra:
@@ -102,7 +136,10 @@ class RecordValidator:
                         if kind == "number" and type(value) in (int, float) and (
                                 math.isfinite(value) if type(value) is float else -MAX_FLOAT_INT <= value <= MAX_FLOAT_INT):
                             continue
-                        if kind in ("string", "category") and type(value) is str:
+                        # Unseen categories are accepted (they are what drift monitoring measures); only
+                        # overlong text and text that is not UTF-8 is refused.
+                        if kind in ("string", "category") and type(value) is str and len(value) <= max_len \
+                                and (value.isascii() or is_valid_text(value)):
                             continue
                         problem = self._value_problem(name, value)
                         if problem:
