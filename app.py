@@ -13,7 +13,7 @@ from hub_ui.nav import SECTIONS, pages_for
 st.set_page_config(page_title="MLOps Hub", page_icon=":material/hub:", layout="wide")
 session.ensure_schema()
 
-actor = session.actor()
+actor = session.refresh_actor()  # re-reads role and active flag, ends idle sessions
 if actor is None:
     nav = st.navigation([st.Page("pages/login.py", title="Log in", icon=":material/login:", url_path="login")],
                        position="hidden")
@@ -34,8 +34,5 @@ nav.run()
 with st.sidebar:
     st.markdown(f"**{actor.username}** · `{actor.role}`")
     if st.button("Log out", icon=":material/logout:", key="logout"):
-        st.session_state.clear()
-        user = getattr(st, "user", None)
-        if user is not None and getattr(user, "is_logged_in", False):
-            st.logout()
+        session.log_out()
         st.rerun()

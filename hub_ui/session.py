@@ -1,14 +1,20 @@
 """Database handle, the logged-in actor, and error display for pages."""
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 
 import streamlit as st
 
 from mlops_core.config import get_settings
 from mlops_core.db import Database, check_schema, get_database
-from mlops_core.errors import DomainError, PermissionDenied
+from mlops_core.errors import AuthenticationFailed, DomainError, PermissionDenied
+from mlops_core.services import users
 from mlops_core.services.auth import Actor, can
+
+# Session keys: the logged-in Actor, when this session last interacted (time.time(); tests shift it to
+# simulate an idle session), and a message for the login form after a forced log-out.
+ACTOR, LAST_SEEN, LOGIN_NOTICE = "actor", "_last_seen", "_login_notice"
 
 
 @st.cache_resource(show_spinner=False)
@@ -34,7 +40,55 @@ def ensure_schema() -> None:
 
 
 def actor() -> Actor | None:
-    return st.session_state.get("actor")
+    return st.session_state.get(ACTOR)
+
+
+def client_address() -> str | None:
+    """The browser's address as Streamlit sees it (None for localhost and in AppTest): the login throttle's
+    per-client counter."""
+    try:
+        ip = getattr(st.context, "ip_address", None)
+    except Exception:  # noqa: BLE001 - no script run context
+        return None
+    return ip[:64] if isinstance(ip, str) and ip else None  # AppTest's context answers a mock object
+
+
+def log_out(notice: str | None = None) -> None:
+    """Forget everything about this session; the login form shows `notice`."""
+    st.session_state.clear()
+    if notice:
+        st.session_state[LOGIN_NOTICE] = notice
+    user = getattr(st, "user", None)
+    if user is not None and getattr(user, "is_logged_in", False):
+        st.logout()  # single sign-on: otherwise the login page would sign the same identity in again
+
+
+def refresh_actor() -> Actor | None:
+    """Once per rerun (app.py): end an idle session, and replace the session's Actor with its role and
+    active flag as stored now (one primary-key read), so that a demotion or a deactivation reaches a tab
+    that is already open. The services re-check on every write as well (services/auth.py)."""
+    now = time.time()
+    last = st.session_state.get(LAST_SEEN)
+    st.session_state[LAST_SEEN] = now
+    a = st.session_state.get(ACTOR)
+    if a is None:
+        return None
+    idle_hours = get_settings().session_idle_hours
+    if last is not None and now - float(last) > idle_hours * 3600:
+        log_out(f"your session expired after {idle_hours:g} hours without activity; please log in again")
+        return None
+    if a.id is None:
+        return a
+    try:
+        fresh = users.current_actor(db(), actor_id=a.id)
+    except AuthenticationFailed as exc:
+        log_out(str(exc))
+        return None
+    if fresh != a:
+        st.session_state[ACTOR] = fresh
+        if fresh.role != a.role:
+            st.toast(f"Your role is now {fresh.role}: the screens and actions you see changed.")
+    return fresh
 
 
 def require_actor() -> Actor:

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from ..db import Database
 from ..models.audit import AuditEvent, AuditEventPublic
-from .auth import Actor, require
+from .auth import Actor, bind_actor, require
 
 _SECRET_KEYS = {"password", "password_hash", "token", "token_hash", "key", "key_hash", "api_key", "secret"}
 
@@ -48,6 +48,7 @@ def record(
     after: dict[str, Any] | None = None,
 ) -> None:
     """Add an audit event to the caller's transaction (it commits or rolls back with it)."""
+    bind_actor(session, actor)  # the transaction re-checks the actor's current role before it writes
     session.add(
         AuditEvent(
             actor_id=actor.id,

@@ -7,8 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import event, select
+from sqlmodel import Session
+
 from ..errors import PermissionDenied
+from ..models.audit import AuditEvent
 from ..models.base import Role
+from ..models.users import User
 
 B, DE, DS, OPS, ADMIN = Role.business, Role.data_engineer, Role.data_scientist, Role.ops, Role.admin
 EVERYONE = frozenset(Role)
@@ -99,3 +104,60 @@ def require(actor: Actor | None, action: str) -> Actor:
             f"{actor.username} ({actor.role}) may not {label}; this needs the role: {', '.join(dict.fromkeys(allowed))}"
         )
     return actor
+
+
+# --- the write path re-checks the actor --------------------------------------------------------------------
+# A UI session keeps its Actor between reruns, so the role it carries can be stale (an admin demoted or
+# deactivated the person after the page was loaded). Every write records an audit event through
+# audit.record in the same transaction, which calls `bind_actor`; just before that transaction flushes,
+# `_check_bound_actors` reads each person's current role and active flag (one primary-key read per actor
+# per transaction) and refuses the whole write when they no longer match. Inside the write transaction the
+# read is serialised with the admin's change on SQLite (BEGIN IMMEDIATE), so there is no window between
+# the check and the write. The system actor (id None) is not a person and is not checked.
+
+_BOUND = "mlops_actor_roles"
+_CHECKED = "mlops_actors_checked"
+
+
+def bind_actor(session: Session, actor: Actor) -> None:
+    """Remember which role `actor` acted under in this transaction (called by audit.record)."""
+    if actor.id is not None:
+        session.info.setdefault(_BOUND, {})[actor.id] = (actor.username, actor.role)
+
+
+def stale_actor_reason(row, username: str, role: str) -> str | None:
+    """Why an actor loaded as (username, role) may no longer act, given its current row (None: it may)."""
+    if row is None:
+        return f"the account {username} no longer exists; log in with another account"
+    if not row.is_active:
+        return f"your account was deactivated; nothing was changed: ask an admin to reactivate {username}"
+    if row.role != role:
+        return (f"your role is now {row.role} (this page was loaded as {role}); "
+                "nothing was changed: reload the page to see what you may do")
+    return None
+
+
+@event.listens_for(Session, "before_flush")
+def _check_bound_actors(session: Session, _flush_context, _instances) -> None:
+    bound: dict[int, tuple[str, str]] = dict(session.info.get(_BOUND) or {})
+    # Events added without bind_actor (audit rows written by hand) are checked for being active at least.
+    for obj in session.new:
+        if isinstance(obj, AuditEvent) and obj.actor_id is not None and obj.actor_id not in bound:
+            bound[obj.actor_id] = (obj.actor_username, "")
+    checked: set[int] = session.info.setdefault(_CHECKED, set())
+    todo = [i for i in bound if i not in checked]
+    if not todo:
+        return
+    # A Core select, not session.get: the row as committed, not as this transaction may be changing it
+    # (an admin changing their own role in this very write still acted as the role they had).
+    rows = {r.id: r for r in session.execute(
+        select(User.id, User.role, User.is_active).where(User.id.in_(todo))).all()}
+    for actor_id in todo:
+        username, role = bound[actor_id]
+        row = rows.get(actor_id)
+        if row is not None and role == "":
+            role = row.role  # unknown role: only the active flag can be checked
+        reason = stale_actor_reason(row, username, role)
+        if reason:
+            raise PermissionDenied(reason)
+        checked.add(actor_id)

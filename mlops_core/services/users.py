@@ -2,15 +2,21 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import col, select
 
+from ..config import get_settings
 from ..db import Database, utcnow
 from ..errors import AuthenticationFailed, Conflict, NotFound, PermissionDenied, ValidationError
+from ..models.audit import AuditEvent
 from ..models.base import ROLES
 from ..models.users import PersonalAccessToken, TokenPublic, User, UserPublic
 from . import audit
@@ -161,10 +167,23 @@ def set_active(db: Database, *, actor: Actor, username: str, active: bool) -> Us
         return _public(u)
 
 
-def change_password(db: Database, *, actor: Actor, username: str, new_password: str) -> None:
-    if actor.username != username:
+def change_password(db: Database, *, actor: Actor, username: str, new_password: str,
+                    current_password: str | None = None, client: str | None = None) -> None:
+    """Change a password. Your own needs your current password (a borrowed open tab is not enough); an
+    admin resetting someone else's does not. A wrong current password counts as a failed login."""
+    own = actor.id is not None and actor.username == username
+    if not own:
         require(actor, "user.manage")
     check_password(new_password)
+    if own:
+        _throttle_or_refuse(db, username=username, client=client, actor=actor)
+        with db.read() as s:
+            u = s.exec(select(User).where(User.username == username)).first()
+            stored = u.password_hash if u is not None else _dummy_hash()
+        if not _verify(stored, current_password or ""):
+            _record_login_event(db, actor=actor, username=username, client=client, action=LOGIN_FAILED,
+                                reason="wrong current password when changing the password")
+            raise AuthenticationFailed("your current password is wrong; the password was not changed")
     with db.unit_of_work() as s:
         u = s.exec(select(User).where(User.username == username)).first()
         if u is None:
@@ -175,27 +194,179 @@ def change_password(db: Database, *, actor: Actor, username: str, new_password: 
                      summary=f"password of {username} changed")
 
 
-def authenticate(db: Database, *, username: str, password: str) -> Actor:
-    """Check a username and password; raise AuthenticationFailed with one message for every failure."""
-    username = (username or "").strip().lower()
+# --- login throttling -----------------------------------------------------------------------------------
+# Failed logins are audit events (user.login_failed, entity "login" = the name typed); the throttle counts
+# the recent ones with an indexed query (action, at) instead of keeping a table of its own. Per account:
+# failures since the last successful login or admin unlock, within login_lock_minutes. Per client address
+# (when the UI knows it): failures within the same window; several people may share one address (an
+# office behind NAT), so a client is locked only after twice as many failures as an account.
+LOGIN_OK, LOGIN_FAILED, LOGIN_LOCKED, LOGIN_UNLOCK = "user.login", "user.login_failed", "user.login_locked", "user.login_unlock"
+LOGIN_ENTITY = "login"
+CLIENT_FACTOR = 2
+# Delay before checking a password: 0.25 s after one recent failure, doubling, at most MAX_DELAY. Streamlit
+# runs each session in its own thread, so this slows the guesser and nobody else.
+BASE_DELAY, MAX_DELAY = 0.25, 3.0
+_sleep = time.sleep  # tests replace it to record the delays instead of waiting
+
+
+class AccountLocked(AuthenticationFailed):
+    """Too many failed logins: refused without looking at the password."""
+
+
+@dataclass(frozen=True)
+class LoginThrottle:
+    account_failures: int
+    client_failures: int
+    delay_seconds: float
+    locked_until: datetime | None
+    message: str | None  # why the attempt is refused, when locked
+
+
+def _aware(dt: datetime) -> datetime:
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+
+
+def _login_name(username: str) -> str | None:
+    """The name a failure is counted under: only well-formed user names (a password typed into the username
+    field is not kept in the audit log)."""
+    return username if USERNAME_RE.match(username or "") else None
+
+
+def login_throttle(db: Database, *, username: str, client: str | None = None,
+                   now: datetime | None = None) -> LoginThrottle:
+    """How long the next login attempt for `username` from `client` must wait, or why it is refused."""
+    settings = get_settings()
+    limit = max(1, settings.login_max_failures)
+    window = timedelta(minutes=settings.login_lock_minutes)
+    now = now or utcnow()
+    start = now - window
+    name = _login_name((username or "").strip().lower())
+    account: list[datetime] = []
+    clients: list[datetime] = []
+    with db.read() as s:
+        if name:
+            reset = s.exec(select(AuditEvent.at).where(
+                col(AuditEvent.action).in_([LOGIN_OK, LOGIN_UNLOCK]), AuditEvent.entity_type == LOGIN_ENTITY,
+                AuditEvent.entity_id == name, AuditEvent.at >= start,
+            ).order_by(col(AuditEvent.at).desc()).limit(1)).first()
+            since = max(start, _aware(reset)) if reset is not None else start
+            account = [_aware(a) for a in s.exec(select(AuditEvent.at).where(
+                AuditEvent.action == LOGIN_FAILED, AuditEvent.entity_type == LOGIN_ENTITY,
+                AuditEvent.entity_id == name, AuditEvent.at > since,
+            ).order_by(col(AuditEvent.at).desc()).limit(limit)).all()]
+        if client:
+            clients = [_aware(a) for a in s.exec(select(AuditEvent.at).where(
+                AuditEvent.action == LOGIN_FAILED, AuditEvent.at > start,
+                col(AuditEvent.after)["client"].as_string() == client,
+            ).order_by(col(AuditEvent.at).desc()).limit(limit * CLIENT_FACTOR)).all()]
+    locked_until, message = None, None
+    if len(account) >= limit and account[limit - 1] + window > now:
+        locked_until = account[limit - 1] + window
+        message = f"too many failed attempts for {name}"
+    if len(clients) >= limit * CLIENT_FACTOR and clients[-1] + window > now:
+        if locked_until is None or clients[-1] + window > locked_until:
+            locked_until = clients[-1] + window
+            message = "too many failed attempts from your address"
+    if message:
+        minutes = max(1, math.ceil((locked_until - now).total_seconds() / 60))
+        message += (f"; try again in {minutes} minute{'s' if minutes != 1 else ''}"
+                    " or ask an admin to unlock")
+    worst = max(len(account), len(clients))
+    delay = 0.0 if worst == 0 else min(MAX_DELAY, BASE_DELAY * 2 ** (worst - 1))
+    return LoginThrottle(len(account), len(clients), delay, locked_until, message)
+
+
+def _record_login_event(db: Database, *, actor: Actor | None, username: str, client: str | None, action: str,
+                        reason: str = "") -> None:
+    """One audit row per login attempt, in its own transaction (a refused login writes nothing else)."""
+    name = _login_name(username) or "(not a user name)"
+    who = actor or Actor(id=None, username="anonymous", role="")
+    verb = {LOGIN_OK: "logged in", LOGIN_FAILED: "failed login", LOGIN_LOCKED: "login refused (locked)",
+            LOGIN_UNLOCK: "login unlocked"}[action]
+    summary = f"{verb} for {name}" + (f" from {client}" if client else "") + (f": {reason}" if reason else "")
     with db.unit_of_work() as s:
+        audit.record(s, actor=who, action=action, entity_type=LOGIN_ENTITY, entity_id=name, summary=summary,
+                     after={"client": client, **({"reason": reason} if reason else {})})
+
+
+def _throttle_or_refuse(db: Database, *, username: str, client: str | None, actor: Actor | None = None) -> None:
+    """Wait the throttle's delay, or refuse (audited) while the account or the client is locked."""
+    t = login_throttle(db, username=username, client=client)
+    if t.delay_seconds:
+        _sleep(t.delay_seconds)
+    if t.message:
+        _record_login_event(db, actor=actor, username=username, client=client, action=LOGIN_LOCKED,
+                            reason=t.message)
+        raise AccountLocked(t.message)
+
+
+def _verify(stored_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def unlock_login(db: Database, *, actor: Actor, username: str) -> None:
+    """Admin: forget the failed logins of `username` (its lock ends now; a client lock stays)."""
+    require(actor, "user.manage")
+    name = _login_name((username or "").strip().lower())
+    if name is None:
+        raise ValidationError(f"{username!r} is not a user name")
+    _record_login_event(db, actor=actor, username=name, client=None, action=LOGIN_UNLOCK,
+                        reason=f"unlocked by {actor.username}")
+
+
+def authenticate(db: Database, *, username: str, password: str, client: str | None = None) -> Actor:
+    """Check a username and password; raise AuthenticationFailed with one message for every failure.
+
+    Throttled (see login_throttle): a delay after recent failures, and a refusal while locked. Every attempt
+    leaves an audit event (user.login, user.login_failed, user.login_locked), never the password."""
+    username = (username or "").strip().lower()
+    _throttle_or_refuse(db, username=username, client=client)
+    with db.read() as s:
         u = s.exec(select(User).where(User.username == username)).first()
         if u is None:
-            try:
-                _hasher.verify(_dummy_hash(), password or "")
-            except VerificationError:
-                pass
-            raise AuthenticationFailed("wrong username or password")
-        try:
-            _hasher.verify(u.password_hash, password or "")
-        except (VerificationError, InvalidHashError):
-            raise AuthenticationFailed("wrong username or password") from None
-        if not u.is_active:
-            raise AuthenticationFailed("this account is deactivated; ask an admin")
+            _verify(_dummy_hash(), password or "")  # as slow as a wrong password: no user enumeration
+            ok, reason = False, "wrong username or password"
+        elif not _verify(u.password_hash, password or ""):
+            ok, reason = False, "wrong username or password"
+        elif not u.is_active:
+            ok, reason = False, "this account is deactivated; ask an admin"
+        else:
+            ok, reason = True, ""
+        if not ok:
+            _record_login_event(db, actor=None, username=username, client=client, action=LOGIN_FAILED, reason=reason)
+            raise AuthenticationFailed(reason)
+        user_id = u.id
+    with db.unit_of_work() as s:
+        u = s.get(User, user_id)
         if _hasher.check_needs_rehash(u.password_hash):
             u.password_hash = _hasher.hash(password)
         u.last_login_at = utcnow()
+        actor = Actor(id=u.id, username=u.username, role=u.role)
+        audit.record(s, actor=actor, action=LOGIN_OK, entity_type=LOGIN_ENTITY, entity_id=username,
+                     summary=f"logged in{f' from {client}' if client else ''}", after={"client": client})
+        return actor
+
+
+def current_actor(db: Database, *, actor_id: int) -> Actor:
+    """The actor with its role as stored now (one primary-key read); refused when deactivated or deleted.
+
+    The UI calls this on every rerun so that a role change or a deactivation reaches open tabs."""
+    with db.read() as s:
+        u = s.get(User, actor_id)
+        if u is None:
+            raise AuthenticationFailed("your account no longer exists; log in with another account")
+        if not u.is_active:
+            raise AuthenticationFailed(f"your account was deactivated; ask an admin to reactivate {u.username}")
         return Actor(id=u.id, username=u.username, role=u.role)
+
+
+def has_active_admin(db: Database) -> bool:
+    with db.read() as s:
+        return s.exec(select(User.id).where(User.role == "admin", col(User.is_active).is_(True)).limit(1)).first() \
+            is not None
 
 
 def actor_for_email(db: Database, *, email: str) -> Actor:
