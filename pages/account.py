@@ -30,7 +30,9 @@ for t in tokens:
         st.rerun()
 
 st.subheader("Change password")
-with st.form("password"):
+with st.form("password", clear_on_submit=True):
+    # The current password too: an unattended open tab must not be enough to take the account over.
+    current = st.text_input("Current password", type="password", key="pw_current")
     pw = st.text_input("New password (12+ characters)", type="password", key="pw_new")
     pw2 = st.text_input("Repeat", type="password", key="pw_repeat")
     change = st.form_submit_button("Change password")
@@ -39,4 +41,5 @@ if change:
         st.error("The two passwords differ.")
     else:
         with session.service_call(success="Password changed."):
-            users.change_password(db, actor=actor, username=actor.username, new_password=pw)
+            users.change_password(db, actor=actor, username=actor.username, new_password=pw,
+                                  current_password=current, client=session.client_address())

@@ -1,4 +1,4 @@
-"""Admin: add users and change roles."""
+"""Admin: add users, change roles, activate/deactivate, unlock logins."""
 import streamlit as st
 
 from hub_ui import session
@@ -46,3 +46,11 @@ with right:
     if apply:
         with session.service_call(success="Saved."):
             users.set_active(db, actor=actor, username=who2, active=active)
+    st.subheader("Unlock a login")
+    st.caption("After too many failed attempts an account is locked for a while; unlocking ends that now.")
+    with st.form("unlock_login"):
+        who3 = st.selectbox("User", [u.username for u in rows], key="unlock_user")
+        unlock = st.form_submit_button("Unlock", disabled=not can_manage)
+    if unlock:
+        with session.service_call(success=f"{who3} may log in again."):
+            users.unlock_login(db, actor=actor, username=who3)

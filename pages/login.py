@@ -15,6 +15,10 @@ def _oidc_configured() -> bool:
 
 st.title("MLOps Hub")
 st.caption("Use cases, data, experiments, deployments and monitoring — one place for every team.")
+# Why the last session ended (expired, deactivated), shown once.
+notice = st.session_state.pop(session.LOGIN_NOTICE, None)
+if notice:
+    st.warning(notice[:1].upper() + notice[1:])
 
 if _oidc_configured():
     user = getattr(st, "user", None)
@@ -35,7 +39,10 @@ with st.form("login"):
 
 if submitted:
     try:
-        st.session_state["actor"] = users.authenticate(session.db(), username=username, password=password)
+        # Throttled in the service: a wait of a few seconds at most after failures (this session's thread
+        # only), then a temporary lock.
+        st.session_state["actor"] = users.authenticate(session.db(), username=username, password=password,
+                                                       client=session.client_address())
         st.rerun()
     except AuthenticationFailed as exc:
         st.error(str(exc))
