@@ -102,6 +102,14 @@ def cmd_user_set_role(args) -> int:
     return 0
 
 
+def cmd_user_unlock(args) -> int:
+    from .services import users
+
+    users.unlock_login(_checked_db(), actor=_admin_actor(), username=args.username)
+    print(f"{args.username} may log in again (failed attempts forgotten)")
+    return 0
+
+
 def cmd_user_token(args) -> int:
     from .services import users
 
@@ -161,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("username")
     a.add_argument("role")
     a.set_defaults(func=cmd_user_set_role)
+    a = us.add_parser("unlock", help="end a login lock after too many failed attempts")
+    a.add_argument("username")
+    a.set_defaults(func=cmd_user_unlock)
     a = us.add_parser("token", help="create a personal access token (printed as the last line)")
     a.add_argument("username")
     a.add_argument("--name", default="cli", help="a label for the token")
@@ -170,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ui-port", type=int, default=None)
     s.add_argument("--api-port", type=int, default=None)
     s.add_argument("--workers", type=int, default=1)
-    s.add_argument("--no-demo", action="store_true", help="do not seed the demo when the database is empty")
+    s.add_argument("--no-demo", action="store_true",
+                   help="do not seed the demo when the SQLite database is empty (other databases are never "
+                        "seeded by `up`: they need an admin account first)")
     s.set_defaults(func=cmd_up)
 
     s = sub.add_parser("ui", help="start the Streamlit UI only")

@@ -1,6 +1,7 @@
 """`up` and `ui`: start the processes of one machine and keep them running.
 
-`up` migrates, seeds the demo when the database is empty, then supervises the UI,
+`up` migrates, seeds the demo when an embedded SQLite database is empty (on a team database it
+refuses to start until an admin account exists: no shared demo password there), then supervises the UI,
 the worker(s) and the scoring service as child processes: a child that dies is
 restarted (with a back-off), and Ctrl-C / SIGTERM stops them all cleanly.
 """
@@ -15,6 +16,11 @@ import time
 from dataclasses import dataclass, field
 
 from .config import PROJECT_ROOT, get_settings
+from .errors import DomainError
+
+
+class NoAdminAccount(DomainError):
+    """`up` on a team database that has no active admin yet."""
 
 
 @dataclass
@@ -33,11 +39,12 @@ class Child:
         print(f"[up] started {self.name} (pid {self.proc.pid})", flush=True)
 
 
-def streamlit_argv(port: int) -> list[str]:
+def streamlit_argv(port: int, host: str | None = None) -> list[str]:
+    # Loopback unless MLOPS_UI_HOST says otherwise (Streamlit itself would listen on every interface).
     return [
         sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
-        "--server.port", str(port), "--server.headless", "true",
-        "--browser.gatherUsageStats", "false",
+        "--server.port", str(port), "--server.address", host or get_settings().mlops_ui_host,
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
     ]
 
 
@@ -54,29 +61,43 @@ def _has(module: str) -> bool:
 
 
 def run_up(*, ui_port: int | None, api_port: int | None, workers: int = 1, seed: bool = True) -> int:
-    from .db import get_database, upgrade_schema
+    from .db import describe_url, get_database, upgrade_schema
     from .demo import seed_demo
+    from .services import users
 
     settings = get_settings()
     db = get_database()
     before, after = upgrade_schema(db)
     print(f"[up] schema at {after}" + (f" (upgraded from {before or 'empty'})" if before != after else ""), flush=True)
-    if seed:
-        result = seed_demo(db, only_if_empty=True)
-        for line in result.lines:
-            print(f"[up] {line}", flush=True)
-    db.dispose()
+    try:
+        if db.is_sqlite:
+            # One person's machine: the demo (five accounts, one password printed here) is a fine start.
+            if seed:
+                result = seed_demo(db, only_if_empty=True)
+                for line in result.lines:
+                    print(f"[up] {line}", flush=True)
+        elif not users.has_active_admin(db):
+            # A team database: never seed accounts with a shared password behind the team's back.
+            raise NoAdminAccount(
+                f"no active admin account in the database at {describe_url(db.url)}; create one with "
+                "`python -m mlops_core user add NAME --role admin --password ...` and run `up` again "
+                "(the demo is seeded automatically only on SQLite; `python -m mlops_core demo` seeds it on purpose)"
+            )
+    finally:
+        db.dispose()
 
     ui_port = ui_port or settings.mlops_ui_port
     api_port = api_port or settings.mlops_api_port
-    children = [Child("ui", streamlit_argv(ui_port))]
+    children = [Child("ui", streamlit_argv(ui_port, settings.mlops_ui_host))]
     if _has("mlops_core.jobs.worker"):
         for i in range(max(1, workers)):
             # One scheduler candidate is enough on one machine; the election makes extra ones harmless.
             children.append(Child(f"worker-{i + 1}", [sys.executable, "-m", "mlops_core", "worker"]))
     if _has("mlops_core.serving.app"):
-        children.append(Child("scoring", [sys.executable, "-m", "mlops_core", "serve", "--port", str(api_port)]))
-    print(f"[up] UI on http://localhost:{ui_port}  scoring API on http://localhost:{api_port}", flush=True)
+        children.append(Child("scoring", [sys.executable, "-m", "mlops_core", "serve",
+                                          "--host", settings.mlops_api_host, "--port", str(api_port)]))
+    print(f"[up] UI on http://{settings.mlops_ui_host}:{ui_port}  "
+          f"scoring API on http://{settings.mlops_api_host}:{api_port}", flush=True)
 
     stopping = False
 
