@@ -28,7 +28,7 @@ from .base import json_field
 WINDOW_KINDS = ("last_n", "last_hours")
 RETRAINING_POLICIES = ("off", "propose", "automatic")
 ALERT_KINDS = ("drift", "kpi_missed", "error_rate", "latency", "worker_down", "scheduler_down",
-               "ingestion_failed", "label_coverage")
+               "ingestion_failed", "label_coverage", "monitoring_down")
 SEVERITIES = ("info", "warning", "critical")
 ALERT_STATES = ("open", "acknowledged", "resolved")
 PROPOSAL_STATES = ("proposed", "approved", "rejected", "training", "finished", "failed", "challenger")

@@ -283,15 +283,34 @@ def _window_conds(deployment_id: int, window: Window):
     return conds
 
 
-def _loads_many(texts: list[str | None], empty: str = "null") -> list[Any]:
-    """Decode many JSON texts at once (one parse of a joined array is much faster than one per row)."""
+# Stands for a logged JSON text that cannot be decoded (see _loads_many).
+UNREADABLE = object()
+
+
+def _loads_many(texts: list[str | None], empty: str = "null") -> tuple[list[Any], int]:
+    """Decode many JSON texts at once (one parse of a joined array is much faster than one per row).
+
+    Returns (values, number unreadable). A text orjson refuses (a lone surrogate such as "\\ud800", logged
+    before the API refused them, or any damage) becomes UNREADABLE instead of failing the whole batch: one
+    bad row once stopped every later check of its deployment. Callers skip those rows and say so."""
+    import orjson
+
     joined = "[" + ",".join(t if t is not None else empty for t in texts) + "]"
     try:
-        import orjson
-
-        return orjson.loads(joined)
-    except ImportError:  # pragma: no cover - orjson is in requirements.txt; plain json is only slower
-        return json.loads(joined)
+        return orjson.loads(joined), 0
+    except orjson.JSONDecodeError:
+        pass
+    out: list[Any] = []
+    bad = 0
+    for t in texts:
+        try:
+            out.append(orjson.loads(t if t is not None else empty))
+        except orjson.JSONDecodeError:
+            out.append(UNREADABLE)
+            bad += 1
+    if bad:
+        log.warning("%d logged prediction row(s) are not valid JSON and were skipped", bad)
+    return out, bad
 
 
 def _sqlite_latencies(conn, deployment_id: int, window: Window):
@@ -369,9 +388,11 @@ def _delay_seconds(dialect: str):
     return (sa.func.julianday(Prediction.labelled_at) - sa.func.julianday(Prediction.created_at)) * 86400.0
 
 
-def _labelled_rows(s: Session, deployment_id: int, window: Window) -> tuple[int, list[tuple[Any, Any, float]]]:
+def _labelled_rows(s: Session, deployment_id: int,
+                   window: Window) -> tuple[int, list[tuple[Any, Any, float]], int]:
     """(number of ok predictions in the window, [(prediction, label, delay seconds)] of those whose label
-    had arrived by the end of the window). JSON comes back as text and is decoded in one go. A prediction
+    had arrived by the end of the window, number of labelled rows skipped as unreadable JSON).
+    JSON comes back as text and is decoded in one go. A prediction
     logged with a score (a binary classifier's positive-class probability) comes as
     {"prediction": value, "score": probability}, which `performance_metrics` turns into roc_auc."""
     from ..models.deployments import Prediction
@@ -384,12 +405,14 @@ def _labelled_rows(s: Session, deployment_id: int, window: Window) -> tuple[int,
                         .where(*conds, col(Prediction.labelled_at).is_not(None),
                                Prediction.labelled_at <= window.end)).all()
     if not rows:
-        return n_ok, []
-    preds = _loads_many([r[0] for r in rows])
-    labels = _loads_many([r[1] for r in rows])
+        return n_ok, [], 0
+    preds, bad_p = _loads_many([r[0] for r in rows])
+    labels, bad_l = _loads_many([r[1] for r in rows])
     out = [(p if r[3] is None else {"prediction": p, "score": r[3]}, lab, float(r[2] or 0.0))
-           for p, lab, r in zip(preds, labels, rows) if lab is not None]
-    return n_ok, out
+           for p, lab, r in zip(preds, labels, rows)
+           if lab is not None and p is not UNREADABLE and lab is not UNREADABLE]
+    skipped = sum(1 for p, lab in zip(preds, labels) if p is UNREADABLE or lab is UNREADABLE) if bad_p or bad_l else 0
+    return n_ok, out, skipped
 
 
 def label_figures(n_ok: int, labelled: list[tuple[Any, Any, float]]) -> dict[str, Any]:
@@ -512,7 +535,8 @@ def load_window_frame(s: Session, *, deployment_id: int, window: Window, columns
     """The window's logged inputs (ok rows) as a DataFrame, plus a "__prediction__" column.
 
     The JSON text is read without per-row decoding and parsed in one go: on 100k rows this is
-    several times faster than letting the driver decode each row.
+    several times faster than letting the driver decode each row. Rows whose JSON cannot be decoded are
+    left out; their number is in ``frame.attrs["unreadable_rows"]``.
     """
     import pandas as pd
 
@@ -523,10 +547,17 @@ def load_window_frame(s: Session, *, deployment_id: int, window: Window, columns
                                   .where(*conds)).all()
     if not rows:
         return pd.DataFrame(columns=(columns or []) + ["__prediction__"])
-    inputs = _loads_many([r[0] for r in rows], empty="{}")
-    preds = _loads_many([r[1] for r in rows])
+    inputs, bad_i = _loads_many([r[0] for r in rows], empty="{}")
+    preds, bad_p = _loads_many([r[1] for r in rows])
+    skipped = 0
+    if bad_i or bad_p:
+        keep = [i is not UNREADABLE and p is not UNREADABLE and isinstance(i, dict) for i, p in zip(inputs, preds)]
+        skipped = keep.count(False)
+        inputs = [i for i, k in zip(inputs, keep) if k]
+        preds = [p for p, k in zip(preds, keep) if k]
     frame = pd.DataFrame.from_records(inputs, columns=columns)
     frame["__prediction__"] = [_prediction_value(p) for p in preds]
+    frame.attrs["unreadable_rows"] = skipped
     return frame
 
 
@@ -878,12 +909,12 @@ def _compute_check(db: Database, monitor: Monitor, dep, as_of: datetime) -> dict
     """Everything one check measures (no writes)."""
     from ..monitoring import detect_drift
 
-    out: dict[str, Any] = {"status": "ok", "error": ""}
+    out: dict[str, Any] = {"status": "ok", "error": "", "unreadable_rows": 0, "unreadable_labelled_rows": 0}
     with db.read() as s:
         window = window_bounds(s, deployment_id=dep.id, kind=monitor.window_kind, size=monitor.window_size, as_of=as_of)
         out["window"] = window
         out["health"] = health_figures(s, deployment_id=dep.id, window=window)
-        n_ok, labelled = _labelled_rows(s, dep.id, window)
+        n_ok, labelled, out["unreadable_labelled_rows"] = _labelled_rows(s, dep.id, window)
         task = ""
         if dep.model_version_id is not None:
             task = _model_version_row(s, dep.model_version_id).task or ""
@@ -909,6 +940,7 @@ def _compute_check(db: Database, monitor: Monitor, dep, as_of: datetime) -> dict
     out["n_reference_rows"] = len(ref)
     with db.read() as s:
         cur = load_window_frame(s, deployment_id=dep.id, window=window, columns=list(ref.columns))
+    out["unreadable_rows"] = cur.attrs.get("unreadable_rows", 0)
     if len(cur) < MIN_ROWS_FOR_DRIFT:
         out["status"] = "ok"
         out["drift_note"] = f"only {len(cur)} rows in the window: at least {MIN_ROWS_FOR_DRIFT} are needed for drift"
@@ -1001,6 +1033,18 @@ def _worst_kpi(kpis: list[dict[str, Any]]) -> str:
     return worst
 
 
+def _unreadable_note(figures: dict[str, Any]) -> str:
+    """What the check left out because the logged JSON could not be decoded ("" when nothing)."""
+    parts = []
+    if figures.get("unreadable_rows"):
+        parts.append(f"{figures['unreadable_rows']:,} logged prediction(s) in the window could not be decoded "
+                     "(not valid JSON) and were left out of drift")
+    if figures.get("unreadable_labelled_rows"):
+        parts.append(f"{figures['unreadable_labelled_rows']:,} labelled prediction(s) could not be decoded and "
+                     "were left out of performance")
+    return "; ".join(parts)
+
+
 def _run_one(db: Database, monitor: Monitor, dep, *, as_of: datetime, triggered_by: str,
              members: list[str]) -> dict[str, Any]:
     t0 = time.perf_counter()
@@ -1010,6 +1054,12 @@ def _run_one(db: Database, monitor: Monitor, dep, *, as_of: datetime, triggered_
     drift = figures.get("drift")
     h = figures["health"]
     lab = figures["labels"]
+    skipped_note = _unreadable_note(figures)
+    if skipped_note:
+        # Stored with the check (health, performance) and shown in its error line even when it is "ok".
+        h = {**h, "unreadable_rows": figures["unreadable_rows"]}
+        figures["performance"]["unreadable_rows"] = figures["unreadable_labelled_rows"]
+        figures["error"] = "; ".join(x for x in (figures["error"], skipped_note) if x)[:2000]
     health_breach = ((monitor.max_error_rate is not None and h["error_rate"] is not None
                       and h["error_rate"] > monitor.max_error_rate)
                      or (monitor.max_latency_p95_ms is not None and h["latency_p95_ms"] is not None
@@ -1060,7 +1110,7 @@ def _run_one(db: Database, monitor: Monitor, dep, *, as_of: datetime, triggered_
                      action="monitor.check", entity_type="deployment", entity_id=dep.id,
                      summary=f"checked {dep.name} ({monitor.name}): {check.status}, {check.n_rows:,} predictions, "
                              f"drift {'yes' if check.dataset_drifted else 'no'}, KPIs {check.kpi_status}, "
-                             f"{len(created)} new alert(s)",
+                             f"{len(created)} new alert(s)" + (f"; {skipped_note}" if skipped_note else ""),
                      after={"check_id": check.id, "alerts": created})
         check_id = check.id
     proposals = []
@@ -1079,6 +1129,7 @@ def _run_one(db: Database, monitor: Monitor, dep, *, as_of: datetime, triggered_
         "metrics": figures["performance"]["metrics"], "health": h, "labels": lab,
         "alerts_opened": created, "alerts_repeated": repeated,
         "proposals": [p["id"] for p in proposals], "runs_queued": [p["run_id"] for p in proposals if p["run_id"]],
+        "skipped_rows": figures["unreadable_rows"], "skipped_labelled_rows": figures["unreadable_labelled_rows"],
         "duration_ms": round((time.perf_counter() - t0) * 1000, 1),
     }
 
@@ -1088,9 +1139,92 @@ def run_monitor(db: Database, *, deployment_name: str, actor: Actor | None = Non
     """Run the deployment's enabled monitors now (or only `monitor_id`); returns a JSON-safe summary.
 
     `actor` None means the scheduler (system). `as_of` replays a check as of an earlier moment (demo, tests).
+    A run that fails raises a "monitoring_down" alert of its own (kept open, deduplicated, while runs keep
+    failing) and re-raises; the next run that succeeds resolves it. Every caller — the scheduled job, the
+    CLI, "Run a check now" — goes through here, so none of them can fail silently.
     """
     if actor is not None:
         require(actor, "monitor.run")
+    with db.read() as s:
+        _deployment(s, deployment_name)  # an unknown name is the caller's mistake, not monitoring being down
+    try:
+        summary = _run_monitor(db, deployment_name=deployment_name, actor=actor, as_of=as_of, monitor_id=monitor_id)
+    except Exception as exc:
+        try:
+            _monitoring_down(db, deployment_name, exc)
+        except Exception:  # noqa: BLE001 - the database may be what failed; the job's own error still says why
+            log.exception("could not record that monitoring of %s failed", deployment_name)
+        raise
+    if summary["checks"]:
+        _monitoring_back(db, deployment_name)
+    return summary
+
+
+def _monitoring_down_key(deployment_name: str) -> str:
+    return f"monitoring_down:{deployment_name}"
+
+
+def _monitoring_down(db: Database, deployment_name: str, exc: BaseException) -> None:
+    """Open (or bump) the alert saying the deployment is no longer monitored, with the failure's reason."""
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+    reason = f"{type(exc).__name__}: {reason}"[:300]
+    now = utcnow()
+    with db.read() as s:
+        use_case_id = _deployment(s, deployment_name).use_case_id
+    members: list[str] = []
+    if use_case_id is not None:
+        from . import usecases
+
+        members = usecases.member_usernames(db, use_case_id, roles=("ops", "data_scientist"))
+    with db.unit_of_work() as s:
+        dep = _deployment(s, deployment_name)
+        existing = s.exec(select(Alert).where(Alert.open_key == _monitoring_down_key(deployment_name))).first()
+        since = _aware(existing.created_at) if existing is not None else now
+        last_ok = s.exec(select(func.max(MonitorCheck.started_at))
+                         .where(MonitorCheck.deployment_id == dep.id)).one()
+        b = Breach(kind="monitoring_down", severity="critical", key=_monitoring_down_key(deployment_name),
+                   title=f"Monitoring is not running for {deployment_name} since {since:%Y-%m-%d %H:%M} UTC: {reason}",
+                   detail=f"checks of {deployment_name} fail, so drift, KPIs and health are not being watched. "
+                          f"Last error: {reason}. Last stored check: "
+                          f"{_aware(last_ok).isoformat() if last_ok else 'none'}. Fix the cause and run "
+                          f"`python -m mlops_core monitor run --deployment {deployment_name}`; this alert resolves "
+                          "itself at the next check that succeeds.",
+                   evidence={"error": reason, "failed_at": now.isoformat(),
+                             "last_check_at": _aware(last_ok).isoformat() if last_ok else None},
+                   link=f"{PAGE_DEPLOYMENT}?deployment={deployment_name}", deployment_id=dep.id,
+                   deployment_name=deployment_name, use_case_id=dep.use_case_id)
+        alert, is_new = _raise_alert(s, b)
+        if is_new:
+            _notify_alert(s, alert, members)
+            _queue_webhook(s, alert)
+            audit.record(s, actor=Actor.system(), action="alert.open", entity_type="alert", entity_id=alert.id,
+                         summary=f"monitoring of {deployment_name} failed: {reason}")
+
+
+def _monitoring_back(db: Database, deployment_name: str) -> None:
+    """Resolve the "monitoring_down" alert of the deployment, if one is open: a check succeeded again."""
+    key = _monitoring_down_key(deployment_name)
+    with db.read() as s:
+        if s.exec(select(Alert.id).where(Alert.open_key == key)).first() is None:
+            return  # the usual case: nothing to resolve, no write
+    with db.unit_of_work() as s:
+        row = s.exec(select(Alert).where(Alert.open_key == key)).first()
+        if row is None:
+            return
+        before = {"state": row.state}
+        row.state = "resolved"
+        row.open_key = None
+        row.resolved_by = "system"
+        row.resolved_at = utcnow()
+        row.resolve_note = f"a check of {deployment_name} succeeded again at {row.resolved_at:%Y-%m-%d %H:%M} UTC"
+        s.add(row)
+        audit.record(s, actor=Actor.system(), action="alert.resolve", entity_type="alert", entity_id=row.id,
+                     summary=f"resolved {row.kind} alert: {row.title}", before=before,
+                     after={"state": "resolved", "note": row.resolve_note})
+
+
+def _run_monitor(db: Database, *, deployment_name: str, actor: Actor | None, as_of: datetime | None,
+                 monitor_id: int | None) -> dict[str, Any]:
     as_of = as_of or utcnow()
     _ensure_default_monitor(db, deployment_name)
     advance_retraining(db)
