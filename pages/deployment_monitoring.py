@@ -1,6 +1,7 @@
 """One deployment's monitoring: drift over time per column, per-column detail, the evidently report on
 demand, performance vs KPIs with label coverage and delay, health charts, and the monitor's settings."""
 import time
+from html import escape
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -156,7 +157,12 @@ with tab_report:
         if html is not None:
             st.download_button("Download the report (HTML)", html, file_name=f"drift-report-check-{chosen}.html",
                                mime="text/html", key="dm_dl_report")
-            st.components.v1.html(html, height=900, scrolling=True)
+            # The report holds values from live traffic and runs evidently's scripts: it is shown in an iframe
+            # sandboxed WITHOUT allow-same-origin, so its scripts run in an opaque origin and cannot reach
+            # this app (its session, its pages). The wrapper itself has no script.
+            st.iframe('<iframe sandbox="allow-scripts" referrerpolicy="no-referrer" title="evidently report" '
+                      f'style="width:100%;height:880px;border:0" srcdoc="{escape(html, quote=True)}"></iframe>',
+                      height=900)
 
 with tab_perf:
     if not checks:

@@ -3,16 +3,26 @@
 * :func:`evidently_drift_verdicts` runs the real ``DataDriftPreset`` and returns its verdicts in
   the same shape as ``DriftResult.to_dict()``; it is the oracle the drift tests and the
   benchmark compare :func:`mlops_core.monitoring.drift.detect_drift` against.
-* :func:`render_drift_report_html` returns the preset's full HTML report, rendered on demand.
+* :func:`render_drift_report_html` returns the preset's full HTML report, rendered on demand, with
+  the data evidently inlines in a ``<script>`` made safe (:func:`escape_report_data`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence
+import re
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import pandas as pd
 
-__all__ = ["evidently_drift_verdicts", "render_drift_report_html"]
+__all__ = ["escape_report_data", "evidently_drift_verdicts", "render_drift_report_html"]
+
+# evidently (legacy/utils/dashboard.py, file_html_template) inlines the report's data as
+#     <script>\n    var <id> = <json>;\n    var additional_graphs_<id> = <json>;\n</script>
+# with json.dumps, which leaves "</script>" inside strings as it is: a logged category value
+# "</script><script>...</script>" closed the data block and ran as a script of the page that shows the
+# report. json.dumps never emits a raw newline, so each JSON value is exactly one line.
+_DATA_BLOCK = re.compile(
+    r"(<script>\n\s*var (?P<id>\w+) = )(?P<data>.*)(;\n\s*var additional_graphs_(?P=id) = )(?P<graphs>.*)(;\n</script>)")
 
 
 def _run_preset(reference: pd.DataFrame, current: pd.DataFrame, columns: Optional[Sequence[str]], drift_share: float):
@@ -110,6 +120,32 @@ def render_drift_report_html(
     *,
     drift_share: float = 0.5,
 ) -> str:
-    """Full standalone HTML of evidently's ``DataDriftPreset`` report (slow: render on demand)."""
+    """Full standalone HTML of evidently's ``DataDriftPreset`` report (slow: render on demand), with its
+    inlined data escaped so no value from the logged traffic can end the script block it sits in."""
     snapshot = _run_preset(reference, current, columns, drift_share)
-    return snapshot.get_html_str(as_iframe=False)
+    html, blocks = escape_report_data(snapshot.get_html_str(as_iframe=False))
+    if blocks != 1:
+        # Fail closed: an evidently upgrade changed the layout, and an unescaped report must not be stored.
+        raise RuntimeError(f"evidently's report has {blocks} data blocks where 1 was expected; "
+                           "update mlops_core.monitoring.evidently_report._DATA_BLOCK for this evidently version")
+    return html
+
+
+def _escape_json(text: str) -> str:
+    # "<" only ever occurs inside JSON strings, where \u003c is the same character to JSON and to
+    # JavaScript; without any "<" the HTML parser can neither see "</script" nor "<!--" in the block.
+    return text.replace("<", "\\u003c")
+
+
+def escape_report_data(html: str) -> Tuple[str, int]:
+    """(evidently's HTML with "<" in its inlined JSON written as \\u003c, number of data blocks escaped).
+
+    Idempotent, so it also makes reports stored before this existed safe when they are read again."""
+    n = 0
+
+    def fix(m: "re.Match[str]") -> str:
+        nonlocal n
+        n += 1
+        return m.group(1) + _escape_json(m.group("data")) + m.group(4) + _escape_json(m.group("graphs")) + m.group(6)
+
+    return _DATA_BLOCK.sub(fix, html), n

@@ -1479,8 +1479,10 @@ def render_report(db: Database, *, check_id: int) -> str:
 
 
 def report_html(db: Database, *, check_id: int) -> str | None:
-    """The stored report of a check, or None when it was not rendered yet."""
+    """The stored report of a check, or None when it was not rendered yet. Its inlined data is escaped
+    again on the way out, so a report stored before that escaping existed cannot run a logged value."""
     from .. import artifacts
+    from ..monitoring.evidently_report import escape_report_data
 
     with db.read() as s:
         check = s.get(MonitorCheck, check_id)
@@ -1489,7 +1491,7 @@ def report_html(db: Database, *, check_id: int) -> str | None:
         key = check.report_key
     if not key:
         return None
-    return artifacts.get_bytes(key).decode("utf-8")
+    return escape_report_data(artifacts.get_bytes(key).decode("utf-8"))[0]
 
 
 # --- retraining loop -------------------------------------------------------------------------
