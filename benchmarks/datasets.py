@@ -12,7 +12,11 @@ The data: 8 float columns, 6 integer columns, 5 text categories and 1 boolean, l
 customer or transaction extract. The benchmark first registers a 100k-row version of the same
 shape so the 1M-row version is validated against a schema and has drift computed against a parent.
 
-Usage: .venv/bin/python benchmarks/datasets.py [--rows N]
+Wide files (issue 12, finding 8): one-row CSVs of 1,000, 2,000 and 5,000 columns are registered the
+same way (register + validate + profile, each in a fresh child and database); the time per column shows
+whether the cost grows linearly with the width (it was quadratic: 3,000 columns took 43 s).
+
+Usage: .venv/bin/python benchmarks/datasets.py [--rows N] [--wide-only]
 """
 from __future__ import annotations
 
@@ -29,6 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_MEMORY_FACTOR = 4.0
 TARGET_REPORT_SECONDS = 10.0
+WIDE_COLUMNS = (1_000, 2_000, 5_000)
+TARGET_WIDE_SECONDS = 10.0  # the 5,000-column file, whole registration
 
 
 def make_csv(path: Path, rows: int, seed: int) -> None:
@@ -67,6 +73,7 @@ def make_csv(path: Path, rows: int, seed: int) -> None:
 CHILD = r"""
 import json, os, resource, sys, time
 mode, db_url, art, path = sys.argv[1:5]
+name = sys.argv[5] if len(sys.argv) > 5 else "bench"
 os.environ["DATABASE_URL"] = db_url
 os.environ["ARTIFACT_ROOT"] = art
 os.environ["MLOPS_MAX_UPLOAD_MB"] = "4096"
@@ -85,31 +92,69 @@ def progress(fraction, message):
         marks["scan"] = time.perf_counter()
     if message == "storing" and "store" not in marks:
         marks["store"] = time.perf_counter()
+cpu0 = time.process_time()
 t0 = time.perf_counter()
-v = datasets.register_version_from_path(db, actor=Actor.system(), dataset_name="bench", path=path,
+v = datasets.register_version_from_path(db, actor=Actor.system(), dataset_name=name, path=path,
                                         restrict_to_roots=False, source_kind="cli", progress=progress)
 t1 = time.perf_counter()
-print(json.dumps({"wall": t1 - t0, "convert": marks["scan"] - t0, "report": marks["store"] - marks["scan"],
+print(json.dumps({"wall": t1 - t0, "cpu": time.process_time() - cpu0, "convert": marks["scan"] - t0, "report": marks["store"] - marks["scan"],
                   "store": t1 - marks["store"], "n_rows": v.n_rows, "n_cols": v.n_cols, "status": v.status,
                   "parquet_bytes": v.size_bytes, "errors": v.n_errors, "warnings": v.n_warnings,
                   "before_kb": before_kb, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
 
 
-def child(mode: str, db_url: str, art: str, path: str) -> dict:
+def child(mode: str, db_url: str, art: str, path: str, name: str = "bench") -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    p = subprocess.run([sys.executable, "-c", CHILD, mode, db_url, art, path], env=env, capture_output=True,
+    p = subprocess.run([sys.executable, "-c", CHILD, mode, db_url, art, path, name], env=env, capture_output=True,
                        text=True, cwd=ROOT)
     if p.returncode != 0:
         raise SystemExit(f"benchmark child failed:\n{p.stderr[-3000:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
+def make_wide_csv(path: Path, n_cols: int) -> None:
+    """A header and one row: integers, decimals and short texts in turn (so every profile branch runs)."""
+    values = [str(i % 97) if i % 3 == 0 else (f"{i * 0.5:.1f}" if i % 3 == 1 else f"t{i % 11}") for i in range(n_cols)]
+    path.write_text(",".join(f"col_{i}" for i in range(n_cols)) + "\n" + ",".join(values) + "\n")
+
+
+def wide_figures() -> list[dict]:
+    """Register one-row CSVs of WIDE_COLUMNS widths; print the times and return the benchmark figure."""
+    from mlops_core.db import Database, upgrade_schema
+
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="bench-wide-") as tmp:
+        tmp = Path(tmp)
+        db_url = f"sqlite:///{tmp / 'hub.db'}"
+        upgrade_schema(Database(db_url))
+        for n in WIDE_COLUMNS:
+            path = tmp / f"wide-{n}.csv"
+            make_wide_csv(path, n)
+            results[n] = child("register", db_url, str(tmp / "artifacts"), str(path), name=f"wide{n}")
+    for n, r in results.items():
+        print(f"wide file: 1 row x {n:,} columns registered in {r['wall']:.2f} s (CSV -> Parquet {r['convert']:.2f} s, "
+              f"validation + profile {r['report']:.2f} s, store {r['store']:.2f} s) = "
+              f"{1000 * r['wall'] / n:.2f} ms per column; CPU time {r['cpu']:.2f} s = {1000 * r['cpu'] / n:.2f} ms "
+              "per column (less sensitive to the machine's load)")
+    widest = WIDE_COLUMNS[-1]
+    r = results[widest]
+    times = ", ".join(f"{n:,}: {results[n]['wall']:.2f} s" for n in WIDE_COLUMNS)
+    return [{"figure": f"register + validate + profile a 1-row x {widest:,}-column CSV", "ours": round(r["wall"], 2),
+             "baseline": None, "baseline_name": "", "unit": "s",
+             "target": f"< {TARGET_WIDE_SECONDS:g} s, linear in the width ({times})",
+             "met": bool(r["wall"] < TARGET_WIDE_SECONDS)}]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--wide-only", action="store_true", help="only the wide-file figure (1k, 2k, 5k columns)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
+    if args.wide_only:
+        print(json.dumps({"benchmark": "datasets", "figures": wide_figures()}))
+        return 0
     with tempfile.TemporaryDirectory(prefix="bench-datasets-") as tmp:
         tmp = Path(tmp)
         db_url = f"sqlite:///{tmp / 'hub.db'}"
@@ -160,6 +205,7 @@ def main() -> int:
          "baseline_name": "imports alone", "unit": "x",
          "target": f"reported (imports alone {base_mb:,.0f} MB = {base_mb / parquet_mb:.1f}x)", "met": True},
     ]
+    figures += wide_figures()
     print(json.dumps({"benchmark": "datasets", "figures": figures}))
     return 0
 

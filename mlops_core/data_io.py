@@ -632,12 +632,14 @@ def _column_hashes(arr) -> "Any":
         enc = pc.dictionary_encode(arr)
         dict_hashes = hash_array(enc.dictionary.to_numpy(zero_copy_only=False).astype(object), categorize=False)
         h = dict_hashes[enc.indices.fill_null(0).to_numpy(zero_copy_only=False)]
+    # fill_null only when there are nulls: it costs ~0.1 ms per call, seconds on a 5,000-column file.
     elif pa.types.is_boolean(t):
-        h = hash_array(arr.fill_null(False).to_numpy(zero_copy_only=False).astype(np.uint8))
+        h = hash_array((arr.fill_null(False) if arr.null_count else arr).to_numpy(zero_copy_only=False).astype(np.uint8))
     elif pa.types.is_timestamp(t) or pa.types.is_date(t):
-        h = hash_array(arr.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False))
+        ints = arr.cast(pa.int64())
+        h = hash_array((ints.fill_null(0) if ints.null_count else ints).to_numpy(zero_copy_only=False))
     else:
-        h = hash_array(arr.fill_null(0).to_numpy(zero_copy_only=False))
+        h = hash_array((arr.fill_null(0) if arr.null_count else arr).to_numpy(zero_copy_only=False))
     h = np.asarray(h, dtype=np.uint64)
     if arr.null_count:
         h = h.copy()

@@ -194,9 +194,36 @@ def _r(x: float | None, nd: int = 4) -> float | None:
     return round(float(x), nd)
 
 
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def _sample_quantiles(scan: Scan) -> dict[str, dict[str, float | None]]:
+    """p5..p95 of every numeric column of the sample in one vectorised call (one call per column cost
+    ~0.5 ms each: seconds on a 5,000-column file). Columns with no value in the sample get none."""
+    names = [s.name for s in scan.columns.values()
+             if s.type in ("integer", "number") and s.count and s.name in scan.sample]
+    if not names or not len(scan.sample):
+        return {}
+    values = scan.sample[names].to_numpy(dtype=float, na_value=np.nan)
+    missing = np.isnan(values)
+    complete = ~missing.any(axis=0)
+    keys = ("p5", "p25", "p50", "p75", "p95")
+    out: dict[str, dict[str, float | None]] = {}
+    if complete.any():  # columns without gaps: one sort for all of them
+        qs = np.quantile(values[:, complete], QUANTILES, axis=0)
+        for j, i in enumerate(np.flatnonzero(complete)):
+            out[names[i]] = {k: _r(v) for k, v in zip(keys, qs[:, j])}
+    for i in np.flatnonzero(~complete):  # columns with gaps: their values only (np.nanquantile loops anyway)
+        col = values[~missing[:, i], i]
+        if len(col):
+            out[names[i]] = {k: _r(v) for k, v in zip(keys, np.quantile(col, QUANTILES))}
+    return {n: out[n] for n in names if n in out}
+
+
 def build_profile(scan: Scan) -> dict[str, Any]:
     """Per-column summary and chart data (plotly-ready: {"kind": "histogram"|"bar", "x": [...], "y": [...]})."""
     cols = []
+    quantiles = _sample_quantiles(scan)
     for s in scan.columns.values():
         total = s.count + s.nulls
         entry: dict[str, Any] = {
@@ -210,11 +237,8 @@ def build_profile(scan: Scan) -> dict[str, Any]:
             mean = s.sum / s.count
             var = max(0.0, s.sumsq / s.count - mean * mean)
             entry.update(min=_r(s.min), max=_r(s.max), mean=_r(mean), std=_r(math.sqrt(var)))
-            if s.name in scan.sample and len(scan.sample):
-                q = scan.sample[s.name].dropna()
-                if len(q):
-                    qs = np.quantile(q.to_numpy(dtype=float), [0.05, 0.25, 0.5, 0.75, 0.95])
-                    entry["quantiles"] = {k: _r(v) for k, v in zip(("p5", "p25", "p50", "p75", "p95"), qs)}
+            if s.name in quantiles:
+                entry["quantiles"] = quantiles[s.name]
             if s.hist_edges is not None and s.hist_counts is not None:
                 e = s.hist_edges
                 centres = [_r((e[i] + e[i + 1]) / 2) for i in range(len(e) - 1)]
