@@ -979,7 +979,15 @@ def log_model_for_run(db: Database, *, actor: Actor, run_id: int, estimator, inp
     except Exception as exc:  # noqa: BLE001 - skops refuses what it cannot persist safely
         raise ValidationError(f"this model cannot be saved with skops ({type(exc).__name__}: {exc}); "
                               "log a scikit-learn estimator or Pipeline") from exc
-    training.load_model_bytes(data)  # refuse now what the registry would refuse later
+    # Refuse now, by name, what nothing would ever load (builtins.eval, numpy.full_like, ...): the types are
+    # read from the file's schema, nothing is built here, and nothing is stored.
+    refused = training.refused_model_types(data)
+    if refused:
+        with db.unit_of_work() as s:
+            audit.record(s, actor=actor, action="run.log_model_refused", entity_type="run", entity_id=run_id,
+                         summary=f"run {run_id}: model {type(estimator).__name__} refused: it contains "
+                                 f"{', '.join(refused)}"[:500], after={"refused_types": refused[:50]})
+        training.check_model_bytes(data)  # raises the ValidationError naming the refused types
     key = artifacts.put_bytes(f"runs/{run_id}/model.skops", data)
     with db.unit_of_work() as s:
         run = _own_running_run(s, actor, run_id)

@@ -2,7 +2,8 @@
 aliases (champion, challenger, ...) and lineage use case -> dataset version -> run -> model version.
 
 A version points at its run's skops file; artifacts are immutable, so the version never changes under
-a deployment. `load_model` refuses a file holding types outside the allow-list (training.ALLOWED_TYPE_PREFIXES).
+a deployment. `register_model` and `load_model` refuse a file holding any type outside the exact allow-list
+(training.trusted_model_types()), by name, before anything in it is built.
 """
 from __future__ import annotations
 
@@ -86,6 +87,18 @@ def _model_public(s: Session, m: RegisteredModel) -> RegisteredModelPublic:
 
 # --- register -------------------------------------------------------------------------------------
 
+def _check_run_model_file(db: Database, run_id: int) -> None:
+    """Refuse to register a run whose model file holds types we do not load (a file that reached the store
+    by another way than log_model): reads the file's schema only, builds nothing."""
+    from .. import training
+
+    with db.read() as s:
+        run = s.get(Run, int(run_id))
+        key = run.model_artifact_key if run is not None else None
+    if key and artifacts.exists(key):
+        training.check_model_bytes(artifacts.get_bytes(key))
+
+
 def register_model(
     db: Database,
     *,
@@ -102,6 +115,7 @@ def register_model(
     require(actor, "model.register")
     name = _check_name(name)
     alias = _check_alias(alias) if alias else None
+    _check_run_model_file(db, run_id)
     with db.unit_of_work() as s:
         run = s.get(Run, int(run_id))
         if run is None:
@@ -292,7 +306,8 @@ _CACHE_SIZE = 8
 
 
 def load_model(db: Database, model_version_id: int):
-    """The fitted pipeline of a model version (skops; only allow-listed types are trusted). Cached per process:
+    """The fitted pipeline of a model version (skops; a file naming any type outside the exact allow-list is
+    refused by name before anything is built: training.load_model_bytes). Cached per process:
     the file behind a version never changes."""
     from .. import training
 
