@@ -725,7 +725,7 @@ def _write_canonical(tables: Iterator[Any], *, progress: Progress, total_bytes: 
         if writer is not None:
             try:
                 writer.close()
-            except Exception:  # noqa: BLE001 - the file is discarded anyway
+            except Exception:  # noqa: BLE001, S110 - the file is discarded anyway
                 pass
         dest.unlink(missing_ok=True)
         raise
