@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     # Source SQL connections (MLOPS_SQL_CONNECTIONS): longest a query may run, in seconds.
     sql_source_timeout_seconds: float = Field(default=30.0, alias="MLOPS_SQL_TIMEOUT_SECONDS")
     # Dataset files: refused before reading when the Parquet footer (or the CSV) says more than this.
-    max_dataset_rows: int = Field(default=50_000_000, alias="MLOPS_MAX_DATASET_ROWS")
+    max_dataset_rows: int = Field(default=25_000_000, alias="MLOPS_MAX_DATASET_ROWS")
     max_dataset_columns: int = Field(default=10_000, alias="MLOPS_MAX_DATASET_COLUMNS")
     max_uncompressed_mb: int = Field(default=20_000, alias="MLOPS_MAX_UNCOMPRESSED_MB")
     # Scoring: longest string accepted in one field of a record (longer: HTTP 400).

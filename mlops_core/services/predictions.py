@@ -517,12 +517,10 @@ def batch_score_job(ctx) -> dict[str, Any]:
                              progress=lambda f, m: ctx.progress(0.05 + 0.9 * f, m))
     except DomainError:
         raise
-    from ..data_io import neutralise_cell
+    from ..data_io import to_safe_csv
 
-    for c in result.columns:  # a downloaded CSV must not run formulas in a spreadsheet
-        if result[c].dtype == object:
-            result[c] = result[c].map(neutralise_cell)
+    # A downloaded CSV must not run formulas in a spreadsheet: cells and column names (the input's own) alike.
     out_key = p["input_key"].rsplit("/", 1)[0] + "/scored.csv"
-    artifacts.put_bytes(out_key, result.to_csv(index=False).encode())
+    artifacts.put_bytes(out_key, to_safe_csv(result))
     ctx.progress(1.0, f"scored {len(result):,} rows")
     return {"rows": len(result), "output_key": out_key, "deployment": p["deployment"]}

@@ -98,3 +98,29 @@ def test_registering_from_a_path_outside_the_folders_says_outside_and_stores_not
         with pytest.raises(ValidationError, match="outside the folders"):
             datasets.register_version_from_path(db, actor=dan, dataset_name="probe", path=str(path))
     assert datasets.list_datasets(db) == []
+
+
+def test_the_batch_scoring_download_neutralises_formula_column_names_and_cells(sqlite_db, monkeypatch):
+    """The scored CSV of a batch upload carries the uploader's own column names back to whoever downloads it."""
+    from mlops_core import artifacts
+    from mlops_core.services import predictions
+
+    scored = pd.DataFrame({FORMULA_NAMES[0]: ["=1+1", "ok"], "prediction": [1, 0]})
+    monkeypatch.setattr(predictions, "read_upload", lambda data, filename: scored)
+    monkeypatch.setattr(predictions, "score_frame", lambda db, **kw: scored)
+    key = artifacts.put_bytes("batch_scoring/t/input.csv", b"ignored")
+
+    class Ctx:
+        db = sqlite_db
+        payload = {"input_key": key, "filename": "input.csv", "deployment": "churn"}
+
+        def progress(self, fraction, message):
+            pass
+
+    out = predictions.batch_score_job(Ctx())
+    body = artifacts.get_bytes(out["output_key"])
+    header = _header(body)
+    rows = list(csv.reader(io.StringIO(body.decode("utf-8"))))
+    assert not header[0].startswith("="), header
+    assert header[0].endswith(FORMULA_NAMES[0])
+    assert not rows[1][0].startswith("="), rows[1]
