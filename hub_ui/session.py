@@ -11,6 +11,7 @@ from mlops_core.db import Database, check_schema, get_database
 from mlops_core.errors import AuthenticationFailed, DomainError, PermissionDenied
 from mlops_core.services import users
 from mlops_core.services.auth import Actor, can
+from mlops_core.textsafety import plain_markdown
 
 # Session keys: the logged-in Actor, when this session last interacted (time.time(); tests shift it to
 # simulate an idle session), and a message for the login form after a forced log-out.
@@ -110,12 +111,12 @@ def service_call(success: str | None = None):
     try:
         yield
     except PermissionDenied as exc:
-        st.error(f"Not allowed: {exc}")
+        st.error(f"Not allowed: {plain_markdown(str(exc))}")
     except DomainError as exc:
-        st.error(str(exc))
+        st.error(plain_markdown(str(exc)))
     else:
         if success:
-            st.success(success)
+            st.success(plain_markdown(success))
 
 
 def fmt_time(dt) -> str:

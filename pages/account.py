@@ -3,6 +3,7 @@ import streamlit as st
 
 from hub_ui import session
 from mlops_core.services import users
+from mlops_core.textsafety import plain_markdown
 
 actor = session.require_actor()
 db = session.db()
@@ -22,7 +23,7 @@ if create:
 tokens = users.list_tokens(db, actor=actor, username=actor.username)
 for t in tokens:
     c1, c2 = st.columns([4, 1])
-    c1.write(f"`{t.prefix}…` {t.name} — created {session.fmt_time(t.created_at)}, last used "
+    c1.write(f"`{t.prefix}…` {plain_markdown(t.name)} — created {session.fmt_time(t.created_at)}, last used "
              f"{session.fmt_time(t.last_used_at)}{' — revoked' if t.revoked_at else ''}")
     if t.revoked_at is None and c2.button("Revoke", key=f"revoke_{t.id}"):
         with session.service_call(success="Revoked."):

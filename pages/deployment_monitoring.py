@@ -12,6 +12,7 @@ from hub_ui import session
 from mlops_core import jobs
 from mlops_core.errors import DomainError
 from mlops_core.services import monitoring
+from mlops_core.textsafety import plain_markdown
 
 # Figures are built with graph_objects and their layout passed to the constructor: plotly express, or a
 # later update_layout(), costs several times the CPU for the same figure, on every render.
@@ -44,7 +45,7 @@ with top[1]:
         if job_id:
             job = jobs.get_job(db, job_id)
             if job.is_final:
-                st.caption(f"Check job {job_id}: {job.status}. {job.error or ''}")
+                st.caption(f"Check job {job_id}: {job.status}. {plain_markdown(job.error or '')}")
             else:
                 with st.status(f"Check queued (job {job_id}): {job.progress_message or job.status}"):
                     st.progress(job.progress)
@@ -60,7 +61,7 @@ else:
     with top[0]:
         st.caption(f"Latest check #{last.id} at {session.fmt_time(last.started_at)} over {last.n_rows:,} predictions "
                    f"({session.fmt_time(last.window_start)} – {session.fmt_time(last.window_end)}); status "
-                   f"**{last.status}**{': ' + last.error if last.error else ''}")
+                   f"**{last.status}**{': ' + plain_markdown(last.error) if last.error else ''}")
     m = st.columns(5)
     m[0].metric("Dataset drift", "—" if last.dataset_drifted is None else ("drifted" if last.dataset_drifted
                                                                             else "no drift"),
@@ -134,7 +135,7 @@ with tab_report:
                     res = monitoring.request_report(db, actor=actor, check_id=chosen)
                     st.session_state[job_key] = res["job_id"]
                 except DomainError as exc:
-                    st.error(str(exc))
+                    st.error(plain_markdown(str(exc)))
             job_id = st.session_state.get(job_key)
             if job_id:
                 with st.status("Rendering the evidently report…", expanded=True) as box:
@@ -150,7 +151,7 @@ with tab_report:
                         st.session_state.pop(job_key, None)
                         st.rerun()
                     elif job.is_final:
-                        box.update(label=f"Rendering failed: {(job.error or '').strip().splitlines()[-1:]}",
+                        box.update(label=f"Rendering failed: {plain_markdown(((job.error or '').strip().splitlines() or [''])[-1])}",
                                    state="error")
                     else:
                         box.update(label="Still rendering: come back in a moment", state="running")
@@ -234,7 +235,7 @@ with tab_settings:
     if mon is None:
         st.caption("No monitor yet: the first check creates the default one (last 5,000 predictions, hourly).")
     else:
-        st.caption(f"Monitor “{mon.name}”, version {mon.version}, last changed {session.fmt_time(mon.updated_at)}.")
+        st.caption(f"Monitor “{plain_markdown(mon.name)}”, version {mon.version}, last changed {session.fmt_time(mon.updated_at)}.")
     can = session.may("monitor.configure")
     with st.form("dm_settings"):
         c1, c2, c3 = st.columns(3)

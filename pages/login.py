@@ -4,6 +4,7 @@ import streamlit as st
 from hub_ui import session
 from mlops_core.errors import AuthenticationFailed, DomainError
 from mlops_core.services import users
+from mlops_core.textsafety import plain_markdown
 
 
 def _oidc_configured() -> bool:
@@ -27,7 +28,7 @@ if _oidc_configured():
             st.session_state["actor"] = users.actor_for_email(session.db(), email=user.get("email", ""))
             st.rerun()
         except AuthenticationFailed as exc:
-            st.error(str(exc))
+            st.error(plain_markdown(str(exc)))
     if st.button("Sign in with single sign-on", icon=":material/key:"):
         st.login()
     st.divider()
@@ -45,6 +46,6 @@ if submitted:
                                                        client=session.client_address())
         st.rerun()
     except AuthenticationFailed as exc:
-        st.error(str(exc))
+        st.error(plain_markdown(str(exc)))
     except DomainError as exc:
         st.error(f"Cannot log in right now: {exc}")
