@@ -34,7 +34,8 @@ class Child:
 
     def start(self) -> None:
         env = {**os.environ, **self.env}
-        self.proc = subprocess.Popen(self.argv, cwd=PROJECT_ROOT, env=env)
+        # argv is built here from sys.executable and fixed module names, never from user input.
+        self.proc = subprocess.Popen(self.argv, cwd=PROJECT_ROOT, env=env)  # noqa: S603
         self.started_at = time.monotonic()
         print(f"[up] started {self.name} (pid {self.proc.pid})", flush=True)
 
@@ -50,7 +51,7 @@ def streamlit_argv(port: int, host: str | None = None) -> list[str]:
 
 def run_ui(port: int | None = None) -> int:
     port = port or get_settings().mlops_ui_port
-    return subprocess.call(streamlit_argv(port), cwd=PROJECT_ROOT)
+    return subprocess.call(streamlit_argv(port), cwd=PROJECT_ROOT)  # noqa: S603 - fixed command, int port
 
 
 def _has(module: str) -> bool:

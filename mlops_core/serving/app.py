@@ -39,7 +39,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from ..config import get_settings
 from ..db import Database, get_database
-from .schema import InputError, RecordValidator, is_valid_text, to_jsonable
+from .schema import RecordValidator, is_valid_text, to_jsonable
 
 log = logging.getLogger("mlops_core.serving")
 
@@ -472,7 +472,7 @@ def create_app(database_url: str | None = None, *, poll_seconds: float = POLL_SE
             return err
         records = payload["records"]
         champion = served.champion
-        use_canary = served.canary is not None and random.random() < served.canary_share
+        use_canary = served.canary is not None and random.random() < served.canary_share  # noqa: S311 - a traffic split, not a secret
         try:
             shadow = None
             if use_canary:
