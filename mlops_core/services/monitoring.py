@@ -22,7 +22,6 @@ approval).
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import math
 import time
@@ -37,7 +36,6 @@ from sqlmodel import Session, col, func, select
 from ..db import Database, utcnow
 from ..errors import Conflict, NotFound, ValidationError
 from ..models.monitoring import (
-    ALERT_STATES,
     RETRAINING_POLICIES,
     WINDOW_KINDS,
     Alert,

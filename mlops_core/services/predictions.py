@@ -24,8 +24,8 @@ from sqlalchemy import bindparam, insert, update
 from sqlmodel import col, select
 
 from ..db import Database, utcnow
-from ..errors import DomainError, NotFound, ValidationError
-from ..models.deployments import Deployment, Prediction, PredictionPublic
+from ..errors import DomainError, ValidationError
+from ..models.deployments import Prediction, PredictionPublic
 from . import audit
 from .auth import Actor, require
 

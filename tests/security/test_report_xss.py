@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import time
 
-import pytest
 from sqlmodel import select
 
 from mlops_core import artifacts

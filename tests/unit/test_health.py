@@ -1,7 +1,7 @@
 """Pure figures of a monitor check: performance on labelled predictions, label coverage/delay, webhook body."""
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
