@@ -643,7 +643,6 @@ def train(frame: pd.DataFrame, cfg: TrainingConfig, *, progress: Progress = _noo
 
 def _train(frame: pd.DataFrame, cfg: TrainingConfig, *, progress: Progress,
            check_cancelled: Callable[[], None]) -> TrainingResult:
-    from sklearn.base import clone
     from sklearn.model_selection import train_test_split
 
     started = time.perf_counter()

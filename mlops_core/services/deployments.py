@@ -526,7 +526,7 @@ def _snapshot(d: Deployment) -> dict[str, Any]:
 def create_deployment(db: Database, *, actor: Actor, name: str, environment: str, use_case_id: int | None = None,
                       regression_tolerance: float = 0.01, description: str = "") -> DeploymentPublic:
     """A new (empty) endpoint. Data scientists create them by requesting; ops may create them directly."""
-    if not (actor.role in ("admin", "ops", "data_scientist")):
+    if actor.role not in ("admin", "ops", "data_scientist"):
         require(actor, "deployment.request")
     name = check_name(name)
     if environment not in ENVIRONMENTS:

@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from .. import artifacts
 from ..db import Database, utcnow
-from ..errors import Conflict, NotFound, ValidationError
+from ..errors import NotFound, ValidationError
 from ..models.experiments import (
     ModelAlias, ModelVersion, ModelVersionPublic, RegisteredModel, RegisteredModelPublic, Run, RunLatestMetric,
 )
