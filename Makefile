@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench install init demo clean-data
+.PHONY: run test check bench install init demo clean-data
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ run: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The edit loop: lint (ruff.toml) and the unit tier, in about a minute.
+check: install
+	$(VENV)/bin/ruff check mlops_core hub_ui pages app.py tests benchmarks scripts
+	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
 
 # Benchmarks are not part of `make test`; they print one table of figures vs targets.
 bench: install
