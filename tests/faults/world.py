@@ -155,7 +155,7 @@ class Services:
 
     def ui(self, name: str = "ui", *, timeout: float = 120) -> str:
         """Start `streamlit run app.py` (as `python -m mlops_core ui` does) and wait for /_stcore/health."""
-        from mlops_core.launcher import streamlit_argv
+        from mlops_core.cli.up import streamlit_argv
 
         port = free_port()
         p = self._start(name, streamlit_argv(port))

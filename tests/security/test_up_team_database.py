@@ -127,7 +127,7 @@ def test_up_on_an_empty_sqlite_database_seeds_the_demo(tmp_path):
 
 def test_the_ui_listens_on_loopback_unless_configured(monkeypatch):
     from mlops_core.config import reload_settings
-    from mlops_core.launcher import streamlit_argv
+    from mlops_core.cli.up import streamlit_argv
 
     monkeypatch.delenv("MLOPS_UI_HOST", raising=False)
     reload_settings()

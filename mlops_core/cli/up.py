@@ -7,7 +7,6 @@ restarted (with a back-off), and Ctrl-C / SIGTERM stops them all cleanly.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -15,8 +14,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from .config import PROJECT_ROOT, get_settings
-from .errors import DomainError
+from ..config import PROJECT_ROOT, get_settings
+from ..errors import DomainError
 
 
 class NoAdminAccount(DomainError):
@@ -54,17 +53,11 @@ def run_ui(port: int | None = None) -> int:
     return subprocess.call(streamlit_argv(port), cwd=PROJECT_ROOT)  # noqa: S603 - fixed command, int port
 
 
-def _has(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
-
-
 def run_up(*, ui_port: int | None, api_port: int | None, workers: int = 1, seed: bool = True) -> int:
-    from .db import describe_url, get_database, upgrade_schema
-    from .demo import seed_demo
-    from .services import users
+    # Database, services and the demo (pandas, scikit-learn) are imported here, out of `--help`'s way.
+    from ..db import describe_url, get_database, upgrade_schema
+    from ..demo import seed_demo
+    from ..services import users
 
     settings = get_settings()
     db = get_database()
@@ -90,13 +83,11 @@ def run_up(*, ui_port: int | None, api_port: int | None, workers: int = 1, seed:
     ui_port = ui_port or settings.mlops_ui_port
     api_port = api_port or settings.mlops_api_port
     children = [Child("ui", streamlit_argv(ui_port, settings.mlops_ui_host))]
-    if _has("mlops_core.jobs.worker"):
-        for i in range(max(1, workers)):
-            # One scheduler candidate is enough on one machine; the election makes extra ones harmless.
-            children.append(Child(f"worker-{i + 1}", [sys.executable, "-m", "mlops_core", "worker"]))
-    if _has("mlops_core.serving.app"):
-        children.append(Child("scoring", [sys.executable, "-m", "mlops_core", "serve",
-                                          "--host", settings.mlops_api_host, "--port", str(api_port)]))
+    for i in range(max(1, workers)):
+        # One scheduler candidate is enough on one machine; the election makes extra ones harmless.
+        children.append(Child(f"worker-{i + 1}", [sys.executable, "-m", "mlops_core", "worker"]))
+    children.append(Child("scoring", [sys.executable, "-m", "mlops_core", "serve",
+                                      "--host", settings.mlops_api_host, "--port", str(api_port)]))
     print(f"[up] UI on http://{settings.mlops_ui_host}:{ui_port}  "
           f"scoring API on http://{settings.mlops_api_host}:{api_port}", flush=True)
 
@@ -138,3 +129,26 @@ def run_up(*, ui_port: int | None, api_port: int | None, workers: int = 1, seed:
                 c.proc.kill()
         print("[up] stopped", flush=True)
     return 0
+
+
+def cmd_up(args) -> int:
+    return run_up(ui_port=args.ui_port, api_port=args.api_port, workers=args.workers, seed=not args.no_demo)
+
+
+def cmd_ui(args) -> int:
+    return run_ui(port=args.port)
+
+
+def register(sub) -> None:
+    s = sub.add_parser("up", help="start everything for one machine: UI, worker and scoring service")
+    s.add_argument("--ui-port", type=int, default=None)
+    s.add_argument("--api-port", type=int, default=None)
+    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--no-demo", action="store_true",
+                   help="do not seed the demo when the SQLite database is empty (other databases are never "
+                        "seeded by `up`: they need an admin account first)")
+    s.set_defaults(func=cmd_up)
+
+    s = sub.add_parser("ui", help="start the Streamlit UI only")
+    s.add_argument("--port", type=int, default=None)
+    s.set_defaults(func=cmd_ui)

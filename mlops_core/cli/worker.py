@@ -3,7 +3,7 @@ from __future__ import annotations
 
 
 def cmd_worker(args) -> int:
-    from .worker import run_worker
+    from ..jobs.worker import run_worker
 
     scheduler = False if args.no_scheduler else None  # None: MLOPS_SCHEDULER decides (default on)
     return run_worker(name=args.name, once=args.once, scheduler=scheduler, concurrency=args.concurrency,

@@ -1,19 +1,10 @@
 """`serve` and `apikey`: the scoring service's commands (top level kept light for a fast --help)."""
 from __future__ import annotations
 
+import json
 
-def _system():
-    from ..services.auth import Actor
-
-    return Actor.system()
-
-
-def _db():
-    from ..db import check_schema, get_database
-
-    db = get_database()
-    check_schema(db)
-    return db
+from ..config import get_settings
+from ._common import checked_db, system_actor
 
 
 def cmd_serve(args) -> int:
@@ -21,10 +12,8 @@ def cmd_serve(args) -> int:
 
     import uvicorn
 
-    from ..config import get_settings
-
     settings = get_settings()
-    _db()  # refuse to start on a missing or old schema, with the command that fixes it
+    checked_db()  # refuse to start on a missing or old schema, with the command that fixes it
     port = args.port or settings.mlops_api_port
     host = args.host or settings.mlops_api_host
     fast = importlib.util.find_spec("uvloop") is not None and importlib.util.find_spec("httptools") is not None
@@ -39,18 +28,16 @@ def cmd_serve(args) -> int:
 def cmd_apikey_create(args) -> int:
     from ..services import apikeys
 
-    k, key = apikeys.create_key(_db(), actor=_system(), deployment_name=args.deployment, name=args.name or "")
+    k, key = apikeys.create_key(checked_db(), actor=system_actor(), deployment_name=args.deployment, name=args.name or "")
     print(f"API key {k.prefix}… for deployment {args.deployment} (shown once; send it as 'Authorization: Bearer <key>'):")
     print(key)
     return 0
 
 
 def cmd_apikey_list(args) -> int:
-    import json
-
     from ..services import apikeys
 
-    rows = apikeys.list_keys(_db(), deployment_name=args.deployment)
+    rows = apikeys.list_keys(checked_db(), deployment_name=args.deployment)
     if args.json:
         print(json.dumps([r.model_dump(mode="json") for r in rows]))
         return 0
@@ -64,7 +51,7 @@ def cmd_apikey_list(args) -> int:
 def cmd_apikey_revoke(args) -> int:
     from ..services import apikeys
 
-    k = apikeys.revoke_key(_db(), actor=_system(), key_id=args.id)
+    k = apikeys.revoke_key(checked_db(), actor=system_actor(), key_id=args.id)
     print(f"revoked API key {k.id} ({k.prefix}…)")
     return 0
 

@@ -7,21 +7,16 @@ from __future__ import annotations
 
 import json
 
-
-def _db():
-    from .cli import _checked_db
-
-    return _checked_db()
+from ._common import checked_db, system_actor
 
 
 def cmd_dataset_add(args) -> int:
-    from .services import datasets
-    from .services.auth import Actor
+    from ..services import datasets
 
-    db = _db()
+    db = checked_db()
     use_case_id = datasets.resolve_use_case(db, args.use_case) if args.use_case else None
     v = datasets.register_version_from_path(
-        db, actor=Actor.system(), dataset_name=args.name, path=args.path, use_case_id=use_case_id,
+        db, actor=system_actor(), dataset_name=args.name, path=args.path, use_case_id=use_case_id,
         description=args.description or "", source_kind="cli", restrict_to_roots=False,
     )
     if v.deduplicated:
@@ -30,18 +25,18 @@ def cmd_dataset_add(args) -> int:
         print(f"registered {v.ref}: {v.n_rows:,} rows x {v.n_cols} columns, {v.status} "
               f"({v.n_errors} errors, {v.n_warnings} warnings)")
         if v.status == "failed":
-            for f in datasets.get_report(db, v.id).get("findings", []):
-                if f["severity"] == "error":
-                    print(f"  error: {f['message']}")
+            for f in datasets.get_report(db, v.id).findings:
+                if f.severity == "error":
+                    print(f"  error: {f.message}")
     print(json.dumps({"ref": v.ref, "version_id": v.id, "status": v.status, "deduplicated": v.deduplicated,
                       "content_hash": v.content_hash}))
     return 0
 
 
 def cmd_dataset_list(args) -> int:
-    from .services import datasets
+    from ..services import datasets
 
-    db = _db()
+    db = checked_db()
     use_case_id = datasets.resolve_use_case(db, args.use_case) if args.use_case else None
     rows = datasets.list_datasets(db, use_case_id=use_case_id)
     if args.json:

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 
+from ._common import checked_db
+
 
 def cmd_monitor_run(args) -> int:
-    from ..cli import _checked_db
     from ..services import monitoring
 
-    summary = monitoring.run_monitor(_checked_db(), deployment_name=args.deployment)
+    summary = monitoring.run_monitor(checked_db(), deployment_name=args.deployment)
     for c in summary["checks"]:
         drift = "n/a" if c["dataset_drifted"] is None else ("DRIFT" if c["dataset_drifted"] else "no drift")
         print(f"{summary['deployment']} / {c['monitor']}: {c['status']}, {c['n_rows']:,} predictions, {drift}, "
