@@ -2,7 +2,8 @@
 
 The pass collects what both the profile (per-column summary, plotly-ready histograms and bar
 charts) and the validation report need (null counts, ranges, category counts, out-of-range and
-unseen values, row hashes for duplicates) plus a reproducible sample for drift and diffs. The
+unseen values, which validation rules gather through `rules`, row hashes for duplicates) plus a
+reproducible sample for drift and diffs. The
 profile is computed once when the version is registered and stored as a JSON artifact; pages
 read it, they never recompute it.
 """
@@ -11,17 +12,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
 from .data_io import row_hashes
+from .models.datasets import ColumnProfilePublic
 
 SAMPLE_ROWS = 50_000      # rows kept for drift and diffs (a Bernoulli sample with a fixed seed)
 MAX_TRACKED = 1_000       # distinct values counted per text column before it counts as high-cardinality
 TOP_CATEGORIES = 20       # bars shown per categorical column
 HIST_BINS = 30
-EXAMPLES = 3
 
 
 @dataclass
@@ -37,12 +38,9 @@ class ColumnScan:
     counts: dict[str, int] | None = field(default_factory=dict)  # None once past MAX_TRACKED
     hist_edges: list[float] | None = None
     hist_counts: np.ndarray | None = None
-    # validation against a schema column (filled when one is given)
-    below: int = 0
-    above: int = 0
-    range_examples: list[Any] = field(default_factory=list)
-    unseen: dict[str, int] = field(default_factory=dict)
     true_count: int = 0
+    # figures validation rules gather for themselves during the pass, by rule name (validation.RULES)
+    checks: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -75,9 +73,19 @@ def _hist_range(md, idx: int) -> tuple[float, float] | None:
     return lo, hi
 
 
+class Collector(Protocol):
+    """A validation rule that gathers figures of its own during the pass (validation.Rule)."""
+
+    def collects(self, column_type: str, column_schema: dict[str, Any]) -> bool: ...
+
+    def collect(self, stats: ColumnScan, arr: Any, values: Any, column_schema: dict[str, Any]) -> None: ...
+
+
 def scan_parquet(path: Path, columns: list[dict[str, Any]], schema: list[dict[str, Any]] | None = None,
-                 *, batch_size: int = 131_072, sample_rows: int = SAMPLE_ROWS, progress=None) -> Scan:
-    """One pass over the file. `columns`: [{"name","type"}] of the version; `schema`: the dataset schema."""
+                 *, rules: Sequence[Collector] = (), batch_size: int = 131_072, sample_rows: int = SAMPLE_ROWS,
+                 progress=None) -> Scan:
+    """One pass over the file. `columns`: [{"name","type"}] of the version; `schema`: the dataset schema;
+    `rules`: the validation rules, each asked per schema column whether it gathers figures of its own."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -86,10 +94,13 @@ def scan_parquet(path: Path, columns: list[dict[str, Any]], schema: list[dict[st
     pf = pq.ParquetFile(path)
     md = pf.metadata
     n_rows = md.num_rows
-    rules = {c["name"]: c for c in (schema or [])}
+    rules_by_name = {c["name"]: c for c in (schema or [])}
     scans = {c["name"]: ColumnScan(name=c["name"], type=c["type"]) for c in columns}
     # Column positions once (flat canonical files: one leaf column per field).
     position = {name: i for i, name in enumerate(pf.schema_arrow.names)}
+    # Per column, once: the rules that gather figures on it (a wide file has thousands of columns).
+    collecting = {name: [r for r in rules if r.collects(s.type, rules_by_name[name])]
+                  for name, s in scans.items() if name in rules_by_name}
     for s in scans.values():
         if s.type in ("integer", "number"):
             rng = _hist_range(md, position[s.name])
@@ -118,9 +129,9 @@ def scan_parquet(path: Path, columns: list[dict[str, Any]], schema: list[dict[st
             nulls = arr.null_count
             s.nulls += nulls
             s.count += m - nulls
-            rule = rules.get(name)
             if m == nulls:
                 continue
+            values = None
             if s.type in ("integer", "number"):
                 mm = pc.min_max(arr)
                 lo, hi = mm["min"].as_py(), mm["max"].as_py()
@@ -135,19 +146,6 @@ def scan_parquet(path: Path, columns: list[dict[str, Any]], schema: list[dict[st
                     e = s.hist_edges
                     c, _ = np.histogram(values, bins=len(e) - 1, range=(e[0], e[-1]))
                     s.hist_counts += c
-                if rule and (rule.get("min") is not None or rule.get("max") is not None):
-                    bad_mask = np.zeros(len(values), dtype=bool)
-                    if rule.get("min") is not None:
-                        below = values < float(rule["min"])
-                        s.below += int(below.sum())
-                        bad_mask |= below
-                    if rule.get("max") is not None:
-                        above = values > float(rule["max"])
-                        s.above += int(above.sum())
-                        bad_mask |= above
-                    if bad_mask.any() and len(s.range_examples) < EXAMPLES:
-                        for v in values[bad_mask][: EXAMPLES - len(s.range_examples)]:
-                            s.range_examples.append(int(v) if s.type == "integer" else round(float(v), 4))
             elif s.type == "boolean":
                 s.true_count += int(pc.sum(arr).as_py() or 0)
                 s.counts = {"True": s.true_count, "False": s.count - s.true_count}
@@ -158,15 +156,8 @@ def scan_parquet(path: Path, columns: list[dict[str, Any]], schema: list[dict[st
                         s.counts[v] = s.counts.get(v, 0) + n
                     if len(s.counts) > MAX_TRACKED:
                         s.counts = None
-                if rule and rule.get("type") == "category" and rule.get("categories") is not None:
-                    allowed = pa.array([str(x) for x in rule["categories"]], type=pa.string())
-                    outside = pc.filter(arr, pc.invert(pc.is_in(arr, value_set=allowed, skip_nulls=True)))
-                    outside = outside.drop_null()
-                    if len(outside):
-                        vc = pc.value_counts(outside)
-                        for v, n in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
-                            if v in s.unseen or len(s.unseen) < 50:
-                                s.unseen[v] = s.unseen.get(v, 0) + n
+            for rule in collecting.get(name, ()):
+                rule.collect(s, arr, values, rules_by_name[name])
         hashes.append(row_hashes(batch))
         if p >= 1.0:
             samples.append(batch.to_pandas())
@@ -264,18 +255,18 @@ def build_profile(scan: Scan) -> dict[str, Any]:
     }
 
 
-def profile_figure(column_profile: dict[str, Any]):
+def profile_figure(column_profile: ColumnProfilePublic):
     """A plotly figure for one column's stored chart data (used by the dataset page)."""
     import plotly.graph_objects as go
 
-    chart = column_profile.get("chart")
+    chart = column_profile.chart
     if not chart:
         return None
-    if chart["kind"] == "histogram":
-        bar = go.Bar(x=chart["x"], y=chart["y"], width=chart.get("width"), marker_line_width=0)
+    if chart.kind == "histogram":
+        bar = go.Bar(x=chart.x, y=chart.y, width=chart.width, marker_line_width=0)
     else:
-        bar = go.Bar(x=chart["x"], y=chart["y"])
+        bar = go.Bar(x=chart.x, y=chart.y)
     # The layout goes into the constructor: a later update_layout() costs twice the whole figure's CPU,
     # and the dataset page draws one figure per column on every render.
-    return go.Figure(bar, layout=dict(height=220, margin=dict(l=10, r=10, t=30, b=10), title=column_profile["name"],
-                                      bargap=0.02 if chart["kind"] == "histogram" else 0.2, showlegend=False))
+    return go.Figure(bar, layout=dict(height=220, margin=dict(l=10, r=10, t=30, b=10), title=column_profile.name,
+                                      bargap=0.02 if chart.kind == "histogram" else 0.2, showlegend=False))

@@ -64,22 +64,22 @@ with tab_report:
                    "It can be used for training.")
     else:
         st.error(f"**Failed validation** — {head}. It cannot be used for training unless a data engineer waives it.")
-    counts = report.get("counts", {})
+    counts = report.counts
     c1, c2, c3 = st.columns(3)
     c1.metric("Errors", counts.get("error", 0))
     c2.metric("Warnings", counts.get("warning", 0))
     c3.metric("Notes", counts.get("info", 0))
-    st.caption(f"Checked against schema v{report.get('schema_version', '?')}"
-               + (f"; drift compared with {report['compared_with']}" if report.get("compared_with") else ""))
-    for f in report.get("findings", []):
-        SEVERITY.get(f["severity"], st.info)(f"**{f['kind'].replace('_', ' ')}**"
-                                             + (f" · {code_span(f['column'])}" if f.get("column") else "")
-                                             + f" — {md_text(f['message'], line_start=False)}")
-    drift = report.get("drift")
+    st.caption(f"Checked against schema v{report.schema_version if report.schema_version is not None else '?'}"
+               + (f"; drift compared with {report.compared_with}" if report.compared_with else ""))
+    for f in report.findings:
+        SEVERITY.get(f.severity, st.info)(f"**{f.kind.replace('_', ' ')}**"
+                                          + (f" · {code_span(f.column)}" if f.column else "")
+                                          + f" — {md_text(f.message, line_start=False)}")
+    drift = report.drift
     if drift:
-        with st.expander(f"Drift per column ({drift['number_of_drifted_columns']} of {drift['number_of_columns']} drifted)"):
-            st.dataframe([{"column": c, "method": x["method"], "score": x["score"], "threshold": x["threshold"],
-                           "drifted": x["drifted"]} for c, x in drift["columns"].items()],
+        with st.expander(f"Drift per column ({drift.number_of_drifted_columns} of {drift.number_of_columns} drifted)"):
+            st.dataframe([{"column": c, "method": x.method, "score": x.score, "threshold": x.threshold,
+                           "drifted": x.drifted} for c, x in drift.columns.items()],
                          hide_index=True, width="stretch")
     if v.status == "failed" and session.may("dataset.approve"):
         with st.form(f"waive_{v.id}"):
@@ -115,21 +115,21 @@ with tab_profile:
     if not profile:
         st.info("No profile is stored for this version.")
     else:
-        st.caption(f"{profile['n_rows']:,} rows · {profile['duplicate_rows']:,} duplicate rows · quantiles from "
-                   f"{profile['sample_rows']:,} sampled rows · computed once at registration")
+        st.caption(f"{profile.n_rows:,} rows · {profile.duplicate_rows:,} duplicate rows · quantiles from "
+                   f"{profile.sample_rows:,} sampled rows · computed once at registration")
         summary = []
-        for c in profile["columns"]:
-            summary.append({"column": c["name"], "type": c["type"], "nulls": c["nulls"],
-                            "null share": c["null_share"], "min": c.get("min"), "mean": c.get("mean"),
-                            "max": c.get("max"), "std": c.get("std"), "distinct": str(c.get("distinct", ""))})
+        for c in profile.columns:
+            summary.append({"column": c.name, "type": c.type, "nulls": c.nulls, "null share": c.null_share,
+                            "min": c.min, "mean": c.mean, "max": c.max, "std": c.std,
+                            "distinct": "" if c.distinct is None else str(c.distinct)})
         st.dataframe(summary, hide_index=True, width="stretch")
-        charts = [c for c in profile["columns"] if c.get("chart")]
+        charts = [c for c in profile.columns if c.chart]
         for i in range(0, len(charts), 2):
             cols = st.columns(2)
             for col, c in zip(cols, charts[i:i + 2]):
                 fig = profile_figure(c)
                 if fig is not None:
-                    col.plotly_chart(fig, key=f"chart_{v.id}_{c['name']}", width="stretch")
+                    col.plotly_chart(fig, key=f"chart_{v.id}_{c.name}", width="stretch")
 
 with tab_schema:
     schema = datasets.current_schema(db, d.id)
@@ -194,22 +194,23 @@ with tab_diff:
         older = c1.selectbox("From", ids, index=1, key="diff_from", format_func=lambda i: f"v{by_id[i].version}")
         newer = c2.selectbox("To", ids, index=0, key="diff_to", format_func=lambda i: f"v{by_id[i].version}")
         diff = datasets.diff_versions(db, from_version_id=older, to_version_id=newer)
-        if diff["same_content"]:
+        if diff.same_content:
             st.info("Both are the same content.")
-        st.caption(f"{md_text(diff['from'])} → {md_text(diff['to'], line_start=False)}: rows {diff['rows'][0]:,} → {diff['rows'][1]:,}")
+        st.caption(f"{md_text(diff.from_ref)} → {md_text(diff.to_ref, line_start=False)}: "
+                   f"rows {diff.rows[0]:,} → {diff.rows[1]:,}")
 
         def pair(x):
             a, b = x
             return "—" if a is None and b is None else f"{a if a is not None else '—'} → {b if b is not None else '—'}"
 
-        st.dataframe([{"column": r["column"], "change": r["change"] or "·", "type": r["type"],
-                       "null share": pair(r["null_share"]), "mean": pair(r["mean"]), "min": pair(r["min"]),
-                       "max": pair(r["max"]), "distinct": pair(r["distinct"]),
-                       "drifted": (diff["drift"] or {}).get("columns", {}).get(r["column"], {}).get("drifted", "")}
-                      for r in diff["columns"]], hide_index=True, width="stretch")
-        if diff["drift"]:
-            st.caption(f"Drift on sampled rows: {diff['drift']['number_of_drifted_columns']} of "
-                       f"{diff['drift']['number_of_columns']} columns drifted (share {diff['drift']['drift_share']:.0%}).")
+        drifted = {c: x.drifted for c, x in diff.drift.columns.items()} if diff.drift else {}
+        st.dataframe([{"column": r.column, "change": r.change or "·", "type": r.type,
+                       "null share": pair(r.null_share), "mean": pair(r.mean), "min": pair(r.min),
+                       "max": pair(r.max), "distinct": pair(r.distinct), "drifted": drifted.get(r.column, "")}
+                      for r in diff.columns], hide_index=True, width="stretch")
+        if diff.drift:
+            st.caption(f"Drift on sampled rows: {diff.drift.number_of_drifted_columns} of "
+                       f"{diff.drift.number_of_columns} columns drifted (share {diff.drift.drift_share:.0%}).")
 
 with tab_ingest:
     sources = datasets.list_ingestion_sources(db, d.id)

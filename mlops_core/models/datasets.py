@@ -211,3 +211,114 @@ class IngestionRunPublic(BaseModel):
     status: str
     version_id: int | None
     error: str | None
+
+
+# --- validation reports, profiles and diffs (stored as JSON; read into these at the service boundary) ---
+
+class FindingPublic(BaseModel):
+    """One validation finding: what a data engineer reads and acts on; `error` fails the version."""
+
+    severity: str  # error | warning | info
+    column: str | None = None
+    kind: str  # the name of the validation rule that found it (mlops_core.validation.RULES)
+    message: str
+
+
+class ColumnDriftPublic(BaseModel):
+    """Drift of one column against the previous version (monitoring.detect_drift's per-column figures)."""
+
+    method: str
+    score: float | None  # None when the test gave no finite score
+    threshold: float
+    drifted: bool
+    column_type: str = "num"
+
+
+class DataDriftPublic(BaseModel):
+    """Drift between two samples, as `DriftResult.to_dict()` stores it."""
+
+    dataset_drifted: bool
+    drift_share: float
+    number_of_columns: int
+    number_of_drifted_columns: int
+    drift_share_threshold: float = 0.5
+    columns: dict[str, ColumnDriftPublic] = {}
+    skipped: dict[str, str] = {}
+
+
+class ValidationReportPublic(BaseModel):
+    """A version's stored validation report (DatasetVersion.report has exactly these keys)."""
+
+    findings: list[FindingPublic] = []
+    drift: DataDriftPublic | None = None
+    counts: dict[str, int] = {}  # findings per severity
+    schema_version: int | None = None  # the schema version it was checked against
+    compared_with: str | None = None  # the version drift was measured against ("customers@v1")
+
+
+class ChartPublic(BaseModel):
+    """Plotly-ready chart data of one profiled column."""
+
+    kind: str  # histogram | bar
+    x: list[Any]
+    y: list[int]
+    width: float | None = None  # bar width of a histogram
+
+
+class CategoryCountPublic(BaseModel):
+    """One of the most frequent values of a text column."""
+
+    value: str
+    count: int
+
+
+class ColumnProfilePublic(BaseModel):
+    """Summary of one column; numeric figures only for numeric columns, `top` only for text ones."""
+
+    name: str
+    type: str
+    count: int
+    nulls: int
+    null_share: float | None = None
+    min: float | None = None
+    max: float | None = None
+    mean: float | None = None
+    std: float | None = None
+    quantiles: dict[str, float | None] | None = None  # p5..p95 of the sample
+    distinct: int | str | None = None  # a sentence ("more than 1,000") past the tracked maximum
+    top: list[CategoryCountPublic] | None = None
+    chart: ChartPublic | None = None
+
+
+class ProfilePublic(BaseModel):
+    """A version's stored profile (computed once at registration)."""
+
+    n_rows: int
+    n_cols: int
+    duplicate_rows: int
+    sample_rows: int
+    columns: list[ColumnProfilePublic]
+
+
+class DiffColumnPublic(BaseModel):
+    """One column of a version diff; each pair is (from, to), None where the version has no figure."""
+
+    column: str
+    change: str  # added | removed | type changed | "" (unchanged)
+    type: str
+    null_share: tuple[float | None, float | None]
+    mean: tuple[float | None, float | None]
+    min: tuple[float | None, float | None]
+    max: tuple[float | None, float | None]
+    distinct: tuple[int | str | None, int | str | None]
+
+
+class DatasetDiffPublic(BaseModel):
+    """What changed between two versions (columns, rows, drift on their samples)."""
+
+    from_ref: str
+    to_ref: str
+    rows: tuple[int, int]
+    same_content: bool
+    columns: list[DiffColumnPublic]
+    drift: DataDriftPublic | None = None

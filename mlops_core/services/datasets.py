@@ -15,18 +15,21 @@ Registering a version (every source ends in `_register_converted`):
 """
 from __future__ import annotations
 
-import copy
 import json
+import os
 import re
+import shutil
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from .. import artifacts, data_io
+from .. import artifacts, data_io, jobs
 from ..db import Database, utcnow
 from ..errors import Conflict, NotFound, ValidationError
 from ..models.datasets import (
@@ -34,29 +37,35 @@ from ..models.datasets import (
     TRAINABLE_STATUSES,
     VALIDATED,
     WAIVED,
+    DataDriftPublic,
     Dataset,
+    DatasetDiffPublic,
     DatasetPublic,
     DatasetSchema,
     DatasetSchemaPublic,
     DatasetVersion,
     DatasetVersionPublic,
+    DiffColumnPublic,
+    FindingPublic,
     IngestionRun,
     IngestionRunPublic,
     IngestionSource,
     IngestionSourcePublic,
+    ProfilePublic,
+    ValidationReportPublic,
 )
+from ..models.usecases import UseCase
+from ..monitoring.drift import detect_drift
+from ..profiling import build_profile, scan_parquet
+from ..validation import RULES, check_schema_columns, infer_schema, validate
 from . import audit
+from ._common import Progress, get_or_404, noop_progress
 from .auth import Actor, require
 from .overview import register_counter
 
-Progress = Callable[[float, str], None]
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 REF_RE = re.compile(r"^\s*(?P<name>[^@\s]+)\s*(?:@\s*(?:v(?P<version>\d+)|(?P<latest>latest)))?\s*$", re.IGNORECASE)
 MIN_WAIVER_REASON = 10
-
-
-def _noop(fraction: float, message: str) -> None:  # noqa: ARG001
-    return None
 
 
 # --- home counters ---------------------------------------------------------------------------
@@ -133,10 +142,6 @@ def check_name(name: str) -> str:
 def _check_use_case(s: Session, use_case_id: int | None) -> None:
     if use_case_id is None:
         return
-    try:
-        from ..models.usecases import UseCase
-    except ImportError:  # the use case stage is not installed in this build
-        return
     if s.get(UseCase, int(use_case_id)) is None:
         raise NotFound(f"no use case with id {use_case_id}; pick one from the Use cases page")
 
@@ -146,8 +151,6 @@ def resolve_use_case(db: Database, ref: str | int | None) -> int | None:
     if ref is None or str(ref).strip() == "":
         return None
     text = str(ref).strip()
-    from ..models.usecases import UseCase
-
     with db.read() as s:
         if text.isdigit():
             uc = s.get(UseCase, int(text))
@@ -212,10 +215,11 @@ def update_dataset(db: Database, *, actor: Actor, dataset_id: int, description: 
 
 
 def _dataset(s: Session, dataset_id: int) -> Dataset:
-    d = s.get(Dataset, int(dataset_id))
-    if d is None:
-        raise NotFound(f"no dataset with id {dataset_id}; see the Datasets page")
-    return d
+    return get_or_404(s, Dataset, int(dataset_id), "dataset with id", "see the Datasets page")
+
+
+def _version_row(s: Session, version_id: int) -> DatasetVersion:
+    return get_or_404(s, DatasetVersion, int(version_id), "dataset version with id")
 
 
 def list_datasets(db: Database, *, use_case_id: int | None = None) -> list[DatasetPublic]:
@@ -242,9 +246,7 @@ def get_dataset(db: Database, dataset_id: int | None = None, *, name: str | None
 
 def get_version(db: Database, version_id: int) -> DatasetVersionPublic:
     with db.read() as s:
-        v = s.get(DatasetVersion, int(version_id))
-        if v is None:
-            raise NotFound(f"no dataset version with id {version_id}")
+        v = _version_row(s, version_id)
         return _version_public(v, s.get(Dataset, v.dataset_id))
 
 
@@ -316,25 +318,21 @@ def latest_trainable_version(db: Database, dataset_id: int) -> DatasetVersionPub
         return _version_public(v, d) if v else None
 
 
-def get_report(db: Database, version_id: int) -> dict[str, Any]:
-    """The stored validation report: {"findings": [...], "drift": {...}|None, "counts": {...}, ...}."""
+def get_report(db: Database, version_id: int) -> ValidationReportPublic:
+    """The stored validation report: findings (errors first), drift or None, counts per severity."""
     with db.read() as s:
-        v = s.get(DatasetVersion, int(version_id))
-        if v is None:
-            raise NotFound(f"no dataset version with id {version_id}")
-        return dict(v.report or {})
+        v = _version_row(s, version_id)
+        return ValidationReportPublic.model_validate(v.report or {})
 
 
-def get_profile(db: Database, version_id: int) -> dict[str, Any]:
-    """The stored profile (computed once at registration; never recomputed here)."""
+def get_profile(db: Database, version_id: int) -> ProfilePublic | None:
+    """The stored profile (computed once at registration; never recomputed here); None if none is stored."""
     with db.read() as s:
-        v = s.get(DatasetVersion, int(version_id))
-        if v is None:
-            raise NotFound(f"no dataset version with id {version_id}")
+        v = _version_row(s, version_id)
         key = v.profile_key
     if not key or not artifacts.exists(key):
-        return {}
-    return json.loads(artifacts.get_bytes(key))
+        return None
+    return ProfilePublic.model_validate_json(artifacts.get_bytes(key))
 
 
 def export_csv(db: Database, version_id: int) -> bytes:
@@ -365,8 +363,6 @@ def schema_history(db: Database, dataset_id: int) -> list[DatasetSchemaPublic]:
 def update_schema(db: Database, *, actor: Actor, dataset_id: int, columns: list[dict[str, Any]],
                   note: str = "", expected_version: int | None = None) -> DatasetSchemaPublic:
     """Store an edited schema as a new schema version; later data versions are validated against it."""
-    from ..validation import check_schema_columns
-
     require(actor, "dataset.write")
     cleaned = check_schema_columns(columns)
     with db.unit_of_work() as s:
@@ -399,9 +395,6 @@ def _content_keys(content_hash: str) -> tuple[str, str, str]:
 
 def _store_file(key: str, src: Path, *, move: bool) -> None:
     """Put a staging file at `key` atomically (a rename into a folder store, one upload to a URL store)."""
-    import os
-    import shutil
-
     if artifacts.exists(key):
         if move:
             src.unlink(missing_ok=True)
@@ -421,10 +414,7 @@ def _load_sample(key: str | None):
 
 def _register_converted(db: Database, *, actor: Actor, dataset_name: str, converted: data_io.ConvertedData,
                         use_case_id: int | None, source_kind: str, source: str, description: str = "",
-                        progress: Progress = _noop) -> DatasetVersionPublic:
-    from ..profiling import build_profile, scan_parquet
-    from ..validation import infer_schema, validate
-
+                        progress: Progress = noop_progress) -> DatasetVersionPublic:
     try:
         data_key, profile_key, sample_key = _content_keys(converted.content_hash)
         # 1. Same content already registered in this dataset? Then that is the version (no duplicate).
@@ -449,7 +439,7 @@ def _register_converted(db: Database, *, actor: Actor, dataset_name: str, conver
 
         # 2. One streaming pass: profile + validation counts + sample.
         progress(0.55, "profiling and validating")
-        scan = scan_parquet(converted.path, converted.columns, schema_cols,
+        scan = scan_parquet(converted.path, converted.columns, schema_cols, rules=RULES,
                             progress=lambda f, m: progress(0.55 + 0.3 * f, m))
         inferred = None
         if schema_cols is None:
@@ -459,21 +449,18 @@ def _register_converted(db: Database, *, actor: Actor, dataset_name: str, conver
         report = validate(scan, schema_cols, previous_sample=previous_sample,
                           previous_label=parent_label or "the previous version")
         if inferred is not None:
-            report["findings"].append({"severity": "info", "column": None, "kind": "schema_inferred",
-                                       "message": "This is the first version: the schema (types, allowed nulls, "
-                                                  "categories and ranges) was inferred from it. Review it in the "
-                                                  "Schema tab; later versions are checked against it."})
-            report["counts"]["info"] = report["counts"].get("info", 0) + 1
-        status = FAILED if report["counts"].get("error", 0) else VALIDATED
+            report.findings.append(FindingPublic(severity="info", column=None, kind="schema_inferred",
+                                                 message="This is the first version: the schema (types, allowed "
+                                                         "nulls, categories and ranges) was inferred from it. Review "
+                                                         "it in the Schema tab; later versions are checked against it."))
+            report.counts["info"] = report.counts.get("info", 0) + 1
+        status = FAILED if report.counts.get("error", 0) else VALIDATED
         profile = build_profile(scan)
 
         # 3. Artifacts, atomically, under content-derived keys.
         progress(0.9, "storing")
         sample_path = data_io.new_staging_path(".parquet")
         try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
             pq.write_table(pa.Table.from_pandas(scan.sample, preserve_index=False), sample_path)
             _store_file(sample_key, sample_path, move=True)
         finally:
@@ -497,14 +484,14 @@ def _register_converted(db: Database, *, actor: Actor, dataset_name: str, conver
                 s.add(schema_row)
                 s.flush()
             latest = s.exec(select(func.max(DatasetVersion.version)).where(DatasetVersion.dataset_id == d.id)).one()
-            report["schema_version"] = schema_row.version
-            report["compared_with"] = parent_label or None
+            report.schema_version = schema_row.version
+            report.compared_with = parent_label or None
             v = DatasetVersion(
                 dataset_id=d.id, version=int(latest or 0) + 1, content_hash=converted.content_hash,
                 artifact_key=data_key, profile_key=profile_key, sample_key=sample_key, n_rows=converted.n_rows,
                 n_cols=converted.n_cols, size_bytes=converted.size_bytes, columns=converted.columns, status=status,
                 parent_id=parent_id if parent_id is not None else None, schema_id=schema_row.id,
-                source_kind=source_kind, source=(source or "")[:500], report=report,
+                source_kind=source_kind, source=(source or "")[:500], report=report.model_dump(mode="json"),
                 created_by=actor.username, created_by_id=actor.id,
             )
             s.add(v)
@@ -513,7 +500,7 @@ def _register_converted(db: Database, *, actor: Actor, dataset_name: str, conver
                 s, actor=actor, action="dataset.version.register", entity_type="dataset", entity_id=d.id,
                 summary=f"{d.name}@v{v.version}: {v.n_rows:,} rows x {v.n_cols} columns, {status}",
                 after={"version_id": v.id, "version": v.version, "content_hash": v.content_hash, "status": status,
-                       "source": v.source, "errors": report["counts"].get("error", 0)},
+                       "source": v.source, "errors": report.counts.get("error", 0)},
             )
             pub = _version_public(v, d)
         progress(1.0, f"{pub.ref}: {status}")
@@ -532,7 +519,7 @@ def register_version_from_frame(db: Database, *, actor: Actor, dataset_name: str
                                 progress: Progress | None = None) -> DatasetVersionPublic:
     """Register a pandas DataFrame as a version (dedup by content; validated). The SDK's entry point."""
     name = _start(actor, dataset_name)
-    progress = progress or _noop
+    progress = progress or noop_progress
     converted = data_io.frame_to_parquet(frame, progress=lambda f, m: progress(0.5 * f, m))
     return _register_converted(db, actor=actor, dataset_name=name, converted=converted, use_case_id=use_case_id,
                                source_kind="sdk" if source == "sdk" else "frame", source=source,
@@ -544,7 +531,7 @@ def register_version_from_upload(db: Database, *, actor: Actor, dataset_name: st
                                  progress: Progress | None = None) -> DatasetVersionPublic:
     """An uploaded CSV or Parquet file: size-checked before reading, staged in chunks, then registered."""
     name = _start(actor, dataset_name)
-    progress = progress or _noop
+    progress = progress or noop_progress
     safe_name = data_io.sanitize_filename(filename)
     staged = data_io.stage_upload(fileobj, safe_name, progress=lambda f, m: progress(0.2 * f, m))
     try:
@@ -561,7 +548,7 @@ def register_version_from_path(db: Database, *, actor: Actor, dataset_name: str,
     """A CSV or Parquet file on this machine. From the UI only inside MLOPS_INGEST_ROOTS; the CLI and SDK
     (which run as the user on their own machine) pass restrict_to_roots=False."""
     name = _start(actor, dataset_name)
-    progress = progress or _noop
+    progress = progress or noop_progress
     if restrict_to_roots:
         p = data_io.check_server_path(path)
     else:
@@ -579,7 +566,7 @@ def register_version_from_sql(db: Database, *, actor: Actor, dataset_name: str, 
                               progress: Progress | None = None) -> DatasetVersionPublic:
     """The result of a read-only query on a named connection (MLOPS_SQL_CONNECTIONS)."""
     name = _start(actor, dataset_name)
-    progress = progress or _noop
+    progress = progress or noop_progress
     # app_db: the source is compared with this database by identity, not only by URL spelling.
     converted = data_io.query_to_parquet(connection, query, progress=lambda f, m: progress(0.5 * f, m), app_db=db)
     source = f"sql:{connection}: {' '.join(query.split())}"
@@ -599,9 +586,7 @@ def waive_version(db: Database, *, actor: Actor, version_id: int, reason: str) -
             "are acceptable (e.g. 'negative charges are refunds, confirmed with billing')"
         )
     with db.unit_of_work() as s:
-        v = s.get(DatasetVersion, int(version_id))
-        if v is None:
-            raise NotFound(f"no dataset version with id {version_id}")
+        v = _version_row(s, version_id)
         d = s.get(Dataset, v.dataset_id)
         if v.status != FAILED:
             raise ValidationError(f"{d.name}@v{v.version} is {v.status}; only a failed version can be waived")
@@ -618,32 +603,27 @@ def waive_version(db: Database, *, actor: Actor, version_id: int, reason: str) -
 
 def revalidate_version(db: Database, *, actor: Actor, version_id: int) -> DatasetVersionPublic:
     """Check a version again against the dataset's current schema (after the schema was edited)."""
-    from ..profiling import scan_parquet
-    from ..validation import validate
-
     require(actor, "dataset.approve")
     with db.read() as s:
-        v = s.get(DatasetVersion, int(version_id))
-        if v is None:
-            raise NotFound(f"no dataset version with id {version_id}")
+        v = _version_row(s, version_id)
         d = s.get(Dataset, v.dataset_id)
         schema = _current_schema(s, d.id)
         schema_cols, schema_version, dataset_id = list(schema.columns), schema.version, d.id
         parent = s.get(DatasetVersion, v.parent_id) if v.parent_id else None
         columns, key = list(v.columns), v.artifact_key
         parent_sample, parent_label = (parent.sample_key, f"{d.name}@v{parent.version}") if parent else (None, "")
-    scan = scan_parquet(artifacts.path(key), columns, schema_cols)
+    scan = scan_parquet(artifacts.path(key), columns, schema_cols, rules=RULES)
     report = validate(scan, schema_cols, previous_sample=_load_sample(parent_sample),
                       previous_label=parent_label or "the previous version")
-    report["schema_version"] = schema_version
-    report["compared_with"] = parent_label or None
-    new_status = FAILED if report["counts"].get("error", 0) else VALIDATED
+    report.schema_version = schema_version
+    report.compared_with = parent_label or None
+    new_status = FAILED if report.counts.get("error", 0) else VALIDATED
     with db.unit_of_work() as s:
         row = s.get(DatasetVersion, int(version_id))
         before = row.status
         if not (row.status == WAIVED and new_status == FAILED):
             row.status = new_status
-        row.report = report
+        row.report = report.model_dump(mode="json")
         s.add(row)
         d = s.get(Dataset, dataset_id)
         audit.record(s, actor=actor, action="dataset.version.revalidate", entity_type="dataset", entity_id=d.id,
@@ -654,12 +634,12 @@ def revalidate_version(db: Database, *, actor: Actor, version_id: int) -> Datase
 
 # --- diffs ---------------------------------------------------------------------------------
 
-_DIFF_CACHE: "OrderedDict[tuple, dict[str, Any]]" = OrderedDict()
+_DIFF_CACHE: "OrderedDict[tuple, DatasetDiffPublic]" = OrderedDict()
 _DIFF_CACHE_LOCK = threading.Lock()
 _DIFF_CACHE_SIZE = 64
 
 
-def diff_versions(db: Database, *, from_version_id: int, to_version_id: int) -> dict[str, Any]:
+def diff_versions(db: Database, *, from_version_id: int, to_version_id: int) -> DatasetDiffPublic:
     """What changed between two versions: rows, columns, types, per-column summaries, and drift (on samples).
 
     Computed once per pair and process: a version's content, profile and sample never change, so the diff
@@ -672,37 +652,36 @@ def diff_versions(db: Database, *, from_version_id: int, to_version_id: int) -> 
     with _DIFF_CACHE_LOCK:
         if key in _DIFF_CACHE:
             _DIFF_CACHE.move_to_end(key)
-            return copy.deepcopy(_DIFF_CACHE[key])
+            return _DIFF_CACHE[key].model_copy(deep=True)
     out = _diff(db, a, b)
     with _DIFF_CACHE_LOCK:
         _DIFF_CACHE[key] = out
         while len(_DIFF_CACHE) > _DIFF_CACHE_SIZE:
             _DIFF_CACHE.popitem(last=False)
-    return copy.deepcopy(out)
+    return out.model_copy(deep=True)
 
 
-def _diff(db: Database, a: DatasetVersionPublic, b: DatasetVersionPublic) -> dict[str, Any]:
-    from ..monitoring import detect_drift
-
+def _diff(db: Database, a: DatasetVersionPublic, b: DatasetVersionPublic) -> DatasetDiffPublic:
     pa_, pb = get_profile(db, a.id), get_profile(db, b.id)
     ta = {c["name"]: c["type"] for c in a.columns}
     tb = {c["name"]: c["type"] for c in b.columns}
-    stats_a = {c["name"]: c for c in pa_.get("columns", [])}
-    stats_b = {c["name"]: c for c in pb.get("columns", [])}
+    stats_a = {c.name: c for c in (pa_.columns if pa_ else [])}
+    stats_b = {c.name: c for c in (pb.columns if pb else [])}
+
+    def pair(name: str, figure: str) -> tuple:
+        ca, cb = stats_a.get(name), stats_b.get(name)
+        return (getattr(ca, figure) if ca else None, getattr(cb, figure) if cb else None)
+
     rows = []
     for name in list(dict.fromkeys(list(ta) + list(tb))):
-        ca, cb = stats_a.get(name, {}), stats_b.get(name, {})
-        rows.append({
-            "column": name,
-            "change": "added" if name not in ta else "removed" if name not in tb else
-                      ("type changed" if ta[name] != tb[name] else ""),
-            "type": f"{ta.get(name, '—')} → {tb.get(name, '—')}" if ta.get(name) != tb.get(name) else ta[name],
-            "null_share": (ca.get("null_share"), cb.get("null_share")),
-            "mean": (ca.get("mean"), cb.get("mean")),
-            "min": (ca.get("min"), cb.get("min")),
-            "max": (ca.get("max"), cb.get("max")),
-            "distinct": (ca.get("distinct"), cb.get("distinct")),
-        })
+        rows.append(DiffColumnPublic(
+            column=name,
+            change="added" if name not in ta else "removed" if name not in tb else
+                   ("type changed" if ta[name] != tb[name] else ""),
+            type=f"{ta.get(name, '—')} → {tb.get(name, '—')}" if ta.get(name) != tb.get(name) else ta[name],
+            null_share=pair(name, "null_share"), mean=pair(name, "mean"), min=pair(name, "min"),
+            max=pair(name, "max"), distinct=pair(name, "distinct"),
+        ))
     drift = None
     with db.read() as s:
         ka = s.get(DatasetVersion, a.id).sample_key
@@ -713,11 +692,11 @@ def _diff(db: Database, a: DatasetVersionPublic, b: DatasetVersionPublic) -> dic
                   and sa[c].notna().any() and sb[c].notna().any()]
         if shared and len(sa) and len(sb):
             try:
-                drift = detect_drift(sa[shared], sb[shared], columns=shared).to_dict()
+                drift = DataDriftPublic.model_validate(detect_drift(sa[shared], sb[shared], columns=shared).to_dict())
             except ValueError:
                 drift = None
-    return {"from": a.ref, "to": b.ref, "rows": (a.n_rows, b.n_rows), "same_content": a.content_hash == b.content_hash,
-            "columns": rows, "drift": drift}
+    return DatasetDiffPublic(from_ref=a.ref, to_ref=b.ref, rows=(a.n_rows, b.n_rows),
+                             same_content=a.content_hash == b.content_hash, columns=rows, drift=drift)
 
 
 # --- scheduled ingestion ---------------------------------------------------------------------
@@ -730,8 +709,6 @@ def schedule_ingestion(db: Database, *, actor: Actor, dataset_name: str, kind: s
                        query: str | None = None, interval_seconds: int | None = None, cron: str | None = None,
                        use_case_id: int | None = None, enabled: bool = True) -> IngestionSourcePublic:
     """Attach a schedule to a path or SQL source; the worker runs it (job kind "ingest")."""
-    from .. import jobs
-
     require(actor, "ingestion.schedule")
     name = check_name(dataset_name)
     if kind not in ("path", "sql"):
@@ -772,13 +749,9 @@ def schedule_ingestion(db: Database, *, actor: Actor, dataset_name: str, kind: s
 
 
 def set_ingestion_enabled(db: Database, *, actor: Actor, source_id: int, enabled: bool) -> IngestionSourcePublic:
-    from .. import jobs
-
     require(actor, "ingestion.schedule")
     with db.unit_of_work() as s:
-        src = s.get(IngestionSource, int(source_id))
-        if src is None:
-            raise NotFound(f"no ingestion source with id {source_id}")
+        src = get_or_404(s, IngestionSource, int(source_id), "ingestion source with id")
         src.enabled = bool(enabled)
         s.add(src)
         jobs.upsert_schedule(s, name=src.schedule_name, kind="ingest", payload={"source_id": src.id},
@@ -808,12 +781,10 @@ def run_ingestion_source(db: Database, *, source_id: int, job_id: int | None = N
                          progress: Progress | None = None) -> IngestionRunPublic:
     """Read the source once, as the system: a new version if the content changed, else "unchanged".
     A failure is recorded on the run and the source (with its message) and re-raised."""
-    progress = progress or _noop
+    progress = progress or noop_progress
     system = Actor.system()
     with db.unit_of_work() as s:
-        src = s.get(IngestionSource, int(source_id))
-        if src is None:
-            raise NotFound(f"no ingestion source with id {source_id}; its schedule may be stale")
+        src = get_or_404(s, IngestionSource, int(source_id), "ingestion source with id", "its schedule may be stale")
         d = s.get(Dataset, src.dataset_id)
         run = IngestionRun(source_id=src.id, job_id=job_id, status="running")
         s.add(run)

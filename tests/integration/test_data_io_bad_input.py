@@ -165,5 +165,5 @@ def test_a_million_row_upload_is_streamed_and_registered(sqlite_db, dan, tmp_pat
     elapsed = time.perf_counter() - start
     assert (v.n_rows, v.status) == (n, "validated")
     profile = datasets.get_profile(sqlite_db, v.id)
-    assert profile["n_rows"] == n and profile["sample_rows"] < 60_000
+    assert profile.n_rows == n and profile.sample_rows < 60_000
     assert elapsed < 60

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from mlops_core import artifacts
-from mlops_core.demo_data import make_customers
+from mlops_core.demo.customers import make_customers
 from mlops_core.errors import NotFound, PermissionDenied, ValidationError
 from mlops_core.services import audit, datasets
 
@@ -36,8 +36,8 @@ def test_a_first_version_is_validated_with_an_inferred_schema_and_a_stored_profi
     assert set(by_name["contract"]["categories"]) == {"month-to-month", "one-year", "two-year"}
     assert by_name["monthly_charges"]["min"] == 0
     profile = datasets.get_profile(db, v.id)
-    charges = next(c for c in profile["columns"] if c["name"] == "monthly_charges")
-    assert charges["chart"]["kind"] == "histogram" and sum(charges["chart"]["y"]) == 200
+    charges = next(c for c in profile.columns if c.name == "monthly_charges")
+    assert charges.chart.kind == "histogram" and sum(charges.chart.y) == 200
     assert datasets.load_frame(db, v.id).shape == (200, 11)
 
 
@@ -127,7 +127,7 @@ def test_editing_the_schema_makes_a_new_schema_version_used_by_later_versions(db
     v2 = datasets.register_version_from_frame(db, actor=dan, dataset_name="customers",
                                               frame=_negative_charges(_frame(seed=3)))
     assert v2.status == "validated"
-    assert datasets.get_report(db, v2.id)["schema_version"] == 2
+    assert datasets.get_report(db, v2.id).schema_version == 2
     assert [s.version for s in datasets.schema_history(db, v1.dataset_id)] == [2, 1]
 
 
@@ -155,9 +155,9 @@ def test_diff_between_versions_shows_changed_columns_and_drift(db, dan):
     drifted = _frame(n=600, seed=2, drift=1.0).drop(columns=["region"])
     v2 = datasets.register_version_from_frame(db, actor=dan, dataset_name="customers", frame=drifted)
     diff = datasets.diff_versions(db, from_version_id=v1.id, to_version_id=v2.id)
-    changes = {r["column"]: r["change"] for r in diff["columns"]}
+    changes = {r.column: r.change for r in diff.columns}
     assert changes["region"] == "removed"
-    assert diff["drift"]["columns"]["monthly_charges"]["drifted"] is True
+    assert diff.drift.columns["monthly_charges"].drifted is True
     assert v2.status == "failed"  # region is missing
 
 
@@ -169,13 +169,13 @@ def test_a_diff_is_computed_once_per_pair_of_versions_and_served_from_memory_aft
     load = datasets._load_sample
     monkeypatch.setattr(datasets, "_load_sample", lambda key: reads.append(key) or load(key))
     first = datasets.diff_versions(db, from_version_id=v1.id, to_version_id=v2.id)
-    assert len(reads) == 2 and first["drift"]["columns"]["monthly_charges"]["drifted"] is True
-    first["columns"].clear()  # a caller changing its copy changes nobody else's
+    assert len(reads) == 2 and first.drift.columns["monthly_charges"].drifted is True
+    first.columns.clear()  # a caller changing its copy changes nobody else's
     again = datasets.diff_versions(db, from_version_id=v1.id, to_version_id=v2.id)
     assert len(reads) == 2  # no sample read again
-    assert again["columns"] and again["drift"] == first["drift"] and again["rows"] == (300, 300)
+    assert again.columns and again.drift == first.drift and again.rows == (300, 300)
     back = datasets.diff_versions(db, from_version_id=v2.id, to_version_id=v1.id)  # another pair: computed
-    assert len(reads) == 4 and back["from"] == again["to"]
+    assert len(reads) == 4 and back.from_ref == again.to_ref
 
 
 def test_the_dataset_list_counts_versions_and_shows_the_latest_in_a_fixed_number_of_queries(db, dan):
