@@ -145,43 +145,43 @@ with tab_p:
 
 with tab_plots:
     plots = experiments.plot_data(db, run.id)
-    if not plots:
+    if plots is None:
         st.caption("No plots for this run (runs logged from code carry only what they logged).")
-    if "confusion_matrix" in plots:
-        cm = plots["confusion_matrix"]
-        fig = go.Figure(go.Heatmap(z=cm["matrix"], x=cm["labels"], y=cm["labels"], text=cm["matrix"],
+    if plots and plots.confusion_matrix:
+        cm = plots.confusion_matrix
+        fig = go.Figure(go.Heatmap(z=cm.matrix, x=cm.labels, y=cm.labels, text=cm.matrix,
                                    texttemplate="%{text}", colorscale="Blues"))
         fig.update_layout(title="Confusion matrix", xaxis_title="predicted", yaxis_title="actual", height=380)
         st.plotly_chart(fig, width="stretch")
     c1, c2 = st.columns(2)
-    if "roc" in plots:
-        fig = go.Figure([go.Scatter(x=plots["roc"]["fpr"], y=plots["roc"]["tpr"], name="ROC"),
+    if plots and plots.roc:
+        fig = go.Figure([go.Scatter(x=plots.roc.fpr, y=plots.roc.tpr, name="ROC"),
                          go.Scatter(x=[0, 1], y=[0, 1], name="chance", line=dict(dash="dash"))])
         fig.update_layout(title="ROC curve", xaxis_title="false positive rate", yaxis_title="true positive rate",
                           height=350)
         c1.plotly_chart(fig, width="stretch")
-    if "pr" in plots:
-        fig = go.Figure(go.Scatter(x=plots["pr"]["recall"], y=plots["pr"]["precision"], name="PR"))
+    if plots and plots.pr:
+        fig = go.Figure(go.Scatter(x=plots.pr.recall, y=plots.pr.precision, name="PR"))
         fig.update_layout(title="Precision-recall curve", xaxis_title="recall", yaxis_title="precision", height=350)
         c2.plotly_chart(fig, width="stretch")
-    if "residuals" in plots:
-        fig = go.Figure(go.Scatter(x=plots["residuals"]["predicted"], y=plots["residuals"]["residual"], mode="markers"))
+    if plots and plots.residuals:
+        fig = go.Figure(go.Scatter(x=plots.residuals.predicted, y=plots.residuals.residual, mode="markers"))
         fig.update_layout(title="Residuals", xaxis_title="predicted", yaxis_title="actual − predicted", height=350)
         st.plotly_chart(fig, width="stretch")
-    if plots.get("staged"):
-        stg = plots["staged"]
-        fig = go.Figure([go.Scatter(x=stg["stage"], y=stg["train"], name="train"),
-                         go.Scatter(x=stg["stage"], y=stg["test"], name="test")])
-        fig.update_layout(title=f"{stg['metric']} by boosting stage", xaxis_title="stage", height=350)
+    if plots and plots.staged:
+        stg = plots.staged
+        fig = go.Figure([go.Scatter(x=stg.stage, y=stg.train, name="train"),
+                         go.Scatter(x=stg.stage, y=stg.test, name="test")])
+        fig.update_layout(title=f"{stg.metric} by boosting stage", xaxis_title="stage", height=350)
         st.plotly_chart(fig, width="stretch")
-    if plots.get("feature_importance"):
-        fi = plots["feature_importance"][::-1]
-        fig = go.Figure(go.Bar(x=[f["importance"] for f in fi], y=[f["feature"] for f in fi], orientation="h"))
+    if plots and plots.feature_importance:
+        fi = plots.feature_importance[::-1]
+        fig = go.Figure(go.Bar(x=[f.importance for f in fi], y=[f.feature for f in fi], orientation="h"))
         fig.update_layout(title="Feature importance", height=max(300, 22 * len(fi)))
         st.plotly_chart(fig, width="stretch")
-    if plots.get("search_results"):
+    if plots and plots.search_results:
         st.markdown("**Hyperparameter search** (mean validation score per candidate)")
-        st.dataframe([{**r["params"], "score": r["score"]} for r in plots["search_results"]], hide_index=True)
+        st.dataframe([{**r.params, "score": r.score} for r in plots.search_results], hide_index=True)
 
 with tab_art:
     arts = experiments.list_artifacts(db, run.id)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -245,3 +245,77 @@ class ModelVersionPublic(BaseModel):
     @property
     def label(self) -> str:
         return f"{self.model_name} v{self.version}"
+
+
+# --- what the run page plots (stored as the run's plots.json artifact; read into these by plot_data) ---
+
+class ConfusionMatrixPublic(BaseModel):
+    """Counts per (actual, predicted) class, rows = actual."""
+
+    labels: list[str]
+    matrix: list[list[int]]
+
+
+class RocCurvePublic(BaseModel):
+    """ROC curve of a binary classifier (thinned to at most 200 points)."""
+
+    fpr: list[float]
+    tpr: list[float]
+
+
+class PrCurvePublic(BaseModel):
+    """Precision-recall curve of a binary classifier."""
+
+    recall: list[float]
+    precision: list[float]
+
+
+class ResidualsPublic(BaseModel):
+    """Predicted value and actual minus predicted, for up to 1,000 test rows of a regression."""
+
+    predicted: list[float]
+    residual: list[float]
+
+
+class FeatureImportancePublic(BaseModel):
+    """One feature's importance (the model's own, or its mean absolute coefficient)."""
+
+    feature: str
+    importance: float
+
+
+class StagedCurvePublic(BaseModel):
+    """Train/test score per boosting stage (log loss or RMSE)."""
+
+    metric: str
+    stage: list[int]
+    train: list[float]
+    test: list[float]
+
+
+class SearchResultPublic(BaseModel):
+    """One hyperparameter candidate and its mean validation score."""
+
+    params: dict[str, Any]
+    score: float
+
+
+class PlotDataPublic(BaseModel):
+    """Everything the run page plots; a figure is None (or empty) when the run has no data for it."""
+
+    task: str | None = None
+    confusion_matrix: ConfusionMatrixPublic | None = None
+    roc: RocCurvePublic | None = None
+    pr: PrCurvePublic | None = None
+    positive_class: str | None = None
+    residuals: ResidualsPublic | None = None
+    feature_importance: list[FeatureImportancePublic] = []
+    staged: StagedCurvePublic | None = None
+    search_results: list[SearchResultPublic] = []
+    n_train: int | None = None
+    n_test: int | None = None
+
+    @field_validator("staged", mode="before")
+    @classmethod
+    def _no_stages(cls, v: Any) -> Any:
+        return v or None  # stored as {} for models without boosting stages

@@ -23,8 +23,10 @@ from .. import artifacts, kpi as kpi_math
 from ..db import Database, utcnow
 from ..errors import Conflict, NotFound, ValidationError
 from ..models.experiments import (
-    FINAL_STATUSES, RUN_STATUSES, Run, RunArtifact, RunArtifactPublic, RunLatestMetric, RunMetric, RunPublic,
+    FINAL_STATUSES, RUN_STATUSES, PlotDataPublic, Run, RunArtifact, RunArtifactPublic, RunLatestMetric, RunMetric,
+    RunPublic,
 )
+from ..models.usecases import Kpi, KpiCheck, KpiPublic
 from . import audit
 from .auth import Actor, require
 from .overview import register_counter
@@ -619,15 +621,15 @@ def list_artifacts(db: Database, run_id: int) -> list[RunArtifactPublic]:
         return [RunArtifactPublic.model_validate(r, from_attributes=True) for r in rows]
 
 
-def plot_data(db: Database, run_id: int) -> dict[str, Any]:
-    """What the run page plots (confusion matrix, ROC/PR, residuals, importance, staged curves); {} if none."""
+def plot_data(db: Database, run_id: int) -> PlotDataPublic | None:
+    """What the run page plots (confusion matrix, ROC/PR, residuals, importance, staged curves); None if none."""
     with db.read() as s:
         art = s.exec(select(RunArtifact).where(RunArtifact.run_id == int(run_id),
                                                RunArtifact.kind == "plot_data")).first()
         key = art.artifact_key if art is not None else None
     if key is None or not artifacts.exists(key):
-        return {}
-    return json.loads(artifacts.get_bytes(key))
+        return None
+    return PlotDataPublic.model_validate(json.loads(artifacts.get_bytes(key)))  # json: scores may be NaN
 
 
 def suggest_task_for(db: Database, *, dataset_version_id: int, target: str) -> str:
@@ -655,7 +657,7 @@ def artifact_bytes(db: Database, *, artifact_id: int) -> tuple[str, bytes]:
 
 # --- KPI checks, ranking, best ------------------------------------------------------------------------
 
-def kpi_checks(db: Database, run_id: int) -> list:
+def kpi_checks(db: Database, run_id: int) -> list[KpiCheck]:
     """Per model KPI of the run's use case: the run's value and met / warning / missed / unknown."""
     from .usecases import evaluate_metrics
 
@@ -665,10 +667,8 @@ def kpi_checks(db: Database, run_id: int) -> list:
     return evaluate_metrics(db, run.use_case_id, run.metrics)
 
 
-def _model_kpis_in(s: Session, use_case_ids: set[int]) -> dict[int, list]:
-    from ..models.usecases import Kpi, KpiPublic
-
-    out: dict[int, list] = {u: [] for u in use_case_ids}
+def _model_kpis_in(s: Session, use_case_ids: set[int]) -> dict[int, list[KpiPublic]]:
+    out: dict[int, list[KpiPublic]] = {u: [] for u in use_case_ids}
     if use_case_ids:
         t = Kpi.__table__
         for k in s.connection().execute(select(t).where(t.c.use_case_id.in_(list(use_case_ids)), t.c.kind == "model")
@@ -677,9 +677,8 @@ def _model_kpis_in(s: Session, use_case_ids: set[int]) -> dict[int, list]:
     return out
 
 
-def kpi_lights(db: Database, runs: list[RunPublic], *, session: Session | None = None) -> dict[int, list]:
+def kpi_lights(db: Database, runs: list[RunPublic], *, session: Session | None = None) -> dict[int, list[KpiCheck]]:
     """run id -> KPI checks, fetching the KPIs of all their use cases in one query (for tables of many runs)."""
-    from ..models.usecases import KpiCheck
 
     uc_ids = {r.use_case_id for r in runs if r.use_case_id is not None}
     if session is not None:
@@ -687,7 +686,7 @@ def kpi_lights(db: Database, runs: list[RunPublic], *, session: Session | None =
     else:
         with db.read() as s:
             kpis_by_uc = _model_kpis_in(s, uc_ids)
-    out: dict[int, list] = {}
+    out: dict[int, list[KpiCheck]] = {}
     for r in runs:
         if r.use_case_id is None:
             out[r.id] = []
@@ -765,7 +764,7 @@ class Comparison:
     metric_keys: list[str]
     differing_params: list[str]
     differing_metrics: list[str]
-    kpi: dict[int, list] = field(default_factory=dict)
+    kpi: dict[int, list[KpiCheck]] = field(default_factory=dict)
 
     def params_table(self) -> list[dict[str, Any]]:
         return [{"param": k, **{f"run {r.id}": _fmt(r.params.get(k)) for r in self.runs}} for k in self.param_keys]

@@ -40,8 +40,8 @@ def test_the_worker_trains_a_run_and_records_metrics_params_and_reproducibility_
     assert got.dataset_hash and got.package_versions["scikit-learn"] and got.duration_seconds > 0
     assert [a.name for a in experiments.list_artifacts(db, run.id)] == ["model.skops", "plots.json"]
     plots = experiments.plot_data(db, run.id)
-    assert {"confusion_matrix", "roc", "pr", "feature_importance"} <= set(plots)
-    assert plots["staged"]["stage"][-1] == 10  # per-stage learning curve of the boosting model
+    assert plots.confusion_matrix and plots.roc and plots.pr and plots.feature_importance
+    assert plots.staged.stage[-1] == 10  # per-stage learning curve of the boosting model
 
 
 def test_cross_validation_records_every_fold_and_their_mean(db, people):
