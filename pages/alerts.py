@@ -3,7 +3,7 @@ import streamlit as st
 
 from hub_ui import collab as collab_ui
 from hub_ui import session
-from mlops_core.services import collab, monitoring
+from mlops_core.services import collab, monitoring, retraining
 from mlops_core.textsafety import plain_markdown as md_text
 from mlops_core.textsafety import safe_markdown
 
@@ -18,7 +18,7 @@ st.caption("Breaches found by the monitors and the system checks. A persisting b
 collab_ui.flash("alerts")
 
 # --- retraining proposals waiting for a decision ------------------------------------------------
-proposals = monitoring.list_proposals(db, limit=50)
+proposals = retraining.list_proposals(db, limit=50)
 waiting = [p for p in proposals if p.state == "proposed"]
 st.subheader(f"Retraining proposals ({len(waiting)} waiting)")
 if not proposals:
@@ -36,13 +36,13 @@ for p in proposals[:10]:
             c1, c2, _ = st.columns([1, 1, 4])
             if c1.button("Approve retraining", key=f"prop_ok_{p.id}", type="primary"):
                 with session.service_call():
-                    res = monitoring.decide_proposal(db, actor=actor, proposal_id=p.id, approve=True, note=note)
+                    res = retraining.decide_proposal(db, actor=actor, proposal_id=p.id, approve=True, note=note)
                     collab_ui.flash("alerts", f"Retraining approved: run {res.run_id} is queued "
                                               f"({res.state}).")
                     st.rerun()
             if c2.button("Reject", key=f"prop_no_{p.id}"):
                 with session.service_call():
-                    monitoring.decide_proposal(db, actor=actor, proposal_id=p.id, approve=False, note=note)
+                    retraining.decide_proposal(db, actor=actor, proposal_id=p.id, approve=False, note=note)
                     collab_ui.flash("alerts", "Proposal rejected.")
                     st.rerun()
 

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 import streamlit as st
 
 from hub_ui import session
-from mlops_core.services import monitoring
+from mlops_core.services import infrastructure
 
 actor = session.require_actor()
 db = session.db()
@@ -12,7 +12,7 @@ st.title("Infrastructure")
 st.caption("Each worker reports its CPU and memory (psutil) with its heartbeat; the scheduler holds a lease it "
            "renews while alive. A worker or scheduler that stops reporting raises an alert.")
 
-info = monitoring.infrastructure_status(db)
+info = infrastructure.infrastructure_status(db)
 now = datetime.now(UTC)
 alive = [w for w in info.workers if w.status == "running"]
 c1, c2, c3, c4 = st.columns(4)

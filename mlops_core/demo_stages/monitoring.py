@@ -37,7 +37,7 @@ def _predictions_count(db: Database, deployment_id: int) -> int:
 
 def seed(db: Database, ctx) -> None:
     from ..demo_data import FEATURES, TARGET, make_customers
-    from ..services import deployments, monitoring, registry
+    from ..services import deployments, monitoring, registry, retraining
     from ..services.predictions import jsonable_scores, log_predictions, positive_index, predict_scored, prediction_row
 
     try:
@@ -89,6 +89,6 @@ def seed(db: Database, ctx) -> None:
         for day in range(1, DAYS + 1):
             monitoring.run_monitor(db, deployment_name="churn", as_of=start + timedelta(days=day))
     n_alerts = len(monitoring.list_alerts(db, states=["open", "acknowledged"]))
-    n_props = len(monitoring.list_proposals(db, states=["proposed"]))
+    n_props = len(retraining.list_proposals(db, states=["proposed"]))
     ctx.lines.append(f"monitoring: omar's monitor on `churn` checked {DAYS} days: {n_alerts} open alert(s), "
                      f"{n_props} retraining proposal(s) waiting")

@@ -19,9 +19,10 @@ HANDLERS: dict[str, str] = {
     # stage kinds (one line each):
     "ingest": "mlops_core.services.ingestion:run_ingestion",
     "train": "mlops_core.services.experiments:run_training",
-    "monitor": "mlops_core.services.monitoring:monitor_job",
-    "alert_webhook": "mlops_core.services.monitoring:webhook_job",
-    "monitor_report": "mlops_core.services.monitoring:report_job",
+    "monitor": "mlops_core.services.monitoring.checks:monitor_job",
+    "alert_webhook": "mlops_core.services.monitoring.alerts:webhook_job",
+    "monitor_report": "mlops_core.services.monitoring.reports:report_job",
+    "retraining_advance": "mlops_core.services.retraining:advance_job",
     "batch_score": "mlops_core.services.predictions:batch_score_job",
 }
 

@@ -346,6 +346,7 @@ def _record_training(s: Session, run: Run, result, model_key: str, plots_key: st
 def run_training(ctx) -> dict[str, Any]:
     """The "train" job handler: fit the run's pipeline on its dataset version and record everything."""
     from .. import training
+    from .. import jobs
     from ..jobs import JobCancelled
 
     db: Database = ctx.db
@@ -392,16 +393,12 @@ def run_training(ctx) -> dict[str, Any]:
                          summary=f"run {run_id} finished ({cfg.algorithm}): "
                                  + ", ".join(f"{k}={v:.4g}" for k, v in list(result.test_metrics.items())[:4]),
                          after={"status": "finished", "metrics": result.test_metrics})
-            retraining = run.triggered_by_alert_id is not None
-        if retraining:
-            # Close the loop at once: a retraining run that just finished is registered and requested
-            # on its endpoint now (a challenger if its gates pass), not at the next monitor check.
-            try:
-                from . import monitoring
-
-                monitoring.advance_retraining(db)
-            except Exception:  # noqa: BLE001 - the next monitor check retries; the run itself is done
-                log.exception("could not advance the retraining proposal of run %s", run_id)
+            if run.triggered_by_alert_id is not None:
+                # Close the loop at once: a retraining run that just finished is registered and requested on
+                # its endpoint (a challenger if its gates pass) by a job queued with the finish, not at the next
+                # monitor check. A job, not a call: services/retraining.py imports this module.
+                jobs.enqueue(s, kind="retraining_advance", payload={"run_id": run_id},
+                             dedupe_key=f"retraining_advance:{run_id}")
         return {"run_id": run_id, "status": "finished", "metrics": result.test_metrics}
     except JobCancelled:
         _end_run(db, run_id, "cancelled", None, wall)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlops_core.services import monitoring
+from mlops_core.services import monitoring, retraining
 from tests.conftest import make_people
 from tests.pages.helpers import app_as, by_label, no_exceptions, texts
 from tests.services.monitoring_world import customers, log_traffic, make_world
@@ -71,12 +71,12 @@ def test_business_users_read_alerts_but_get_no_acknowledge_button(drifting):
 
 def test_ops_approve_a_retraining_proposal_and_a_run_is_queued(drifting):
     db, people, _ = drifting
-    p = monitoring.list_proposals(db)[0]
+    p = retraining.list_proposals(db)[0]
     at = app_as(people["ops"], "pages/alerts.py")
     at.button(key=f"prop_ok_{p.id}").click()
     at.run()
     no_exceptions(at)
-    after = monitoring.get_proposal(db, p.id)
+    after = retraining.get_proposal(db, p.id)
     assert after.state == "training" and after.run_id is not None
     assert f"run {after.run_id} is queued" in texts(at)
 

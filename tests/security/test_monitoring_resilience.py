@@ -18,6 +18,7 @@ from mlops_core.models.jobs import Job
 from mlops_core.models.monitoring import Alert
 from mlops_core.models.users import User
 from mlops_core.services import audit, monitoring
+from mlops_core.services.monitoring import checks
 from tests.services.experiments_world import run_jobs
 from tests.services.monitoring_world import customers, log_traffic, make_world
 
@@ -68,12 +69,12 @@ def test_a_failing_monitor_opens_one_alert_while_it_fails_and_it_resolves_when_a
     monitoring.configure_monitor(db, actor=people["ops"], deployment_name="churn", window_kind="last_n",
                                  window_size=500, schedule_seconds=None, retraining_policy="off")
     log_traffic(db, world, customers(100, seed=5))
-    real = monitoring._compute_check
+    real = checks._compute_check
 
     def broken(*a, **kw):
         raise ValueError("str is not valid UTF-8: surrogates not allowed: line 1 column 1 (char 0)")
 
-    monkeypatch.setattr(monitoring, "_compute_check", broken)
+    monkeypatch.setattr(checks, "_compute_check", broken)
     # "Run a check now" on the page: the queued job fails, and says why...
     job_id = monitoring.enqueue_monitor_run(db, actor=people["ops"], deployment_name="churn")
     run_jobs(db)
@@ -99,7 +100,7 @@ def test_a_failing_monitor_opens_one_alert_while_it_fails_and_it_resolves_when_a
     assert again.id == alert.id and again.occurrences == 3 and again.title == alert.title
 
     # Fixed: the next check succeeds and resolves the alert.
-    monkeypatch.setattr(monitoring, "_compute_check", real)
+    monkeypatch.setattr(checks, "_compute_check", real)
     summary = monitoring.run_monitor(db, deployment_name="churn")
     assert summary["checks"][0]["status"] == "ok"
     resolved = monitoring.get_alert(db, alert.id)
@@ -109,7 +110,7 @@ def test_a_failing_monitor_opens_one_alert_while_it_fails_and_it_resolves_when_a
         assert s.exec(select(Alert).where(Alert.open_key.is_not(None), Alert.kind == "monitoring_down")).first() is None
 
     # A later failure is a new incident: a new alert.
-    monkeypatch.setattr(monitoring, "_compute_check", broken)
+    monkeypatch.setattr(checks, "_compute_check", broken)
     with pytest.raises(ValueError):
         monitoring.run_monitor(db, deployment_name="churn")
     assert [a.state for a in _monitoring_down(db)] == ["open", "resolved"]

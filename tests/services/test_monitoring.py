@@ -15,7 +15,7 @@ from mlops_core.models.collab import InboxItem
 from mlops_core.models.jobs import Job
 from mlops_core.models.monitoring import Alert, MonitorCheckColumn, RetrainingProposal
 from mlops_core.models.users import User
-from mlops_core.services import monitoring
+from mlops_core.services import monitoring, retraining
 from mlops_core.services.auth import Actor
 from tests.services.monitoring_world import customers, log_traffic, make_world
 
@@ -132,7 +132,7 @@ def test_a_missed_kpi_opens_an_alert_and_a_retraining_proposal_linked_to_it(db, 
     assert check["kpis"] == {"accuracy": "missed"}
     kpi_alerts = monitoring.list_alerts(db, kind="kpi_missed")
     assert len(kpi_alerts) == 1 and kpi_alerts[0].severity == "critical"
-    proposals = monitoring.list_proposals(db)
+    proposals = retraining.list_proposals(db)
     assert len(proposals) == 1 and again["proposals"] == []
     p = proposals[0]
     assert p.alert_id == kpi_alerts[0].id and p.state == "proposed"
@@ -142,9 +142,9 @@ def test_a_missed_kpi_opens_an_alert_and_a_retraining_proposal_linked_to_it(db, 
     assert _inbox(db, "omar", kind="retraining")
 
     with pytest.raises(PermissionDenied):
-        monitoring.decide_proposal(db, actor=people["data_scientist"], proposal_id=p.id, approve=True)
+        retraining.decide_proposal(db, actor=people["data_scientist"], proposal_id=p.id, approve=True)
     with pytest.raises(ValidationError, match="why"):
-        monitoring.decide_proposal(db, actor=people["ops"], proposal_id=p.id, approve=False)
+        retraining.decide_proposal(db, actor=people["ops"], proposal_id=p.id, approve=False)
 
 
 def test_a_retraining_proposal_uses_the_newest_validated_dataset_version(db, people):
@@ -159,7 +159,7 @@ def test_a_retraining_proposal_uses_the_newest_validated_dataset_version(db, peo
 
     monitoring.run_monitor(db, deployment_name="churn")
 
-    p = monitoring.list_proposals(db)[0]
+    p = retraining.list_proposals(db)[0]
     assert p.dataset_version_id == newer.id != world.dataset_version_id
 
 
@@ -170,16 +170,16 @@ def test_approving_a_proposal_queues_a_run_linked_back_to_the_alert(db, people):
     _configure(db, people, world, retraining_policy="propose")
     log_traffic(db, world, customers(300, seed=5, drift=1.0))
     monitoring.run_monitor(db, deployment_name="churn")
-    p = monitoring.list_proposals(db)[0]
+    p = retraining.list_proposals(db)[0]
 
-    decided = monitoring.decide_proposal(db, actor=people["ops"], proposal_id=p.id, approve=True, note="go")
+    decided = retraining.decide_proposal(db, actor=people["ops"], proposal_id=p.id, approve=True, note="go")
 
     assert decided.state == "training" and decided.decided_by == "omar" and decided.run_id is not None
     run = experiments.get_run(db, decided.run_id)
     assert run.triggered_by_alert_id == p.alert_id
     assert run.dataset_version_id == world.dataset_version_id
     with pytest.raises(Conflict):
-        monitoring.decide_proposal(db, actor=people["ops"], proposal_id=p.id, approve=True)
+        retraining.decide_proposal(db, actor=people["ops"], proposal_id=p.id, approve=True)
 
 
 def test_the_automatic_policy_queues_the_retraining_run_at_once(db, people):
@@ -195,7 +195,7 @@ def test_the_automatic_policy_queues_the_retraining_run_at_once(db, people):
     alert = monitoring.list_alerts(db, kind="drift")[0]
     run = experiments.get_run(db, summary["runs_queued"][0])
     assert run.triggered_by_alert_id == alert.id
-    p = monitoring.list_proposals(db, alert_id=alert.id)[0]
+    p = retraining.list_proposals(db, alert_id=alert.id)[0]
     assert (p.state, p.policy, p.run_id) == ("training", "automatic", run.id)
 
 
@@ -411,7 +411,7 @@ def test_a_finished_retraining_run_that_passes_the_gates_becomes_a_challenger_aw
 
     monitoring.run_monitor(db, deployment_name="churn")  # each check first moves retraining runs on
 
-    p = monitoring.list_proposals(db)[0]
+    p = retraining.list_proposals(db)[0]
     assert p.run_id == run_id and p.model_version_id is not None
     assert p.state == "challenger", p.note
     request_id = p.gate_summary["request_id"]

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from sklearn.metrics import roc_auc_score
 
 from mlops_core.demo_data import make_customers
+from mlops_core.monitoring.figures import performance_metrics
 from mlops_core.serving.app import create_app
 from mlops_core.serving.fastpath import compile_fast_path, verify_fast_path
 from mlops_core.serving.schema import RecordValidator, frame_to_records, probe_records
@@ -51,7 +52,7 @@ def test_the_positive_class_follows_the_monitoring_rule():
     assert predictions.positive_index(object()) is None  # regressor
     # monitoring counts the same class as positive
     rows = [("churn", "churn", 0.0), ("stay", "churn", 0.0), ("stay", "stay", 0.0)]
-    assert monitoring.performance_metrics("classification", rows)["recall"] == pytest.approx(0.5)
+    assert performance_metrics("classification", rows)["recall"] == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("algorithm", ["logistic_regression", "random_forest"])

@@ -8,7 +8,8 @@ import pytest
 from sklearn import metrics as skm
 
 from mlops_core.models.monitoring import AlertPublic
-from mlops_core.services.monitoring import label_figures, performance_metrics, webhook_body
+from mlops_core.monitoring.figures import label_figures, performance_metrics
+from mlops_core.services.monitoring import webhook_body
 
 
 def _labelled(preds, labels, delays=None):

@@ -1,0 +1,149 @@
+"""Read-only views for the monitoring pages: the overview lights, drift over time, live health.
+
+All straight from SQL over the stored checks and the prediction log; nothing is recomputed.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlmodel import col, func, select
+
+from ...db import Database, utcnow
+from ...models.deployments import Deployment, Prediction
+from ...models.monitoring import Alert, MonitorCheck, MonitorCheckColumn
+from ...monitoring.figures import finite
+from .._common import aware, deployment_by_name
+
+
+def drift_history(db: Database, *, deployment_name: str, limit: int = 200) -> list[dict[str, Any]]:
+    """Per-column drift of the latest checks, straight from the stored scores (nothing recomputed)."""
+    with db.read() as s:
+        dep = deployment_by_name(s, deployment_name)
+        ids = s.exec(select(MonitorCheck.id).where(MonitorCheck.deployment_id == dep.id)
+                     .order_by(col(MonitorCheck.started_at).desc()).limit(limit)).all()
+        if not ids:
+            return []
+        rows = s.exec(select(MonitorCheck.id, MonitorCheck.window_end, MonitorCheckColumn.column,
+                             MonitorCheckColumn.method, MonitorCheckColumn.score, MonitorCheckColumn.threshold,
+                             MonitorCheckColumn.drifted)
+                      .join(MonitorCheckColumn, col(MonitorCheckColumn.check_id) == MonitorCheck.id)
+                      .where(col(MonitorCheck.id).in_(ids)).order_by(MonitorCheck.window_end)).all()
+        return [{"check_id": r[0], "at": aware(r[1]), "column": r[2], "method": r[3], "score": r[4],
+                 "threshold": r[5], "drifted": bool(r[6])} for r in rows]
+
+
+@dataclass
+class DeploymentStatus:
+    """One row of the monitoring overview (traffic lights)."""
+
+    deployment: str
+    environment: str
+    model_version_id: int | None
+    last_check_at: datetime | None
+    drift: str      # green | amber | red | grey
+    kpis: str
+    health: str
+    open_alerts: int
+    n_rows: int
+    drift_share: float | None
+    kpi_status: str
+    error_rate: float | None
+    latency_p95_ms: float | None
+
+
+def overview(db: Database) -> list[DeploymentStatus]:
+    """Every deployment with its latest check and open alerts, in a handful of SQL queries."""
+    with db.read() as s:
+        deps = s.exec(select(Deployment).order_by(Deployment.name)).all()
+        latest_ids = s.exec(select(func.max(MonitorCheck.id)).group_by(MonitorCheck.deployment_id)).all()
+        latest = {c.deployment_id: c for c in s.exec(select(MonitorCheck).where(col(MonitorCheck.id).in_(
+            [i for i in latest_ids if i is not None]))).all()} if latest_ids else {}
+        open_counts = dict(s.exec(select(Alert.deployment_id, func.count()).where(col(Alert.state) != "resolved")
+                                  .group_by(Alert.deployment_id)).all())
+        out = []
+        for d in deps:
+            c = latest.get(d.id)
+            if c is None:
+                drift = kpis = health = "grey"
+            else:
+                drift = "grey" if c.dataset_drifted is None else ("red" if c.dataset_drifted else (
+                    "amber" if (c.n_drifted_columns or 0) > 0 else "green"))
+                kpis = {"met": "green", "warning": "amber", "missed": "red"}.get(c.kpi_status, "grey")
+                health = {"ok": "green", "breach": "red"}.get(c.health_status, "grey")
+            out.append(DeploymentStatus(
+                deployment=d.name, environment=d.environment, model_version_id=d.model_version_id,
+                last_check_at=aware(c.started_at) if c else None, drift=drift, kpis=kpis, health=health,
+                open_alerts=int(open_counts.get(d.id, 0)), n_rows=c.n_rows if c else 0,
+                drift_share=c.drift_share if c else None, kpi_status=c.kpi_status if c else "unknown",
+                error_rate=(c.health or {}).get("error_rate") if c else None,
+                latency_p95_ms=(c.health or {}).get("latency_p95_ms") if c else None))
+        return out
+
+
+def live_health(db: Database, *, deployment_name: str, hours: int = 24, buckets: int = 24) -> list[dict[str, Any]]:
+    """Volume, error rate and p95 latency per time bucket over the last `hours` (the live chart).
+
+    The bucket of each prediction is computed in SQL from its timestamp. Postgres then groups and takes the
+    percentile in SQL (a few dozen rows come back); SQLite, which has no percentile function, streams
+    (bucket, error flag, latency) through Core into numpy — no ORM rows, no datetime parsing per row."""
+    end = utcnow()
+    start = end - timedelta(hours=hours)
+    width_s = hours * 3600.0 / buckets
+    with db.read() as s:
+        dep = deployment_by_name(s, deployment_name)
+        conn = s.connection()
+        if conn.dialect.name == "postgresql":
+            conds = (Prediction.deployment_id == dep.id, Prediction.created_at >= start)
+            is_err = sa.case((Prediction.status != "ok", 1), else_=0)
+            # timestamps are stored as UTC without a zone: epoch of the nominal value = UTC epoch
+            bucket = sa.func.floor((sa.extract("epoch", Prediction.created_at) - start.timestamp()) / width_s)
+            rows = conn.execute(select(bucket, func.count(), func.sum(is_err),
+                                       sa.func.percentile_cont(0.95).within_group(Prediction.latency_ms))
+                                .where(*conds).group_by(bucket)).all()
+            out = _empty_buckets(start, width_s, buckets)
+            for b, n, n_err, p95 in rows:
+                o = out[min(buckets - 1, max(0, int(b)))]
+                o["volume"] += int(n)
+                o["errors"] += int(n_err or 0)
+                p = finite(p95)  # (two groups share a bucket only when clamped at the edges: keep the worse)
+                if p is not None:
+                    o["latency_p95_ms"] = p if o["latency_p95_ms"] is None else max(o["latency_p95_ms"], p)
+        else:
+            # julianday() of the stored UTC text (2440587.5 is the Julian day of the Unix epoch); read with the
+            # driver's cursor, as _sqlite_latencies does: SQLAlchemy's per-row result objects would dominate.
+            to_db = conn.dialect.type_descriptor(sa.DateTime()).bind_processor(conn.dialect) or (lambda v: v)
+            cur = conn.connection.driver_connection.cursor()
+            try:
+                cur.execute("SELECT CAST(((julianday(created_at) - 2440587.5) * 86400.0 - ?) / ? AS INTEGER), "
+                            "status != 'ok', latency_ms FROM predictions WHERE deployment_id = ? AND created_at >= ?",
+                            [start.timestamp(), width_s, dep.id, to_db(start)])
+                rows = cur.fetchall()
+            finally:
+                cur.close()
+            out = _empty_buckets(start, width_s, buckets)
+            if rows:
+                arr = np.fromiter(itertools.chain.from_iterable(rows), dtype=float, count=3 * len(rows)).reshape(-1, 3)
+                b = np.clip(arr[:, 0].astype(np.int64), 0, buckets - 1)
+                volume = np.bincount(b, minlength=buckets)
+                errors = np.bincount(b, weights=arr[:, 1], minlength=buckets)
+                order = np.lexsort((arr[:, 2], b))
+                lat_sorted, b_sorted = arr[order, 2], b[order]
+                bounds = np.searchsorted(b_sorted, np.arange(buckets + 1))
+                for i in range(buckets):
+                    out[i]["volume"] = int(volume[i])
+                    out[i]["errors"] = int(errors[i])
+                    if bounds[i + 1] > bounds[i]:
+                        out[i]["latency_p95_ms"] = float(np.percentile(lat_sorted[bounds[i]:bounds[i + 1]], 95))
+    for o in out:
+        o["error_rate"] = o["errors"] / o["volume"] if o["volume"] else None
+    return out
+
+
+def _empty_buckets(start: datetime, width_s: float, buckets: int) -> list[dict[str, Any]]:
+    return [{"start": start + timedelta(seconds=i * width_s), "volume": 0, "errors": 0, "latency_p95_ms": None}
+            for i in range(buckets)]

@@ -1,0 +1,265 @@
+"""The kinds of check a monitor runs, one object each: what it measures and when it alerts.
+
+Every check first reads the shared figures of its window (health, labels, performance: see
+`checks._compute_check`); then each kind in `CHECKS`, in order,
+- `validate(values)`: refuses a bad setting of its `fields` (the Monitor columns that configure it);
+- `measure(db, monitor, dep, figures)`: adds its own figures (drift adds "drift", kpi adds "kpis");
+- `breaches(monitor, dep, check, figures, base)`: what it found that should raise an alert.
+
+To add a check: one new object in this file (and, when it needs a new setting, that Monitor column).
+The order of `CHECKS` is the order of validation messages, of alerts raised by one check and so of
+which alert starts a retraining.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+
+from ...db import Database
+from ...errors import ValidationError
+from ...models.monitoring import Monitor, MonitorCheck
+from ...monitoring.figures import finite
+from .. import usecases
+from .alerts import Breach
+from .windows import align, load_window_frame, reference_frame
+
+log = logging.getLogger(__name__)
+
+# Fewer labelled predictions than this in a window: metrics are shown but KPIs stay "unknown"
+# (a handful of labels says nothing and would only raise noisy alerts).
+MIN_LABELLED_FOR_KPIS = 20
+# Fewer rows than this in a window: no drift verdict (evidently's tests need some data).
+MIN_ROWS_FOR_DRIFT = 10
+
+
+class CheckKind:
+    """One kind of check; subclasses override what they need (the defaults measure and raise nothing)."""
+
+    kind = ""                       # the alert kind its breaches raise
+    fields: tuple[str, ...] = ()    # Monitor columns that configure it
+    retrains = False                # a new alert of this kind starts retraining (per the monitor's policy)
+    health = False                  # a breach makes the check's health status "breach"
+
+    def validate(self, values: dict[str, Any]) -> None:
+        """Raise ValidationError for a bad value of one of `fields`."""
+
+    def measure(self, db: Database, monitor: Monitor, dep, figures: dict[str, Any]) -> None:
+        """Add this kind's figures to `figures` (no writes)."""
+
+    def breached(self, monitor: Monitor, figures: dict[str, Any]) -> bool:
+        """Whether the figures cross this kind's threshold."""
+        return False
+
+    def breaches(self, monitor: Monitor, dep, check: MonitorCheck, figures: dict[str, Any],
+                 base: dict[str, Any]) -> list[Breach]:
+        """The alerts to raise (`base`: deployment, monitor, check and link fields every breach carries)."""
+        return []
+
+
+class DriftCheck(CheckKind):
+    """Data drift of the window's inputs (and predictions) against the model's training reference."""
+
+    kind = "drift"
+    fields = ("columns", "method_overrides", "threshold_overrides", "drift_share")
+    retrains = True
+
+    def validate(self, values: dict[str, Any]) -> None:
+        if not 0.0 < float(values["drift_share"]) <= 1.0:
+            raise ValidationError("drift share must be in (0, 1]: the share of drifted columns that makes the "
+                                  "dataset drifted")
+        # the drift module imports scipy: loaded when a monitor is configured, not with every page
+        from ...monitoring.drift import SUPPORTED_METHODS
+
+        for column, method in (values["method_overrides"] or {}).items():
+            if method not in SUPPORTED_METHODS:
+                raise ValidationError(f"drift method {method!r} for column {column!r} is not supported; "
+                                      f"use one of {', '.join(SUPPORTED_METHODS)}")
+        for column, thr in (values["threshold_overrides"] or {}).items():
+            if finite(thr) is None:
+                raise ValidationError(f"the drift threshold of column {column!r} must be a number (got {thr!r})")
+
+    def measure(self, db: Database, monitor: Monitor, dep, figures: dict[str, Any]) -> None:
+        # scipy again (see validate): only a worker running a check pays for it
+        from ...monitoring import detect_drift
+
+        out = figures
+        out["drift"] = None
+        if out["health"]["volume"] == 0:
+            out["status"] = "no_data"
+            return
+        if dep.model_version_id is None:
+            out["status"] = "failed"
+            out["error"] = f"deployment {dep.name} serves no model version yet, so there is no training reference"
+            return
+        try:
+            ref, ref_pred, ref_version = reference_frame(db, model_version_id=dep.model_version_id)
+        except Exception as exc:  # noqa: BLE001 - a check without reference still stores health and performance
+            out["status"] = "failed"
+            out["error"] = f"could not load the training reference: {exc}"[:2000]
+            return
+        out["reference_dataset_version_id"] = ref_version
+        out["n_reference_rows"] = len(ref)
+        with db.read() as s:
+            cur = load_window_frame(s, deployment_id=dep.id, window=out["window"], columns=list(ref.columns))
+        out["unreadable_rows"] = cur.attrs.get("unreadable_rows", 0)
+        if len(cur) < MIN_ROWS_FOR_DRIFT:
+            out["status"] = "ok"
+            out["drift_note"] = f"only {len(cur)} rows in the window: at least {MIN_ROWS_FOR_DRIFT} are needed for drift"
+            return
+        current = align(cur.drop(columns="__prediction__"), ref)
+        columns = [c for c in (monitor.columns or list(ref.columns)) if c in ref.columns]
+        methods = {k: v for k, v in (monitor.method_overrides or {}).items() if k in columns}
+        thresholds = {k: float(v) for k, v in (monitor.threshold_overrides or {}).items() if k in columns}
+        try:
+            result = detect_drift(ref, current, columns=columns, stattest_overrides=methods or None,
+                                  threshold_overrides=thresholds or None, drift_share=monitor.drift_share)
+        except ValueError as exc:
+            out["status"] = "failed"
+            out["error"] = f"drift could not be computed: {exc}"[:2000]
+            return
+        drift = result.to_dict()
+        drift["prediction"] = None
+        if ref_pred is not None:
+            ref_s = pd.Series(ref_pred)
+            cur_s = pd.Series(list(cur["__prediction__"]))
+            if ref_s.dtype.kind in "fiub" and pd.api.types.is_numeric_dtype(cur_s):
+                cur_s = cur_s.astype(ref_s.dtype if cur_s.notna().all() else float)
+            else:
+                ref_s, cur_s = ref_s.astype(str).astype(object), cur_s.astype(str).astype(object)
+            try:
+                pr = detect_drift(pd.DataFrame({"prediction": ref_s}), pd.DataFrame({"prediction": cur_s}))
+                drift["prediction"] = pr.columns["prediction"].to_dict() if "prediction" in pr.columns else None
+            except (ValueError, TypeError) as exc:
+                log.info("prediction drift skipped: %s", exc)
+        out["drift"] = drift
+
+    def breaches(self, monitor, dep, check, figures, base):
+        drift = figures.get("drift")
+        if not (drift and drift.get("dataset_drifted")):
+            return []
+        cols = [c for c, v in drift["columns"].items() if v["drifted"]]
+        return [Breach(kind="drift", severity="warning", key=f"drift:{dep.id}:{monitor.id}",
+                       title=f"Data drift on {dep.name}: {len(cols)} of {drift['number_of_columns']} columns drifted",
+                       detail=f"drifted columns: {', '.join(cols)} (share {drift['drift_share']:.0%} >= "
+                              f"{drift['drift_share_threshold']:.0%}) over {check.n_rows:,} predictions "
+                              f"against the training data.",
+                       evidence={"check_id": check.id, "drifted_columns": cols,
+                                 "drift_share": drift["drift_share"]}, **base)]
+
+
+class KpiCheck(CheckKind):
+    """The use case's model KPIs evaluated on the window's labelled predictions."""
+
+    kind = "kpi_missed"
+    fields = ("watch_kpis",)
+    retrains = True
+
+    def measure(self, db: Database, monitor: Monitor, dep, figures: dict[str, Any]) -> None:
+        figures["kpis"] = []
+        if monitor.use_case_id is None:
+            return
+        n_labelled = figures["performance"]["n_labelled"]
+        for c in usecases.evaluate_metrics(db, monitor.use_case_id, figures["performance"]["metrics"]):
+            if monitor.watch_kpis and c.kpi.name not in monitor.watch_kpis:
+                continue
+            status = c.status if n_labelled >= MIN_LABELLED_FOR_KPIS else "unknown"
+            figures["kpis"].append({"kpi_id": c.kpi.id, "name": c.kpi.name, "metric": c.kpi.metric,
+                                    "direction": c.kpi.direction, "target": c.kpi.target, "warning": c.kpi.warning,
+                                    "value": c.value, "status": status})
+
+    def breaches(self, monitor, dep, check, figures, base):
+        return [Breach(kind="kpi_missed", severity="critical", key=f"kpi_missed:{dep.id}:{k['name']}",
+                       title=f"KPI missed on {dep.name}: {k['name']} = {k['value']:.3f} "
+                             f"(target {k['direction']} {k['target']:g})",
+                       detail=f"{k['metric']} on {figures['performance']['n_labelled']:,} labelled predictions "
+                              f"is {k['value']:.4f}; the use case needs {k['direction']} {k['target']:g}.",
+                       evidence={"check_id": check.id, "kpi": k}, **base)
+                for k in figures.get("kpis") or [] if k["status"] == "missed"]
+
+
+class ErrorRateCheck(CheckKind):
+    """The share of failed requests in the window."""
+
+    kind = "error_rate"
+    fields = ("max_error_rate",)
+    health = True
+
+    def validate(self, values: dict[str, Any]) -> None:
+        if values["max_error_rate"] is not None and not 0 <= float(values["max_error_rate"]) <= 1:
+            raise ValidationError("the error-rate threshold is a share between 0 and 1 (e.g. 0.05 for 5 %)")
+
+    def breached(self, monitor, figures):
+        h = figures["health"]
+        return monitor.max_error_rate is not None and h["error_rate"] is not None \
+            and h["error_rate"] > monitor.max_error_rate
+
+    def breaches(self, monitor, dep, check, figures, base):
+        if not self.breached(monitor, figures):
+            return []
+        h = figures["health"]
+        return [Breach(kind="error_rate", severity="critical", key=f"error_rate:{dep.id}",
+                       title=f"Error rate on {dep.name} is {h['error_rate']:.1%} (limit {monitor.max_error_rate:.1%})",
+                       detail=f"{h['errors']:,} of {h['volume']:,} requests in the window failed.",
+                       evidence={"check_id": check.id, "health": h}, **base)]
+
+
+class LatencyCheck(CheckKind):
+    """The p95 latency of the window's requests."""
+
+    kind = "latency"
+    fields = ("max_latency_p95_ms",)
+    health = True
+
+    def validate(self, values: dict[str, Any]) -> None:
+        if values["max_latency_p95_ms"] is not None and float(values["max_latency_p95_ms"]) <= 0:
+            raise ValidationError("the p95 latency threshold must be a positive number of milliseconds")
+
+    def breached(self, monitor, figures):
+        h = figures["health"]
+        return monitor.max_latency_p95_ms is not None and h["latency_p95_ms"] is not None \
+            and h["latency_p95_ms"] > monitor.max_latency_p95_ms
+
+    def breaches(self, monitor, dep, check, figures, base):
+        if not self.breached(monitor, figures):
+            return []
+        h = figures["health"]
+        return [Breach(kind="latency", severity="warning", key=f"latency:{dep.id}",
+                       title=f"p95 latency on {dep.name} is {h['latency_p95_ms']:.0f} ms "
+                             f"(limit {monitor.max_latency_p95_ms:.0f} ms)",
+                       detail=f"p50 {h['latency_p50_ms']:.0f} ms, p95 {h['latency_p95_ms']:.0f} ms, "
+                              f"p99 {h['latency_p99_ms']:.0f} ms over {h['volume']:,} requests.",
+                       evidence={"check_id": check.id, "health": h}, **base)]
+
+
+class LabelCoverageCheck(CheckKind):
+    """The share of the window's predictions whose late label has arrived."""
+
+    kind = "label_coverage"
+    fields = ("min_label_coverage",)
+
+    def validate(self, values: dict[str, Any]) -> None:
+        if values["min_label_coverage"] is not None and not 0 <= float(values["min_label_coverage"]) <= 1:
+            raise ValidationError("the label-coverage threshold is a share between 0 and 1")
+
+    def breached(self, monitor, figures):
+        lab = figures["labels"]
+        return monitor.min_label_coverage is not None and lab["coverage"] is not None \
+            and lab["coverage"] < monitor.min_label_coverage
+
+    def breaches(self, monitor, dep, check, figures, base):
+        if not self.breached(monitor, figures):
+            return []
+        lab = figures["labels"]
+        return [Breach(kind="label_coverage", severity="info", key=f"label_coverage:{dep.id}",
+                       title=f"Label coverage on {dep.name} is {lab['coverage']:.0%} "
+                             f"(expected at least {monitor.min_label_coverage:.0%})",
+                       detail=f"{lab['n_unlabelled']:,} predictions in the window have no label yet; "
+                              "performance figures rest on the labelled ones only.",
+                       evidence={"check_id": check.id, "labels": lab}, **base)]
+
+
+CHECKS: list[CheckKind] = [DriftCheck(), KpiCheck(), ErrorRateCheck(), LatencyCheck(), LabelCoverageCheck()]
+# Alert kinds that start the retraining loop when newly opened.
+RETRAINING_KINDS = frozenset(k.kind for k in CHECKS if k.retrains)

@@ -1,0 +1,269 @@
+"""The window of logged predictions a check looks at, read straight from SQL.
+
+Health figures (volume, error rate, latency percentiles), labelled rows, the window's inputs as a
+DataFrame, and the training reference they are compared with. Reads only: no writes, no alerts.
+Everything is aggregated in SQL or streamed through Core/the driver's cursor into numpy: on a million
+rows the per-row cost of ORM objects would dominate the check.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import sqlalchemy as sa
+from sqlmodel import Session, col, func, select
+
+from ... import artifacts
+from ...db import Database
+from ...errors import ValidationError
+from ...models.deployments import Prediction
+from ...models.experiments import ModelVersion
+from ...monitoring.figures import finite, prediction_value
+from .. import datasets, registry
+from .._common import aware, get_or_404
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Window:
+    """A span of logged predictions: from `start` (None: since the first) to `end`, both included."""
+
+    start: datetime | None
+    end: datetime
+
+
+def window_bounds(s: Session, *, deployment_id: int, kind: str, size: int, as_of: datetime) -> Window:
+    """The time span of the window ending at `as_of`: the last `size` predictions or hours."""
+    if kind == "last_hours":
+        return Window(start=as_of - timedelta(hours=int(size)), end=as_of)
+    nth = s.exec(
+        select(Prediction.created_at)
+        .where(Prediction.deployment_id == deployment_id, Prediction.created_at <= as_of)
+        .order_by(col(Prediction.created_at).desc()).offset(int(size) - 1).limit(1)
+    ).first()
+    return Window(start=aware(nth), end=as_of)
+
+
+def _window_conds(deployment_id: int, window: Window):
+    conds = [Prediction.deployment_id == deployment_id, Prediction.created_at <= window.end]
+    if window.start is not None:
+        conds.append(Prediction.created_at >= window.start)
+    return conds
+
+
+# Stands for a logged JSON text that cannot be decoded (see _loads_many).
+UNREADABLE = object()
+
+
+def _loads_many(texts: list[str | None], empty: str = "null") -> tuple[list[Any], int]:
+    """Decode many JSON texts at once (one parse of a joined array is much faster than one per row).
+
+    Returns (values, number unreadable). A text orjson refuses (a lone surrogate such as "\\ud800", logged
+    before the API refused them, or any damage) becomes UNREADABLE instead of failing the whole batch: one
+    bad row once stopped every later check of its deployment. Callers skip those rows and say so."""
+    joined = "[" + ",".join(t if t is not None else empty for t in texts) + "]"
+    try:
+        return orjson.loads(joined), 0
+    except orjson.JSONDecodeError:
+        pass
+    out: list[Any] = []
+    bad = 0
+    for t in texts:
+        try:
+            out.append(orjson.loads(t if t is not None else empty))
+        except orjson.JSONDecodeError:
+            out.append(UNREADABLE)
+            bad += 1
+    if bad:
+        log.warning("%d logged prediction row(s) are not valid JSON and were skipped", bad)
+    return out, bad
+
+
+def _sqlite_latencies(conn, deployment_id: int, window: Window):
+    """The window's latencies as a numpy array, read with the driver's cursor: for a million rows the
+    per-row cost of SQLAlchemy's result objects would dominate the whole health check."""
+    to_db = conn.dialect.type_descriptor(sa.DateTime()).bind_processor(conn.dialect) or (lambda v: v)
+    sql = "SELECT latency_ms FROM predictions WHERE deployment_id = ? AND created_at <= ?"
+    params: list[Any] = [deployment_id, to_db(window.end)]
+    if window.start is not None:
+        sql += " AND created_at >= ?"
+        params.append(to_db(window.start))
+    cur = conn.connection.driver_connection.cursor()
+    try:
+        cur.execute(sql, params)
+        rows = cur.fetchall()
+    finally:
+        cur.close()
+    return np.fromiter(itertools.chain.from_iterable(rows), dtype=float, count=len(rows))
+
+
+def health_figures(s: Session, *, deployment_id: int, window: Window) -> dict[str, Any]:
+    """Volume, error rate and latency percentiles of one window.
+
+    Postgres aggregates everything in SQL (percentile_cont). SQLite has no percentile function: it
+    streams the two small columns of the window (status flag, latency) through Core — not the ORM —
+    into numpy, which interpolates percentiles the same way as percentile_cont.
+    """
+    conds = _window_conds(deployment_id, window)
+    conn = s.connection()
+    first, last = conn.execute(select(func.min(Prediction.created_at), func.max(Prediction.created_at))
+                               .where(*conds)).one()
+    if conn.dialect.name == "postgresql":
+        n, n_err, mean_lat, p50, p95, p99 = conn.execute(select(
+            func.count(), func.sum(sa.case((Prediction.status != "ok", 1), else_=0)), func.avg(Prediction.latency_ms),
+            *[sa.func.percentile_cont(q).within_group(Prediction.latency_ms) for q in (0.5, 0.95, 0.99)])
+            .where(*conds)).one()
+        n, n_err = int(n or 0), int(n_err or 0)
+        p50, p95, p99, mean_lat = finite(p50), finite(p95), finite(p99), finite(mean_lat)
+    else:
+        n, n_err, mean_lat = conn.execute(select(
+            func.count(), func.sum(sa.case((Prediction.status != "ok", 1), else_=0)), func.avg(Prediction.latency_ms))
+            .where(*conds)).one()
+        n, n_err, mean_lat = int(n or 0), int(n_err or 0), finite(mean_lat)
+        p50 = p95 = p99 = None
+        if n:
+            lat = _sqlite_latencies(conn, deployment_id, window)
+            p50, p95, p99 = (float(v) for v in np.percentile(lat, [50, 95, 99]))
+    first, last = aware(first), aware(last)
+    span_h = ((last - first).total_seconds() / 3600.0) if (first and last and last > first) else None
+    return {
+        "volume": n,
+        "errors": n_err,
+        "error_rate": (n_err / n) if n else None,
+        "latency_mean_ms": mean_lat,
+        "latency_p50_ms": p50,
+        "latency_p95_ms": p95,
+        "latency_p99_ms": p99,
+        "first_at": first.isoformat() if first else None,
+        "last_at": last.isoformat() if last else None,
+        "per_hour": (n / span_h) if span_h else None,
+    }
+
+
+def _delay_seconds(dialect: str):
+    if dialect == "postgresql":
+        return sa.func.extract("epoch", Prediction.labelled_at - Prediction.created_at)
+    return (sa.func.julianday(Prediction.labelled_at) - sa.func.julianday(Prediction.created_at)) * 86400.0
+
+
+def _labelled_rows(s: Session, deployment_id: int,
+                   window: Window) -> tuple[int, list[tuple[Any, Any, float]], int]:
+    """(number of ok predictions in the window, [(prediction, label, delay seconds)] of those whose label
+    had arrived by the end of the window, number of labelled rows skipped as unreadable JSON).
+    JSON comes back as text and is decoded in one go. A prediction
+    logged with a score (a binary classifier's positive-class probability) comes as
+    {"prediction": value, "score": probability}, which `performance_metrics` turns into roc_auc."""
+    conds = _window_conds(deployment_id, window) + [Prediction.status == "ok"]
+    conn = s.connection()
+    n_ok = int(conn.execute(select(func.count()).select_from(Prediction).where(*conds)).scalar() or 0)
+    rows = conn.execute(select(sa.cast(Prediction.prediction, sa.Text), sa.cast(Prediction.label, sa.Text),
+                               _delay_seconds(conn.dialect.name), Prediction.score)
+                        .where(*conds, col(Prediction.labelled_at).is_not(None),
+                               Prediction.labelled_at <= window.end)).all()
+    if not rows:
+        return n_ok, [], 0
+    preds, bad_p = _loads_many([r[0] for r in rows])
+    labels, bad_l = _loads_many([r[1] for r in rows])
+    out = [(p if r[3] is None else {"prediction": p, "score": r[3]}, lab, float(r[2] or 0.0))
+           for p, lab, r in zip(preds, labels, rows)
+           if lab is not None and p is not UNREADABLE and lab is not UNREADABLE]
+    skipped = sum(1 for p, lab in zip(preds, labels) if p is UNREADABLE or lab is UNREADABLE) if bad_p or bad_l else 0
+    return n_ok, out, skipped
+
+
+def load_window_frame(s: Session, *, deployment_id: int, window: Window, columns: list[str] | None = None):
+    """The window's logged inputs (ok rows) as a DataFrame, plus a "__prediction__" column.
+
+    The JSON text is read without per-row decoding and parsed in one go: on 100k rows this is
+    several times faster than letting the driver decode each row. Rows whose JSON cannot be decoded are
+    left out; their number is in ``frame.attrs["unreadable_rows"]``.
+    """
+    conds = _window_conds(deployment_id, window) + [Prediction.status == "ok"]
+    rows = s.connection().execute(select(sa.cast(Prediction.inputs, sa.Text), sa.cast(Prediction.prediction, sa.Text))
+                                  .where(*conds)).all()
+    if not rows:
+        return pd.DataFrame(columns=(columns or []) + ["__prediction__"])
+    inputs, bad_i = _loads_many([r[0] for r in rows], empty="{}")
+    preds, bad_p = _loads_many([r[1] for r in rows])
+    skipped = 0
+    if bad_i or bad_p:
+        keep = [i is not UNREADABLE and p is not UNREADABLE and isinstance(i, dict) for i, p in zip(inputs, preds)]
+        skipped = keep.count(False)
+        inputs = [i for i, k in zip(inputs, keep) if k]
+        preds = [p for p, k in zip(preds, keep) if k]
+    frame = pd.DataFrame.from_records(inputs, columns=columns)
+    frame["__prediction__"] = [prediction_value(p) for p in preds]
+    frame.attrs["unreadable_rows"] = skipped
+    return frame
+
+
+_REFERENCE_CACHE: dict[tuple[str, str, int, int], Any] = {}
+
+
+def reference_frame(db: Database, *, model_version_id: int):
+    """(training frame restricted to the model's inputs, reference predictions or None, dataset version id).
+
+    Cached per process: dataset versions and model versions are immutable.
+    """
+    with db.read() as s:
+        mv = get_or_404(s, ModelVersion, model_version_id, "model version")
+        dataset_version_id = mv.dataset_version_id
+        schema = list(mv.input_schema or [])
+    # Ids repeat across workspaces (databases) served by one process: key by database and store too.
+    key = (db.url, artifacts.store_id(), model_version_id, dataset_version_id or 0)
+    if key in _REFERENCE_CACHE:
+        return _REFERENCE_CACHE[key]
+    if dataset_version_id is None:
+        raise ValidationError(f"model version {model_version_id} has no training dataset version, so there is "
+                              "nothing to compare live inputs with; register models from runs on a dataset version")
+    frame = datasets.load_frame(db, dataset_version_id)
+    names = [c["name"] for c in schema if c.get("name") in frame.columns] or [c for c in frame.columns]
+    ref = frame[names].reset_index(drop=True)
+    ref_pred = None
+    try:
+        model = registry.load_model(db, model_version_id)
+        sample = ref if len(ref) <= 50_000 else ref.sample(50_000, random_state=0)
+        ref_pred = list(model.predict(sample))
+    except Exception as exc:  # noqa: BLE001 - prediction drift is optional; data drift still runs
+        log.warning("no reference predictions for model version %s: %s", model_version_id, exc)
+    out = (ref, ref_pred, dataset_version_id)
+    if len(_REFERENCE_CACHE) > 16:
+        _REFERENCE_CACHE.clear()
+    _REFERENCE_CACHE[key] = out
+    return out
+
+
+def align(current, reference):
+    """Give the window's columns the reference's dtypes (JSON loses them: 3.0 arrives as 3)."""
+    cur = current.copy()
+    for c in reference.columns:
+        if c not in cur.columns:
+            cur[c] = pd.Series([None] * len(cur), dtype=reference[c].dtype if reference[c].dtype.kind in "fO" else object)
+            continue
+        rd = reference[c].dtype
+        if cur[c].dtype == rd and rd.kind != "O":
+            continue
+        try:
+            if rd.kind == "f":
+                cur[c] = pd.to_numeric(cur[c], errors="coerce").astype(rd)
+            elif rd.kind in "iu":
+                num = pd.to_numeric(cur[c], errors="coerce")
+                cur[c] = num.astype(rd) if num.notna().all() else num.astype(float)
+            elif rd.kind == "b":
+                if cur[c].notna().all():
+                    cur[c] = cur[c].astype(bool)
+            elif rd.kind == "O" or str(rd) in ("string", "category"):
+                if cur[c].dtype.kind != "O":
+                    cur[c] = cur[c].astype(object).where(cur[c].notna(), None)
+                if str(rd) == "category":
+                    cur[c] = cur[c].astype("category")
+        except (TypeError, ValueError):
+            pass
+    return cur[list(reference.columns)]
