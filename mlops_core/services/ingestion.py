@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..jobs import JobContext
+from .datasets import run_ingestion_source
 
-def run_ingestion(ctx) -> dict[str, Any]:
-    from .datasets import run_ingestion_source
 
+def run_ingestion(ctx: JobContext) -> dict[str, Any]:
     source_id = ctx.payload.get("source_id")
     if source_id is None:
         raise ValueError("an ingest job needs payload {'source_id': <id>}")
@@ -20,5 +21,5 @@ def run_ingestion(ctx) -> dict[str, Any]:
         ctx.check_cancelled()
         ctx.progress(fraction, message)
 
-    run = run_ingestion_source(ctx.db, source_id=int(source_id), job_id=getattr(ctx, "job_id", None), progress=progress)
+    run = run_ingestion_source(ctx.db, source_id=int(source_id), job_id=ctx.job_id, progress=progress)
     return {"run_id": run.id, "status": run.status, "version_id": run.version_id}
