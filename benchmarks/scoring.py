@@ -87,8 +87,8 @@ def in_process_floor(db, mv_id: int, record: dict) -> tuple[float, float, float]
     """ms per one-record predict: scikit-learn Pipeline.predict, the serving fast path (label), and the
     fast path with the positive-class score (what the service runs for a binary classifier)."""
     from mlops_core.services import deployments
-    from mlops_core.services.predictions import positive_index
-    from mlops_core.serving.fastpath import compile_fast_path
+    from mlops_core.ml.fastpath import compile_fast_path
+    from mlops_core.ml.scoring import positive_index
     from mlops_core.serving.schema import RecordValidator
 
     mv = deployments._model_version(db, mv_id)

@@ -42,7 +42,7 @@ def main() -> int:
     from mlops_core.config import reload_settings
 
     reload_settings()
-    from mlops_core import training
+    from mlops_core.ml import persistence, training
     from mlops_core.db import get_database, upgrade_schema
     from mlops_core.demo_data import make_customers
     from mlops_core.services import datasets, experiments, usecases, users
@@ -77,7 +77,7 @@ def main() -> int:
             t = time.perf_counter()
             cfg = training.validate_config(frame, config)
             result = training.train(frame, cfg)
-            training.dump_model(result.pipeline)
+            persistence.dump_model(result.pipeline)
             direct.append(time.perf_counter() - t)
 
             t = time.perf_counter()

@@ -21,7 +21,8 @@ RECENT_REQUESTS = 30
 def seed(db: Database, ctx) -> None:
     from ..demo_data import make_customers
     from ..services import apikeys, collab, deployments
-    from ..services.predictions import jsonable_scores, log_predictions, positive_index, predict_scored, prediction_row
+    from ..ml.scoring import jsonable_scores, positive_index, predict_scored
+    from ..services.predictions import log_predictions, prediction_row
     from ..serving.schema import RecordValidator, frame_to_records, to_jsonable
 
     champion = ctx.data.get("churn_model_version_id")

@@ -38,7 +38,8 @@ def _predictions_count(db: Database, deployment_id: int) -> int:
 def seed(db: Database, ctx) -> None:
     from ..demo_data import FEATURES, TARGET, make_customers
     from ..services import deployments, monitoring, registry, retraining
-    from ..services.predictions import jsonable_scores, log_predictions, positive_index, predict_scored, prediction_row
+    from ..ml.scoring import jsonable_scores, positive_index, predict_scored
+    from ..services.predictions import log_predictions, prediction_row
 
     try:
         dep = deployments.get_by_name(db, "churn")

@@ -149,7 +149,7 @@ PRELOAD_MODULES = (
     "numpy", "pandas", "pyarrow", "pyarrow.parquet", "scipy.sparse", "threadpoolctl",
     "sklearn.base", "sklearn.compose", "sklearn.impute", "sklearn.pipeline", "sklearn.preprocessing",
     "sklearn.ensemble", "sklearn.linear_model", "sklearn.metrics", "sklearn.model_selection",
-    "skops.io", "mlops_core.data_io", "mlops_core.training",
+    "skops.io", "mlops_core.data_io", "mlops_core.ml.training",
 )
 
 
@@ -170,7 +170,7 @@ def _preload() -> None:
         except Exception:  # noqa: BLE001, S110 - best effort, nothing to do if it fails
             pass
     try:
-        from .. import training
+        from ..ml import training
 
         # Facts every run records (importlib.metadata scan, `git rev-parse`): read once, here, where
         # the code the jobs will run was imported, instead of in every job process.

@@ -132,7 +132,7 @@ class Prediction(SQLModel, table=True):
     source: str = Field(default="api", max_length=16)  # api | batch | ui
     inputs: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     prediction: Any | None = Field(default=None, sa_type=JSON)
-    # Binary classifiers: the probability of the positive class (services.predictions.positive_index picks
+    # Binary classifiers: the probability of the positive class (ml.scoring.positive_index picks
     # it with the rule monitoring uses for precision/recall), so live roc_auc can be computed. NULL otherwise.
     score: float | None = None
     # Canary: the other version's prediction of the same record, side by side.

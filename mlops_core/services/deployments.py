@@ -324,10 +324,11 @@ _MODEL_CHECKS_LOCK = threading.Lock()
 
 def _gate_loads(db: Database, mv: dict[str, Any]) -> GateResult:
     """Load the model file and predict a few training rows, in a separate, resource-limited process
-    (mlops_core/model_check.py): a candidate model is untrusted data, so this process (the UI, the API,
+    (mlops_core/ml/model_check.py): a candidate model is untrusted data, so this process (the UI, the API,
     the worker) never builds it; a model that is refused, runs out of memory, hangs or crashes fails
     this gate with a sentence saying so."""
-    from .. import artifacts, model_check
+    from .. import artifacts
+    from ..ml import model_check
     from ..config import get_settings
 
     title = "Model loads (skops) and predicts on training data"

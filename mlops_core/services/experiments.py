@@ -204,7 +204,7 @@ def _load_frame(db: Database, dataset_version_id: int):
 
 def validate_launch(db: Database, *, dataset_version_id: int, config: dict[str, Any]) -> dict[str, Any]:
     """The config checked against the dataset version (no write): the normalised config, or a ValidationError."""
-    from .. import training
+    from ..ml import training
 
     version = _dataset_version(db, dataset_version_id)
     _check_trainable(version)
@@ -228,7 +228,8 @@ def start_runs(
 ) -> list[RunPublic]:
     """Queue one run per algorithm (same data, target, split and seed) and its "train" job, in one transaction."""
     require(actor, "run.start")
-    from .. import jobs, training
+    from .. import jobs
+    from ..ml import training
     from .usecases import get_use_case
 
     get_use_case(db, use_case_id=int(use_case_id))
@@ -345,7 +346,7 @@ def _record_training(s: Session, run: Run, result, model_key: str, plots_key: st
 
 def run_training(ctx) -> dict[str, Any]:
     """The "train" job handler: fit the run's pipeline on its dataset version and record everything."""
-    from .. import training
+    from ..ml import persistence, training
     from .. import jobs
     from ..jobs import JobCancelled
 
@@ -368,7 +369,7 @@ def run_training(ctx) -> dict[str, Any]:
         result = training.train(frame, cfg, progress=lambda f, m: ctx.progress(0.05 + 0.9 * f, m),
                                 check_cancelled=ctx.check_cancelled)
         ctx.check_cancelled()
-        model_bytes = training.dump_model(result.pipeline)
+        model_bytes = persistence.dump_model(result.pipeline)
         model_key = artifacts.put_bytes(f"runs/{run_id}/model.skops", model_bytes)
         plots = dict(result.plots)
         plots["search_results"] = result.search_results
@@ -631,7 +632,7 @@ def plot_data(db: Database, run_id: int) -> PlotDataPublic | None:
 
 def suggest_task_for(db: Database, *, dataset_version_id: int, target: str) -> str:
     """Classification or regression, suggested from the target column's values (reads that column only)."""
-    from .. import training
+    from ..ml import training
     from . import datasets
 
     if not target:
@@ -866,7 +867,7 @@ def create_sdk_run(db: Database, *, actor: Actor, use_case_id: int | None, datas
                    name: str | None = None) -> RunPublic:
     """A run logged from code: created "running" (the caller's process trains)."""
     require(actor, "run.start")
-    from .. import training
+    from ..ml import training
 
     version = _dataset_version(db, dataset_version_id)
     _check_trainable(version)
@@ -959,7 +960,7 @@ def log_model_for_run(db: Database, *, actor: Actor, run_id: int, estimator, inp
     """Store a fitted estimator of an SDK run with skops; the input schema comes from `input_example`
     (a DataFrame of training features) or, failing that, from the estimator's `feature_names_in_`."""
     require(actor, "run.start")
-    from .. import training
+    from ..ml import persistence, training
 
     with db.read() as s:
         _own_running_run(s, actor, run_id)
@@ -971,19 +972,19 @@ def log_model_for_run(db: Database, *, actor: Actor, run_id: int, estimator, inp
     elif getattr(estimator, "feature_names_in_", None) is not None:
         schema = [{"name": str(n), "type": "number"} for n in estimator.feature_names_in_]
     try:
-        data = training.dump_model(estimator)
+        data = persistence.dump_model(estimator)
     except Exception as exc:  # noqa: BLE001 - skops refuses what it cannot persist safely
         raise ValidationError(f"this model cannot be saved with skops ({type(exc).__name__}: {exc}); "
                               "log a scikit-learn estimator or Pipeline") from exc
     # Refuse now, by name, what nothing would ever load (builtins.eval, numpy.full_like, ...): the types are
     # read from the file's schema, nothing is built here, and nothing is stored.
-    refused = training.refused_model_types(data)
+    refused = persistence.refused_model_types(data)
     if refused:
         with db.unit_of_work() as s:
             audit.record(s, actor=actor, action="run.log_model_refused", entity_type="run", entity_id=run_id,
                          summary=f"run {run_id}: model {type(estimator).__name__} refused: it contains "
                                  f"{', '.join(refused)}"[:500], after={"refused_types": refused[:50]})
-        training.check_model_bytes(data)  # raises the ValidationError naming the refused types
+        persistence.check_model_bytes(data)  # raises the ValidationError naming the refused types
     key = artifacts.put_bytes(f"runs/{run_id}/model.skops", data)
     with db.unit_of_work() as s:
         run = _own_running_run(s, actor, run_id)

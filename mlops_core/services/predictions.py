@@ -25,6 +25,7 @@ from sqlmodel import col, select
 
 from ..db import Database, utcnow
 from ..errors import DomainError, ValidationError
+from ..ml.scoring import jsonable_scores, positive_index, predict_scored
 from ..models.deployments import Prediction, PredictionPublic
 from . import audit
 from .auth import Actor, require
@@ -58,93 +59,6 @@ def prediction_row(*, request_id: str, deployment_id: int, model_version_id: int
             "shadow_model_version_id": shadow_model_version_id, "shadow_prediction": shadow_prediction,
             "latency_ms": float(latency_ms), "status": status, "error": error[:500], "label": None,
             "labelled_at": None}
-
-
-# --- scores: the positive-class probability of a binary classifier ---------------------------------
-
-# Which class is "positive" for precision/recall/roc_auc on live traffic. Monitoring
-# (services.monitoring.performance_metrics) and the logged `score` both use this rule, so a live
-# roc_auc is computed from the probability of the class monitoring counts as positive. (AUC itself
-# does not depend on the choice, so it is comparable with training's roc_auc, which scores classes_[1].)
-POSITIVE_LABELS = (1, True, "1", "yes", "true", "churn", "churned", "positive")
-
-
-def label_key(v: Any) -> str:
-    """A label as text, so 1 / "1" / True / 1.0 compare equal everywhere."""
-    item = getattr(v, "item", None)
-    if item is not None and not isinstance(v, (str, bytes)):
-        v = item()  # numpy scalars (a model's classes_)
-    if isinstance(v, bool):
-        return "1" if v else "0"
-    if isinstance(v, float) and v.is_integer():
-        v = int(v)
-    return str(v)
-
-
-def positive_label(keys: Iterable[str]) -> str:
-    """The positive class among label keys (`label_key`): a known positive name, else the last in order."""
-    keys = sorted(set(keys))
-    return next((label_key(c) for c in POSITIVE_LABELS if label_key(c) in keys), keys[-1])
-
-
-def positive_index(model: Any) -> int | None:
-    """Index in model.classes_ of the positive class when the model is a binary classifier with
-    predict_proba; None otherwise (regressors, multiclass, no probabilities: no score is logged)."""
-    classes = getattr(model, "classes_", None)
-    if getattr(classes, "ndim", 0) != 1 or len(classes) != 2 or not hasattr(model, "predict_proba"):
-        return None  # (a multi-output classifier's classes_ is a list of arrays)
-    keys = [label_key(c) for c in classes]
-    if keys[0] == keys[1]:
-        return None
-    return keys.index(positive_label(keys))
-
-
-# Estimators whose predict() is, in scikit-learn's code, classes_.take(argmax(predict_proba)) (up to a
-# positive row scale): one call gives both. (Others, e.g. boosting's `raw > 0`, can differ at p = 0.5.)
-_ARGMAX_ESTIMATORS = ("RandomForestClassifier", "ExtraTreesClassifier", "DecisionTreeClassifier",
-                      "ExtraTreeClassifier")
-
-
-def estimator_scored(est: Any, X: Any, positive: int):
-    """(labels, positive-class probabilities) of a fitted binary classifier on model input X."""
-    import numpy as np
-
-    proba = np.asarray(est.predict_proba(X))
-    if type(est).__name__ in _ARGMAX_ESTIMATORS:
-        labels = np.asarray(est.classes_).take(np.argmax(proba, axis=1))
-    else:
-        labels = est.predict(X)
-    return labels, proba[:, positive]
-
-
-def predict_scored(model: Any, X: Any, positive: int | None = -1):
-    """(predictions, scores or None) for a model input frame: model.predict's answer, plus the
-    positive-class probability for binary classifiers. A Pipeline is transformed once for both.
-    `positive`: the index from `positive_index` (computed here when -1; None: no scores)."""
-    if positive == -1:
-        positive = positive_index(model)
-    if positive is None:
-        return model.predict(X), None
-    from sklearn.pipeline import Pipeline
-
-    if isinstance(model, Pipeline):
-        Xt = X
-        for _, step in model.steps[:-1]:
-            if step is not None and step != "passthrough":
-                Xt = step.transform(Xt)
-        return estimator_scored(model.steps[-1][1], Xt, positive)
-    return estimator_scored(model, X, positive)
-
-
-def jsonable_scores(scores: Any, n: int) -> list[float | None]:
-    """Scores as plain floats (None for a non-finite one), or n Nones when there are none."""
-    if scores is None:
-        return [None] * n
-    out = []
-    for v in scores:
-        f = float(v)
-        out.append(f if f == f and abs(f) != float("inf") else None)
-    return out
 
 
 class PredictionWriter:

@@ -3,7 +3,7 @@ aliases (champion, challenger, ...) and lineage use case -> dataset version -> r
 
 A version points at its run's skops file; artifacts are immutable, so the version never changes under
 a deployment. `register_model` and `load_model` refuse a file holding any type outside the exact allow-list
-(training.trusted_model_types()), by name, before anything in it is built.
+(ml.persistence.trusted_model_types()), by name, before anything in it is built.
 """
 from __future__ import annotations
 
@@ -90,13 +90,13 @@ def _model_public(s: Session, m: RegisteredModel) -> RegisteredModelPublic:
 def _check_run_model_file(db: Database, run_id: int) -> None:
     """Refuse to register a run whose model file holds types we do not load (a file that reached the store
     by another way than log_model): reads the file's schema only, builds nothing."""
-    from .. import training
+    from ..ml import persistence
 
     with db.read() as s:
         run = s.get(Run, int(run_id))
         key = run.model_artifact_key if run is not None else None
     if key and artifacts.exists(key):
-        training.check_model_bytes(artifacts.get_bytes(key))
+        persistence.check_model_bytes(artifacts.get_bytes(key))
 
 
 def register_model(
@@ -307,9 +307,9 @@ _CACHE_SIZE = 8
 
 def load_model(db: Database, model_version_id: int):
     """The fitted pipeline of a model version (skops; a file naming any type outside the exact allow-list is
-    refused by name before anything is built: training.load_model_bytes). Cached per process:
+    refused by name before anything is built: persistence.load_model_bytes). Cached per process:
     the file behind a version never changes."""
-    from .. import training
+    from ..ml import persistence
 
     mv = get_model_version(db, model_version_id)
     # Keyed by the store and the key, not the key alone: the same key under another ARTIFACT_ROOT
@@ -324,7 +324,7 @@ def load_model(db: Database, model_version_id: int):
             f"the model file of {mv.model_name} v{mv.version} is missing from the artifact store "
             f"({mv.artifact_key}); check ARTIFACT_ROOT points at the shared artifact folder"
         )
-    model = training.load_model_bytes(artifacts.get_bytes(mv.artifact_key))
+    model = persistence.load_model_bytes(artifacts.get_bytes(mv.artifact_key))
     with _CACHE_LOCK:
         _CACHE[cache_key] = model
         while len(_CACHE) > _CACHE_SIZE:

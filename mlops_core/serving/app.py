@@ -72,7 +72,7 @@ class LoadedModel:
         if self.fast is not None and len(records) == 1:
             label, score = self.fast.scored(records[0])  # a Python float
             return to_jsonable([label]), [score if math.isfinite(score) else None]
-        from ..services.predictions import jsonable_scores, predict_scored
+        from ..ml.scoring import jsonable_scores, predict_scored
 
         labels, scores = predict_scored(self.model, self.validator.to_frame(records), self.positive)
         return to_jsonable(labels), jsonable_scores(scores, len(records))
@@ -182,7 +182,7 @@ class ServingState:
         if cached is not None:
             return cached
         from ..services import deployments
-        from ..services.predictions import positive_index
+        from ..ml.scoring import positive_index
 
         mv = deployments._model_version(self.db, model_version_id)
         model = deployments.load_model(self.db, model_version_id)
@@ -198,7 +198,7 @@ class ServingState:
     def _fast_path(self, loaded: LoadedModel, mv: dict[str, Any]):
         """Compile the one-record fast path and keep it only if it agrees with the pipeline on training rows
         (its labels with predict, and for a binary classifier its scores with predict_proba)."""
-        from .fastpath import compile_fast_path, verify_fast_path
+        from ..ml.fastpath import compile_fast_path, verify_fast_path
         from .schema import frame_to_records, probe_records
 
         try:

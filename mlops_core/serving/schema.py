@@ -4,7 +4,7 @@ Everything per column is decided once, when a model version is loaded (`RecordVa
 then costs one pass over its values. Messages name the bad columns and say what was expected
 (DESIGN.md: 400 "with a message naming the bad or missing columns").
 
-Model input mirrors `mlops_core.training.prepare_features`: booleans, categories and text are given
+Model input mirrors `mlops_core.ml.training.prepare_features`: booleans, categories and text are given
 to the pipeline as text, numbers as floats, JSON null as a missing value (the pipeline imputes it).
 """
 from __future__ import annotations

@@ -18,9 +18,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sqlmodel import select
 
-from mlops_core import artifacts, tracking, training
+from mlops_core import artifacts, tracking
 from mlops_core.config import reload_settings
 from mlops_core.errors import ValidationError
+from mlops_core.ml import persistence
 from mlops_core.models.experiments import Run, RunArtifact
 from mlops_core.services import audit, deployments, registry, users
 from mlops_core.services.auth import Actor
@@ -124,7 +125,7 @@ def test_the_model_gate_loads_and_predicts_in_another_process(db, people, sara, 
     mv = _registered(db, sara, world, DummyClassifier().fit(world.frame[NUMERIC], world.frame["churned"]),
                      "churn-dummy")
     # If this process built the model, the test would fail here.
-    monkeypatch.setattr(training, "load_model_bytes", lambda *_: pytest.fail("the caller loaded the model"))
+    monkeypatch.setattr(persistence, "load_model_bytes", lambda *_: pytest.fail("the caller loaded the model"))
     gate = _model_gate(db, sara, mv)
     assert gate.status == "passed", gate.detail
     assert gate.evidence["rows"] == deployments.GATE_SAMPLE_ROWS

@@ -139,7 +139,7 @@ def test_a_run_whose_worker_died_is_shown_failed_not_running_for_ever(db, people
 def test_a_failing_training_marks_the_run_failed_with_the_traceback(db, people, monkeypatch):
     world = make_world(db, people)
     [run] = _start(db, people, world)
-    from mlops_core import training
+    from mlops_core.ml import training
 
     def boom(*a, **k):
         raise MemoryError("out of memory while fitting")

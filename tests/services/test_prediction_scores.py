@@ -11,7 +11,8 @@ from sklearn.metrics import roc_auc_score
 from mlops_core.demo_data import make_customers
 from mlops_core.monitoring.figures import performance_metrics
 from mlops_core.serving.app import create_app
-from mlops_core.serving.fastpath import compile_fast_path, verify_fast_path
+from mlops_core.ml.fastpath import compile_fast_path, verify_fast_path
+from mlops_core.ml.scoring import positive_index
 from mlops_core.serving.schema import RecordValidator, frame_to_records, probe_records
 from mlops_core.services import apikeys, collab, deployments, monitoring, predictions
 from tests.services.deployments_world import CONFIG, make_world, train_version
@@ -44,12 +45,12 @@ def test_the_positive_class_follows_the_monitoring_rule():
         def predict_proba(self, X):  # noqa: D401 - only its presence matters here
             raise NotImplementedError
 
-    assert predictions.positive_index(M([0, 1])) == 1
-    assert predictions.positive_index(M([False, True])) == 1
-    assert predictions.positive_index(M(["churn", "stay"])) == 0  # a known positive name wins over the order
-    assert predictions.positive_index(M(["No", "Yes"])) == 1  # no known name: the last in order
-    assert predictions.positive_index(M([0, 1, 2])) is None  # multiclass: no score
-    assert predictions.positive_index(object()) is None  # regressor
+    assert positive_index(M([0, 1])) == 1
+    assert positive_index(M([False, True])) == 1
+    assert positive_index(M(["churn", "stay"])) == 0  # a known positive name wins over the order
+    assert positive_index(M(["No", "Yes"])) == 1  # no known name: the last in order
+    assert positive_index(M([0, 1, 2])) is None  # multiclass: no score
+    assert positive_index(object()) is None  # regressor
     # monitoring counts the same class as positive
     rows = [("churn", "churn", 0.0), ("stay", "churn", 0.0), ("stay", "stay", 0.0)]
     assert performance_metrics("classification", rows)["recall"] == pytest.approx(0.5)
@@ -62,7 +63,7 @@ def test_fast_path_score_equals_the_pipeline_predict_proba(db, people, algorithm
         db, people, use_case_id=w.use_case_id, dataset_version_id=w.dataset_version_id,
         config=dict(CONFIG, algorithm=algorithm))
     model = deployments.load_model(db, mv_id)
-    positive = predictions.positive_index(model)
+    positive = positive_index(model)
     assert positive == 1 and list(model.classes_) == [0, 1]
     v, records, _ = _records(mv_id, db, 60, seed=11, drift=1.5)
     records += probe_records(records, v.types)

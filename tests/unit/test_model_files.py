@@ -1,8 +1,8 @@
-"""The exact allow-list of model-file types (training.trusted_model_types): every model our training makes,
+"""The exact allow-list of model-file types (persistence.trusted_model_types): every model our training makes,
 and the common scikit-learn estimators, load with it; callables that run code are refused by name.
 
 A scikit-learn or skops upgrade that makes a fitted model hold a new internal type fails here, naming it:
-add that exact name to training.trusted_model_types() after checking it is a harmless class."""
+add that exact name to persistence.trusted_model_types() after checking it is a harmless class."""
 import builtins
 import importlib
 import operator
@@ -31,7 +31,7 @@ from sklearn.preprocessing import (
 from sklearn.svm import SVC, SVR
 from sklearn.tree import DecisionTreeRegressor
 
-from mlops_core import training
+from mlops_core.ml import algorithms, persistence, training
 from mlops_core.demo_data import make_customers
 from mlops_core.errors import ValidationError
 
@@ -39,7 +39,7 @@ FEATURES = ["tenure_months", "monthly_charges", "contract", "payment_method", "s
 SMALL = {"random_forest": {"n_estimators": 3}, "gradient_boosting": {"n_estimators": 3},
          "hist_gradient_boosting": {"max_iter": 3}}
 # Every algorithm on every task it supports; classification on a binary and on a 3-class target.
-CASES = [(algo, task, target) for algo, spec in training.ALGORITHMS.items() for task in spec.tasks
+CASES = [(algo, task, target) for algo, spec in algorithms.ALGORITHMS.items() for task in spec.tasks
          for target in ({"classification": ("churned", "contract"), "regression": ("total_charges",)}[task])]
 
 
@@ -56,9 +56,9 @@ def test_each_of_our_algorithms_loads_with_the_exact_allow_list(frame, algorithm
     cfg = training.validate_config(frame, {"target": target, "task": task, "algorithm": algorithm,
                                            "features": features, "params": SMALL.get(algorithm, {})})
     pipe = training.train(frame, cfg).pipeline
-    data = training.dump_model(pipe)
-    assert training.refused_model_types(data) == []
-    loaded = training.load_model_bytes(data)
+    data = persistence.dump_model(pipe)
+    assert persistence.refused_model_types(data) == []
+    loaded = persistence.load_model_bytes(data)
     np.testing.assert_array_equal(loaded.predict(frame[features].head(25)), pipe.predict(frame[features].head(25)))
 
 
@@ -97,14 +97,14 @@ def test_common_scikit_learn_estimators_load_with_the_exact_allow_list(name):
     regressor = name in ("knn_ball", "svr", "tree", "lasso", "elastic_net", "bagging", "gp", "log_target")
     model.fit(X, y_reg.abs() if name == "poisson" else (y_reg if regressor or name == "poisson" else y_class))
     data = sio.dumps(model)
-    assert training.refused_model_types(data) == []
-    np.testing.assert_allclose(training.load_model_bytes(data).predict(X.head(10)), model.predict(X.head(10)))
+    assert persistence.refused_model_types(data) == []
+    np.testing.assert_allclose(persistence.load_model_bytes(data).predict(X.head(10)), model.predict(X.head(10)))
 
 
 def test_the_allow_list_holds_exact_names_of_classes_and_the_named_functions_only():
-    trusted = training.trusted_model_types()
+    trusted = persistence.trusted_model_types()
     assert isinstance(trusted, frozenset)
-    for name in sorted(trusted - training.TRUSTED_MODEL_FUNCTIONS):
+    for name in sorted(trusted - persistence.TRUSTED_MODEL_FUNCTIONS):
         module, _, attr = name.rpartition(".")
         obj = importlib.import_module(module)
         for part in attr.split("."):
@@ -130,22 +130,22 @@ REFUSED = {
 def test_a_function_transformer_calling_code_is_refused_by_name(name):
     data = sio.dumps(FunctionTransformer(REFUSED[name]))
     with pytest.raises(ValidationError, match=f"does not load: .*{name}"):
-        training.load_model_bytes(data)
+        persistence.load_model_bytes(data)
 
 
 @pytest.mark.parametrize("func", [np.log1p, np.expm1, np.log, np.exp, np.sqrt, np.square, np.abs])
 def test_a_function_transformer_with_a_named_numeric_function_loads(func):
     model = FunctionTransformer(func, validate=True).fit(np.ones((3, 1)))
-    assert training.refused_model_types(sio.dumps(model)) == []
-    np.testing.assert_allclose(training.load_model_bytes(sio.dumps(model)).transform([[4.0]]), func([[4.0]]))
+    assert persistence.refused_model_types(sio.dumps(model)) == []
+    np.testing.assert_allclose(persistence.load_model_bytes(sio.dumps(model)).transform([[4.0]]), func([[4.0]]))
 
 
 def test_a_bound_method_in_a_model_is_refused_by_name():
     clf = DummyClassifier().fit([[0], [1]], [0, 1])
     with pytest.raises(ValidationError, match="sklearn.dummy.DummyClassifier.predict"):
-        training.load_model_bytes(sio.dumps(FunctionTransformer(clf.predict)))
+        persistence.load_model_bytes(sio.dumps(FunctionTransformer(clf.predict)))
 
 
 def test_a_file_that_is_not_a_skops_model_is_refused_with_a_sentence():
     with pytest.raises(ValidationError, match="not a skops model file"):
-        training.load_model_bytes(b"GIF89a not a zip")
+        persistence.load_model_bytes(b"GIF89a not a zip")

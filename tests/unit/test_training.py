@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_core import training
+from mlops_core.ml import algorithms, persistence, training
 from mlops_core.demo_data import make_customers
 from mlops_core.errors import ValidationError
 
@@ -22,7 +22,7 @@ SMALL = {"random_forest": {"n_estimators": 5}, "gradient_boosting": {"n_estimato
 
 TARGETS = {"classification": "churned", "regression": "spend"}
 # Only the pairs that exist (logistic regression does not regress): no skipped cases, which CI refuses.
-PAIRS = [(task, TARGETS[task], name) for name, algo in training.ALGORITHMS.items() for task in TARGETS
+PAIRS = [(task, TARGETS[task], name) for name, algo in algorithms.ALGORITHMS.items() for task in TARGETS
          if task in algo.tasks]
 
 
@@ -32,7 +32,7 @@ def test_every_algorithm_round_trips_through_skops_and_predicts_the_same(frame, 
     cfg = training.validate_config(frame, {"target": target, "task": task, "algorithm": algorithm,
                                            "features": features, "params": SMALL.get(algorithm, {})})
     result = training.train(frame, cfg)
-    loaded = training.load_model_bytes(training.dump_model(result.pipeline))
+    loaded = persistence.load_model_bytes(persistence.dump_model(result.pipeline))
     raw = frame[features].head(20)
     np.testing.assert_array_equal(loaded.predict(raw), result.pipeline.predict(raw))
     expected = training.CLASSIFICATION_METRICS if task == "classification" else training.REGRESSION_METRICS
@@ -57,7 +57,7 @@ def test_a_model_file_with_foreign_types_is_refused_by_name():
 
     data = sio.dumps({"x": pd.DataFrame({"a": [1]}).index})
     with pytest.raises(ValidationError, match="does not load: pandas"):
-        training.load_model_bytes(data)
+        persistence.load_model_bytes(data)
 
 
 def _cfg(frame, **kw):
@@ -121,8 +121,8 @@ def test_binary_metrics_score_the_same_positive_class_as_serving_and_monitoring(
     import numpy as np
     from sklearn.metrics import precision_score, recall_score, roc_auc_score
 
-    from mlops_core.services.predictions import label_key, positive_label
-    from mlops_core.training import classification_metrics
+    from mlops_core.ml.scoring import label_key, positive_label
+    from mlops_core.ml.training import classification_metrics
 
     classes = np.array(["churn", "stay"])
     y_true = np.array(["churn", "churn", "churn", "stay", "stay", "stay", "stay", "stay"])

@@ -22,6 +22,8 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
+from .scoring import estimator_scored
+
 _UNSEEN = "\x00unseen-category\x00"
 
 
@@ -191,8 +193,6 @@ def compile_fast_path(model, names: list[str], positive: int | None = None) -> C
             p1 = _sigmoid(d)  # probability of classes_[1]; classes_[0] gets 1 - p1, as in predict_proba
             return classes[int(d > 0)], (p1 if positive == 1 else 1.0 - p1)
     elif hasattr(est, "predict_proba") and not linear_clf:
-        from ..services.predictions import estimator_scored
-
         def scored(rec: dict[str, Any]):
             labels, scores = estimator_scored(est, transform(rec).reshape(1, -1), positive)
             return labels[0], float(scores[0])

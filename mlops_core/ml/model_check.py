@@ -1,12 +1,12 @@
 """The "model loads and predicts" check of a deployment gate, run in a separate, resource-limited process.
 
 A model file is data from whoever logged it. Its types are checked against the exact allow-list
-(training.check_model_bytes) before anything is built, but an allow-listed model can still be built to
+(persistence.check_model_bytes) before anything is built, but an allow-listed model can still be built to
 exhaust memory (a zip of a few KB that inflates to gigabytes, an n_outputs_ of 10**9) or to take forever,
 and tree internals are indexed without bounds checks. So the UI process (Streamlit), the Hub API and the
 worker never load a candidate model themselves: `check_model(model_bytes, sample)` starts
 
-    python -m mlops_core.model_check <folder holding model.skops and sample.parquet>
+    python -m mlops_core.ml.model_check <folder holding model.skops and sample.parquet>
 
 with an address-space limit (settings.model_check_memory_mb), a CPU limit and a wall-clock timeout
 (settings.model_check_timeout_seconds), no database URL, no token and no artifact store in its
@@ -48,7 +48,9 @@ class CheckResult:
 def check_model(model_bytes: bytes, sample, *, memory_mb: int | None = None,
                 timeout_seconds: float | None = None) -> CheckResult:
     """Load `model_bytes` (skops) and predict `sample` (a DataFrame) in a child process under limits."""
-    from .config import PROJECT_ROOT, get_settings
+    # Imported here, not at the top: the child runs this module as __main__ and must neither read the
+    # hub's settings nor import anything before it has limited itself (_limit_self).
+    from ..config import PROJECT_ROOT, get_settings
 
     settings = get_settings()
     memory_mb = int(memory_mb or settings.model_check_memory_mb)
@@ -66,7 +68,7 @@ def check_model(model_bytes: bytes, sample, *, memory_mb: int | None = None,
                    MLOPS_CHECK_MEMORY_MB=str(memory_mb), MLOPS_CHECK_CPU_SECONDS=str(math.ceil(timeout) + 1))
         # A new session, so a timeout kills the child and anything it started (os.killpg below).
         proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module; the only argument is our temp folder
-            [sys.executable, "-s", "-m", "mlops_core.model_check", folder],
+            [sys.executable, "-s", "-m", "mlops_core.ml.model_check", folder],
             cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True)
         try:
@@ -123,6 +125,8 @@ def _limit_self() -> None:
     """Apply the limits to this process before anything heavy is imported (so the imports count too)."""
     import resource
 
+    # MLOPS_CHECK_* are set by check_model above (from Settings), not by a user: the child's environment
+    # is stripped to _ENV_KEEP on purpose, so it reads its limits from there rather than from Settings.
     memory = int(os.environ.get("MLOPS_CHECK_MEMORY_MB", "2048")) * 1024 * 1024
     cpu = int(os.environ.get("MLOPS_CHECK_CPU_SECONDS", "121"))
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
@@ -139,13 +143,13 @@ def _memory_sentence(stage: str, n: int) -> str:
 def _check(folder: Path) -> dict[str, Any]:
     import pandas as pd
 
-    from . import training
-    from .errors import ValidationError
+    from ..errors import ValidationError
+    from . import persistence
 
     sample = pd.read_parquet(folder / SAMPLE_FILE)
     n = len(sample)
     try:
-        model = training.load_model_bytes((folder / MODEL_FILE).read_bytes())
+        model = persistence.load_model_bytes((folder / MODEL_FILE).read_bytes())
     except ValidationError as exc:
         return {"ok": False, "stage": "load", "detail": f"the model does not load: {exc}"}
     except MemoryError:
@@ -171,7 +175,7 @@ def _check(folder: Path) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m mlops_core.model_check FOLDER (holding model.skops and sample.parquet)",
+        print("usage: python -m mlops_core.ml.model_check FOLDER (holding model.skops and sample.parquet)",
               file=sys.stderr)
         return 2
     _limit_self()

@@ -1,8 +1,10 @@
 """No-code training: a validated config -> one scikit-learn Pipeline, metrics, curves, a skops file.
 
-UI-free and database-free: `services/experiments.py` loads the data, calls `train()` inside the
-"train" job and stores what it returns. Everything random is seeded from `config["seed"]`, so the
-same config on the same dataset version gives the same metrics (that is what "reproduce" checks).
+UI-free and database-free, like all of `mlops_core.ml` (it imports no service): `services/experiments.py`
+loads the data, calls `train()` inside the "train" job and stores what it returns. The algorithms are
+registered in `algorithms.py`; model files are written and read by `persistence.py`. Everything random
+is seeded from `config["seed"]`, so the same config on the same dataset version gives the same metrics
+(that is what "reproduce" checks).
 
 Preprocessing lives inside the Pipeline (ColumnTransformer: impute + scale numbers, impute + one-hot
 categories), so the stored model takes raw records as the scoring service receives them.
@@ -21,77 +23,18 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .config import PROJECT_ROOT
-from .errors import ValidationError
+from ..config import PROJECT_ROOT
+from ..errors import ValidationError
+from .algorithms import ALGORITHMS, TASKS, algorithms_for, default_params
+from .persistence import dump_model
+from .scoring import label_key, positive_label
 
-TASKS = ("classification", "regression")
 MAX_SEARCH_COMBINATIONS = 200
 MAX_CATEGORIES = 30  # one-hot columns per categorical feature; rarer values share an "infrequent" column
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
 REGRESSION_METRICS = ("rmse", "mae", "r2")
 # Metrics where lower is better (everything else: higher is better).
 LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One hyperparameter: its type, default, bounds or choices, and a sentence for the form."""
-
-    type: type
-    default: Any
-    min: float | None = None
-    max: float | None = None
-    choices: tuple | None = None
-    nullable: bool = False
-    help: str = ""
-
-
-@dataclass(frozen=True)
-class Algorithm:
-    key: str
-    label: str
-    tasks: tuple[str, ...]
-    params: dict[str, ParamSpec]
-
-
-ALGORITHMS: dict[str, Algorithm] = {
-    "logistic_regression": Algorithm(
-        "logistic_regression", "Logistic regression", ("classification",),
-        {"C": ParamSpec(float, 1.0, 1e-6, 1e6, help="inverse regularisation strength"),
-         "max_iter": ParamSpec(int, 1000, 10, 100_000)},
-    ),
-    "linear_regression": Algorithm(
-        "linear_regression", "Linear regression (ridge)", ("regression",),
-        {"alpha": ParamSpec(float, 1.0, 0.0, 1e6, help="L2 regularisation; 0 is ordinary least squares")},
-    ),
-    "random_forest": Algorithm(
-        "random_forest", "Random forest", TASKS,
-        {"n_estimators": ParamSpec(int, 200, 1, 5000),
-         "max_depth": ParamSpec(int, None, 1, 200, nullable=True, help="empty: grow until pure"),
-         "min_samples_leaf": ParamSpec(int, 1, 1, 10_000)},
-    ),
-    "gradient_boosting": Algorithm(
-        "gradient_boosting", "Gradient boosting", TASKS,
-        {"n_estimators": ParamSpec(int, 100, 1, 5000),
-         "learning_rate": ParamSpec(float, 0.1, 1e-4, 1.0),
-         "max_depth": ParamSpec(int, 3, 1, 50)},
-    ),
-    "hist_gradient_boosting": Algorithm(
-        "hist_gradient_boosting", "Histogram gradient boosting", TASKS,
-        {"max_iter": ParamSpec(int, 100, 1, 5000),
-         "learning_rate": ParamSpec(float, 0.1, 1e-4, 1.0),
-         "max_leaf_nodes": ParamSpec(int, 31, 2, 4096),
-         "l2_regularization": ParamSpec(float, 0.0, 0.0, 1e6)},
-    ),
-}
-
-
-def algorithms_for(task: str) -> list[str]:
-    return [k for k, a in ALGORITHMS.items() if task in a.tasks]
-
-
-def default_params(algorithm: str) -> dict[str, Any]:
-    return {k: s.default for k, s in ALGORITHMS[algorithm].params.items()}
 
 
 # --- the config ----------------------------------------------------------------------------
@@ -379,33 +322,6 @@ def prepare_features(X: pd.DataFrame) -> pd.DataFrame:
     return X
 
 
-def make_estimator(algorithm: str, task: str, params: dict[str, Any], seed: int):
-    from sklearn.ensemble import (
-        GradientBoostingClassifier, GradientBoostingRegressor, HistGradientBoostingClassifier,
-        HistGradientBoostingRegressor, RandomForestClassifier, RandomForestRegressor,
-    )
-    from sklearn.linear_model import LogisticRegression, Ridge
-
-    p = dict(params)
-    if algorithm == "logistic_regression":
-        return LogisticRegression(C=p["C"], max_iter=p["max_iter"], random_state=seed)
-    if algorithm == "linear_regression":
-        return Ridge(alpha=p["alpha"], random_state=seed)
-    if algorithm == "random_forest":
-        cls = RandomForestClassifier if task == "classification" else RandomForestRegressor
-        return cls(n_estimators=p["n_estimators"], max_depth=p["max_depth"], min_samples_leaf=p["min_samples_leaf"],
-                   random_state=seed, n_jobs=1)
-    if algorithm == "gradient_boosting":
-        cls = GradientBoostingClassifier if task == "classification" else GradientBoostingRegressor
-        return cls(n_estimators=p["n_estimators"], learning_rate=p["learning_rate"], max_depth=p["max_depth"],
-                   random_state=seed)
-    if algorithm == "hist_gradient_boosting":
-        cls = HistGradientBoostingClassifier if task == "classification" else HistGradientBoostingRegressor
-        return cls(max_iter=p["max_iter"], learning_rate=p["learning_rate"], max_leaf_nodes=p["max_leaf_nodes"],
-                   l2_regularization=p["l2_regularization"], random_state=seed, early_stopping=False)
-    raise ValidationError(f"unknown algorithm {algorithm!r}")
-
-
 def build_pipeline(X: pd.DataFrame, algorithm: str, task: str, params: dict[str, Any], seed: int):
     """ColumnTransformer (impute + scale numbers; impute + one-hot the rest) -> estimator, in one Pipeline."""
     from sklearn.compose import ColumnTransformer
@@ -425,7 +341,9 @@ def build_pipeline(X: pd.DataFrame, algorithm: str, task: str, params: dict[str,
                                      sparse_output=False)),
         ]), categorical))
     pre = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=True)
-    return Pipeline([("preprocess", pre), ("model", make_estimator(algorithm, task, params, seed))])
+    if algorithm not in ALGORITHMS:
+        raise ValidationError(f"unknown algorithm {algorithm!r}")
+    return Pipeline([("preprocess", pre), ("model", ALGORITHMS[algorithm].build(task, params, seed))])
 
 
 # --- metrics --------------------------------------------------------------------------------------
@@ -439,8 +357,6 @@ def classification_metrics(y_true, y_pred, proba, classes) -> dict[str, float]:
     if binary:
         # The positive class by the one rule serving and monitoring use (1 / true / "yes" / "churn"... else the
         # last class), so a recall KPI means the same thing at the deploy gate and on live traffic.
-        from .services.predictions import label_key, positive_label
-
         keys = [label_key(c) for c in classes]
         k = keys.index(positive_label(keys)) if keys[0] != keys[1] else 1
         pos = classes[k]
@@ -755,200 +671,6 @@ def warm_up() -> None:
     cfg = validate_config(frame, {"target": "y", "algorithm": "random_forest", "params": {"n_estimators": 2},
                                   "split": "holdout", "test_size": 0.25, "seed": 0})
     dump_model(train(frame, cfg).pipeline)
-
-
-# --- persistence (skops) ----------------------------------------------------------------------------
-#
-# A model file is data written by whoever logged it (an SDK user may log any object), and skops rebuilds
-# whatever types the file names: a class is called or restored from state, a function is handed to the
-# estimator that calls it (FunctionTransformer(func=builtins.eval) runs code at predict time). So a file
-# loads only when EVERY type it names, as skops names it, is in TRUSTED_MODEL_TYPES: exact fully
-# qualified names, never module prefixes ("numpy." would admit numpy.full_like and friends). Types are
-# read from the file's schema ourselves (not only skops' "untrusted" list, which trusts defaults of its
-# own) and refused by name before skops imports or builds anything.
-
-# Callables a model may reference (FunctionTransformer func/inverse_func, TransformedTargetRegressor
-# func/inverse_func, a univariate selector's score_func). Each is a pure numeric function: it reads the
-# array the pipeline hands it and returns numbers of (at most) the same size; no I/O, no code
-# evaluation, no attribute lookup by name, no way to grow memory beyond the input.
-TRUSTED_MODEL_FUNCTIONS = frozenset({
-    # numpy ufuncs (element-wise arithmetic; the usual log/power transforms of skewed features or targets).
-    # On an object array a ufunc calls the element's method of the same name; scoring inputs are JSON
-    # strings and numbers, which have none, so that is a TypeError, not a call into anything.
-    "numpy.log1p", "numpy.expm1",       # log(1 + x) and its inverse: skewed counts and amounts
-    "numpy.log", "numpy.exp",           # log transform and its inverse
-    "numpy.sqrt", "numpy.square",       # square-root transform and its inverse
-    "numpy.absolute",                   # |x| (numpy.abs is this ufunc)
-    # Defaults of SelectKBest / SelectPercentile / GenericUnivariateSelect and the usual alternatives:
-    # statistics over the (already numeric) training matrix, used at fit time only.
-    "sklearn.feature_selection._univariate_selection.f_classif",
-    "sklearn.feature_selection._univariate_selection.f_regression",
-    "sklearn.feature_selection._univariate_selection.chi2",
-})
-
-# Estimators left out although scikit-learn lists them: the text vectorizers take `input="filename"` or
-# `"file"`, and then transform() OPENS the paths it is given (on a scoring service: paths sent by callers).
-_UNTRUSTED_ESTIMATORS = frozenset({
-    "sklearn.feature_extraction.text.CountVectorizer",
-    "sklearn.feature_extraction.text.TfidfVectorizer",
-    "sklearn.feature_extraction.text.HashingVectorizer",
-})
-
-
-def _qualified(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _classes_in(module, base: type) -> set[str]:
-    """Exact names of the classes defined in `module` that subclass `base` (classes only, never functions)."""
-    return {_qualified(obj) for obj in vars(module).values()
-            if isinstance(obj, type) and issubclass(obj, base) and obj.__module__ == module.__name__}
-
-
-@lru_cache(maxsize=1)
-def trusted_model_types() -> frozenset[str]:
-    """Every type name a stored model may contain (classes and the few functions above), exactly as skops
-    writes them. Built once per process: scikit-learn's estimator classes (all_estimators(), which
-    importing skops.io runs anyway) plus the internal types that fitted estimators keep, found by dumping
-    real models (tests/unit/test_model_files.py dumps each of our algorithms and common estimators, so a
-    scikit-learn upgrade that adds an internal type fails there, loudly)."""
-    import scipy.sparse as sp
-    import sklearn._loss._loss as cy_loss
-    import sklearn._loss.link as link
-    import sklearn._loss.loss as loss
-    import sklearn.gaussian_process.kernels as kernels
-    import sklearn.linear_model._sgd_fast as sgd_fast
-    import sklearn.metrics._dist_metrics as dist_metrics
-    from sklearn.utils import all_estimators
-
-    names: set[str] = {_qualified(cls) for _, cls in all_estimators()} - _UNTRUSTED_ESTIMATORS
-    # Internals of fitted estimators (trees, boosting losses and links, binning, neighbours' search
-    # trees and metrics, optimisers, calibrators, GP kernels).
-    names |= {
-        "sklearn.tree._tree.Tree",
-        "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
-        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-        "sklearn.compose._column_transformer.make_column_selector",
-        "sklearn.neighbors._kd_tree.KDTree",
-        "sklearn.neighbors._ball_tree.BallTree",
-        "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
-        "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
-        "sklearn.calibration._CalibratedClassifier",
-        "sklearn.calibration._SigmoidCalibration",
-        "sklearn.gaussian_process._gpc._BinaryGaussianProcessClassifierLaplace",
-    }
-    # (every class of the compiled loss module: CyHalfMultinomialLoss does not derive from CyLossFunction)
-    names |= _classes_in(loss, loss.BaseLoss) | _classes_in(cy_loss, object)
-    names |= _classes_in(link, link.BaseLink) | {_qualified(link.Interval)}
-    names |= _classes_in(sgd_fast, object) | _classes_in(kernels, kernels.Kernel)
-    # Distance metrics, except the one that calls a Python function given to it.
-    names |= {n for n in _classes_in(dist_metrics, dist_metrics.DistanceMetric) if ".PyFuncDistance" not in n}
-    # numpy: arrays, dtypes and scalar types (skops names scalars "numpy.float64"), random states.
-    names |= {"numpy.ndarray", "numpy.dtype", "numpy.ma.MaskedArray",
-              "numpy.random.mtrand.RandomState", "numpy.random._generator.Generator"}
-    names |= {f"numpy.{t.__name__}" for t in set(np.sctypeDict.values())}
-    names |= {f"numpy.random.{n}" for n in ("MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64")}
-    # scipy sparse matrices/arrays (skops reads them with load_npz, which never unpickles).
-    names |= {_qualified(obj) for obj in vars(sp).values()
-              if isinstance(obj, type) and issubclass(obj, (sp.spmatrix, sp.sparray))}
-    # Python containers and scalars that hold the estimators' parameters.
-    names |= {f"builtins.{t.__name__}" for t in (dict, list, tuple, set, frozenset, slice, str, int, float,
-                                                 bool, complex, bytes, bytearray)}
-    names |= {"collections.OrderedDict"}
-    return frozenset(names | TRUSTED_MODEL_FUNCTIONS)
-
-
-MAX_SCHEMA_BYTES = 64 * 1024 * 1024  # schema.json of a real model is kilobytes to a few MB
-
-
-def _schema_type_names(data: bytes) -> set[str]:
-    """Every type a skops file names, read from its schema.json without importing anything: each node's
-    module.class, a bound method as module.class.method (never trusted), and the bit generator a numpy
-    Generator would call."""
-    import io
-    import json
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as z:
-            info = z.getinfo("schema.json")
-            if info.file_size > MAX_SCHEMA_BYTES:
-                raise ValidationError(f"the model file's schema is {info.file_size:,} bytes; a model's is far "
-                                      "smaller, so this file is refused")
-            schema = json.loads(z.read(info))
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        if isinstance(exc, ValidationError):
-            raise
-        raise ValidationError(f"this is not a skops model file ({exc}); save the model with skops.io.dump") from None
-
-    found: set[str] = set()
-    stack: list[Any] = [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list):
-            stack.extend(node)
-            continue
-        if not isinstance(node, dict):
-            continue
-        if "__class__" in node or "__module__" in node:
-            name = f"{node.get('__module__')}.{node.get('__class__')}"
-            loader = node.get("__loader__")
-            if loader == "MethodNode":
-                content = node.get("content")
-                name = f"{name}.{content.get('func') if isinstance(content, dict) else content}"
-            elif loader == "RandomGeneratorNode":
-                try:
-                    bitgen = json.loads(node["content"]["bit_generator"]["content"]["bit_generator"]["content"])
-                except (KeyError, TypeError, ValueError):
-                    bitgen = "<missing>"
-                found.add(f"numpy.random.{bitgen}")
-            found.add(name)
-        stack.extend(node.values())
-    return found
-
-
-def refused_model_types(data: bytes) -> list[str]:
-    """The types of a skops file that MLOps Hub does not load (empty: the file may be loaded). Reads the
-    schema only; nothing in the file is imported or built."""
-    import skops.io as sio
-
-    trusted = trusted_model_types()
-    named = _schema_type_names(data)
-    try:
-        # What skops itself would materialise (a superset check: it also declares e.g. bit generators).
-        named |= set(sio.get_untrusted_types(data=data))
-    except Exception as exc:  # noqa: BLE001 - a file skops cannot even parse is not a model
-        raise ValidationError(f"this is not a readable skops model file ({type(exc).__name__}: {exc})") from None
-    # Types of other libraries first (pandas..., os...): they say best where the file came from.
-    return sorted((t for t in named if t not in trusted), key=lambda t: (t.startswith("builtins."), t))
-
-
-def check_model_bytes(data: bytes) -> None:
-    """Refuse, by name, a model file holding any type outside TRUSTED_MODEL_TYPES."""
-    refused = refused_model_types(data)
-    if refused:
-        raise ValidationError(
-            f"the model file contains types MLOps Hub does not load: {', '.join(refused)}; models must be "
-            "scikit-learn estimators and pipelines of numpy/scipy data, and a FunctionTransformer may only use "
-            f"{', '.join(sorted(n.rsplit('.', 1)[1] for n in TRUSTED_MODEL_FUNCTIONS if n.startswith('numpy.')))}"
-            " from numpy"
-        )
-
-
-def dump_model(pipeline) -> bytes:
-    import skops.io as sio
-
-    return sio.dumps(pipeline)
-
-
-def load_model_bytes(data: bytes):
-    """Load a skops file, trusting exactly the allow-listed types; anything else is refused by name
-    before skops builds anything."""
-    import skops.io as sio
-
-    check_model_bytes(data)
-    # Everything the file names is in our list (checked above), so trusting exactly that list is enough.
-    return sio.loads(data, trusted=sorted(trusted_model_types()))
 
 
 # --- reproducibility facts -------------------------------------------------------------------------
