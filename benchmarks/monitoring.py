@@ -202,9 +202,9 @@ def main() -> int:
                 h = monitoring.health_figures(s, deployment_id=dep_id, window=window)
             best = min(best, time.perf_counter() - t0)
         timings[label] = (best, h)
-        print(f"health of the last {label} ({h['volume']:,} rows): {best * 1000:.0f} ms — error rate "
-              f"{h['error_rate']:.2%}, p50/p95/p99 {h['latency_p50_ms']:.1f}/{h['latency_p95_ms']:.1f}/"
-              f"{h['latency_p99_ms']:.1f} ms")
+        print(f"health of the last {label} ({h.volume:,} rows): {best * 1000:.0f} ms — error rate "
+              f"{h.error_rate:.2%}, p50/p95/p99 {h.latency_p50_ms:.1f}/{h.latency_p95_ms:.1f}/"
+              f"{h.latency_p99_ms:.1f} ms")
     base = orm_baseline(db, dep_id, day)
     print(f"baseline (ORM rows + pandas) for the last day: {base * 1000:.0f} ms")
 
@@ -215,7 +215,7 @@ def main() -> int:
         live = monitoring.live_health(db, deployment_name="bench", hours=24, buckets=24)
         live_best = min(live_best, time.perf_counter() - t0)
     live_base = live_rows_baseline(db, dep_id, now)
-    print(f"live chart, last 24 h in 24 buckets ({sum(b['volume'] for b in live):,} rows): {live_best * 1000:.0f} ms; "
+    print(f"live chart, last 24 h in 24 buckets ({sum(b.volume for b in live):,} rows): {live_best * 1000:.0f} ms; "
           f"baseline (ORM rows bucketed in Python): {live_base * 1000:.0f} ms")
 
     runs = []

@@ -83,7 +83,7 @@ with tab_drift:
     if not history:
         st.caption("No drift scores yet: they appear after the first check with enough predictions.")
     else:
-        frame = pd.DataFrame(history)
+        frame = pd.DataFrame([h.model_dump() for h in history])
         st.markdown("**Drift over time per column.** Scores are stored by each check, nothing is recomputed. "
                     "p-value methods (ks, chisquare, z) drift *below* their threshold, distances (wasserstein, "
                     "jensenshannon) *above* it.")
@@ -133,7 +133,7 @@ with tab_report:
             if st.button("Open evidently report", icon=":material/description:", key="dm_open_report"):
                 try:
                     res = monitoring.request_report(db, actor=actor, check_id=chosen)
-                    st.session_state[job_key] = res["job_id"]
+                    st.session_state[job_key] = res.job_id
                 except DomainError as exc:
                     st.error(plain_markdown(str(exc)))
             job_id = st.session_state.get(job_key)
@@ -218,7 +218,7 @@ with tab_health:
                                     xaxis=dict(title="window end"), yaxis=dict(title="predictions")))
         st.plotly_chart(fig, width="stretch", key="dm_vol_chart")
     live = monitoring.live_health(db, deployment_name=name, hours=24, buckets=24)
-    lf = pd.DataFrame(live)
+    lf = pd.DataFrame([b.model_dump() for b in live])
     if lf["volume"].sum():
         fig = go.Figure(go.Bar(x=lf["start"], y=lf["volume"], name="requests",
                                customdata=lf[["errors", "latency_p95_ms"]].to_numpy(),

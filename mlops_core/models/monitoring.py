@@ -300,3 +300,67 @@ class RetrainingProposalPublic(BaseModel):
     decided_by: str | None
     decided_at: datetime | None
     note: str
+
+
+# --- read models of the monitoring pages (not tables) -------------------------------------------
+
+class HealthFiguresPublic(BaseModel):
+    """Volume, error rate and latency percentiles of one window (stored as a check's `health`)."""
+
+    volume: int
+    errors: int
+    error_rate: float | None
+    latency_mean_ms: float | None
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    latency_p99_ms: float | None
+    first_at: str | None
+    last_at: str | None
+    per_hour: float | None
+
+
+class DriftPointPublic(BaseModel):
+    """One column's stored drift score in one check (a point of the drift-over-time chart)."""
+
+    check_id: int
+    at: datetime | None
+    column: str
+    method: str
+    score: float | None
+    threshold: float
+    drifted: bool
+
+
+class HealthBucketPublic(BaseModel):
+    """One time bucket of the live health chart."""
+
+    start: datetime
+    volume: int
+    errors: int
+    latency_p95_ms: float | None
+    error_rate: float | None
+
+
+class DeploymentStatusPublic(BaseModel):
+    """One row of the monitoring overview: a deployment's latest check as traffic lights."""
+
+    deployment: str
+    environment: str
+    model_version_id: int | None
+    last_check_at: datetime | None
+    drift: str      # green | amber | red | grey
+    kpis: str
+    health: str
+    open_alerts: int
+    n_rows: int
+    drift_share: float | None
+    kpi_status: str
+    error_rate: float | None
+    latency_p95_ms: float | None
+
+
+class ReportRequestPublic(BaseModel):
+    """The evidently report of a check: its key when stored already, else the render job queued."""
+
+    report_key: str | None
+    job_id: int | None

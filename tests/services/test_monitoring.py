@@ -54,8 +54,8 @@ def test_a_drifting_window_opens_one_drift_alert_even_when_the_drift_persists_ac
     assert _inbox(db, "alice") == []
     # per-column scores are stored for the charts
     history = monitoring.drift_history(db, deployment_name="churn")
-    assert {h["column"] for h in history} >= {"age", "monthly_spend", "plan", "support_calls"}
-    assert len({h["check_id"] for h in history}) == 2
+    assert {h.column for h in history} >= {"age", "monthly_spend", "plan", "support_calls"}
+    assert len({h.check_id for h in history}) == 2
 
 
 def test_after_an_alert_is_resolved_a_new_breach_opens_a_new_alert(db, people):
@@ -449,12 +449,12 @@ def test_the_live_chart_buckets_the_last_day_in_sql_with_volume_errors_and_p95(d
         for i, (at, lat, status) in enumerate(rows):
             s.add(Prediction(request_id=f"live-{i}", deployment_id=dep.id, created_at=at, latency_ms=lat, status=status))
     live = monitoring.live_health(db, deployment_name="live-chart", hours=24, buckets=24)
-    assert len(live) == 24 and sum(b["volume"] for b in live) == 12
+    assert len(live) == 24 and sum(b.volume for b in live) == 12
     last, five_h = live[23], live[18]
-    assert (last["volume"], last["errors"], last["error_rate"]) == (10, 2, 0.2)
-    assert last["latency_p95_ms"] == pytest.approx(float(np.percentile(recent, 95)))
-    assert (five_h["volume"], five_h["errors"]) == (2, 0)
-    assert five_h["latency_p95_ms"] == pytest.approx(float(np.percentile([15.0, 25.0], 95)))
-    assert all(b["volume"] == 0 and b["latency_p95_ms"] is None and b["error_rate"] is None
+    assert (last.volume, last.errors, last.error_rate) == (10, 2, 0.2)
+    assert last.latency_p95_ms == pytest.approx(float(np.percentile(recent, 95)))
+    assert (five_h.volume, five_h.errors) == (2, 0)
+    assert five_h.latency_p95_ms == pytest.approx(float(np.percentile([15.0, 25.0], 95)))
+    assert all(b.volume == 0 and b.latency_p95_ms is None and b.error_rate is None
                for i, b in enumerate(live) if i not in (18, 23))
-    assert live[1]["start"] - live[0]["start"] == timedelta(hours=1)
+    assert live[1].start - live[0].start == timedelta(hours=1)

@@ -28,14 +28,14 @@ from .alerts import (
     webhook_job,
 )
 from .checks import check_system_health, get_check, list_checks, monitor_job, run_monitor
-from .dashboards import DeploymentStatus, drift_history, live_health, overview
+from .dashboards import drift_history, live_health, overview
 from .kinds import CHECKS
 from .monitors import MONITOR_FIELDS, configure_monitor, enqueue_monitor_run, list_monitors
 from .reports import render_report, report_html, report_job, request_report
 from .windows import Window, health_figures, load_window_frame, reference_frame, window_bounds
 
 __all__ = [
-    "CHECKS", "MONITOR_FIELDS", "Breach", "DeploymentStatus", "Window", "acknowledge_alert", "alert_deployment_names",
+    "CHECKS", "MONITOR_FIELDS", "Breach", "Window", "acknowledge_alert", "alert_deployment_names",
     "check_system_health", "configure_monitor", "deliver_webhook", "drift_history",
     "enqueue_monitor_run", "get_alert", "get_check", "health_figures", "list_alerts", "list_checks",
     "list_monitors", "live_health", "load_window_frame", "monitor_job", "overview",

@@ -81,7 +81,8 @@ def _compute_check(db: Database, monitor: Monitor, dep, as_of: datetime) -> dict
     with db.read() as s:
         window = window_bounds(s, deployment_id=dep.id, kind=monitor.window_kind, size=monitor.window_size, as_of=as_of)
         out["window"] = window
-        out["health"] = health_figures(s, deployment_id=dep.id, window=window)
+        # stored as the check's `health` JSON and read by the check kinds as a dict
+        out["health"] = health_figures(s, deployment_id=dep.id, window=window).model_dump()
         n_ok, labelled, out["unreadable_labelled_rows"] = _labelled_rows(s, dep.id, window)
         task = ""
         if dep.model_version_id is not None:

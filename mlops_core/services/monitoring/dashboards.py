@@ -5,7 +5,6 @@ All straight from SQL over the stored checks and the prediction log; nothing is 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,12 +14,19 @@ from sqlmodel import col, func, select
 
 from ...db import Database, utcnow
 from ...models.deployments import Deployment, Prediction
-from ...models.monitoring import Alert, MonitorCheck, MonitorCheckColumn
+from ...models.monitoring import (
+    Alert,
+    DeploymentStatusPublic,
+    DriftPointPublic,
+    HealthBucketPublic,
+    MonitorCheck,
+    MonitorCheckColumn,
+)
 from ...monitoring.figures import finite
 from .._common import aware, deployment_by_name
 
 
-def drift_history(db: Database, *, deployment_name: str, limit: int = 200) -> list[dict[str, Any]]:
+def drift_history(db: Database, *, deployment_name: str, limit: int = 200) -> list[DriftPointPublic]:
     """Per-column drift of the latest checks, straight from the stored scores (nothing recomputed)."""
     with db.read() as s:
         dep = deployment_by_name(s, deployment_name)
@@ -33,30 +39,11 @@ def drift_history(db: Database, *, deployment_name: str, limit: int = 200) -> li
                              MonitorCheckColumn.drifted)
                       .join(MonitorCheckColumn, col(MonitorCheckColumn.check_id) == MonitorCheck.id)
                       .where(col(MonitorCheck.id).in_(ids)).order_by(MonitorCheck.window_end)).all()
-        return [{"check_id": r[0], "at": aware(r[1]), "column": r[2], "method": r[3], "score": r[4],
-                 "threshold": r[5], "drifted": bool(r[6])} for r in rows]
+        return [DriftPointPublic(check_id=r[0], at=aware(r[1]), column=r[2], method=r[3], score=r[4],
+                                 threshold=r[5], drifted=bool(r[6])) for r in rows]
 
 
-@dataclass
-class DeploymentStatus:
-    """One row of the monitoring overview (traffic lights)."""
-
-    deployment: str
-    environment: str
-    model_version_id: int | None
-    last_check_at: datetime | None
-    drift: str      # green | amber | red | grey
-    kpis: str
-    health: str
-    open_alerts: int
-    n_rows: int
-    drift_share: float | None
-    kpi_status: str
-    error_rate: float | None
-    latency_p95_ms: float | None
-
-
-def overview(db: Database) -> list[DeploymentStatus]:
+def overview(db: Database) -> list[DeploymentStatusPublic]:
     """Every deployment with its latest check and open alerts, in a handful of SQL queries."""
     with db.read() as s:
         deps = s.exec(select(Deployment).order_by(Deployment.name)).all()
@@ -75,7 +62,7 @@ def overview(db: Database) -> list[DeploymentStatus]:
                     "amber" if (c.n_drifted_columns or 0) > 0 else "green"))
                 kpis = {"met": "green", "warning": "amber", "missed": "red"}.get(c.kpi_status, "grey")
                 health = {"ok": "green", "breach": "red"}.get(c.health_status, "grey")
-            out.append(DeploymentStatus(
+            out.append(DeploymentStatusPublic(
                 deployment=d.name, environment=d.environment, model_version_id=d.model_version_id,
                 last_check_at=aware(c.started_at) if c else None, drift=drift, kpis=kpis, health=health,
                 open_alerts=int(open_counts.get(d.id, 0)), n_rows=c.n_rows if c else 0,
@@ -85,7 +72,8 @@ def overview(db: Database) -> list[DeploymentStatus]:
         return out
 
 
-def live_health(db: Database, *, deployment_name: str, hours: int = 24, buckets: int = 24) -> list[dict[str, Any]]:
+def live_health(db: Database, *, deployment_name: str, hours: int = 24,
+                buckets: int = 24) -> list[HealthBucketPublic]:
     """Volume, error rate and p95 latency per time bucket over the last `hours` (the live chart).
 
     The bucket of each prediction is computed in SQL from its timestamp. Postgres then groups and takes the
@@ -139,9 +127,7 @@ def live_health(db: Database, *, deployment_name: str, hours: int = 24, buckets:
                     out[i]["errors"] = int(errors[i])
                     if bounds[i + 1] > bounds[i]:
                         out[i]["latency_p95_ms"] = float(np.percentile(lat_sorted[bounds[i]:bounds[i + 1]], 95))
-    for o in out:
-        o["error_rate"] = o["errors"] / o["volume"] if o["volume"] else None
-    return out
+    return [HealthBucketPublic(**o, error_rate=o["errors"] / o["volume"] if o["volume"] else None) for o in out]
 
 
 def _empty_buckets(start: datetime, width_s: float, buckets: int) -> list[dict[str, Any]]:

@@ -6,29 +6,29 @@ from typing import Any
 from ... import artifacts, jobs
 from ...db import Database
 from ...errors import NotFound, ValidationError
-from ...models.monitoring import Monitor, MonitorCheck
+from ...models.monitoring import Monitor, MonitorCheck, ReportRequestPublic
 from ...monitoring.evidently_report import escape_report_data, render_drift_report_html
 from .._common import aware
 from ..auth import Actor, require
 from .windows import Window, align, load_window_frame, reference_frame
 
 
-def request_report(db: Database, *, actor: Actor, check_id: int) -> dict[str, Any]:
-    """Ask the worker to render the evidently report of a check. Returns {"report_key"} when it exists
-    already, else {"job_id"} of the render job (deduplicated: two clicks render once)."""
+def request_report(db: Database, *, actor: Actor, check_id: int) -> ReportRequestPublic:
+    """Ask the worker to render the evidently report of a check: its `report_key` when it exists already,
+    else the `job_id` of the render job (deduplicated: two clicks render once)."""
     require(actor, "audit.read")  # everyone may read reports
     with db.unit_of_work() as s:
         check = s.get(MonitorCheck, check_id)
         if check is None:
             raise NotFound(f"monitor check {check_id} does not exist")
         if check.report_key:
-            return {"report_key": check.report_key, "job_id": None}
+            return ReportRequestPublic(report_key=check.report_key, job_id=None)
         if check.status != "ok" or not check.drift or "columns" not in check.drift:
             raise ValidationError(f"check {check_id} has no drift result to report on ({check.status}"
                                   f"{': ' + check.error if check.error else ''})")
         job_id = jobs.enqueue(s, kind="monitor_report", payload={"check_id": check_id}, max_attempts=2,
                               dedupe_key=f"monitor_report:{check_id}")
-        return {"report_key": None, "job_id": job_id}
+        return ReportRequestPublic(report_key=None, job_id=job_id)
 
 
 def render_report(db: Database, *, check_id: int) -> str:

@@ -24,6 +24,7 @@ from ...db import Database
 from ...errors import ValidationError
 from ...models.deployments import Prediction
 from ...models.experiments import ModelVersion
+from ...models.monitoring import HealthFiguresPublic
 from ...monitoring.figures import finite, prediction_value
 from .. import datasets, registry
 from .._common import aware, get_or_404
@@ -104,7 +105,7 @@ def _sqlite_latencies(conn, deployment_id: int, window: Window):
     return np.fromiter(itertools.chain.from_iterable(rows), dtype=float, count=len(rows))
 
 
-def health_figures(s: Session, *, deployment_id: int, window: Window) -> dict[str, Any]:
+def health_figures(s: Session, *, deployment_id: int, window: Window) -> HealthFiguresPublic:
     """Volume, error rate and latency percentiles of one window.
 
     Postgres aggregates everything in SQL (percentile_cont). SQLite has no percentile function: it
@@ -133,7 +134,7 @@ def health_figures(s: Session, *, deployment_id: int, window: Window) -> dict[st
             p50, p95, p99 = (float(v) for v in np.percentile(lat, [50, 95, 99]))
     first, last = aware(first), aware(last)
     span_h = ((last - first).total_seconds() / 3600.0) if (first and last and last > first) else None
-    return {
+    return HealthFiguresPublic(**{
         "volume": n,
         "errors": n_err,
         "error_rate": (n_err / n) if n else None,
@@ -144,7 +145,7 @@ def health_figures(s: Session, *, deployment_id: int, window: Window) -> dict[st
         "first_at": first.isoformat() if first else None,
         "last_at": last.isoformat() if last else None,
         "per_hour": (n / span_h) if span_h else None,
-    }
+    })
 
 
 def _delay_seconds(dialect: str):
