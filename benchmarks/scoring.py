@@ -43,7 +43,7 @@ def free_port() -> int:
 
 def setup_workspace(db) -> tuple[str, dict, int]:
     """A deployed churn model and an API key, through the real services. Returns (key, record, mv id)."""
-    from mlops_core.demo_data import make_customers
+    from mlops_core.demo.customers import make_customers
     from mlops_core.jobs import queue, runner
     from mlops_core.models.users import User
     from mlops_core.services import apikeys, collab, datasets, deployments, experiments, registry, usecases

@@ -48,7 +48,7 @@ def run_ours(args) -> dict:
     reload_settings()
     from mlops_core import tracking
     from mlops_core.db import get_database, upgrade_schema
-    from mlops_core.demo_data import make_customers
+    from mlops_core.demo.customers import make_customers
     from mlops_core.services import datasets, experiments, usecases, users
     from mlops_core.services.auth import Actor
 

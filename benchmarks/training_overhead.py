@@ -44,7 +44,7 @@ def main() -> int:
     reload_settings()
     from mlops_core.ml import persistence, training
     from mlops_core.db import get_database, upgrade_schema
-    from mlops_core.demo_data import make_customers
+    from mlops_core.demo.customers import make_customers
     from mlops_core.services import datasets, experiments, usecases, users
     from mlops_core.services.auth import Actor
 

@@ -18,7 +18,7 @@ import pytest
 
 from mlops_core.config import PROJECT_ROOT, reload_settings
 from mlops_core.db import Database, forget_database, upgrade_schema
-from mlops_core.demo_data import make_customers
+from mlops_core.demo.customers import make_customers
 from mlops_core.services import apikeys, collab, deployments, predictions
 from tests.conftest import make_people
 from tests.services.deployments_world import make_world

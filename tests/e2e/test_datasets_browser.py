@@ -1,7 +1,7 @@
 """Dan uploads a CSV through the real Datasets page, in chromium, and reads its validation report."""
 import pytest
 
-from mlops_core.demo_data import make_customers
+from mlops_core.demo.customers import make_customers
 from tests.e2e.conftest import login, open_page
 
 pytestmark = pytest.mark.browser

@@ -17,7 +17,7 @@ import time
 import httpx
 import pytest
 
-from mlops_core.demo_data import FEATURES, make_customers
+from mlops_core.demo.customers import FEATURES, make_customers
 from tests.e2e.conftest import login, logout, screenshot_step, start_hub, stop_hub
 
 pytestmark = pytest.mark.browser

@@ -3,7 +3,7 @@
 (File uploads are driven in the browser test: AppTest cannot fill a file_uploader.)"""
 import pytest
 
-from mlops_core.demo_data import make_customers
+from mlops_core.demo.customers import make_customers
 from mlops_core.services import datasets
 from tests.conftest import make_people
 from tests.pages.helpers import app_as, by_label, no_exceptions, texts  # noqa: F401

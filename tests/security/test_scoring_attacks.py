@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 
 from mlops_core.config import reload_settings
 from mlops_core.db import Database
-from mlops_core.demo_data import make_customers
+from mlops_core.demo.customers import make_customers
 from mlops_core.models.deployments import Prediction
 from mlops_core.serving.app import create_app
 from mlops_core.services import apikeys, collab, deployments, predictions

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from mlops_core.demo_data import make_customers
+from mlops_core.demo.customers import make_customers
 from mlops_core.errors import PermissionDenied
 from mlops_core.services import audit, datasets, users
 from tests.conftest import make_people

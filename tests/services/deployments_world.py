@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mlops_core.db import Database
-from mlops_core.demo_data import make_customers
+from mlops_core.demo.customers import make_customers
 from mlops_core.services import datasets, experiments, registry, usecases
 from mlops_core.services.auth import Actor
 from tests.services.experiments_world import run_jobs

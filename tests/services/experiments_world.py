@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from mlops_core.db import Database
-from mlops_core.demo_data import make_customers
+from mlops_core.demo.customers import make_customers
 from mlops_core.services import datasets, usecases
 from mlops_core.services.auth import Actor
 

@@ -8,7 +8,7 @@ from sqlmodel import select
 from mlops_core.errors import Conflict, PermissionDenied, ValidationError
 from mlops_core.models.deployments import ApiKey
 from mlops_core.services import apikeys, audit, collab, datasets, deployments, predictions
-from mlops_core.demo_data import make_customers
+from mlops_core.demo.customers import make_customers
 from tests.services.deployments_world import CONFIG, make_world, train_version
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from mlops_core.demo import DemoContext
-from mlops_core.demo_stages.large import METRICS_PER_RUN, SIZES, seed_large
+from mlops_core.demo.large import METRICS_PER_RUN, SIZES, seed_large
 from mlops_core.models import (AuditEvent, Dataset, DatasetVersion, Deployment, Kpi, ModelVersion, Prediction, Run,
                                RunLatestMetric, RunMetric, UseCase)
 

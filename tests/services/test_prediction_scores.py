@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sklearn.metrics import roc_auc_score
 
-from mlops_core.demo_data import make_customers
+from mlops_core.demo.customers import make_customers
 from mlops_core.monitoring.figures import performance_metrics
 from mlops_core.serving.app import create_app
 from mlops_core.ml.fastpath import compile_fast_path, verify_fast_path

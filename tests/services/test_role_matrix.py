@@ -88,7 +88,7 @@ def _comment(db, actor):
 
 
 def _dataset_frame(seed=0):
-    from mlops_core.demo_data import make_customers
+    from mlops_core.demo.customers import make_customers
 
     return make_customers(60, seed=seed)
 

@@ -32,7 +32,7 @@ from sklearn.svm import SVC, SVR
 from sklearn.tree import DecisionTreeRegressor
 
 from mlops_core.ml import algorithms, persistence, training
-from mlops_core.demo_data import make_customers
+from mlops_core.demo.customers import make_customers
 from mlops_core.errors import ValidationError
 
 FEATURES = ["tenure_months", "monthly_charges", "contract", "payment_method", "senior", "support_calls"]

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from mlops_core.ml import algorithms, persistence, training
-from mlops_core.demo_data import make_customers
+from mlops_core.demo.customers import make_customers
 from mlops_core.errors import ValidationError
 
 

@@ -1,21 +1,21 @@
 """The demo workspace (DESIGN.md, "Contracts" -> Demo workspace).
 
-`seed_demo` runs the seeders in STAGE_SEEDERS in order; each stage adds its own
-seeder (a function `(db, ctx) -> None` that appends lines to `ctx.lines`).
-Everything shown in the demo is computed from what the seeders write.
+`seed_demo` creates the demo accounts, then runs one seeder per stage, in order (each a function
+`seed(db, ctx) -> None` in this package that appends lines to `ctx.lines`), and for `--scale large`
+the company-sized workspace of `large.py`. Everything shown in the demo is computed from what the
+seeders write; `customers.py` generates the data.
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
-from .config import get_settings
-from .db import Database
-from .services import users
-from .services.auth import Actor
+from ..config import get_settings
+from ..db import Database
+from ..services import users
+from ..services.auth import Actor
+from . import datasets, deployments, experiments, large, monitoring, usecases
 
 DEMO_ACCOUNTS = [
     ("alice", "business", "Alice Martin", "alice@example.com"),
@@ -25,15 +25,10 @@ DEMO_ACCOUNTS = [
     ("admin", "admin", "Workspace Admin", "admin@example.com"),
 ]
 
-# Stage seeders, in order: module path -> function name. Missing modules are skipped.
-STAGE_SEEDERS: list[tuple[str, str]] = [
-    ("mlops_core.demo_stages.usecases", "seed"),
-    ("mlops_core.demo_stages.datasets", "seed"),
-    ("mlops_core.demo_stages.experiments", "seed"),
-    ("mlops_core.demo_stages.deployments", "seed"),
-    ("mlops_core.demo_stages.monitoring", "seed"),
+# Stage seeders, in order: each reads what the previous ones left in ctx.data.
+STAGE_SEEDERS: list[Callable[[Database, "DemoContext"], None]] = [
+    usecases.seed, datasets.seed, experiments.seed, deployments.seed, monitoring.seed,
 ]
-LARGE_SEEDER = ("mlops_core.demo_stages.large", "seed_large")
 
 
 @dataclass
@@ -53,13 +48,6 @@ class DemoResult:
     lines: list[str]
 
 
-def _module_exists(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ModuleNotFoundError:
-        return False
-
-
 def seed_demo(db: Database, *, scale: str = "small", only_if_empty: bool = False,
               password: str | None = None) -> DemoResult:
     if only_if_empty and users.count_users(db) > 0:
@@ -77,14 +65,10 @@ def seed_demo(db: Database, *, scale: str = "small", only_if_empty: bool = False
                               display_name=name, email=email)
     actors = {u: users.actor_for_username(db, username=u) for u, *_ in DEMO_ACCOUNTS}
     ctx = DemoContext(actors=actors, password=password, scale=scale)
-    for module, fn in STAGE_SEEDERS:
-        if _module_exists(module):
-            getattr(importlib.import_module(module), fn)(db, ctx)
+    for seed in STAGE_SEEDERS:
+        seed(db, ctx)
     if scale == "large":
-        module, fn = LARGE_SEEDER
-        if not _module_exists(module):
-            raise RuntimeError("the large-workspace generator is not available in this build")
-        getattr(importlib.import_module(module), fn)(db, ctx)
+        large.seed_large(db, ctx)
     lines = ["demo workspace ready. Log in at the UI with one of:"]
     for username, role, *_ in DEMO_ACCOUNTS:
         lines.append(f"  {username:<6} ({role})")

@@ -8,10 +8,12 @@ with a little drift (validated, with drift warnings); v3 has negative monthly ch
 from __future__ import annotations
 
 import numpy as np
+from sqlmodel import func, select
 
 from ..db import Database
-from ..demo_data import make_customers
-from ..services import datasets
+from ..models.usecases import UseCase
+from ..services import collab, datasets
+from .customers import make_customers
 
 DATASET = "customers"
 
@@ -20,12 +22,6 @@ def _churn_use_case_id(db: Database, ctx) -> int | None:
     for key in ("churn_use_case_id", "use_case_id"):
         if ctx.data.get(key):
             return int(ctx.data[key])
-    try:
-        from sqlmodel import func, select
-
-        from ..models.usecases import UseCase
-    except ImportError:
-        return None
     with db.read() as s:
         uc = s.exec(select(UseCase).where(func.lower(UseCase.title).like("%churn%")).order_by(UseCase.id)).first()
         return int(uc.id) if uc else None
@@ -61,14 +57,9 @@ def seed(db: Database, ctx) -> None:
     v3 = datasets.register_version_from_frame(db, actor=dan, dataset_name=DATASET, frame=bad,
                                               use_case_id=use_case_id, source="crm_export_2024_q3.csv")
 
-    try:
-        from ..services import collab
-
-        collab.add_comment(db, actor=dan, entity_type="dataset", entity_id=v1.dataset_id,
-                           body="v3 failed: billing books refunds as negative monthly charges. "
-                                "Asked billing for a corrected extract; train on v2 until then. @sara")
-    except ImportError:
-        pass
+    collab.add_comment(db, actor=dan, entity_type="dataset", entity_id=v1.dataset_id,
+                       body="v3 failed: billing books refunds as negative monthly charges. "
+                            "Asked billing for a corrected extract; train on v2 until then. @sara")
 
     ctx.data["customers_dataset_id"] = v1.dataset_id
     ctx.data["customers_version_ids"] = [v1.id, v2.id, v3.id]

@@ -13,6 +13,7 @@ the small demo's rows when they exist. `factor` scales every size (a test uses 1
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import random
 import time
@@ -21,7 +22,16 @@ from typing import Any, Iterable
 
 from sqlalchemy import Table, func, insert, select
 
+from .. import artifacts
 from ..db import Database, utcnow
+from ..models.audit import AuditEvent
+from ..models.datasets import Dataset, DatasetSchema, DatasetVersion
+from ..models.deployments import Deployment, DeploymentEvent, Prediction
+from ..models.experiments import ModelAlias, ModelVersion, RegisteredModel, Run, RunLatestMetric, RunMetric
+from ..models.monitoring import Alert, Monitor, MonitorCheck, MonitorCheckColumn
+from ..models.usecases import Kpi, UseCase, UseCaseMember
+from ..services.usecases import STATUSES
+from .customers import FEATURES, TARGET, make_customers
 
 SIZES = {
     "use_cases": 50, "dataset_versions": 200, "runs": 10_000, "model_versions": 50,
@@ -114,8 +124,6 @@ def seed_large(db: Database, ctx, factor: float | None = None) -> dict[str, int]
     `factor` scales every size (default: env MLOPS_LARGE_FACTOR, else 1 = the sizes of issue 8)."""
     if factor is None:
         factor = float(os.environ.get("MLOPS_LARGE_FACTOR") or 1.0)
-    from ..models.audit import AuditEvent
-    from ..models.usecases import UseCase
 
     t_start = time.monotonic()
     with db.read() as s:
@@ -171,9 +179,6 @@ def _analyze(db: Database, ctx) -> None:
 # --- stages ---------------------------------------------------------------------------------
 
 def _use_cases(db, ctx, rnd, factor, now, users, counts) -> list[int]:
-    from ..models.usecases import Kpi, UseCase, UseCaseMember
-    from ..services.usecases import STATUSES
-
     n = _n("use_cases", factor)
     statuses = [s for s in STATUSES if s != "retired"]
     rows = []
@@ -210,11 +215,6 @@ def _use_cases(db, ctx, rnd, factor, now, users, counts) -> list[int]:
 
 def _fallback_parquet() -> dict[str, Any]:
     """A small real Parquet artifact when the small demo's customers versions are missing (tests)."""
-    import io
-
-    from .. import artifacts
-    from ..demo_data import make_customers
-
     frame = make_customers(200, seed=8)
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False)
@@ -231,8 +231,6 @@ def _fallback_parquet() -> dict[str, Any]:
 
 def _datasets(db, ctx, rnd, factor, now, uc_ids, users, counts) -> list[tuple[int, int]]:
     """200 versions over 40 datasets; returns [(version id, use case id)]."""
-    from ..models.datasets import Dataset, DatasetSchema, DatasetVersion
-
     t = _t(DatasetVersion)
     templates = []
     for vid in ctx.data.get("customers_version_ids", []) or []:
@@ -285,8 +283,6 @@ def _datasets(db, ctx, rnd, factor, now, uc_ids, users, counts) -> list[tuple[in
 
 def _runs(db, ctx, rnd, factor, now, uc_ids, versions, users, counts) -> list[tuple[int, int, dict]]:
     """10,000 runs, 20 metrics each (+ the latest-metrics rows); returns finished [(run id, use case id, metrics)]."""
-    from ..models.experiments import Run, RunLatestMetric, RunMetric
-
     tpl = _row(db, _t(Run), _t(Run).c.id == int(ctx.data["churn_run_id"])) if ctx.data.get("churn_run_id") else None
     n = _n("runs", factor)
     by_uc: dict[int, list[int]] = {}
@@ -345,8 +341,6 @@ def _runs(db, ctx, rnd, factor, now, uc_ids, versions, users, counts) -> list[tu
 
 def _models(db, ctx, rnd, factor, now, runs, users, counts) -> list[tuple[int, int]]:
     """50 model versions (10 models x 5), sharing the demo champion's skops artifact; [(mv id, use case id)]."""
-    from ..models.experiments import ModelAlias, ModelVersion, RegisteredModel
-
     tpl = None
     if ctx.data.get("churn_model_version_id"):
         tpl = _row(db, _t(ModelVersion), _t(ModelVersion).c.id == int(ctx.data["churn_model_version_id"]))
@@ -380,8 +374,6 @@ def _models(db, ctx, rnd, factor, now, runs, users, counts) -> list[tuple[int, i
 
 
 def _deployments(db, ctx, rnd, factor, now, mv_ids, users, counts) -> list[tuple[int, int, str]]:
-    from ..models.deployments import Deployment, DeploymentEvent
-
     n = _n("deployments", factor)
     rows = []
     for i in range(n):
@@ -404,9 +396,6 @@ def _deployments(db, ctx, rnd, factor, now, mv_ids, users, counts) -> list[tuple
 
 def _predictions(db, ctx, rnd, factor, now, deps, counts) -> None:
     """1,000,000 predictions over the deployments and 30 days; the last week drifts; older ones partly labelled."""
-    from ..demo_data import FEATURES, TARGET, make_customers
-    from ..models.deployments import Prediction
-
     n = _n("predictions", factor)
     calm = make_customers(2000, seed=81)
     drifted = make_customers(2000, seed=82, drift=0.6)
@@ -460,8 +449,6 @@ def _predictions(db, ctx, rnd, factor, now, deps, counts) -> None:
 
 def _monitoring(db, ctx, rnd, factor, now, deps, counts) -> None:
     """A monitor per deployment, a daily check for 30 days (per-column drift), and some alerts."""
-    from ..models.monitoring import Alert, Monitor, MonitorCheck, MonitorCheckColumn
-
     tc = _t(MonitorCheck)
     check_tpl = _row(db, tc, tc.c.status == "ok")
     mon_ids = _insert(db, _t(Monitor), [{
@@ -471,7 +458,6 @@ def _monitoring(db, ctx, rnd, factor, now, deps, counts) -> None:
         "max_latency_p95_ms": 500.0, "min_label_coverage": None, "retraining_policy": "propose", "enabled": True,
         "version": 1, "created_by": "omar", "created_at": now - timedelta(days=DAYS), "updated_at": now}
         for d, _mv, name in deps], ids=True)
-    from ..demo_data import FEATURES
     checks = []
     for mon, (d, mv, _name) in zip(mon_ids, deps):
         for day in range(DAYS, 0, -1):

@@ -12,9 +12,15 @@ import uuid
 from datetime import timedelta
 
 import numpy as np
+from sqlmodel import func, select
 
 from ..db import Database, utcnow
 from ..errors import DomainError
+from ..ml.scoring import jsonable_scores, positive_index, predict_scored
+from ..models.deployments import Prediction
+from ..services import deployments, monitoring, registry, retraining
+from ..services.predictions import log_predictions, prediction_row
+from .customers import FEATURES, TARGET, make_customers
 
 DAYS = 7
 PER_DAY = 240
@@ -26,21 +32,12 @@ LABEL_DELAY_DAYS = (1, 3)  # outcomes come back 1 to 3 days after the prediction
 
 
 def _predictions_count(db: Database, deployment_id: int) -> int:
-    from sqlmodel import func, select
-
-    from ..models.deployments import Prediction
-
     with db.read() as s:
         return int(s.exec(select(func.count()).select_from(Prediction)
                           .where(Prediction.deployment_id == deployment_id)).one())
 
 
 def seed(db: Database, ctx) -> None:
-    from ..demo_data import FEATURES, TARGET, make_customers
-    from ..services import deployments, monitoring, registry, retraining
-    from ..ml.scoring import jsonable_scores, positive_index, predict_scored
-    from ..services.predictions import log_predictions, prediction_row
-
     try:
         dep = deployments.get_by_name(db, "churn")
     except DomainError:

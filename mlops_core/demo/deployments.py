@@ -14,17 +14,16 @@ import uuid
 
 from ..db import Database
 from ..errors import DomainError
+from ..ml.scoring import jsonable_scores, positive_index, predict_scored
+from ..services import apikeys, collab, deployments
+from ..services.predictions import log_predictions, prediction_row
+from ..serving.schema import RecordValidator, frame_to_records, to_jsonable
+from .customers import make_customers
 
 RECENT_REQUESTS = 30
 
 
 def seed(db: Database, ctx) -> None:
-    from ..demo_data import make_customers
-    from ..services import apikeys, collab, deployments
-    from ..ml.scoring import jsonable_scores, positive_index, predict_scored
-    from ..services.predictions import log_predictions, prediction_row
-    from ..serving.schema import RecordValidator, frame_to_records, to_jsonable
-
     champion = ctx.data.get("churn_model_version_id")
     if champion is None:
         ctx.lines.append("deployments: no registered churn model in the demo; no deployment seeded")

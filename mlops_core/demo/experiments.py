@@ -7,7 +7,8 @@ job runner the worker uses, so every number the demo shows comes from a real fit
 from __future__ import annotations
 
 from ..db import Database
-from ..services import experiments, registry
+from ..jobs import queue, runner
+from ..services import datasets, experiments, registry
 
 DEMO_ALGORITHMS = {
     "logistic_regression": {},
@@ -26,9 +27,6 @@ def _use_case_id(db: Database, ctx, version) -> int | None:
 
 
 def seed(db: Database, ctx) -> None:
-    from ..jobs import queue, runner
-    from ..services import datasets
-
     version_id = ctx.data.get("customers_trainable_version_id")
     if version_id is None:
         ctx.lines.append("experiments: no trainable customers version in the demo; no runs trained")

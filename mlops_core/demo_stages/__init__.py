@@ -1,1 +1,0 @@
-"""Demo seeders, one module per stage (see mlops_core/demo.py)."""
