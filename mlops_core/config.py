@@ -60,6 +60,14 @@ class Settings(BaseSettings):
     # The model check of a deployment gate runs in a child process with these limits.
     model_check_memory_mb: int = Field(default=2048, alias="MLOPS_MODEL_CHECK_MEMORY_MB")
     model_check_timeout_seconds: float = Field(default=120.0, alias="MLOPS_MODEL_CHECK_TIMEOUT_SECONDS")
+    # Folders the UI may register server files from, os.pathsep-separated (unset: data/); see data_io.allowed_roots.
+    ingest_roots: str | None = Field(default=None, alias="MLOPS_INGEST_ROOTS")
+    # Named source databases as JSON {"name": "sqlalchemy-url"}; kept raw so data_io refuses a bad value in one line.
+    sql_connections: str | None = Field(default=None, alias="MLOPS_SQL_CONNECTIONS")
+    # The tracking SDK's personal access token (create one with `python -m mlops_core user token NAME`).
+    mlops_token: str | None = Field(default=None, alias="MLOPS_TOKEN")
+    # `demo --scale large`: multiplies every size of the large workspace (kept raw: "" means 1, as before).
+    large_factor: str | None = Field(default=None, alias="MLOPS_LARGE_FACTOR")
 
     @property
     def is_sqlite(self) -> bool:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
-from .config import DATA_DIR, get_settings
+from .config import DATA_DIR, Settings, get_settings
 from .errors import ValidationError
 
 Progress = Callable[[float, str], None]
@@ -138,7 +138,9 @@ def stage_upload(fileobj: IO[bytes], filename: str, *, limit: int | None = None,
 
 def allowed_roots() -> list[Path]:
     """Folders the UI may register files from (MLOPS_INGEST_ROOTS, os.pathsep-separated; default data/)."""
-    raw = os.environ.get("MLOPS_INGEST_ROOTS")
+    # A fresh Settings(), not the cached one: the environment is read at each call, as it always was
+    # (tests and admin scripts set it in-process after the settings were first read).
+    raw = Settings().ingest_roots
     roots = [Path(p) for p in raw.split(os.pathsep) if p.strip()] if raw else [DATA_DIR]
     return [r.expanduser().resolve() for r in roots]
 
@@ -307,7 +309,7 @@ def sql_connections() -> dict[str, str]:
 
     from .db import normalise_url
 
-    raw = os.environ.get("MLOPS_SQL_CONNECTIONS", "").strip()
+    raw = (Settings().sql_connections or "").strip()  # read at each call, like allowed_roots
     if not raw:
         return {}
     try:

@@ -26,6 +26,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Mapping
 
+from .config import Settings
 from .errors import AuthenticationFailed, ValidationError
 
 BATCH_SIZE = 1000
@@ -42,7 +43,8 @@ def _db():
 def _actor():
     from .services import users
 
-    token = os.environ.get("MLOPS_TOKEN", "").strip()
+    # A fresh Settings(), not the cached one: a notebook sets MLOPS_TOKEN after importing the SDK.
+    token = (Settings().mlops_token or "").strip()
     if not token:
         raise AuthenticationFailed(
             "MLOPS_TOKEN is not set: create a personal access token with "

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import random
 import time
 from datetime import timedelta
@@ -23,6 +22,7 @@ from typing import Any, Iterable
 from sqlalchemy import Table, func, insert, select
 
 from .. import artifacts
+from ..config import get_settings
 from ..db import Database, utcnow
 from ..models.audit import AuditEvent
 from ..models.datasets import Dataset, DatasetSchema, DatasetVersion
@@ -123,7 +123,7 @@ def seed_large(db: Database, ctx, factor: float | None = None) -> dict[str, int]
 
     `factor` scales every size (default: env MLOPS_LARGE_FACTOR, else 1 = the sizes of issue 8)."""
     if factor is None:
-        factor = float(os.environ.get("MLOPS_LARGE_FACTOR") or 1.0)
+        factor = float(get_settings().large_factor or 1.0)
 
     t_start = time.monotonic()
     with db.read() as s:
