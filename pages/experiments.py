@@ -3,7 +3,8 @@ server-side filters, sorting, pagination and KPI lights."""
 import streamlit as st
 
 from hub_ui import session
-from mlops_core.ml import algorithms, training
+from mlops_core.ml import training
+from mlops_core.ml.algorithms import ALGORITHMS, TASKS, algorithms_for
 from mlops_core.errors import DomainError
 from mlops_core.services import datasets, experiments, usecases
 from mlops_core.textsafety import plain_markdown as md_text
@@ -46,20 +47,20 @@ if session.may("run.start"):
             default_target = "churned" if "churned" in columns else columns[-1]
             target = st.selectbox("Target column", columns, index=columns.index(default_target), key="exp_target")
             suggested = experiments.suggest_task_for(db, dataset_version_id=version_id, target=target)
-            task = st.radio("Task", algorithms.TASKS, index=algorithms.TASKS.index(suggested), horizontal=True,
+            task = st.radio("Task", TASKS, index=TASKS.index(suggested), horizontal=True,
                             key=f"exp_task_{version_id}_{target}", help=f"suggested from the target: {suggested}")
             features = st.multiselect("Features", [c for c in columns if c != target],
                                       default=[c for c in columns if c != target], key=f"exp_features_{version_id}_{target}")
-            choices = algorithms.algorithms_for(task)
+            choices = algorithms_for(task)
             algorithms = st.multiselect("Algorithms (one run each)", choices, default=choices[:1],
-                                        format_func=lambda k: algorithms.ALGORITHMS[k].label, key=f"exp_algs_{task}")
+                                        format_func=lambda k: ALGORITHMS[k].label, key=f"exp_algs_{task}")
             params_by_algorithm = {}
             if algorithms:
                 st.caption("Hyperparameters: defaults are filled in. Several comma-separated values make a search "
                            f"(grid, or random with a draw count; at most {training.MAX_SEARCH_COMBINATIONS} "
                            "combinations).")
                 for alg in algorithms:
-                    spec = algorithms.ALGORITHMS[alg]
+                    spec = ALGORITHMS[alg]
                     cols = st.columns(len(spec.params))
                     params = {}
                     for col_, (name, p) in zip(cols, spec.params.items()):
