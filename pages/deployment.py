@@ -109,7 +109,7 @@ def requests_and_gates() -> None:
                     with session.service_call():
                         deployments.reject_request(db, actor=actor, request_id=r.id, reason=reason)
                         _done(f"Request #{r.id} rejected.")
-                if actor.role == "admin" and any(g.status == "failed" for g in gates):
+                if session.may("deployment.override_gates") and any(g.status == "failed" for g in gates):
                     if st.button("Override failed gates and deploy (admin, audited)", key=f"dep_override_{r.id}"):
                         with session.service_call():
                             deployments.deploy(db, actor=actor, request_id=r.id, override_reason=reason)

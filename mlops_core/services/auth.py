@@ -29,6 +29,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "kpi.reading": frozenset({B}),
     "comment.write": EVERYONE,
     "signoff.request": EVERYONE,
+    # decide a sign-off asked of someone else, or one you requested yourself (four eyes: admin only)
+    "signoff.decide_any": frozenset({ADMIN}),
     # stage 2: data
     "dataset.write": frozenset({DE}),
     "dataset.approve": frozenset({DE}),
@@ -37,9 +39,14 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "run.start": frozenset({DS}),
     "run.cancel": frozenset({DS}),
     "model.register": frozenset({DS}),
+    # log to, or end, an SDK run someone else started
+    "run.write_any": frozenset({ADMIN}),
     # stage 4: deployment
     "deployment.request": frozenset({DS}),
+    "deployment.create": frozenset({OPS, DS}),  # an empty endpoint (data scientists also create one by requesting)
+    "deployment.reevaluate": frozenset({OPS, DS}),  # re-check a pending request's gates after a fix
     "deployment.deploy": frozenset({OPS}),
+    "deployment.override_gates": frozenset({ADMIN}),  # deploy despite failed gates, with a reason
     "deployment.signoff": frozenset({B}),
     "apikey.manage": frozenset({OPS}),
     "prediction.label": frozenset({OPS, DS}),
@@ -62,6 +69,11 @@ ACTION_LABELS: dict[str, str] = {
     "run.start": "start experiments",
     "run.cancel": "cancel runs",
     "model.register": "register models",
+    "run.write_any": "log to someone else's run",
+    "signoff.decide_any": "decide a sign-off asked of someone else",
+    "deployment.create": "create deployments",
+    "deployment.reevaluate": "re-evaluate deployment gates",
+    "deployment.override_gates": "override failed gates",
     "deployment.request": "request deployments",
     "deployment.deploy": "deploy or roll back",
     "deployment.signoff": "sign off deployments",

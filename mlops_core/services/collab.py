@@ -23,7 +23,8 @@ from ..models.base import ROLES
 from ..models.collab import Comment, CommentPublic, InboxItem, InboxItemPublic, Signoff, SignoffPublic
 from ..models.users import User
 from . import audit
-from .auth import Actor, require
+from ._common import get_or_404
+from .auth import Actor, can, require
 from .overview import register_counter
 
 MAX_COMMENT = 5000
@@ -300,7 +301,7 @@ def request_signoff(
 def may_decide(actor: Actor, signoff: SignoffPublic | Signoff) -> bool:
     """The person asked, anyone holding the role asked, or an admin; never the requester themself
     (four eyes), unless an admin."""
-    if actor.role == "admin":
+    if can(actor, "signoff.decide_any"):
         return True
     if actor.username == signoff.requested_by:
         return False
@@ -317,9 +318,7 @@ def decide_signoff(db: Database, *, actor: Actor, signoff_id: int, approve: bool
     if len(reason) > 2000:
         raise ValidationError("the reason is too long; keep it under 2000 characters")
     with db.unit_of_work() as s:
-        r = s.get(Signoff, signoff_id)
-        if r is None:
-            raise NotFound(f"no sign-off request {signoff_id}")
+        r = get_or_404(s, Signoff, signoff_id, "sign-off request")
         if not may_decide(actor, r):
             who = r.assignee_username or f"someone with the role {r.assignee_role}"
             if actor.username == r.requested_by:
@@ -350,9 +349,7 @@ def decide_signoff(db: Database, *, actor: Actor, signoff_id: int, approve: bool
 
 def get_signoff(db: Database, signoff_id: int) -> SignoffPublic:
     with db.read() as s:
-        r = s.get(Signoff, signoff_id)
-        if r is None:
-            raise NotFound(f"no sign-off request {signoff_id}")
+        r = get_or_404(s, Signoff, signoff_id, "sign-off request")
         return _signoff_public(r)
 
 
@@ -369,7 +366,7 @@ def pending_for(db: Database, *, actor: Actor, limit: int = 100) -> list[Signoff
     """Pending sign-offs this actor may decide (asked of them or of their role), oldest first."""
     with db.read() as s:
         q = select(Signoff).where(Signoff.status == "pending")
-        if actor.role != "admin":
+        if not can(actor, "signoff.decide_any"):
             q = q.where(or_(Signoff.assignee_username == actor.username, Signoff.assignee_role == actor.role),
                         Signoff.requested_by != actor.username)
         rows = s.exec(q.order_by(Signoff.id).limit(limit)).all()

@@ -28,7 +28,7 @@ from ..models.experiments import (
 )
 from ..models.usecases import Kpi, KpiCheck, KpiPublic
 from . import audit
-from .auth import Actor, require
+from .auth import Actor, can, require
 from .overview import register_counter
 
 MAX_PAGE = 500
@@ -892,7 +892,7 @@ def create_sdk_run(db: Database, *, actor: Actor, use_case_id: int | None, datas
 
 def _own_running_run(s: Session, actor: Actor, run_id: int) -> Run:
     run = _get_row(s, run_id)
-    if run.created_by != actor.username and actor.role != "admin":
+    if run.created_by != actor.username and not can(actor, "run.write_any"):
         raise ValidationError(f"run {run_id} belongs to {run.created_by}; log to your own runs")
     if run.status != "running":
         raise Conflict(f"run {run_id} is {run.status}; only a running run accepts new values")
@@ -1010,7 +1010,7 @@ def end_sdk_run(db: Database, *, actor: Actor, run_id: int, status: str = "finis
         raise ValidationError(f"a run ends finished, failed or cancelled, not {status!r}")
     with db.read() as s:
         run = _get_row(s, run_id)
-        if run.created_by != actor.username and actor.role != "admin":
+        if run.created_by != actor.username and not can(actor, "run.write_any"):
             raise ValidationError(f"run {run_id} belongs to {run.created_by}")
     _end_run(db, run_id, status, error, actor=actor)
     return get_run(db, run_id)
