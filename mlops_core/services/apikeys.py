@@ -8,9 +8,10 @@ import secrets
 from sqlmodel import col, select
 
 from ..db import Database, utcnow
-from ..errors import Conflict, NotFound, ValidationError
-from ..models.deployments import ApiKey, ApiKeyPublic, Deployment
+from ..errors import Conflict, ValidationError
+from ..models.deployments import ApiKey, ApiKeyPublic
 from . import audit
+from ._common import deployment_by_name, get_or_404
 from .auth import Actor, require
 
 KEY_PREFIX = "mlk_"
@@ -24,15 +25,6 @@ def _public(k: ApiKey) -> ApiKeyPublic:
     return ApiKeyPublic.model_validate(k, from_attributes=True)
 
 
-def _deployment(s, name: str) -> Deployment:
-    d = s.exec(select(Deployment).where(Deployment.name == name)).first()
-    if d is None:
-        names = s.exec(select(Deployment.name).order_by(Deployment.name)).all()
-        raise NotFound(f"no deployment named {name!r}" + (f"; existing deployments: {', '.join(names)}" if names
-                                                          else "; request a deployment first"))
-    return d
-
-
 def create_key(db: Database, *, actor: Actor, deployment_name: str, name: str = "") -> tuple[ApiKeyPublic, str]:
     """A new key for `deployment_name`. Returns (its public view, the key) — the key is never shown again."""
     require(actor, "apikey.manage")
@@ -41,7 +33,7 @@ def create_key(db: Database, *, actor: Actor, deployment_name: str, name: str = 
         raise ValidationError("the key name is too long; keep it under 200 characters")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     with db.unit_of_work() as s:
-        d = _deployment(s, deployment_name)
+        d = deployment_by_name(s, deployment_name)
         k = ApiKey(deployment_id=d.id, name=name or f"key for {d.name}", key_hash=hash_key(key),
                    prefix=key[:10], created_by=actor.username)
         s.add(k)
@@ -53,7 +45,7 @@ def create_key(db: Database, *, actor: Actor, deployment_name: str, name: str = 
 
 def list_keys(db: Database, *, deployment_name: str, include_revoked: bool = True) -> list[ApiKeyPublic]:
     with db.read() as s:
-        d = _deployment(s, deployment_name)
+        d = deployment_by_name(s, deployment_name)
         q = select(ApiKey).where(ApiKey.deployment_id == d.id)
         if not include_revoked:
             q = q.where(col(ApiKey.revoked_at).is_(None))
@@ -64,9 +56,7 @@ def revoke_key(db: Database, *, actor: Actor, key_id: int) -> ApiKeyPublic:
     """Revoke a key; a running scoring service refuses it within a couple of seconds (it polls)."""
     require(actor, "apikey.manage")
     with db.unit_of_work() as s:
-        k = s.get(ApiKey, key_id)
-        if k is None:
-            raise NotFound(f"no API key {key_id}")
+        k = get_or_404(s, ApiKey, key_id, "API key", "see the deployment's API keys")
         if k.revoked_at is not None:
             raise Conflict(f"API key {k.prefix}… was already revoked by {k.revoked_by}")
         k.revoked_at, k.revoked_by = utcnow(), actor.username

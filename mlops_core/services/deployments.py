@@ -12,16 +12,18 @@ The scoring service (mlops_core/serving) polls `deployments.generation` and hot-
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import math
 import re
 import threading
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import Integer, func, update
 from sqlmodel import Session, col, select
 
+from .. import artifacts
+from ..config import get_settings
 from ..db import Database, utcnow
 from ..errors import Conflict, NotFound, PermissionDenied, ValidationError
 from ..models.deployments import (
@@ -36,9 +38,12 @@ from ..models.deployments import (
     GateResult,
     Prediction,
 )
+from ..ml import model_check
+from ..models.datasets import Dataset, DatasetVersion
 from ..models.experiments import ModelVersion, RegisteredModel
-from . import audit
-from .auth import Actor, require
+from . import audit, collab, datasets, experiments, registry, usecases
+from ._common import deployment_by_name
+from .auth import Actor, can, require
 from .overview import register_counter
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
@@ -53,16 +58,6 @@ register_counter(
 
 
 # --- small helpers ------------------------------------------------------------------------------
-
-def _optional(module: str):
-    """Another stage's service module, or None while it is not built."""
-    try:
-        if importlib.util.find_spec(module) is None:
-            return None
-        return importlib.import_module(module)
-    except ImportError:
-        return None
-
 
 def _public(d: Deployment) -> DeploymentPublic:
     return DeploymentPublic.model_validate(d, from_attributes=True)
@@ -87,15 +82,6 @@ def check_name(name: str) -> str:
             "'-', starting with a letter (it becomes the URL /v1/deployments/<name>/predict)"
         )
     return name
-
-
-def _get_row(s: Session, name: str) -> Deployment:
-    d = s.exec(select(Deployment).where(Deployment.name == name)).first()
-    if d is None:
-        names = s.exec(select(Deployment.name).order_by(Deployment.name)).all()
-        hint = f"; existing deployments: {', '.join(names)}" if names else "; none exists yet: request one first"
-        raise NotFound(f"no deployment named {name!r}{hint}")
-    return d
 
 
 def model_version_label(s: Session, model_version_id: int | None) -> str:
@@ -126,31 +112,18 @@ def version_labels(db: Database, ids: list[int | None]) -> dict[int, str]:
 
 
 def _model_version(db: Database, model_version_id: int) -> dict[str, Any]:
-    """The model version as a dict (registry's public view when stage 3 provides it)."""
-    registry = _optional("mlops_core.services.registry")
-    if registry is not None and hasattr(registry, "get_model_version"):
-        return registry.get_model_version(db, model_version_id).model_dump()
-    with db.read() as s:
-        mv = s.get(ModelVersion, model_version_id)
-        if mv is None:
-            raise NotFound(f"no model version {model_version_id}; register one from a finished run first")
-        out = mv.model_dump()
-        out["model_name"] = model_version_label(s, model_version_id).rsplit(" v", 1)[0]
-        return out
+    """The model version as a dict (the registry's public view)."""
+    return registry.get_model_version(db, model_version_id).model_dump()
 
 
 def load_model(db: Database, model_version_id: int):
     """The fitted pipeline of a model version, loaded with skops (trusted types checked by the registry)."""
-    registry = _optional("mlops_core.services.registry")
-    if registry is None or not hasattr(registry, "load_model"):
-        raise ValidationError("the model registry is not available in this build; cannot load model versions")
     return registry.load_model(db, model_version_id)
 
 
 def _run_test_metrics(db: Database, mv: dict[str, Any]) -> dict[str, float]:
-    """The run's test metrics (stage 3 `get_run`), or the version's snapshot of them."""
-    experiments = _optional("mlops_core.services.experiments")
-    if experiments is not None and hasattr(experiments, "get_run") and mv.get("run_id"):
+    """The run's test metrics, or the version's snapshot of them (a version registered without a run)."""
+    if mv.get("run_id"):
         try:
             run = experiments.get_run(db, mv["run_id"])
             if run.metrics:
@@ -175,7 +148,6 @@ def _evidence(mv: dict[str, Any], metrics: dict[str, float]) -> dict[str, Any]:
 
 
 def evidence_hash(evidence: dict[str, Any]) -> str:
-    collab = importlib.import_module("mlops_core.services.collab")
     return collab.evidence_hash(evidence)
 
 
@@ -192,10 +164,6 @@ def _gate_data(db: Database, mv: dict[str, Any]) -> GateResult:
         return _gate("data_validated", title, "failed",
                      "the model version has no training dataset version (no lineage); register it from a run "
                      "trained on a registered dataset version")
-    try:
-        from ..models.datasets import Dataset, DatasetVersion
-    except ImportError:
-        return _gate("data_validated", title, "failed", "the datasets stage is not available in this build")
     with db.read() as s:
         row = s.exec(select(DatasetVersion, Dataset.name).join(
             Dataset, col(DatasetVersion.dataset_id) == col(Dataset.id)).where(DatasetVersion.id == dv_id)).first()
@@ -216,9 +184,8 @@ def _gate_data(db: Database, mv: dict[str, Any]) -> GateResult:
 
 def _gate_kpis(db: Database, mv: dict[str, Any], metrics: dict[str, float]) -> GateResult:
     title = "Model KPIs met on the test metrics"
-    usecases = _optional("mlops_core.services.usecases")
     uc = mv.get("use_case_id")
-    if uc is None or usecases is None:
+    if uc is None:
         return _gate("kpis_met", title, "failed",
                      "the model version belongs to no use case, so there are no model KPIs to check it against")
     checks = usecases.evaluate_metrics(db, uc, metrics)
@@ -260,9 +227,8 @@ def _gate_regression(db: Database, mv: dict[str, Any], metrics: dict[str, float]
         return _gate("no_regression", title, "passed", "this version is the one in production",
                      champion_model_version_id=current.model_version_id, tolerance=tolerance)
     champ = _run_test_metrics(db, _model_version(db, current.model_version_id))
-    usecases = _optional("mlops_core.services.usecases")
     directions: dict[str, str] = {}
-    if usecases is not None and mv.get("use_case_id") is not None:
+    if mv.get("use_case_id") is not None:
         directions = {k.metric: k.direction for k in usecases.model_kpis(db, mv["use_case_id"])}
     compared, worse = [], []
     for metric, direction in directions.items():
@@ -290,7 +256,6 @@ def _gate_signoff(db: Database, model_version_id: int, environment: str, current
     title = "Business sign-off"
     if environment != "production":
         return _gate("business_signoff", title, "not_required", "staging needs no business sign-off")
-    collab = importlib.import_module("mlops_core.services.collab")
     signoffs = collab.signoffs_for(db, SIGNOFF_ENTITY, model_version_id)
     fresh = [so for so in signoffs if so.status == "approved" and so.evidence_hash == current_hash]
     if fresh:
@@ -327,18 +292,13 @@ def _gate_loads(db: Database, mv: dict[str, Any]) -> GateResult:
     (mlops_core/ml/model_check.py): a candidate model is untrusted data, so this process (the UI, the API,
     the worker) never builds it; a model that is refused, runs out of memory, hangs or crashes fails
     this gate with a sentence saying so."""
-    from .. import artifacts
-    from ..ml import model_check
-    from ..config import get_settings
-
     title = "Model loads (skops) and predicts on training data"
     dv_id = mv.get("dataset_version_id")
     key = mv.get("artifact_key")
     if not key or not artifacts.exists(key):
         return _gate("model_loads", title, "failed",
                      f"the model does not load: its file ({key or 'none'}) is missing from the artifact store")
-    datasets = _optional("mlops_core.services.datasets")
-    if dv_id is None or datasets is None:
+    if dv_id is None:
         return _gate("model_loads", title, "failed", "no training data to predict on (no dataset version lineage)")
     try:
         frame = datasets.load_frame(db, dv_id)
@@ -409,10 +369,35 @@ def current_gates(db: Database, request: DeploymentRequestPublic) -> list[GateRe
 
 # --- reads -------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class ServedRow:
+    """What the scoring service needs of one deployment to decide whether to (re)load it."""
+
+    id: int
+    name: str
+    generation: int
+    model_version_id: int | None
+    canary_model_version_id: int | None
+    canary_share: float
+
+
+def serving_snapshot(db: Database) -> tuple[list[ServedRow], dict[str, int]]:
+    """Every deployment as the scoring service polls it, and key hash -> deployment id of the unrevoked
+    API keys, read in one transaction so a key never points at a deployment the same poll did not see."""
+    with db.read() as s:
+        rows = [ServedRow(*r) for r in s.exec(select(
+            Deployment.id, Deployment.name, Deployment.generation, Deployment.model_version_id,
+            Deployment.canary_model_version_id, Deployment.canary_share)).all()]
+        keys = dict(s.exec(select(ApiKey.key_hash, ApiKey.deployment_id)
+                           .where(col(ApiKey.revoked_at).is_(None))).all())
+    return rows, keys
+
+
+
 def get_by_name(db: Database, name: str) -> DeploymentPublic:
     """The deployment called `name` (NotFound lists the existing ones)."""
     with db.read() as s:
-        return _public(_get_row(s, name))
+        return _public(deployment_by_name(s, name))
 
 
 def get_deployment(db: Database, deployment_id: int) -> DeploymentPublic:
@@ -451,7 +436,7 @@ def where_deployed(db: Database, model_version_id: int) -> list[dict[str, Any]]:
 def history(db: Database, *, deployment_name: str) -> list[DeploymentEventPublic]:
     """Every move of the endpoint, newest first: which model version served from when."""
     with db.read() as s:
-        d = _get_row(s, deployment_name)
+        d = deployment_by_name(s, deployment_name)
         rows = s.exec(select(DeploymentEvent).where(DeploymentEvent.deployment_id == d.id)
                       .order_by(col(DeploymentEvent.id).desc())).all()
         return [_event_public(e) for e in rows]
@@ -483,12 +468,12 @@ def overview(db: Database, *, hours: int = 24, name: str | None = None) -> list[
     """The deployments overview: endpoint, environment, version, since when, traffic and error rate
     over the last `hours` — aggregated in SQL (one grouped query over the prediction log). `name`
     restricts it to one deployment (its page), which reads only that deployment's predictions."""
-    since = utcnow() - __import__("datetime").timedelta(hours=hours)
+    since = utcnow() - timedelta(hours=hours)
     with db.read() as s:
         q = select(Deployment).order_by(Deployment.name)
         deps = [_public(d) for d in s.exec(q.where(Deployment.name == name) if name is not None else q).all()]
         traffic = (select(Prediction.deployment_id, func.count(),
-                          func.sum(func.cast(Prediction.status != "ok", __import__("sqlalchemy").Integer)),
+                          func.sum(func.cast(Prediction.status != "ok", Integer)),
                           func.avg(Prediction.latency_ms))
                    .where(Prediction.created_at >= since).group_by(Prediction.deployment_id))
         live_keys = (select(ApiKey.deployment_id, func.count()).where(col(ApiKey.revoked_at).is_(None))
@@ -527,8 +512,7 @@ def _snapshot(d: Deployment) -> dict[str, Any]:
 def create_deployment(db: Database, *, actor: Actor, name: str, environment: str, use_case_id: int | None = None,
                       regression_tolerance: float = 0.01, description: str = "") -> DeploymentPublic:
     """A new (empty) endpoint. Data scientists create them by requesting; ops may create them directly."""
-    if actor.role not in ("admin", "ops", "data_scientist"):
-        require(actor, "deployment.request")
+    require(actor, "deployment.create")
     name = check_name(name)
     if environment not in ENVIRONMENTS:
         raise ValidationError(f"unknown environment {environment!r}; choose one of: {', '.join(ENVIRONMENTS)}")
@@ -561,7 +545,7 @@ def set_regression_tolerance(db: Database, *, actor: Actor, deployment_name: str
     require(actor, "deployment.deploy")
     tolerance = _check_tolerance(tolerance)
     with db.unit_of_work() as s:
-        d = _get_row(s, deployment_name)
+        d = deployment_by_name(s, deployment_name)
         before = d.regression_tolerance
         d.regression_tolerance = tolerance
         d.updated_at = utcnow()
@@ -592,7 +576,6 @@ def request_deployment(db: Database, *, actor: Actor, model_version_id: int, dep
     gates = gate_checks(db, model_version_id, deployment_name if dep else None, environment=environment)
     evidence = signoff_evidence(db, model_version_id)
     ehash = evidence_hash(evidence)
-    collab = importlib.import_module("mlops_core.services.collab")
     signoff_id = None
     signoff_gate = next(g for g in gates if g.gate == "business_signoff")
     if environment == "production" and signoff_gate.status == "failed" and \
@@ -638,8 +621,7 @@ def request_deployment(db: Database, *, actor: Actor, model_version_id: int, dep
 
 def reevaluate_request(db: Database, *, actor: Actor, request_id: int) -> DeploymentRequestPublic:
     """Evaluate the gates of a pending request again (after a sign-off or a data fix) and store them."""
-    if actor.role not in ("admin", "ops", "data_scientist"):
-        require(actor, "deployment.deploy")
+    require(actor, "deployment.reevaluate")
     req = get_request(db, request_id)
     gates = gate_checks(db, req.model_version_id, req.deployment_name, environment=req.environment)
     return _store_gates(db, actor=actor, request_id=request_id, gates=gates)
@@ -700,7 +682,7 @@ def deploy(db: Database, *, actor: Actor, request_id: int, override_reason: str 
         raise ValidationError(
             "deployment blocked by failed gates: " + "; ".join(f"{g.title}: {g.detail}" for g in failed)
             + ". Fix them and deploy again, or ask an admin to override with a reason")
-    if failed and actor.role != "admin":
+    if failed and not can(actor, "deployment.override_gates"):
         raise PermissionDenied(f"{actor.username} ({actor.role}) may not override failed gates; only an admin may, "
                                "with a reason")
     with db.unit_of_work() as s:
@@ -722,16 +704,13 @@ def deploy(db: Database, *, actor: Actor, request_id: int, override_reason: str 
                                 "reason": override_reason})
         _move(s, d, actor=actor, kind="deploy", to_version=r.model_version_id, request_id=request_id,
               reason=f"override: {override_reason}" if failed else "")
-        collab = importlib.import_module("mlops_core.services.collab")
         collab.notify(s, usernames=[r.requested_by], kind="deployment_done",
                       title=f"{actor.username} deployed {model_version_label(s, r.model_version_id)} on {d.name}",
                       entity_type="deployment", entity_id=d.id, from_username=actor.username,
                       exclude={actor.username})
         if d.use_case_id is not None and d.environment == "production":
-            usecases = _optional("mlops_core.services.usecases")
-            if usecases is not None and hasattr(usecases, "note_stage_reached"):
-                usecases.note_stage_reached(s, actor=actor, use_case_id=d.use_case_id, status="deployed",
-                                            note=f"{d.name} serves {model_version_label(s, r.model_version_id)}")
+            usecases.note_stage_reached(s, actor=actor, use_case_id=d.use_case_id, status="deployed",
+                                        note=f"{d.name} serves {model_version_label(s, r.model_version_id)}")
         return _public(d)
 
 
@@ -757,7 +736,7 @@ def reject_request(db: Database, *, actor: Actor, request_id: int, reason: str) 
 def previous_version(db: Database, deployment_name: str) -> int | None:
     """The version the endpoint served before its current one (what rollback returns to)."""
     with db.read() as s:
-        d = _get_row(s, deployment_name)
+        d = deployment_by_name(s, deployment_name)
         e = s.exec(select(DeploymentEvent).where(DeploymentEvent.deployment_id == d.id,
                                                  col(DeploymentEvent.kind).in_(("deploy", "rollback")),
                                                  DeploymentEvent.to_model_version_id == d.model_version_id)
@@ -770,7 +749,7 @@ def rollback(db: Database, *, actor: Actor, deployment_name: str, reason: str = 
     require(actor, "deployment.deploy")
     prev = previous_version(db, deployment_name)
     with db.unit_of_work() as s:
-        d = _get_row(s, deployment_name)
+        d = deployment_by_name(s, deployment_name)
         if prev is None:
             raise Conflict(f"{deployment_name} has no previous version to roll back to; it has only ever served "
                            f"{model_version_label(s, d.model_version_id)}")
@@ -800,7 +779,7 @@ def set_canary(db: Database, *, actor: Actor, deployment_name: str, model_versio
         if failed:
             raise ValidationError("the challenger fails gates: " + "; ".join(f"{g.title}: {g.detail}" for g in failed))
     with db.unit_of_work() as s:
-        d = _get_row(s, deployment_name)
+        d = deployment_by_name(s, deployment_name)
         before = _snapshot(d)
         kind = "canary_start" if model_version_id is not None else "canary_stop"
         if kind == "canary_stop" and d.canary_model_version_id is None:

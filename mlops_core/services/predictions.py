@@ -27,7 +27,7 @@ from ..db import Database, utcnow
 from ..errors import DomainError, ValidationError
 from ..ml.scoring import jsonable_scores, positive_index, predict_scored
 from ..models.deployments import Prediction, PredictionPublic
-from . import audit
+from . import audit, deployments
 from .auth import Actor, require
 
 log = logging.getLogger(__name__)
@@ -200,16 +200,10 @@ def apply_labels(db: Database, *, deployment_id: int, labels: Any) -> LabelResul
     return result
 
 
-def _deployment(db: Database, name: str):
-    from .deployments import get_by_name
-
-    return get_by_name(db, name)
-
-
 def label_predictions(db: Database, *, actor: Actor, deployment_name: str, labels: Any) -> LabelResult:
     """Labels entered by a person (UI); audited."""
     require(actor, "prediction.label")
-    d = _deployment(db, deployment_name)
+    d = deployments.get_by_name(db, deployment_name)
     result = apply_labels(db, deployment_id=d.id, labels=labels)
     with db.unit_of_work() as s:
         audit.record(s, actor=actor, action="prediction.label", entity_type="deployment", entity_id=d.id,
@@ -264,7 +258,7 @@ def upload_labels_csv(db: Database, *, actor: Actor, deployment_name: str, data:
 # --- reads ---------------------------------------------------------------------------------------
 
 def recent_predictions(db: Database, *, deployment_name: str, limit: int = 50) -> list[PredictionPublic]:
-    d = _deployment(db, deployment_name)
+    d = deployments.get_by_name(db, deployment_name)
     with db.read() as s:
         rows = s.exec(select(Prediction).where(Prediction.deployment_id == d.id)
                       .order_by(col(Prediction.id).desc()).limit(limit)).all()
@@ -389,7 +383,7 @@ def submit_batch_scoring(db: Database, *, actor: Actor, deployment_name: str, fi
     from .. import artifacts
     from ..jobs import queue
 
-    d = _deployment(db, deployment_name)
+    d = deployments.get_by_name(db, deployment_name)
     if d.model_version_id is None:
         raise ValidationError(f"{deployment_name} serves no model version yet; deploy one first")
     name = (filename or "upload.csv").lower()

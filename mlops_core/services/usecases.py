@@ -37,6 +37,7 @@ from ..models.usecases import (
 )
 from ..models.users import User
 from . import audit
+from ._common import get_or_404
 from . import collab as _collab  # noqa: F401  (registers the "sign-offs pending" counter with ours)
 from .auth import Actor, require
 from .overview import register_counter
@@ -153,10 +154,7 @@ def _members_rows(s: Session, members: Mapping[str, Iterable[str]] | None) -> li
 
 
 def _get_row(s: Session, use_case_id: int) -> UseCase:
-    uc = s.get(UseCase, use_case_id)
-    if uc is None:
-        raise NotFound(f"no use case with id {use_case_id}; pick one from the portfolio")
-    return uc
+    return get_or_404(s, UseCase, use_case_id, "use case with id", "pick one from the portfolio")
 
 
 def _kpi_public(k: Kpi) -> KpiPublic:
@@ -553,9 +551,7 @@ def update_kpi(db: Database, *, actor: Actor, kpi_id: int, target=None, warning=
                baseline=_UNSET, unit: str | None = None) -> KpiPublic:
     require(actor, "kpi.write")
     with db.unit_of_work() as s:
-        k = s.get(Kpi, kpi_id)
-        if k is None:
-            raise NotFound(f"no KPI with id {kpi_id}")
+        k = get_or_404(s, Kpi, kpi_id, "KPI with id")
         before = _kpi_public(k).model_dump()
         if target is not None:
             k.target = kpi_math.to_number(target, f"the target of “{k.name}”")
@@ -578,9 +574,7 @@ def update_kpi(db: Database, *, actor: Actor, kpi_id: int, target=None, warning=
 def delete_kpi(db: Database, *, actor: Actor, kpi_id: int) -> None:
     require(actor, "kpi.write")
     with db.unit_of_work() as s:
-        k = s.get(Kpi, kpi_id)
-        if k is None:
-            raise NotFound(f"no KPI with id {kpi_id}")
+        k = get_or_404(s, Kpi, kpi_id, "KPI with id")
         before = _kpi_public(k).model_dump()
         for r in s.exec(select(KpiReading).where(KpiReading.kpi_id == k.id)).all():
             s.delete(r)
@@ -608,9 +602,7 @@ def add_reading(db: Database, *, actor: Actor, kpi_id: int, value, measured_on: 
     """A business KPI reading (value on a date, with a note); model KPIs are measured from runs."""
     require(actor, "kpi.reading")
     with db.unit_of_work() as s:
-        k = s.get(Kpi, kpi_id)
-        if k is None:
-            raise NotFound(f"no KPI with id {kpi_id}")
+        k = get_or_404(s, Kpi, kpi_id, "KPI with id")
         if k.kind != "business":
             raise ValidationError(f"“{k.name}” is a model KPI: it is measured from runs and monitoring, "
                                   "not entered by hand; add readings to a business KPI")

@@ -7,7 +7,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -20,6 +20,7 @@ from ..models.audit import AuditEvent
 from ..models.base import ROLES
 from ..models.users import PersonalAccessToken, TokenPublic, User, UserPublic
 from . import audit
+from ._common import aware
 from .auth import Actor, require
 
 _hasher = PasswordHasher()
@@ -222,10 +223,6 @@ class LoginThrottle:
     message: str | None  # why the attempt is refused, when locked
 
 
-def _aware(dt: datetime) -> datetime:
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
-
-
 def _login_name(username: str) -> str | None:
     """The name a failure is counted under: only well-formed user names (a password typed into the username
     field is not kept in the audit log)."""
@@ -249,13 +246,13 @@ def login_throttle(db: Database, *, username: str, client: str | None = None,
                 col(AuditEvent.action).in_([LOGIN_OK, LOGIN_UNLOCK]), AuditEvent.entity_type == LOGIN_ENTITY,
                 AuditEvent.entity_id == name, AuditEvent.at >= start,
             ).order_by(col(AuditEvent.at).desc()).limit(1)).first()
-            since = max(start, _aware(reset)) if reset is not None else start
-            account = [_aware(a) for a in s.exec(select(AuditEvent.at).where(
+            since = max(start, aware(reset)) if reset is not None else start
+            account = [aware(a) for a in s.exec(select(AuditEvent.at).where(
                 AuditEvent.action == LOGIN_FAILED, AuditEvent.entity_type == LOGIN_ENTITY,
                 AuditEvent.entity_id == name, AuditEvent.at > since,
             ).order_by(col(AuditEvent.at).desc()).limit(limit)).all()]
         if client:
-            clients = [_aware(a) for a in s.exec(select(AuditEvent.at).where(
+            clients = [aware(a) for a in s.exec(select(AuditEvent.at).where(
                 AuditEvent.action == LOGIN_FAILED, AuditEvent.at > start,
                 col(AuditEvent.after)["client"].as_string() == client,
             ).order_by(col(AuditEvent.at).desc()).limit(limit * CLIENT_FACTOR)).all()]

@@ -16,11 +16,12 @@ How it stays fast and consistent across processes (several may run on one Postgr
   Shutdown (SIGTERM) flushes the queue before the process exits.
 - Bodies are parsed by orjson (strict: no lone surrogates, nesting depth capped); only what it refuses is
   parsed again by the json module, to answer with the exact problem (NaN, huge numbers, bad syntax).
-- Every response carries security headers (`SecurityHeaders`, a pure ASGI middleware: no per-request task).
+- Every response carries security headers (`SecurityHeaders`, a pure ASGI middleware: no per-request task);
+  `RequestMetrics` (pure ASGI too) counts each answered request once. Routes are module-level (`router`);
+  `Depends(_served(...))` resolves the deployment and checks the key, `Depends(get_state)` gives the state.
 """
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import json
@@ -34,12 +35,19 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI, Request
+import orjson
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from ..config import get_settings
 from ..db import Database, get_database
-from .schema import RecordValidator, is_valid_text, to_jsonable
+from ..errors import DomainError, ValidationError
+from ..ml.fastpath import compile_fast_path, verify_fast_path
+from ..ml.scoring import jsonable_scores, positive_index, predict_scored
+from ..services import datasets, deployments, registry
+from ..services.apikeys import hash_key
+from ..services.predictions import PredictionWriter, apply_labels, prediction_row
+from .schema import RecordValidator, frame_to_records, is_valid_text, probe_records, to_jsonable
 
 log = logging.getLogger("mlops_core.serving")
 
@@ -72,8 +80,6 @@ class LoadedModel:
         if self.fast is not None and len(records) == 1:
             label, score = self.fast.scored(records[0])  # a Python float
             return to_jsonable([label]), [score if math.isfinite(score) else None]
-        from ..ml.scoring import jsonable_scores, predict_scored
-
         labels, scores = predict_scored(self.model, self.validator.to_frame(records), self.positive)
         return to_jsonable(labels), jsonable_scores(scores, len(records))
 
@@ -153,16 +159,10 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
-def _hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
 class ServingState:
     """Everything a scoring process holds: the served endpoints, key hashes, model cache, log writer."""
 
     def __init__(self, db: Database, *, poll_seconds: float = POLL_SECONDS):
-        from ..services.predictions import PredictionWriter
-
         self.db = db
         self.poll_seconds = poll_seconds
         self.settings = get_settings()
@@ -181,10 +181,7 @@ class ServingState:
         cached = self.models.get(model_version_id)
         if cached is not None:
             return cached
-        from ..services import deployments
-        from ..ml.scoring import positive_index
-
-        mv = deployments._model_version(self.db, model_version_id)
+        mv = registry.get_model_version(self.db, model_version_id).model_dump()
         model = deployments.load_model(self.db, model_version_id)
         schema = list(mv.get("input_schema") or [])
         loaded = LoadedModel(model_version_id=model_version_id,
@@ -198,15 +195,10 @@ class ServingState:
     def _fast_path(self, loaded: LoadedModel, mv: dict[str, Any]):
         """Compile the one-record fast path and keep it only if it agrees with the pipeline on training rows
         (its labels with predict, and for a binary classifier its scores with predict_proba)."""
-        from ..ml.fastpath import compile_fast_path, verify_fast_path
-        from .schema import frame_to_records, probe_records
-
         try:
             fast = compile_fast_path(loaded.model, loaded.validator.names, loaded.positive)
             if fast is None or mv.get("dataset_version_id") is None:
                 return None
-            from ..services import datasets
-
             frame = datasets.load_frame(self.db, mv["dataset_version_id"])
             records = frame_to_records(frame, loaded.validator.names, limit=50)
             records += probe_records(records, loaded.validator.types)
@@ -219,17 +211,11 @@ class ServingState:
 
     def poll(self) -> None:
         """Pick up deploys, rollbacks, canaries and key changes (called every poll_seconds)."""
-        from sqlmodel import col, select
-
-        from ..models.deployments import ApiKey, Deployment
-
-        with self.db.read() as s:
-            rows = s.exec(select(Deployment.id, Deployment.name, Deployment.generation, Deployment.model_version_id,
-                                 Deployment.canary_model_version_id, Deployment.canary_share)).all()
-            keys = dict(s.exec(select(ApiKey.key_hash, ApiKey.deployment_id)
-                               .where(col(ApiKey.revoked_at).is_(None))).all())
+        rows, keys = deployments.serving_snapshot(self.db)
         served: dict[str, Served] = {}
-        for dep_id, name, generation, mv_id, canary_id, share in rows:
+        for row in rows:
+            dep_id, name, generation = row.id, row.name, row.generation
+            mv_id, canary_id, share = row.model_version_id, row.canary_model_version_id, row.canary_share
             current = self.served.get(name)
             if current is not None and current.generation == generation and current.id == dep_id \
                     and not current.load_error:
@@ -347,8 +333,6 @@ def parse_body(body: bytes) -> tuple[Any, str | None]:
     lone surrogates and nesting deeper than 1024 itself. What it refuses otherwise (NaN, numbers beyond
     64 bits, bad syntax) is parsed again by the json module, so the validator can name NaN or a huge
     number, and a syntax error gets the json module's message."""
-    import orjson
-
     try:
         return orjson.loads(body), None
     except orjson.JSONDecodeError as exc:
@@ -370,16 +354,241 @@ def parse_body(body: bytes) -> tuple[Any, str | None]:
     return doc, None
 
 
+def get_state(request: Request) -> ServingState:
+    """The process's ServingState (set by the app's lifespan)."""
+    return request.app.state.serving
+
+
+def _label(state: ServingState, name: str) -> str:
+    # Unknown names share one label, so probing random URLs cannot grow the metrics without bound.
+    return name if name in state.served else "-"
+
+
+class _Refused(Exception):
+    """A request refused before its handler ran (unknown deployment, bad key); answered as {"detail": ...}."""
+
+    def __init__(self, status: int, message: str):
+        self.status, self.message = status, message
+
+
+def _served(endpoint: str):
+    """Dependency: the deployment named in the path, if the caller's key is for it. It also tags the request
+    for RequestMetrics with its endpoint and deployment, so every answer of the route is counted once."""
+
+    def dependency(name: str, request: Request, state: ServingState = Depends(get_state)) -> Served:
+        request.scope["mlops.metric"] = (endpoint, name)
+        served = state.served.get(name)
+        if served is None:
+            # Never list the deployments: a caller with a key for one must not learn the others' names.
+            raise _Refused(404, f"no deployment named {name!r}, or your key is not for it")
+        header = request.headers.get("authorization", "")
+        if header[:7].lower() != "bearer " or state.keys.get(hash_key(header[7:].strip())) != served.id:
+            raise _Refused(401, f"a valid API key for {name!r} is required: send the header "
+                                "'Authorization: Bearer <key>' (create one with `python -m mlops_core apikey "
+                                f"create --deployment {name}`)")
+        return served
+
+    return dependency
+
+
+class RequestMetrics:
+    """Pure ASGI middleware: one `Metrics.observe` per answered predict/feedback/describe request, with the
+    status it was answered with and its latency (a route tags the request through `_served`). Pure ASGI
+    keeps it to one closure per request: the scoring path serves thousands of requests a second."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def send_observed(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, send_observed)
+        tag = scope.get("mlops.metric")
+        if tag is not None and status:
+            state: ServingState = scope["app"].state.serving
+            endpoint, name = tag
+            state.metrics.observe(_label(state, name), endpoint, status, time.perf_counter() - started,
+                                  scope.get("mlops.records", 0))
+
+
+router = APIRouter()
+
+
+async def _read_json(request: Request) -> tuple[Any, JSONResponse | None]:
+    max_bytes = request.app.state.limits.max_request_bytes
+    length = request.headers.get("content-length")
+    if length is not None:
+        try:
+            n = int(length)
+        except ValueError:
+            return None, _error(400, "the Content-Length header is not a number")
+        if n > max_bytes:
+            return None, _error(413, f"the request body is {n:,} bytes; the limit is {max_bytes:,} bytes "
+                                     "(MLOPS_MAX_REQUEST_BYTES): send fewer records per request")
+        body = await request.body()
+    else:
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                return None, _error(413, f"the request body is over the limit of {max_bytes:,} bytes "
+                                         "(MLOPS_MAX_REQUEST_BYTES): send fewer records per request")
+            chunks.append(chunk)
+        body = b"".join(chunks)
+    if not body:
+        return None, _error(400, "the request body is empty; send JSON like {\"records\": [{...}]}")
+    doc, why = parse_body(body)
+    return (doc, None) if why is None else (None, _error(400, why))
+
+
+def _log_error(state: ServingState, served: Served, started: float, status: int, message: str) -> None:
+    state.writer.put([prediction_row(
+        request_id=uuid.uuid4().hex, deployment_id=served.id,
+        model_version_id=served.champion.model_version_id if served.champion else None, inputs=None,
+        prediction=None, latency_ms=(time.perf_counter() - started) * 1000, status="error",
+        error=f"{status}: {message}")])
+
+
+@router.get("/healthz")
+async def healthz():
+    return {"status": "ok"}
+
+
+@router.post("/v1/deployments/{name}/predict")
+async def predict(name: str, request: Request, served: Served = Depends(_served("predict")),
+                  state: ServingState = Depends(get_state)):
+    started = time.perf_counter()
+    payload, err = await _read_json(request)
+    if err is None:
+        err = _check_payload(payload, served, request.app.state.limits.max_records_per_request)
+    if err is not None:
+        _log_error(state, served, started, err.status_code, json.loads(err.body)["detail"])
+        return err
+    records = payload["records"]
+    champion = served.champion
+    use_canary = served.canary is not None and random.random() < served.canary_share  # noqa: S311 - a traffic split, not a secret
+    try:
+        shadow = None
+        if use_canary:
+            shadow = champion.predict(records)
+            preds, scores = served.canary.predict_scored(records)
+        else:
+            preds, scores = champion.predict_scored(records)
+    except Exception as exc:  # noqa: BLE001 - a model failure is a 500 with a message, and logged
+        log.exception("prediction failed on %s", name)
+        _log_error(state, served, started, 500, str(exc))
+        return _error(500, f"the model failed to predict: {exc}")
+    serving = served.canary if use_canary else champion
+    latency = (time.perf_counter() - started) * 1000
+    rid = uuid.uuid4().hex
+    n = len(records)
+    per = latency / n
+    if n == 1:
+        rows = [prediction_row(request_id=rid, deployment_id=served.id,
+                               model_version_id=serving.model_version_id, inputs=records[0],
+                               prediction=preds[0], latency_ms=latency,
+                               shadow_model_version_id=champion.model_version_id if use_canary else None,
+                               shadow_prediction=shadow[0] if use_canary else None,
+                               score=scores[0] if scores is not None else None)]
+    else:
+        rows = [prediction_row(request_id=f"{rid}.{i}", deployment_id=served.id,
+                               model_version_id=serving.model_version_id, inputs=rec, prediction=p,
+                               latency_ms=per,
+                               shadow_model_version_id=champion.model_version_id if use_canary else None,
+                               shadow_prediction=shadow[i] if use_canary else None,
+                               score=scores[i] if scores is not None else None)
+                for i, (rec, p) in enumerate(zip(records, preds))]
+    state.writer.put(rows)
+    request.scope["mlops.records"] = n
+    body = {"predictions": preds, "model_version": serving.label, "request_id": rid}
+    if scores is not None:
+        body["scores"] = scores
+    if n > 1:
+        body["record_ids"] = [r["request_id"] for r in rows]
+    return JSONResponse(body)
+
+
+@router.post("/v1/deployments/{name}/feedback")
+async def feedback(request: Request, served: Served = Depends(_served("feedback")),
+                   state: ServingState = Depends(get_state)):
+    payload, err = await _read_json(request)
+    if err is None and (not isinstance(payload, dict) or "labels" not in payload):
+        err = _error(400, 'send {"labels": [{"request_id": "...", "label": ...}, ...]}')
+    if err is not None:
+        return err
+    # Predictions of the last fraction of a second may still be queued: write them first.
+    try:
+        state.writer.flush()
+        result = apply_labels(state.db, deployment_id=served.id, labels=payload["labels"])
+    except ValidationError as exc:
+        return _error(400, str(exc))
+    except DomainError as exc:
+        return _error(503, f"the label store is unavailable: {exc}")
+    return {"accepted": len(result.accepted), "unknown_request_ids": result.unknown, "invalid": result.invalid}
+
+
+@router.get("/v1/deployments/{name}")
+async def describe(served: Served = Depends(_served("describe"))):
+    champion = served.champion
+    return {"name": served.name,
+            "model_version": champion.label if champion else None,
+            "input_schema": champion.input_schema if champion else []}
+
+
+@router.get("/metrics")
+async def metrics(request: Request, state: ServingState = Depends(get_state)):
+    # Counters name every deployment and its traffic: only the scraper may read them.
+    metrics_token = request.app.state.limits.metrics_token or ""
+    if metrics_token:
+        header = request.headers.get("authorization", "")
+        given = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        if not hmac.compare_digest(given.encode(), metrics_token.encode()):
+            return _error(401, "/metrics needs the header 'Authorization: Bearer <MLOPS_METRICS_TOKEN>'",
+                          headers={"WWW-Authenticate": "Bearer"})
+    elif not _loopback(request.client.host if request.client else None):
+        return _error(403, "/metrics answers only local clients (127.0.0.1, ::1) unless MLOPS_METRICS_TOKEN is "
+                           "set; set it and scrape with 'Authorization: Bearer <token>'")
+    return PlainTextResponse(state.metrics.render(pending=state.writer.pending, written=state.writer.written),
+                             media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+async def _refused(_request: Request, exc: _Refused) -> Response:
+    return _error(exc.status, exc.message)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error in the scoring service")
+    state = getattr(request.app.state, "serving", None)
+    if state is not None:  # an error no endpoint answered still shows in /metrics (errors by status)
+        parts = request.url.path.strip("/").split("/")
+        api = len(parts) >= 3 and parts[:2] == ["v1", "deployments"]
+        endpoint = (parts[3] if len(parts) == 4 else "describe") if api else "other"
+        key = (_label(state, parts[2]) if api else "-", endpoint if endpoint in ENDPOINTS else "other", 500)
+        state.metrics.requests[key] = state.metrics.requests.get(key, 0) + 1
+    # Starlette answers this handler outside the middleware stack: add the security headers here.
+    return _error(500, f"internal error: {type(exc).__name__}; see the service log",
+                  headers={k.decode(): v.decode() for k, v in SECURITY_HEADERS})
+
+
 def create_app(database_url: str | None = None, *, poll_seconds: float = POLL_SECONDS) -> FastAPI:
     """The app factory (`uvicorn --factory mlops_core.serving.app:create_app`)."""
     db = get_database(database_url)
-    holder: dict[str, ServingState] = {}
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI):
+    async def lifespan(app: FastAPI):
         state = ServingState(db, poll_seconds=poll_seconds)
         state.start()
-        holder["state"] = state
+        app.state.serving = state
         try:
             yield
         finally:
@@ -388,207 +597,12 @@ def create_app(database_url: str | None = None, *, poll_seconds: float = POLL_SE
 
     app = FastAPI(title="MLOps Hub scoring API", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
+    app.state.limits = get_settings()  # read once, when the app is built
+    app.include_router(router)
+    app.add_middleware(RequestMetrics)
     app.add_middleware(SecurityHeaders)
-    settings = get_settings()
-    metrics_token = settings.metrics_token or ""
-    max_bytes = settings.max_request_bytes
-    max_records = settings.max_records_per_request
-
-    def _authorised(request: Request, served: Served) -> bool:
-        header = request.headers.get("authorization", "")
-        if not header[:7].lower() == "bearer ":
-            return False
-        return holder["state"].keys.get(_hash_key(header[7:].strip())) == served.id
-
-    async def _read_json(request: Request) -> tuple[Any, JSONResponse | None]:
-        length = request.headers.get("content-length")
-        if length is not None:
-            try:
-                n = int(length)
-            except ValueError:
-                return None, _error(400, "the Content-Length header is not a number")
-            if n > max_bytes:
-                return None, _error(413, f"the request body is {n:,} bytes; the limit is {max_bytes:,} bytes "
-                                         "(MLOPS_MAX_REQUEST_BYTES): send fewer records per request")
-            body = await request.body()
-        else:
-            chunks, size = [], 0
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > max_bytes:
-                    return None, _error(413, f"the request body is over the limit of {max_bytes:,} bytes "
-                                             "(MLOPS_MAX_REQUEST_BYTES): send fewer records per request")
-                chunks.append(chunk)
-            body = b"".join(chunks)
-        if not body:
-            return None, _error(400, "the request body is empty; send JSON like {\"records\": [{...}]}")
-        doc, why = parse_body(body)
-        return (doc, None) if why is None else (None, _error(400, why))
-
-    def _lookup(name: str, request: Request) -> tuple[Served | None, JSONResponse | None]:
-        state = holder["state"]
-        served = state.served.get(name)
-        if served is None:
-            # Never list the deployments: a caller with a key for one must not learn the others' names.
-            return None, _error(404, f"no deployment named {name!r}, or your key is not for it")
-        if not _authorised(request, served):
-            return None, _error(401, f"a valid API key for {name!r} is required: send the header "
-                                     "'Authorization: Bearer <key>' (create one with `python -m mlops_core apikey "
-                                     f"create --deployment {name}`)")
-        return served, None
-
-    def _label(name: str) -> str:
-        # Unknown names share one label, so probing random URLs cannot grow the metrics without bound.
-        return name if name in holder["state"].served else "-"
-
-    def _log_error(served: Served, started: float, status: int, message: str) -> None:
-        from ..services.predictions import prediction_row
-
-        state = holder["state"]
-        state.writer.put([prediction_row(
-            request_id=uuid.uuid4().hex, deployment_id=served.id,
-            model_version_id=served.champion.model_version_id if served.champion else None, inputs=None,
-            prediction=None, latency_ms=(time.perf_counter() - started) * 1000, status="error",
-            error=f"{status}: {message}")])
-
-    @app.get("/healthz")
-    async def healthz():
-        return {"status": "ok"}
-
-    @app.post("/v1/deployments/{name}/predict")
-    async def predict(name: str, request: Request):
-        started = time.perf_counter()
-        state = holder["state"]
-        served, err = _lookup(name, request)
-        if err is not None:
-            state.metrics.observe(_label(name), "predict", err.status_code, time.perf_counter() - started)
-            return err
-        payload, err = await _read_json(request)
-        if err is None:
-            err = _check_payload(payload, served, max_records)
-        if err is not None:
-            _log_error(served, started, err.status_code, json.loads(err.body)["detail"])
-            state.metrics.observe(name, "predict", err.status_code, time.perf_counter() - started)
-            return err
-        records = payload["records"]
-        champion = served.champion
-        use_canary = served.canary is not None and random.random() < served.canary_share  # noqa: S311 - a traffic split, not a secret
-        try:
-            shadow = None
-            if use_canary:
-                shadow = champion.predict(records)
-                preds, scores = served.canary.predict_scored(records)
-            else:
-                preds, scores = champion.predict_scored(records)
-        except Exception as exc:  # noqa: BLE001 - a model failure is a 500 with a message, and logged
-            log.exception("prediction failed on %s", name)
-            _log_error(served, started, 500, str(exc))
-            state.metrics.observe(name, "predict", 500, time.perf_counter() - started)
-            return _error(500, f"the model failed to predict: {exc}")
-        serving = served.canary if use_canary else champion
-        latency = (time.perf_counter() - started) * 1000
-        rid = uuid.uuid4().hex
-        from ..services.predictions import prediction_row
-
-        n = len(records)
-        per = latency / n
-        if n == 1:
-            rows = [prediction_row(request_id=rid, deployment_id=served.id,
-                                   model_version_id=serving.model_version_id, inputs=records[0],
-                                   prediction=preds[0], latency_ms=latency,
-                                   shadow_model_version_id=champion.model_version_id if use_canary else None,
-                                   shadow_prediction=shadow[0] if use_canary else None,
-                                   score=scores[0] if scores is not None else None)]
-        else:
-            rows = [prediction_row(request_id=f"{rid}.{i}", deployment_id=served.id,
-                                   model_version_id=serving.model_version_id, inputs=rec, prediction=p,
-                                   latency_ms=per,
-                                   shadow_model_version_id=champion.model_version_id if use_canary else None,
-                                   shadow_prediction=shadow[i] if use_canary else None,
-                                   score=scores[i] if scores is not None else None)
-                    for i, (rec, p) in enumerate(zip(records, preds))]
-        state.writer.put(rows)
-        state.metrics.observe(name, "predict", 200, time.perf_counter() - started, n)
-        body = {"predictions": preds, "model_version": serving.label, "request_id": rid}
-        if scores is not None:
-            body["scores"] = scores
-        if n > 1:
-            body["record_ids"] = [r["request_id"] for r in rows]
-        return JSONResponse(body)
-
-    @app.post("/v1/deployments/{name}/feedback")
-    async def feedback(name: str, request: Request):
-        started = time.perf_counter()
-        state = holder["state"]
-        served, err = _lookup(name, request)
-        if err is None:
-            payload, err = await _read_json(request)
-        if err is None and (not isinstance(payload, dict) or "labels" not in payload):
-            err = _error(400, 'send {"labels": [{"request_id": "...", "label": ...}, ...]}')
-        if err is not None:
-            state.metrics.observe(_label(name), "feedback", err.status_code, time.perf_counter() - started)
-            return err
-        from ..errors import DomainError, ValidationError
-        from ..services.predictions import apply_labels
-
-        # Predictions of the last fraction of a second may still be queued: write them first.
-        try:
-            state.writer.flush()
-            result = apply_labels(state.db, deployment_id=served.id, labels=payload["labels"])
-        except ValidationError as exc:
-            state.metrics.observe(name, "feedback", 400, time.perf_counter() - started)
-            return _error(400, str(exc))
-        except DomainError as exc:
-            state.metrics.observe(name, "feedback", 503, time.perf_counter() - started)
-            return _error(503, f"the label store is unavailable: {exc}")
-        state.metrics.observe(name, "feedback", 200, time.perf_counter() - started)
-        return {"accepted": len(result.accepted), "unknown_request_ids": result.unknown, "invalid": result.invalid}
-
-    @app.get("/v1/deployments/{name}")
-    async def describe(name: str, request: Request):
-        started = time.perf_counter()
-        state = holder["state"]
-        served, err = _lookup(name, request)
-        if err is not None:
-            state.metrics.observe(_label(name), "describe", err.status_code, time.perf_counter() - started)
-            return err
-        state.metrics.observe(name, "describe", 200, time.perf_counter() - started)
-        champion = served.champion
-        return {"name": served.name,
-                "model_version": champion.label if champion else None,
-                "input_schema": champion.input_schema if champion else []}
-
-    @app.get("/metrics")
-    async def metrics(request: Request):
-        # Counters name every deployment and its traffic: only the scraper may read them.
-        if metrics_token:
-            header = request.headers.get("authorization", "")
-            given = header[7:].strip() if header[:7].lower() == "bearer " else ""
-            if not hmac.compare_digest(given.encode(), metrics_token.encode()):
-                return _error(401, "/metrics needs the header 'Authorization: Bearer <MLOPS_METRICS_TOKEN>'",
-                              headers={"WWW-Authenticate": "Bearer"})
-        elif not _loopback(request.client.host if request.client else None):
-            return _error(403, "/metrics answers only local clients (127.0.0.1, ::1) unless MLOPS_METRICS_TOKEN is "
-                               "set; set it and scrape with 'Authorization: Bearer <token>'")
-        state = holder["state"]
-        return PlainTextResponse(state.metrics.render(pending=state.writer.pending, written=state.writer.written),
-                                 media_type="text/plain; version=0.0.4; charset=utf-8")
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error in the scoring service")
-        state = holder.get("state")
-        if state is not None:  # an error no endpoint answered still shows in /metrics (errors by status)
-            parts = request.url.path.strip("/").split("/")
-            api = len(parts) >= 3 and parts[:2] == ["v1", "deployments"]
-            endpoint = (parts[3] if len(parts) == 4 else "describe") if api else "other"
-            key = (_label(parts[2]) if api else "-", endpoint if endpoint in ENDPOINTS else "other", 500)
-            state.metrics.requests[key] = state.metrics.requests.get(key, 0) + 1
-        # Starlette answers this handler outside the middleware stack: add the security headers here.
-        return _error(500, f"internal error: {type(exc).__name__}; see the service log",
-                      headers={k.decode(): v.decode() for k, v in SECURITY_HEADERS})
-
-    app.state.holder = holder
+    app.add_exception_handler(_Refused, _refused)
+    app.add_exception_handler(Exception, _unexpected)
     return app
 
 

@@ -56,7 +56,7 @@ def client(s: Scoring, *, peer=LOOPBACK):
     app = create_app(s.db.url, poll_seconds=0.2)
     with TestClient(app, client=peer, raise_server_exceptions=False) as c:
         c.headers["Authorization"] = f"Bearer {s.key}"
-        c.app_state = app.state.holder["state"]
+        c.app_state = app.state.serving
         yield c
 
 

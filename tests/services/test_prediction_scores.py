@@ -9,10 +9,10 @@ from fastapi.testclient import TestClient
 from sklearn.metrics import roc_auc_score
 
 from mlops_core.demo.customers import make_customers
-from mlops_core.monitoring.figures import performance_metrics
 from mlops_core.serving.app import create_app
 from mlops_core.ml.fastpath import compile_fast_path, verify_fast_path
 from mlops_core.ml.scoring import positive_index
+from mlops_core.monitoring.figures import performance_metrics
 from mlops_core.serving.schema import RecordValidator, frame_to_records, probe_records
 from mlops_core.services import apikeys, collab, deployments, monitoring, predictions
 from tests.services.deployments_world import CONFIG, make_world, train_version
@@ -94,7 +94,7 @@ def test_serving_logs_a_score_for_a_binary_classifier_and_null_for_a_regressor(d
 
     app = create_app(db.url, poll_seconds=60)
     with TestClient(app) as client:
-        state = app.state.holder["state"]
+        state = app.state.serving
         assert state._load(w.versions[0]).fast is not None  # the one-record answer comes from the fast path
         one = client.post("/v1/deployments/churn/predict", json={"records": records[:1]},
                           headers={"Authorization": f"Bearer {churn_key}"}).json()
