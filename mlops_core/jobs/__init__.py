@@ -9,16 +9,14 @@
 """
 from .queue import (
     JobCancelled,
-    delete_schedule,
     enqueue,
     get_job,
     list_jobs,
-    list_schedules,
     list_workers,
     request_cancel,
-    upsert_schedule,
 )
 from .runner import JobContext
+from .schedules import delete_schedule, list_schedules, upsert_schedule
 
 __all__ = [
     "JobCancelled", "JobContext", "delete_schedule", "enqueue", "get_job", "list_jobs", "list_schedules", "list_workers",

@@ -1,4 +1,6 @@
-"""The durable job queue: enqueue, claim, heartbeat, finish, cancel, reap; and schedules.
+"""The durable job queue: enqueue, claim, heartbeat, finish, cancel, reap.
+
+Waking idle workers at enqueue is in wake.py; schedules (the only APScheduler user) in schedules.py.
 
 Jobs are rows of `jobs`. A worker claims the oldest queued job with
 `SELECT ... FOR UPDATE SKIP LOCKED` on Postgres (several workers never wait on each other
@@ -13,13 +15,10 @@ overwritten by it when it wakes up.
 from __future__ import annotations
 
 import logging
-import os
-import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, func, or_, text, update
-from sqlalchemy.orm import Session as _OrmSession
+from sqlalchemy import func, or_, update
 from sqlmodel import Session, col, select
 
 from ..db import Database, utcnow
@@ -29,11 +28,10 @@ from ..models.jobs import (
     JOB_STATUSES,
     Job,
     JobPublic,
-    Schedule,
-    SchedulePublic,
     Worker,
     WorkerPublic,
 )
+from . import wake
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +44,6 @@ class JobCancelled(Exception):
 
 def _public(job: Job) -> JobPublic:
     return JobPublic.model_validate(job, from_attributes=True)
-
-
-def _schedule_public(s: Schedule) -> SchedulePublic:
-    return SchedulePublic.model_validate(s, from_attributes=True)
 
 
 class _UnitOfWork:
@@ -107,7 +101,7 @@ def enqueue(
     _check_kind(kind)
     if max_attempts < 1:
         raise ValidationError(f"max_attempts must be at least 1 (got {max_attempts})")
-    _wake_workers_on_commit(session)
+    wake.wake_workers_on_commit(session)
     payload = dict(payload or {})
     now = utcnow()
     values = dict(kind=kind, payload=payload, status="queued", dedupe_key=dedupe_key, attempts=0,
@@ -185,154 +179,6 @@ def request_cancel(db: Database | Session, job_id: int) -> JobPublic:
         s.add(job)
         s.flush()
         return _public(job)
-
-
-# --- waking idle workers when a job is enqueued ---------------------------------------
-#
-# An idle worker polls the queue every MLOPS_WORKER_POLL_SECONDS; on top of that, enqueue wakes it at
-# once, so a job starts within milliseconds instead of half a poll interval on average. Best effort:
-# a lost wake-up only means the next poll finds the job. Postgres: NOTIFY on a channel the worker
-# LISTENs to (delivered at commit, dropped on rollback). SQLite (one machine): after the commit,
-# enqueue bumps the modification time of a small file next to the database, which the waiting
-# worker checks every WAKE_CHECK_S (a stat, not a query).
-
-WAKE_CHANNEL = "mlops_jobs"
-WAKE_CHECK_S = 0.02
-_WAKE_KEY = "mlops_jobs_wake_file"
-
-
-def wake_file_for(url) -> str | None:
-    """The wake-up file of a SQLite database URL (None for an in-memory or non-SQLite database)."""
-    from sqlalchemy.engine import make_url
-
-    url = make_url(url) if isinstance(url, str) else url
-    if url.get_backend_name() != "sqlite":
-        return None
-    database = url.database or ""
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return os.path.abspath(os.path.expanduser(database)) + "-jobs-wake"
-
-
-def _wake_workers_on_commit(session: Session) -> None:
-    try:
-        bind = session.get_bind()
-        if bind.dialect.name == "postgresql":
-            session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})
-        else:
-            path = wake_file_for(bind.url)
-            if path:
-                session.info[_WAKE_KEY] = path
-    except Exception as exc:  # noqa: BLE001 - the poll finds the job anyway
-        log.debug("could not arrange to wake the workers: %s", exc)
-
-
-@event.listens_for(_OrmSession, "after_commit")
-def _wake_after_commit(session) -> None:
-    path = session.info.pop(_WAKE_KEY, None)
-    if path:
-        _touch(path)
-
-
-@event.listens_for(_OrmSession, "after_rollback")
-def _no_wake_after_rollback(session) -> None:
-    session.info.pop(_WAKE_KEY, None)
-
-
-def _touch(path: str) -> None:
-    now = time.time_ns()  # an explicit timestamp: two wake-ups never share a (coarse) mtime
-    try:
-        try:
-            os.utime(path, ns=(now, now))
-        except FileNotFoundError:
-            with open(path, "a", encoding="utf-8"):
-                pass
-            os.utime(path, ns=(now, now))
-    except OSError as exc:
-        log.debug("could not touch the job wake-up file %s: %s", path, exc)
-
-
-class EnqueueListener:
-    """What an idle worker watches to learn that a job was enqueued (see above).
-
-    `fileno()`: a descriptor to wait on (Postgres: the LISTEN connection), or None (SQLite: call
-    `check()` every WAKE_CHECK_S). `check()` -> True when a job may have been enqueued since the
-    last call. Never raises: on any error it falls back to "no news" and the worker's poll.
-    """
-
-    RECONNECT_S = 10.0
-
-    def __init__(self, db: Database):
-        self.db = db
-        self.path = wake_file_for(db.engine.url) if db.is_sqlite else None
-        self._stamp = self._file_stamp()
-        self._conn = None
-        self._retry_at = 0.0
-        self.enabled = (self.path is not None) or db.dialect == "postgresql"
-
-    def _file_stamp(self):
-        try:
-            st = os.stat(self.path)
-            return (st.st_mtime_ns, st.st_ino)
-        except (OSError, TypeError):
-            return None
-
-    def connect(self) -> bool:
-        """Postgres: open the LISTEN connection if it is not open (True when it just opened: whatever
-        was enqueued while it was closed must be looked for)."""
-        if self.db.dialect != "postgresql" or self._conn is not None or time.monotonic() < self._retry_at:
-            return False
-        try:
-            import psycopg
-
-            conninfo = self.db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-            conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
-            conn.execute(f"LISTEN {WAKE_CHANNEL}")
-            self._conn = conn
-            return True
-        except Exception as exc:  # noqa: BLE001 - the database may be away; the poll goes on
-            log.debug("could not LISTEN for enqueued jobs: %s", exc)
-            self._retry_at = time.monotonic() + self.RECONNECT_S
-            return False
-
-    def fileno(self) -> int | None:
-        if self._conn is None:
-            return None
-        try:
-            return self._conn.fileno()
-        except Exception:  # noqa: BLE001
-            self.close()
-            return None
-
-    def check(self) -> bool:
-        if self.path is not None:
-            stamp = self._file_stamp()
-            if stamp != self._stamp:
-                self._stamp = stamp
-                return True
-            return False
-        if self._conn is None:
-            return False
-        try:
-            pgconn = self._conn.pgconn
-            pgconn.consume_input()
-            woken = False
-            while pgconn.notifies() is not None:
-                woken = True
-            return woken
-        except Exception as exc:  # noqa: BLE001 - the connection broke: reconnect later, poll meanwhile
-            log.debug("the LISTEN connection broke: %s", exc)
-            self.close()
-            self._retry_at = time.monotonic() + self.RECONNECT_S
-            return False
-
-    def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001, S110 - best effort, nothing to do if it fails
-                pass
 
 
 # --- worker side: claim, heartbeat, progress, finish --------------------------------
@@ -480,103 +326,10 @@ def reap_stale_jobs(db: Database, *, timeout_seconds: float, now: datetime | Non
     return out
 
 
-# --- schedules ------------------------------------------------------------------------
-
-def validate_cron(expr: str):
-    """The APScheduler trigger for a 5-field crontab expression (UTC), or a ValidationError."""
-    from apscheduler.triggers.cron import CronTrigger
-
-    try:
-        return CronTrigger.from_crontab(expr, timezone="UTC")
-    except (ValueError, TypeError) as exc:
-        raise ValidationError(
-            f"cron expression {expr!r} is not valid ({exc}); use 5 fields: minute hour day month weekday, "
-            "e.g. '0 * * * *' for every hour"
-        ) from None
-
-
-def upsert_schedule(
-    db: Database | Session,
-    *,
-    name: str,
-    kind: str,
-    payload: dict[str, Any] | None = None,
-    interval_seconds: int | None = None,
-    cron: str | None = None,
-    enabled: bool = True,
-) -> SchedulePublic:
-    """Create or replace the schedule called `name` (exactly one of interval_seconds / cron)."""
-    name = (name or "").strip()
-    if not name:
-        raise ValidationError("a schedule needs a name")
-    _check_kind(kind)
-    if (interval_seconds is None) == (cron is None or not cron.strip()):
-        raise ValidationError("give a schedule either interval_seconds or a cron expression (exactly one)")
-    if interval_seconds is not None:
-        if int(interval_seconds) < 1:
-            raise ValidationError(f"interval_seconds must be at least 1 (got {interval_seconds})")
-        interval_seconds = int(interval_seconds)
-    else:
-        cron = cron.strip()
-        validate_cron(cron)
-    with _UnitOfWork(db) as s:
-        row = s.exec(select(Schedule).where(Schedule.name == name)).first()
-        now = utcnow()
-        if row is None:
-            row = Schedule(name=name, kind=kind, created_at=now)
-        row.kind = kind
-        row.payload = dict(payload or {})
-        row.interval_seconds = interval_seconds
-        row.cron = cron if interval_seconds is None else None
-        row.enabled = bool(enabled)
-        row.updated_at = now
-        s.add(row)
-        s.flush()
-        return _schedule_public(row)
-
-
-def delete_schedule(db: Database | Session, name: str) -> bool:
-    """Remove a schedule; True when it existed. Jobs it already enqueued stay."""
-    with _UnitOfWork(db) as s:
-        row = s.exec(select(Schedule).where(Schedule.name == name)).first()
-        if row is None:
-            return False
-        s.delete(row)
-        return True
-
-
-def list_schedules(db: Database | Session, *, enabled_only: bool = False) -> list[SchedulePublic]:
-    with _UnitOfWork(db, write=False) as s:
-        q = select(Schedule).order_by(Schedule.name)
-        if enabled_only:
-            q = q.where(Schedule.enabled == True)  # noqa: E712
-        return [_schedule_public(r) for r in s.exec(q).all()]
-
-
-def schedule_dedupe_key(schedule_id: int, fire_time: datetime) -> str:
-    from datetime import UTC
-
-    return f"schedule:{schedule_id}:{fire_time.astimezone(UTC).isoformat()}"
-
-
-def enqueue_firing(db: Database, *, schedule_id: int, fire_time: datetime) -> int | None:
-    """Enqueue the job of one firing of a schedule; exactly once per (schedule, fire time),
-    however many schedulers fire it. Returns the job id (None if the schedule is gone or disabled)."""
-    with db.unit_of_work() as s:
-        sched = s.get(Schedule, schedule_id)
-        if sched is None or not sched.enabled:
-            return None
-        payload = {**sched.payload, "schedule": sched.name, "fire_time": fire_time.isoformat()}
-        job_id = enqueue(s, kind=sched.kind, payload=payload, dedupe_key=schedule_dedupe_key(schedule_id, fire_time))
-        s.execute(update(Schedule).where(Schedule.id == schedule_id).values(last_fired_at=fire_time, last_job_id=job_id))
-        return job_id
-
-
 __all__ = [
-    "FINAL_STATUSES", "JobCancelled", "claim_next", "count_jobs_by_status", "delete_schedule", "enqueue",
-    "enqueue_firing", "fail_job", "finish_job", "get_job", "heartbeat_jobs", "is_cancel_requested",
-    "list_jobs", "list_schedules", "mark_cancelled", "reap_stale_jobs", "request_cancel", "requeue_job",
-    "set_progress", "upsert_schedule", "validate_cron", "list_workers",
+    "FINAL_STATUSES", "JobCancelled", "claim_next", "count_jobs_by_status", "enqueue", "fail_job", "finish_job",
+    "get_job", "heartbeat_jobs", "is_cancel_requested", "list_jobs", "mark_cancelled", "reap_stale_jobs",
+    "request_cancel", "requeue_job", "set_progress", "list_workers",
 ]
 
 

@@ -9,7 +9,7 @@ One worker process = one loop that
   terminated, and recorded "cancelled";
 - reaps jobs of dead workers (no heartbeat for MLOPS_JOB_HEARTBEAT_TIMEOUT seconds): failed
   with the reason, or re-queued while attempts are left;
-- runs the APScheduler scheduler when it holds the scheduler lease (scheduler.py).
+- runs the APScheduler scheduler when it holds the scheduler lease (schedules.py).
 
 It survives a lost database (retries with back-off, the jobs keep running) and stops cleanly
 on SIGTERM/SIGINT: it stops claiming, lets the running jobs finish for up to `drain_seconds`,
@@ -34,6 +34,8 @@ from ..config import get_settings
 from ..db import Database, utcnow
 from ..models.jobs import Job, Worker as WorkerRow
 from . import queue
+from .schedules import Scheduler
+from .wake import WAKE_CHECK_S, EnqueueListener
 
 log = logging.getLogger(__name__)
 
@@ -159,11 +161,9 @@ class JobWorker:
         self._jobs_failed = 0
         self._mp = None
         self._psutil_proc = None
-        self._listener: queue.EnqueueListener | None = None
+        self._listener: EnqueueListener | None = None
         self.scheduler = None
         if self.scheduler_allowed:
-            from .scheduler import Scheduler
-
             self.scheduler = Scheduler(db, holder=self.name, lease_seconds=self.heartbeat_timeout)
 
     # ---- lifecycle --------------------------------------------------------------------
@@ -225,7 +225,7 @@ class JobWorker:
                     if not self._registered:
                         continue
                     self._start_heartbeat()
-                    self._listener = queue.EnqueueListener(self.db)
+                    self._listener = EnqueueListener(self.db)
                 self._handle_lost()
                 if now >= next_cancel and self._guard(self._enforce_cancels)[0]:
                     next_cancel = now + CANCEL_POLL_S
@@ -254,7 +254,7 @@ class JobWorker:
     # ---- the loop's parts --------------------------------------------------------------
     def _wait(self, seconds: float, *, wake: bool = False) -> None:
         """Sleep until `seconds` pass, a job process ends, or a stop is requested; with `wake`, also
-        until a job is enqueued (queue.EnqueueListener)."""
+        until a job is enqueued (EnqueueListener)."""
         sentinels = [rj.proc.sentinel for rj in self.running.values() if rj.proc.exitcode is None]
         listener = self._listener if wake and self._listener is not None and self._listener.enabled else None
         listen_fd = None
@@ -264,7 +264,7 @@ class JobWorker:
             listen_fd = listener.fileno()
         waitables = sentinels + ([listen_fd] if listen_fd is not None else [])
         # Nothing to wait on for a wake-up (SQLite): look at the wake-up file every WAKE_CHECK_S.
-        max_step = queue.WAKE_CHECK_S if listener is not None and listen_fd is None else 0.25
+        max_step = WAKE_CHECK_S if listener is not None and listen_fd is None else 0.25
         deadline = time.monotonic() + seconds
         while True:
             left = deadline - time.monotonic()

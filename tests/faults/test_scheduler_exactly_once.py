@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from mlops_core import jobs
 from mlops_core.db import Database
-from mlops_core.jobs.scheduler import lease_holder
+from mlops_core.jobs.schedules import lease_holder
 from tests.faults.workers import wait_for
 
 INTERVAL = 2

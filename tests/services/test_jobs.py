@@ -18,7 +18,7 @@ from mlops_core.db import utcnow
 from mlops_core.errors import NotFound, ValidationError
 from mlops_core.jobs import queue
 from mlops_core.jobs.runner import JobContext, execute
-from mlops_core.jobs.scheduler import Scheduler, lease_holder
+from mlops_core.jobs.schedules import Scheduler, lease_holder
 from mlops_core.models.jobs import Job, Worker
 
 
@@ -288,7 +288,7 @@ import sys
 from datetime import UTC, datetime
 from sqlmodel import select
 from mlops_core.db import Database
-from mlops_core.jobs.scheduler import trigger_for
+from mlops_core.jobs.schedules import trigger_for
 from mlops_core.models.jobs import Schedule
 db = Database(sys.argv[1])
 with db.read() as s:
