@@ -27,9 +27,8 @@ from ..models.experiments import (
     RunPublic,
 )
 from ..models.usecases import Kpi, KpiCheck, KpiPublic
-from . import audit
+from . import audit, usecases
 from .auth import Actor, can, require
-from .overview import register_counter
 
 MAX_PAGE = 500
 # Metric keys stored for the training side: `train_<metric>`; per fold `fold_<metric>` (step = fold);
@@ -38,20 +37,6 @@ TRAIN_PREFIX = "train_"
 HIDDEN_PREFIXES = ("train_", "fold_", "staged_", "cv_std_", "search_")
 
 log = logging.getLogger(__name__)
-
-
-def _count_runs(s: Session) -> int:
-    return s.exec(select(func.count()).select_from(Run)).one()
-
-
-def _count_model_versions(s: Session) -> int:
-    from ..models.experiments import ModelVersion
-
-    return s.exec(select(func.count()).select_from(ModelVersion)).one()
-
-
-register_counter("Experiments", "runs", _count_runs)
-register_counter("Experiments", "model versions", _count_model_versions)
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -291,11 +276,7 @@ def start_run(
 
 
 def _note_experimentation(s: Session, actor: Actor, use_case_id: int) -> None:
-    try:
-        from .usecases import note_stage_reached
-    except ImportError:  # pragma: no cover - stage 1 is always there in practice
-        return
-    note_stage_reached(s, actor=actor, use_case_id=use_case_id, status="experimentation", note="first run started")
+    usecases.note_stage_reached(s, actor=actor, use_case_id=use_case_id, status="experimentation", note="first run started")
 
 
 # --- the "train" job -------------------------------------------------------------------------------
@@ -976,21 +957,34 @@ def log_model_for_run(db: Database, *, actor: Actor, run_id: int, estimator, inp
     except Exception as exc:  # noqa: BLE001 - skops refuses what it cannot persist safely
         raise ValidationError(f"this model cannot be saved with skops ({type(exc).__name__}: {exc}); "
                               "log a scikit-learn estimator or Pipeline") from exc
+    return log_model_bytes(db, actor=actor, run_id=run_id, data=data, input_schema=schema,
+                           label=type(estimator).__name__)
+
+
+def log_model_bytes(db: Database, *, actor: Actor, run_id: int, data: bytes,
+                    input_schema: list[dict[str, Any]] | None = None, label: str = "model") -> str:
+    """Store a skops model file of a running run (the Hub API receives bytes, never an object): refused by
+    name, and nothing stored, if it holds a type outside the exact allow-list."""
+    require(actor, "run.start")
+    from ..ml import persistence
+
+    with db.read() as s:
+        _own_running_run(s, actor, run_id)
     # Refuse now, by name, what nothing would ever load (builtins.eval, numpy.full_like, ...): the types are
     # read from the file's schema, nothing is built here, and nothing is stored.
     refused = persistence.refused_model_types(data)
     if refused:
         with db.unit_of_work() as s:
             audit.record(s, actor=actor, action="run.log_model_refused", entity_type="run", entity_id=run_id,
-                         summary=f"run {run_id}: model {type(estimator).__name__} refused: it contains "
+                         summary=f"run {run_id}: model {label} refused: it contains "
                                  f"{', '.join(refused)}"[:500], after={"refused_types": refused[:50]})
         persistence.check_model_bytes(data)  # raises the ValidationError naming the refused types
     key = artifacts.put_bytes(f"runs/{run_id}/model.skops", data)
     with db.unit_of_work() as s:
         run = _own_running_run(s, actor, run_id)
         run.model_artifact_key = key
-        if schema is not None:
-            run.input_schema = schema
+        if input_schema is not None:
+            run.input_schema = input_schema
         s.add(run)
         art = s.exec(select(RunArtifact).where(RunArtifact.run_id == run.id, RunArtifact.name == "model.skops")).first()
         if art is None:
@@ -999,8 +993,56 @@ def log_model_for_run(db: Database, *, actor: Actor, run_id: int, estimator, inp
             art.size_bytes = len(data)
             s.add(art)
         audit.record(s, actor=actor, action="run.log_model", entity_type="run", entity_id=run_id,
-                     summary=f"run {run_id}: model {type(estimator).__name__} stored ({len(data):,} bytes)")
+                     summary=f"run {run_id}: model {label} stored ({len(data):,} bytes)")
     return key
+
+
+def check_artifact_path(path: str) -> str:
+    """A run artifact's path ("plots/roc.json"), checked: relative, no '..', '.', empty or hidden parts."""
+    norm = str(path or "").strip().replace("\\", "/")
+    parts = norm.split("/")
+    if (not norm or norm.startswith("/") or ":" in parts[0] or len(norm) > 200
+            or any(p in ("", ".", "..") or not p.isprintable() for p in parts)):
+        raise ValidationError(f"invalid artifact path {path!r}: use a relative path like 'plots/roc.json' "
+                              "(no '..', no leading '/', at most 200 characters)")
+    return norm
+
+
+def log_artifact_bytes(db: Database, *, actor: Actor, run_id: int, path: str, data: bytes,
+                       media_type: str = "application/octet-stream") -> RunArtifactPublic:
+    """Store a file of a running run under its path (replacing a file of the same path)."""
+    require(actor, "run.start")
+    name = check_artifact_path(path)
+    if name == "model.skops":
+        raise ValidationError("model.skops is the run's model: log it with log_model, not as a file")
+    with db.read() as s:
+        _own_running_run(s, actor, run_id)
+    key = artifacts.put_bytes(f"runs/{int(run_id)}/files/{name}", data)
+    with db.unit_of_work() as s:
+        run = _own_running_run(s, actor, run_id)
+        art = s.exec(select(RunArtifact).where(RunArtifact.run_id == run.id, RunArtifact.name == name)).first()
+        if art is None:
+            art = RunArtifact(run_id=run.id, name=name, kind="file", artifact_key=key)
+        art.size_bytes, art.media_type = len(data), (media_type or "application/octet-stream")[:100]
+        s.add(art)
+        s.flush()
+        audit.record(s, actor=actor, action="run.log_artifact", entity_type="run", entity_id=run_id,
+                     summary=f"run {run_id}: file {name} stored ({len(data):,} bytes)")
+        return RunArtifactPublic.model_validate(art, from_attributes=True)
+
+
+def artifact_by_path(db: Database, *, run_id: int, path: str) -> tuple[RunArtifactPublic, bytes]:
+    """A run's file by its path, with its content (for download)."""
+    name = check_artifact_path(path)
+    with db.read() as s:
+        _get_row(s, run_id)
+        art = s.exec(select(RunArtifact).where(RunArtifact.run_id == int(run_id), RunArtifact.name == name)).first()
+        if art is None:
+            raise NotFound(f"run {run_id} has no file {name!r}; list its files with GET /api/v1/runs/{run_id}/artifacts")
+        pub = RunArtifactPublic.model_validate(art, from_attributes=True)
+    if not artifacts.exists(pub.artifact_key):
+        raise NotFound(f"the file {name} of run {run_id} is missing from the artifact store ({pub.artifact_key})")
+    return pub, artifacts.get_bytes(pub.artifact_key)
 
 
 def end_sdk_run(db: Database, *, actor: Actor, run_id: int, status: str = "finished",
