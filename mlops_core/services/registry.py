@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from .. import artifacts
 from ..db import Database, utcnow
 from ..errors import NotFound, ValidationError
+from ..models.deployments import Deployment
 from ..models.experiments import (
     ModelAlias, ModelVersion, ModelVersionPublic, RegisteredModel, RegisteredModelPublic, Run, RunLatestMetric,
 )
@@ -332,6 +333,15 @@ def load_model(db: Database, model_version_id: int):
     return model
 
 
+def model_file(db: Database, model_version_id: int) -> tuple[str, bytes]:
+    """(file name, bytes) of a model version's skops file, for download (the bytes are not loaded here)."""
+    mv = get_model_version(db, model_version_id)
+    if not artifacts.exists(mv.artifact_key):
+        raise NotFound(f"the model file of {mv.model_name} v{mv.version} is missing from the artifact store "
+                       f"({mv.artifact_key}); check ARTIFACT_ROOT points at the shared artifact folder")
+    return f"{mv.model_name}-v{mv.version}.skops", artifacts.get_bytes(mv.artifact_key)
+
+
 # --- model card and lineage ------------------------------------------------------------------------------
 
 @dataclass
@@ -395,7 +405,7 @@ class LineageNode:
 
 
 def lineage(db: Database, model_version_id: int) -> list[LineageNode]:
-    """use case -> dataset version -> run -> model version (-> deployments, when stage 4 is there)."""
+    """use case -> dataset version -> run -> model version -> the deployments serving it."""
     card = model_card(db, model_version_id)
     mv = card.version
     nodes = [
@@ -406,17 +416,13 @@ def lineage(db: Database, model_version_id: int) -> list[LineageNode]:
                     f"{card.algorithm} by {card.trained_by}"),
         LineageNode("model_version", mv.id, mv.label, ", ".join(mv.aliases)),
     ]
-    try:
-        from . import deployments  # optional: stage 4
-
-        fn = getattr(deployments, "list_deployments", None)
-        if fn is not None and mv.use_case_id is not None:
-            for d in fn(db, use_case_id=mv.use_case_id):
-                if getattr(d, "model_version_id", None) == mv.id:
-                    nodes.append(LineageNode("deployment", getattr(d, "id", None), getattr(d, "name", "?"),
-                                             getattr(d, "environment", "")))
-    except Exception:  # noqa: BLE001, S110 - lineage shows what it can; the deployments stage is optional
-        pass
+    if mv.use_case_id is not None:
+        # the deployments table directly: services/deployments imports this module (a later stage)
+        with db.read() as s:
+            deps = s.exec(select(Deployment).where(Deployment.use_case_id == mv.use_case_id,
+                                                   Deployment.model_version_id == mv.id)
+                          .order_by(Deployment.name)).all()
+        nodes += [LineageNode("deployment", d.id, d.name, d.environment) for d in deps]
     return nodes
 
 
