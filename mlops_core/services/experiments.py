@@ -210,6 +210,7 @@ def start_runs(
     name: str | None = None,
     source: str = "ui",
     reproduced_from_run_id: int | None = None,
+    tags: Mapping[str, Any] | None = None,
 ) -> list[RunPublic]:
     """Queue one run per algorithm (same data, target, split and seed) and its "train" job, in one transaction."""
     require(actor, "run.start")
@@ -242,6 +243,7 @@ def start_runs(
                 task=cfg["task"], target=cfg["target"], algorithm=cfg["algorithm"], config=cfg,
                 params={k: v for k, v in cfg["params"].items()}, seed=cfg["seed"],
                 reproduced_from_run_id=reproduced_from_run_id, triggered_by_alert_id=triggered_by_alert_id,
+                tags={str(k): _json_value(v) for k, v in (tags or {}).items()},  # e.g. the CI commit and pipeline
                 created_by_id=actor.id, created_by=actor.username, progress_message="waiting for a worker",
             )
             s.add(run)
