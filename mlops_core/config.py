@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     sql_connections: str | None = Field(default=None, alias="MLOPS_SQL_CONNECTIONS")
     # The tracking SDK's personal access token (create one with `python -m mlops_core user token NAME`).
     mlops_token: str | None = Field(default=None, alias="MLOPS_TOKEN")
+    # A new personal access token expires this many days after it is created (Hub API, SDK, CI).
+    token_days: int = Field(default=90, alias="MLOPS_TOKEN_DAYS")
     # `demo --scale large`: multiplies every size of the large workspace (kept raw: "" means 1, as before).
     large_factor: str | None = Field(default=None, alias="MLOPS_LARGE_FACTOR")
 

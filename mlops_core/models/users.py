@@ -1,11 +1,12 @@
 """People, their roles, and their personal access tokens."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 from sqlmodel import Field, SQLModel
 
+from ..config import get_settings
 from ..db import utcnow
 
 
@@ -39,6 +40,10 @@ class UserPublic(BaseModel):
     last_login_at: datetime | None
 
 
+def _default_expiry() -> datetime:
+    return utcnow() + timedelta(days=get_settings().token_days)
+
+
 class PersonalAccessToken(SQLModel, table=True):
     """A token for the tracking SDK and CI; only its SHA-256 is stored."""
 
@@ -52,6 +57,8 @@ class PersonalAccessToken(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+    # Refused from this moment on (checked on every request); MLOPS_TOKEN_DAYS after creation by default.
+    expires_at: datetime = Field(default_factory=_default_expiry)
 
 
 class TokenPublic(BaseModel):
@@ -61,3 +68,4 @@ class TokenPublic(BaseModel):
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    expires_at: datetime

@@ -401,7 +401,9 @@ def create_token(db: Database, *, actor: Actor, username: str, name: str = "") -
             raise NotFound(f"no user named {username!r}; see `python -m mlops_core user list`")
         if not u.is_active:
             raise ValidationError(f"{username} is deactivated")
-        pat = PersonalAccessToken(user_id=u.id, name=name or "token", token_hash=_hash_token(token), prefix=token[:10])
+        now = utcnow()
+        pat = PersonalAccessToken(user_id=u.id, name=name or "token", token_hash=_hash_token(token), prefix=token[:10],
+                                  created_at=now, expires_at=now + timedelta(days=get_settings().token_days))
         s.add(pat)
         s.flush()
         audit.record(s, actor=actor, action="token.create", entity_type="user", entity_id=u.id,
@@ -434,20 +436,50 @@ def revoke_token(db: Database, *, actor: Actor, token_id: int) -> None:
                      summary=f"token {pat.prefix}… revoked")
 
 
+# last_used_at is written at most once a minute per token: every Hub API request checks its token, and a
+# write per request would serialise them all on SQLite.
+LAST_USED_EVERY = timedelta(minutes=1)
+
+
 def authenticate_token(db: Database, *, token: str) -> Actor:
+    """The actor of a personal access token, checked against the database on every call (so a revoke or an
+    expiry is refused at once, on every replica); refused with a sentence saying what to do."""
     if not token:
         raise AuthenticationFailed(
-            "no personal access token: set MLOPS_TOKEN (create one with `python -m mlops_core user token USERNAME`)"
+            "no personal access token: set MLOPS_TOKEN (create one on My account or with "
+            "`python -m mlops_core user token USERNAME`)"
         )
-    with db.unit_of_work() as s:
+    now = utcnow()
+    with db.read() as s:
         pat = s.exec(select(PersonalAccessToken).where(PersonalAccessToken.token_hash == _hash_token(token))).first()
-        if pat is None or pat.revoked_at is not None:
-            raise AuthenticationFailed("the personal access token is unknown or revoked; create a new one")
+        if pat is None:
+            raise AuthenticationFailed("the personal access token is unknown or revoked; create a new one on My account")
+        if pat.revoked_at is not None:
+            raise AuthenticationFailed(f"token revoked on {aware(pat.revoked_at):%Y-%m-%d %H:%M} UTC; "
+                                       "create a new one on My account")
+        expires = aware(pat.expires_at)
+        if expires <= now:
+            raise AuthenticationFailed(f"token expired on {expires:%Y-%m-%d}; create a new one on My account")
         u = s.get(User, pat.user_id)
         if u is None or not u.is_active:
-            raise AuthenticationFailed("the token's user is deactivated")
-        pat.last_used_at = utcnow()
-        return Actor(id=u.id, username=u.username, role=u.role)
+            raise AuthenticationFailed("the token's user is deactivated; ask an admin to reactivate the account")
+        actor = Actor(id=u.id, username=u.username, role=u.role)
+        pat_id, last_used = pat.id, aware(pat.last_used_at)
+    if last_used is None or now - last_used >= LAST_USED_EVERY:
+        with db.unit_of_work() as s:
+            row = s.get(PersonalAccessToken, pat_id)
+            if row is not None:
+                row.last_used_at = now
+    return actor
+
+
+def token_info(db: Database, *, token: str) -> TokenPublic:
+    """The stored facts of a token (its expiry for `GET /api/v1/me`); the caller authenticated it already."""
+    with db.read() as s:
+        pat = s.exec(select(PersonalAccessToken).where(PersonalAccessToken.token_hash == _hash_token(token))).first()
+        if pat is None:
+            raise AuthenticationFailed("the personal access token is unknown or revoked; create a new one on My account")
+        return TokenPublic.model_validate(pat, from_attributes=True)
 
 
 def count_users(db: Database) -> int:

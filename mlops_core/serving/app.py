@@ -47,6 +47,9 @@ from ..ml.scoring import jsonable_scores, positive_index, predict_scored
 from ..services import datasets, deployments, registry
 from ..services.apikeys import hash_key
 from ..services.predictions import PredictionWriter, apply_labels, prediction_row
+from .api import API_V1
+from .api import errors as api_errors
+from .api import me as api_me
 from .schema import RecordValidator, frame_to_records, is_valid_text, probe_records, to_jsonable
 
 log = logging.getLogger("mlops_core.serving")
@@ -271,12 +274,20 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 
 # The API serves JSON to programs, never pages: nothing it sends may be sniffed as HTML, framed or run.
-# (FastAPI's /docs is off: docs_url=None below; if it is ever enabled it needs a CSP allowing its CDN.)
 SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
     (b"referrer-policy", b"no-referrer"),
+]
+# The one page: FastAPI's Swagger UI at /docs loads its script and style from jsDelivr and runs one inline
+# script, then fetches /openapi.json; only these two paths get a CSP that allows that.
+DOCS_PATHS = frozenset({"/docs", "/openapi.json"})
+DOCS_HEADERS: list[tuple[bytes, bytes]] = [
+    (k, b"default-src 'none'; script-src 'unsafe-inline' https://cdn.jsdelivr.net; "
+        b"style-src 'unsafe-inline' https://cdn.jsdelivr.net; img-src data: https://fastapi.tiangolo.com; "
+        b"connect-src 'self'; frame-ancestors 'none'") if k == b"content-security-policy" else (k, v)
+    for k, v in SECURITY_HEADERS
 ]
 
 
@@ -292,9 +303,11 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        extra = DOCS_HEADERS if scope.get("path") in DOCS_PATHS else SECURITY_HEADERS
+
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
+                message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -595,10 +608,13 @@ def create_app(database_url: str | None = None, *, poll_seconds: float = POLL_SE
             # Clean shutdown: write every queued prediction before the process exits.
             state.stop()
 
-    app = FastAPI(title="MLOps Hub scoring API", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=None)
+    app = FastAPI(title="MLOps Hub API", version="1", lifespan=lifespan, docs_url="/docs", redoc_url=None,
+                  openapi_url="/openapi.json")
     app.state.limits = get_settings()  # read once, when the app is built
     app.include_router(router)
+    # The Hub API (/api/v1): one include per resource module.
+    api_errors.install(app)
+    app.include_router(api_me.router, prefix=API_V1)
     app.add_middleware(RequestMetrics)
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(_Refused, _refused)
