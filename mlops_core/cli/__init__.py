@@ -16,11 +16,11 @@ import sys
 
 from ..config import get_settings
 from ..errors import DomainError
-from . import datasets, db, monitor, serve, up, users, worker
+from . import datasets, db, monitor, pipeline, serve, up, users, worker
 from ._common import CliError
 
 # Order of the groups in `--help`.
-GROUPS = (db, users, up, worker, serve, datasets, monitor)
+GROUPS = (db, users, up, worker, serve, datasets, monitor, pipeline)
 
 
 def build_parser() -> argparse.ArgumentParser:
