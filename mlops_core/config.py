@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     mlops_token: str | None = Field(default=None, alias="MLOPS_TOKEN")
     # A new personal access token expires this many days after it is created (Hub API, SDK, CI).
     token_days: int = Field(default=90, alias="MLOPS_TOKEN_DAYS")
+    # The Hub the tracking SDK and the pipeline CLI talk to (the `serve` process); no database URL is needed there.
+    hub_url: str = Field(default="http://127.0.0.1:8000", alias="MLOPS_HUB_URL")
     # `demo --scale large`: multiplies every size of the large workspace (kept raw: "" means 1, as before).
     large_factor: str | None = Field(default=None, alias="MLOPS_LARGE_FACTOR")
 
