@@ -50,6 +50,9 @@ from ..services.predictions import PredictionWriter, apply_labels, prediction_ro
 from .api import API_V1
 from .api import errors as api_errors
 from .api import me as api_me
+from .api import datasets as api_datasets
+from .api import models as api_models
+from .api import runs as api_runs
 from .schema import RecordValidator, frame_to_records, is_valid_text, probe_records, to_jsonable
 
 log = logging.getLogger("mlops_core.serving")
@@ -615,6 +618,9 @@ def create_app(database_url: str | None = None, *, poll_seconds: float = POLL_SE
     # The Hub API (/api/v1): one include per resource module.
     api_errors.install(app)
     app.include_router(api_me.router, prefix=API_V1)
+    app.include_router(api_datasets.router, prefix=API_V1)
+    app.include_router(api_runs.router, prefix=API_V1)
+    app.include_router(api_models.router, prefix=API_V1)
     app.add_middleware(RequestMetrics)
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(_Refused, _refused)
