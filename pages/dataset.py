@@ -4,6 +4,7 @@ profiles and reports were computed once, when the version was registered."""
 import pandas as pd
 import streamlit as st
 
+from hub_ui import collab as collab_ui
 from hub_ui import session
 from hub_ui.collab import flash
 from mlops_core.models.datasets import COLUMN_TYPES
@@ -242,9 +243,4 @@ with tab_ingest:
                         st.rerun()
 
 with tab_talk:
-    try:
-        from hub_ui import collab as collab_ui
-    except ImportError:
-        st.caption("Discussion is not available in this build.")
-    else:
-        collab_ui.discussion("dataset", d.id)
+    collab_ui.discussion("dataset", d.id)

@@ -5,7 +5,7 @@ import streamlit as st
 from hub_ui import session
 from hub_ui.collab import flash
 from mlops_core import data_io
-from mlops_core.services import datasets
+from mlops_core.services import datasets, usecases
 from mlops_core.textsafety import plain_markdown as md_text
 
 actor = session.require_actor()
@@ -18,15 +18,7 @@ flash("datasets")
 STATUS = {"validated": "✅ validated", "failed": "⛔ failed", "waived": "⚠️ waived"}
 
 
-def _use_cases() -> dict[int, str]:
-    try:
-        from mlops_core.services import usecases
-    except ImportError:
-        return {}
-    return {u.id: u.title for u in usecases.list_use_cases(db, actor=actor, limit=500).items}
-
-
-use_cases = _use_cases()
+use_cases = {u.id: u.title for u in usecases.list_use_cases(db, actor=actor, limit=500).items}
 ALL = 0
 wanted = st.session_state.get("use_case_id")
 options = [ALL] + list(use_cases)

@@ -1,9 +1,8 @@
 """One run: status, params, metrics, KPI checks, plots, artifacts; reproduce, register, cancel; discussion."""
-import importlib.util
-
 import plotly.graph_objects as go
 import streamlit as st
 
+from hub_ui import collab as collab_ui
 from hub_ui import session
 from mlops_core.errors import DomainError
 from mlops_core.services import experiments, registry
@@ -196,7 +195,4 @@ with tab_art:
                 c2.download_button("Download", data, file_name=fname, key=f"run_dl_{a.id}")
 
 with tab_talk:
-    if importlib.util.find_spec("hub_ui.collab") is not None:
-        from hub_ui import collab as collab_ui
-
-        collab_ui.discussion("run", run.id)
+    collab_ui.discussion("run", run.id)

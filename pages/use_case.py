@@ -1,7 +1,5 @@
 """One use case: overview and lifecycle, KPIs with charts, discussion, sign-offs, and what the
 other stages built for it (datasets, runs, models, deployments, alerts)."""
-import importlib
-import importlib.util
 from datetime import date
 
 import plotly.graph_objects as go
@@ -11,7 +9,7 @@ from hub_ui import collab as collab_ui
 from hub_ui import session
 from mlops_core import kpi as kpi_math
 from mlops_core.errors import DomainError
-from mlops_core.services import usecases, users
+from mlops_core.services import datasets, deployments, experiments, monitoring, registry, usecases, users
 from mlops_core.textsafety import plain_markdown, safe_markdown
 
 actor = session.require_actor()
@@ -246,21 +244,13 @@ def _plumbing(column: str) -> bool:
     return (column.endswith(("_id", "_hash", "_key")) or column in ("description", "content_hash")) and column != "id"
 
 
-def linked(module: str, fn: str, label: str, **kw) -> None:
+def linked(func, label: str, **kw) -> None:
     """Rows from another stage's read hook (docs/CONTRACTS_INTERNAL.md, Stage 1), or an empty-state line."""
     st.subheader(label.capitalize())
-    name = f"mlops_core.services.{module}"
-    try:
-        func = getattr(importlib.import_module(name), fn, None) if importlib.util.find_spec(name) else None
-    except ImportError:
-        func = None
-    if func is None:
-        st.caption(f"No {label} yet: this part of MLOps Hub is not set up.")
-        return
     try:
         result = func(db, use_case_id=uc.id, **kw)
         rows = list(getattr(result, "items", result))  # a list, or a page object with `items`
-    except (DomainError, TypeError) as exc:
+    except DomainError as exc:
         st.caption(f"Cannot list {label} here: {exc}")
         return
     if not rows:
@@ -276,11 +266,11 @@ def linked(module: str, fn: str, label: str, **kw) -> None:
 
 
 with tab_delivery:
-    linked("datasets", "list_datasets", "datasets")
-    linked("experiments", "list_runs", "runs", limit=20)
-    linked("registry", "list_model_versions", "models")
-    linked("deployments", "list_deployments", "deployments")
-    linked("monitoring", "list_alerts", "alerts", limit=20)
+    linked(datasets.list_datasets, "datasets")
+    linked(experiments.list_runs, "runs", limit=20)
+    linked(registry.list_model_versions, "models")
+    linked(deployments.list_deployments, "deployments")
+    linked(monitoring.list_alerts, "alerts", limit=20)
 
 with tab_history:
     hist = usecases.history(db, actor=actor, use_case_id=uc.id)

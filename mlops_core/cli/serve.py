@@ -16,6 +16,7 @@ def cmd_serve(args) -> int:
     checked_db()  # refuse to start on a missing or old schema, with the command that fixes it
     port = args.port or settings.mlops_api_port
     host = args.host or settings.mlops_api_host
+    # uvloop and httptools are optional speed-ups (uvicorn[standard]); without them uvicorn's own loop serves
     fast = importlib.util.find_spec("uvloop") is not None and importlib.util.find_spec("httptools") is not None
     uvicorn.run(
         "mlops_core.serving.app:create_app", factory=True, host=host, port=port, workers=max(1, args.workers),

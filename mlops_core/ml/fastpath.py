@@ -111,7 +111,7 @@ def compile_fast_path(model, names: list[str], positive: int | None = None) -> C
         from sklearn.linear_model import LogisticRegression
         from sklearn.linear_model._base import LinearClassifierMixin, LinearModel
         from sklearn.pipeline import Pipeline
-    except ImportError:
+    except ImportError:  # _base is scikit-learn's private module: if a release moves it, score with model.predict
         return None
     if not isinstance(model, Pipeline) or len(model.steps) != 2:
         return None

@@ -446,14 +446,12 @@ def _check_text(
         raise _SkipColumn("no non-null values in the current data")
     default = "abs_text_content_drift" if ref.shape[0] > SMALL_REFERENCE_MAX_ROWS else "perc_text_content_drift"
     method, threshold = _resolve(method, threshold, default)
-    try:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import SGDClassifier
-        from sklearn.metrics import roc_auc_score
-        from sklearn.model_selection import train_test_split
-        from sklearn.pipeline import Pipeline
-    except ImportError as exc:  # pragma: no cover - scikit-learn is a project dependency
-        raise _SkipColumn(f"text drift needs scikit-learn ({exc})") from None
+    # scikit-learn only when a text column is compared: most drift runs never load it
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import Pipeline
 
     domain = pd.concat(
         [pd.DataFrame({"text": ref, "target": 0}), pd.DataFrame({"text": cur, "target": 1})]

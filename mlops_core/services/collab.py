@@ -25,16 +25,10 @@ from ..models.users import User
 from . import audit
 from ._common import get_or_404
 from .auth import Actor, can, require
-from .overview import register_counter
 
 MAX_COMMENT = 5000
 # "@sara" but not "bob@example.com": a mention starts after a non-word character.
 MENTION_RE = re.compile(r"(?<![\w@.])@([a-z][a-z0-9_.-]{0,31}[a-z0-9_])")
-
-register_counter(
-    "Use cases", "sign-offs pending",
-    lambda s: s.exec(select(func.count()).select_from(Signoff).where(Signoff.status == "pending")).one(),
-)
 
 
 def _eid(entity_id: Any) -> str:

@@ -61,21 +61,10 @@ from ..validation import RULES, check_schema_columns, infer_schema, validate
 from . import audit
 from ._common import Progress, get_or_404, noop_progress
 from .auth import Actor, require
-from .overview import register_counter
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 REF_RE = re.compile(r"^\s*(?P<name>[^@\s]+)\s*(?:@\s*(?:v(?P<version>\d+)|(?P<latest>latest)))?\s*$", re.IGNORECASE)
 MIN_WAIVER_REASON = 10
-
-
-# --- home counters ---------------------------------------------------------------------------
-
-register_counter("Data", "datasets", lambda s: s.exec(select(func.count()).select_from(Dataset)).one())
-register_counter(
-    "Data", "versions ready for training",
-    lambda s: s.exec(select(func.count()).select_from(DatasetVersion)
-                     .where(col(DatasetVersion.status).in_(TRAINABLE_STATUSES))).one(),
-)
 
 
 # --- conversions to Public objects -----------------------------------------------------------

@@ -44,17 +44,10 @@ from ..models.experiments import ModelVersion, RegisteredModel
 from . import audit, collab, datasets, experiments, registry, usecases
 from ._common import deployment_by_name
 from .auth import Actor, can, require
-from .overview import register_counter
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 SIGNOFF_ENTITY = "model_version"
 GATE_SAMPLE_ROWS = 20
-
-register_counter(
-    "Deployment", "deployments serving",
-    lambda s: s.exec(select(func.count()).select_from(Deployment)
-                     .where(col(Deployment.model_version_id).is_not(None))).one(),
-)
 
 
 # --- small helpers ------------------------------------------------------------------------------

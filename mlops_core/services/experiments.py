@@ -216,9 +216,7 @@ def start_runs(
     require(actor, "run.start")
     from .. import jobs
     from ..ml import training
-    from .usecases import get_use_case
-
-    get_use_case(db, use_case_id=int(use_case_id))
+    usecases.get_use_case(db, use_case_id=int(use_case_id))
     version = _dataset_version(db, dataset_version_id)
     _check_trainable(version)
     frame = _load_frame(db, dataset_version_id)
@@ -640,12 +638,10 @@ def artifact_bytes(db: Database, *, artifact_id: int) -> tuple[str, bytes]:
 
 def kpi_checks(db: Database, run_id: int) -> list[KpiCheck]:
     """Per model KPI of the run's use case: the run's value and met / warning / missed / unknown."""
-    from .usecases import evaluate_metrics
-
     run = get_run(db, run_id)
     if run.use_case_id is None:
         return []
-    return evaluate_metrics(db, run.use_case_id, run.metrics)
+    return usecases.evaluate_metrics(db, run.use_case_id, run.metrics)
 
 
 def _model_kpis_in(s: Session, use_case_ids: set[int]) -> dict[int, list[KpiPublic]]:
@@ -685,9 +681,7 @@ LIGHT = {"met": "🟢", "warning": "🟡", "missed": "🔴", "unknown": "⚪"}
 
 def rank_by_kpi(db: Database, *, use_case_id: int, kpi_id: int, limit: int = 20, offset: int = 0) -> RunPage:
     """Finished runs of a use case, best first by one model KPI's metric (its direction decides)."""
-    from .usecases import model_kpis
-
-    kpi = next((k for k in model_kpis(db, use_case_id) if k.id == int(kpi_id)), None)
+    kpi = next((k for k in usecases.model_kpis(db, use_case_id) if k.id == int(kpi_id)), None)
     if kpi is None or not kpi.metric:
         raise NotFound(f"use case {use_case_id} has no model KPI {kpi_id}; pick one of its model KPIs")
     return list_runs(db, use_case_id=use_case_id, status="finished", sort=f"metric:{kpi.metric}",

@@ -97,7 +97,11 @@ def _check_run_model_file(db: Database, run_id: int) -> None:
         run = s.get(Run, int(run_id))
         key = run.model_artifact_key if run is not None else None
     if key and artifacts.exists(key):
-        persistence.check_model_bytes(artifacts.get_bytes(key))
+        data = artifacts.get_bytes(key)
+        # An MLflow pickle model is registered (stored as logged) but never loaded: load_model and the
+        # deployment gate refuse it with persistence.PICKLE_REFUSED.
+        if not persistence.is_pickle(data):
+            persistence.check_model_bytes(data)
 
 
 def register_model(

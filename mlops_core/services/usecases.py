@@ -8,8 +8,6 @@ seams later stages call (docs/CONTRACTS_INTERNAL.md, "Stage 1").
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -38,9 +36,7 @@ from ..models.usecases import (
 from ..models.users import User
 from . import audit
 from ._common import get_or_404
-from . import collab as _collab  # noqa: F401  (registers the "sign-offs pending" counter with ours)
 from .auth import Actor, require
-from .overview import register_counter
 
 # --- lifecycle ------------------------------------------------------------------------
 
@@ -65,16 +61,6 @@ MAX_TAGS = 20
 
 def allowed_transitions(status: str) -> tuple[str, ...]:
     return TRANSITIONS.get(status, ())
-
-
-# --- counters for the Overview page ---------------------------------------------------------
-
-register_counter("Use cases", "use cases", lambda s: s.exec(select(func.count()).select_from(UseCase)).one())
-register_counter(
-    "Use cases", "in production",
-    lambda s: s.exec(select(func.count()).select_from(UseCase)
-                     .where(col(UseCase.status).in_(("deployed", "monitored")))).one(),
-)
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -639,32 +625,6 @@ def evaluate_metrics(db: Database, use_case_id: int, metrics: Mapping[str, float
     return checks
 
 
-def _experiments_fn(name: str):
-    """A function of the experiments stage (stage 3), or None when this build has no such stage or function."""
-    module = "mlops_core.services.experiments"
-    try:
-        if importlib.util.find_spec(module) is None:
-            return None
-        experiments = importlib.import_module(module)
-    except ImportError:
-        return None
-    return getattr(experiments, name, None)
-
-
-def best_model_metrics(db: Database, use_case_id: int) -> dict[str, float] | None:
-    """Best value of each model-KPI metric over the use case's runs, or None when there is no
-    experiments stage or no finished run yet. Uses `experiments.best_metrics` when stage 3 provides it."""
-    kpis = model_kpis(db, use_case_id)
-    if not kpis:
-        return None
-    directions = {k.metric: k.direction for k in kpis}
-    fn = _experiments_fn("best_metrics")
-    if fn is None:
-        return None
-    best = fn(db, use_case_id=use_case_id, directions=directions)
-    return dict(best) if best else None
-
-
 def kpi_status(db: Database, use_case: UseCasePublic) -> list[KpiCheck]:
     """Status lights of every KPI: model KPIs against the best run so far, business KPIs against
     their latest reading."""
@@ -681,11 +641,9 @@ def kpi_status_many(db: Database, use_cases: Iterable[UseCasePublic]) -> dict[in
     directions = {u: d for u, d in directions.items() if d}
     best: dict[int, dict[str, float]] = {}
     if directions:
-        many = _experiments_fn("best_metrics_many")
-        if many is not None:
-            best = many(db, directions)
-        else:  # an experiments stage without the grouped query: one query per use case
-            best = {u: best_model_metrics(db, u) or {} for u in directions}
+        from . import experiments  # upward read (stage 3's runs): experiments imports this module at its top
+
+        best = experiments.best_metrics_many(db, directions)
     latest = latest_readings(db, [k.id for uc in cases for k in uc.kpis if k.kind == "business"])
     out: dict[int, list[KpiCheck]] = {}
     for uc in cases:

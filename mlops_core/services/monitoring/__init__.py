@@ -12,10 +12,6 @@ This package re-exports the names pages, the CLI and tests use as `monitoring.X`
 """
 from __future__ import annotations
 
-from sqlmodel import col, func, select
-
-from ...models.monitoring import Alert, Monitor
-from ..overview import register_counter
 from .alerts import (
     Breach,
     acknowledge_alert,
@@ -42,7 +38,3 @@ __all__ = [
     "reference_frame", "render_report", "report_html", "report_job", "request_report", "resolve_alert",
     "run_monitor", "webhook_body", "webhook_job", "window_bounds",
 ]
-
-register_counter("Monitoring", "monitors", lambda s: s.exec(select(func.count()).select_from(Monitor)).one())
-register_counter("Monitoring", "open alerts", lambda s: s.exec(
-    select(func.count()).select_from(Alert).where(col(Alert.state) != "resolved")).one())
