@@ -49,7 +49,11 @@ from ..services.apikeys import hash_key
 from ..services.predictions import PredictionWriter, apply_labels, prediction_row
 from .api import API_V1
 from .api import errors as api_errors
+from .api import deployments as api_deployments
+from .api import jobs as api_jobs
 from .api import me as api_me
+from .api import monitoring as api_monitoring
+from .api import usecases as api_usecases
 from .api import datasets as api_datasets
 from .api import models as api_models
 from .api import runs as api_runs
@@ -618,6 +622,10 @@ def create_app(database_url: str | None = None, *, poll_seconds: float = POLL_SE
     # The Hub API (/api/v1): one include per resource module.
     api_errors.install(app)
     app.include_router(api_me.router, prefix=API_V1)
+    app.include_router(api_usecases.router, prefix=API_V1)
+    app.include_router(api_deployments.router, prefix=API_V1)
+    app.include_router(api_monitoring.router, prefix=API_V1)
+    app.include_router(api_jobs.router, prefix=API_V1)
     app.include_router(api_datasets.router, prefix=API_V1)
     app.include_router(api_runs.router, prefix=API_V1)
     app.include_router(api_models.router, prefix=API_V1)
