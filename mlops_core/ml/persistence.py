@@ -114,6 +114,21 @@ def trusted_model_types() -> frozenset[str]:
     return frozenset(names | TRUSTED_MODEL_FUNCTIONS)
 
 
+# MLflow's sklearn flavour saves pickle/cloudpickle files unless told to use skops (autolog's default):
+# loading a pickle runs whatever code it holds, so such a model is stored and registered but never loaded.
+PICKLE_REFUSED = (
+    "this model file is a pickle (MLflow's pickle/cloudpickle format): loading a pickle runs whatever code it "
+    "holds, so MLOps Hub stores it but never loads or deploys it; log the model again in skops format: "
+    "mlflow.sklearn.log_model(model, name='model', serialization_format='skops') or "
+    "mlflow.sklearn.autolog(serialization_format='skops')"
+)
+
+
+def is_pickle(data: bytes) -> bool:
+    """A pickle stream (protocol 2+ starts with PROTO 0x80), as MLflow writes model.pkl."""
+    return data[:1] == b"\x80"
+
+
 MAX_SCHEMA_BYTES = 64 * 1024 * 1024  # schema.json of a real model is kilobytes to a few MB
 
 
@@ -131,6 +146,8 @@ def _schema_type_names(data: bytes) -> set[str]:
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
         if isinstance(exc, ValidationError):
             raise
+        if is_pickle(data):
+            raise ValidationError(PICKLE_REFUSED) from None
         raise ValidationError(f"this is not a skops model file ({exc}); save the model with skops.io.dump") from None
 
     found: set[str] = set()

@@ -52,6 +52,7 @@ from .api import errors as api_errors
 from .api import deployments as api_deployments
 from .api import jobs as api_jobs
 from .api import me as api_me
+from . import mlflow as mlflow_api
 from .api import monitoring as api_monitoring
 from .api import usecases as api_usecases
 from .api import datasets as api_datasets
@@ -629,6 +630,7 @@ def create_app(database_url: str | None = None, *, poll_seconds: float = POLL_SE
     app.include_router(api_datasets.router, prefix=API_V1)
     app.include_router(api_runs.router, prefix=API_V1)
     app.include_router(api_models.router, prefix=API_V1)
+    app.include_router(mlflow_api.router)  # /api/2.0/mlflow..., /ajax-api/..., /api/2.0/mlflow-artifacts/...
     app.add_middleware(RequestMetrics)
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(_Refused, _refused)
