@@ -38,7 +38,7 @@ from ..models.deployments import (
     GateResult,
     Prediction,
 )
-from ..ml import model_check
+from ..ml import model_check, persistence
 from ..models.datasets import Dataset, DatasetVersion
 from ..models.experiments import ModelVersion, RegisteredModel
 from . import audit, collab, datasets, experiments, registry, usecases
@@ -291,6 +291,8 @@ def _gate_loads(db: Database, mv: dict[str, Any]) -> GateResult:
     if not key or not artifacts.exists(key):
         return _gate("model_loads", title, "failed",
                      f"the model does not load: its file ({key or 'none'}) is missing from the artifact store")
+    if key.endswith(".pkl"):  # an MLflow pickle model: stored and registered, never loaded
+        return _gate("model_loads", title, "failed", persistence.PICKLE_REFUSED)
     if dv_id is None:
         return _gate("model_loads", title, "failed", "no training data to predict on (no dataset version lineage)")
     try:
