@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 API = "/api/v1"
-DEFAULT_HUB_URL = "http://127.0.0.1:8000"
 
 # Keys the training config file may hold: the fields of the UI's launch form (pages/experiments.py).
 CONFIG_KEYS = {"target", "task", "features", "algorithm", "algorithms", "params", "search", "n_iter", "split",
@@ -66,12 +65,15 @@ class Hub:
 
     @classmethod
     def from_env(cls) -> Hub:
-        token = (os.environ.get("MLOPS_TOKEN") or "").strip()
+        from ..config import Settings
+
+        settings = Settings()  # fresh: a CI step exports the variables just before running the command
+        token = (settings.mlops_token or "").strip()
         if not token:
             raise PipelineError(
                 "MLOPS_TOKEN is not set: create a personal access token on the My account page (or with "
                 "`python -m mlops_core user token <username>`) and store it as the CI secret MLOPS_TOKEN")
-        url = (os.environ.get("MLOPS_HUB_URL") or DEFAULT_HUB_URL).strip()
+        url = (settings.hub_url or "").strip()
         if not url.startswith(("http://", "https://")):
             raise PipelineError(f"MLOPS_HUB_URL must start with http:// or https://, got {url!r}")
         return cls(url, token)
@@ -245,32 +247,26 @@ def load_config(path: str) -> dict[str, Any]:
             "name": raw.get("name")}
 
 
-def parse_model_ref(ref: str) -> tuple[str, str | None, int | None]:
-    """NAME@ALIAS or NAME:VERSION -> (name, alias, version)."""
-    ref = (ref or "").strip()
-    if "@" in ref:
-        name, alias = ref.rsplit("@", 1)
-        if name and alias:
-            return name, alias, None
-    elif ":" in ref:
-        name, version = ref.rsplit(":", 1)
-        if name and version.isdigit() and int(version) > 0:
-            return name, None, int(version)
-    raise PipelineError(f"--model {ref!r}: write NAME@ALIAS (e.g. churn-classifier@champion) or NAME:VERSION "
-                        "(e.g. churn-classifier:3)")
-
-
 # --- KPI verdict ----------------------------------------------------------------------------------------
 
-def _kpis(hub: Hub, run: dict) -> list[dict]:
-    """The run's model KPI checks as the Hub computes them (met / warning / missed / unknown)."""
-    checks = hub.get(f"/runs/{run['id']}/kpis")
-    items = checks.get("items", []) if isinstance(checks, dict) else checks
+def _kpis(hub: Hub, run: dict, cache: dict | None = None) -> list[dict]:
+    """The run's model KPI checks (met / warning / missed / unknown): the use case's model KPIs from the Hub,
+    judged with the Hub's own rule (mlops_core.kpi.evaluate, as usecases.evaluate_metrics does)."""
+    from ..kpi import evaluate
+
+    if run.get("use_case_id") is None:
+        return []
+    cache = {} if cache is None else cache
+    uc_id = run["use_case_id"]
+    if uc_id not in cache:
+        cache[uc_id] = hub.get(f"/use-cases/{uc_id}/kpis", kind="model", limit=500)["items"]
+    metrics = run.get("metrics") or {}
     out = []
-    for c in items or []:
-        k = c.get("kpi", c)
-        out.append({"kpi": k.get("name"), "metric": k.get("metric"), "direction": k.get("direction"),
-                    "target": k.get("target"), "value": c.get("value"), "status": c.get("status")})
+    for k in cache[uc_id]:
+        value = metrics.get(k["metric"], metrics.get(f"test_{k['metric']}"))
+        value = None if value is None else float(value)
+        out.append({"kpi": k.get("name"), "metric": k["metric"], "direction": k["direction"], "target": k["target"],
+                    "value": value, "status": evaluate(k["direction"], k["target"], k.get("warning"), value)})
     return out
 
 
@@ -313,10 +309,9 @@ def cmd_experiment_run(args, hub: Hub, summary: dict) -> int:
     tags = ci_tags()
     body = {"use_case": args.use_case, "dataset": args.dataset, "config": spec["config"],
             "algorithms": spec["algorithms"], "params_by_algorithm": spec["params_by_algorithm"],
-            "name": args.name or spec["name"], "tags": tags, "source": "ci" if tags else "cli"}
+            "name": args.name or spec["name"], "tags": tags}
     summary.update(use_case=args.use_case, dataset=args.dataset, tags=tags)
-    launched = hub.post("/runs/training", body)
-    runs = launched.get("items", launched) if isinstance(launched, dict) else launched
+    runs = hub.post("/runs/launch", body)["runs"]
     ids = [int(r["id"]) for r in runs]
     summary["run_ids"] = ids
     _say(f"queued run(s) {', '.join(map(str, ids))} on {args.dataset} for {args.use_case!r}")
@@ -324,11 +319,11 @@ def cmd_experiment_run(args, hub: Hub, summary: dict) -> int:
         summary.update(verdict="queued", runs=[_run_line(r) for r in runs], run_id=ids[0])
         return 0
     ended = wait_for_runs(hub, ids, timeout=args.timeout)
-    lines = []
+    lines, use_cases = [], {}
     for run in ended:
         line = _run_line(run)
         if run.get("status") == "finished":
-            line["kpis"] = _kpis(hub, run)
+            line["kpis"] = _kpis(hub, run, use_cases)
             line["kpis_met"] = all(k["status"] == "met" for k in line["kpis"])
         lines.append(line)
     summary["runs"] = lines
@@ -357,12 +352,12 @@ def cmd_experiment_run(args, hub: Hub, summary: dict) -> int:
 
 
 def cmd_model_register(args, hub: Hub, summary: dict) -> int:
-    mv = hub.post("/models", {"run_id": args.run, "name": args.name})
-    summary.update(model=mv.get("model_name", args.name), version=mv.get("version"), model_version_id=mv.get("id"),
-                   run_id=args.run, ref=f"{mv.get('model_name', args.name)}:{mv.get('version')}")
+    # The alias goes with the registration: one request, so a refused alias leaves no stray version.
+    mv = hub.post("/models", {"run_id": args.run, "name": args.name, "alias": args.alias})
+    summary.update(model=mv["model_name"], version=mv["version"], model_version_id=mv["id"], run_id=args.run,
+                   ref=f"{mv['model_name']}:{mv['version']}")
     _say(f"registered run {args.run} as {summary['ref']}")
     if args.alias:
-        hub.put(f"/models/{args.name}/aliases/{args.alias}", {"version": mv.get("version")})
         summary["alias"] = args.alias
         summary["alias_ref"] = f"{args.name}@{args.alias}"
         _say(f"{args.name}@{args.alias} -> version {mv.get('version')}")
@@ -374,27 +369,23 @@ def _gate_verdict(gates: list[dict]) -> str:
     failed = [g for g in gates if g.get("status") == "failed"]
     if not failed:
         return "passed"
-    if all(g.get("gate") == "business_signoff" and not _signoff_rejected(g) for g in failed):
+    # The Hub's own test for a sign-off still to be decided (deployments.request_deployment).
+    if all(g.get("gate") == "business_signoff" and (g.get("detail") or "").startswith("waiting") for g in failed):
         return "awaiting_signoff"
     return "failed"
 
 
-def _signoff_rejected(gate: dict) -> bool:
-    return "reject" in (gate.get("detail") or "").lower()
-
-
 def cmd_deploy_request(args, hub: Hub, summary: dict) -> int:
-    name, alias, version = parse_model_ref(args.model)
-    mv = hub.get(f"/models/{name}/aliases/{alias}") if alias else hub.get(f"/models/{name}/versions/{version}")
-    body: dict[str, Any] = {"model_version_id": mv["id"], "note": args.note or ""}
+    # The Hub resolves NAME@ALIAS / NAME:VERSION (and says how to write a malformed one).
+    body: dict[str, Any] = {"model": args.model, "note": args.note or ""}
     if args.environment:
         body["environment"] = args.environment
     tags = ci_tags()
     if tags and not body["note"]:
         body["note"] = " ".join(f"{k}={v}" for k, v in tags.items() if k != "ci.pipeline_url")
     req = hub.post(f"/deployments/{args.deployment}/requests", body)
-    summary.update(deployment=args.deployment, model=args.model, model_version_id=mv["id"],
-                   model_version=mv.get("version"), request_id=req["id"])
+    summary.update(deployment=args.deployment, model=args.model, model_version_id=req["model_version_id"],
+                   environment=req.get("environment"), request_id=req["id"])
     verdict = _gate_verdict(req.get("gates", []))
     if args.wait and verdict == "awaiting_signoff":
         deadline = time.monotonic() + args.timeout
@@ -406,7 +397,7 @@ def cmd_deploy_request(args, hub: Hub, summary: dict) -> int:
                                     f"{args.timeout:g} s; a business user decides it in the Inbox")
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 15.0)
-            req = hub.get(f"/deployments/{args.deployment}/requests/{req['id']}")
+            req = hub.get(f"/deployment-requests/{req['id']}")
             verdict = _gate_verdict(req.get("gates", []))
         if req.get("status") == "rejected":
             verdict = "failed"
