@@ -25,6 +25,7 @@ from mlops_core.ml import persistence
 from mlops_core.models.experiments import Run, RunArtifact
 from mlops_core.services import audit, deployments, registry, users
 from mlops_core.services.auth import Actor
+from tests.api.live_hub import hub_in_thread
 from tests.services.experiments_world import make_world
 
 NUMERIC = ["tenure_months", "monthly_charges", "support_calls", "age"]
@@ -32,9 +33,11 @@ NUMERIC = ["tenure_months", "monthly_charges", "support_calls", "age"]
 
 @pytest.fixture
 def sara(db, people, monkeypatch):
-    """The data scientist, driving the SDK with her personal access token."""
+    """The data scientist, driving the SDK (over HTTP, against a Hub on this database) with her token."""
     monkeypatch.setenv("MLOPS_TOKEN", users.create_token(db, actor=Actor.system(), username="sara"))
-    return people["data_scientist"]
+    with hub_in_thread(os.environ["DATABASE_URL"]) as url:
+        monkeypatch.setenv("MLOPS_HUB_URL", url)
+        yield people["data_scientist"]
 
 
 def attacker_pipeline(marker) -> Pipeline:
