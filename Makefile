@@ -16,11 +16,20 @@ $(STAMP): requirements.txt | $(PY)
 
 install: $(STAMP)
 
+# The real MLflow client for tests/api/test_mlflow_client.py, in its own virtualenv (its pins clash with ours).
+MLFLOW_VENV := .venv-mlflow
+MLFLOW_STAMP := $(MLFLOW_VENV)/.installed
+
+$(MLFLOW_STAMP): requirements-mlflow.txt
+	test -x $(MLFLOW_VENV)/bin/python || $(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet -r requirements-mlflow.txt
+	touch $(MLFLOW_STAMP)
+
 # Migrates, seeds the demo workspace when the database is empty, starts UI + worker + scoring service.
 run: install
 	$(PY) -m mlops_core up
 
-test: install
+test: install $(MLFLOW_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The edit loop: lint (ruff.toml) and the unit tier, in about a minute.
