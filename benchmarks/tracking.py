@@ -1,7 +1,7 @@
 """Benchmark: tracking throughput and run queries, MLOps Hub vs MLflow's SQLite tracking store.
 
 Workload (both sides): 1,000 runs x 10 params x 20 metrics x 10 steps logged through the SDK a
-notebook uses, then "top 10 runs by a metric" and the compare query for those 10 runs (median of 20).
+notebook uses (ours over HTTP to a `serve` process on a SQLite database, as a notebook does), then "top 10 runs by a metric" and the compare query for those 10 runs (median of 20).
 Target: at least 5x faster than MLflow on logging and on the queries.
 
 MLflow runs in its own virtualenv (.venv-bench, created here from requirements-bench.txt when missing)
@@ -16,12 +16,15 @@ import atexit
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -36,6 +39,25 @@ def ensure_bench_venv() -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
         subprocess.run([str(py), "-m", "pip", "install", "-q", "-r", str(ROOT / "requirements-bench.txt")], check=True)
     return py
+
+
+def start_hub() -> str:
+    """`python -m mlops_core serve` on a free port with this process's environment; stopped at exit."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "mlops_core", "serve", "--port", str(port)], cwd=ROOT,
+                            env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    atexit.register(proc.terminate)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise SystemExit(f"the Hub did not start at {url}")
 
 
 def run_ours(args) -> dict:
@@ -63,6 +85,8 @@ def run_ours(args) -> dict:
     ref = datasets.register_version_from_frame(db, actor=dan, dataset_name="bench", frame=make_customers(200),
                                                use_case_id=uc.id).ref
     os.environ["MLOPS_TOKEN"] = users.create_token(db, actor=system, username="sara")
+    # The SDK talks HTTP only: a `serve` process on this database is the Hub it logs to.
+    os.environ["MLOPS_HUB_URL"] = start_hub()
 
     t0 = time.perf_counter()
     for i in range(args.runs):
