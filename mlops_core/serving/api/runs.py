@@ -159,10 +159,12 @@ def create_run(body: CreateRun, db: DB, actor: CurrentActor) -> Any:
     version = datasets.resolve_ref(db, body.dataset)
     run = experiments.create_sdk_run(db, actor=actor, use_case_id=_use_case_id(db, body.use_case),
                                      dataset_version_id=version.id, name=body.name)
+    out = finite(dump(run))
     if body.tags:
         _check_size(len(body.tags))
         experiments.log_batch(db, actor=actor, run_id=run.id, tags=body.tags)
-    return _run(db, run.id)
+        out["tags"] = {**out["tags"], **{str(k): v for k, v in body.tags.items()}}
+    return out
 
 
 @router.post("/launch", status_code=201,
@@ -232,15 +234,14 @@ def set_tags(run_id: str, body: Tags, db: DB, actor: CurrentActor) -> dict[str, 
 @router.post("/{run_id}/finish", summary="End the run as finished")
 def finish(run_id: str, db: DB, actor: CurrentActor) -> Any:
     rid = run_id_of(run_id)
-    experiments.end_sdk_run(db, actor=actor, run_id=rid, status="finished")
-    return _run(db, rid)
+    return finite(dump(experiments.end_sdk_run(db, actor=actor, run_id=rid, status="finished")))
 
 
 @router.post("/{run_id}/fail", summary="End the run as failed (or cancelled) with the error text")
 def fail(run_id: str, body: Fail, db: DB, actor: CurrentActor) -> Any:
     rid = run_id_of(run_id)
-    experiments.end_sdk_run(db, actor=actor, run_id=rid, status=body.status, error=body.error[:100_000] or None)
-    return _run(db, rid)
+    return finite(dump(experiments.end_sdk_run(db, actor=actor, run_id=rid, status=body.status,
+                                               error=body.error[:100_000] or None)))
 
 
 # --- model and files ------------------------------------------------------------------------------------
