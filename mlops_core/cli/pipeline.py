@@ -54,12 +54,12 @@ class Hub:
 
     RETRIES = 5
 
-    def __init__(self, url: str, token: str, *, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, url: str, token: str, *, sleep: Callable[[float], None] = time.sleep, transport=None):
         import httpx
 
         self.url = url.rstrip("/")
         self._sleep = sleep
-        self._http = httpx.Client(base_url=self.url, timeout=httpx.Timeout(60.0, connect=5.0),
+        self._http = httpx.Client(base_url=self.url, timeout=httpx.Timeout(60.0, connect=5.0), transport=transport,
                                   headers={"Authorization": f"Bearer {token}", "Accept": "application/json",
                                            "User-Agent": "mlops-hub-cli"})
 
@@ -90,7 +90,7 @@ class Hub:
                 resp = self._http.request(method, API + path, **kw)
             except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.ConnectTimeout) as exc:
                 # Only retry what cannot have been applied twice: a refused connection, or a read of a GET.
-                if attempt == self.RETRIES or (method != "GET" and not isinstance(exc, httpx.ConnectError)):
+                if attempt == self.RETRIES or (method != "GET" and not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))):
                     raise PipelineError(f"cannot reach the Hub at {self.url} ({exc.__class__.__name__}: {exc}); "
                                         "check MLOPS_HUB_URL and that `python -m mlops_core serve` runs") from exc
                 self._sleep(delay)

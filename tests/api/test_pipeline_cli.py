@@ -21,7 +21,7 @@ import yaml
 
 from mlops_core.config import PROJECT_ROOT
 from mlops_core.demo.customers import make_customers
-from mlops_core.services import datasets, deployments, experiments, registry, usecases
+from mlops_core.services import collab, datasets, deployments, experiments, registry, usecases
 from tests.faults import workers as fault_workers
 
 DOCS = PROJECT_ROOT / "docs" / "ci"
@@ -297,3 +297,39 @@ def test_a_malformed_model_reference_exits_2_and_shows_both_forms(hub, world):
     done = cli(hub, world, "deploy", "request", "--deployment", "churn", "--model", "churn-classifier")
     assert done.returncode == 2
     assert "NAME@ALIAS" in done.stderr and "NAME:VERSION" in done.stderr
+
+
+def _wait_for_request(hub, deployment: str):
+    return fault_workers.wait_for(lambda: (deployments.list_requests(hub.db, deployment_name=deployment) or [None])[0],
+                                  60, f"the deployment request on {deployment}")
+
+
+def test_deploy_request_wait_follows_the_business_signoff_exit_0_approved_exit_1_rejected(hub, world):
+    alice = hub.people["business"]
+    runs = experiments.list_runs(hub.db, use_case_id=world["use_case_id"], status="finished", limit=2).items
+    assert len(runs) == 2, "the workflow tests above train the runs this test registers"
+    outcomes = {}
+    for run, approve in zip(runs, (True, False)):
+        mv = registry.register_model(hub.db, actor=hub.people["data_scientist"], run_id=run.id, name="churn-signoff")
+        deployment = f"signoff-{'yes' if approve else 'no'}"
+        proc = subprocess.Popen([sys.executable, "-m", "mlops_core", "deploy", "request", "--deployment", deployment,
+                                 "--model", f"churn-signoff:{mv.version}", "--wait", "--timeout", "120"],
+                                cwd=world["work"], env=runner_env(hub), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            request = _wait_for_request(hub, deployment)
+            assert request.signoff_id, request
+            collab.decide_signoff(hub.db, actor=alice, signoff_id=request.signoff_id, approve=approve,
+                                  reason="" if approve else "the churn team wants another month of data")
+            stdout, stderr = proc.communicate(timeout=CLI_TIMEOUT)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        outcomes[approve] = (proc.returncode, last_json(stdout), stderr)
+    code, out, stderr = outcomes[True]
+    assert code == 0 and out["verdict"] == "passed", (out, stderr)
+    assert "waiting for the business sign-off" in stderr
+    code, out, stderr = outcomes[False]
+    assert code == 1 and out["verdict"] == "failed", (out, stderr)
+    assert any("another month of data" in g["detail"] for g in out["gates"])
