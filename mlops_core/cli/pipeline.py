@@ -429,6 +429,19 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+def _json_usage_errors(parser, name: str) -> None:
+    """A missing or malformed option is bad input too: exit 2 with argparse's sentence, and the JSON summary
+    still as the last line of stdout (a pipeline step parses it whatever happened)."""
+
+    def error(message: str):
+        parser.print_usage(sys.stderr)
+        _say(f"error: {message}")
+        _finish({"command": name, "ok": False, "error": message}, 2)
+        raise SystemExit(2)
+
+    parser.error = error
+
+
 def register(sub) -> None:
     common = "over the Hub API (MLOPS_HUB_URL, MLOPS_TOKEN); exit 0 fine, 1 check failed, 2 error; JSON last line"
     s = sub.add_parser("experiment", help="launch no-code training runs from a pipeline")
@@ -442,6 +455,7 @@ def register(sub) -> None:
     a.add_argument("--wait", action="store_true", help="follow the runs and exit by the model KPIs (0 met, 1 missed)")
     a.add_argument("--timeout", type=float, default=3600, help="seconds to wait with --wait (default 3600)")
     a.set_defaults(func=_command("experiment run", cmd_experiment_run))
+    _json_usage_errors(a, "experiment run")
 
     s = sub.add_parser("model", help="register model versions from a pipeline")
     ms = s.add_subparsers(dest="model_command", metavar="ACTION")
@@ -451,6 +465,7 @@ def register(sub) -> None:
     a.add_argument("--name", required=True, help="registered model name, e.g. churn-classifier")
     a.add_argument("--alias", help="point this alias (e.g. candidate) at the new version")
     a.set_defaults(func=_command("model register", cmd_model_register))
+    _json_usage_errors(a, "model register")
 
     s = sub.add_parser("deploy", help="request deployments from a pipeline")
     ds = s.add_subparsers(dest="deploy_command", metavar="ACTION")
@@ -465,6 +480,7 @@ def register(sub) -> None:
     a.add_argument("--wait", action="store_true", help="wait for the business sign-off before exiting")
     a.add_argument("--timeout", type=float, default=3600, help="seconds to wait with --wait (default 3600)")
     a.set_defaults(func=_command("deploy request", cmd_deploy_request))
+    _json_usage_errors(a, "deploy request")
 
     s = sub.add_parser("run", help="read runs from a pipeline")
     rs = s.add_subparsers(dest="run_command", metavar="ACTION")
@@ -472,3 +488,4 @@ def register(sub) -> None:
     a = rs.add_parser("status", help="a run's status, metrics and KPI checks", description=common)
     a.add_argument("run_id", type=_positive_int)
     a.set_defaults(func=_command("run status", cmd_run_status))
+    _json_usage_errors(a, "run status")

@@ -116,3 +116,21 @@ def test_hub_errors_keep_the_hubs_sentence_and_status():
     with pytest.raises(HubError) as exc:
         hub.get("/me")
     assert exc.value.status == 401 and "this token was revoked" in str(exc.value) and "MLOPS_TOKEN" in str(exc.value)
+
+
+@pytest.mark.parametrize("argv,says", [
+    (["experiment", "run", "--use-case", "Churn"], "--dataset, --config"),
+    (["run", "status", "abc"], "'abc' is not a run id"),
+    (["model", "register", "--run", "0", "--name", "m"], "'0' is not a run id"),
+])
+def test_a_missing_or_malformed_option_exits_2_with_the_json_summary_as_the_last_line(capsys, argv, says):
+    import json
+
+    from mlops_core.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    out = capsys.readouterr()
+    summary = json.loads(out.out.strip().splitlines()[-1])
+    assert summary["exit_code"] == 2 and says in summary["error"] and says in out.err
