@@ -394,3 +394,32 @@ def test_openapi_lists_the_data_science_routes(hub):
     for p in ("/api/v1/datasets/{name}/versions", "/api/v1/runs/{run_id}/log-batch", "/api/v1/models"):
         assert p in paths
     assert json.dumps(paths)  # the document is valid JSON all the way down
+
+
+def test_a_no_code_run_is_launched_like_the_ui_with_its_ci_tags_and_roles_apply(hub, world, api):
+    body = {"use_case": world.use_case_id, "dataset": "customers@v1", "algorithms": ["logistic_regression"],
+            "config": {"target": "churned", "split": "holdout", "test_size": 0.25, "seed": 7},
+            "tags": {"git.commit": "feedbeef"}}
+    assert api("business").post("/runs/launch", json=body).status_code == 403
+    r = api("data_scientist").post("/runs/launch", json=body)
+    assert r.status_code == 201, r.text
+    (run,) = r.json()["runs"]
+    assert run["status"] == "queued" and run["source"] == "api" and run["tags"] == {"git.commit": "feedbeef"}
+    assert experiments.get_run(hub.db, run["id"]).job_id is not None  # a worker will train it
+    bad = api("data_scientist").post("/runs/launch", json={**body, "config": {"target": "no_such_column"}})
+    assert bad.status_code == 400 and "no_such_column" in bad.json()["detail"]
+
+
+def test_dataset_versions_are_listed_and_read_with_their_report_profile_and_data(hub, world, api):
+    biz = api("business")  # reading is open to every role, as on the Data page
+    names = [d["name"] for d in biz.get("/datasets").json()["items"]]
+    assert "customers" in names
+    (v1,) = [v for v in biz.get("/datasets/customers/versions").json()["items"] if v["version"] == 1]
+    assert biz.get("/datasets/customers/versions/v1").json()["ref"] == "customers@v1" == v1["ref"]
+    assert "findings" in biz.get("/datasets/customers/versions/1/report").json()
+    assert biz.get("/datasets/customers/versions/1/profile").status_code == 200
+    csv = biz.get("/datasets/customers/versions/1/data", params={"format": "csv"})
+    assert csv.status_code == 200 and csv.text.splitlines()[0].split(",") == list(world.frame.columns)
+    assert biz.get("/datasets/customers/versions/1/data").content[:4] == b"PAR1"
+    assert biz.get("/datasets/customers/versions/v9").status_code == 404
+    assert biz.get("/datasets/customers/versions/two").status_code == 400
