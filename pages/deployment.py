@@ -37,8 +37,8 @@ with st.container(key="dep_summary"):
                 help=f"{md_text(serving)} serves this endpoint" if serving else "no model version is deployed here yet")
     m[2].metric("Since", f"{dep.deployed_at:%Y-%m-%d}" if dep.deployed_at else "—",
                 help=f"{session.fmt_time(dep.deployed_at)} UTC" if dep.deployed_at else None)
-    m[3].metric("Requests (24 h)", f"{stats['requests']:,}" if stats else "0")
-    m[4].metric("Error rate (24 h)", f"{stats['error_rate']:.1%}" if stats and stats["requests"] else "—")
+    m[3].metric("Requests (24 h)", f"{stats.requests:,}" if stats else "0")
+    m[4].metric("Error rate (24 h)", f"{stats.error_rate:.1%}" if stats and stats.requests else "—")
     st.markdown((f"Serving **{md_text(serving)}**" if serving else "Serving nothing yet")
                 + f" · endpoint `POST /v1/deployments/{name}/predict`"
                 + (f" · canary: **{md_text(labels.get(dep.canary_model_version_id))}** gets {dep.canary_share:.0%} of "
@@ -230,7 +230,7 @@ def try_it() -> None:
         if score:
             with session.service_call():
                 out = predictions.score_records(db, actor=actor, deployment_name=name, records=[record])
-                st.success(f"Prediction: **{md_text(out['predictions'][0])}** (request id `{out['request_id']}`)")
+                st.success(f"Prediction: **{md_text(out.predictions[0])}** (request id `{out.request_id}`)")
 
 
 # --- labels and batch scoring -----------------------------------------------------------------------------

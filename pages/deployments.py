@@ -16,16 +16,16 @@ if not rows:
     st.info("No deployment yet. A data scientist requests one below from a registered model version; ops deploys it.")
 else:
     for r in rows:
-        with st.container(border=True, key=f"dep_row_{r['name']}"):
+        with st.container(border=True, key=f"dep_row_{r.name}"):
             c = st.columns([3, 2, 2, 2, 2])
-            c[0].page_link("pages/deployment.py", label=f"**{r['name']}**", icon=":material/rocket_launch:",
-                           query_params={"deployment": r["name"]})
-            c[0].caption(f"`POST {r['endpoint']}` · {r['environment']}")
-            c[1].metric("Serving", r["model_version"] if r["model_version_id"] else "nothing yet")
-            c[1].caption(f"since {session.fmt_time(r['since'])}" + (f" · canary {r['canary']}" if r["canary"] else ""))
-            c[2].metric("Requests", f"{r['requests']:,}")
-            c[3].metric("Error rate", f"{r['error_rate']:.1%}" if r["requests"] else "—")
-            c[4].metric("Avg latency", f"{r['avg_latency_ms']:.1f} ms" if r["avg_latency_ms"] is not None else "—")
+            c[0].page_link("pages/deployment.py", label=f"**{r.name}**", icon=":material/rocket_launch:",
+                           query_params={"deployment": r.name})
+            c[0].caption(f"`POST {r.endpoint}` · {r.environment}")
+            c[1].metric("Serving", r.model_version if r.model_version_id else "nothing yet")
+            c[1].caption(f"since {session.fmt_time(r.since)}" + (f" · canary {r.canary}" if r.canary else ""))
+            c[2].metric("Requests", f"{r.requests:,}")
+            c[3].metric("Error rate", f"{r.error_rate:.1%}" if r.requests else "—")
+            c[4].metric("Avg latency", f"{r.avg_latency_ms:.1f} ms" if r.avg_latency_ms is not None else "—")
 
 st.subheader("Request a deployment")
 if not session.may("deployment.request"):

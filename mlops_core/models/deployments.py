@@ -243,3 +243,40 @@ class PredictionPublic(BaseModel):
     error: str
     label: Any | None
     labelled_at: datetime | None
+
+
+class DeploymentOverviewPublic(BaseModel):
+    """One row of the deployments overview: what serves on an endpoint and its recent traffic."""
+
+    name: str
+    environment: str
+    model_version_id: int | None
+    model_version: str
+    since: datetime | None
+    canary: str  # "<model> vN (10%)" or "" without a canary
+    requests: int
+    errors: int
+    error_rate: float
+    avg_latency_ms: float | None
+    active_keys: int
+    endpoint: str
+
+
+class PlacementPublic(BaseModel):
+    """Where a model version serves: one deployment, as its champion or its canary."""
+
+    deployment: str
+    deployment_id: int
+    environment: str
+    role: str  # champion | canary
+    since: datetime | None
+    traffic_share: float
+
+
+class ScoredRecordsPublic(BaseModel):
+    """Predictions for records scored from the UI, logged like API predictions under `request_id`."""
+
+    predictions: list[Any]
+    model_version_id: int | None
+    request_id: str
+    scores: list[float | None] | None = None  # positive-class probabilities of a binary classifier

@@ -32,17 +32,19 @@ from ..models.deployments import (
     Deployment,
     DeploymentEvent,
     DeploymentEventPublic,
+    DeploymentOverviewPublic,
     DeploymentPublic,
     DeploymentRequest,
     DeploymentRequestPublic,
     GateResult,
+    PlacementPublic,
     Prediction,
 )
 from ..ml import model_check, persistence
 from ..models.datasets import Dataset, DatasetVersion
 from ..models.experiments import ModelVersion, RegisteredModel
 from . import audit, collab, datasets, experiments, registry, usecases
-from ._common import deployment_by_name
+from ._common import deployment_by_name, get_or_404
 from .auth import Actor, can, require
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
@@ -397,9 +399,7 @@ def get_by_name(db: Database, name: str) -> DeploymentPublic:
 
 def get_deployment(db: Database, deployment_id: int) -> DeploymentPublic:
     with db.read() as s:
-        d = s.get(Deployment, deployment_id)
-        if d is None:
-            raise NotFound(f"no deployment {deployment_id}")
+        d = get_or_404(s, Deployment, deployment_id, "deployment")
         return _public(d)
 
 
@@ -411,9 +411,8 @@ def list_deployments(db: Database, *, use_case_id: int | None = None) -> list[De
         return [_public(d) for d in s.exec(q.order_by(Deployment.name)).all()]
 
 
-def where_deployed(db: Database, model_version_id: int) -> list[dict[str, Any]]:
-    """Where a model version serves: [{"deployment", "environment", "role": "champion"|"canary", "since"}].
-    For the model registry page."""
+def where_deployed(db: Database, model_version_id: int) -> list[PlacementPublic]:
+    """Where a model version serves (as champion or canary), by deployment name. For the model registry page."""
     with db.read() as s:
         rows = s.exec(select(Deployment).where(
             (Deployment.model_version_id == model_version_id)
@@ -421,11 +420,12 @@ def where_deployed(db: Database, model_version_id: int) -> list[dict[str, Any]]:
         out = []
         for d in rows:
             role = "champion" if d.model_version_id == model_version_id else "canary"
-            out.append({"deployment": d.name, "deployment_id": d.id, "environment": d.environment, "role": role,
-                        "since": d.deployed_at if role == "champion" else d.updated_at,
-                        "traffic_share": (1 - d.canary_share) if role == "champion" and d.canary_model_version_id
-                        else (d.canary_share if role == "canary" else 1.0)})
-        return sorted(out, key=lambda r: r["deployment"])
+            out.append(PlacementPublic(
+                deployment=d.name, deployment_id=d.id, environment=d.environment, role=role,
+                since=d.deployed_at if role == "champion" else d.updated_at,
+                traffic_share=(1 - d.canary_share) if role == "champion" and d.canary_model_version_id
+                else (d.canary_share if role == "canary" else 1.0)))
+        return sorted(out, key=lambda r: r.deployment)
 
 
 def history(db: Database, *, deployment_name: str) -> list[DeploymentEventPublic]:
@@ -452,14 +452,12 @@ def list_requests(db: Database, *, deployment_name: str | None = None, status: s
 
 def get_request(db: Database, request_id: int) -> DeploymentRequestPublic:
     with db.read() as s:
-        r = s.get(DeploymentRequest, request_id)
-        if r is None:
-            raise NotFound(f"no deployment request {request_id}")
+        r = get_or_404(s, DeploymentRequest, request_id, "deployment request")
         d = s.get(Deployment, r.deployment_id)
         return _request_public(r, d.name if d else "")
 
 
-def overview(db: Database, *, hours: int = 24, name: str | None = None) -> list[dict[str, Any]]:
+def overview(db: Database, *, hours: int = 24, name: str | None = None) -> list[DeploymentOverviewPublic]:
     """The deployments overview: endpoint, environment, version, since when, traffic and error rate
     over the last `hours` — aggregated in SQL (one grouped query over the prediction log). `name`
     restricts it to one deployment (its page), which reads only that deployment's predictions."""
@@ -484,16 +482,15 @@ def overview(db: Database, *, hours: int = 24, name: str | None = None) -> list[
     out = []
     for d in deps:
         n, errors, lat = stats.get(d.id, (0, 0, None))
-        out.append({
-            "name": d.name, "environment": d.environment, "model_version_id": d.model_version_id,
-            "model_version": labels.get(d.model_version_id, _unlabelled(d.model_version_id)),
-            "since": d.deployed_at,
-            "canary": f"{labels.get(d.canary_model_version_id, _unlabelled(d.canary_model_version_id))}"
-                      f" ({d.canary_share:.0%})" if d.canary_model_version_id else "",
-            "requests": n, "errors": errors, "error_rate": (errors / n) if n else 0.0,
-            "avg_latency_ms": lat, "active_keys": int(keys.get(d.id, 0)), "endpoint":
-            f"/v1/deployments/{d.name}/predict",
-        })
+        out.append(DeploymentOverviewPublic(
+            name=d.name, environment=d.environment, model_version_id=d.model_version_id,
+            model_version=labels.get(d.model_version_id, _unlabelled(d.model_version_id)),
+            since=d.deployed_at,
+            canary=f"{labels.get(d.canary_model_version_id, _unlabelled(d.canary_model_version_id))}"
+                   f" ({d.canary_share:.0%})" if d.canary_model_version_id else "",
+            requests=n, errors=errors, error_rate=(errors / n) if n else 0.0,
+            avg_latency_ms=lat, active_keys=int(keys.get(d.id, 0)), endpoint=f"/v1/deployments/{d.name}/predict",
+        ))
     return out
 
 
@@ -715,9 +712,7 @@ def reject_request(db: Database, *, actor: Actor, request_id: int, reason: str) 
     if not reason:
         raise ValidationError("say why you reject the request: the reason is required")
     with db.unit_of_work() as s:
-        r = s.get(DeploymentRequest, request_id)
-        if r is None:
-            raise NotFound(f"no deployment request {request_id}")
+        r = get_or_404(s, DeploymentRequest, request_id, "deployment request")
         if r.status != "pending":
             raise Conflict(f"request {request_id} is already {r.status}")
         r.status, r.decided_by, r.decided_at, r.note = "rejected", actor.username, utcnow(), reason[:2000]

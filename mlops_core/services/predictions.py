@@ -26,7 +26,7 @@ from sqlmodel import col, select
 from ..db import Database, utcnow
 from ..errors import DomainError, ValidationError
 from ..ml.scoring import jsonable_scores, positive_index, predict_scored
-from ..models.deployments import Prediction, PredictionPublic
+from ..models.deployments import Prediction, PredictionPublic, ScoredRecordsPublic
 from . import audit, deployments
 from .auth import Actor, require
 
@@ -291,7 +291,7 @@ def _served_model(db: Database, deployment_name: str):
     return d, model, RecordValidator(mv.get("input_schema") or [])
 
 
-def score_records(db: Database, *, actor: Actor, deployment_name: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+def score_records(db: Database, *, actor: Actor, deployment_name: str, records: list[dict[str, Any]]) -> ScoredRecordsPublic:
     """Score records from the UI ("try it"), logged like API predictions (source "ui")."""
     require(actor, "batch.score")
     from ..serving.schema import InputError, to_jsonable
@@ -312,10 +312,8 @@ def score_records(db: Database, *, actor: Actor, deployment_name: str, records: 
                                         inputs=r, prediction=p, latency_ms=latency / len(records), source="ui",
                                         score=sc)
                          for i, r, p, sc in zip(ids, records, preds, scores)])
-    out = {"predictions": preds, "model_version_id": d.model_version_id, "request_id": rid}
-    if raw_scores is not None:
-        out["scores"] = scores
-    return out
+    return ScoredRecordsPublic(predictions=preds, model_version_id=d.model_version_id, request_id=rid,
+                               scores=scores if raw_scores is not None else None)
 
 
 def score_frame(db: Database, *, deployment_name: str, frame, progress=None, chunk_rows: int = 5000):

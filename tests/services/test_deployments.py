@@ -74,7 +74,7 @@ def test_ops_deploys_after_business_signs_off_and_history_shows_who_served_when(
         ("deploy", None, w.versions[0], "omar")]
     req = deployments.list_requests(db, deployment_name="churn")[0]
     assert req.status == "deployed" and not req.failed_gates
-    assert deployments.where_deployed(db, w.versions[0])[0]["deployment"] == "churn"
+    assert deployments.where_deployed(db, w.versions[0])[0].deployment == "churn"
     acts = [e.action for e in audit.list_events(db, actor=people["ops"], entity_type="deployment").events]
     assert "deployment.deploy" in acts and "deployment.request" in acts
 
@@ -180,7 +180,7 @@ def test_a_canary_sends_a_share_to_a_challenger_and_can_be_stopped(db, people):
     dep = deployments.set_canary(db, actor=people["ops"], deployment_name="churn", model_version_id=w.versions[1],
                                  share=0.2)
     assert dep.canary_model_version_id == w.versions[1] and dep.canary_share == 0.2
-    assert deployments.where_deployed(db, w.versions[1])[0]["role"] == "canary"
+    assert deployments.where_deployed(db, w.versions[1])[0].role == "canary"
     dep = deployments.set_canary(db, actor=people["ops"], deployment_name="churn", model_version_id=None)
     assert dep.canary_model_version_id is None
     kinds = [e.kind for e in deployments.history(db, deployment_name="churn")]
@@ -225,8 +225,8 @@ def test_batched_writer_loses_nothing_on_close_and_labels_join_by_request_id(db,
     labelled = {p.request_id: p.label for p in predictions.recent_predictions(db, deployment_name="churn", limit=200)
                 if p.label is not None}
     assert labelled == {"r1": 1, "r2": 0, "r3": 1}
-    row = next(r for r in deployments.overview(db) if r["name"] == "churn")
-    assert row["requests"] == 121 and row["errors"] == 1 and abs(row["error_rate"] - 1 / 121) < 1e-9
+    row = next(r for r in deployments.overview(db) if r.name == "churn")
+    assert row.requests == 121 and row.errors == 1 and abs(row.error_rate - 1 / 121) < 1e-9
 
 
 def test_a_label_file_without_the_right_columns_says_which_are_needed(db, people):

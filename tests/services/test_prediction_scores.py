@@ -123,12 +123,12 @@ def test_batch_and_ui_scoring_log_the_score(db, people):
     model = deployments.load_model(db, w.versions[0])
     want = model.predict_proba(v.to_frame(records))[:, 1]
     out = predictions.score_records(db, actor=people["data_scientist"], deployment_name="churn", records=records[:1])
-    assert out["scores"][0] == pytest.approx(want[0], abs=1e-12)
+    assert out.scores[0] == pytest.approx(want[0], abs=1e-12)
     scored = predictions.score_frame(db, deployment_name="churn", frame=frame.drop(columns=["churned"]))
     assert list(scored["score"]) == pytest.approx(list(want), abs=1e-12)
     assert list(scored["prediction"]) == list(model.predict(v.to_frame(records)))
     logged = {p.request_id: p.score for p in predictions.recent_predictions(db, deployment_name="churn")}
-    assert logged[out["request_id"]] == pytest.approx(want[0], abs=1e-12)
+    assert logged[out.request_id] == pytest.approx(want[0], abs=1e-12)
     assert [logged[r] for r in scored["request_id"]] == pytest.approx(list(want), abs=1e-12)
 
 
