@@ -17,10 +17,8 @@ from mlops_core.models.collab import CommentPublic, SignoffPublic
 from mlops_core.services import collab, users
 from mlops_core.textsafety import plain_markdown, safe_markdown
 
-from . import session
+from . import badges, session
 
-STATUS_ICONS = {"pending": ":orange[:material/hourglass_top:]", "approved": ":green[:material/check_circle:]",
-                "rejected": ":red[:material/block:]"}
 # entity_type -> the page that shows one (opened with ?id=<entity_id>); stages add theirs.
 ENTITY_PAGES: dict[str, str] = {"use_case": "pages/use_case.py", "dataset": "pages/dataset.py", "run": "pages/run.py"}
 
@@ -116,7 +114,7 @@ def decide_controls(so: SignoffPublic, *, key: str, flash_key: str | None = None
 def signoff_card(so: SignoffPublic, *, key: str, flash_key: str | None = None) -> None:
     # keyed: the browser finds one card by its CSS class st-key-<key>_card_<id>
     with st.container(border=True, key=_key(key, "card", so.id)):
-        st.markdown(f"{STATUS_ICONS.get(so.status, '')} **{plain_markdown(so.title)}** — {so.status}")
+        st.markdown(f"{badges.badge(so.status)} **{plain_markdown(so.title)}**")
         st.caption(f"asked by {so.requested_by} of {so.assignee} on {session.fmt_time(so.created_at)}"
                    + (f" · {so.status} by {so.decided_by} on {session.fmt_time(so.decided_at)}" if so.decided_by else "")
                    + f" · evidence {so.evidence_hash[:12]}")

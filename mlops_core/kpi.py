@@ -103,5 +103,3 @@ def progress(baseline: float | None, target: float, value: float | None) -> floa
         return None
     return (value - baseline) / (target - baseline)
 
-
-LIGHTS = {"met": "🟢", "warning": "🟡", "missed": "🔴", "unknown": "⚪"}

@@ -2,13 +2,10 @@
 import streamlit as st
 
 from hub_ui import collab as collab_ui
-from hub_ui import session
+from hub_ui import badges, session
 from mlops_core.services import collab, monitoring, retraining
 from mlops_core.textsafety import plain_markdown as md_text
 from mlops_core.textsafety import safe_markdown
-
-SEVERITY = {"critical": "🔴", "warning": "🟠", "info": "🔵"}
-STATE = {"open": "open", "acknowledged": "acknowledged", "resolved": "resolved"}
 
 actor = session.require_actor()
 db = session.db()
@@ -25,7 +22,7 @@ if not proposals:
     st.caption("No retraining proposal yet: drift or a missed KPI proposes one when the monitor's policy says so.")
 for p in proposals[:10]:
     with st.container(border=True):
-        st.markdown(f"**Retrain {p.deployment_name}** · proposal #{p.id} · **{p.state}** · because of alert "
+        st.markdown(f"**Retrain {p.deployment_name}** · proposal #{p.id} · {badges.badge(p.state)} · because of alert "
                     f"#{p.alert_id}: " + md_text(p.reason, line_start=False))
         st.caption(f"champion's configuration (run {p.base_run_id}, algorithm "
                    f"{p.config.get('algorithm', '?')}) on dataset version {p.dataset_version_id} "
@@ -70,7 +67,7 @@ can_ack = session.may("alert.ack")
 # every alert's discussion in one query, not one per alert
 talk = collab.list_comments_many(db, actor=actor, entity_type="alert", entity_ids=[a.id for a in alerts])
 for a in alerts:
-    label = (f"{SEVERITY.get(a.severity, '')} {md_text(a.title)} · {a.state}"
+    label = (f"{badges.badge(a.severity)} {md_text(a.title)} · {badges.badge(a.state)}"
              + (f" · seen {a.occurrences}×" if a.occurrences > 1 else ""))
     with st.expander(label, expanded=len(alerts) <= 3):
         st.markdown(f"**#{a.id}** · {a.kind} · {a.severity} · first {session.fmt_time(a.created_at)} · "

@@ -4,7 +4,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from hub_ui import session
+from hub_ui import badges, session
 from mlops_core.errors import DomainError
 from mlops_core.services import experiments
 
@@ -55,7 +55,7 @@ kpi_rows = []
 for r in cmp.runs:
     row = {"run": f"run {r.id}"}
     for c in cmp.kpi.get(r.id, []):
-        row[c.kpi.label] = f"{experiments.LIGHT[c.status]} {c.value:.4f}" if c.value is not None else "⚪ —"
+        row[c.kpi.label] = ("—" if c.value is None else f"{c.value:.4f}") + f" · {badges.label(c.status)}"
     kpi_rows.append(row)
 st.dataframe(kpi_rows, hide_index=True, width="stretch")
 

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from hub_ui import collab as collab_ui
-from hub_ui import session
+from hub_ui import badges, session
 from hub_ui.collab import flash
 from mlops_core.models.datasets import COLUMN_TYPES
 from mlops_core.profiling import profile_figure
@@ -15,7 +15,6 @@ from mlops_core.textsafety import plain_markdown as md_text
 
 actor = session.require_actor()
 db = session.db()
-STATUS = {"validated": "✅ validated", "failed": "⛔ failed", "waived": "⚠️ waived"}
 SEVERITY = {"error": st.error, "warning": st.warning, "info": st.info}
 
 all_sets = datasets.list_datasets(db)
@@ -41,14 +40,14 @@ if not versions:
 
 st.subheader("Versions")
 st.dataframe(
-    [{"version": f"v{v.version}", "status": STATUS.get(v.status, v.status), "rows": v.n_rows, "columns": v.n_cols,
+    [{"version": f"v{v.version}", "status": badges.label(v.status), "rows": v.n_rows, "columns": v.n_cols,
       "errors": v.n_errors, "warnings": v.n_warnings, "source": v.source, "by": v.created_by,
       "when": session.fmt_time(v.created_at), "content hash": v.content_hash[:12]} for v in versions],
     hide_index=True, width="stretch",
 )
 by_id = {v.id: v for v in versions}
 version_id = session.pick_id_from_query(
-    "Version", {i: f"v{x.version} · {STATUS.get(x.status, x.status)}" for i, x in by_id.items()}, key="ds_ver", param="v")
+    "Version", {i: f"v{x.version} · {badges.label(x.status)}" for i, x in by_id.items()}, key="ds_ver", param="v")
 v = by_id[version_id]
 
 tab_report, tab_profile, tab_schema, tab_diff, tab_ingest, tab_talk = st.tabs(

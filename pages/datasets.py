@@ -2,7 +2,7 @@
 progress indicator, register a server file or a SQL query, or schedule a recurring ingestion."""
 import streamlit as st
 
-from hub_ui import session
+from hub_ui import badges, session
 from hub_ui.collab import flash
 from mlops_core import data_io
 from mlops_core.services import datasets, usecases
@@ -15,7 +15,6 @@ st.caption("Every dataset version is immutable and named by the hash of its cont
            "its dataset's schema. Only validated versions (or failed ones waived with a reason) can be used "
            "for training.")
 flash("datasets")
-STATUS = {"validated": "✅ validated", "failed": "⛔ failed", "waived": "⚠️ waived"}
 
 
 use_cases = {u.id: u.title for u in usecases.list_use_cases(db, actor=actor, limit=500).items}
@@ -40,7 +39,7 @@ else:
             if d.description:
                 c1.caption(md_text(d.description[:200]))
             c2.markdown(f"use case: **{md_text(use_cases.get(d.use_case_id, '—') if d.use_case_id else '—')}**")
-            latest = f"v{d.latest_version} · {STATUS.get(d.latest_status, d.latest_status)}" if d.latest_version else "no versions"
+            latest = f"v{d.latest_version} · {badges.badge(d.latest_status)}" if d.latest_version else "no versions"
             c3.markdown(f"{d.n_versions} version{'s' if d.n_versions != 1 else ''} · latest {latest}")
 
 if not session.may("dataset.write"):
@@ -68,7 +67,7 @@ def _show_result(v) -> None:
     if v.deduplicated:
         msg = f"{md_text(v.ref)} already holds exactly this content; no new version was stored."
     else:
-        msg = (f"Registered {md_text(v.ref, line_start=False)}: {v.n_rows:,} rows × {v.n_cols} columns — {STATUS.get(v.status, v.status)} "
+        msg = (f"Registered {md_text(v.ref, line_start=False)}: {v.n_rows:,} rows × {v.n_cols} columns — {badges.badge(v.status)} "
                f"({v.n_errors} errors, {v.n_warnings} warnings).")
     flash("datasets", msg, "success" if v.status != "failed" else "warning")
     st.session_state["ds_last"] = v.dataset_id

@@ -4,13 +4,11 @@ label upload, batch scoring (a job) with download, and the discussion."""
 import streamlit as st
 
 from hub_ui import collab as collab_ui
-from hub_ui import session
+from hub_ui import badges, session
 from mlops_core import artifacts, jobs
 from mlops_core.services import apikeys, collab, deployments, predictions, registry
 from mlops_core.textsafety import plain_markdown as md_text
 from mlops_core.textsafety import safe_markdown
-
-GATE_ICONS = {"passed": "✅", "failed": "⛔", "waived": "⚠️", "not_required": "➖"}
 
 actor = session.require_actor()
 db = session.db()
@@ -65,7 +63,7 @@ def requests_and_gates() -> None:
                    if r.status == "pending" else f"gates checked {session.fmt_time(r.gates_evaluated_at)}")
         with st.container(border=True, key=f"dep_req_{r.id}"):
             st.markdown(f"**Request #{r.id}: {md_text(req_labels.get(r.model_version_id))} → {name}** ({r.environment}) — "
-                        f"**{r.status}**")
+                        + badges.badge(r.status))
             st.caption(f"requested by {r.requested_by} on {session.fmt_time(r.created_at)} · {checked}"
                        f" · evidence {r.evidence_hash[:12]}"
                        + (f" · decided by {r.decided_by}" if r.decided_by else "")
@@ -73,7 +71,7 @@ def requests_and_gates() -> None:
             if r.note:
                 st.markdown(safe_markdown(f"> {r.note}"))
             for g in gates:
-                st.markdown(f"{GATE_ICONS.get(g.status, '')} **{md_text(g.title)}** — {g.status}: "
+                st.markdown(f"{badges.badge(g.status)} **{md_text(g.title)}** — "
                             + md_text(g.detail, line_start=False))
                 links = []
                 if g.evidence.get("dataset_version_id"):

@@ -2,7 +2,7 @@
 server-side filters, sorting, pagination and KPI lights."""
 import streamlit as st
 
-from hub_ui import session
+from hub_ui import badges, session
 from mlops_core.ml import training
 from mlops_core.ml.algorithms import ALGORITHMS, TASKS, algorithms_for
 from mlops_core.errors import DomainError
@@ -142,7 +142,7 @@ metric_cols = [k for k in choices["metric"]][:6]
 rows = []
 for r in page.items:
     row = {"run": r.id, "name": r.name, "status": r.status, "algorithm": r.algorithm, "source": r.source,
-           "KPIs": " ".join(f"{experiments.LIGHT[c.status]} {c.kpi.metric}" for c in lights.get(r.id, [])),
+           "KPIs": ", ".join(f"{c.kpi.metric} {badges.label(c.status)}" for c in lights.get(r.id, [])),
            "by": r.created_by, "created": session.fmt_time(r.created_at),
            "seconds": round(r.duration_seconds, 1) if r.duration_seconds else None}
     for k in metric_cols:

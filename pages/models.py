@@ -3,7 +3,7 @@ import streamlit as st
 
 from hub_ui import session
 from mlops_core.errors import DomainError
-from mlops_core.services import experiments, registry
+from mlops_core.services import registry
 from mlops_core.textsafety import code_span
 from mlops_core.textsafety import plain_markdown as md_text
 from mlops_core.textsafety import safe_markdown
@@ -67,7 +67,7 @@ with tab_card:
     )
     st.markdown("**Metrics vs KPIs**")
     if card.kpi_checks:
-        st.dataframe([{"": experiments.LIGHT[c.status], "KPI": c.kpi.label, "value": c.value, "status": c.status}
+        st.dataframe([{"KPI": c.kpi.label, "value": c.value, "status": c.status}
                       for c in card.kpi_checks], hide_index=True)
     st.dataframe([{"metric": k, "value": v} for k, v in sorted(mv.metrics.items())], hide_index=True)
     st.markdown("**Intended use:** " + (safe_markdown(card.intended_use) or "—"))

@@ -1,17 +1,15 @@
 """Monitoring overview: every deployment with traffic lights for drift, KPIs and health (latest check)."""
 import streamlit as st
 
-from hub_ui import session
+from hub_ui import badges, session
 from mlops_core.services import monitoring
-
-LIGHT = {"green": "🟢", "amber": "🟠", "red": "🔴", "grey": "⚪"}
 
 actor = session.require_actor()
 db = session.db()
 st.title("Monitoring")
 st.caption("Each deployment's latest check: do live inputs still look like the training data (drift), does the "
-           "model still meet its KPIs on labelled predictions, and is the service healthy. ⚪ means not checked yet "
-           "or not enough data.")
+           "model still meet its KPIs on labelled predictions, and is the service healthy. "
+           f"{badges.badge('grey')} means no check yet or not enough data.")
 
 rows = monitoring.overview(db)
 if not rows:
@@ -27,10 +25,10 @@ c3.metric("Open alerts", open_alerts)
 table = [{
     "deployment": r.deployment,
     "environment": r.environment,
-    "drift": f"{LIGHT[r.drift]} " + ("—" if r.drift_share is None else f"{r.drift_share:.0%} of columns"),
-    "KPIs": f"{LIGHT[r.kpis]} {r.kpi_status}",
-    "health": f"{LIGHT[r.health]} " + ("—" if r.error_rate is None else
-                                       f"{r.error_rate:.1%} errors, p95 {r.latency_p95_ms or 0:.0f} ms"),
+    "drift": badges.label(r.drift) + ("" if r.drift_share is None else f" · {r.drift_share:.0%} of columns"),
+    "KPIs": f"{badges.label(r.kpis)} · {r.kpi_status}",
+    "health": badges.label(r.health) + ("" if r.error_rate is None else
+                                        f" · {r.error_rate:.1%} errors, p95 {r.latency_p95_ms or 0:.0f} ms"),
     "predictions in window": r.n_rows,
     "open alerts": r.open_alerts,
     "last check": session.fmt_time(r.last_check_at),
@@ -41,6 +39,6 @@ st.subheader("Open a deployment")
 cols = st.columns(min(4, len(rows)))
 for i, r in enumerate(rows):
     with cols[i % len(cols)]:
-        st.page_link("pages/deployment_monitoring.py", label=f"{r.deployment} {LIGHT[r.drift]}{LIGHT[r.kpis]}"
-                     f"{LIGHT[r.health]}", icon=":material/monitoring:", query_params={"deployment": r.deployment})
+        st.page_link("pages/deployment_monitoring.py", label=f"{r.deployment} · drift {badges.badge(r.drift)} KPIs "
+                     f"{badges.badge(r.kpis)} health {badges.badge(r.health)}", icon=":material/monitoring:", query_params={"deployment": r.deployment})
 st.page_link("pages/alerts.py", label=f"Alerts ({open_alerts} open)", icon=":material/notifications:")

@@ -1,7 +1,7 @@
 """Portfolio board: every use case by lifecycle stage, with KPI status lights and owners."""
 import streamlit as st
 
-from hub_ui import session
+from hub_ui import badges, session
 from hub_ui.collab import flash
 from mlops_core.services import usecases
 from mlops_core.textsafety import plain_markdown as md_text
@@ -10,9 +10,8 @@ actor = session.require_actor()
 db = session.db()
 st.title("Use case portfolio")
 st.caption("Each card is a use case at its lifecycle stage. Lights: model KPIs against the best finished run so "
-           "far, business KPIs against their latest reading (:green[:material/check_circle:] met · "
-           ":orange[:material/error:] within the warning band · :red[:material/cancel:] missed · "
-           ":gray[:material/radio_button_unchecked:] no data yet).")
+           f"far, business KPIs against their latest reading ({badges.badge('met')} · {badges.badge('warning')} "
+           f"within the warning band · {badges.badge('missed')} · {badges.badge('unknown')} no data yet).")
 flash("portfolio")
 
 ALL = "(all)"
@@ -30,8 +29,6 @@ result = usecases.list_use_cases(
 pages = max(1, -(-result.total // page_size))
 st.caption(f"{result.total:,} use cases · page {int(page_no)} of {pages}")
 
-LIGHTS = {"met": ":green[:material/check_circle:]", "warning": ":orange[:material/error:]",
-          "missed": ":red[:material/cancel:]", "unknown": ":gray[:material/radio_button_unchecked:]"}
 stages = [s for s in usecases.STATUSES if status == ALL or s == status]
 st.markdown(" · ".join(f"**{s.capitalize()}** {result.by_status.get(s, 0)}" for s in stages))
 statuses = usecases.kpi_status_many(db, result.items)  # the lights of every card on this page, in two queries
@@ -62,7 +59,7 @@ for row_start in range(0, len(shown), 4):
                     for c in checks:
                         value = "no runs yet" if c.value is None and c.kpi.kind == "model" else (
                             "no readings" if c.value is None else f"{c.value:.3g}")
-                        lights.append(f"{LIGHTS[c.status]} {md_text(c.kpi.label)} ({value}, {c.status})")
+                        lights.append(f"{badges.badge(c.status)} {md_text(c.kpi.label)} ({value})")
                     st.markdown("  \n".join(lights))
 
 st.divider()

@@ -3,7 +3,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from hub_ui import collab as collab_ui
-from hub_ui import session
+from hub_ui import badges, session
 from mlops_core.errors import DomainError
 from mlops_core.services import experiments, registry
 from mlops_core.textsafety import plain_markdown as md_text
@@ -32,8 +32,7 @@ except DomainError as exc:
     st.error(str(exc))
     st.stop()
 
-icon = {"queued": "⏳", "running": "🏃", "finished": "✅", "failed": "❌", "cancelled": "⛔"}[run.status]
-st.subheader(f"{icon} Run {run.id}: {md_text(run.name, line_start=False)}")
+st.subheader(f"{badges.badge(run.status)} Run {run.id}: {md_text(run.name, line_start=False)}")
 st.caption(f"{run.status} · {run.source} · by {run.created_by} · created {session.fmt_time(run.created_at)}"
            + (f" · {run.duration_seconds:.1f} s" if run.duration_seconds else "")
            + (f" · reproduction of run {run.reproduced_from_run_id}" if run.reproduced_from_run_id else ""))
@@ -114,7 +113,7 @@ with tab_m:
     checks = experiments.kpi_checks(db, run.id)
     st.markdown("**KPI check** (the use case's model KPIs)")
     if checks:
-        st.dataframe([{"": experiments.LIGHT[c.status], "KPI": c.kpi.label, "value": c.value, "status": c.status}
+        st.dataframe([{"KPI": c.kpi.label, "value": c.value, "status": c.status}
                       for c in checks], hide_index=True)
     else:
         st.caption("The use case has no model KPIs yet.")

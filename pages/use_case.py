@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from hub_ui import collab as collab_ui
-from hub_ui import session
+from hub_ui import badges, session
 from mlops_core import kpi as kpi_math
 from mlops_core.errors import DomainError
 from mlops_core.services import datasets, deployments, experiments, monitoring, registry, usecases, users
@@ -44,7 +44,7 @@ def reload_edits() -> None:
 
 
 st.title(plain_markdown(uc.title))
-st.caption(f"**{uc.status}** · owner {uc.owner_username} · priority {uc.priority}"
+st.caption(f"{badges.badge(uc.status)} · owner {uc.owner_username} · priority {uc.priority}"
            + (f" · target {uc.target_date:%Y-%m-%d}" if uc.target_date else "")
            + (f" · tags: {plain_markdown(', '.join(uc.tags))}" if uc.tags else "")
            + f" · version {uc.version}, last changed by {uc.updated_by} {session.fmt_time(uc.updated_at)}")
@@ -72,7 +72,7 @@ with tab_overview:
         for m in uc.members:
             st.markdown(f"- **{m.username}** ({plain_markdown(m.display_name)}) — {m.role.replace('_', ' ')}")
         st.subheader("Lifecycle")
-        st.markdown(" → ".join(f"**{s}**" if s == uc.status else s for s in usecases.STATUSES))
+        st.markdown(" → ".join(badges.badge(s) if s == uc.status else s for s in usecases.STATUSES))
         allowed = usecases.allowed_transitions(uc.status)
         with st.form(f"uc_move_{uc.id}"):
             to = st.selectbox("Move to", allowed, key=f"uc_move_to_{uc.id}", disabled=not can_edit)

@@ -676,9 +676,6 @@ def kpi_lights(db: Database, runs: list[RunPublic], *, session: Session | None =
     return out
 
 
-LIGHT = {"met": "🟢", "warning": "🟡", "missed": "🔴", "unknown": "⚪"}
-
-
 def rank_by_kpi(db: Database, *, use_case_id: int, kpi_id: int, limit: int = 20, offset: int = 0) -> RunPage:
     """Finished runs of a use case, best first by one model KPI's metric (its direction decides)."""
     kpi = next((k for k in usecases.model_kpis(db, use_case_id) if k.id == int(kpi_id)), None)

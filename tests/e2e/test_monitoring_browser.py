@@ -33,7 +33,7 @@ def test_omar_opens_the_drift_report_acknowledges_the_alert_and_approves_retrain
     # The overview shows churn drifting (red light).
     _nav(page, "Monitoring overview")
     page.get_by_role("heading", name="Monitoring").wait_for()
-    page.get_by_text("🔴", exact=False).first.wait_for()
+    page.get_by_text(re.compile(r"drift\s.*breach")).first.wait_for()  # the red light's word
 
     # The alerts page lists the demo's drift alert, with its evidence.
     _nav(page, "Alerts")

@@ -87,8 +87,8 @@ def test_portfolio_shows_use_cases_by_stage_with_kpi_lights_and_owners(people, s
     page = texts(at)
     assert "#### Proposed · 1" in page and "#### Approved · 1" in page and "**Deployed** 0" in page
     assert "owner alice" in page and "owner admin" in page
-    assert "check_circle:] Monthly churn rate <= 6 % (5.8, met)" in page  # the latest reading meets the target
-    assert "recall >= 0.75 (no runs yet, unknown)" in page
+    assert "met] Monthly churn rate <= 6 % (5.8)" in page  # the badge's word: the latest reading meets the target
+    assert "unknown] recall >= 0.75 (no runs yet)" in page
     assert "2 use cases" in page
 
     by_label(at.selectbox, "Tag").select("fraud")
