@@ -3,6 +3,7 @@
 Pages are thin: widgets -> one mlops_core service call -> render. Nothing here starts
 threads or jobs (Streamlit re-runs this script on every interaction).
 """
+
 from __future__ import annotations
 
 import streamlit as st
@@ -15,8 +16,9 @@ session.ensure_schema()
 
 actor = session.refresh_actor()  # re-reads role and active flag, ends idle sessions
 if actor is None:
-    nav = st.navigation([st.Page("pages/login.py", title="Log in", icon=":material/login:", url_path="login")],
-                       position="hidden")
+    nav = st.navigation(
+        [st.Page("pages/login.py", title="Log in", icon=":material/login:", url_path="login")], position="hidden"
+    )
     nav.run()
     st.stop()
 

@@ -5,6 +5,7 @@ API a notebook uses (one log_metrics call per step, params in one call), against
 tracking store; then "top 10 runs by a metric" and the compare query (the selected runs, one query).
 Prints one JSON line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,9 @@ def main() -> int:
         with mlflow.start_run(run_name=f"run {i}"):
             mlflow.log_params({f"p{j}": (i * 7 + j) % 13 for j in range(a.params)})
             for step in range(a.steps):
-                mlflow.log_metrics({f"m{j}": ((i * 31 + j * 7 + step) % 1000) / 1000.0 for j in range(a.metrics)},
-                                   step=step)
+                mlflow.log_metrics(
+                    {f"m{j}": ((i * 31 + j * 7 + step) % 1000) / 1000.0 for j in range(a.metrics)}, step=step
+                )
     log_seconds = time.perf_counter() - t0
 
     def timed(fn):
@@ -60,8 +62,17 @@ def main() -> int:
     in_list = ", ".join(f"'{i}'" for i in ids)
     cmp_s, cmp = timed(lambda: client.search_runs([exp_id], filter_string=f"attributes.run_id IN ({in_list})"))
     assert len(cmp) == len(ids)
-    print(json.dumps({"mlflow": mlflow.__version__, "log_seconds": log_seconds, "top10_seconds": top_s,
-                      "compare_seconds": cmp_s, "top_values": [r.data.metrics["m0"] for r in top]}))
+    print(
+        json.dumps(
+            {
+                "mlflow": mlflow.__version__,
+                "log_seconds": log_seconds,
+                "top10_seconds": top_s,
+                "compare_seconds": cmp_s,
+                "top_values": [r.data.metrics["m0"] for r in top],
+            }
+        )
+    )
     return 0
 
 

@@ -11,6 +11,7 @@ Run: ``.venv/bin/python benchmarks/monitoring.py`` (SQLite in a temporary folder
 ``--database-url postgresql://...`` of an EMPTY database to measure Postgres). The last line printed is
 JSON for the ``make bench`` aggregator.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,23 +73,45 @@ def build(db) -> dict:
     dv = datasets.register_version_from_frame(db, actor=dan, dataset_name="bench", frame=ref, use_case_id=uc.id)
     schema = [{"name": c, "type": "number" if c.startswith("num") else "category"} for c in ref.columns if c != "label"]
     with db.unit_of_work() as s:
-        run = Run(use_case_id=uc.id, dataset_version_id=dv.id, status="finished", task="classification",
-                  target="label", config={"algorithm": "logistic_regression", "target": "label"})
+        run = Run(
+            use_case_id=uc.id,
+            dataset_version_id=dv.id,
+            status="finished",
+            task="classification",
+            target="label",
+            config={"algorithm": "logistic_regression", "target": "label"},
+        )
         s.add(run)
         s.flush()
         rm = RegisteredModel(name="bench-model", use_case_id=uc.id)
         s.add(rm)
         s.flush()
-        mv = ModelVersion(model_id=rm.id, version=1, run_id=run.id, use_case_id=uc.id, dataset_version_id=dv.id,
-                          artifact_key="none", task="classification", target="label", input_schema=schema)
+        mv = ModelVersion(
+            model_id=rm.id,
+            version=1,
+            run_id=run.id,
+            use_case_id=uc.id,
+            dataset_version_id=dv.id,
+            artifact_key="none",
+            task="classification",
+            target="label",
+            input_schema=schema,
+        )
         s.add(mv)
         s.flush()
         dep = Deployment(name="bench", use_case_id=uc.id, environment="production", model_version_id=mv.id)
         s.add(dep)
         s.flush()
         dep_id, mv_id = dep.id, mv.id
-    monitoring.configure_monitor(db, actor=omar, deployment_name="bench", window_kind="last_n", window_size=WINDOW,
-                                 schedule_seconds=None, retraining_policy="off")
+    monitoring.configure_monitor(
+        db,
+        actor=omar,
+        deployment_name="bench",
+        window_kind="last_n",
+        window_size=WINDOW,
+        schedule_seconds=None,
+        retraining_policy="off",
+    )
 
     # 1M rows: the last WINDOW carry full inputs (drifted), older ones too but as one shared JSON text
     # (their inputs are never read by the health query; writing 1M distinct JSON documents only costs time).
@@ -107,9 +130,11 @@ def build(db) -> dict:
     try:
         cur_ = raw.cursor()
         ph = "?" if db.is_sqlite else "%s"
-        sql = (f"INSERT INTO predictions (request_id, deployment_id, model_version_id, created_at, source, inputs, "
-               f"prediction, latency_ms, status, error, label, labelled_at) VALUES "
-               f"({', '.join([ph] * 12)})")
+        sql = (
+            f"INSERT INTO predictions (request_id, deployment_id, model_version_id, created_at, source, inputs, "
+            f"prediction, latency_ms, status, error, label, labelled_at) VALUES "
+            f"({', '.join([ph] * 12)})"
+        )
         batch = []
         fmt = "%Y-%m-%d %H:%M:%S.%f"
         for i in range(TOTAL):
@@ -121,11 +146,22 @@ def build(db) -> dict:
             lts = (at + timedelta(hours=6)) if labelled else None
             if lts is not None and db.is_sqlite:
                 lts = lts.strftime(fmt)
-            batch.append((f"r{i}", dep_id, mv_id, ts, "api",
-                          None if e else (cur_json[i - (TOTAL - WINDOW)] if in_window else old_json),
-                          None if e else json.dumps({"prediction": int(labels[i] if i % 5 else 1 - labels[i])}),
-                          float(lat[i]), "error" if e else "ok", "bad" if e else "",
-                          json.dumps(int(labels[i])) if labelled else None, lts))
+            batch.append(
+                (
+                    f"r{i}",
+                    dep_id,
+                    mv_id,
+                    ts,
+                    "api",
+                    None if e else (cur_json[i - (TOTAL - WINDOW)] if in_window else old_json),
+                    None if e else json.dumps({"prediction": int(labels[i] if i % 5 else 1 - labels[i])}),
+                    float(lat[i]),
+                    "error" if e else "ok",
+                    "bad" if e else "",
+                    json.dumps(int(labels[i])) if labelled else None,
+                    lts,
+                )
+            )
             if len(batch) == 50_000:
                 cur_.executemany(sql, batch)
                 batch.clear()
@@ -145,9 +181,13 @@ def orm_baseline(db, dep_id, window) -> float:
 
     t0 = time.perf_counter()
     with db.read() as s:
-        rows = s.exec(select(Prediction).where(Prediction.deployment_id == dep_id,
-                                               Prediction.created_at >= window.start,
-                                               Prediction.created_at <= window.end)).all()
+        rows = s.exec(
+            select(Prediction).where(
+                Prediction.deployment_id == dep_id,
+                Prediction.created_at >= window.start,
+                Prediction.created_at <= window.end,
+            )
+        ).all()
         df = pd.DataFrame({"lat": [r.latency_ms for r in rows], "status": [r.status for r in rows]})
     _ = (len(df), (df["status"] != "ok").mean(), df["lat"].quantile([0.5, 0.95, 0.99]))
     return time.perf_counter() - t0
@@ -163,8 +203,11 @@ def live_rows_baseline(db, dep_id, now) -> float:
     start = now - timedelta(hours=24)
     width = timedelta(hours=1)
     with db.read() as s:
-        rows = s.exec(select(Prediction.created_at, Prediction.status, Prediction.latency_ms)
-                      .where(Prediction.deployment_id == dep_id, Prediction.created_at >= start)).all()
+        rows = s.exec(
+            select(Prediction.created_at, Prediction.status, Prediction.latency_ms).where(
+                Prediction.deployment_id == dep_id, Prediction.created_at >= start
+            )
+        ).all()
     lat: dict[int, list[float]] = {}
     for created, status, latency in rows:
         i = min(23, max(0, int((created.replace(tzinfo=start.tzinfo) - start) / width)))
@@ -202,9 +245,11 @@ def main() -> int:
                 h = monitoring.health_figures(s, deployment_id=dep_id, window=window)
             best = min(best, time.perf_counter() - t0)
         timings[label] = (best, h)
-        print(f"health of the last {label} ({h.volume:,} rows): {best * 1000:.0f} ms — error rate "
-              f"{h.error_rate:.2%}, p50/p95/p99 {h.latency_p50_ms:.1f}/{h.latency_p95_ms:.1f}/"
-              f"{h.latency_p99_ms:.1f} ms")
+        print(
+            f"health of the last {label} ({h.volume:,} rows): {best * 1000:.0f} ms — error rate "
+            f"{h.error_rate:.2%}, p50/p95/p99 {h.latency_p50_ms:.1f}/{h.latency_p95_ms:.1f}/"
+            f"{h.latency_p99_ms:.1f} ms"
+        )
     base = orm_baseline(db, dep_id, day)
     print(f"baseline (ORM rows + pandas) for the last day: {base * 1000:.0f} ms")
 
@@ -215,8 +260,10 @@ def main() -> int:
         live = monitoring.live_health(db, deployment_name="bench", hours=24, buckets=24)
         live_best = min(live_best, time.perf_counter() - t0)
     live_base = live_rows_baseline(db, dep_id, now)
-    print(f"live chart, last 24 h in 24 buckets ({sum(b.volume for b in live):,} rows): {live_best * 1000:.0f} ms; "
-          f"baseline (ORM rows bucketed in Python): {live_base * 1000:.0f} ms")
+    print(
+        f"live chart, last 24 h in 24 buckets ({sum(b.volume for b in live):,} rows): {live_best * 1000:.0f} ms; "
+        f"baseline (ORM rows bucketed in Python): {live_base * 1000:.0f} ms"
+    )
 
     runs = []
     for _ in range(2):
@@ -224,25 +271,53 @@ def main() -> int:
         summary = monitoring.run_monitor(db, deployment_name="bench")
         runs.append(time.perf_counter() - t0)
     c = summary["checks"][0]
-    print(f"full monitor run on a {c['n_rows']:,}-row window: best {min(runs):.2f} s (first {runs[0]:.2f} s, "
-          f"incl. loading the reference); drift {c['dataset_drifted']} ({len(c['drifted_columns'])} columns), "
-          f"coverage {c['labels']['coverage']:.0%}, accuracy {c['metrics'].get('accuracy', float('nan')):.3f}")
+    print(
+        f"full monitor run on a {c['n_rows']:,}-row window: best {min(runs):.2f} s (first {runs[0]:.2f} s, "
+        f"incl. loading the reference); drift {c['dataset_drifted']} ({len(c['drifted_columns'])} columns), "
+        f"coverage {c['labels']['coverage']:.0%}, accuracy {c['metrics'].get('accuracy', float('nan')):.3f}"
+    )
 
-    print(f"machine load average (1/5/15 min): {' / '.join(f'{x:.1f}' for x in os.getloadavg())} on "
-          f"{os.cpu_count()} CPUs — figures taken on a busy machine are not comparable")
+    print(
+        f"machine load average (1/5/15 min): {' / '.join(f'{x:.1f}' for x in os.getloadavg())} on "
+        f"{os.cpu_count()} CPUs — figures taken on a busy machine are not comparable"
+    )
     figures = [
-        {"figure": "health figures, 1-day window of 1M logged predictions", "ours": round(timings["day"][0], 4),
-         "baseline": round(base, 4), "baseline_name": "ORM rows + pandas", "unit": "s",
-         "target": f"< {TARGET_HEALTH_S} s", "met": bool(timings["day"][0] < TARGET_HEALTH_S)},
-        {"figure": "health figures, whole log of 1M predictions", "ours": round(timings["all"][0], 4),
-         "baseline": None, "baseline_name": "", "unit": "s", "target": "< 3 s",
-         "met": bool(timings["all"][0] < 3.0)},
-        {"figure": "live chart: last 24 h of 1M logged predictions in 24 buckets", "ours": round(live_best, 4),
-         "baseline": round(live_base, 4), "baseline_name": "ORM rows bucketed in Python", "unit": "s",
-         "target": f"< {TARGET_HEALTH_S} s", "met": bool(live_best < TARGET_HEALTH_S)},
-        {"figure": "full monitor run, 100k-row window x 20 columns", "ours": round(min(runs), 3),
-         "baseline": None, "baseline_name": "", "unit": "s", "target": f"< {TARGET_RUN_S} s",
-         "met": bool(min(runs) < TARGET_RUN_S)},
+        {
+            "figure": "health figures, 1-day window of 1M logged predictions",
+            "ours": round(timings["day"][0], 4),
+            "baseline": round(base, 4),
+            "baseline_name": "ORM rows + pandas",
+            "unit": "s",
+            "target": f"< {TARGET_HEALTH_S} s",
+            "met": bool(timings["day"][0] < TARGET_HEALTH_S),
+        },
+        {
+            "figure": "health figures, whole log of 1M predictions",
+            "ours": round(timings["all"][0], 4),
+            "baseline": None,
+            "baseline_name": "",
+            "unit": "s",
+            "target": "< 3 s",
+            "met": bool(timings["all"][0] < 3.0),
+        },
+        {
+            "figure": "live chart: last 24 h of 1M logged predictions in 24 buckets",
+            "ours": round(live_best, 4),
+            "baseline": round(live_base, 4),
+            "baseline_name": "ORM rows bucketed in Python",
+            "unit": "s",
+            "target": f"< {TARGET_HEALTH_S} s",
+            "met": bool(live_best < TARGET_HEALTH_S),
+        },
+        {
+            "figure": "full monitor run, 100k-row window x 20 columns",
+            "ours": round(min(runs), 3),
+            "baseline": None,
+            "baseline_name": "",
+            "unit": "s",
+            "target": f"< {TARGET_RUN_S} s",
+            "met": bool(min(runs) < TARGET_RUN_S),
+        },
     ]
     print(json.dumps({"benchmark": "monitoring", "figures": figures}))
     return 0

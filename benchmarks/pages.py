@@ -9,6 +9,7 @@ Target: every page <= 1 s. MLflow's UI is reported to take minutes at ~5,000 run
 
     .venv/bin/python benchmarks/pages.py [--fresh] [--factor 0.01] [--dir PATH]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,9 +40,14 @@ def build_workspace(where: Path, factor: float, fresh: bool) -> None:
         return
     shutil.rmtree(where, ignore_errors=True)
     where.mkdir(parents=True)
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{where / 'hub.db'}", "ARTIFACT_ROOT": str(where / "artifacts"),
-           "MLOPS_DEMO_PASSWORD": os.environ.get("MLOPS_DEMO_PASSWORD") or "bench-pages-password",
-           "MLOPS_LARGE_FACTOR": str(factor), "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{where / 'hub.db'}",
+        "ARTIFACT_ROOT": str(where / "artifacts"),
+        "MLOPS_DEMO_PASSWORD": os.environ.get("MLOPS_DEMO_PASSWORD") or "bench-pages-password",
+        "MLOPS_LARGE_FACTOR": str(factor),
+        "PYTHONPATH": str(ROOT),
+    }
     t0 = time.monotonic()
     for cmd in (["init"], ["demo", "--scale", "large"]):
         subprocess.run([sys.executable, "-m", "mlops_core", *cmd], cwd=ROOT, env=env, check=True)
@@ -56,21 +62,57 @@ def pick_entities(db) -> dict:
 
     with db.read() as s:
         one = lambda sql: s.execute(text(sql)).first()  # noqa: E731
-        uc = one("SELECT use_case_id, count(*) n FROM runs WHERE status = 'finished' GROUP BY use_case_id ORDER BY n DESC, use_case_id LIMIT 1")[0]
-        ds = one("SELECT d.id, max(v.id) FROM datasets d JOIN dataset_versions v ON v.dataset_id = d.id "
-                 "WHERE d.name LIKE 'large_%' GROUP BY d.id ORDER BY d.id LIMIT 1")
-        run = one(f"SELECT id FROM runs WHERE use_case_id = {int(uc)} AND status = 'finished' ORDER BY id DESC LIMIT 1")[0]
-        cmp_runs = [r[0] for r in s.execute(text(
-            f"SELECT id FROM runs WHERE use_case_id = {int(uc)} AND status = 'finished' ORDER BY id DESC LIMIT 3"))]
-        model = one("SELECT m.name FROM registered_models m JOIN model_versions v ON v.model_id = m.id "
-                    "GROUP BY m.name ORDER BY count(*) DESC, m.name LIMIT 1")[0]
-        dep = one("SELECT d.name FROM deployments d JOIN predictions p ON p.deployment_id = d.id "
-                  "WHERE d.name LIKE 'large-%' GROUP BY d.name ORDER BY count(*) DESC, d.name LIMIT 1")[0]
-        counts = {t: s.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in (
-            "use_cases", "dataset_versions", "runs", "run_metrics", "model_versions", "deployments", "predictions",
-            "audit_events", "monitor_checks", "alerts")}
-    return {"use_case_id": int(uc), "dataset_id": int(ds[0]), "dataset_version_id": int(ds[1]), "run_id": int(run),
-            "compare_run_ids": cmp_runs, "model": model, "deployment": dep, "counts": counts}
+        uc = one(
+            "SELECT use_case_id, count(*) n FROM runs WHERE status = 'finished' GROUP BY use_case_id ORDER BY n DESC, use_case_id LIMIT 1"
+        )[0]
+        ds = one(
+            "SELECT d.id, max(v.id) FROM datasets d JOIN dataset_versions v ON v.dataset_id = d.id "
+            "WHERE d.name LIKE 'large_%' GROUP BY d.id ORDER BY d.id LIMIT 1"
+        )
+        run = one(
+            f"SELECT id FROM runs WHERE use_case_id = {int(uc)} AND status = 'finished' ORDER BY id DESC LIMIT 1"
+        )[0]
+        cmp_runs = [
+            r[0]
+            for r in s.execute(
+                text(
+                    f"SELECT id FROM runs WHERE use_case_id = {int(uc)} AND status = 'finished' ORDER BY id DESC LIMIT 3"
+                )
+            )
+        ]
+        model = one(
+            "SELECT m.name FROM registered_models m JOIN model_versions v ON v.model_id = m.id "
+            "GROUP BY m.name ORDER BY count(*) DESC, m.name LIMIT 1"
+        )[0]
+        dep = one(
+            "SELECT d.name FROM deployments d JOIN predictions p ON p.deployment_id = d.id "
+            "WHERE d.name LIKE 'large-%' GROUP BY d.name ORDER BY count(*) DESC, d.name LIMIT 1"
+        )[0]
+        counts = {
+            t: s.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
+            for t in (
+                "use_cases",
+                "dataset_versions",
+                "runs",
+                "run_metrics",
+                "model_versions",
+                "deployments",
+                "predictions",
+                "audit_events",
+                "monitor_checks",
+                "alerts",
+            )
+        }
+    return {
+        "use_case_id": int(uc),
+        "dataset_id": int(ds[0]),
+        "dataset_version_id": int(ds[1]),
+        "run_id": int(run),
+        "compare_run_ids": cmp_runs,
+        "model": model,
+        "deployment": dep,
+        "counts": counts,
+    }
 
 
 def page_state(path: str, e: dict) -> tuple[dict, dict, str]:
@@ -79,18 +121,29 @@ def page_state(path: str, e: dict) -> tuple[dict, dict, str]:
     return {
         "pages/use_case.py": (uc, {"id": str(e["use_case_id"])}, f"use case {e['use_case_id']}"),
         "pages/datasets.py": (uc, {}, f"use case {e['use_case_id']}"),
-        "pages/dataset.py": ({"ds_pick": e["dataset_id"], "ds_ver": e["dataset_version_id"]},
-                             {"id": str(e["dataset_id"]), "v": str(e["dataset_version_id"])},
-                             f"dataset {e['dataset_id']} version {e['dataset_version_id']}"),
+        "pages/dataset.py": (
+            {"ds_pick": e["dataset_id"], "ds_ver": e["dataset_version_id"]},
+            {"id": str(e["dataset_id"]), "v": str(e["dataset_version_id"])},
+            f"dataset {e['dataset_id']} version {e['dataset_version_id']}",
+        ),
         "pages/experiments.py": (uc, {}, f"use case {e['use_case_id']}"),
         "pages/run.py": ({"run_id": e["run_id"]}, {"id": str(e["run_id"])}, f"run {e['run_id']}"),
-        "pages/compare.py": ({**uc, "compare_run_ids": e["compare_run_ids"]}, {},
-                             "runs " + ", ".join(map(str, e["compare_run_ids"]))),
+        "pages/compare.py": (
+            {**uc, "compare_run_ids": e["compare_run_ids"]},
+            {},
+            "runs " + ", ".join(map(str, e["compare_run_ids"])),
+        ),
         "pages/models.py": ({"models_pick": e["model"]}, {}, f"model {e['model']}"),
-        "pages/deployment.py": ({"dep_pick": e["deployment"]}, {"deployment": e["deployment"]},
-                                f"deployment {e['deployment']}"),
-        "pages/deployment_monitoring.py": ({"dm_pick": e["deployment"]}, {"deployment": e["deployment"]},
-                                           f"deployment {e['deployment']}"),
+        "pages/deployment.py": (
+            {"dep_pick": e["deployment"]},
+            {"deployment": e["deployment"]},
+            f"deployment {e['deployment']}",
+        ),
+        "pages/deployment_monitoring.py": (
+            {"dm_pick": e["deployment"]},
+            {"deployment": e["deployment"]},
+            f"deployment {e['deployment']}",
+        ),
     }.get(path, ({}, {}, ""))
 
 
@@ -112,6 +165,7 @@ def _measure_script_cpu() -> None:
             return original(self, *a, **k)
         finally:
             _CPU.append(time.thread_time() - t0)
+
     script_runner.ScriptRunner._run_script = timed
 
 
@@ -139,8 +193,17 @@ def render_times(spec, actor, entities) -> dict:
         cpu.append(sum(_CPU) if _CPU else float("nan"))
     errors = [str(e.value)[:300] for e in at.exception]
     title = at.title[0].value if len(at.title) else ""
-    return {"page": spec.title, "path": spec.path, "selected": selected, "first_s": first,
-            "median_s": statistics.median(times), "cpu_s": statistics.median(cpu), "max_s": max(times), "errors": errors, "title": title}
+    return {
+        "page": spec.title,
+        "path": spec.path,
+        "selected": selected,
+        "first_s": first,
+        "median_s": statistics.median(times),
+        "cpu_s": statistics.median(cpu),
+        "max_s": max(times),
+        "errors": errors,
+        "title": title,
+    }
 
 
 def main() -> int:
@@ -171,30 +234,43 @@ def main() -> int:
             continue
         r = render_times(spec, admin, entities)
         results.append(r)
-        flag = "" if r["median_s"] <= TARGET_S and not r["errors"] else "  <-- " + (
-            "ERROR: " + r["errors"][0] if r["errors"] else "over 1 s")
-        print(f"{r['page']:<24} {r['median_s']:7.3f}s median (cpu {r['cpu_s']:.3f}s, first {r['first_s']:6.2f}s, "
-              f"max {r['max_s']:6.3f}s)"
-              f"  [{r['title']}] {r['selected']}{flag}", flush=True)
+        flag = (
+            ""
+            if r["median_s"] <= TARGET_S and not r["errors"]
+            else "  <-- " + ("ERROR: " + r["errors"][0] if r["errors"] else "over 1 s")
+        )
+        print(
+            f"{r['page']:<24} {r['median_s']:7.3f}s median (cpu {r['cpu_s']:.3f}s, first {r['first_s']:6.2f}s, "
+            f"max {r['max_s']:6.3f}s)"
+            f"  [{r['title']}] {r['selected']}{flag}",
+            flush=True,
+        )
 
     print()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"machine: {os.cpu_count()} CPUs, load average {load:.1f} (wall times grow with load; cpu = script thread)")
     print(f"{'page':<24} {'median s':>9} {'cpu s':>7} {'first s':>8}  selected")
     for r in results:
-        print(f"{r['page']:<24} {r['median_s']:9.3f} {r['cpu_s']:7.3f} {r['first_s']:8.2f}  {r['selected']}"
-              + ("  ERROR" if r["errors"] else ""))
+        print(
+            f"{r['page']:<24} {r['median_s']:9.3f} {r['cpu_s']:7.3f} {r['first_s']:8.2f}  {r['selected']}"
+            + ("  ERROR" if r["errors"] else "")
+        )
     runs_pages = {"pages/experiments.py", "pages/run.py", "pages/compare.py"}
-    figures = [{
-        "figure": f"page {r['page']} ({r['path']}) render, large workspace, median of {RUNS}",
-        "ours": round(r["median_s"], 3), "baseline": None,
-        "baseline_name": MLFLOW if r["path"] in runs_pages else "",
-        "unit": "s",
-        "target": "<= 1 s server-side" + (f"; {MLFLOW}" if r["path"] in runs_pages else "")
-                  + f" (script CPU {r['cpu_s']:.3f} s; load {load:.0f} on {os.cpu_count()} CPUs)"
-                  + (f"; ERROR: {r['errors'][0]}" if r["errors"] else ""),
-        "met": r["median_s"] <= TARGET_S and not r["errors"],
-    } for r in results]
+    figures = [
+        {
+            "figure": f"page {r['page']} ({r['path']}) render, large workspace, median of {RUNS}",
+            "ours": round(r["median_s"], 3),
+            "baseline": None,
+            "baseline_name": MLFLOW if r["path"] in runs_pages else "",
+            "unit": "s",
+            "target": "<= 1 s server-side"
+            + (f"; {MLFLOW}" if r["path"] in runs_pages else "")
+            + f" (script CPU {r['cpu_s']:.3f} s; load {load:.0f} on {os.cpu_count()} CPUs)"
+            + (f"; ERROR: {r['errors'][0]}" if r["errors"] else ""),
+            "met": r["median_s"] <= TARGET_S and not r["errors"],
+        }
+        for r in results
+    ]
     print(json.dumps({"benchmark": "pages", "figures": figures}))
     return 0
 

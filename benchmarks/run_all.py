@@ -4,6 +4,7 @@ Each script prints its own figures and, as its last line, a JSON object
 {"benchmark": name, "figures": [{"figure", "ours", "baseline", "baseline_name", "unit", "target", "met"}]}.
 An unmet target is reported as such; a script that fails is reported as failed, not hidden.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,9 @@ ORDER = ["drift", "datasets", "tracking", "training_overhead", "scoring", "monit
 
 
 def scripts() -> list[Path]:
-    found = {p.stem: p for p in HERE.glob("*.py") if p.stem not in ("run_all", "__init__") and not p.stem.startswith("_")}
+    found = {
+        p.stem: p for p in HERE.glob("*.py") if p.stem not in ("run_all", "__init__") and not p.stem.startswith("_")
+    }
     ordered = [found.pop(n) for n in ORDER if n in found]
     return ordered + sorted(found.values())
 
@@ -41,8 +44,13 @@ def main() -> int:
             continue
         print(f"== {script.name}", flush=True)
         t0 = time.monotonic()
-        p = subprocess.run([sys.executable, str(script)], cwd=HERE.parent, capture_output=True, text=True,
-                           env={**os.environ, "PYTHONPATH": str(HERE.parent)})
+        p = subprocess.run(
+            [sys.executable, str(script)],
+            cwd=HERE.parent,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(HERE.parent)},
+        )
         dt = time.monotonic() - t0
         print(p.stdout[-4000:], end="")
         last = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
@@ -52,8 +60,18 @@ def main() -> int:
                 rows.append((result["benchmark"], f))
         except (json.JSONDecodeError, KeyError):
             print(p.stderr[-3000:], file=sys.stderr)
-            rows.append((script.stem, {"figure": f"script failed (exit {p.returncode}) after {dt:.0f}s",
-                                       "ours": None, "baseline": None, "target": "runs", "met": False}))
+            rows.append(
+                (
+                    script.stem,
+                    {
+                        "figure": f"script failed (exit {p.returncode}) after {dt:.0f}s",
+                        "ours": None,
+                        "baseline": None,
+                        "target": "runs",
+                        "met": False,
+                    },
+                )
+            )
     header = ("benchmark", "figure", "ours", "baseline", "ratio", "target", "met?")
     table = []
     for bench, f in rows:
@@ -62,9 +80,17 @@ def main() -> int:
         if isinstance(ours, (int, float)) and isinstance(base, (int, float)) and ours:
             ratio = base / ours
         unit = f.get("unit", "")
-        table.append((bench, f["figure"] + (f" [{unit}]" if unit else ""), fmt(ours),
-                      fmt(base) + (f" ({f['baseline_name']})" if f.get("baseline_name") and base is not None else ""),
-                      fmt(ratio) + ("x" if ratio else ""), str(f.get("target", "")), fmt(bool(f.get("met")))))
+        table.append(
+            (
+                bench,
+                f["figure"] + (f" [{unit}]" if unit else ""),
+                fmt(ours),
+                fmt(base) + (f" ({f['baseline_name']})" if f.get("baseline_name") and base is not None else ""),
+                fmt(ratio) + ("x" if ratio else ""),
+                str(f.get("target", "")),
+                fmt(bool(f.get("met"))),
+            )
+        )
     widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(len(header))]
     line = " | ".join(h.ljust(w) for h, w in zip(header, widths))
     print("\n" + line + "\n" + "-+-".join("-" * w for w in widths))

@@ -12,6 +12,7 @@ answered request is in the prediction log after SIGTERM (nothing lost).
 
     .venv/bin/python benchmarks/scoring.py [--seconds 20] [--concurrency 8] [--workers 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,26 +54,51 @@ def setup_workspace(db) -> tuple[str, dict, int]:
     h = hash_password("benchmark-password-1")
     people = {}
     with db.unit_of_work() as s:
-        for role, name in [("business", "alice"), ("data_engineer", "dan"), ("data_scientist", "sara"),
-                           ("ops", "omar")]:
+        for role, name in [
+            ("business", "alice"),
+            ("data_engineer", "dan"),
+            ("data_scientist", "sara"),
+            ("ops", "omar"),
+        ]:
             u = User(username=name, role=role, password_hash=h, display_name=name)
             s.add(u)
             s.flush()
             people[role] = Actor(id=u.id, username=name, role=role)
     uc = usecases.create_use_case(db, actor=people["business"], title="Customer churn", problem_statement="bench")
-    usecases.add_kpi(db, actor=people["business"], use_case_id=uc.id, kind="model", metric="roc_auc",
-                     direction=">=", target=0.6, name="ranking")
+    usecases.add_kpi(
+        db,
+        actor=people["business"],
+        use_case_id=uc.id,
+        kind="model",
+        metric="roc_auc",
+        direction=">=",
+        target=0.6,
+        name="ranking",
+    )
     frame = make_customers(2000, seed=7)
-    dv = datasets.register_version_from_frame(db, actor=people["data_engineer"], dataset_name="customers",
-                                              frame=frame, use_case_id=uc.id)
-    run = experiments.start_run(db, actor=people["data_scientist"], use_case_id=uc.id, dataset_version_id=dv.id,
-                                config={"algorithm": "logistic_regression", "target": "churned", "params": {},
-                                        "split": "holdout", "test_size": 0.25, "seed": 7})
+    dv = datasets.register_version_from_frame(
+        db, actor=people["data_engineer"], dataset_name="customers", frame=frame, use_case_id=uc.id
+    )
+    run = experiments.start_run(
+        db,
+        actor=people["data_scientist"],
+        use_case_id=uc.id,
+        dataset_version_id=dv.id,
+        config={
+            "algorithm": "logistic_regression",
+            "target": "churned",
+            "params": {},
+            "split": "holdout",
+            "test_size": 0.25,
+            "seed": 7,
+        },
+    )
     while (job := queue.claim_next(db, worker="bench")) is not None:
         runner.execute(db, job_id=job.id, kind=job.kind, payload=job.payload, worker="bench", attempt=job.attempts)
     mv = registry.register_model(db, actor=people["data_scientist"], run_id=run.id, name="churn-classifier")
-    req = deployments.request_deployment(db, actor=people["data_scientist"], model_version_id=mv.id,
-                                         deployment_name="churn", environment="production")
+    req = deployments.request_deployment(
+        db, actor=people["data_scientist"], model_version_id=mv.id, deployment_name="churn", environment="production"
+    )
     so = next(s for s in collab.signoffs_for(db, "model_version", mv.id) if s.status == "pending")
     collab.decide_signoff(db, actor=people["business"], signoff_id=so.id, approve=True)
     deployments.deploy(db, actor=people["ops"], request_id=req.id)
@@ -139,9 +165,11 @@ async def _client(port: int, request: bytes, stop_at: float, latencies: list[flo
 
 async def drive(port: int, key: str, record: dict, seconds: float, concurrency: int):
     body = json.dumps({"records": [record]}).encode()
-    request = (f"POST /v1/deployments/churn/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-               f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
-               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    request = (
+        f"POST /v1/deployments/churn/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     stop_at = time.perf_counter() + seconds
@@ -174,20 +202,30 @@ def main() -> int:
     print("setting up a deployed model ...", flush=True)
     key, record, mv_id = setup_workspace(db)
     pipeline_ms, fast_ms, scored_ms = in_process_floor(db, mv_id, record)
-    print(f"in-process predict, one record: Pipeline.predict {pipeline_ms:.3f} ms; serving fast path "
-          f"{fast_ms * 1000:.1f} µs; with the positive-class score {scored_ms * 1000:.1f} µs", flush=True)
+    print(
+        f"in-process predict, one record: Pipeline.predict {pipeline_ms:.3f} ms; serving fast path "
+        f"{fast_ms * 1000:.1f} µs; with the positive-class score {scored_ms * 1000:.1f} µs",
+        flush=True,
+    )
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "mlops_core", "serve", "--port", str(port),
-                             "--workers", str(args.workers)], cwd=ROOT, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlops_core", "serve", "--port", str(port), "--workers", str(args.workers)],
+        cwd=ROOT,
+        env=env,
+    )
     try:
         import httpx
 
         deadline = time.monotonic() + 90
         while True:
             try:
-                r = httpx.post(f"http://127.0.0.1:{port}/v1/deployments/churn/predict",
-                               headers={"Authorization": f"Bearer {key}"}, json={"records": [record]}, timeout=5)
+                r = httpx.post(
+                    f"http://127.0.0.1:{port}/v1/deployments/churn/predict",
+                    headers={"Authorization": f"Bearer {key}"},
+                    json={"records": [record]},
+                    timeout=5,
+                )
                 if r.status_code == 200:
                     break
             except httpx.HTTPError:
@@ -224,28 +262,71 @@ def main() -> int:
     answered = 1 + warm[1].get(200, 0) + ok  # readiness probe + warm-up + measured
     lost = answered - ok_total
     lost_check_ok = lost == 0 and ok == n
-    print(f"{n:,} requests in {wall:.1f} s at concurrency {args.concurrency}, {args.workers} worker process(es): "
-          f"{rps:,.0f} req/s, p50 {p50:.2f} ms, p99 {p99:.2f} ms, statuses {statuses}")
-    print(f"requests answered 200 (probe + warm-up + measured): {answered:,}; prediction log rows after SIGTERM: "
-          f"{ok_total:,}; lost: {lost}")
+    print(
+        f"{n:,} requests in {wall:.1f} s at concurrency {args.concurrency}, {args.workers} worker process(es): "
+        f"{rps:,.0f} req/s, p50 {p50:.2f} ms, p99 {p99:.2f} ms, statuses {statuses}"
+    )
+    print(
+        f"requests answered 200 (probe + warm-up + measured): {answered:,}; prediction log rows after SIGTERM: "
+        f"{ok_total:,}; lost: {lost}"
+    )
     db.dispose()
     shutil.rmtree(tmp, ignore_errors=True)
     figures = [
-        {"figure": "single-record predict throughput over HTTP (c=8)", "ours": round(rps, 1), "baseline": None,
-         "baseline_name": "", "unit": "req/s", "target": ">= 1000 req/s with logging on", "met": rps >= TARGET_RPS},
-        {"figure": "p50 latency", "ours": round(p50, 3), "baseline": round(pipeline_ms, 3),
-         "baseline_name": "in-process Pipeline.predict, one record (floor)", "unit": "ms", "target": "<= 5 ms",
-         "met": p50 <= TARGET_P50_MS},
-        {"figure": "p99 latency", "ours": round(p99, 3), "baseline": None, "baseline_name": "", "unit": "ms",
-         "target": "reported", "met": True},
-        {"figure": "in-process fast-path predict, one record", "ours": round(fast_ms, 4),
-         "baseline": round(pipeline_ms, 3), "baseline_name": "Pipeline.predict", "unit": "ms", "target": "reported",
-         "met": True},
-        {"figure": "in-process fast-path predict + positive-class score, one record", "ours": round(scored_ms, 4),
-         "baseline": round(fast_ms, 4), "baseline_name": "fast path, label only", "unit": "ms",
-         "target": "reported", "met": True},
-        {"figure": "requests lost from the prediction log", "ours": lost,
-         "baseline": None, "baseline_name": "", "unit": "requests", "target": "0", "met": lost_check_ok},
+        {
+            "figure": "single-record predict throughput over HTTP (c=8)",
+            "ours": round(rps, 1),
+            "baseline": None,
+            "baseline_name": "",
+            "unit": "req/s",
+            "target": ">= 1000 req/s with logging on",
+            "met": rps >= TARGET_RPS,
+        },
+        {
+            "figure": "p50 latency",
+            "ours": round(p50, 3),
+            "baseline": round(pipeline_ms, 3),
+            "baseline_name": "in-process Pipeline.predict, one record (floor)",
+            "unit": "ms",
+            "target": "<= 5 ms",
+            "met": p50 <= TARGET_P50_MS,
+        },
+        {
+            "figure": "p99 latency",
+            "ours": round(p99, 3),
+            "baseline": None,
+            "baseline_name": "",
+            "unit": "ms",
+            "target": "reported",
+            "met": True,
+        },
+        {
+            "figure": "in-process fast-path predict, one record",
+            "ours": round(fast_ms, 4),
+            "baseline": round(pipeline_ms, 3),
+            "baseline_name": "Pipeline.predict",
+            "unit": "ms",
+            "target": "reported",
+            "met": True,
+        },
+        {
+            "figure": "in-process fast-path predict + positive-class score, one record",
+            "ours": round(scored_ms, 4),
+            "baseline": round(fast_ms, 4),
+            "baseline_name": "fast path, label only",
+            "unit": "ms",
+            "target": "reported",
+            "met": True,
+        },
+        {
+            "figure": "requests lost from the prediction log",
+            "ours": lost,
+            "baseline": None,
+            "baseline_name": "",
+            "unit": "requests",
+            "target": "0",
+            "met": lost_check_ok,
+        },
     ]
     print(json.dumps({"benchmark": "scoring", "figures": figures}))
     return 0

@@ -9,6 +9,7 @@ as a subprocess, so its pins never touch our environment.
 
 Run: ``.venv/bin/python benchmarks/tracking.py [--runs N]`` from the repository root. The last line is JSON.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,13 @@ def start_hub() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "mlops_core", "serve", "--port", str(port)], cwd=ROOT,
-                            env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlops_core", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     atexit.register(proc.terminate)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -82,8 +88,9 @@ def run_ours(args) -> dict:
     alice = users.actor_for_username(db, username="alice")
     dan = users.actor_for_username(db, username="dan")
     uc = usecases.create_use_case(db, actor=alice, title="Benchmark churn")
-    ref = datasets.register_version_from_frame(db, actor=dan, dataset_name="bench", frame=make_customers(200),
-                                               use_case_id=uc.id).ref
+    ref = datasets.register_version_from_frame(
+        db, actor=dan, dataset_name="bench", frame=make_customers(200), use_case_id=uc.id
+    ).ref
     os.environ["MLOPS_TOKEN"] = users.create_token(db, actor=system, username="sara")
     # The SDK talks HTTP only: a `serve` process on this database is the Hub it logs to.
     os.environ["MLOPS_HUB_URL"] = start_hub()
@@ -93,8 +100,9 @@ def run_ours(args) -> dict:
         with tracking.start_run(use_case=uc.id, dataset=ref, name=f"run {i}") as run:
             run.log_params({f"p{j}": (i * 7 + j) % 13 for j in range(args.params)})
             for step in range(args.steps):
-                run.log_metrics({f"m{j}": ((i * 31 + j * 7 + step) % 1000) / 1000.0 for j in range(args.metrics)},
-                                step=step)
+                run.log_metrics(
+                    {f"m{j}": ((i * 31 + j * 7 + step) % 1000) / 1000.0 for j in range(args.metrics)}, step=step
+                )
     log_seconds = time.perf_counter() - t0
 
     def timed(fn):
@@ -109,8 +117,12 @@ def run_ours(args) -> dict:
     ids = [r.id for r in top]
     cmp_s, cmp = timed(lambda: experiments.compare_runs(db, run_ids=ids))
     assert len(cmp.runs) == len(ids) == 10
-    return {"log_seconds": log_seconds, "top10_seconds": top_s, "compare_seconds": cmp_s,
-            "top_values": [r.metrics["m0"] for r in top]}
+    return {
+        "log_seconds": log_seconds,
+        "top10_seconds": top_s,
+        "compare_seconds": cmp_s,
+        "top_values": [r.metrics["m0"] for r in top],
+    }
 
 
 def main() -> int:
@@ -125,30 +137,63 @@ def main() -> int:
     print(f"workload: {workload}", flush=True)
 
     ours = run_ours(args)
-    print(f"MLOps Hub: logging {ours['log_seconds']:.2f} s, top 10 {ours['top10_seconds'] * 1000:.2f} ms, "
-          f"compare {ours['compare_seconds'] * 1000:.2f} ms", flush=True)
+    print(
+        f"MLOps Hub: logging {ours['log_seconds']:.2f} s, top 10 {ours['top10_seconds'] * 1000:.2f} ms, "
+        f"compare {ours['compare_seconds'] * 1000:.2f} ms",
+        flush=True,
+    )
 
     py = ensure_bench_venv()
-    proc = subprocess.run([str(py), str(ROOT / "benchmarks" / "_mlflow_tracking_side.py"), "--runs", str(args.runs),
-                           "--params", str(args.params), "--metrics", str(args.metrics), "--steps", str(args.steps),
-                           "--repeat", str(args.repeat)], capture_output=True, text=True, cwd=tempfile.gettempdir())
+    proc = subprocess.run(
+        [
+            str(py),
+            str(ROOT / "benchmarks" / "_mlflow_tracking_side.py"),
+            "--runs",
+            str(args.runs),
+            "--params",
+            str(args.params),
+            "--metrics",
+            str(args.metrics),
+            "--steps",
+            str(args.steps),
+            "--repeat",
+            str(args.repeat),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tempfile.gettempdir(),
+    )
     if proc.returncode != 0:
         print(proc.stderr[-3000:], file=sys.stderr)
         raise SystemExit("the MLflow side failed (see above)")
     mlf = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(f"MLflow {mlf['mlflow']} (SQLite store): logging {mlf['log_seconds']:.2f} s, top 10 "
-          f"{mlf['top10_seconds'] * 1000:.2f} ms, compare {mlf['compare_seconds'] * 1000:.2f} ms", flush=True)
+    print(
+        f"MLflow {mlf['mlflow']} (SQLite store): logging {mlf['log_seconds']:.2f} s, top 10 "
+        f"{mlf['top10_seconds'] * 1000:.2f} ms, compare {mlf['compare_seconds'] * 1000:.2f} ms",
+        flush=True,
+    )
     same_top = sorted(ours["top_values"]) == sorted(mlf["top_values"])
     print(f"same top-10 metric values on both sides: {same_top}")
 
     figures = []
-    for key, label in (("log_seconds", f"log {workload}"), ("top10_seconds", "top 10 runs by a metric"),
-                       ("compare_seconds", "compare query (10 runs)")):
+    for key, label in (
+        ("log_seconds", f"log {workload}"),
+        ("top10_seconds", "top 10 runs by a metric"),
+        ("compare_seconds", "compare query (10 runs)"),
+    ):
         ratio = mlf[key] / ours[key] if ours[key] > 0 else float("inf")
         print(f"{label}: ours {ours[key]:.4f} s, MLflow {mlf[key]:.4f} s, {ratio:.1f}x faster")
-        figures.append({"figure": label, "ours": round(ours[key], 4), "baseline": round(mlf[key], 4),
-                        "baseline_name": f"MLflow {mlf['mlflow']} SQLite tracking store", "unit": "s",
-                        "target": f">= {TARGET_SPEEDUP:g}x faster", "met": bool(ratio >= TARGET_SPEEDUP)})
+        figures.append(
+            {
+                "figure": label,
+                "ours": round(ours[key], 4),
+                "baseline": round(mlf[key], 4),
+                "baseline_name": f"MLflow {mlf['mlflow']} SQLite tracking store",
+                "unit": "s",
+                "target": f">= {TARGET_SPEEDUP:g}x faster",
+                "met": bool(ratio >= TARGET_SPEEDUP),
+            }
+        )
     print(json.dumps({"benchmark": "tracking", "figures": figures}))
     return 0
 

@@ -8,6 +8,7 @@ process, loading the Parquet dataset version, storing model, metrics and plots i
 
 Run: ``.venv/bin/python benchmarks/training_overhead.py`` from the repository root. The last line is JSON.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,12 @@ def main() -> int:
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="mlops-bench-training-"))
     atexit.register(shutil.rmtree, tmp, True)  # leave no benchmark data behind
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'hub.db'}", "ARTIFACT_ROOT": str(tmp / "artifacts"),
-           "MLOPS_WORKER_POLL_SECONDS": "0.2"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp / 'hub.db'}",
+        "ARTIFACT_ROOT": str(tmp / "artifacts"),
+        "MLOPS_WORKER_POLL_SECONDS": "0.2",
+    }
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "ARTIFACT_ROOT")})
     from mlops_core.config import reload_settings
 
@@ -58,17 +63,35 @@ def main() -> int:
     frame = make_customers(args.rows, seed=1)
     version = datasets.register_version_from_frame(db, actor=dan, dataset_name="bench", frame=frame, use_case_id=uc.id)
     frame = datasets.load_frame(db, version.id)  # exactly the data the worker will read
-    config = {"target": "churned", "algorithm": "random_forest", "params": {"n_estimators": args.trees},
-              "split": "holdout", "test_size": 0.2, "seed": 42}
-    print(f"workload: random forest, {args.trees} trees, {args.rows:,} rows, holdout; {args.repeat} repeats", flush=True)
+    config = {
+        "target": "churned",
+        "algorithm": "random_forest",
+        "params": {"n_estimators": args.trees},
+        "split": "holdout",
+        "test_size": 0.2,
+        "seed": 42,
+    }
+    print(
+        f"workload: random forest, {args.trees} trees, {args.rows:,} rows, holdout; {args.repeat} repeats", flush=True
+    )
 
-    worker = subprocess.Popen([sys.executable, "-m", "mlops_core", "worker", "--no-scheduler", "--name", "bench"],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "mlops_core", "worker", "--no-scheduler", "--name", "bench"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         # Warm up both sides (imports, the worker's job process) with a tiny run.
-        warm = experiments.start_run(db, actor=sara, use_case_id=uc.id, dataset_version_id=version.id,
-                                     config=dict(config, params={"n_estimators": 2}))
+        warm = experiments.start_run(
+            db,
+            actor=sara,
+            use_case_id=uc.id,
+            dataset_version_id=version.id,
+            config=dict(config, params={"n_estimators": 2}),
+        )
         _wait(db, experiments, warm.id)
         training.train(frame, training.validate_config(frame, dict(config, params={"n_estimators": 2})))
 
@@ -81,8 +104,7 @@ def main() -> int:
             direct.append(time.perf_counter() - t)
 
             t = time.perf_counter()
-            run = experiments.start_run(db, actor=sara, use_case_id=uc.id, dataset_version_id=version.id,
-                                        config=config)
+            run = experiments.start_run(db, actor=sara, use_case_id=uc.id, dataset_version_id=version.id, config=config)
             done = _wait(db, experiments, run.id)
             through.append(time.perf_counter() - t)
             assert done.status == "finished", done.error
@@ -99,12 +121,27 @@ def main() -> int:
     d, w = min(direct), min(through)
     ratio = w / d
     print(f"median direct {statistics.median(direct):.2f} s, through the worker {statistics.median(through):.2f} s")
-    print(f"best of {args.repeat}: direct {d:.2f} s, through the worker {w:.2f} s, ratio {ratio:.3f}x (target <= {TARGET_RATIO}x)")
-    print(json.dumps({"benchmark": "training_overhead", "figures": [
-        {"figure": "training run through the worker vs direct fit", "ours": round(w, 3), "baseline": round(d, 3),
-         "baseline_name": "same pipeline fitted directly", "unit": "s",
-         "target": f"<= {TARGET_RATIO}x the direct fit", "met": bool(ratio <= TARGET_RATIO)},
-    ]}))
+    print(
+        f"best of {args.repeat}: direct {d:.2f} s, through the worker {w:.2f} s, ratio {ratio:.3f}x (target <= {TARGET_RATIO}x)"
+    )
+    print(
+        json.dumps(
+            {
+                "benchmark": "training_overhead",
+                "figures": [
+                    {
+                        "figure": "training run through the worker vs direct fit",
+                        "ours": round(w, 3),
+                        "baseline": round(d, 3),
+                        "baseline_name": "same pipeline fitted directly",
+                        "unit": "s",
+                        "target": f"<= {TARGET_RATIO}x the direct fit",
+                        "met": bool(ratio <= TARGET_RATIO),
+                    },
+                ],
+            }
+        )
+    )
     return 0
 
 

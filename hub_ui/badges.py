@@ -8,6 +8,7 @@ reads "failed", not a box. Pages never keep their own icon maps; a new status wo
 - `show(status)`: the same as an st.badge element, where a widget of its own reads better.
 - `label(status)`: the plain word, for places that render no markdown (table cells, select options).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,9 +18,9 @@ import streamlit as st
 
 @dataclass(frozen=True)
 class Badge:
-    icon: str   # Material Symbols (rounded) name, without the ":material/…:" wrapper
+    icon: str  # Material Symbols (rounded) name, without the ":material/…:" wrapper
     color: str  # a Streamlit markdown colour: green, orange, red, blue, violet, gray, primary
-    text: str   # the word shown next to the icon
+    text: str  # the word shown next to the icon
 
 
 _OK = ("check_circle", "green")

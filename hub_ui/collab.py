@@ -6,6 +6,7 @@ Other stages call them on their own entities:
     collab_ui.signoffs("model_version", mv.id, evidence=lambda: {...})
 Each widget keys its state by (entity_type, entity_id), so several can live on one page.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -38,8 +39,9 @@ def flash(key: str, message: str | None = None, kind: str = "success") -> None:
         getattr(st, kind)(text)
 
 
-def discussion(entity_type: str, entity_id: Any, *, title: str = "Discussion",
-               comments: list[CommentPublic] | None = None) -> None:
+def discussion(
+    entity_type: str, entity_id: Any, *, title: str = "Discussion", comments: list[CommentPublic] | None = None
+) -> None:
     """Threaded comments with @mentions, and a box to write one. A page showing many discussions passes
     each one's `comments`, read for all at once with `collab.list_comments_many`."""
     actor = session.require_actor()
@@ -56,8 +58,10 @@ def discussion(entity_type: str, entity_id: Any, *, title: str = "Discussion",
         pad, body = st.columns([max(1, c.depth), 24]) if c.depth else (None, st.container())
         with body:
             with st.container(border=True):
-                st.markdown(f"**{c.author_username}** · {session.fmt_time(c.created_at)}"
-                            + (" · ↳ reply" if c.parent_id else ""))
+                st.markdown(
+                    f"**{c.author_username}** · {session.fmt_time(c.created_at)}"
+                    + (" · ↳ reply" if c.parent_id else "")
+                )
                 st.markdown(safe_markdown(c.body))
                 with st.popover("Reply"):
                     with st.form(_key(base, "reply", c.id), clear_on_submit=True):
@@ -76,8 +80,9 @@ def _post(entity_type: str, entity_id: Any, text: str, *, parent_id: int | None,
     actor = session.require_actor()
     posted = None
     with session.service_call():
-        posted = collab.add_comment(session.db(), actor=actor, entity_type=entity_type, entity_id=entity_id,
-                                    body=text, parent_id=parent_id)
+        posted = collab.add_comment(
+            session.db(), actor=actor, entity_type=entity_type, entity_id=entity_id, body=text, parent_id=parent_id
+        )
     if posted is None:
         return
     msg = "Comment posted."
@@ -104,8 +109,9 @@ def decide_controls(so: SignoffPublic, *, key: str, flash_key: str | None = None
     if approve or reject:
         done = None
         with session.service_call():
-            done = collab.decide_signoff(session.db(), actor=actor, signoff_id=so.id, approve=bool(approve),
-                                         reason=reason)
+            done = collab.decide_signoff(
+                session.db(), actor=actor, signoff_id=so.id, approve=bool(approve), reason=reason
+            )
         if done is not None:
             flash(flash_key or key, f"Sign-off “{plain_markdown(done.title)}” {done.status}.")
             st.rerun()
@@ -115,9 +121,11 @@ def signoff_card(so: SignoffPublic, *, key: str, flash_key: str | None = None) -
     # keyed: the browser finds one card by its CSS class st-key-<key>_card_<id>
     with st.container(border=True, key=_key(key, "card", so.id)):
         st.markdown(f"{badges.badge(so.status)} **{plain_markdown(so.title)}**")
-        st.caption(f"asked by {so.requested_by} of {so.assignee} on {session.fmt_time(so.created_at)}"
-                   + (f" · {so.status} by {so.decided_by} on {session.fmt_time(so.decided_at)}" if so.decided_by else "")
-                   + f" · evidence {so.evidence_hash[:12]}")
+        st.caption(
+            f"asked by {so.requested_by} of {so.assignee} on {session.fmt_time(so.created_at)}"
+            + (f" · {so.status} by {so.decided_by} on {session.fmt_time(so.decided_at)}" if so.decided_by else "")
+            + f" · evidence {so.evidence_hash[:12]}"
+        )
         if so.reason:
             st.markdown(safe_markdown(f"> {so.reason}"))
         if so.evidence:
@@ -126,8 +134,14 @@ def signoff_card(so: SignoffPublic, *, key: str, flash_key: str | None = None) -
         decide_controls(so, key=key, flash_key=flash_key)
 
 
-def signoffs(entity_type: str, entity_id: Any, *, evidence: dict | Callable[[], dict] | None = None,
-             default_title: str = "", title: str = "Sign-offs") -> None:
+def signoffs(
+    entity_type: str,
+    entity_id: Any,
+    *,
+    evidence: dict | Callable[[], dict] | None = None,
+    default_title: str = "",
+    title: str = "Sign-offs",
+) -> None:
     """Sign-off history of an entity, decision buttons for the pending ones, and a request form.
 
     `evidence` (a dict, or a function returning one at request time) is stored with the request and
@@ -156,9 +170,15 @@ def signoffs(entity_type: str, entity_id: Any, *, evidence: dict | Callable[[], 
         done = None
         with session.service_call():
             done = collab.request_signoff(
-                db, actor=actor, entity_type=entity_type, entity_id=entity_id, title=what,
+                db,
+                actor=actor,
+                entity_type=entity_type,
+                entity_id=entity_id,
+                title=what,
                 assignee_username=person if ask == "a person" else None,
-                assignee_role=role if ask == "a role" else None, evidence=ev)
+                assignee_role=role if ask == "a role" else None,
+                evidence=ev,
+            )
         if done is not None:
             flash(base, f"Sign-off requested from {done.assignee}.")
             st.rerun()

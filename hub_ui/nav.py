@@ -2,6 +2,7 @@
 
 Add one PageSpec per screen; `roles=None` means everyone logged in.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,10 +10,10 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class PageSpec:
-    path: str            # file under pages/
+    path: str  # file under pages/
     title: str
     icon: str
-    section: str         # navigation group
+    section: str  # navigation group
     roles: frozenset[str] | None = None  # None: every role
     url_path: str | None = None
     default: bool = False
@@ -35,12 +36,21 @@ PAGES: list[PageSpec] = [
     PageSpec("pages/models.py", "Models", ":material/inventory_2:", "Experiments", url_path="models"),
     PageSpec("pages/deployments.py", "Deployments", ":material/rocket_launch:", "Deployment", url_path="deployments"),
     PageSpec("pages/deployment.py", "Deployment", ":material/rocket:", "Deployment", url_path="deployment"),
-    PageSpec("pages/monitoring.py", "Monitoring overview", ":material/monitor_heart:", "Monitoring", url_path="monitoring"),
-    PageSpec("pages/deployment_monitoring.py", "Deployment monitoring", ":material/query_stats:", "Monitoring",
-             url_path="deployment-monitoring"),
+    PageSpec(
+        "pages/monitoring.py", "Monitoring overview", ":material/monitor_heart:", "Monitoring", url_path="monitoring"
+    ),
+    PageSpec(
+        "pages/deployment_monitoring.py",
+        "Deployment monitoring",
+        ":material/query_stats:",
+        "Monitoring",
+        url_path="deployment-monitoring",
+    ),
     PageSpec("pages/alerts.py", "Alerts", ":material/notifications:", "Monitoring", url_path="alerts"),
     PageSpec("pages/infrastructure.py", "Infrastructure", ":material/dns:", "Monitoring", url_path="infrastructure"),
-    PageSpec("pages/admin_users.py", "Users & roles", ":material/group:", "Admin", frozenset({"admin"}), url_path="users"),
+    PageSpec(
+        "pages/admin_users.py", "Users & roles", ":material/group:", "Admin", frozenset({"admin"}), url_path="users"
+    ),
     PageSpec("pages/account.py", "My account", ":material/person:", "Account", url_path="account"),
 ]
 

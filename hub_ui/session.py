@@ -1,4 +1,5 @@
 """Database handle, the logged-in actor, and error display for pages."""
+
 from __future__ import annotations
 
 import time

@@ -18,6 +18,7 @@ stays valid. Read anything that may be rewritten with `get_bytes`. Staging (uplo
 is local scratch space: inside a local store (so the final rename stays on one filesystem), under
 ARTIFACT_CACHE_DIR for a remote one.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -84,16 +85,19 @@ def _filesystem(root: str):
         if protocol not in known_implementations and protocol not in registry:
             raise ArtifactStoreError(
                 f"ARTIFACT_ROOT uses the unknown protocol {protocol}://; use a folder path or an fsspec URL "
-                "such as s3://bucket/prefix, gcs://bucket/prefix or file:///shared/folder")
+                "such as s3://bucket/prefix, gcs://bucket/prefix or file:///shared/folder"
+            )
         package = _missing_package(protocol)
         if package:
             raise ArtifactStoreError(
-                f"ARTIFACT_ROOT uses {protocol}://, which needs the {package} package: pip install {package}")
+                f"ARTIFACT_ROOT uses {protocol}://, which needs the {package} package: pip install {package}"
+            )
     try:
         return fsspec.core.url_to_fs(root)
     except ImportError as exc:  # the package is there but its driver does not load
-        raise ArtifactStoreError(f"ARTIFACT_ROOT uses {protocols[-1]}://, whose fsspec driver does not load: "
-                                 f"{exc}") from exc
+        raise ArtifactStoreError(
+            f"ARTIFACT_ROOT uses {protocols[-1]}://, whose fsspec driver does not load: {exc}"
+        ) from exc
 
 
 @lru_cache(maxsize=32)
@@ -119,8 +123,12 @@ def _clean(key: str) -> str:
     """The key, validated: relative, no '..', '.' or empty parts (it may never leave the store)."""
     norm = str(key).replace("\\", "/")
     parts = norm.split("/")
-    if (not norm or norm.startswith("/") or (len(parts[0]) == 2 and parts[0][1] == ":")
-            or any(part in ("..", ".", "") for part in parts)):
+    if (
+        not norm
+        or norm.startswith("/")
+        or (len(parts[0]) == 2 and parts[0][1] == ":")
+        or any(part in ("..", ".", "") for part in parts)
+    ):
         raise ValidationError(f"invalid artifact key {key!r}")
     return norm
 

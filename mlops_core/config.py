@@ -1,4 +1,5 @@
 """Settings from the environment (see DESIGN.md, "Contracts" -> Configuration)."""
+
 from __future__ import annotations
 
 from functools import lru_cache

@@ -18,6 +18,7 @@ Limits (issue 12): a Parquet file's footer is checked against MLOPS_MAX_DATASET_
 MLOPS_MAX_UNCOMPRESSED_MB before any row is read, and read in bounded batches; every source is
 stopped as soon as it passes the row limit, and refused above MLOPS_MAX_DATASET_COLUMNS columns.
 """
+
 from __future__ import annotations
 
 import csv
@@ -51,6 +52,7 @@ def _noop(fraction: float, message: str) -> None:  # noqa: ARG001
 
 
 # --- names and limits ------------------------------------------------------------------------
+
 
 def sanitize_filename(name: str | None) -> str:
     """The last path component of `name`, without separators or control characters.
@@ -104,8 +106,7 @@ def new_staging_path(suffix: str) -> Path:
     return Path(name)
 
 
-def stage_upload(fileobj: IO[bytes], filename: str, *, limit: int | None = None,
-                 progress: Progress = _noop) -> Path:
+def stage_upload(fileobj: IO[bytes], filename: str, *, limit: int | None = None, progress: Progress = _noop) -> Path:
     """Copy an uploaded file to a staging file in chunks; refuse past the size limit.
 
     The declared size (Streamlit's UploadedFile.size, or seek/tell) is checked before reading
@@ -181,8 +182,11 @@ def check_file_size(path: Path, limit: int | None = None) -> int:
 
 
 def _too_many_rows(limit: int, n_rows: int | None = None) -> ValidationError:
-    has = (f"{n_rows:,} rows, over the limit of {limit:,} rows per version" if n_rows is not None
-           else f"more than {limit:,} rows, the limit per version")
+    has = (
+        f"{n_rows:,} rows, over the limit of {limit:,} rows per version"
+        if n_rows is not None
+        else f"more than {limit:,} rows, the limit per version"
+    )
     return ValidationError(
         f"the data has {has} (MLOPS_MAX_DATASET_ROWS); split it into smaller extracts "
         "(e.g. one per month) or ask an admin to raise the limit"
@@ -263,7 +267,7 @@ def _sqlite_file(u) -> Path | None:
     """The file of a SQLite URL, symlinks resolved; None for an in-memory database."""
     database = u.database or ""
     if database.startswith("file:"):
-        database = database[len("file:"):].split("?", 1)[0]
+        database = database[len("file:") :].split("?", 1)[0]
     if not database or database == ":memory:":
         return None
     return Path(database).expanduser().resolve()
@@ -315,7 +319,9 @@ def sql_connections() -> dict[str, str]:
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ValidationError(f"MLOPS_SQL_CONNECTIONS is not valid JSON ({exc}); use {{\"name\": \"sqlalchemy-url\"}}") from None
+        raise ValidationError(
+            f"MLOPS_SQL_CONNECTIONS is not valid JSON ({exc}); use {{\"name\": \"sqlalchemy-url\"}}"
+        ) from None
     if not isinstance(data, dict):
         raise ValidationError('MLOPS_SQL_CONNECTIONS must be a JSON object: {"name": "sqlalchemy-url"}')
     conns = {str(k): str(v) for k, v in data.items()}
@@ -339,8 +345,9 @@ def _sqlite_source_engine(name: str, u, timeout: float):
 
     path = _sqlite_file(u)
     if path is None:
-        raise ValidationError(f"connection {name!r} is an in-memory SQLite database, which holds no data; "
-                              "point it at a database file")
+        raise ValidationError(
+            f"connection {name!r} is an in-memory SQLite database, which holds no data; point it at a database file"
+        )
     if not path.is_file():
         raise ValidationError(f"connection {name!r}: there is no SQLite file at {path}; check MLOPS_SQL_CONNECTIONS")
 
@@ -362,8 +369,7 @@ def _postgres_source_engine(u, timeout: float):
     ms = max(1, int(timeout * 1000))
     # Server-side defaults too, so even a statement sent before our SETs is read-only and bounded.
     options = f"-c default_transaction_read_only=on -c statement_timeout={ms}"
-    return create_engine(u, poolclass=NullPool,
-                         connect_args={"connect_timeout": 10, "options": options})
+    return create_engine(u, poolclass=NullPool, connect_args={"connect_timeout": 10, "options": options})
 
 
 def _check_source_identity(name: str, u, conn, app_db) -> None:
@@ -387,11 +393,13 @@ def _check_source_identity(name: str, u, conn, app_db) -> None:
             app_ident = tuple(app_conn.execute(ident).one())
         if tuple(conn.execute(ident).one()) == app_ident:
             raise _own_database_error(name)
-    reads_files = conn.execute(text(
-        "SELECT r.rolsuper OR pg_has_role(current_user, 'pg_read_server_files', 'MEMBER') "
-        "OR pg_has_role(current_user, 'pg_execute_server_program', 'MEMBER') "
-        "FROM pg_roles r WHERE r.rolname = current_user"
-    )).scalar()
+    reads_files = conn.execute(
+        text(
+            "SELECT r.rolsuper OR pg_has_role(current_user, 'pg_read_server_files', 'MEMBER') "
+            "OR pg_has_role(current_user, 'pg_execute_server_program', 'MEMBER') "
+            "FROM pg_roles r WHERE r.rolname = current_user"
+        )
+    ).scalar()
     if reads_files:
         raise ValidationError(
             f"connection {name!r} logs in as a role that can read the database server's files (a superuser or a "
@@ -423,8 +431,9 @@ def _query_error(name: str, exc: BaseException, timeout: float) -> ValidationErr
 _READ_ONLY_SQL = re.compile(r"^\s*(select|with)\b", re.IGNORECASE)
 
 
-def query_to_parquet(connection: str, query: str, *, progress: Progress = _noop,
-                     chunk_rows: int = 50_000, app_db: Any = None) -> "ConvertedData":
+def query_to_parquet(
+    connection: str, query: str, *, progress: Progress = _noop, chunk_rows: int = 50_000, app_db: Any = None
+) -> "ConvertedData":
     """Run a read-only query on a named connection, streamed in chunks into canonical Parquet.
 
     `app_db` (MLOps Hub's own Database) lets the source be compared with it by identity at use.
@@ -482,8 +491,9 @@ def query_to_parquet(connection: str, query: str, *, progress: Progress = _noop,
 
 # --- format detection and conversion ---------------------------------------------------------
 
+
 def sniff_format(path: Path, filename: str = "") -> str:
-    """"parquet" or "csv", from the bytes (the name alone is not trusted)."""
+    """ "parquet" or "csv", from the bytes (the name alone is not trusted)."""
     size = path.stat().st_size
     if size == 0:
         raise ValidationError("the file is empty; choose a CSV with a header row and at least one data row")
@@ -636,7 +646,9 @@ def _column_hashes(arr) -> "Any":
         h = dict_hashes[enc.indices.fill_null(0).to_numpy(zero_copy_only=False)]
     # fill_null only when there are nulls: it costs ~0.1 ms per call, seconds on a 5,000-column file.
     elif pa.types.is_boolean(t):
-        h = hash_array((arr.fill_null(False) if arr.null_count else arr).to_numpy(zero_copy_only=False).astype(np.uint8))
+        h = hash_array(
+            (arr.fill_null(False) if arr.null_count else arr).to_numpy(zero_copy_only=False).astype(np.uint8)
+        )
     elif pa.types.is_timestamp(t) or pa.types.is_date(t):
         ints = arr.cast(pa.int64())
         h = hash_array((ints.fill_null(0) if ints.null_count else ints).to_numpy(zero_copy_only=False))
@@ -664,8 +676,9 @@ def _schema_fingerprint(schema) -> bytes:
     return json.dumps([[f.name, str(f.type)] for f in schema]).encode()
 
 
-def _write_canonical(tables: Iterator[Any], *, progress: Progress, total_bytes: int | None,
-                     position: Callable[[], int] | None = None) -> ConvertedData:
+def _write_canonical(
+    tables: Iterator[Any], *, progress: Progress, total_bytes: int | None, position: Callable[[], int] | None = None
+) -> ConvertedData:
     """Write Arrow tables/batches to one canonical staging Parquet file, hashing as it goes."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -689,12 +702,16 @@ def _write_canonical(tables: Iterator[Any], *, progress: Progress, total_bytes: 
             else:
                 names = [str(n).strip() for n in piece.schema.names]
                 if names != schema.names:
-                    raise ValidationError("the columns changed part-way through the data; every part must have the same header")
+                    raise ValidationError(
+                        "the columns changed part-way through the data; every part must have the same header"
+                    )
             piece = piece.rename_columns(schema.names)
             try:
                 piece = piece.cast(schema)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise ValidationError(f"a later part of the data does not fit the column types of the first: {exc}") from None
+                raise ValidationError(
+                    f"a later part of the data does not fit the column types of the first: {exc}"
+                ) from None
             if piece.num_rows:
                 hasher.update(row_hashes(piece).tobytes())
                 pending.append(piece)
@@ -712,17 +729,21 @@ def _write_canonical(tables: Iterator[Any], *, progress: Progress, total_bytes: 
         if schema is None:
             raise ValidationError("there are no data rows; a file needs a header and at least one row below it")
         if n_rows == 0:
-            raise ValidationError(
-                "the file has a header but no data rows; add at least one row below the header"
-            )
+            raise ValidationError("the file has a header but no data rows; add at least one row below the header")
         if pending:
             writer.write_table(pa.concat_tables(pending))
             pending = []
         writer.close()
         writer = None
         columns = [{"name": f.name, "type": column_type(f.type)} for f in schema]
-        return ConvertedData(path=dest, content_hash=hasher.hexdigest(), n_rows=n_rows, n_cols=len(schema),
-                             columns=columns, size_bytes=dest.stat().st_size)
+        return ConvertedData(
+            path=dest,
+            content_hash=hasher.hexdigest(),
+            n_rows=n_rows,
+            n_cols=len(schema),
+            columns=columns,
+            size_bytes=dest.stat().st_size,
+        )
     except BaseException:
         if writer is not None:
             try:
@@ -753,8 +774,9 @@ def _csv_header(path: Path) -> list[str]:
     try:
         header = next(csv.reader([line]))
     except csv.Error as exc:
-        raise ValidationError(f"the header row cannot be read as CSV ({exc}); check its quotes and save the file "
-                              "as comma-separated CSV") from None
+        raise ValidationError(
+            f"the header row cannot be read as CSV ({exc}); check its quotes and save the file as comma-separated CSV"
+        ) from None
     if len(header) == 1:
         for sep, label in ((";", "semicolons"), ("\t", "tabs"), ("|", "vertical bars")):
             if sep in header[0]:
@@ -777,7 +799,9 @@ def _explain_csv_error(exc: Exception, n_cols: int) -> ValidationError:
             "make every row have the same number of fields, quoting values that contain commas"
         )
     if "UTF8" in msg or "UTF-8" in msg or "utf8" in msg:
-        return ValidationError("the file is not UTF-8 text; save it as UTF-8 (in a spreadsheet: 'CSV UTF-8') and upload it again")
+        return ValidationError(
+            "the file is not UTF-8 text; save it as UTF-8 (in a spreadsheet: 'CSV UTF-8') and upload it again"
+        )
     return ValidationError(f"the CSV could not be read: {msg.splitlines()[0]}")
 
 
@@ -828,7 +852,9 @@ def csv_to_parquet(path: Path, *, progress: Progress = _noop, block_size: int = 
             m = _CONV_ERROR.search(str(exc))
             if not m:
                 if "Empty CSV file" in str(exc):
-                    raise ValidationError("the file is empty; choose a CSV with a header row and at least one data row") from None
+                    raise ValidationError(
+                        "the file is empty; choose a CSV with a header row and at least one data row"
+                    ) from None
                 raise _explain_csv_error(exc, len(header)) from None
             idx, target = int(m.group(1)), m.group(2)
             name = header[idx].strip() if idx < len(header) else None
@@ -851,7 +877,9 @@ def parquet_to_parquet(path: Path, *, progress: Progress = _noop, batch_rows: in
     try:
         pf = pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise ValidationError(f"the Parquet file could not be read ({str(exc).splitlines()[0]}); export it again") from None
+        raise ValidationError(
+            f"the Parquet file could not be read ({str(exc).splitlines()[0]}); export it again"
+        ) from None
     check_parquet_footer(pf)
     total = max(1, pf.metadata.num_rows)
 
@@ -863,7 +891,9 @@ def parquet_to_parquet(path: Path, *, progress: Progress = _noop, batch_rows: in
                 yield batch
                 progress(min(1.0, done / total), f"read {done:,} of {total:,} rows")
         except (pa.ArrowInvalid, OSError) as exc:
-            raise ValidationError(f"the Parquet file could not be read ({str(exc).splitlines()[0]}); export it again") from None
+            raise ValidationError(
+                f"the Parquet file could not be read ({str(exc).splitlines()[0]}); export it again"
+            ) from None
         if done == 0:
             yield pf.schema_arrow.empty_table()
 
@@ -897,7 +927,7 @@ def frame_to_parquet(frame, *, progress: Progress = _noop, chunk_rows: int = 100
 
     def tables():
         for start in range(0, len(frame), chunk_rows):
-            part = frame.iloc[start:start + chunk_rows]
+            part = frame.iloc[start : start + chunk_rows]
             try:
                 yield pa.Table.from_pandas(part, preserve_index=False)
             except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -909,6 +939,7 @@ def frame_to_parquet(frame, *, progress: Progress = _noop, chunk_rows: int = 100
 
 
 # --- reading stored versions ----------------------------------------------------------------
+
 
 def iter_batches(path: Path, batch_size: int = 65_536, columns: list[str] | None = None) -> Iterator[Any]:
     import pyarrow.parquet as pq
@@ -924,6 +955,7 @@ def read_frame(path: Path, columns: list[str] | None = None):
 
 
 # --- exports --------------------------------------------------------------------------------
+
 
 def neutralise_cell(value: Any) -> Any:
     """Text starting with = + - @ (or a tab/CR) could run as a spreadsheet formula: prefix a quote.

@@ -9,6 +9,7 @@ SQLite: WAL (readers never block the writer), foreign keys on, a generous busy t
 and write transactions start with BEGIN IMMEDIATE so two writers queue up instead of
 deadlocking on a lock upgrade ("database is locked").
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,9 +40,9 @@ def utcnow() -> datetime:
 def normalise_url(url: str) -> str:
     """Accept the usual spellings of a Postgres URL and use psycopg 3 for them."""
     if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+        url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
 
 
@@ -139,9 +140,7 @@ class Database:
         self.url = normalise_url(url)
         self.engine = _create_engine(self.url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-        self._write_engine = (
-            self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else self.engine
-        )
+        self._write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.is_sqlite else self.engine
 
     @property
     def dialect(self) -> str:
@@ -207,6 +206,7 @@ def forget_database(url: str) -> None:
 
 
 # --- schema (Alembic) ---------------------------------------------------------
+
 
 def alembic_config(db: Database):
     from alembic.config import Config

@@ -1,4 +1,5 @@
 """Domain errors: what the service layer raises. Each message says what to do about it."""
+
 from __future__ import annotations
 
 

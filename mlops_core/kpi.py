@@ -3,6 +3,7 @@
 Pure functions (no database): experiments rank runs with them, deployment gates check them,
 monitoring raises alerts with them — all against the KPI contracts of stage 1.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,9 +35,7 @@ def check_metric(metric: str) -> str:
     """The metric name, normalised; a ValidationError listing the known ones otherwise."""
     name = (metric or "").strip().lower()
     if name not in KNOWN_METRICS:
-        raise ValidationError(
-            f"unknown metric {metric!r}; choose one of: {', '.join(KNOWN_METRICS)}"
-        )
+        raise ValidationError(f"unknown metric {metric!r}; choose one of: {', '.join(KNOWN_METRICS)}")
     return name
 
 
@@ -63,7 +62,7 @@ def to_number(value, what: str) -> float:
 
 
 def evaluate(direction: str, target: float, warning: float | None, value: float | None) -> str:
-    """"met" | "warning" | "missed" | "unknown" (no value).
+    """ "met" | "warning" | "missed" | "unknown" (no value).
 
     `warning` is a band next to the target on the wrong side: for ">=", a value in
     [target - warning, target) is "warning"; for "<=", a value in (target, target + warning].
@@ -102,4 +101,3 @@ def progress(baseline: float | None, target: float, value: float | None) -> floa
     if baseline is None or value is None or target == baseline:
         return None
     return (value - baseline) / (target - baseline)
-

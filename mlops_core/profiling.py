@@ -7,6 +7,7 @@ reproducible sample for drift and diffs. The
 profile is computed once when the version is registered and stored as a JSON artifact; pages
 read it, they never recompute it.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,9 +20,9 @@ import numpy as np
 from .data_io import row_hashes
 from .models.datasets import ColumnProfilePublic
 
-SAMPLE_ROWS = 50_000      # rows kept for drift and diffs (a Bernoulli sample with a fixed seed)
-MAX_TRACKED = 1_000       # distinct values counted per text column before it counts as high-cardinality
-TOP_CATEGORIES = 20       # bars shown per categorical column
+SAMPLE_ROWS = 50_000  # rows kept for drift and diffs (a Bernoulli sample with a fixed seed)
+MAX_TRACKED = 1_000  # distinct values counted per text column before it counts as high-cardinality
+TOP_CATEGORIES = 20  # bars shown per categorical column
 HIST_BINS = 30
 
 
@@ -29,7 +30,7 @@ HIST_BINS = 30
 class ColumnScan:
     name: str
     type: str
-    count: int = 0            # non-null values
+    count: int = 0  # non-null values
     nulls: int = 0
     min: float | None = None
     max: float | None = None
@@ -81,9 +82,16 @@ class Collector(Protocol):
     def collect(self, stats: ColumnScan, arr: Any, values: Any, column_schema: dict[str, Any]) -> None: ...
 
 
-def scan_parquet(path: Path, columns: list[dict[str, Any]], schema: list[dict[str, Any]] | None = None,
-                 *, rules: Sequence[Collector] = (), batch_size: int = 131_072, sample_rows: int = SAMPLE_ROWS,
-                 progress=None) -> Scan:
+def scan_parquet(
+    path: Path,
+    columns: list[dict[str, Any]],
+    schema: list[dict[str, Any]] | None = None,
+    *,
+    rules: Sequence[Collector] = (),
+    batch_size: int = 131_072,
+    sample_rows: int = SAMPLE_ROWS,
+    progress=None,
+) -> Scan:
     """One pass over the file. `columns`: [{"name","type"}] of the version; `schema`: the dataset schema;
     `rules`: the validation rules, each asked per schema column whether it gathers figures of its own."""
     import pandas as pd
@@ -99,8 +107,11 @@ def scan_parquet(path: Path, columns: list[dict[str, Any]], schema: list[dict[st
     # Column positions once (flat canonical files: one leaf column per field).
     position = {name: i for i, name in enumerate(pf.schema_arrow.names)}
     # Per column, once: the rules that gather figures on it (a wide file has thousands of columns).
-    collecting = {name: [r for r in rules if r.collects(s.type, rules_by_name[name])]
-                  for name, s in scans.items() if name in rules_by_name}
+    collecting = {
+        name: [r for r in rules if r.collects(s.type, rules_by_name[name])]
+        for name, s in scans.items()
+        if name in rules_by_name
+    }
     for s in scans.values():
         if s.type in ("integer", "number"):
             rng = _hist_range(md, position[s.name])
@@ -117,6 +128,7 @@ def scan_parquet(path: Path, columns: list[dict[str, Any]], schema: list[dict[st
     hashes: list[np.ndarray] = []
     samples = []
     done = 0
+
     # Row group by row group: iter_batches reads ahead and holds far more memory (issue 4's memory target).
     def batches():
         for g in range(pf.num_row_groups):
@@ -191,8 +203,9 @@ QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 def _sample_quantiles(scan: Scan) -> dict[str, dict[str, float | None]]:
     """p5..p95 of every numeric column of the sample in one vectorised call (one call per column cost
     ~0.5 ms each: seconds on a 5,000-column file). Columns with no value in the sample get none."""
-    names = [s.name for s in scan.columns.values()
-             if s.type in ("integer", "number") and s.count and s.name in scan.sample]
+    names = [
+        s.name for s in scan.columns.values() if s.type in ("integer", "number") and s.count and s.name in scan.sample
+    ]
     if not names or not len(scan.sample):
         return {}
     values = scan.sample[names].to_numpy(dtype=float, na_value=np.nan)
@@ -233,8 +246,12 @@ def build_profile(scan: Scan) -> dict[str, Any]:
             if s.hist_edges is not None and s.hist_counts is not None:
                 e = s.hist_edges
                 centres = [_r((e[i] + e[i + 1]) / 2) for i in range(len(e) - 1)]
-                entry["chart"] = {"kind": "histogram", "x": centres, "y": s.hist_counts.tolist(),
-                                  "width": _r(e[1] - e[0]) if len(e) > 1 else 1}
+                entry["chart"] = {
+                    "kind": "histogram",
+                    "x": centres,
+                    "y": s.hist_counts.tolist(),
+                    "width": _r(e[1] - e[0]) if len(e) > 1 else 1,
+                }
         elif s.counts is not None and s.type in ("string", "category", "boolean"):
             top = sorted(s.counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
             entry["distinct"] = len(s.counts)
@@ -268,5 +285,13 @@ def profile_figure(column_profile: ColumnProfilePublic):
         bar = go.Bar(x=chart.x, y=chart.y)
     # The layout goes into the constructor: a later update_layout() costs twice the whole figure's CPU,
     # and the dataset page draws one figure per column on every render.
-    return go.Figure(bar, layout=dict(height=220, margin=dict(l=10, r=10, t=30, b=10), title=column_profile.name,
-                                      bargap=0.02 if chart.kind == "histogram" else 0.2, showlegend=False))
+    return go.Figure(
+        bar,
+        layout=dict(
+            height=220,
+            margin=dict(l=10, r=10, t=30, b=10),
+            title=column_profile.name,
+            bargap=0.02 if chart.kind == "histogram" else 0.2,
+            showlegend=False,
+        ),
+    )

@@ -19,6 +19,7 @@ them first and we judge the result.
 `plain_markdown` is for text that must read literally, e.g. a title inside our own `**...**`.
 Pure functions; no Streamlit import (mlops_core stays UI-free).
 """
+
 from __future__ import annotations
 
 import re
@@ -100,6 +101,7 @@ def safe_markdown(text: object) -> str:
 
 # --- block level --------------------------------------------------------------------------------------------
 
+
 def _blocks(nodes, *, tight: bool) -> str:
     out = [_block(n) for n in nodes]
     return ("\n" if tight else "\n\n").join(s for s in out if s != "")
@@ -107,8 +109,9 @@ def _blocks(nodes, *, tight: bool) -> str:
 
 def _prefix(text: str, first: str, rest: str) -> str:
     lines = text.split("\n")
-    return "\n".join((first if i == 0 else rest) + line if line or i == 0 else rest.rstrip() for i, line in
-                     enumerate(lines))
+    return "\n".join(
+        (first if i == 0 else rest) + line if line or i == 0 else rest.rstrip() for i, line in enumerate(lines)
+    )
 
 
 def _block(node) -> str:
@@ -120,8 +123,9 @@ def _block(node) -> str:
     if t == "blockquote":
         return _prefix(_blocks(node.children, tight=False), "> ", "> ")
     if t in ("bullet_list", "ordered_list"):
-        tight = all(getattr(p, "hidden", False) for item in node.children for p in item.children
-                    if p.type == "paragraph")
+        tight = all(
+            getattr(p, "hidden", False) for item in node.children for p in item.children if p.type == "paragraph"
+        )
         start = int(node.attrs.get("start", 1) or 1) if t == "ordered_list" else 0
         items = []
         for i, item in enumerate(node.children):
@@ -151,8 +155,10 @@ def _table(node) -> str:
             cells = [_inline_of(c).replace("\n", " ") for c in tr.children]
             if section.type == "thead":
                 style = [(c.attrs.get("style") or "") for c in tr.children]
-                aligns = [":-:" if "center" in s else ":--" if "left" in s else "--:" if "right" in s else "---"
-                          for s in style]
+                aligns = [
+                    ":-:" if "center" in s else ":--" if "left" in s else "--:" if "right" in s else "---"
+                    for s in style
+                ]
             rows.append("| " + " | ".join(cells) + " |")
     if not rows:
         return ""
@@ -160,6 +166,7 @@ def _table(node) -> str:
 
 
 # --- inline level -------------------------------------------------------------------------------------------
+
 
 def _inline_of(node) -> str:
     inline = [c for c in node.children if c.type == "inline"]
@@ -232,7 +239,7 @@ def _text(s: str, line_start: bool = False) -> str:
         url = _trim_url(m.group(0))
         if not url or len(url) <= len("https://") or not is_allowed_link(url):
             continue
-        out.append(plain_markdown(s[pos:m.start()], line_start=line_start and pos == 0))
+        out.append(plain_markdown(s[pos : m.start()], line_start=line_start and pos == 0))
         out.append(f"[{plain_markdown(url, line_start=False)}](<{_encode_href(_parser.normalizeLink(url))}>)")
         pos = m.start() + len(url)
     out.append(plain_markdown(s[pos:], line_start=line_start and pos == 0))

@@ -21,6 +21,7 @@ exponential backoff (RETRIES tries), then the call fails with a sentence naming 
 cannot reach the Hub is marked failed when the Hub answers again. An exception inside the `with` block marks
 the run failed with its traceback and is re-raised. Runs started in CI are tagged with the commit and pipeline.
 """
+
 from __future__ import annotations
 
 import io
@@ -53,17 +54,22 @@ CI_TAGS = {
     "ci.ref": ("GITHUB_REF", "CI_COMMIT_REF_NAME"),
 }
 
-__all__ = ["HubUnavailable", "TrackedRun", "get_run", "load_dataset", "register_dataset", "register_model",
-           "start_run"]
+__all__ = ["HubUnavailable", "TrackedRun", "get_run", "load_dataset", "register_dataset", "register_model", "start_run"]
 
 
 class HubUnavailable(DomainError):
     """The Hub did not answer (after the retries), or answered with a server error."""
 
 
-_STATUS_ERRORS: dict[int, type[DomainError]] = {400: ValidationError, 401: AuthenticationFailed,
-                                                403: PermissionDenied, 404: NotFound, 409: Conflict,
-                                                413: ValidationError, 422: ValidationError}
+_STATUS_ERRORS: dict[int, type[DomainError]] = {
+    400: ValidationError,
+    401: AuthenticationFailed,
+    403: PermissionDenied,
+    404: NotFound,
+    409: Conflict,
+    413: ValidationError,
+    422: ValidationError,
+}
 
 
 class _Hub:
@@ -71,14 +77,18 @@ class _Hub:
 
     def __init__(self, url: str, token: str):
         self.url = url
-        self.http = httpx.Client(base_url=f"{url}/api/v1", timeout=TIMEOUT_SECONDS,
-                                 headers={"Authorization": f"Bearer {token}", "User-Agent": "mlops-hub-sdk"})
+        self.http = httpx.Client(
+            base_url=f"{url}/api/v1",
+            timeout=TIMEOUT_SECONDS,
+            headers={"Authorization": f"Bearer {token}", "User-Agent": "mlops-hub-sdk"},
+        )
 
     def request(self, method: str, path: str, **kw) -> httpx.Response:
         # A POST is retried only when it never reached the server (connect errors): a batch whose answer was
         # lost may have been written, and must not be written twice.
-        retry_on = (httpx.TransportError if method in ("GET", "PUT", "DELETE")
-                    else (httpx.ConnectError, httpx.ConnectTimeout))
+        retry_on = (
+            httpx.TransportError if method in ("GET", "PUT", "DELETE") else (httpx.ConnectError, httpx.ConnectTimeout)
+        )
         last: Exception | None = None
         for attempt in range(RETRIES + 1):
             if attempt:
@@ -98,8 +108,10 @@ class _Hub:
 
     def _unreachable(self, exc: Exception | None) -> HubUnavailable:
         why = f"{type(exc).__name__}: {exc}" if exc is not None else "no answer"
-        return HubUnavailable(f"cannot reach the Hub at {self.url}: {why} (tried {RETRIES + 1} times); is "
-                              "`python -m mlops_core serve` running there, and is MLOPS_HUB_URL right?")
+        return HubUnavailable(
+            f"cannot reach the Hub at {self.url}: {why} (tried {RETRIES + 1} times); is "
+            "`python -m mlops_core serve` running there, and is MLOPS_HUB_URL right?"
+        )
 
     def json(self, method: str, path: str, **kw) -> Any:
         return self.request(method, path, **kw).json()
@@ -159,7 +171,7 @@ def _ci_tags() -> dict[str, str]:
 
 
 def _split_ref(ref: str) -> tuple[str, str]:
-    """"customers@v2" -> ("customers", "2"); the server names a bad reference, this only splits it."""
+    """ "customers@v2" -> ("customers", "2"); the server names a bad reference, this only splits it."""
     if not isinstance(ref, str) or not ref.strip():
         raise ValidationError(f"a dataset reference is written name@vN, e.g. customers@v2; got {ref!r}")
     name, _, version = ref.strip().partition("@")
@@ -176,6 +188,7 @@ def _run_view(doc: dict[str, Any]) -> SimpleNamespace:
 
 # --- datasets ------------------------------------------------------------------------------------------
 
+
 def register_dataset(name: str, data, use_case: int | str | None = None) -> str:
     """Upload a DataFrame, or a CSV/Parquet file path, as a new version of dataset `name`; returns "name@vN".
 
@@ -191,19 +204,30 @@ def register_dataset(name: str, data, use_case: int | str | None = None) -> str:
             raise ValidationError(f"there is no file {path}; pass a DataFrame or the path of a CSV or Parquet file")
         params["filename"] = path.name
         with path.open("rb") as f:  # streamed in chunks: the file is never read into memory whole
-            doc = hub.json("POST", f"/datasets/{name}/versions", params=params,
-                           content=iter(lambda: f.read(1 << 20), b""),
-                           headers={"Content-Type": "application/octet-stream"})
+            doc = hub.json(
+                "POST",
+                f"/datasets/{name}/versions",
+                params=params,
+                content=iter(lambda: f.read(1 << 20), b""),
+                headers={"Content-Type": "application/octet-stream"},
+            )
     else:
         import pandas as pd
 
         if not isinstance(data, pd.DataFrame):
-            raise ValidationError(f"register_dataset takes a pandas DataFrame or a file path, not {type(data).__name__}")
+            raise ValidationError(
+                f"register_dataset takes a pandas DataFrame or a file path, not {type(data).__name__}"
+            )
         buf = io.BytesIO()
         data.to_parquet(buf, index=False)
         params["filename"] = f"{name}.parquet"
-        doc = hub.json("POST", f"/datasets/{name}/versions", params=params, content=buf.getvalue(),
-                       headers={"Content-Type": "application/vnd.apache.parquet"})
+        doc = hub.json(
+            "POST",
+            f"/datasets/{name}/versions",
+            params=params,
+            content=buf.getvalue(),
+            headers={"Content-Type": "application/vnd.apache.parquet"},
+        )
     return doc["ref"]
 
 
@@ -217,6 +241,7 @@ def load_dataset(ref: str):
 
 
 # --- runs ----------------------------------------------------------------------------------------------
+
 
 class TrackedRun:
     """A run being logged from code. Use it through `start_run(...)` as a context manager."""
@@ -279,8 +304,10 @@ class TrackedRun:
         try:
             data = persistence.dump_model(estimator)
         except Exception as exc:  # noqa: BLE001 - skops refuses what it cannot persist safely
-            raise ValidationError(f"this model cannot be saved with skops ({type(exc).__name__}: {exc}); "
-                                  "log a scikit-learn estimator or Pipeline") from exc
+            raise ValidationError(
+                f"this model cannot be saved with skops ({type(exc).__name__}: {exc}); "
+                "log a scikit-learn estimator or Pipeline"
+            ) from exc
         schema = None
         if input_example is not None:
             import pandas as pd
@@ -289,15 +316,18 @@ class TrackedRun:
         elif getattr(estimator, "feature_names_in_", None) is not None:
             schema = [{"name": str(n), "type": "number"} for n in estimator.feature_names_in_]
         form = {"input_schema": json.dumps(schema)} if schema is not None else None
-        self._call("PUT", f"/runs/{self.id}/model", data=form,
-                   files={"model": (f"{type(estimator).__name__}.skops", data, "application/octet-stream")})
+        self._call(
+            "PUT",
+            f"/runs/{self.id}/model",
+            data=form,
+            files={"model": (f"{type(estimator).__name__}.skops", data, "application/octet-stream")},
+        )
 
     def log_artifact(self, path: str, data: bytes | str, media_type: str = "application/octet-stream") -> None:
         """Store a file of the run under a relative path ("plots/roc.json")."""
         self._check_open()
         content = data.encode() if isinstance(data, str) else bytes(data)
-        self._call("PUT", f"/runs/{self.id}/artifacts/{path}", content=content,
-                   headers={"Content-Type": media_type})
+        self._call("PUT", f"/runs/{self.id}/artifacts/{path}", content=content, headers={"Content-Type": media_type})
 
     # -- batching --
     def _pending(self) -> int:
@@ -384,8 +414,9 @@ def _jsonable(v: Any) -> Any:
         return str(v)
 
 
-def start_run(*, use_case: int | str | None = None, dataset: str, name: str | None = None,
-              batch_size: int = BATCH_SIZE) -> TrackedRun:
+def start_run(
+    *, use_case: int | str | None = None, dataset: str, name: str | None = None, batch_size: int = BATCH_SIZE
+) -> TrackedRun:
     """Start a run on a dataset version ("name@vN") of a use case (id or title); use it with `with`."""
     if not isinstance(dataset, str) or not dataset.strip():
         raise ValidationError(f"dataset must be a reference like 'customers@v2', got {dataset!r}")

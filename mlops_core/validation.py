@@ -8,6 +8,7 @@ column, kind, message), made by one of the rule objects in RULES.
 
 `error` findings fail the version (it may not be used for training unless waived with a reason).
 """
+
 from __future__ import annotations
 
 import math
@@ -25,8 +26,8 @@ from .monitoring.drift import detect_drift
 from .profiling import ColumnScan, Scan
 
 ERROR, WARNING, INFO = "error", "warning", "info"
-MAX_CATEGORIES = 50       # a text column with at most this many distinct values is inferred as a category
-RANGE_MARGIN = 0.10       # least widening of an inferred range, as a share of its largest value
+MAX_CATEGORIES = 50  # a text column with at most this many distinct values is inferred as a category
+RANGE_MARGIN = 0.10  # least widening of an inferred range, as a share of its largest value
 
 # type in the data -> schema types it satisfies without a finding
 _COMPATIBLE = {
@@ -120,7 +121,9 @@ def check_schema_columns(columns: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 cats = [x.strip() for x in cats.split(",")]
             cats = [str(x) for x in (cats or []) if str(x).strip() != ""]
             if not cats:
-                raise ValidationError(f"column {name!r} is a category but lists no categories; list them, comma-separated")
+                raise ValidationError(
+                    f"column {name!r} is a category but lists no categories; list them, comma-separated"
+                )
             out["categories"] = list(dict.fromkeys(cats))
         cleaned.append(out)
     return cleaned
@@ -151,8 +154,8 @@ class Previous:
 
 
 class Rule:
-    name: str = ""                # the `kind` of the findings it makes
-    needs: tuple[str, ...] = ()   # the scan figures it reads (ColumnScan / Scan attributes, or its own)
+    name: str = ""  # the `kind` of the findings it makes
+    needs: tuple[str, ...] = ()  # the scan figures it reads (ColumnScan / Scan attributes, or its own)
     section: int = VALUES
 
     def collects(self, column_type: str, column_schema: dict[str, Any]) -> bool:
@@ -163,8 +166,9 @@ class Rule:
         """Called for each batch of a column it `collects`: `arr` is the Arrow array, `values` the
         non-null values as float64 for numeric columns (else None). Stores into stats.checks[self.name]."""
 
-    def findings(self, schema: dict[str, dict[str, Any]], stats: Scan,
-                 previous: Previous | None) -> list[FindingPublic]:
+    def findings(
+        self, schema: dict[str, dict[str, Any]], stats: Scan, previous: Previous | None
+    ) -> list[FindingPublic]:
         raise NotImplementedError
 
 
@@ -187,21 +191,33 @@ class MissingColumn(Rule):
     name, needs, section = "missing_column", ("columns",), COLUMNS
 
     def findings(self, schema, stats, previous):
-        return [finding(
-            ERROR, name, self.name,
-            f"Column `{name}` is missing; the schema expects it ({rule['type']}). Add it back to the source, "
-            "or remove it from the schema if it is no longer needed.",
-        ) for name, rule in schema.items() if name not in stats.columns]
+        return [
+            finding(
+                ERROR,
+                name,
+                self.name,
+                f"Column `{name}` is missing; the schema expects it ({rule['type']}). Add it back to the source, "
+                "or remove it from the schema if it is no longer needed.",
+            )
+            for name, rule in schema.items()
+            if name not in stats.columns
+        ]
 
 
 class ExtraColumn(Rule):
     name, needs, section = "extra_column", ("columns",), COLUMNS
 
     def findings(self, schema, stats, previous):
-        return [finding(
-            WARNING, name, self.name,
-            f"Column `{name}` is not in the schema. Add it to the schema if it is intended, or drop it from the source.",
-        ) for name in stats.columns if name not in schema]
+        return [
+            finding(
+                WARNING,
+                name,
+                self.name,
+                f"Column `{name}` is not in the schema. Add it to the schema if it is intended, or drop it from the source.",
+            )
+            for name in stats.columns
+            if name not in schema
+        ]
 
 
 class TypeChange(_ColumnRule):
@@ -211,11 +227,19 @@ class TypeChange(_ColumnRule):
         if rule["type"] in _COMPATIBLE.get(s.type, {s.type}):
             return []
         severity = WARNING if (s.type == "number" and rule["type"] == "integer") else ERROR
-        hint = ("some values have decimals; round them in the source or change the schema type to number"
-                if severity == WARNING else
-                "fix the source values (stray text such as 'n/a' turns numbers into text) or change the type in the schema")
-        return [finding(severity, name, self.name,
-                        f"Column `{name}` now holds {s.type} values but the schema says {rule['type']}; {hint}.")]
+        hint = (
+            "some values have decimals; round them in the source or change the schema type to number"
+            if severity == WARNING
+            else "fix the source values (stray text such as 'n/a' turns numbers into text) or change the type in the schema"
+        )
+        return [
+            finding(
+                severity,
+                name,
+                self.name,
+                f"Column `{name}` now holds {s.type} values but the schema says {rule['type']}; {hint}.",
+            )
+        ]
 
 
 class NullsAboveAllowed(_ColumnRule):
@@ -227,11 +251,15 @@ class NullsAboveAllowed(_ColumnRule):
         allowed = float(rule.get("max_null_share") or 0.0) if rule.get("nullable") else 0.0
         if not (s.nulls and share > allowed + 1e-12):
             return []
-        return [finding(
-            ERROR, name, self.name,
-            f"Column `{name}` is empty in {s.nulls:,} of {total:,} rows ({share:.1%}); the schema allows "
-            f"{allowed:.1%}. Fill the gaps in the source, or raise the allowed share in the schema.",
-        )]
+        return [
+            finding(
+                ERROR,
+                name,
+                self.name,
+                f"Column `{name}` is empty in {s.nulls:,} of {total:,} rows ({share:.1%}); the schema allows "
+                f"{allowed:.1%}. Fill the gaps in the source, or raise the allowed share in the schema.",
+            )
+        ]
 
 
 class OutOfRange(_ColumnRule):
@@ -242,7 +270,8 @@ class OutOfRange(_ColumnRule):
 
     def collects(self, column_type, column_schema):
         return column_type in ("integer", "number") and (
-            column_schema.get("min") is not None or column_schema.get("max") is not None)
+            column_schema.get("min") is not None or column_schema.get("max") is not None
+        )
 
     def collect(self, stats, arr, values, column_schema):
         got = stats.checks.setdefault(self.name, {"below": 0, "above": 0, "examples": []})
@@ -270,11 +299,15 @@ class OutOfRange(_ColumnRule):
         if got["above"]:
             parts.append(f"{got['above']:,} above the maximum {_fmt(rule.get('max'))}")
         examples = ", ".join(_fmt(v) for v in got["examples"])
-        return [finding(
-            ERROR, name, self.name,
-            f"Column `{name}` has values out of range: {' and '.join(parts)} (e.g. {examples}). "
-            "Correct those rows in the source, or widen the range in the schema if they are valid.",
-        )]
+        return [
+            finding(
+                ERROR,
+                name,
+                self.name,
+                f"Column `{name}` has values out of range: {' and '.join(parts)} (e.g. {examples}). "
+                "Correct those rows in the source, or widen the range in the schema if they are valid.",
+            )
+        ]
 
 
 class UnseenCategories(_ColumnRule):
@@ -284,8 +317,11 @@ class UnseenCategories(_ColumnRule):
     TRACKED = 50
 
     def collects(self, column_type, column_schema):
-        return (column_type in ("string", "category") and column_schema.get("type") == "category"
-                and column_schema.get("categories") is not None)
+        return (
+            column_type in ("string", "category")
+            and column_schema.get("type") == "category"
+            and column_schema.get("categories") is not None
+        )
 
     def collect(self, stats, arr, values, column_schema):
         unseen = stats.checks.setdefault(self.name, {})
@@ -304,12 +340,16 @@ class UnseenCategories(_ColumnRule):
         top = sorted(unseen.items(), key=lambda kv: -kv[1])
         rows = sum(unseen.values())
         shown = ", ".join(f"'{k}' ({v:,})" for k, v in top[:5])
-        return [finding(
-            WARNING, name, self.name,
-            f"Column `{name}` has {len(top)} value{'s' if len(top) > 1 else ''} the schema does not list, "
-            f"in {rows:,} rows: {shown}. Add them to the schema's categories if they are real, "
-            "or fix their spelling in the source.",
-        )]
+        return [
+            finding(
+                WARNING,
+                name,
+                self.name,
+                f"Column `{name}` has {len(top)} value{'s' if len(top) > 1 else ''} the schema does not list, "
+                f"in {rows:,} rows: {shown}. Add them to the schema's categories if they are real, "
+                "or fix their spelling in the source.",
+            )
+        ]
 
 
 class ConstantColumn(_ColumnRule):
@@ -317,10 +357,14 @@ class ConstantColumn(_ColumnRule):
 
     def column_findings(self, name, s, rule, n_rows):
         if s.count == 0:
-            return [finding(
-                WARNING, name, self.name,
-                f"Column `{name}` has no values at all; fill it in the source or drop it from the data and the schema.",
-            )]
+            return [
+                finding(
+                    WARNING,
+                    name,
+                    self.name,
+                    f"Column `{name}` has no values at all; fill it in the source or drop it from the data and the schema.",
+                )
+            ]
         distinct = None
         if s.type in ("integer", "number"):
             distinct = 1 if s.min == s.max else 2
@@ -328,11 +372,15 @@ class ConstantColumn(_ColumnRule):
             distinct = len(s.counts)
         if distinct == 1 and n_rows > 1:
             value = _fmt(s.min) if s.type in ("integer", "number") else next(iter(s.counts))
-            return [finding(
-                WARNING, name, self.name,
-                f"Column `{name}` has the same value ({value}) in every row, so it cannot help a model; "
-                "check the extract, or drop the column.",
-            )]
+            return [
+                finding(
+                    WARNING,
+                    name,
+                    self.name,
+                    f"Column `{name}` has the same value ({value}) in every row, so it cannot help a model; "
+                    "check the extract, or drop the column.",
+                )
+            ]
         return []
 
 
@@ -343,11 +391,15 @@ class DuplicateRows(Rule):
         if not stats.duplicate_rows:
             return []
         n = stats.n_rows
-        return [finding(
-            WARNING, None, self.name,
-            f"{stats.duplicate_rows:,} of {n:,} rows ({stats.duplicate_rows / n:.1%}) are exact duplicates of "
-            "another row; remove them in the source unless repeated rows are expected.",
-        )]
+        return [
+            finding(
+                WARNING,
+                None,
+                self.name,
+                f"{stats.duplicate_rows:,} of {n:,} rows ({stats.duplicate_rows / n:.1%}) are exact duplicates of "
+                "another row; remove them in the source unless repeated rows are expected.",
+            )
+        ]
 
 
 class Drift(Rule):
@@ -381,31 +433,56 @@ class Drift(Rule):
             result = detect_drift(previous.sample[usable], stats.sample[usable], columns=usable)
         except ValueError as exc:
             return None, [finding(INFO, None, self.name, f"Drift against {label} was not computed: {exc}")]
-        out = [finding(
-            WARNING, name, self.name,
-            f"Column `{name}` is distributed differently from {label} ({col.method} = "
-            f"{col.score:.3g}, threshold {col.threshold:g}). Check whether the source changed; "
-            "models trained on the old data may need retraining.",
-        ) for name, col in result.columns.items() if col.drifted]
-        out.append(finding(
-            WARNING if result.dataset_drifted else INFO, None, self.name,
-            f"{result.number_of_drifted_columns} of {result.number_of_columns} columns drifted against {label} "
-            f"(share {result.drift_share:.0%}; the dataset counts as drifted at {result.drift_share_threshold:.0%}).",
-        ))
+        out = [
+            finding(
+                WARNING,
+                name,
+                self.name,
+                f"Column `{name}` is distributed differently from {label} ({col.method} = "
+                f"{col.score:.3g}, threshold {col.threshold:g}). Check whether the source changed; "
+                "models trained on the old data may need retraining.",
+            )
+            for name, col in result.columns.items()
+            if col.drifted
+        ]
+        out.append(
+            finding(
+                WARNING if result.dataset_drifted else INFO,
+                None,
+                self.name,
+                f"{result.number_of_drifted_columns} of {result.number_of_columns} columns drifted against {label} "
+                f"(share {result.drift_share:.0%}; the dataset counts as drifted at {result.drift_share_threshold:.0%}).",
+            )
+        )
         return DataDriftPublic.model_validate(result.to_dict()), out
 
     def findings(self, schema, stats, previous):
         return self.measure(stats, previous)[1]
 
 
-RULES: list[Rule] = [MissingColumn(), ExtraColumn(), TypeChange(), NullsAboveAllowed(), OutOfRange(),
-                     UnseenCategories(), ConstantColumn(), DuplicateRows(), Drift()]
+RULES: list[Rule] = [
+    MissingColumn(),
+    ExtraColumn(),
+    TypeChange(),
+    NullsAboveAllowed(),
+    OutOfRange(),
+    UnseenCategories(),
+    ConstantColumn(),
+    DuplicateRows(),
+    Drift(),
+]
 KINDS = tuple(r.name for r in RULES)
 _ORDER = {ERROR: 0, WARNING: 1, INFO: 2}
 
 
-def validate(scan: Scan, schema: list[dict[str, Any]], *, previous_sample=None,
-             previous_label: str = "the previous version", rules: list[Rule] | None = None) -> ValidationReportPublic:
+def validate(
+    scan: Scan,
+    schema: list[dict[str, Any]],
+    *,
+    previous_sample=None,
+    previous_label: str = "the previous version",
+    rules: list[Rule] | None = None,
+) -> ValidationReportPublic:
     """The validation report of one version: findings (errors first), drift (or None) and counts per severity.
     `scan` must have been made with the same rules (scan_parquet(..., rules=RULES)) for their own figures."""
     by_name = {c["name"]: c for c in schema}

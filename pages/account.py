@@ -1,4 +1,5 @@
 """My account: personal access tokens for the SDK and CI, and my password."""
+
 import streamlit as st
 
 from hub_ui import session
@@ -23,9 +24,11 @@ if create:
 tokens = users.list_tokens(db, actor=actor, username=actor.username)
 for t in tokens:
     c1, c2 = st.columns([4, 1])
-    c1.write(f"`{t.prefix}…` {plain_markdown(t.name)} — created {session.fmt_time(t.created_at)}, last used "
-             f"{session.fmt_time(t.last_used_at)}, "
-             f"{'revoked' if t.revoked_at else 'expires'} {session.fmt_time(t.revoked_at or t.expires_at)}")
+    c1.write(
+        f"`{t.prefix}…` {plain_markdown(t.name)} — created {session.fmt_time(t.created_at)}, last used "
+        f"{session.fmt_time(t.last_used_at)}, "
+        f"{'revoked' if t.revoked_at else 'expires'} {session.fmt_time(t.revoked_at or t.expires_at)}"
+    )
     if t.revoked_at is None and c2.button("Revoke", key=f"revoke_{t.id}"):
         with session.service_call(success="Revoked."):
             users.revoke_token(db, actor=actor, token_id=t.id)
@@ -43,5 +46,11 @@ if change:
         st.error("The two passwords differ.")
     else:
         with session.service_call(success="Password changed."):
-            users.change_password(db, actor=actor, username=actor.username, new_password=pw,
-                                  current_password=current, client=session.client_address())
+            users.change_password(
+                db,
+                actor=actor,
+                username=actor.username,
+                new_password=pw,
+                current_password=current,
+                client=session.client_address(),
+            )

@@ -1,4 +1,5 @@
 """Activity: the audit trail, filtered and paginated in SQL."""
+
 import streamlit as st
 
 from hub_ui import session
@@ -15,14 +16,29 @@ action = c3.text_input("Action starts with", key="act_action")
 page_size = 50
 page = c4.number_input("Page", min_value=1, value=1, step=1, key="act_page")
 result = audit.list_events(
-    session.db(), actor=actor,
+    session.db(),
+    actor=actor,
     entity_type=None if entity_type == "(all)" else entity_type,
     username=None if username == "(all)" else username,
-    action=action or None, limit=page_size, offset=(int(page) - 1) * page_size,
+    action=action or None,
+    limit=page_size,
+    offset=(int(page) - 1) * page_size,
 )
 st.caption(f"{result.total:,} events · page {int(page)} of {max(1, -(-result.total // page_size))}")
 st.dataframe(
-    [{"when": session.fmt_time(e.at), "who": e.actor_username, "action": e.action, "entity": e.entity_type,
-      "id": e.entity_id, "summary": e.summary, "before": e.before, "after": e.after} for e in result.events],
-    hide_index=True, width="stretch",
+    [
+        {
+            "when": session.fmt_time(e.at),
+            "who": e.actor_username,
+            "action": e.action,
+            "entity": e.entity_type,
+            "id": e.entity_id,
+            "summary": e.summary,
+            "before": e.before,
+            "after": e.after,
+        }
+        for e in result.events
+    ],
+    hide_index=True,
+    width="stretch",
 )

@@ -1,4 +1,5 @@
 """Admin: add users, change roles, activate/deactivate, unlock logins."""
+
 import streamlit as st
 
 from hub_ui import session
@@ -10,9 +11,19 @@ st.title("Users & roles")
 db = session.db()
 rows = users.list_users(db, actor=actor)
 st.dataframe(
-    [{"username": u.username, "name": u.display_name, "role": u.role, "email": u.email, "active": u.is_active,
-      "last login": session.fmt_time(u.last_login_at)} for u in rows],
-    hide_index=True, width="stretch",
+    [
+        {
+            "username": u.username,
+            "name": u.display_name,
+            "role": u.role,
+            "email": u.email,
+            "active": u.is_active,
+            "last login": session.fmt_time(u.last_login_at),
+        }
+        for u in rows
+    ],
+    hide_index=True,
+    width="stretch",
 )
 can_manage = session.may("user.manage")
 left, right = st.columns(2)
@@ -27,8 +38,15 @@ with left:
         add = st.form_submit_button("Add user", type="primary", disabled=not can_manage)
     if add:
         with session.service_call(success=f"Added {username}."):
-            users.create_user(db, actor=actor, username=username, password=password, role=role,
-                              display_name=display_name, email=email or None)
+            users.create_user(
+                db,
+                actor=actor,
+                username=username,
+                password=password,
+                role=role,
+                display_name=display_name,
+                email=email or None,
+            )
 with right:
     st.subheader("Change a role")
     with st.form("set_role"):

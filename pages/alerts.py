@@ -1,4 +1,5 @@
 """Alerts: filter, acknowledge or resolve with a note, follow the evidence, and decide retraining proposals."""
+
 import streamlit as st
 
 from hub_ui import collab as collab_ui
@@ -10,8 +11,10 @@ from mlops_core.textsafety import safe_markdown
 actor = session.require_actor()
 db = session.db()
 st.title("Alerts")
-st.caption("Breaches found by the monitors and the system checks. A persisting breach stays one alert (its count "
-           "goes up); once resolved, a new breach opens a new alert.")
+st.caption(
+    "Breaches found by the monitors and the system checks. A persisting breach stays one alert (its count "
+    "goes up); once resolved, a new breach opens a new alert."
+)
 collab_ui.flash("alerts")
 
 # --- retraining proposals waiting for a decision ------------------------------------------------
@@ -22,20 +25,25 @@ if not proposals:
     st.caption("No retraining proposal yet: drift or a missed KPI proposes one when the monitor's policy says so.")
 for p in proposals[:10]:
     with st.container(border=True):
-        st.markdown(f"**Retrain {p.deployment_name}** · proposal #{p.id} · {badges.badge(p.state)} · because of alert "
-                    f"#{p.alert_id}: " + md_text(p.reason, line_start=False))
-        st.caption(f"champion's configuration (run {p.base_run_id}, algorithm "
-                   f"{p.config.get('algorithm', '?')}) on dataset version {p.dataset_version_id} "
-                   f"(newest trainable)" + (f" · run {p.run_id}" if p.run_id else "")
-                   + (f" · decided by {p.decided_by}" if p.decided_by else "") + (f" · {md_text(p.note)}" if p.note else ""))
+        st.markdown(
+            f"**Retrain {p.deployment_name}** · proposal #{p.id} · {badges.badge(p.state)} · because of alert "
+            f"#{p.alert_id}: " + md_text(p.reason, line_start=False)
+        )
+        st.caption(
+            f"champion's configuration (run {p.base_run_id}, algorithm "
+            f"{p.config.get('algorithm', '?')}) on dataset version {p.dataset_version_id} "
+            f"(newest trainable)"
+            + (f" · run {p.run_id}" if p.run_id else "")
+            + (f" · decided by {p.decided_by}" if p.decided_by else "")
+            + (f" · {md_text(p.note)}" if p.note else "")
+        )
         if p.state == "proposed" and session.may("retraining.decide"):
             note = st.text_input("Note", key=f"prop_note_{p.id}")
             c1, c2, _ = st.columns([1, 1, 4])
             if c1.button("Approve retraining", key=f"prop_ok_{p.id}", type="primary"):
                 with session.service_call():
                     res = retraining.decide_proposal(db, actor=actor, proposal_id=p.id, approve=True, note=note)
-                    collab_ui.flash("alerts", f"Retraining approved: run {res.run_id} is queued "
-                                              f"({res.state}).")
+                    collab_ui.flash("alerts", f"Retraining approved: run {res.run_id} is queued ({res.state}).")
                     st.rerun()
             if c2.button("Reject", key=f"prop_no_{p.id}"):
                 with session.service_call():
@@ -47,49 +55,85 @@ for p in proposals[:10]:
 st.subheader("Alerts")
 c1, c2, c3, c4 = st.columns([3, 3, 3, 1])
 state = c1.selectbox("State", ["open or acknowledged", "open", "acknowledged", "resolved", "all"], key="al_state")
-kind = c2.selectbox("Kind", ["(all)", "drift", "kpi_missed", "error_rate", "latency", "label_coverage",
-                             "worker_down", "scheduler_down", "ingestion_failed"], key="al_kind")
+kind = c2.selectbox(
+    "Kind",
+    [
+        "(all)",
+        "drift",
+        "kpi_missed",
+        "error_rate",
+        "latency",
+        "label_coverage",
+        "worker_down",
+        "scheduler_down",
+        "ingestion_failed",
+    ],
+    key="al_kind",
+)
 dep = c3.selectbox("Deployment", ["(all)"] + monitoring.alert_deployment_names(db), key="al_dep")
 page_no = int(c4.number_input("Page", min_value=1, value=1, step=1, key="al_page"))
 PAGE = 50
 states = {"open or acknowledged": ["open", "acknowledged"], "all": None}.get(state, [state])
 # one more than a page tells whether there is a next page without counting every alert
-alerts = monitoring.list_alerts(db, states=states, kind=None if kind == "(all)" else kind,
-                                deployment_name=None if dep == "(all)" else dep, limit=PAGE + 1,
-                                offset=(page_no - 1) * PAGE)
+alerts = monitoring.list_alerts(
+    db,
+    states=states,
+    kind=None if kind == "(all)" else kind,
+    deployment_name=None if dep == "(all)" else dep,
+    limit=PAGE + 1,
+    offset=(page_no - 1) * PAGE,
+)
 more = len(alerts) > PAGE
 alerts = alerts[:PAGE]
 first = (page_no - 1) * PAGE
-st.caption((f"alerts {first + 1}–{first + len(alerts)}, newest first" if alerts else
-            ("no alert matches these filters" if page_no == 1 else f"no alerts on page {page_no}"))
-           + (f" · more on page {page_no + 1}" if more else ""))
+st.caption(
+    (
+        f"alerts {first + 1}–{first + len(alerts)}, newest first"
+        if alerts
+        else ("no alert matches these filters" if page_no == 1 else f"no alerts on page {page_no}")
+    )
+    + (f" · more on page {page_no + 1}" if more else "")
+)
 can_ack = session.may("alert.ack")
 # every alert's discussion in one query, not one per alert
 talk = collab.list_comments_many(db, actor=actor, entity_type="alert", entity_ids=[a.id for a in alerts])
 for a in alerts:
-    label = (f"{badges.badge(a.severity)} {md_text(a.title)} · {badges.badge(a.state)}"
-             + (f" · seen {a.occurrences}×" if a.occurrences > 1 else ""))
+    label = f"{badges.badge(a.severity)} {md_text(a.title)} · {badges.badge(a.state)}" + (
+        f" · seen {a.occurrences}×" if a.occurrences > 1 else ""
+    )
     with st.expander(label, expanded=len(alerts) <= 3):
-        st.markdown(f"**#{a.id}** · {a.kind} · {a.severity} · first {session.fmt_time(a.created_at)} · "
-                    f"last seen {session.fmt_time(a.last_seen_at)}")
+        st.markdown(
+            f"**#{a.id}** · {a.kind} · {a.severity} · first {session.fmt_time(a.created_at)} · "
+            f"last seen {session.fmt_time(a.last_seen_at)}"
+        )
         st.markdown(safe_markdown(a.detail))
         if a.evidence_link.startswith("/deployment-monitoring") and a.deployment_name:
             q = {"deployment": a.deployment_name}
             if a.check_id:
                 q["check"] = str(a.check_id)
-            st.page_link("pages/deployment_monitoring.py", label=f"Evidence: check #{a.check_id} of {a.deployment_name}",
-                         icon=":material/query_stats:", query_params=q)
+            st.page_link(
+                "pages/deployment_monitoring.py",
+                label=f"Evidence: check #{a.check_id} of {a.deployment_name}",
+                icon=":material/query_stats:",
+                query_params=q,
+            )
         elif a.evidence_link == "/infrastructure":
             st.page_link("pages/infrastructure.py", label="Evidence: infrastructure", icon=":material/dns:")
         if a.acknowledged_by:
-            st.caption(f"acknowledged by {a.acknowledged_by} {session.fmt_time(a.acknowledged_at)}: "
-                       + md_text(a.ack_note or '—', line_start=False))
+            st.caption(
+                f"acknowledged by {a.acknowledged_by} {session.fmt_time(a.acknowledged_at)}: "
+                + md_text(a.ack_note or '—', line_start=False)
+            )
         if a.resolved_by:
-            st.caption(f"resolved by {a.resolved_by} {session.fmt_time(a.resolved_at)}: "
-                       + md_text(a.resolve_note, line_start=False))
+            st.caption(
+                f"resolved by {a.resolved_by} {session.fmt_time(a.resolved_at)}: "
+                + md_text(a.resolve_note, line_start=False)
+            )
         if a.webhook_status != "none":
-            st.caption(f"webhook: {a.webhook_status} after {a.webhook_attempts} attempt(s) "
-                       + md_text(a.webhook_error, line_start=False))
+            st.caption(
+                f"webhook: {a.webhook_status} after {a.webhook_attempts} attempt(s) "
+                + md_text(a.webhook_error, line_start=False)
+            )
         if a.state != "resolved" and can_ack:
             note = st.text_input("Note", key=f"al_note_{a.id}")
             b1, b2, _ = st.columns([1, 1, 4])

@@ -1,5 +1,6 @@
 """Compare runs side by side: params and metrics (differences highlighted), parallel coordinates,
 metric bars, and KPI lights."""
+
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -38,16 +39,19 @@ def _styled(rows: list[dict], key: str, differing: list[str]):
     df = pd.DataFrame(rows).set_index(key)
     if only_diff:
         df = df.loc[[k for k in df.index if k in differing]]
-    return df.style.apply(lambda row: ["background-color: #fff3cd" if row.name in differing else "" for _ in row],
-                          axis=1)
+    return df.style.apply(
+        lambda row: ["background-color: #fff3cd" if row.name in differing else "" for _ in row], axis=1
+    )
 
 
 st.subheader("Parameters")
 st.caption(f"{len(cmp.differing_params)} of {len(cmp.param_keys)} parameters differ (highlighted).")
 st.dataframe(_styled(cmp.params_table(), "param", cmp.differing_params), width="stretch")
 st.subheader("Metrics")
-st.caption(f"{len(cmp.differing_metrics)} of {len(cmp.metric_keys)} metrics differ (highlighted); "
-           "`train_` rows are on the training data.")
+st.caption(
+    f"{len(cmp.differing_metrics)} of {len(cmp.metric_keys)} metrics differ (highlighted); "
+    "`train_` rows are on the training data."
+)
 st.dataframe(_styled(cmp.metrics_table(), "metric", cmp.differing_metrics), width="stretch")
 
 st.subheader("KPI lights")
@@ -62,12 +66,20 @@ st.dataframe(kpi_rows, hide_index=True, width="stretch")
 test_metrics = [k for k in cmp.metric_keys if not k.startswith(experiments.HIDDEN_PREFIXES)]
 st.subheader("Metric by run")
 if test_metrics:
-    metric = st.selectbox("Metric", test_metrics, index=test_metrics.index("roc_auc") if "roc_auc" in test_metrics else 0,
-                          key="cmp_metric")
-    fig = go.Figure([go.Bar(x=[f"run {r.id}" for r in cmp.runs], y=[r.metrics.get(metric) for r in cmp.runs],
-                            name="test"),
-                     go.Bar(x=[f"run {r.id}" for r in cmp.runs], y=[r.train_metrics.get(metric) for r in cmp.runs],
-                            name="train")])
+    metric = st.selectbox(
+        "Metric",
+        test_metrics,
+        index=test_metrics.index("roc_auc") if "roc_auc" in test_metrics else 0,
+        key="cmp_metric",
+    )
+    fig = go.Figure(
+        [
+            go.Bar(x=[f"run {r.id}" for r in cmp.runs], y=[r.metrics.get(metric) for r in cmp.runs], name="test"),
+            go.Bar(
+                x=[f"run {r.id}" for r in cmp.runs], y=[r.train_metrics.get(metric) for r in cmp.runs], name="train"
+            ),
+        ]
+    )
     fig.update_layout(barmode="group", height=350, yaxis_title=metric)
     st.plotly_chart(fig, width="stretch")
 

@@ -1,6 +1,7 @@
 """One dataset: its versions, validation report (waive with a reason), profile charts, schema editor,
 version-to-version diff, scheduled ingestion runs, and discussion. Everything shown is stored data:
 profiles and reports were computed once, when the version was registered."""
+
 import pandas as pd
 import streamlit as st
 
@@ -30,8 +31,10 @@ dataset_id = session.pick_id_from_query("Dataset", names, key="ds_pick", param="
 d = datasets.get_dataset(db, dataset_id)
 versions = datasets.list_versions(db, d.id)
 st.title(md_text(d.name))
-st.caption((md_text(d.description) + " · " if d.description else "") +
-           f"{d.n_versions} version{'s' if d.n_versions != 1 else ''} · created {session.fmt_time(d.created_at)}")
+st.caption(
+    (md_text(d.description) + " · " if d.description else "")
+    + f"{d.n_versions} version{'s' if d.n_versions != 1 else ''} · created {session.fmt_time(d.created_at)}"
+)
 flash("dataset")
 
 if not versions:
@@ -40,28 +43,48 @@ if not versions:
 
 st.subheader("Versions")
 st.dataframe(
-    [{"version": f"v{v.version}", "status": badges.label(v.status), "rows": v.n_rows, "columns": v.n_cols,
-      "errors": v.n_errors, "warnings": v.n_warnings, "source": v.source, "by": v.created_by,
-      "when": session.fmt_time(v.created_at), "content hash": v.content_hash[:12]} for v in versions],
-    hide_index=True, width="stretch",
+    [
+        {
+            "version": f"v{v.version}",
+            "status": badges.label(v.status),
+            "rows": v.n_rows,
+            "columns": v.n_cols,
+            "errors": v.n_errors,
+            "warnings": v.n_warnings,
+            "source": v.source,
+            "by": v.created_by,
+            "when": session.fmt_time(v.created_at),
+            "content hash": v.content_hash[:12],
+        }
+        for v in versions
+    ],
+    hide_index=True,
+    width="stretch",
 )
 by_id = {v.id: v for v in versions}
 version_id = session.pick_id_from_query(
-    "Version", {i: f"v{x.version} · {badges.label(x.status)}" for i, x in by_id.items()}, key="ds_ver", param="v")
+    "Version", {i: f"v{x.version} · {badges.label(x.status)}" for i, x in by_id.items()}, key="ds_ver", param="v"
+)
 v = by_id[version_id]
 
 tab_report, tab_profile, tab_schema, tab_diff, tab_ingest, tab_talk = st.tabs(
-    ["Validation report", "Profile", "Schema", "Compare versions", "Ingestion", "Discussion"])
+    ["Validation report", "Profile", "Schema", "Compare versions", "Ingestion", "Discussion"]
+)
 
 with tab_report:
     report = datasets.get_report(db, v.id)
-    head = md_text(f"{v.ref}: {v.n_rows:,} rows × {v.n_cols} columns, registered by {v.created_by} "
-                   f"{session.fmt_time(v.created_at)} from {v.source_kind} {v.source!r}", line_start=False)
+    head = md_text(
+        f"{v.ref}: {v.n_rows:,} rows × {v.n_cols} columns, registered by {v.created_by} "
+        f"{session.fmt_time(v.created_at)} from {v.source_kind} {v.source!r}",
+        line_start=False,
+    )
     if v.status == "validated":
         st.success(f"**Validated** — {head}. It can be used for training.")
     elif v.status == "waived":
-        st.warning(f"**Waived** by {v.waived_by}: “{md_text(v.waived_reason, line_start=False)}” — {head}. "
-                   "It can be used for training.")
+        st.warning(
+            f"**Waived** by {v.waived_by}: “{md_text(v.waived_reason, line_start=False)}” — {head}. "
+            "It can be used for training."
+        )
     else:
         st.error(f"**Failed validation** — {head}. It cannot be used for training unless a data engineer waives it.")
     counts = report.counts
@@ -69,21 +92,32 @@ with tab_report:
     c1.metric("Errors", counts.get("error", 0))
     c2.metric("Warnings", counts.get("warning", 0))
     c3.metric("Notes", counts.get("info", 0))
-    st.caption(f"Checked against schema v{report.schema_version if report.schema_version is not None else '?'}"
-               + (f"; drift compared with {report.compared_with}" if report.compared_with else ""))
+    st.caption(
+        f"Checked against schema v{report.schema_version if report.schema_version is not None else '?'}"
+        + (f"; drift compared with {report.compared_with}" if report.compared_with else "")
+    )
     for f in report.findings:
-        SEVERITY.get(f.severity, st.info)(f"**{f.kind.replace('_', ' ')}**"
-                                          + (f" · {code_span(f.column)}" if f.column else "")
-                                          + f" — {md_text(f.message, line_start=False)}")
+        SEVERITY.get(f.severity, st.info)(
+            f"**{f.kind.replace('_', ' ')}**"
+            + (f" · {code_span(f.column)}" if f.column else "")
+            + f" — {md_text(f.message, line_start=False)}"
+        )
     drift = report.drift
     if drift:
         with st.expander(f"Drift per column ({drift.number_of_drifted_columns} of {drift.number_of_columns} drifted)"):
-            st.dataframe([{"column": c, "method": x.method, "score": x.score, "threshold": x.threshold,
-                           "drifted": x.drifted} for c, x in drift.columns.items()],
-                         hide_index=True, width="stretch")
+            st.dataframe(
+                [
+                    {"column": c, "method": x.method, "score": x.score, "threshold": x.threshold, "drifted": x.drifted}
+                    for c, x in drift.columns.items()
+                ],
+                hide_index=True,
+                width="stretch",
+            )
     if v.status == "failed" and session.may("dataset.approve"):
         with st.form(f"waive_{v.id}"):
-            reason = st.text_area("Reason for the waiver (why the failed checks are acceptable)", key=f"waive_reason_{v.id}")
+            reason = st.text_area(
+                "Reason for the waiver (why the failed checks are acceptable)", key=f"waive_reason_{v.id}"
+            )
             go = st.form_submit_button("Waive and allow training")
         if go:
             done = None
@@ -107,26 +141,43 @@ with tab_report:
         if st.button("Prepare CSV", key=f"csv_{v.id}"):
             st.session_state[f"csv_data_{v.id}"] = datasets.export_csv(db, v.id)
         if st.session_state.get(f"csv_data_{v.id}") is not None:
-            st.download_button("Download CSV", st.session_state[f"csv_data_{v.id}"], file_name=f"{d.name}_v{v.version}.csv",
-                               mime="text/csv", key=f"dl_{v.id}")
+            st.download_button(
+                "Download CSV",
+                st.session_state[f"csv_data_{v.id}"],
+                file_name=f"{d.name}_v{v.version}.csv",
+                mime="text/csv",
+                key=f"dl_{v.id}",
+            )
 
 with tab_profile:
     profile = datasets.get_profile(db, v.id)
     if not profile:
         st.info("No profile is stored for this version.")
     else:
-        st.caption(f"{profile.n_rows:,} rows · {profile.duplicate_rows:,} duplicate rows · quantiles from "
-                   f"{profile.sample_rows:,} sampled rows · computed once at registration")
+        st.caption(
+            f"{profile.n_rows:,} rows · {profile.duplicate_rows:,} duplicate rows · quantiles from "
+            f"{profile.sample_rows:,} sampled rows · computed once at registration"
+        )
         summary = []
         for c in profile.columns:
-            summary.append({"column": c.name, "type": c.type, "nulls": c.nulls, "null share": c.null_share,
-                            "min": c.min, "mean": c.mean, "max": c.max, "std": c.std,
-                            "distinct": "" if c.distinct is None else str(c.distinct)})
+            summary.append(
+                {
+                    "column": c.name,
+                    "type": c.type,
+                    "nulls": c.nulls,
+                    "null share": c.null_share,
+                    "min": c.min,
+                    "mean": c.mean,
+                    "max": c.max,
+                    "std": c.std,
+                    "distinct": "" if c.distinct is None else str(c.distinct),
+                }
+            )
         st.dataframe(summary, hide_index=True, width="stretch")
         charts = [c for c in profile.columns if c.chart]
         for i in range(0, len(charts), 2):
             cols = st.columns(2)
-            for col, c in zip(cols, charts[i:i + 2]):
+            for col, c in zip(cols, charts[i : i + 2]):
                 fig = profile_figure(c)
                 if fig is not None:
                     col.plotly_chart(fig, key=f"chart_{v.id}_{c.name}", width="stretch")
@@ -136,25 +187,41 @@ with tab_schema:
     if schema is None:
         st.info("No schema yet.")
     else:
-        st.caption(f"Schema v{schema.version} by {schema.created_by}, {session.fmt_time(schema.created_at)}"
-                   + (f" — {md_text(schema.note, line_start=False)}" if schema.note else "") +
-                   ". New versions are checked against it: types, allowed share of empty cells, numeric ranges, "
-                   "and the allowed categories.")
-        frame = pd.DataFrame([{
-            "name": c["name"], "type": c["type"], "nullable": bool(c.get("nullable")),
-            "max_null_share": float(c.get("max_null_share") or 0.0), "min": c.get("min"), "max": c.get("max"),
-            "categories": ", ".join(c.get("categories") or []),
-        } for c in schema.columns])
+        st.caption(
+            f"Schema v{schema.version} by {schema.created_by}, {session.fmt_time(schema.created_at)}"
+            + (f" — {md_text(schema.note, line_start=False)}" if schema.note else "")
+            + ". New versions are checked against it: types, allowed share of empty cells, numeric ranges, "
+            "and the allowed categories."
+        )
+        frame = pd.DataFrame(
+            [
+                {
+                    "name": c["name"],
+                    "type": c["type"],
+                    "nullable": bool(c.get("nullable")),
+                    "max_null_share": float(c.get("max_null_share") or 0.0),
+                    "min": c.get("min"),
+                    "max": c.get("max"),
+                    "categories": ", ".join(c.get("categories") or []),
+                }
+                for c in schema.columns
+            ]
+        )
         frame["min"] = pd.to_numeric(frame["min"], errors="coerce")
         frame["max"] = pd.to_numeric(frame["max"], errors="coerce")
         can_edit = session.may("dataset.write")
         edited = st.data_editor(
-            frame, key=f"schema_{d.id}_{schema.version}", hide_index=True, width="stretch", disabled=not can_edit,
+            frame,
+            key=f"schema_{d.id}_{schema.version}",
+            hide_index=True,
+            width="stretch",
+            disabled=not can_edit,
             num_rows="dynamic" if can_edit else "fixed",
             column_config={
                 "type": st.column_config.SelectboxColumn("type", options=list(COLUMN_TYPES), required=True),
-                "max_null_share": st.column_config.NumberColumn("allowed empty share", min_value=0.0, max_value=1.0,
-                                                                step=0.01, format="%.2f"),
+                "max_null_share": st.column_config.NumberColumn(
+                    "allowed empty share", min_value=0.0, max_value=1.0, step=0.01, format="%.2f"
+                ),
                 "categories": st.column_config.TextColumn("categories (comma-separated)"),
             },
         )
@@ -165,25 +232,37 @@ with tab_schema:
                 for row in edited.to_dict("records"):
                     if not str(row.get("name") or "").strip():
                         continue
-                    c = {"name": row["name"], "type": row["type"], "nullable": bool(row["nullable"]),
-                         "max_null_share": row["max_null_share"], "min": row["min"], "max": row["max"]}
+                    c = {
+                        "name": row["name"],
+                        "type": row["type"],
+                        "nullable": bool(row["nullable"]),
+                        "max_null_share": row["max_null_share"],
+                        "min": row["min"],
+                        "max": row["max"],
+                    }
                     if row["type"] == "category":
                         c["categories"] = row["categories"] or ""
                     cols.append(c)
                 saved = None
                 with session.service_call():
-                    saved = datasets.update_schema(db, actor=actor, dataset_id=d.id, columns=cols, note=note,
-                                                   expected_version=schema.version)
+                    saved = datasets.update_schema(
+                        db, actor=actor, dataset_id=d.id, columns=cols, note=note, expected_version=schema.version
+                    )
                 if saved:
-                    flash("dataset", f"Saved schema v{saved.version}. New versions are checked against it; use "
-                                     "'Check again' on a version to re-check it.")
+                    flash(
+                        "dataset",
+                        f"Saved schema v{saved.version}. New versions are checked against it; use "
+                        "'Check again' on a version to re-check it.",
+                    )
                     st.rerun()
         history = datasets.schema_history(db, d.id)
         if len(history) > 1:
             with st.expander(f"Schema history ({len(history)} versions)"):
                 for h in history:
-                    st.markdown(f"**v{h.version}** · {h.created_by} · {session.fmt_time(h.created_at)} — "
-                                + md_text(h.note or "—", line_start=False))
+                    st.markdown(
+                        f"**v{h.version}** · {h.created_by} · {session.fmt_time(h.created_at)} — "
+                        + md_text(h.note or "—", line_start=False)
+                    )
 
 with tab_diff:
     if len(versions) < 2:
@@ -196,21 +275,39 @@ with tab_diff:
         diff = datasets.diff_versions(db, from_version_id=older, to_version_id=newer)
         if diff.same_content:
             st.info("Both are the same content.")
-        st.caption(f"{md_text(diff.from_ref)} → {md_text(diff.to_ref, line_start=False)}: "
-                   f"rows {diff.rows[0]:,} → {diff.rows[1]:,}")
+        st.caption(
+            f"{md_text(diff.from_ref)} → {md_text(diff.to_ref, line_start=False)}: "
+            f"rows {diff.rows[0]:,} → {diff.rows[1]:,}"
+        )
 
         def pair(x):
             a, b = x
             return "—" if a is None and b is None else f"{a if a is not None else '—'} → {b if b is not None else '—'}"
 
         drifted = {c: x.drifted for c, x in diff.drift.columns.items()} if diff.drift else {}
-        st.dataframe([{"column": r.column, "change": r.change or "·", "type": r.type,
-                       "null share": pair(r.null_share), "mean": pair(r.mean), "min": pair(r.min),
-                       "max": pair(r.max), "distinct": pair(r.distinct), "drifted": drifted.get(r.column, "")}
-                      for r in diff.columns], hide_index=True, width="stretch")
+        st.dataframe(
+            [
+                {
+                    "column": r.column,
+                    "change": r.change or "·",
+                    "type": r.type,
+                    "null share": pair(r.null_share),
+                    "mean": pair(r.mean),
+                    "min": pair(r.min),
+                    "max": pair(r.max),
+                    "distinct": pair(r.distinct),
+                    "drifted": drifted.get(r.column, ""),
+                }
+                for r in diff.columns
+            ],
+            hide_index=True,
+            width="stretch",
+        )
         if diff.drift:
-            st.caption(f"Drift on sampled rows: {diff.drift.number_of_drifted_columns} of "
-                       f"{diff.drift.number_of_columns} columns drifted (share {diff.drift.drift_share:.0%}).")
+            st.caption(
+                f"Drift on sampled rows: {diff.drift.number_of_drifted_columns} of "
+                f"{diff.drift.number_of_columns} columns drifted (share {diff.drift.drift_share:.0%})."
+            )
 
 with tab_ingest:
     sources = datasets.list_ingestion_sources(db, d.id)
@@ -219,20 +316,35 @@ with tab_ingest:
     for src in sources:
         with st.container(border=True):
             when = f"every {src.interval_seconds // 60} min" if src.interval_seconds else f"cron '{src.cron}' (UTC)"
-            st.markdown(f"**{md_text(src.schedule_name)}** · {src.kind} {code_span(src.location)} · {when} · "
-                        f"{'enabled' if src.enabled else 'paused'}")
+            st.markdown(
+                f"**{md_text(src.schedule_name)}** · {src.kind} {code_span(src.location)} · {when} · "
+                f"{'enabled' if src.enabled else 'paused'}"
+            )
             if src.query:
                 st.code(src.query, language="sql")
             if src.last_status == "failed":
-                st.error(f"Last run failed {session.fmt_time(src.last_run_at)}: "
-                         + md_text(src.last_error, line_start=False))
+                st.error(
+                    f"Last run failed {session.fmt_time(src.last_run_at)}: " + md_text(src.last_error, line_start=False)
+                )
             elif src.last_status:
-                st.caption(f"Last run {session.fmt_time(src.last_run_at)}: {md_text(src.last_status, line_start=False)}")
+                st.caption(
+                    f"Last run {session.fmt_time(src.last_run_at)}: {md_text(src.last_status, line_start=False)}"
+                )
             runs = datasets.list_ingestion_runs(db, src.id)
             if runs:
-                st.dataframe([{"started": session.fmt_time(r.started_at), "status": r.status,
-                               "version": f"v{by_id[r.version_id].version}" if r.version_id in by_id else "",
-                               "error": r.error or ""} for r in runs], hide_index=True, width="stretch")
+                st.dataframe(
+                    [
+                        {
+                            "started": session.fmt_time(r.started_at),
+                            "status": r.status,
+                            "version": f"v{by_id[r.version_id].version}" if r.version_id in by_id else "",
+                            "error": r.error or "",
+                        }
+                        for r in runs
+                    ],
+                    hide_index=True,
+                    width="stretch",
+                )
             if session.may("ingestion.schedule"):
                 label = "Pause" if src.enabled else "Resume"
                 if st.button(label, key=f"ing_toggle_{src.id}"):

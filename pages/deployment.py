@@ -1,6 +1,7 @@
 """One deployment: gate checklists of its requests with the evidence, sign-off, deploy / reject /
 override, rollback, canary, history, API keys, a "try it" form built from the model's input schema,
 label upload, batch scoring (a job) with download, and the discussion."""
+
 import streamlit as st
 
 from hub_ui import collab as collab_ui
@@ -31,17 +32,28 @@ with st.container(key="dep_summary"):
     # A model name does not fit a metric column: the metric shows the version, the line below the full name.
     m = st.columns(5)
     m[0].metric("Environment", dep.environment)
-    m[1].metric("Serving", "v" + serving.rpartition(" v")[2] if serving else "nothing yet",
-                help=f"{md_text(serving)} serves this endpoint" if serving else "no model version is deployed here yet")
-    m[2].metric("Since", f"{dep.deployed_at:%Y-%m-%d}" if dep.deployed_at else "—",
-                help=f"{session.fmt_time(dep.deployed_at)} UTC" if dep.deployed_at else None)
+    m[1].metric(
+        "Serving",
+        "v" + serving.rpartition(" v")[2] if serving else "nothing yet",
+        help=f"{md_text(serving)} serves this endpoint" if serving else "no model version is deployed here yet",
+    )
+    m[2].metric(
+        "Since",
+        f"{dep.deployed_at:%Y-%m-%d}" if dep.deployed_at else "—",
+        help=f"{session.fmt_time(dep.deployed_at)} UTC" if dep.deployed_at else None,
+    )
     m[3].metric("Requests (24 h)", f"{stats.requests:,}" if stats else "0")
     m[4].metric("Error rate (24 h)", f"{stats.error_rate:.1%}" if stats and stats.requests else "—")
-    st.markdown((f"Serving **{md_text(serving)}**" if serving else "Serving nothing yet")
-                + f" · endpoint `POST /v1/deployments/{name}/predict`"
-                + (f" · canary: **{md_text(labels.get(dep.canary_model_version_id))}** gets {dep.canary_share:.0%} of "
-                   "traffic" if dep.canary_model_version_id else "")
-                + f" · regression tolerance {dep.regression_tolerance:g}")
+    st.markdown(
+        (f"Serving **{md_text(serving)}**" if serving else "Serving nothing yet")
+        + f" · endpoint `POST /v1/deployments/{name}/predict`"
+        + (
+            f" · canary: **{md_text(labels.get(dep.canary_model_version_id))}** gets {dep.canary_share:.0%} of traffic"
+            if dep.canary_model_version_id
+            else ""
+        )
+        + f" · regression tolerance {dep.regression_tolerance:g}"
+    )
 
 
 def _done(message: str) -> None:
@@ -59,24 +71,35 @@ def requests_and_gates() -> None:
         # A pending request's gates are evaluated now (database reads; the model-load check is the stored
         # one), so a sign-off or a data fix shows without a re-check. A decided one shows what it was decided on.
         gates = deployments.current_gates(db, r)
-        checked = (f"gates as of now (model load checked {session.fmt_time(r.gates_evaluated_at)})"
-                   if r.status == "pending" else f"gates checked {session.fmt_time(r.gates_evaluated_at)}")
+        checked = (
+            f"gates as of now (model load checked {session.fmt_time(r.gates_evaluated_at)})"
+            if r.status == "pending"
+            else f"gates checked {session.fmt_time(r.gates_evaluated_at)}"
+        )
         with st.container(border=True, key=f"dep_req_{r.id}"):
-            st.markdown(f"**Request #{r.id}: {md_text(req_labels.get(r.model_version_id))} → {name}** ({r.environment}) — "
-                        + badges.badge(r.status))
-            st.caption(f"requested by {r.requested_by} on {session.fmt_time(r.created_at)} · {checked}"
-                       f" · evidence {r.evidence_hash[:12]}"
-                       + (f" · decided by {r.decided_by}" if r.decided_by else "")
-                       + (f" · OVERRIDDEN by {r.overridden_by}: {md_text(r.override_reason)}" if r.overridden_by else ""))
+            st.markdown(
+                f"**Request #{r.id}: {md_text(req_labels.get(r.model_version_id))} → {name}** ({r.environment}) — "
+                + badges.badge(r.status)
+            )
+            st.caption(
+                f"requested by {r.requested_by} on {session.fmt_time(r.created_at)} · {checked}"
+                f" · evidence {r.evidence_hash[:12]}"
+                + (f" · decided by {r.decided_by}" if r.decided_by else "")
+                + (f" · OVERRIDDEN by {r.overridden_by}: {md_text(r.override_reason)}" if r.overridden_by else "")
+            )
             if r.note:
                 st.markdown(safe_markdown(f"> {r.note}"))
             for g in gates:
-                st.markdown(f"{badges.badge(g.status)} **{md_text(g.title)}** — "
-                            + md_text(g.detail, line_start=False))
+                st.markdown(f"{badges.badge(g.status)} **{md_text(g.title)}** — " + md_text(g.detail, line_start=False))
                 links = []
                 if g.evidence.get("dataset_version_id"):
-                    links.append(("pages/dataset.py", f"dataset version {g.evidence.get('dataset', '')}".strip(),
-                                  {"v": str(g.evidence["dataset_version_id"])}))
+                    links.append(
+                        (
+                            "pages/dataset.py",
+                            f"dataset version {g.evidence.get('dataset', '')}".strip(),
+                            {"v": str(g.evidence["dataset_version_id"])},
+                        )
+                    )
                 if g.evidence.get("run_id"):
                     links.append(("pages/run.py", f"run {g.evidence['run_id']}", {"id": str(g.evidence["run_id"])}))
                 for page, label, params in links:
@@ -90,9 +113,13 @@ def requests_and_gates() -> None:
                 if so.status == "pending":
                     collab_ui.signoff_card(so, key=f"dep_so_{r.id}", flash_key="dep")
             c = st.columns(4)
-            if c[0].button("Re-check gates", key=f"dep_recheck_{r.id}", icon=":material/refresh:",
-                           help="Every gate again, including loading the model and predicting, and store the result",
-                           disabled=not (session.may("deployment.deploy") or session.may("deployment.request"))):
+            if c[0].button(
+                "Re-check gates",
+                key=f"dep_recheck_{r.id}",
+                icon=":material/refresh:",
+                help="Every gate again, including loading the model and predicting, and store the result",
+                disabled=not (session.may("deployment.deploy") or session.may("deployment.request")),
+            ):
                 with st.spinner("Checking the gates…"), session.service_call():
                     deployments.reevaluate_request(db, actor=actor, request_id=r.id)
                     _done(f"Gates of request #{r.id} checked again.")
@@ -100,8 +127,10 @@ def requests_and_gates() -> None:
                 if c[1].button("Deploy", key=f"dep_deploy_{r.id}", type="primary", icon=":material/rocket_launch:"):
                     with st.spinner("Checking the gates and deploying…"), session.service_call():
                         deployments.deploy(db, actor=actor, request_id=r.id)
-                        _done(f"Deployed {md_text(req_labels.get(r.model_version_id))} on {name}. Running scoring services "
-                              "pick it up within seconds.")
+                        _done(
+                            f"Deployed {md_text(req_labels.get(r.model_version_id))} on {name}. Running scoring services "
+                            "pick it up within seconds."
+                        )
                 reason = c[2].text_input("Reason (reject / override)", key=f"dep_reason_{r.id}")
                 if c[3].button("Reject", key=f"dep_reject_{r.id}"):
                     with session.service_call():
@@ -129,12 +158,20 @@ def requests_and_gates() -> None:
                     back_to = deployments.version_labels(db, [done.model_version_id]).get(done.model_version_id)
                     _done(f"Rolled back {name} to {md_text(back_to)}.")
         with c2:
-            versions = [v for v in registry.list_model_versions(db, use_case_id=dep.use_case_id, limit=100)
-                        if v.id != dep.model_version_id] if dep.use_case_id else []
+            versions = (
+                [
+                    v
+                    for v in registry.list_model_versions(db, use_case_id=dep.use_case_id, limit=100)
+                    if v.id != dep.model_version_id
+                ]
+                if dep.use_case_id
+                else []
+            )
             with st.form("dep_canary"):
                 st.markdown("**Canary**: send a share of traffic to a challenger (both predictions are logged)")
-                ch = st.selectbox("Challenger", versions, format_func=lambda v: f"{v.model_name} v{v.version}",
-                                  key="dep_canary_mv")
+                ch = st.selectbox(
+                    "Challenger", versions, format_func=lambda v: f"{v.model_name} v{v.version}", key="dep_canary_mv"
+                )
                 share = st.slider("Share of traffic", 0.05, 0.5, 0.1, 0.05, key="dep_canary_share")
                 start = st.form_submit_button("Start canary", disabled=not versions)
                 stop = st.form_submit_button("Stop canary", disabled=dep.canary_model_version_id is None)
@@ -147,8 +184,15 @@ def requests_and_gates() -> None:
                     deployments.set_canary(db, actor=actor, deployment_name=name, model_version_id=None)
                     _done("Canary stopped.")
         with st.form("dep_tolerance"):
-            tol = st.number_input("No-regression tolerance (largest allowed drop of a KPI metric vs production)",
-                                  0.0, 1.0, float(dep.regression_tolerance), 0.005, format="%.3f", key="dep_tol")
+            tol = st.number_input(
+                "No-regression tolerance (largest allowed drop of a KPI metric vs production)",
+                0.0,
+                1.0,
+                float(dep.regression_tolerance),
+                0.005,
+                format="%.3f",
+                key="dep_tol",
+            )
             if st.form_submit_button("Save tolerance"):
                 with session.service_call():
                     deployments.set_regression_tolerance(db, actor=actor, deployment_name=name, tolerance=tol)
@@ -158,14 +202,28 @@ def requests_and_gates() -> None:
 # --- history -------------------------------------------------------------------------------------------
 def history() -> None:
     events = deployments.history(db, deployment_name=name)
-    ev_labels = deployments.version_labels(db, [e.from_model_version_id for e in events]
-                                           + [e.to_model_version_id for e in events])
+    ev_labels = deployments.version_labels(
+        db, [e.from_model_version_id for e in events] + [e.to_model_version_id for e in events]
+    )
     if not events:
         st.caption("Nothing deployed yet.")
     else:
-        st.dataframe([{"when": session.fmt_time(e.at), "what": e.kind, "from": ev_labels.get(e.from_model_version_id, "—"),
-                       "to": ev_labels.get(e.to_model_version_id, "—"), "who": e.actor_username, "why": e.reason}
-                      for e in events], hide_index=True, width="stretch", key="dep_history")
+        st.dataframe(
+            [
+                {
+                    "when": session.fmt_time(e.at),
+                    "what": e.kind,
+                    "from": ev_labels.get(e.from_model_version_id, "—"),
+                    "to": ev_labels.get(e.to_model_version_id, "—"),
+                    "who": e.actor_username,
+                    "why": e.reason,
+                }
+                for e in events
+            ],
+            hide_index=True,
+            width="stretch",
+            key="dep_history",
+        )
 
 
 # --- API keys --------------------------------------------------------------------------------------------
@@ -180,9 +238,12 @@ def api_keys() -> None:
                 k, secret = apikeys.create_key(db, actor=actor, deployment_name=name, name=kname)
                 st.success("Key created. Copy it now: it is shown only once.")
                 st.code(secret, language=None)
-                st.code(f"curl -s -X POST http://HOST:PORT/v1/deployments/{name}/predict \\\n"
-                        f"  -H 'Authorization: Bearer {secret}' -H 'Content-Type: application/json' \\\n"
-                        "  -d '{\"records\": [{...}]}'", language="bash")
+                st.code(
+                    f"curl -s -X POST http://HOST:PORT/v1/deployments/{name}/predict \\\n"
+                    f"  -H 'Authorization: Bearer {secret}' -H 'Content-Type: application/json' \\\n"
+                    "  -d '{\"records\": [{...}]}'",
+                    language="bash",
+                )
     keys = apikeys.list_keys(db, deployment_name=name)
     with listing:
         if not keys:
@@ -190,8 +251,10 @@ def api_keys() -> None:
         for k in keys:
             c = st.columns([3, 3, 2])
             c[0].markdown(f"`{k.prefix}…` {md_text(k.name)}")
-            c[1].caption(f"created by {k.created_by} on {session.fmt_time(k.created_at)}"
-                         + (f" · revoked by {k.revoked_by} on {session.fmt_time(k.revoked_at)}" if k.revoked_at else ""))
+            c[1].caption(
+                f"created by {k.created_by} on {session.fmt_time(k.created_at)}"
+                + (f" · revoked by {k.revoked_by} on {session.fmt_time(k.revoked_at)}" if k.revoked_at else "")
+            )
             if k.revoked_at is None and session.may("apikey.manage"):
                 if c[2].button("Revoke", key=f"dep_revoke_{k.id}"):
                     with session.service_call():
@@ -240,25 +303,35 @@ def labels_and_batch_scoring() -> None:
             res = predictions.upload_labels_csv(db, actor=actor, deployment_name=name, data=up.getvalue())
             st.success(f"{len(res.accepted):,} labels joined to their predictions.")
             if res.unknown:
-                st.warning(f"{len(res.unknown):,} unknown request ids (not kept): {md_text(', '.join(res.unknown[:20]))}"
-                           + (" …" if len(res.unknown) > 20 else ""))
+                st.warning(
+                    f"{len(res.unknown):,} unknown request ids (not kept): {md_text(', '.join(res.unknown[:20]))}"
+                    + (" …" if len(res.unknown) > 20 else "")
+                )
             if res.invalid:
                 st.warning("Invalid rows: " + md_text("; ".join(res.invalid[:10])))
     st.divider()
-    st.markdown("**Batch scoring**: upload a CSV or Parquet file with the model's columns; the worker scores it "
-                "and logs every row like an API prediction.")
+    st.markdown(
+        "**Batch scoring**: upload a CSV or Parquet file with the model's columns; the worker scores it "
+        "and logs every row like an API prediction."
+    )
     bf = st.file_uploader("File to score", type=["csv", "parquet"], key="dep_batch_file")
     if bf is not None and st.button("Score file", key="dep_batch_go", disabled=not session.may("batch.score")):
         with session.service_call():
             st.session_state["dep_batch_job"] = predictions.submit_batch_scoring(
-                db, actor=actor, deployment_name=name, filename=bf.name, data=bf.getvalue())
+                db, actor=actor, deployment_name=name, filename=bf.name, data=bf.getvalue()
+            )
     job_id = st.session_state.get("dep_batch_job")
     if job_id:
         job = jobs.get_job(db, job_id)
         if job.status == "finished" and job.result:
             st.success(f"Scored {job.result['rows']:,} rows (job {job_id}).")
-            st.download_button("Download scored file", artifacts.get_bytes(job.result["output_key"]),
-                               file_name="scored.csv", mime="text/csv", key="dep_batch_dl")
+            st.download_button(
+                "Download scored file",
+                artifacts.get_bytes(job.result["output_key"]),
+                file_name="scored.csv",
+                mime="text/csv",
+                key="dep_batch_dl",
+            )
         elif job.is_final:
             st.error(f"Batch scoring job {job_id} {job.status}: {md_text(job.error or '')}")
         else:
@@ -275,8 +348,14 @@ def discussion() -> None:
 
 # Stateful tabs: the open tab survives the rerun after an action (a new API key stays in view), and only
 # the open tab's content is computed.
-TABS = {"Requests & gates": requests_and_gates, "History": history, "API keys": api_keys, "Try it": try_it,
-        "Labels & batch scoring": labels_and_batch_scoring, "Discussion": discussion}
+TABS = {
+    "Requests & gates": requests_and_gates,
+    "History": history,
+    "API keys": api_keys,
+    "Try it": try_it,
+    "Labels & batch scoring": labels_and_batch_scoring,
+    "Discussion": discussion,
+}
 for tab, render in zip(st.tabs(list(TABS), key="dep_tab", on_change="rerun"), TABS.values()):
     if tab.open:
         with tab:

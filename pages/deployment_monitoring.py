@@ -1,5 +1,6 @@
 """One deployment's monitoring: drift over time per column, per-column detail, the evidently report on
 demand, performance vs KPIs with label coverage and delay, health charts, and the monitor's settings."""
+
 import time
 from html import escape
 
@@ -54,29 +55,40 @@ with top[1]:
 
 if not checks:
     with top[0]:
-        st.info(f"{name} has not been checked yet. A check runs on the monitor's schedule"
-                + (" — or run one now." if session.may("monitor.run") else "."))
+        st.info(
+            f"{name} has not been checked yet. A check runs on the monitor's schedule"
+            + (" — or run one now." if session.may("monitor.run") else ".")
+        )
 else:
     last = checks[-1]
     with top[0]:
-        st.caption(f"Latest check #{last.id} at {session.fmt_time(last.started_at)} over {last.n_rows:,} predictions "
-                   f"({session.fmt_time(last.window_start)} – {session.fmt_time(last.window_end)}); status "
-                   f"**{last.status}**{': ' + plain_markdown(last.error) if last.error else ''}")
+        st.caption(
+            f"Latest check #{last.id} at {session.fmt_time(last.started_at)} over {last.n_rows:,} predictions "
+            f"({session.fmt_time(last.window_start)} – {session.fmt_time(last.window_end)}); status "
+            f"**{last.status}**{': ' + plain_markdown(last.error) if last.error else ''}"
+        )
     m = st.columns(5)
-    m[0].metric("Dataset drift", "—" if last.dataset_drifted is None else ("drifted" if last.dataset_drifted
-                                                                            else "no drift"),
-                None if last.drift_share is None else f"{last.n_drifted_columns} of {last.n_columns} columns",
-                delta_color="off")
+    m[0].metric(
+        "Dataset drift",
+        "—" if last.dataset_drifted is None else ("drifted" if last.dataset_drifted else "no drift"),
+        None if last.drift_share is None else f"{last.n_drifted_columns} of {last.n_columns} columns",
+        delta_color="off",
+    )
     m[1].metric("KPIs", last.kpi_status)
-    m[2].metric("Label coverage", "—" if last.label_coverage is None else f"{last.label_coverage:.0%}",
-                None if last.n_unlabelled is None else f"{last.n_unlabelled:,} without label", delta_color="off")
+    m[2].metric(
+        "Label coverage",
+        "—" if last.label_coverage is None else f"{last.label_coverage:.0%}",
+        None if last.n_unlabelled is None else f"{last.n_unlabelled:,} without label",
+        delta_color="off",
+    )
     er = last.health.get("error_rate")
     m[3].metric("Error rate", "—" if er is None else f"{er:.1%}")
     p95 = last.health.get("latency_p95_ms")
     m[4].metric("Latency p95", "—" if p95 is None else f"{p95:.0f} ms")
 
 tab_drift, tab_report, tab_perf, tab_health, tab_settings, tab_talk = st.tabs(
-    ["Drift", "Evidently report", "Performance & labels", "Health", "Monitor settings", "Discussion"])
+    ["Drift", "Evidently report", "Performance & labels", "Health", "Monitor settings", "Discussion"]
+)
 
 with tab_drift:
     history = monitoring.drift_history(db, deployment_name=name)
@@ -84,40 +96,91 @@ with tab_drift:
         st.caption("No drift scores yet: they appear after the first check with enough predictions.")
     else:
         frame = pd.DataFrame([h.model_dump() for h in history])
-        st.markdown("**Drift over time per column.** Scores are stored by each check, nothing is recomputed. "
-                    "p-value methods (ks, chisquare, z) drift *below* their threshold, distances (wasserstein, "
-                    "jensenshannon) *above* it.")
-        fig = go.Figure([go.Scatter(
-            x=part["at"], y=part["score"], name=str(column), mode="lines+markers",
-            customdata=part[["method", "threshold", "drifted", "check_id"]].to_numpy(),
-            hovertemplate=(f"<b>{column}</b><br>%{{x}}<br>score %{{y:.4g}} (%{{customdata[0]}}, threshold "
-                           "%{customdata[1]:.4g})<br>drifted %{customdata[2]} · check #%{customdata[3]}<extra></extra>"),
-        ) for column, part in frame.groupby("column", sort=False)],
-            layout=dict(height=380, margin=MARGIN, xaxis=dict(title="window end"), yaxis=dict(title="drift score"),
-                        legend=dict(title=dict(text="column"))))
+        st.markdown(
+            "**Drift over time per column.** Scores are stored by each check, nothing is recomputed. "
+            "p-value methods (ks, chisquare, z) drift *below* their threshold, distances (wasserstein, "
+            "jensenshannon) *above* it."
+        )
+        fig = go.Figure(
+            [
+                go.Scatter(
+                    x=part["at"],
+                    y=part["score"],
+                    name=str(column),
+                    mode="lines+markers",
+                    customdata=part[["method", "threshold", "drifted", "check_id"]].to_numpy(),
+                    hovertemplate=(
+                        f"<b>{column}</b><br>%{{x}}<br>score %{{y:.4g}} (%{{customdata[0]}}, threshold "
+                        "%{customdata[1]:.4g})<br>drifted %{customdata[2]} · check #%{customdata[3]}<extra></extra>"
+                    ),
+                )
+                for column, part in frame.groupby("column", sort=False)
+            ],
+            layout=dict(
+                height=380,
+                margin=MARGIN,
+                xaxis=dict(title="window end"),
+                yaxis=dict(title="drift score"),
+                legend=dict(title=dict(text="column")),
+            ),
+        )
         st.plotly_chart(fig, width="stretch", key="dm_drift_chart")
         heat = frame.pivot_table(index="column", columns="check_id", values="drifted", aggfunc="max").astype(float)
-        fig2 = go.Figure(go.Heatmap(z=heat.values, x=[f"#{c}" for c in heat.columns], y=list(heat.index),
-                                    colorscale=[[0, "#2e7d32"], [1, "#c62828"]], zmin=0, zmax=1, showscale=False),
-                         layout=dict(height=60 + 28 * len(heat.index), margin=MARGIN, title="drifted (red) per check"))
+        fig2 = go.Figure(
+            go.Heatmap(
+                z=heat.values,
+                x=[f"#{c}" for c in heat.columns],
+                y=list(heat.index),
+                colorscale=[[0, "#2e7d32"], [1, "#c62828"]],
+                zmin=0,
+                zmax=1,
+                showscale=False,
+            ),
+            layout=dict(height=60 + 28 * len(heat.index), margin=MARGIN, title="drifted (red) per check"),
+        )
         st.plotly_chart(fig2, width="stretch", key="dm_drift_heat")
     if checks:
         ids = [c.id for c in checks if c.drift.get("columns")]
         if ids:
             wanted = st.query_params.get("check")
             default = int(wanted) if wanted and wanted.isdigit() and int(wanted) in ids else ids[-1]
-            chosen = st.selectbox("Per-column detail of check", ids[::-1], index=ids[::-1].index(default),
-                                  format_func=lambda i: f"#{i}", key="dm_check")
+            chosen = st.selectbox(
+                "Per-column detail of check",
+                ids[::-1],
+                index=ids[::-1].index(default),
+                format_func=lambda i: f"#{i}",
+                key="dm_check",
+            )
             c = next(x for x in checks if x.id == chosen)
-            st.dataframe([{"column": col, "type": v.get("column_type"), "method": v["method"], "score": v["score"],
-                           "threshold": v["threshold"], "drifted": "yes" if v["drifted"] else "no"}
-                          for col, v in c.drift["columns"].items()]
-                         + ([{"column": "(prediction)", "type": c.drift["prediction"].get("column_type"),
-                              "method": c.drift["prediction"]["method"], "score": c.drift["prediction"]["score"],
-                              "threshold": c.drift["prediction"]["threshold"],
-                              "drifted": "yes" if c.drift["prediction"]["drifted"] else "no"}]
-                            if c.drift.get("prediction") else []),
-                         hide_index=True, width="stretch")
+            st.dataframe(
+                [
+                    {
+                        "column": col,
+                        "type": v.get("column_type"),
+                        "method": v["method"],
+                        "score": v["score"],
+                        "threshold": v["threshold"],
+                        "drifted": "yes" if v["drifted"] else "no",
+                    }
+                    for col, v in c.drift["columns"].items()
+                ]
+                + (
+                    [
+                        {
+                            "column": "(prediction)",
+                            "type": c.drift["prediction"].get("column_type"),
+                            "method": c.drift["prediction"]["method"],
+                            "score": c.drift["prediction"]["score"],
+                            "threshold": c.drift["prediction"]["threshold"],
+                            "drifted": "yes" if c.drift["prediction"]["drifted"] else "no",
+                        }
+                    ]
+                    if c.drift.get("prediction")
+                    else []
+                ),
+                hide_index=True,
+                width="stretch",
+            )
             st.session_state["dm_report_check"] = chosen
 
 with tab_report:
@@ -125,8 +188,10 @@ with tab_report:
     if not chosen:
         st.caption("The evidently report needs a check with a drift result.")
     else:
-        st.caption(f"evidently's full data-drift report of check #{chosen}: rendered by a worker the first time "
-                   "someone opens it, then stored and shown instantly.")
+        st.caption(
+            f"evidently's full data-drift report of check #{chosen}: rendered by a worker the first time "
+            "someone opens it, then stored and shown instantly."
+        )
         html = monitoring.report_html(db, check_id=chosen)
         job_key = f"dm_report_job_{chosen}"
         if html is None:
@@ -151,19 +216,28 @@ with tab_report:
                         st.session_state.pop(job_key, None)
                         st.rerun()
                     elif job.is_final:
-                        box.update(label=f"Rendering failed: {plain_markdown(((job.error or '').strip().splitlines() or [''])[-1])}",
-                                   state="error")
+                        box.update(
+                            label=f"Rendering failed: {plain_markdown(((job.error or '').strip().splitlines() or [''])[-1])}",
+                            state="error",
+                        )
                     else:
                         box.update(label="Still rendering: come back in a moment", state="running")
         if html is not None:
-            st.download_button("Download the report (HTML)", html, file_name=f"drift-report-check-{chosen}.html",
-                               mime="text/html", key="dm_dl_report")
+            st.download_button(
+                "Download the report (HTML)",
+                html,
+                file_name=f"drift-report-check-{chosen}.html",
+                mime="text/html",
+                key="dm_dl_report",
+            )
             # The report holds values from live traffic and runs evidently's scripts: it is shown in an iframe
             # sandboxed WITHOUT allow-same-origin, so its scripts run in an opaque origin and cannot reach
             # this app (its session, its pages). The wrapper itself has no script.
-            st.iframe('<iframe sandbox="allow-scripts" referrerpolicy="no-referrer" title="evidently report" '
-                      f'style="width:100%;height:880px;border:0" srcdoc="{escape(html, quote=True)}"></iframe>',
-                      height=900)
+            st.iframe(
+                '<iframe sandbox="allow-scripts" referrerpolicy="no-referrer" title="evidently report" '
+                f'style="width:100%;height:880px;border:0" srcdoc="{escape(html, quote=True)}"></iframe>',
+                height=900,
+            )
 
 with tab_perf:
     if not checks:
@@ -171,61 +245,123 @@ with tab_perf:
     else:
         perf = []
         for c in checks:
-            row = {"at": c.window_end, "check": c.id, "labelled": c.performance.get("n_labelled", 0),
-                   "coverage": c.label_coverage, "delay p50 (h)": None if c.label_delay_p50_s is None
-                   else c.label_delay_p50_s / 3600, "unlabelled": c.n_unlabelled}
+            row = {
+                "at": c.window_end,
+                "check": c.id,
+                "labelled": c.performance.get("n_labelled", 0),
+                "coverage": c.label_coverage,
+                "delay p50 (h)": None if c.label_delay_p50_s is None else c.label_delay_p50_s / 3600,
+                "unlabelled": c.n_unlabelled,
+            }
             row.update(c.performance.get("metrics", {}))
             perf.append(row)
         pf = pd.DataFrame(perf)
         kpis = checks[-1].kpis
         if kpis:
             st.markdown("**Model KPIs on labelled predictions** (latest check)")
-            st.dataframe([{"KPI": k["name"], "metric": k["metric"], "target": f"{k['direction']} {k['target']:g}",
-                           "value": None if k["value"] is None else round(k["value"], 4), "status": k["status"]}
-                          for k in kpis], hide_index=True, width="stretch")
+            st.dataframe(
+                [
+                    {
+                        "KPI": k["name"],
+                        "metric": k["metric"],
+                        "target": f"{k['direction']} {k['target']:g}",
+                        "value": None if k["value"] is None else round(k["value"], 4),
+                        "status": k["status"],
+                    }
+                    for k in kpis
+                ],
+                hide_index=True,
+                width="stretch",
+            )
         metrics = sorted({k for c in checks for k in c.performance.get("metrics", {})})
         if metrics:
-            fig = go.Figure([go.Scatter(x=pf["at"], y=pf.get(mname), mode="lines+markers", name=mname)
-                             for mname in metrics],
-                            layout=dict(height=340, margin=MARGIN, title="metrics per check vs KPI targets"))
+            fig = go.Figure(
+                [go.Scatter(x=pf["at"], y=pf.get(mname), mode="lines+markers", name=mname) for mname in metrics],
+                layout=dict(height=340, margin=MARGIN, title="metrics per check vs KPI targets"),
+            )
             for k in kpis:
                 fig.add_hline(y=k["target"], line_dash="dash", annotation_text=f"{k['name']} target {k['target']:g}")
             st.plotly_chart(fig, width="stretch", key="dm_perf_chart")
         else:
-            st.caption("No labelled predictions yet: performance appears once labels come back "
-                       "(POST /v1/deployments/{name}/feedback).")
+            st.caption(
+                "No labelled predictions yet: performance appears once labels come back "
+                "(POST /v1/deployments/{name}/feedback)."
+            )
         st.markdown("**Label coverage and delay** — how many predictions still lack a label, and how late labels come.")
-        fig = go.Figure([go.Bar(x=pf["at"], y=pf["coverage"], name="coverage", yaxis="y"),
-                         go.Scatter(x=pf["at"], y=pf["delay p50 (h)"], name="median delay (h)", yaxis="y2",
-                                    mode="lines+markers")],
-                        layout=dict(height=300, margin=MARGIN,
-                                    yaxis=dict(title="coverage", range=[0, 1], tickformat=".0%"),
-                                    yaxis2=dict(title="hours", overlaying="y", side="right")))
+        fig = go.Figure(
+            [
+                go.Bar(x=pf["at"], y=pf["coverage"], name="coverage", yaxis="y"),
+                go.Scatter(
+                    x=pf["at"], y=pf["delay p50 (h)"], name="median delay (h)", yaxis="y2", mode="lines+markers"
+                ),
+            ],
+            layout=dict(
+                height=300,
+                margin=MARGIN,
+                yaxis=dict(title="coverage", range=[0, 1], tickformat=".0%"),
+                yaxis2=dict(title="hours", overlaying="y", side="right"),
+            ),
+        )
         st.plotly_chart(fig, width="stretch", key="dm_label_chart")
 
 with tab_health:
     if checks:
-        hf = pd.DataFrame([{"at": c.window_end, "volume": c.health.get("volume"), "error rate": c.health.get("error_rate"),
-                            "p50": c.health.get("latency_p50_ms"), "p95": c.health.get("latency_p95_ms"),
-                            "p99": c.health.get("latency_p99_ms")} for c in checks])
-        fig = go.Figure([go.Scatter(x=hf["at"], y=hf[p], name=p, mode="lines+markers") for p in ("p50", "p95", "p99")],
-                        layout=dict(height=300, margin=MARGIN_TITLED, title="latency per check window (ms)",
-                                    xaxis=dict(title="window end"), yaxis=dict(title="ms"),
-                                    legend=dict(title=dict(text="percentile"))))
+        hf = pd.DataFrame(
+            [
+                {
+                    "at": c.window_end,
+                    "volume": c.health.get("volume"),
+                    "error rate": c.health.get("error_rate"),
+                    "p50": c.health.get("latency_p50_ms"),
+                    "p95": c.health.get("latency_p95_ms"),
+                    "p99": c.health.get("latency_p99_ms"),
+                }
+                for c in checks
+            ]
+        )
+        fig = go.Figure(
+            [go.Scatter(x=hf["at"], y=hf[p], name=p, mode="lines+markers") for p in ("p50", "p95", "p99")],
+            layout=dict(
+                height=300,
+                margin=MARGIN_TITLED,
+                title="latency per check window (ms)",
+                xaxis=dict(title="window end"),
+                yaxis=dict(title="ms"),
+                legend=dict(title=dict(text="percentile")),
+            ),
+        )
         st.plotly_chart(fig, width="stretch", key="dm_lat_chart")
-        fig = go.Figure(go.Bar(x=hf["at"], y=hf["volume"], name="volume"),
-                        layout=dict(height=260, margin=MARGIN_TITLED, title="predictions per check window",
-                                    xaxis=dict(title="window end"), yaxis=dict(title="predictions")))
+        fig = go.Figure(
+            go.Bar(x=hf["at"], y=hf["volume"], name="volume"),
+            layout=dict(
+                height=260,
+                margin=MARGIN_TITLED,
+                title="predictions per check window",
+                xaxis=dict(title="window end"),
+                yaxis=dict(title="predictions"),
+            ),
+        )
         st.plotly_chart(fig, width="stretch", key="dm_vol_chart")
     live = monitoring.live_health(db, deployment_name=name, hours=24, buckets=24)
     lf = pd.DataFrame([b.model_dump() for b in live])
     if lf["volume"].sum():
-        fig = go.Figure(go.Bar(x=lf["start"], y=lf["volume"], name="requests",
-                               customdata=lf[["errors", "latency_p95_ms"]].to_numpy(),
-                               hovertemplate="%{x}<br>%{y} requests · %{customdata[0]} errors · "
-                                             "p95 %{customdata[1]:.0f} ms<extra></extra>"),
-                        layout=dict(height=260, margin=MARGIN_TITLED, title="last 24 hours: requests per hour",
-                                    xaxis=dict(title="hour"), yaxis=dict(title="requests")))
+        fig = go.Figure(
+            go.Bar(
+                x=lf["start"],
+                y=lf["volume"],
+                name="requests",
+                customdata=lf[["errors", "latency_p95_ms"]].to_numpy(),
+                hovertemplate="%{x}<br>%{y} requests · %{customdata[0]} errors · "
+                "p95 %{customdata[1]:.0f} ms<extra></extra>",
+            ),
+            layout=dict(
+                height=260,
+                margin=MARGIN_TITLED,
+                title="last 24 hours: requests per hour",
+                xaxis=dict(title="hour"),
+                yaxis=dict(title="requests"),
+            ),
+        )
         st.plotly_chart(fig, width="stretch", key="dm_live_chart")
     else:
         st.caption("No requests in the last 24 hours.")
@@ -235,36 +371,68 @@ with tab_settings:
     if mon is None:
         st.caption("No monitor yet: the first check creates the default one (last 5,000 predictions, hourly).")
     else:
-        st.caption(f"Monitor “{plain_markdown(mon.name)}”, version {mon.version}, last changed {session.fmt_time(mon.updated_at)}.")
+        st.caption(
+            f"Monitor “{plain_markdown(mon.name)}”, version {mon.version}, last changed {session.fmt_time(mon.updated_at)}."
+        )
     can = session.may("monitor.configure")
     with st.form("dm_settings"):
         c1, c2, c3 = st.columns(3)
         kinds = ["last_n", "last_hours"]
-        window_kind = c1.selectbox("Window", kinds, index=kinds.index(mon.window_kind) if mon else 0,
-                                   format_func=lambda k: {"last_n": "last N predictions", "last_hours": "last hours"}[k])
-        window_size = c2.number_input("Window size (predictions or hours)", min_value=1,
-                                      value=mon.window_size if mon else 5000)
-        schedule_min = c3.number_input("Run every (minutes, 0 = only on demand)", min_value=0,
-                                       value=(mon.schedule_seconds or 0) // 60 if mon else 60)
+        window_kind = c1.selectbox(
+            "Window",
+            kinds,
+            index=kinds.index(mon.window_kind) if mon else 0,
+            format_func=lambda k: {"last_n": "last N predictions", "last_hours": "last hours"}[k],
+        )
+        window_size = c2.number_input(
+            "Window size (predictions or hours)", min_value=1, value=mon.window_size if mon else 5000
+        )
+        schedule_min = c3.number_input(
+            "Run every (minutes, 0 = only on demand)",
+            min_value=0,
+            value=(mon.schedule_seconds or 0) // 60 if mon else 60,
+        )
         c1, c2, c3 = st.columns(3)
-        drift_share = c1.number_input("Dataset drifts when this share of columns drifts", min_value=0.05,
-                                      max_value=1.0, value=mon.drift_share if mon else 0.5, step=0.05)
-        max_err = c2.number_input("Max error rate", min_value=0.0, max_value=1.0,
-                                  value=(mon.max_error_rate if mon and mon.max_error_rate is not None else 0.05), step=0.01)
-        max_lat = c3.number_input("Max p95 latency (ms)", min_value=1.0,
-                                  value=(mon.max_latency_p95_ms if mon and mon.max_latency_p95_ms else 500.0))
+        drift_share = c1.number_input(
+            "Dataset drifts when this share of columns drifts",
+            min_value=0.05,
+            max_value=1.0,
+            value=mon.drift_share if mon else 0.5,
+            step=0.05,
+        )
+        max_err = c2.number_input(
+            "Max error rate",
+            min_value=0.0,
+            max_value=1.0,
+            value=(mon.max_error_rate if mon and mon.max_error_rate is not None else 0.05),
+            step=0.01,
+        )
+        max_lat = c3.number_input(
+            "Max p95 latency (ms)",
+            min_value=1.0,
+            value=(mon.max_latency_p95_ms if mon and mon.max_latency_p95_ms else 500.0),
+        )
         policies = ["off", "propose", "automatic"]
-        policy = st.radio("Retraining on drift or a missed KPI", policies, horizontal=True,
-                          index=policies.index(mon.retraining_policy) if mon else 1,
-                          help="propose: ops approve a proposal; automatic: the run is queued at once")
-        overrides = st.text_input("Per-column method overrides (column=method, comma separated)",
-                                  value=", ".join(f"{k}={v}" for k, v in (mon.method_overrides if mon else {}).items()))
-        thresholds = st.text_input("Per-column thresholds (column=value, comma separated)",
-                                   value=", ".join(f"{k}={v:g}" for k, v in (mon.threshold_overrides if mon else {}).items()))
+        policy = st.radio(
+            "Retraining on drift or a missed KPI",
+            policies,
+            horizontal=True,
+            index=policies.index(mon.retraining_policy) if mon else 1,
+            help="propose: ops approve a proposal; automatic: the run is queued at once",
+        )
+        overrides = st.text_input(
+            "Per-column method overrides (column=method, comma separated)",
+            value=", ".join(f"{k}={v}" for k, v in (mon.method_overrides if mon else {}).items()),
+        )
+        thresholds = st.text_input(
+            "Per-column thresholds (column=value, comma separated)",
+            value=", ".join(f"{k}={v:g}" for k, v in (mon.threshold_overrides if mon else {}).items()),
+        )
         save = st.form_submit_button("Save monitor", disabled=not can)
     if not can:
         st.caption("Only ops and admins change monitors.")
     if save:
+
         def pairs(text):
             out = {}
             for part in [p.strip() for p in text.split(",") if p.strip()]:
@@ -276,13 +444,24 @@ with tab_settings:
 
         with session.service_call():
             monitoring.configure_monitor(
-                db, actor=actor, deployment_name=name, name=mon.name if mon else "default", window_kind=window_kind,
-                window_size=int(window_size), schedule_seconds=int(schedule_min) * 60 or None,
-                drift_share=float(drift_share), max_error_rate=float(max_err), max_latency_p95_ms=float(max_lat),
-                retraining_policy=policy, method_overrides=pairs(overrides), threshold_overrides=pairs(thresholds),
-                watch_kpis=mon.watch_kpis if mon else None, columns=mon.columns if mon else None,
+                db,
+                actor=actor,
+                deployment_name=name,
+                name=mon.name if mon else "default",
+                window_kind=window_kind,
+                window_size=int(window_size),
+                schedule_seconds=int(schedule_min) * 60 or None,
+                drift_share=float(drift_share),
+                max_error_rate=float(max_err),
+                max_latency_p95_ms=float(max_lat),
+                retraining_policy=policy,
+                method_overrides=pairs(overrides),
+                threshold_overrides=pairs(thresholds),
+                watch_kpis=mon.watch_kpis if mon else None,
+                columns=mon.columns if mon else None,
                 min_label_coverage=mon.min_label_coverage if mon else None,
-                expected_version=mon.version if mon else None)
+                expected_version=mon.version if mon else None,
+            )
             collab_ui.flash("dm", "Monitor saved.")
             st.rerun()
 

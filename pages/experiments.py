@@ -1,5 +1,6 @@
 """Experiments: launch no-code runs (queued for the worker), watch them live, and browse every run with
 server-side filters, sorting, pagination and KPI lights."""
+
 import streamlit as st
 
 from hub_ui import badges, session
@@ -32,65 +33,117 @@ st.session_state["_exp_uc_qp"] = use_case_id
 
 # --- launch -------------------------------------------------------------------------------------
 if session.may("run.start"):
-    with st.expander("Launch an experiment", expanded=st.session_state.get("exp_launch_open", False),
-                     icon=":material/rocket_launch:"):
+    with st.expander(
+        "Launch an experiment", expanded=st.session_state.get("exp_launch_open", False), icon=":material/rocket_launch:"
+    ):
         versions = datasets.trainable_versions(db, use_case_id=use_case_id)
         if not versions:
-            st.warning("This use case has no validated (or waived) dataset version yet; training needs one. "
-                       "A data engineer registers and validates data on the Data pages.")
+            st.warning(
+                "This use case has no validated (or waived) dataset version yet; training needs one. "
+                "A data engineer registers and validates data on the Data pages."
+            )
         else:
             labels = {v.id: f"{v.ref} · {v.n_rows:,} rows · {v.status}" for v in versions}
-            version_id = st.selectbox("Dataset version (validated or waived)", list(labels), format_func=labels.get,
-                                      key="exp_version")
+            version_id = st.selectbox(
+                "Dataset version (validated or waived)", list(labels), format_func=labels.get, key="exp_version"
+            )
             version = next(v for v in versions if v.id == version_id)
             columns = [c["name"] for c in version.columns]
             default_target = "churned" if "churned" in columns else columns[-1]
             target = st.selectbox("Target column", columns, index=columns.index(default_target), key="exp_target")
             suggested = experiments.suggest_task_for(db, dataset_version_id=version_id, target=target)
-            task = st.radio("Task", TASKS, index=TASKS.index(suggested), horizontal=True,
-                            key=f"exp_task_{version_id}_{target}", help=f"suggested from the target: {suggested}")
-            features = st.multiselect("Features", [c for c in columns if c != target],
-                                      default=[c for c in columns if c != target], key=f"exp_features_{version_id}_{target}")
+            task = st.radio(
+                "Task",
+                TASKS,
+                index=TASKS.index(suggested),
+                horizontal=True,
+                key=f"exp_task_{version_id}_{target}",
+                help=f"suggested from the target: {suggested}",
+            )
+            features = st.multiselect(
+                "Features",
+                [c for c in columns if c != target],
+                default=[c for c in columns if c != target],
+                key=f"exp_features_{version_id}_{target}",
+            )
             choices = algorithms_for(task)
-            algorithms = st.multiselect("Algorithms (one run each)", choices, default=choices[:1],
-                                        format_func=lambda k: ALGORITHMS[k].label, key=f"exp_algs_{task}")
+            algorithms = st.multiselect(
+                "Algorithms (one run each)",
+                choices,
+                default=choices[:1],
+                format_func=lambda k: ALGORITHMS[k].label,
+                key=f"exp_algs_{task}",
+            )
             params_by_algorithm = {}
             if algorithms:
-                st.caption("Hyperparameters: defaults are filled in. Several comma-separated values make a search "
-                           f"(grid, or random with a draw count; at most {training.MAX_SEARCH_COMBINATIONS} "
-                           "combinations).")
+                st.caption(
+                    "Hyperparameters: defaults are filled in. Several comma-separated values make a search "
+                    f"(grid, or random with a draw count; at most {training.MAX_SEARCH_COMBINATIONS} "
+                    "combinations)."
+                )
                 for alg in algorithms:
                     spec = ALGORITHMS[alg]
                     cols = st.columns(len(spec.params))
                     params = {}
                     for col_, (name, p) in zip(cols, spec.params.items()):
-                        raw = col_.text_input(f"{spec.label}: {name}", value="" if p.default is None else str(p.default),
-                                              help=p.help or None, key=f"exp_p_{alg}_{name}")
+                        raw = col_.text_input(
+                            f"{spec.label}: {name}",
+                            value="" if p.default is None else str(p.default),
+                            help=p.help or None,
+                            key=f"exp_p_{alg}_{name}",
+                        )
                         values = [v.strip() for v in raw.split(",")] if "," in raw else raw.strip()
                         params[name] = values
                     params_by_algorithm[alg] = params
             c1, c2, c3, c4 = st.columns(4)
-            search = c1.selectbox("Search", ["grid", "random"], key="exp_search",
-                                  help="used only when a hyperparameter has several values")
+            search = c1.selectbox(
+                "Search",
+                ["grid", "random"],
+                key="exp_search",
+                help="used only when a hyperparameter has several values",
+            )
             n_iter = c1.number_input("Random search draws", 1, training.MAX_SEARCH_COMBINATIONS, 10, key="exp_n_iter")
-            split = c2.radio("Evaluation", ["holdout", "cv"], key="exp_split",
-                             format_func={"holdout": "holdout split", "cv": "k-fold CV"}.get)
+            split = c2.radio(
+                "Evaluation",
+                ["holdout", "cv"],
+                key="exp_split",
+                format_func={"holdout": "holdout split", "cv": "k-fold CV"}.get,
+            )
             test_size = c3.slider("Test share (holdout)", 0.05, 0.5, 0.2, 0.05, key="exp_test_size")
             folds = c3.number_input("Folds (CV)", 2, 20, 5, key="exp_folds")
             seed = c4.number_input("Seed", 0, 2**31 - 1, 42, key="exp_seed")
             name = c4.text_input("Run name (optional)", key="exp_name")
-            if st.button("Launch", type="primary", icon=":material/play_arrow:", key="exp_launch",
-                         disabled=not algorithms):
+            if st.button(
+                "Launch", type="primary", icon=":material/play_arrow:", key="exp_launch", disabled=not algorithms
+            ):
                 st.session_state["exp_launch_open"] = True
-                config = {"target": target, "task": task, "features": features, "search": search,
-                          "n_iter": int(n_iter), "split": split, "test_size": float(test_size), "folds": int(folds),
-                          "seed": int(seed)}
+                config = {
+                    "target": target,
+                    "task": task,
+                    "features": features,
+                    "search": search,
+                    "n_iter": int(n_iter),
+                    "split": split,
+                    "test_size": float(test_size),
+                    "folds": int(folds),
+                    "seed": int(seed),
+                }
                 with session.service_call():
-                    runs = experiments.start_runs(db, actor=actor, use_case_id=use_case_id, dataset_version_id=version_id,
-                                                  config=config, algorithms=algorithms,
-                                                  params_by_algorithm=params_by_algorithm, name=name or None)
-                    st.success(f"Queued {len(runs)} run(s): " + ", ".join(f"run {r.id}" for r in runs)
-                               + ". A worker trains them; progress shows below.")
+                    runs = experiments.start_runs(
+                        db,
+                        actor=actor,
+                        use_case_id=use_case_id,
+                        dataset_version_id=version_id,
+                        config=config,
+                        algorithms=algorithms,
+                        params_by_algorithm=params_by_algorithm,
+                        name=name or None,
+                    )
+                    st.success(
+                        f"Queued {len(runs)} run(s): "
+                        + ", ".join(f"run {r.id}" for r in runs)
+                        + ". A worker trains them; progress shows below."
+                    )
 
 
 # --- live progress ------------------------------------------------------------------------------
@@ -129,10 +182,17 @@ ascending = f5.toggle("Ascending", key="exp_f_asc")
 page_size = 25
 page_no = st.number_input("Page", min_value=1, value=1, step=1, key="exp_page")
 try:
-    page = experiments.list_runs(db, use_case_id=use_case_id, status=status or None,
-                                 algorithm=None if algorithm == "(all)" else algorithm, search=search or None,
-                                 sort=sort, descending=not ascending, limit=page_size,
-                                 offset=(int(page_no) - 1) * page_size)
+    page = experiments.list_runs(
+        db,
+        use_case_id=use_case_id,
+        status=status or None,
+        algorithm=None if algorithm == "(all)" else algorithm,
+        search=search or None,
+        sort=sort,
+        descending=not ascending,
+        limit=page_size,
+        offset=(int(page_no) - 1) * page_size,
+    )
 except DomainError as exc:
     st.error(md_text(str(exc)))  # the message quotes the search text
     st.stop()
@@ -141,16 +201,24 @@ lights = experiments.kpi_lights(db, page.items)
 metric_cols = [k for k in choices["metric"]][:6]
 rows = []
 for r in page.items:
-    row = {"run": r.id, "name": r.name, "status": r.status, "algorithm": r.algorithm, "source": r.source,
-           "KPIs": ", ".join(f"{c.kpi.metric} {badges.label(c.status)}" for c in lights.get(r.id, [])),
-           "by": r.created_by, "created": session.fmt_time(r.created_at),
-           "seconds": round(r.duration_seconds, 1) if r.duration_seconds else None}
+    row = {
+        "run": r.id,
+        "name": r.name,
+        "status": r.status,
+        "algorithm": r.algorithm,
+        "source": r.source,
+        "KPIs": ", ".join(f"{c.kpi.metric} {badges.label(c.status)}" for c in lights.get(r.id, [])),
+        "by": r.created_by,
+        "created": session.fmt_time(r.created_at),
+        "seconds": round(r.duration_seconds, 1) if r.duration_seconds else None,
+    }
     for k in metric_cols:
         row[k] = r.metrics.get(k)
     rows.append(row)
 if rows:
-    event = st.dataframe(rows, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
-                         key="exp_table")
+    event = st.dataframe(
+        rows, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row", key="exp_table"
+    )
     selected = [rows[i]["run"] for i in event.selection.rows] if event and event.selection else []
     b1, b2, _ = st.columns([1, 1, 3])
     if b1.button("Open run", disabled=len(selected) != 1, key="exp_open", icon=":material/open_in_new:"):

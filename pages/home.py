@@ -1,4 +1,5 @@
 """Workspace overview: how many things are at each stage, and what happened lately."""
+
 import streamlit as st
 
 from hub_ui import session
@@ -23,7 +24,16 @@ if not ov.recent:
     st.info("Nothing has happened yet.")
 else:
     st.dataframe(
-        [{"when": session.fmt_time(e.at), "who": e.actor_username, "what": e.action, "entity": f"{e.entity_type} {e.entity_id}",
-          "summary": e.summary} for e in ov.recent],
-        hide_index=True, width="stretch",
+        [
+            {
+                "when": session.fmt_time(e.at),
+                "who": e.actor_username,
+                "what": e.action,
+                "entity": f"{e.entity_type} {e.entity_id}",
+                "summary": e.summary,
+            }
+            for e in ov.recent
+        ],
+        hide_index=True,
+        width="stretch",
     )

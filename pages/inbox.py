@@ -1,4 +1,5 @@
 """My inbox: sign-offs waiting for me, mentions and decisions on what I asked for."""
+
 import streamlit as st
 
 from hub_ui import collab as collab_ui
@@ -34,14 +35,21 @@ if c3.button("Mark all read", key="inbox_mark_all", disabled=box.unread == 0):
     collab_ui.flash("inbox", f"{n} marked read.")
     st.rerun()
 if not box.items:
-    st.caption("No notifications. You get one when someone mentions you with @" + actor.username
-               + ", asks you for a sign-off, or decides on one you asked for.")
+    st.caption(
+        "No notifications. You get one when someone mentions you with @"
+        + actor.username
+        + ", asks you for a sign-off, or decides on one you asked for."
+    )
 for item in box.items:
     with st.container(border=True):
         a, b = st.columns([6, 1])
-        a.markdown((":blue[:material/fiber_manual_record:] " if item.read_at is None else "") + f"**{md_text(item.title)}**")
-        a.caption(f"{item.kind.replace('_', ' ')} · {item.entity_type.replace('_', ' ')} {item.entity_id} · "
-                  f"{session.fmt_time(item.created_at)}")
+        a.markdown(
+            (":blue[:material/fiber_manual_record:] " if item.read_at is None else "") + f"**{md_text(item.title)}**"
+        )
+        a.caption(
+            f"{item.kind.replace('_', ' ')} · {item.entity_type.replace('_', ' ')} {item.entity_id} · "
+            f"{session.fmt_time(item.created_at)}"
+        )
         page = ENTITY_PAGES.get(item.entity_type)
         if page:
             a.page_link(page, label="Open", query_params={"id": item.entity_id})

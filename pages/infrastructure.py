@@ -1,4 +1,5 @@
 """Infrastructure: worker processes (CPU and memory from their heartbeats), the scheduler, the job queue."""
+
 from datetime import UTC, datetime
 
 import streamlit as st
@@ -9,16 +10,22 @@ from mlops_core.services import infrastructure
 actor = session.require_actor()
 db = session.db()
 st.title("Infrastructure")
-st.caption("Each worker reports its CPU and memory (psutil) with its heartbeat; the scheduler holds a lease it "
-           "renews while alive. A worker or scheduler that stops reporting raises an alert.")
+st.caption(
+    "Each worker reports its CPU and memory (psutil) with its heartbeat; the scheduler holds a lease it "
+    "renews while alive. A worker or scheduler that stops reporting raises an alert."
+)
 
 info = infrastructure.infrastructure_status(db)
 now = datetime.now(UTC)
 alive = [w for w in info.workers if w.status == "running"]
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Workers running", len(alive))
-c2.metric("Scheduler", "alive" if info.scheduler_alive else ("down" if info.scheduler_holder else "not started"),
-          info.scheduler_holder or None, delta_color="off")
+c2.metric(
+    "Scheduler",
+    "alive" if info.scheduler_alive else ("down" if info.scheduler_holder else "not started"),
+    info.scheduler_holder or None,
+    delta_color="off",
+)
 c3.metric("Jobs queued / running", f"{info.job_counts.get('queued', 0)} / {info.job_counts.get('running', 0)}")
 c4.metric("Jobs failed", info.job_counts.get("failed", 0))
 
@@ -26,32 +33,61 @@ st.subheader("Processes")
 if not info.workers:
     st.caption("No worker has started yet (`python -m mlops_core worker`, or `up`).")
 else:
-    st.dataframe([{
-        "name": w.name, "host": w.hostname, "pid": w.pid, "status": w.status,
-        "scheduler": "yes" if w.is_scheduler else "",
-        "CPU %": round(w.cpu_percent, 1), "memory (MB)": round(w.rss_mb, 1),
-        "heartbeat": f"{(now - w.heartbeat_at).total_seconds():.0f} s ago",
-        "current job": w.current_job_id, "done": w.jobs_done, "failed": w.jobs_failed,
-        "started": session.fmt_time(w.started_at),
-    } for w in info.workers], hide_index=True, width="stretch")
+    st.dataframe(
+        [
+            {
+                "name": w.name,
+                "host": w.hostname,
+                "pid": w.pid,
+                "status": w.status,
+                "scheduler": "yes" if w.is_scheduler else "",
+                "CPU %": round(w.cpu_percent, 1),
+                "memory (MB)": round(w.rss_mb, 1),
+                "heartbeat": f"{(now - w.heartbeat_at).total_seconds():.0f} s ago",
+                "current job": w.current_job_id,
+                "done": w.jobs_done,
+                "failed": w.jobs_failed,
+                "started": session.fmt_time(w.started_at),
+            }
+            for w in info.workers
+        ],
+        hide_index=True,
+        width="stretch",
+    )
     live = [w for w in info.workers if w.status in ("running", "stopping")]
     if live:
         import plotly.express as px
 
-        fig = px.bar(x=[w.name for w in live], y=[w.rss_mb for w in live], labels={"x": "process", "y": "MB"},
-                     title="memory per live process")
+        fig = px.bar(
+            x=[w.name for w in live],
+            y=[w.rss_mb for w in live],
+            labels={"x": "process", "y": "MB"},
+            title="memory per live process",
+        )
         fig.update_layout(height=260, margin=dict(l=10, r=10, t=40, b=10))
         st.plotly_chart(fig, width="stretch", key="infra_mem")
 
 st.subheader("This UI process")
 p = info.this_process
-st.caption(f"host CPU {p['cpu_percent']:.0f} % of {p['cpus']} CPUs · host memory {p['memory_percent']:.0f} % used · "
-           f"this process {p['rss_mb']:.0f} MB")
+st.caption(
+    f"host CPU {p['cpu_percent']:.0f} % of {p['cpus']} CPUs · host memory {p['memory_percent']:.0f} % used · "
+    f"this process {p['rss_mb']:.0f} MB"
+)
 
 st.subheader("Recent failed jobs")
 if not info.failed_jobs:
     st.caption("None.")
 else:
-    st.dataframe([{"job": j.id, "kind": j.kind, "finished": session.fmt_time(j.finished_at),
-                   "error": ((j.error or "").strip().splitlines() or [""])[-1][:200]} for j in info.failed_jobs],
-                 hide_index=True, width="stretch")
+    st.dataframe(
+        [
+            {
+                "job": j.id,
+                "kind": j.kind,
+                "finished": session.fmt_time(j.finished_at),
+                "error": ((j.error or "").strip().splitlines() or [""])[-1][:200],
+            }
+            for j in info.failed_jobs
+        ],
+        hide_index=True,
+        width="stretch",
+    )

@@ -1,4 +1,5 @@
 """Log in with a local account, or with single sign-on when OIDC is configured in secrets."""
+
 import streamlit as st
 
 from hub_ui import session
@@ -42,8 +43,9 @@ if submitted:
     try:
         # Throttled in the service: a wait of a few seconds at most after failures (this session's thread
         # only), then a temporary lock.
-        st.session_state["actor"] = users.authenticate(session.db(), username=username, password=password,
-                                                       client=session.client_address())
+        st.session_state["actor"] = users.authenticate(
+            session.db(), username=username, password=password, client=session.client_address()
+        )
         st.rerun()
     except AuthenticationFailed as exc:
         st.error(plain_markdown(str(exc)))

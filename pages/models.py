@@ -1,4 +1,5 @@
 """Model registry: registered models and their versions, aliases, model cards and lineage."""
+
 import streamlit as st
 
 from hub_ui import session
@@ -17,29 +18,60 @@ models = registry.list_models(db, search=search or None)
 if not models:
     st.info("No registered model yet. Open a finished run and press Register as model.")
     st.stop()
-st.dataframe([{"model": m.name, "latest version": m.latest_version,
-               "aliases": ", ".join(f"{a} → v{v}" for a, v in sorted(m.aliases.items())),
-               "created by": m.created_by, "created": session.fmt_time(m.created_at)} for m in models],
-             hide_index=True, width="stretch")
+st.dataframe(
+    [
+        {
+            "model": m.name,
+            "latest version": m.latest_version,
+            "aliases": ", ".join(f"{a} → v{v}" for a, v in sorted(m.aliases.items())),
+            "created by": m.created_by,
+            "created": session.fmt_time(m.created_at),
+        }
+        for m in models
+    ],
+    hide_index=True,
+    width="stretch",
+)
 names = [m.name for m in models]
 if st.session_state.get("models_pick") not in names:
     st.session_state["models_pick"] = names[0]
 name = st.selectbox("Model", names, key="models_pick")
 versions = registry.list_model_versions(db, model_name=name)
 st.subheader(f"{md_text(name)}: versions")
-st.dataframe([{"version": v.version, "aliases": ", ".join(v.aliases), "run": v.run_id, "task": v.task,
-               **{k: round(x, 4) for k, x in sorted(v.metrics.items())[:6]}, "by": v.created_by,
-               "registered": session.fmt_time(v.created_at)} for v in versions], hide_index=True, width="stretch")
+st.dataframe(
+    [
+        {
+            "version": v.version,
+            "aliases": ", ".join(v.aliases),
+            "run": v.run_id,
+            "task": v.task,
+            **{k: round(x, 4) for k, x in sorted(v.metrics.items())[:6]},
+            "by": v.created_by,
+            "registered": session.fmt_time(v.created_at),
+        }
+        for v in versions
+    ],
+    hide_index=True,
+    width="stretch",
+)
 by_number = {v.version: v for v in versions}
-number = st.selectbox("Version", list(by_number), format_func=lambda n: f"v{n}" + (
-    f" ({', '.join(by_number[n].aliases)})" if by_number[n].aliases else ""), key=f"models_v_{name}")
+number = st.selectbox(
+    "Version",
+    list(by_number),
+    format_func=lambda n: f"v{n}" + (f" ({', '.join(by_number[n].aliases)})" if by_number[n].aliases else ""),
+    key=f"models_v_{name}",
+)
 mv = by_number[number]
 
 if session.may("model.register"):
     with st.expander("Aliases", icon=":material/label:"):
         c1, c2, c3 = st.columns([2, 1, 1])
-        alias = c1.selectbox("Alias", ["champion", "challenger"], key="models_alias",
-                             help="moves the alias to this version if another version had it")
+        alias = c1.selectbox(
+            "Alias",
+            ["champion", "challenger"],
+            key="models_alias",
+            help="moves the alias to this version if another version had it",
+        )
         if c2.button(f"Point at v{mv.version}", key="models_set_alias"):
             with session.service_call(f"{name}@{alias} now points at v{mv.version}."):
                 registry.set_alias(db, actor=actor, model_name=name, alias=alias, version=mv.version)
@@ -67,8 +99,9 @@ with tab_card:
     )
     st.markdown("**Metrics vs KPIs**")
     if card.kpi_checks:
-        st.dataframe([{"KPI": c.kpi.label, "value": c.value, "status": c.status}
-                      for c in card.kpi_checks], hide_index=True)
+        st.dataframe(
+            [{"KPI": c.kpi.label, "value": c.value, "status": c.status} for c in card.kpi_checks], hide_index=True
+        )
     st.dataframe([{"metric": k, "value": v} for k, v in sorted(mv.metrics.items())], hide_index=True)
     st.markdown("**Intended use:** " + (safe_markdown(card.intended_use) or "—"))
     st.markdown("**Limitations:** " + (safe_markdown(card.limitations) or "—"))
@@ -84,7 +117,6 @@ with tab_card:
                     registry.update_card(db, actor=actor, model_version_id=mv.id, intended_use=use, limitations=lim)
 
 
-
 def _dot(text: str) -> str:
     """A user-written label inside a DOT string: a quote would end it and let the text add attributes."""
     return str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
@@ -93,8 +125,13 @@ def _dot(text: str) -> str:
 with tab_lineage:
     nodes = registry.lineage(db, mv.id)
     cols = st.columns(len(nodes) * 2 - 1)
-    titles = {"use_case": "Use case", "dataset_version": "Dataset version", "run": "Run",
-              "model_version": "Model version", "deployment": "Deployment"}
+    titles = {
+        "use_case": "Use case",
+        "dataset_version": "Dataset version",
+        "run": "Run",
+        "model_version": "Model version",
+        "deployment": "Deployment",
+    }
     for i, n in enumerate(nodes):
         with cols[i * 2].container(border=True):
             st.caption(titles.get(n.kind, n.kind))
@@ -103,7 +140,11 @@ with tab_lineage:
                 st.caption(md_text(n.detail))
         if i < len(nodes) - 1:
             cols[i * 2 + 1].markdown("### →")
-    dot = "digraph { rankdir=LR; node [shape=box, style=rounded];\n" + "\n".join(
-        f'n{i} [label="{titles.get(n.kind, n.kind)}\\n{_dot(n.label)}"];' for i, n in enumerate(nodes)) + "\n" + "\n".join(
-        f"n{i} -> n{i + 1};" for i in range(len(nodes) - 1)) + "}"
+    dot = (
+        "digraph { rankdir=LR; node [shape=box, style=rounded];\n"
+        + "\n".join(f'n{i} [label="{titles.get(n.kind, n.kind)}\\n{_dot(n.label)}"];' for i, n in enumerate(nodes))
+        + "\n"
+        + "\n".join(f"n{i} -> n{i + 1};" for i in range(len(nodes) - 1))
+        + "}"
+    )
     st.graphviz_chart(dot)

@@ -1,4 +1,5 @@
 """Portfolio board: every use case by lifecycle stage, with KPI status lights and owners."""
+
 import streamlit as st
 
 from hub_ui import badges, session
@@ -9,9 +10,11 @@ from mlops_core.textsafety import plain_markdown as md_text
 actor = session.require_actor()
 db = session.db()
 st.title("Use case portfolio")
-st.caption("Each card is a use case at its lifecycle stage. Lights: model KPIs against the best finished run so "
-           f"far, business KPIs against their latest reading ({badges.badge('met')} · {badges.badge('warning')} "
-           f"within the warning band · {badges.badge('missed')} · {badges.badge('unknown')} no data yet).")
+st.caption(
+    "Each card is a use case at its lifecycle stage. Lights: model KPIs against the best finished run so "
+    f"far, business KPIs against their latest reading ({badges.badge('met')} · {badges.badge('warning')} "
+    f"within the warning band · {badges.badge('missed')} · {badges.badge('unknown')} no data yet)."
+)
 flash("portfolio")
 
 ALL = "(all)"
@@ -23,8 +26,13 @@ tag = c3.selectbox("Tag", [ALL] + choices["tag"], key="pf_tag")
 page_size = 30
 page_no = c4.number_input("Page", min_value=1, value=1, step=1, key="pf_page")
 result = usecases.list_use_cases(
-    db, actor=actor, owner=None if owner == ALL else owner, status=None if status == ALL else status,
-    tag=None if tag == ALL else tag, limit=page_size, offset=(int(page_no) - 1) * page_size,
+    db,
+    actor=actor,
+    owner=None if owner == ALL else owner,
+    status=None if status == ALL else status,
+    tag=None if tag == ALL else tag,
+    limit=page_size,
+    offset=(int(page_no) - 1) * page_size,
 )
 pages = max(1, -(-result.total // page_size))
 st.caption(f"{result.total:,} use cases · page {int(page_no)} of {pages}")
@@ -38,27 +46,39 @@ for uc in result.items:
 # One column per stage that has use cases on this page (at most 4 a row), so cards stay readable.
 shown = [s for s in stages if by_stage.get(s)]
 if not shown:
-    st.info("No use case matches these filters." if result.total or owner != ALL or tag != ALL
-            else "No use case yet: create the first one below.")
+    st.info(
+        "No use case matches these filters."
+        if result.total or owner != ALL or tag != ALL
+        else "No use case yet: create the first one below."
+    )
 for row_start in range(0, len(shown), 4):
-    row = shown[row_start:row_start + 4]
+    row = shown[row_start : row_start + 4]
     for col, stage in zip(st.columns(4), row):
         with col:
             st.markdown(f"#### {stage.capitalize()} · {result.by_status.get(stage, 0)}")
             for uc in by_stage[stage]:
                 with st.container(border=True):
-                    st.page_link("pages/use_case.py", label=md_text(uc.title), query_params={"id": str(uc.id)},
-                                 icon=":material/lightbulb:")
-                    st.caption(f"owner {uc.owner_username} · {uc.priority}"
-                               + (f" · {md_text(', '.join(uc.tags))}" if uc.tags else ""))
+                    st.page_link(
+                        "pages/use_case.py",
+                        label=md_text(uc.title),
+                        query_params={"id": str(uc.id)},
+                        icon=":material/lightbulb:",
+                    )
+                    st.caption(
+                        f"owner {uc.owner_username} · {uc.priority}"
+                        + (f" · {md_text(', '.join(uc.tags))}" if uc.tags else "")
+                    )
                     checks = statuses[uc.id]
                     if not checks:
                         st.caption("no KPIs yet")
                         continue
                     lights = []
                     for c in checks:
-                        value = "no runs yet" if c.value is None and c.kpi.kind == "model" else (
-                            "no readings" if c.value is None else f"{c.value:.3g}")
+                        value = (
+                            "no runs yet"
+                            if c.value is None and c.kpi.kind == "model"
+                            else ("no readings" if c.value is None else f"{c.value:.3g}")
+                        )
                         lights.append(f"{badges.badge(c.status)} {md_text(c.kpi.label)} ({value})")
                     st.markdown("  \n".join(lights))
 
@@ -79,9 +99,16 @@ with st.form("new_use_case"):
 if create:
     created = None
     with session.service_call():
-        created = usecases.create_use_case(db, actor=actor, title=title, problem_statement=problem,
-                                           objectives=objectives, priority=priority, target_date=target_date,
-                                           tags=tags)
+        created = usecases.create_use_case(
+            db,
+            actor=actor,
+            title=title,
+            problem_statement=problem,
+            objectives=objectives,
+            priority=priority,
+            target_date=target_date,
+            tags=tags,
+        )
     if created is not None:
         st.session_state["use_case_id"] = created.id
         st.switch_page("pages/use_case.py", query_params={"id": str(created.id)})

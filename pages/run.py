@@ -1,4 +1,5 @@
 """One run: status, params, metrics, KPI checks, plots, artifacts; reproduce, register, cancel; discussion."""
+
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -22,8 +23,7 @@ if not recent.items and not wanted:
 # Older runs linked from elsewhere (a model card, an alert) come first, then the 200 newest.
 labels = {i: f"run {i}" for i in wanted}
 labels.update({r.id: f"run {r.id} · {r.name} · {r.status}" for r in recent.items})
-run_id = session.pick_id_from_query("Run", labels, key="run_pick", param="id",
-                                    default=st.session_state.get("run_id"))
+run_id = session.pick_id_from_query("Run", labels, key="run_pick", param="id", default=st.session_state.get("run_id"))
 st.session_state["run_id"] = run_id
 
 try:
@@ -33,9 +33,11 @@ except DomainError as exc:
     st.stop()
 
 st.subheader(f"{badges.badge(run.status)} Run {run.id}: {md_text(run.name, line_start=False)}")
-st.caption(f"{run.status} · {run.source} · by {run.created_by} · created {session.fmt_time(run.created_at)}"
-           + (f" · {run.duration_seconds:.1f} s" if run.duration_seconds else "")
-           + (f" · reproduction of run {run.reproduced_from_run_id}" if run.reproduced_from_run_id else ""))
+st.caption(
+    f"{run.status} · {run.source} · by {run.created_by} · created {session.fmt_time(run.created_at)}"
+    + (f" · {run.duration_seconds:.1f} s" if run.duration_seconds else "")
+    + (f" · reproduction of run {run.reproduced_from_run_id}" if run.reproduced_from_run_id else "")
+)
 
 
 @st.fragment(run_every=2)
@@ -62,22 +64,34 @@ if run.status in ("queued", "running") and session.may("run.cancel"):
         with session.service_call("Cancel requested: the run stops at its next check."):
             experiments.cancel_run(db, actor=actor, run_id=run.id)
 if run.status == "finished" and session.may("run.start") and run.source != "sdk":
-    if a2.button("Reproduce", icon=":material/replay:", key="run_reproduce",
-                 help="re-run this exact configuration on the same dataset version and compare the metrics"):
+    if a2.button(
+        "Reproduce",
+        icon=":material/replay:",
+        key="run_reproduce",
+        help="re-run this exact configuration on the same dataset version and compare the metrics",
+    ):
         with session.service_call():
             again = experiments.reproduce_run(db, actor=actor, run_id=run.id)
             st.success(f"Queued run {again.id} to reproduce run {run.id}; open it to see whether metrics match.")
 if run.status == "finished" and run.model_artifact_key and session.may("model.register"):
     with a3.popover("Register as model", icon=":material/inventory_2:"):
-        name = st.text_input("Model name", value="churn-classifier" if "churn" in (run.target or "") else "",
-                             key="run_reg_name")
+        name = st.text_input(
+            "Model name", value="churn-classifier" if "churn" in (run.target or "") else "", key="run_reg_name"
+        )
         alias = st.selectbox("Alias", ["(none)", "challenger", "champion"], key="run_reg_alias")
         intended = st.text_area("Intended use", key="run_reg_use")
         limits = st.text_area("Limitations", key="run_reg_limits")
         if st.button("Register", type="primary", key="run_reg_go"):
             with session.service_call():
-                mv = registry.register_model(db, actor=actor, run_id=run.id, name=name, intended_use=intended,
-                                             limitations=limits, alias=None if alias == "(none)" else alias)
+                mv = registry.register_model(
+                    db,
+                    actor=actor,
+                    run_id=run.id,
+                    name=name,
+                    intended_use=intended,
+                    limitations=limits,
+                    alias=None if alias == "(none)" else alias,
+                )
                 st.success(f"Registered {mv.model_name} v{mv.version}.")
 
 if run.reproduced_from_run_id:
@@ -86,57 +100,87 @@ if run.reproduced_from_run_id:
         st.success(f"Reproduced: every metric equals run {run.reproduced_from_run_id}'s.")
     elif rep.status == "mismatch":
         st.warning(f"Not reproduced: {len(rep.differences)} metric(s) differ from run {run.reproduced_from_run_id}.")
-        st.dataframe([{"metric": k, "original": a, "reproduction": b} for k, (a, b) in rep.differences.items()],
-                     hide_index=True)
+        st.dataframe(
+            [{"metric": k, "original": a, "reproduction": b} for k, (a, b) in rep.differences.items()], hide_index=True
+        )
     elif rep.status == "pending":
         st.info("Reproduction in progress; the comparison appears when it finishes.")
 versions = registry.versions_of_run(db, run.id)
 if versions:
-    st.caption("Registered as: " + ", ".join(f"{md_text(v.model_name, line_start=False)} v{v.version}"
-                                             + (f" ({', '.join(v.aliases)})" if v.aliases else "") for v in versions))
+    st.caption(
+        "Registered as: "
+        + ", ".join(
+            f"{md_text(v.model_name, line_start=False)} v{v.version}"
+            + (f" ({', '.join(v.aliases)})" if v.aliases else "")
+            for v in versions
+        )
+    )
 
 # --- metrics, KPIs, params -------------------------------------------------------------------------
-tab_m, tab_p, tab_plots, tab_art, tab_talk = st.tabs(["Metrics & KPIs", "Parameters", "Plots", "Artifacts",
-                                                      "Discussion"])
+tab_m, tab_p, tab_plots, tab_art, tab_talk = st.tabs(
+    ["Metrics & KPIs", "Parameters", "Plots", "Artifacts", "Discussion"]
+)
 with tab_m:
     if run.metrics:
         cols = st.columns(min(6, len(run.metrics)))
         for i, (k, v) in enumerate(sorted(run.metrics.items())):
             train_v = run.train_metrics.get(k)
-            cols[i % len(cols)].metric(f"test {k}", f"{v:.4f}",
-                                       help=f"train: {train_v:.4f}" if train_v is not None else None)
-        st.dataframe([{"metric": k, "test": v, "train": run.train_metrics.get(k),
-                       "cv std": run.all_metrics.get(f"cv_std_{k}")} for k, v in sorted(run.metrics.items())],
-                     hide_index=True)
+            cols[i % len(cols)].metric(
+                f"test {k}", f"{v:.4f}", help=f"train: {train_v:.4f}" if train_v is not None else None
+            )
+        st.dataframe(
+            [
+                {
+                    "metric": k,
+                    "test": v,
+                    "train": run.train_metrics.get(k),
+                    "cv std": run.all_metrics.get(f"cv_std_{k}"),
+                }
+                for k, v in sorted(run.metrics.items())
+            ],
+            hide_index=True,
+        )
     else:
         st.caption("No metrics yet.")
     checks = experiments.kpi_checks(db, run.id)
     st.markdown("**KPI check** (the use case's model KPIs)")
     if checks:
-        st.dataframe([{"KPI": c.kpi.label, "value": c.value, "status": c.status}
-                      for c in checks], hide_index=True)
+        st.dataframe([{"KPI": c.kpi.label, "value": c.value, "status": c.status} for c in checks], hide_index=True)
     else:
         st.caption("The use case has no model KPIs yet.")
     history = experiments.metric_history(db, run.id)
     stepped = {k: v for k, v in history.items() if len(v) > 1 and not k.startswith(("fold_", "staged_"))}
     if stepped:
         key = st.selectbox("Metric by step", sorted(stepped), key="run_step_metric")
-        fig = go.Figure(go.Scatter(x=[s for s, _ in stepped[key]], y=[v for _, v in stepped[key]], mode="lines+markers"))
+        fig = go.Figure(
+            go.Scatter(x=[s for s, _ in stepped[key]], y=[v for _, v in stepped[key]], mode="lines+markers")
+        )
         fig.update_layout(height=300, xaxis_title="step", yaxis_title=key, margin=dict(t=20))
         st.plotly_chart(fig, width="stretch")
-    folds = {k[len("fold_"):]: v for k, v in history.items() if k.startswith("fold_")}
+    folds = {k[len("fold_") :]: v for k, v in history.items() if k.startswith("fold_")}
     if folds:
         st.markdown("**Per fold**")
         n = max(len(v) for v in folds.values())
-        st.dataframe([{"fold": i + 1, **{k: (v[i][1] if i < len(v) else None) for k, v in folds.items()}}
-                      for i in range(n)], hide_index=True)
+        st.dataframe(
+            [{"fold": i + 1, **{k: (v[i][1] if i < len(v) else None) for k, v in folds.items()}} for i in range(n)],
+            hide_index=True,
+        )
 
 with tab_p:
     st.dataframe([{"parameter": k, "value": str(v)} for k, v in sorted(run.params.items())], hide_index=True)
     st.markdown("**Reproducibility**")
-    st.json({"dataset_version_id": run.dataset_version_id, "dataset_hash": run.dataset_hash, "seed": run.seed,
-             "code_version": run.code_version, "package_versions": run.package_versions, "config": run.config,
-             "tags": run.tags}, expanded=False)
+    st.json(
+        {
+            "dataset_version_id": run.dataset_version_id,
+            "dataset_hash": run.dataset_hash,
+            "seed": run.seed,
+            "code_version": run.code_version,
+            "package_versions": run.package_versions,
+            "config": run.config,
+            "tags": run.tags,
+        },
+        expanded=False,
+    )
     if run.input_schema:
         st.markdown("**Input schema**")
         st.dataframe(run.input_schema, hide_index=True)
@@ -147,16 +191,24 @@ with tab_plots:
         st.caption("No plots for this run (runs logged from code carry only what they logged).")
     if plots and plots.confusion_matrix:
         cm = plots.confusion_matrix
-        fig = go.Figure(go.Heatmap(z=cm.matrix, x=cm.labels, y=cm.labels, text=cm.matrix,
-                                   texttemplate="%{text}", colorscale="Blues"))
+        fig = go.Figure(
+            go.Heatmap(
+                z=cm.matrix, x=cm.labels, y=cm.labels, text=cm.matrix, texttemplate="%{text}", colorscale="Blues"
+            )
+        )
         fig.update_layout(title="Confusion matrix", xaxis_title="predicted", yaxis_title="actual", height=380)
         st.plotly_chart(fig, width="stretch")
     c1, c2 = st.columns(2)
     if plots and plots.roc:
-        fig = go.Figure([go.Scatter(x=plots.roc.fpr, y=plots.roc.tpr, name="ROC"),
-                         go.Scatter(x=[0, 1], y=[0, 1], name="chance", line=dict(dash="dash"))])
-        fig.update_layout(title="ROC curve", xaxis_title="false positive rate", yaxis_title="true positive rate",
-                          height=350)
+        fig = go.Figure(
+            [
+                go.Scatter(x=plots.roc.fpr, y=plots.roc.tpr, name="ROC"),
+                go.Scatter(x=[0, 1], y=[0, 1], name="chance", line=dict(dash="dash")),
+            ]
+        )
+        fig.update_layout(
+            title="ROC curve", xaxis_title="false positive rate", yaxis_title="true positive rate", height=350
+        )
         c1.plotly_chart(fig, width="stretch")
     if plots and plots.pr:
         fig = go.Figure(go.Scatter(x=plots.pr.recall, y=plots.pr.precision, name="PR"))
@@ -168,8 +220,9 @@ with tab_plots:
         st.plotly_chart(fig, width="stretch")
     if plots and plots.staged:
         stg = plots.staged
-        fig = go.Figure([go.Scatter(x=stg.stage, y=stg.train, name="train"),
-                         go.Scatter(x=stg.stage, y=stg.test, name="test")])
+        fig = go.Figure(
+            [go.Scatter(x=stg.stage, y=stg.train, name="train"), go.Scatter(x=stg.stage, y=stg.test, name="test")]
+        )
         fig.update_layout(title=f"{stg.metric} by boosting stage", xaxis_title="stage", height=350)
         st.plotly_chart(fig, width="stretch")
     if plots and plots.feature_importance:

@@ -1,5 +1,6 @@
 """One use case: overview and lifecycle, KPIs with charts, discussion, sign-offs, and what the
 other stages built for it (datasets, runs, models, deployments, alerts)."""
+
 from datetime import date
 
 import plotly.graph_objects as go
@@ -23,8 +24,9 @@ if not everything:
     st.stop()
 
 titles = {u.id: u.title for u in everything}
-chosen = session.pick_id_from_query("Use case", titles, key="uc_pick", param="id",
-                                   default=st.session_state.get("use_case_id"))
+chosen = session.pick_id_from_query(
+    "Use case", titles, key="uc_pick", param="id", default=st.session_state.get("use_case_id")
+)
 st.session_state["use_case_id"] = chosen
 
 uc = usecases.get_use_case(db, actor=actor, use_case_id=chosen)
@@ -33,8 +35,7 @@ st.session_state.setdefault(seen_key, uc.version)
 can_edit = session.may("usecase.write")
 can_kpi = session.may("kpi.write")
 can_read_in = session.may("kpi.reading")
-EDIT_KEYS = [f"uc_edit_{f}_{uc.id}" for f in ("title", "problem", "objectives", "owner", "priority", "target",
-                                             "tags")]
+EDIT_KEYS = [f"uc_edit_{f}_{uc.id}" for f in ("title", "problem", "objectives", "owner", "priority", "target", "tags")]
 
 
 def reload_edits() -> None:
@@ -44,19 +45,25 @@ def reload_edits() -> None:
 
 
 st.title(plain_markdown(uc.title))
-st.caption(f"{badges.badge(uc.status)} · owner {uc.owner_username} · priority {uc.priority}"
-           + (f" · target {uc.target_date:%Y-%m-%d}" if uc.target_date else "")
-           + (f" · tags: {plain_markdown(', '.join(uc.tags))}" if uc.tags else "")
-           + f" · version {uc.version}, last changed by {uc.updated_by} {session.fmt_time(uc.updated_at)}")
+st.caption(
+    f"{badges.badge(uc.status)} · owner {uc.owner_username} · priority {uc.priority}"
+    + (f" · target {uc.target_date:%Y-%m-%d}" if uc.target_date else "")
+    + (f" · tags: {plain_markdown(', '.join(uc.tags))}" if uc.tags else "")
+    + f" · version {uc.version}, last changed by {uc.updated_by} {session.fmt_time(uc.updated_at)}"
+)
 collab_ui.flash("use_case")
 if not can_edit:
-    st.info("You can read this use case and take part in the discussion; editing it and its KPIs is for "
-            "business users (and admins).")
+    st.info(
+        "You can read this use case and take part in the discussion; editing it and its KPIs is for "
+        "business users (and admins)."
+    )
 
 # Keyed and tracked, so the open tab stays open across the rerun that follows an action in it.
 tab_overview, tab_kpis, tab_discussion, tab_signoffs, tab_delivery, tab_history = st.tabs(
     ["Overview", "KPIs", "Discussion", "Sign-offs", "Datasets, runs, models, deployments", "History"],
-    key=f"uc_tabs_{uc.id}", on_change="rerun")
+    key=f"uc_tabs_{uc.id}",
+    on_change="rerun",
+)
 
 # --- overview ------------------------------------------------------------------------------
 with tab_overview:
@@ -92,32 +99,58 @@ with tab_overview:
     all_users = [u.username for u in users.list_users(db, actor=actor) if u.is_active]
     with st.form(f"uc_edit_{uc.id}"):
         new_title = st.text_input("Title", value=uc.title, key=EDIT_KEYS[0], disabled=not can_edit)
-        new_problem = st.text_area("Problem statement", value=uc.problem_statement, key=EDIT_KEYS[1],
-                                   disabled=not can_edit)
+        new_problem = st.text_area(
+            "Problem statement", value=uc.problem_statement, key=EDIT_KEYS[1], disabled=not can_edit
+        )
         new_objectives = st.text_area("Objectives", value=uc.objectives, key=EDIT_KEYS[2], disabled=not can_edit)
         e1, e2, e3 = st.columns(3)
-        new_owner = e1.selectbox("Business owner", all_users,
-                                 index=all_users.index(uc.owner_username) if uc.owner_username in all_users else 0,
-                                 key=EDIT_KEYS[3], disabled=not can_edit)
-        new_priority = e2.selectbox("Priority", usecases.PRIORITIES, index=usecases.PRIORITIES.index(uc.priority),
-                                    key=EDIT_KEYS[4], disabled=not can_edit)
+        new_owner = e1.selectbox(
+            "Business owner",
+            all_users,
+            index=all_users.index(uc.owner_username) if uc.owner_username in all_users else 0,
+            key=EDIT_KEYS[3],
+            disabled=not can_edit,
+        )
+        new_priority = e2.selectbox(
+            "Priority",
+            usecases.PRIORITIES,
+            index=usecases.PRIORITIES.index(uc.priority),
+            key=EDIT_KEYS[4],
+            disabled=not can_edit,
+        )
         new_target = e3.date_input("Target date", value=uc.target_date, key=EDIT_KEYS[5], disabled=not can_edit)
-        new_tags = st.text_input("Tags (comma separated)", value=", ".join(uc.tags), key=EDIT_KEYS[6],
-                                 disabled=not can_edit)
+        new_tags = st.text_input(
+            "Tags (comma separated)", value=", ".join(uc.tags), key=EDIT_KEYS[6], disabled=not can_edit
+        )
         team_roles = {}
         t_cols = st.columns(len(usecases.MEMBER_ROLES))
         for tc, role in zip(t_cols, usecases.MEMBER_ROLES):
             current = [m.username for m in uc.members if m.role == role]
-            team_roles[role] = tc.multiselect(role.replace("_", " ").capitalize(), all_users, default=current,
-                                              key=f"uc_edit_team_{role}_{uc.id}", disabled=not can_edit)
+            team_roles[role] = tc.multiselect(
+                role.replace("_", " ").capitalize(),
+                all_users,
+                default=current,
+                key=f"uc_edit_team_{role}_{uc.id}",
+                disabled=not can_edit,
+            )
         save = st.form_submit_button("Save changes", type="primary", disabled=not can_edit)
     if save:
         saved = None
         with session.service_call():
             saved = usecases.update_use_case(
-                db, actor=actor, use_case_id=uc.id, expected_version=st.session_state[seen_key], title=new_title,
-                problem_statement=new_problem, objectives=new_objectives, owner_username=new_owner,
-                priority=new_priority, target_date=new_target, tags=new_tags, members=team_roles)
+                db,
+                actor=actor,
+                use_case_id=uc.id,
+                expected_version=st.session_state[seen_key],
+                title=new_title,
+                problem_statement=new_problem,
+                objectives=new_objectives,
+                owner_username=new_owner,
+                priority=new_priority,
+                target_date=new_target,
+                tags=new_tags,
+                members=team_roles,
+            )
         if saved is not None:
             st.session_state[seen_key] = saved.version
             collab_ui.flash("use_case", "Saved.")
@@ -132,37 +165,68 @@ with tab_overview:
 with tab_kpis:
     checks = usecases.kpi_status(db, uc)
     if not checks:
-        st.caption("No KPI yet. Model KPIs say which metric a model must reach; business KPIs track a "
-                   "business figure over time.")
+        st.caption(
+            "No KPI yet. Model KPIs say which metric a model must reach; business KPIs track a "
+            "business figure over time."
+        )
     else:
-        st.dataframe([
-            {"KPI": c.kpi.name, "kind": c.kpi.kind, "metric": c.kpi.metric or "",
-             "rule": f"{c.kpi.direction} {c.kpi.target:g}", "warning band": c.kpi.warning,
-             "unit": c.kpi.unit, "baseline": c.kpi.baseline,
-             "now": ("no runs yet" if c.value is None and c.kpi.kind == "model"
-                     else "no readings" if c.value is None else f"{c.value:.4g}"), "status": c.status}
-            for c in checks], hide_index=True, width="stretch")
+        st.dataframe(
+            [
+                {
+                    "KPI": c.kpi.name,
+                    "kind": c.kpi.kind,
+                    "metric": c.kpi.metric or "",
+                    "rule": f"{c.kpi.direction} {c.kpi.target:g}",
+                    "warning band": c.kpi.warning,
+                    "unit": c.kpi.unit,
+                    "baseline": c.kpi.baseline,
+                    "now": (
+                        "no runs yet"
+                        if c.value is None and c.kpi.kind == "model"
+                        else "no readings"
+                        if c.value is None
+                        else f"{c.value:.4g}"
+                    ),
+                    "status": c.status,
+                }
+                for c in checks
+            ],
+            hide_index=True,
+            width="stretch",
+        )
     business = [k for k in uc.kpis if k.kind == "business"]
     for k in business:
         readings = usecases.list_readings(db, k.id)
-        st.markdown(f"**{plain_markdown(k.name)}** — target {k.direction} {k.target:g}"
-                    + plain_markdown(f" {k.unit}" if k.unit else "", line_start=False)
-                    + (f", baseline {k.baseline:g}" if k.baseline is not None else ""))
+        st.markdown(
+            f"**{plain_markdown(k.name)}** — target {k.direction} {k.target:g}"
+            + plain_markdown(f" {k.unit}" if k.unit else "", line_start=False)
+            + (f", baseline {k.baseline:g}" if k.baseline is not None else "")
+        )
         if not readings:
             st.caption("No readings yet.")
             continue
         last = readings[-1]
         prog = kpi_math.progress(k.baseline, k.target, last.value)
         m1, m2, m3 = st.columns(3)
-        m1.metric("Latest", f"{last.value:g}{k.unit}", delta=(f"{last.value - readings[-2].value:+.2f}"
-                                                            if len(readings) > 1 else None),
-                  delta_color="inverse" if k.direction == "<=" else "normal")
+        m1.metric(
+            "Latest",
+            f"{last.value:g}{k.unit}",
+            delta=(f"{last.value - readings[-2].value:+.2f}" if len(readings) > 1 else None),
+            delta_color="inverse" if k.direction == "<=" else "normal",
+        )
         m2.metric("Status", kpi_math.evaluate(k.direction, k.target, k.warning, last.value))
         m3.metric("Progress to target", "—" if prog is None else f"{prog:.0%}")
         fig = go.Figure()
-        fig.add_trace(go.Scatter(x=[r.measured_on for r in readings], y=[r.value for r in readings],
-                                 mode="lines+markers", name=k.name,
-                                 text=[r.note for r in readings], hovertemplate="%{x}: %{y}<br>%{text}"))
+        fig.add_trace(
+            go.Scatter(
+                x=[r.measured_on for r in readings],
+                y=[r.value for r in readings],
+                mode="lines+markers",
+                name=k.name,
+                text=[r.note for r in readings],
+                hovertemplate="%{x}: %{y}<br>%{text}",
+            )
+        )
         fig.add_hline(y=k.target, line_dash="dash", line_color="green", annotation_text=f"target {k.target:g}")
         if k.baseline is not None:
             fig.add_hline(y=k.baseline, line_dash="dot", line_color="gray", annotation_text=f"baseline {k.baseline:g}")
@@ -173,9 +237,13 @@ with tab_kpis:
         with st.form(f"kpi_reading_{uc.id}", clear_on_submit=True):
             st.markdown("**Add a reading**")
             r1, r2, r3 = st.columns(3)
-            which = r1.selectbox("Business KPI", [k.id for k in business],
-                                 format_func=lambda i: next(k.name for k in business if k.id == i),
-                                 key=f"reading_kpi_{uc.id}", disabled=not can_read_in)
+            which = r1.selectbox(
+                "Business KPI",
+                [k.id for k in business],
+                format_func=lambda i: next(k.name for k in business if k.id == i),
+                key=f"reading_kpi_{uc.id}",
+                disabled=not can_read_in,
+            )
             value = r2.text_input("Value", key=f"reading_value_{uc.id}", disabled=not can_read_in)
             on = r3.date_input("Date", value=date.today(), key=f"reading_on_{uc.id}", disabled=not can_read_in)
             note = st.text_input("Note", key=f"reading_note_{uc.id}", disabled=not can_read_in)
@@ -191,11 +259,18 @@ with tab_kpis:
     DIRS = {"usual for the metric": None, ">= (higher is better)": ">=", "<= (lower is better)": "<="}
     with st.form(f"kpi_new_{uc.id}"):
         st.markdown("**Add a KPI**")
-        kind = st.radio("Kind", ["model", "business"], horizontal=True, key=f"kpi_kind_{uc.id}", disabled=not can_kpi,
-                        help="model: a metric a model must reach; business: a figure you enter readings for")
+        kind = st.radio(
+            "Kind",
+            ["model", "business"],
+            horizontal=True,
+            key=f"kpi_kind_{uc.id}",
+            disabled=not can_kpi,
+            help="model: a metric a model must reach; business: a figure you enter readings for",
+        )
         k1, k2, k3 = st.columns(3)
-        metric = k1.selectbox("Metric (model KPIs)", list(kpi_math.KNOWN_METRICS), key=f"kpi_metric_{uc.id}",
-                              disabled=not can_kpi)
+        metric = k1.selectbox(
+            "Metric (model KPIs)", list(kpi_math.KNOWN_METRICS), key=f"kpi_metric_{uc.id}", disabled=not can_kpi
+        )
         name = k2.text_input("Name (business KPIs)", key=f"kpi_name_{uc.id}", disabled=not can_kpi)
         direction = k3.selectbox("Direction", list(DIRS), key=f"kpi_dir_{uc.id}", disabled=not can_kpi)
         k4, k5, k6, k7 = st.columns(4)
@@ -208,10 +283,18 @@ with tab_kpis:
         done = None
         with session.service_call():
             done = usecases.add_kpi(
-                db, actor=actor, use_case_id=uc.id, kind=kind, metric=metric if kind == "model" else None,
-                name=name if kind == "business" else None, direction=DIRS[direction], target=target,
-                warning=warning, unit=unit if kind == "business" else "",
-                baseline=baseline if kind == "business" else None)
+                db,
+                actor=actor,
+                use_case_id=uc.id,
+                kind=kind,
+                metric=metric if kind == "model" else None,
+                name=name if kind == "business" else None,
+                direction=DIRS[direction],
+                target=target,
+                warning=warning,
+                unit=unit if kind == "business" else "",
+                baseline=baseline if kind == "business" else None,
+            )
         if done is not None:
             for f in ("name", "target", "warning", "unit", "baseline"):
                 st.session_state.pop(f"kpi_{f}_{uc.id}", None)
@@ -224,9 +307,15 @@ with tab_discussion:
 
 with tab_signoffs:
     collab_ui.signoffs(
-        "use_case", uc.id, default_title=f"Approve “{uc.title}” and its KPIs",
-        evidence=lambda: {"use_case": uc.title, "status": uc.status, "version": uc.version,
-                          "kpis": [k.label for k in uc.kpis]},
+        "use_case",
+        uc.id,
+        default_title=f"Approve “{uc.title}” and its KPIs",
+        evidence=lambda: {
+            "use_case": uc.title,
+            "status": uc.status,
+            "version": uc.version,
+            "kpis": [k.label for k in uc.kpis],
+        },
     )
 
 
@@ -260,8 +349,9 @@ def linked(func, label: str, **kw) -> None:
     for r in rows:
         d = r.model_dump() if hasattr(r, "model_dump") else dict(r)
         # scalar columns only: nested params/metrics/schemas belong on that stage's own page
-        table.append({k: _cell(v) for k, v in d.items()
-                      if not isinstance(v, (dict, list, tuple, set)) and not _plumbing(k)})
+        table.append(
+            {k: _cell(v) for k, v in d.items() if not isinstance(v, (dict, list, tuple, set)) and not _plumbing(k)}
+        )
     st.dataframe(table, hide_index=True, width="stretch")
 
 
@@ -274,5 +364,17 @@ with tab_delivery:
 
 with tab_history:
     hist = usecases.history(db, actor=actor, use_case_id=uc.id)
-    st.dataframe([{"when": session.fmt_time(h.at), "from": h.from_status or "—", "to": h.to_status,
-                   "who": h.by_username, "note": h.note} for h in hist], hide_index=True, width="stretch")
+    st.dataframe(
+        [
+            {
+                "when": session.fmt_time(h.at),
+                "from": h.from_status or "—",
+                "to": h.to_status,
+                "who": h.by_username,
+                "note": h.note,
+            }
+            for h in hist
+        ],
+        hide_index=True,
+        width="stretch",
+    )

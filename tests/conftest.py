@@ -5,6 +5,7 @@ as in mlflow's tests/db). The Postgres leg is on when MLOPS_TEST_POSTGRES=1 (CI 
 it creates its own database on the server at MLOPS_TEST_PG_ADMIN_URL and drops it after.
 With MLOPS_TEST_STRICT=1 (CI) a leg that cannot run fails instead of skipping.
 """
+
 from __future__ import annotations
 
 import os
@@ -72,8 +73,10 @@ def pytest_terminal_summary(terminalreporter):
     legs = {"SQLite": True, "Postgres": postgres_enabled(), "browser": browser_enabled()}
     ran = ", ".join(k for k, v in legs.items() if v)
     off = [k for k, v in legs.items() if not v]
-    hint = {"Postgres": f"a Postgres at {PG_ADMIN_URL} (or MLOPS_TEST_PG_ADMIN_URL), or MLOPS_TEST_POSTGRES=1",
-            "browser": f"chromium at {CHROMIUM} (apt-get install chromium), or MLOPS_TEST_BROWSER=1"}
+    hint = {
+        "Postgres": f"a Postgres at {PG_ADMIN_URL} (or MLOPS_TEST_PG_ADMIN_URL), or MLOPS_TEST_POSTGRES=1",
+        "browser": f"chromium at {CHROMIUM} (apt-get install chromium), or MLOPS_TEST_BROWSER=1",
+    }
     line = f"legs run: {ran}"
     if off:
         line += "; off: " + "; ".join(f"{k} (needs {hint[k]})" for k in off)
@@ -104,9 +107,12 @@ def pg_database_url():
     finally:
         forget_database(url)
         with admin.connect() as c:
-            c.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
-            ), {"n": name})
+            c.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
+                ),
+                {"n": name},
+            )
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
 
@@ -205,8 +211,13 @@ def make_people(database: Database) -> dict[str, Actor]:
     with database.unit_of_work() as s:
         rows = []
         for role, username in ROLE_USERS.items():
-            u = User(username=username, display_name=username.title(), email=f"{username}@example.com",
-                     role=role, password_hash=pw_hash)
+            u = User(
+                username=username,
+                display_name=username.title(),
+                email=f"{username}@example.com",
+                role=role,
+                password_hash=pw_hash,
+            )
             s.add(u)
             rows.append(u)
         s.flush()

@@ -8,6 +8,7 @@ One module per command group, each with `register(sub)`. Their top level imports
 than the settings: `--help` must stay fast, so database, services, pandas and scikit-learn are
 imported inside the command functions.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else get_settings().log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else get_settings().log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         return int(args.func(args) or 0)
     except (CliError, DomainError) as exc:

@@ -3,6 +3,7 @@
 Database and service imports happen inside the functions: importing SQLAlchemy and the models costs
 about a second, and `python -m mlops_core --help` must not pay for it.
 """
+
 from __future__ import annotations
 
 

@@ -3,6 +3,7 @@
 Top level stays light (no pandas/pyarrow): `--help` must be fast. The CLI acts as the system
 account on this machine (like `user add`), so a local file anywhere may be registered.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,20 +17,37 @@ def cmd_dataset_add(args) -> int:
     db = checked_db()
     use_case_id = datasets.resolve_use_case(db, args.use_case) if args.use_case else None
     v = datasets.register_version_from_path(
-        db, actor=system_actor(), dataset_name=args.name, path=args.path, use_case_id=use_case_id,
-        description=args.description or "", source_kind="cli", restrict_to_roots=False,
+        db,
+        actor=system_actor(),
+        dataset_name=args.name,
+        path=args.path,
+        use_case_id=use_case_id,
+        description=args.description or "",
+        source_kind="cli",
+        restrict_to_roots=False,
     )
     if v.deduplicated:
         print(f"{v.ref}: same content as the existing version; nothing new stored")
     else:
-        print(f"registered {v.ref}: {v.n_rows:,} rows x {v.n_cols} columns, {v.status} "
-              f"({v.n_errors} errors, {v.n_warnings} warnings)")
+        print(
+            f"registered {v.ref}: {v.n_rows:,} rows x {v.n_cols} columns, {v.status} "
+            f"({v.n_errors} errors, {v.n_warnings} warnings)"
+        )
         if v.status == "failed":
             for f in datasets.get_report(db, v.id).findings:
                 if f.severity == "error":
                     print(f"  error: {f.message}")
-    print(json.dumps({"ref": v.ref, "version_id": v.id, "status": v.status, "deduplicated": v.deduplicated,
-                      "content_hash": v.content_hash}))
+    print(
+        json.dumps(
+            {
+                "ref": v.ref,
+                "version_id": v.id,
+                "status": v.status,
+                "deduplicated": v.deduplicated,
+                "content_hash": v.content_hash,
+            }
+        )
+    )
     return 0
 
 

@@ -1,4 +1,5 @@
 """`init` and `demo`: create or upgrade the schema, seed the demo workspace."""
+
 from __future__ import annotations
 
 from ._common import checked_db, database
@@ -31,8 +32,14 @@ def register(sub) -> None:
     s.set_defaults(func=cmd_init)
 
     s = sub.add_parser("demo", help="seed the demo workspace")
-    s.add_argument("--scale", choices=["small", "large"], default="small",
-                   help="small: the demo; large: a company-sized workspace for benchmarks")
+    s.add_argument(
+        "--scale",
+        choices=["small", "large"],
+        default="small",
+        help="small: the demo; large: a company-sized workspace for benchmarks",
+    )
     s.add_argument("--if-empty", action="store_true", help="do nothing when the database already has users")
-    s.add_argument("--password", default=None, help="password of the demo accounts (default: MLOPS_DEMO_PASSWORD or random)")
+    s.add_argument(
+        "--password", default=None, help="password of the demo accounts (default: MLOPS_DEMO_PASSWORD or random)"
+    )
     s.set_defaults(func=cmd_demo)

@@ -3,6 +3,7 @@
 Prints a line per check and, as the LAST line, the JSON summary (DESIGN.md, CLI contract).
 Top-level imports stay light: `--help` must not import pandas or scipy.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,10 @@ def cmd_monitor_run(args) -> int:
     summary = monitoring.run_monitor(checked_db(), deployment_name=args.deployment)
     for c in summary["checks"]:
         drift = "n/a" if c["dataset_drifted"] is None else ("DRIFT" if c["dataset_drifted"] else "no drift")
-        print(f"{summary['deployment']} / {c['monitor']}: {c['status']}, {c['n_rows']:,} predictions, {drift}, "
-              f"KPIs {c['kpi_status']}, {len(c['alerts_opened'])} new alert(s)")
+        print(
+            f"{summary['deployment']} / {c['monitor']}: {c['status']}, {c['n_rows']:,} predictions, {drift}, "
+            f"KPIs {c['kpi_status']}, {len(c['alerts_opened'])} new alert(s)"
+        )
     print(json.dumps(summary, default=str, sort_keys=True))
     return 0
 

@@ -10,6 +10,7 @@ so a pipeline step can `tail -n1 | jq`. Progress goes to stderr.
 
 The top level imports nothing heavy (`--help` stays fast): httpx is imported when a command runs.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,21 @@ from typing import Any, Callable
 API = "/api/v1"
 
 # Keys the training config file may hold: the fields of the UI's launch form (pages/experiments.py).
-CONFIG_KEYS = {"target", "task", "features", "algorithm", "algorithms", "params", "search", "n_iter", "split",
-               "test_size", "folds", "seed", "name"}
+CONFIG_KEYS = {
+    "target",
+    "task",
+    "features",
+    "algorithm",
+    "algorithms",
+    "params",
+    "search",
+    "n_iter",
+    "split",
+    "test_size",
+    "folds",
+    "seed",
+    "name",
+}
 
 # Run tags recorded on every run started from CI: (tag, environment variable) per CI system.
 CI_VARIABLES = {
@@ -48,6 +62,7 @@ class HubError(PipelineError):
 
 # --- the Hub client ---------------------------------------------------------------------------------
 
+
 class Hub:
     """A small httpx client of /api/v1: bearer token, JSON errors turned into sentences, retries with backoff
     when the connection is lost (a Hub restarting during a deploy must not fail a pipeline)."""
@@ -59,9 +74,12 @@ class Hub:
 
         self.url = url.rstrip("/")
         self._sleep = sleep
-        self._http = httpx.Client(base_url=self.url, timeout=httpx.Timeout(60.0, connect=5.0), transport=transport,
-                                  headers={"Authorization": f"Bearer {token}", "Accept": "application/json",
-                                           "User-Agent": "mlops-hub-cli"})
+        self._http = httpx.Client(
+            base_url=self.url,
+            timeout=httpx.Timeout(60.0, connect=5.0),
+            transport=transport,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json", "User-Agent": "mlops-hub-cli"},
+        )
 
     @classmethod
     def from_env(cls) -> Hub:
@@ -72,7 +90,8 @@ class Hub:
         if not token:
             raise PipelineError(
                 "MLOPS_TOKEN is not set: create a personal access token on the My account page (or with "
-                "`python -m mlops_core user token <username>`) and store it as the CI secret MLOPS_TOKEN")
+                "`python -m mlops_core user token <username>`) and store it as the CI secret MLOPS_TOKEN"
+            )
         url = (settings.hub_url or "").strip()
         if not url.startswith(("http://", "https://")):
             raise PipelineError(f"MLOPS_HUB_URL must start with http:// or https://, got {url!r}")
@@ -90,9 +109,13 @@ class Hub:
                 resp = self._http.request(method, API + path, **kw)
             except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.ConnectTimeout) as exc:
                 # Only retry what cannot have been applied twice: a refused connection, or a read of a GET.
-                if attempt == self.RETRIES or (method != "GET" and not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))):
-                    raise PipelineError(f"cannot reach the Hub at {self.url} ({exc.__class__.__name__}: {exc}); "
-                                        "check MLOPS_HUB_URL and that `python -m mlops_core serve` runs") from exc
+                if attempt == self.RETRIES or (
+                    method != "GET" and not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+                ):
+                    raise PipelineError(
+                        f"cannot reach the Hub at {self.url} ({exc.__class__.__name__}: {exc}); "
+                        "check MLOPS_HUB_URL and that `python -m mlops_core serve` runs"
+                    ) from exc
                 self._sleep(delay)
                 delay = min(delay * 2, 8.0)
                 continue
@@ -131,6 +154,7 @@ def _detail(resp) -> str:
 
 
 # --- output -------------------------------------------------------------------------------------------
+
 
 def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
@@ -173,6 +197,7 @@ def _command(name: str, fn: Callable[[Any, Hub, dict], int]) -> Callable[[Any], 
 
 # --- inputs -------------------------------------------------------------------------------------------
 
+
 def ci_tags(environ: dict[str, str] | None = None) -> dict[str, str]:
     """The commit and pipeline this process runs in, from GitHub Actions or GitLab CI variables ({} outside CI)."""
     env = os.environ if environ is None else environ
@@ -200,8 +225,9 @@ def load_config(path: str) -> dict[str, Any]:
         try:
             import yaml
         except ImportError:
-            raise PipelineError(f"{path} is YAML but PyYAML is not installed; `pip install pyyaml` or write "
-                                "the config as TOML") from None
+            raise PipelineError(
+                f"{path} is YAML but PyYAML is not installed; `pip install pyyaml` or write the config as TOML"
+            ) from None
         try:
             raw = yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -232,22 +258,29 @@ def load_config(path: str) -> dict[str, Any]:
     if params and all(isinstance(v, dict) for v in params.values()):
         stray = sorted(set(params) - set(algorithms))
         if stray:
-            raise PipelineError(f"{path}: params for {', '.join(stray)}, which is not in algorithms "
-                                f"({', '.join(algorithms)})")
+            raise PipelineError(
+                f"{path}: params for {', '.join(stray)}, which is not in algorithms ({', '.join(algorithms)})"
+            )
         by_algorithm = {a: dict(params.get(a, {})) for a in algorithms}
     elif params:
         if len(algorithms) > 1:
-            raise PipelineError(f"{path}: with several algorithms, give params per algorithm "
-                                "([params.<algorithm>] tables)")
+            raise PipelineError(
+                f"{path}: with several algorithms, give params per algorithm ([params.<algorithm>] tables)"
+            )
         by_algorithm = {algorithms[0]: dict(params)}
     else:
         by_algorithm = None
     config = {k: v for k, v in raw.items() if k not in ("algorithm", "algorithms", "params", "name")}
-    return {"config": config, "algorithms": list(algorithms), "params_by_algorithm": by_algorithm,
-            "name": raw.get("name")}
+    return {
+        "config": config,
+        "algorithms": list(algorithms),
+        "params_by_algorithm": by_algorithm,
+        "name": raw.get("name"),
+    }
 
 
 # --- KPI verdict ----------------------------------------------------------------------------------------
+
 
 def _kpis(hub: Hub, run: dict, cache: dict | None = None) -> list[dict]:
     """The run's model KPI checks (met / warning / missed / unknown): the use case's model KPIs from the Hub,
@@ -265,18 +298,39 @@ def _kpis(hub: Hub, run: dict, cache: dict | None = None) -> list[dict]:
     for k in cache[uc_id]:
         value = metrics.get(k["metric"], metrics.get(f"test_{k['metric']}"))
         value = None if value is None else float(value)
-        out.append({"kpi": k.get("name"), "metric": k["metric"], "direction": k["direction"], "target": k["target"],
-                    "value": value, "status": evaluate(k["direction"], k["target"], k.get("warning"), value)})
+        out.append(
+            {
+                "kpi": k.get("name"),
+                "metric": k["metric"],
+                "direction": k["direction"],
+                "target": k["target"],
+                "value": value,
+                "status": evaluate(k["direction"], k["target"], k.get("warning"), value),
+            }
+        )
     return out
 
 
 def _run_line(run: dict) -> dict:
-    return {"id": run["id"], "name": run.get("name"), "algorithm": run.get("algorithm"), "status": run.get("status"),
-            "metrics": run.get("metrics") or {}, "tags": run.get("tags") or {}, "error": run.get("error")}
+    return {
+        "id": run["id"],
+        "name": run.get("name"),
+        "algorithm": run.get("algorithm"),
+        "status": run.get("status"),
+        "metrics": run.get("metrics") or {},
+        "tags": run.get("tags") or {},
+        "error": run.get("error"),
+    }
 
 
-def wait_for_runs(hub: Hub, run_ids: list[int], *, timeout: float, sleep: Callable[[float], None] = time.sleep,
-                  clock: Callable[[], float] = time.monotonic) -> list[dict]:
+def wait_for_runs(
+    hub: Hub,
+    run_ids: list[int],
+    *,
+    timeout: float,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[dict]:
     """Poll the runs with backoff (0.5 s doubling to 10 s) until each has ended; progress lines on stderr."""
     deadline = clock() + timeout
     delay = 0.5
@@ -296,20 +350,29 @@ def wait_for_runs(hub: Hub, run_ids: list[int], *, timeout: float, sleep: Callab
             return [runs[r] for r in run_ids]
         if clock() >= deadline:
             pending = ", ".join(str(r) for r in run_ids if runs[r].get("status") not in TERMINAL_RUN)
-            raise PipelineError(f"run(s) {pending} did not end within {timeout:g} s; is a worker running "
-                                "(`python -m mlops_core worker`)? Raise --timeout for long trainings")
+            raise PipelineError(
+                f"run(s) {pending} did not end within {timeout:g} s; is a worker running "
+                "(`python -m mlops_core worker`)? Raise --timeout for long trainings"
+            )
         sleep(min(delay, max(0.0, deadline - clock())))
         delay = min(delay * 2, 10.0)
 
 
 # --- commands --------------------------------------------------------------------------------------------
 
+
 def cmd_experiment_run(args, hub: Hub, summary: dict) -> int:
     spec = load_config(args.config)
     tags = ci_tags()
-    body = {"use_case": args.use_case, "dataset": args.dataset, "config": spec["config"],
-            "algorithms": spec["algorithms"], "params_by_algorithm": spec["params_by_algorithm"],
-            "name": args.name or spec["name"], "tags": tags}
+    body = {
+        "use_case": args.use_case,
+        "dataset": args.dataset,
+        "config": spec["config"],
+        "algorithms": spec["algorithms"],
+        "params_by_algorithm": spec["params_by_algorithm"],
+        "name": args.name or spec["name"],
+        "tags": tags,
+    }
     summary.update(use_case=args.use_case, dataset=args.dataset, tags=tags)
     runs = hub.post("/runs/launch", body)["runs"]
     ids = [int(r["id"]) for r in runs]
@@ -329,16 +392,19 @@ def cmd_experiment_run(args, hub: Hub, summary: dict) -> int:
     summary["runs"] = lines
     finished = [line for line in lines if line["status"] == "finished"]
     if not finished:
-        errs = "; ".join(f"run {line['id']} {line['status']}: {(line['error'] or '').strip().splitlines()[-1:]}"
-                         for line in lines)
+        errs = "; ".join(
+            f"run {line['id']} {line['status']}: {(line['error'] or '').strip().splitlines()[-1:]}" for line in lines
+        )
         raise PipelineError(f"no run finished ({errs}); open the run on the Experiments page for its log")
     good = [line for line in finished if line["kpis_met"]]
     best = (good or finished)[0]
     summary["run_id"] = best["id"]
     for line in lines:
         for k in line.get("kpis", []):
-            _say(f"run {line['id']}: KPI {k['kpi']} ({k['metric']} {k['direction']} {k['target']}): "
-                 f"{k['value']} -> {k['status']}")
+            _say(
+                f"run {line['id']}: KPI {k['kpi']} ({k['metric']} {k['direction']} {k['target']}): "
+                f"{k['value']} -> {k['status']}"
+            )
     if not best.get("kpis"):
         summary["verdict"] = "no_kpis"
         _say("the use case has no model KPI: nothing to check (a business user adds KPIs on the use case page)")
@@ -354,8 +420,13 @@ def cmd_experiment_run(args, hub: Hub, summary: dict) -> int:
 def cmd_model_register(args, hub: Hub, summary: dict) -> int:
     # The alias goes with the registration: one request, so a refused alias leaves no stray version.
     mv = hub.post("/models", {"run_id": args.run, "name": args.name, "alias": args.alias})
-    summary.update(model=mv["model_name"], version=mv["version"], model_version_id=mv["id"], run_id=args.run,
-                   ref=f"{mv['model_name']}:{mv['version']}")
+    summary.update(
+        model=mv["model_name"],
+        version=mv["version"],
+        model_version_id=mv["id"],
+        run_id=args.run,
+        ref=f"{mv['model_name']}:{mv['version']}",
+    )
     _say(f"registered run {args.run} as {summary['ref']}")
     if args.alias:
         summary["alias"] = args.alias
@@ -384,8 +455,13 @@ def cmd_deploy_request(args, hub: Hub, summary: dict) -> int:
     if tags and not body["note"]:
         body["note"] = " ".join(f"{k}={v}" for k, v in tags.items() if k != "ci.pipeline_url")
     req = hub.post(f"/deployments/{args.deployment}/requests", body)
-    summary.update(deployment=args.deployment, model=args.model, model_version_id=req["model_version_id"],
-                   environment=req.get("environment"), request_id=req["id"])
+    summary.update(
+        deployment=args.deployment,
+        model=args.model,
+        model_version_id=req["model_version_id"],
+        environment=req.get("environment"),
+        request_id=req["id"],
+    )
     verdict = _gate_verdict(req.get("gates", []))
     if args.wait and verdict == "awaiting_signoff":
         deadline = time.monotonic() + args.timeout
@@ -393,8 +469,10 @@ def cmd_deploy_request(args, hub: Hub, summary: dict) -> int:
         _say(f"request {req['id']}: waiting for the business sign-off (up to {args.timeout:g} s)")
         while verdict == "awaiting_signoff" and req.get("status") == "pending":
             if time.monotonic() >= deadline:
-                raise PipelineError(f"request {req['id']} still awaits the business sign-off after "
-                                    f"{args.timeout:g} s; a business user decides it in the Inbox")
+                raise PipelineError(
+                    f"request {req['id']} still awaits the business sign-off after "
+                    f"{args.timeout:g} s; a business user decides it in the Inbox"
+                )
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 15.0)
             req = hub.get(f"/deployment-requests/{req['id']}")
@@ -404,15 +482,22 @@ def cmd_deploy_request(args, hub: Hub, summary: dict) -> int:
     gates = req.get("gates", [])
     for g in gates:
         _say(f"gate {g.get('gate')}: {g.get('status')} - {g.get('detail')}")
-    summary.update(verdict=verdict, status=req.get("status"),
-                   gates=[{"gate": g.get("gate"), "status": g.get("status"), "detail": g.get("detail")} for g in gates])
+    summary.update(
+        verdict=verdict,
+        status=req.get("status"),
+        gates=[{"gate": g.get("gate"), "status": g.get("status"), "detail": g.get("detail")} for g in gates],
+    )
     return 1 if verdict == "failed" else 0
 
 
 def cmd_run_status(args, hub: Hub, summary: dict) -> int:
     run = hub.get(f"/runs/{args.run_id}")
-    summary.update(run=_run_line(run), progress=run.get("progress"), use_case_id=run.get("use_case_id"),
-                   dataset_version_id=run.get("dataset_version_id"))
+    summary.update(
+        run=_run_line(run),
+        progress=run.get("progress"),
+        use_case_id=run.get("use_case_id"),
+        dataset_version_id=run.get("dataset_version_id"),
+    )
     if run.get("status") == "finished":
         summary["run"]["kpis"] = _kpis(hub, run)
     _say(f"run {run['id']}: {run.get('status')} {run.get('progress_message') or ''}".rstrip())
@@ -420,6 +505,7 @@ def cmd_run_status(args, hub: Hub, summary: dict) -> int:
 
 
 # --- registration ---------------------------------------------------------------------------------------------
+
 
 def _positive_int(text: str) -> int:
     import argparse
@@ -470,12 +556,14 @@ def register(sub) -> None:
     s = sub.add_parser("deploy", help="request deployments from a pipeline")
     ds = s.add_subparsers(dest="deploy_command", metavar="ACTION")
     ds.required = True
-    a = ds.add_parser("request", help="request a deployment; exit by the gates (0 pass, 1 a gate failed)",
-                      description=common)
+    a = ds.add_parser(
+        "request", help="request a deployment; exit by the gates (0 pass, 1 a gate failed)", description=common
+    )
     a.add_argument("--deployment", required=True, help="deployment (endpoint) name, e.g. churn")
     a.add_argument("--model", required=True, help="NAME@ALIAS or NAME:VERSION")
-    a.add_argument("--environment", choices=["staging", "production"],
-                   help="environment of a new deployment (default: production)")
+    a.add_argument(
+        "--environment", choices=["staging", "production"], help="environment of a new deployment (default: production)"
+    )
     a.add_argument("--note", help="note for the reviewers (default in CI: the commit and pipeline)")
     a.add_argument("--wait", action="store_true", help="wait for the business sign-off before exiting")
     a.add_argument("--timeout", type=float, default=3600, help="seconds to wait with --wait (default 3600)")

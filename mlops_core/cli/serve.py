@@ -1,4 +1,5 @@
 """`serve` and `apikey`: the scoring service's commands (top level kept light for a fast --help)."""
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,16 @@ def cmd_serve(args) -> int:
     # uvloop and httptools are optional speed-ups (uvicorn[standard]); without them uvicorn's own loop serves
     fast = importlib.util.find_spec("uvloop") is not None and importlib.util.find_spec("httptools") is not None
     uvicorn.run(
-        "mlops_core.serving.app:create_app", factory=True, host=host, port=port, workers=max(1, args.workers),
-        loop="uvloop" if fast else "auto", http="httptools" if fast else "auto",
-        log_level=args.log_level, access_log=False, timeout_graceful_shutdown=20,
+        "mlops_core.serving.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=max(1, args.workers),
+        loop="uvloop" if fast else "auto",
+        http="httptools" if fast else "auto",
+        log_level=args.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=20,
     )
     return 0
 
@@ -29,8 +37,12 @@ def cmd_serve(args) -> int:
 def cmd_apikey_create(args) -> int:
     from ..services import apikeys
 
-    k, key = apikeys.create_key(checked_db(), actor=system_actor(), deployment_name=args.deployment, name=args.name or "")
-    print(f"API key {k.prefix}… for deployment {args.deployment} (shown once; send it as 'Authorization: Bearer <key>'):")
+    k, key = apikeys.create_key(
+        checked_db(), actor=system_actor(), deployment_name=args.deployment, name=args.name or ""
+    )
+    print(
+        f"API key {k.prefix}… for deployment {args.deployment} (shown once; send it as 'Authorization: Bearer <key>'):"
+    )
     print(key)
     return 0
 
@@ -58,10 +70,13 @@ def cmd_apikey_revoke(args) -> int:
 
 
 def register(sub) -> None:
-    s = sub.add_parser("serve", help="run the REST scoring service (FastAPI + uvicorn)",
-                       description="Serves every deployment at /v1/deployments/<name>/predict. Deploys and "
-                                   "rollbacks are picked up within seconds without a restart. Several processes "
-                                   "may share one database behind a load balancer.")
+    s = sub.add_parser(
+        "serve",
+        help="run the REST scoring service (FastAPI + uvicorn)",
+        description="Serves every deployment at /v1/deployments/<name>/predict. Deploys and "
+        "rollbacks are picked up within seconds without a restart. Several processes "
+        "may share one database behind a load balancer.",
+    )
     s.add_argument("--port", type=int, default=None, help="port (default: MLOPS_API_PORT, 8000)")
     s.add_argument("--host", default=None, help="interface to listen on (default: MLOPS_API_HOST, 127.0.0.1)")
     s.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")

@@ -5,6 +5,7 @@ refuses to start until an admin account exists: no shared demo password there), 
 the worker(s) and the scoring service as child processes: a child that dies is
 restarted (with a back-off), and Ctrl-C / SIGTERM stops them all cleanly.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,9 +43,19 @@ class Child:
 def streamlit_argv(port: int, host: str | None = None) -> list[str]:
     # Loopback unless MLOPS_UI_HOST says otherwise (Streamlit itself would listen on every interface).
     return [
-        sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
-        "--server.port", str(port), "--server.address", host or get_settings().mlops_ui_host,
-        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(PROJECT_ROOT / "app.py"),
+        "--server.port",
+        str(port),
+        "--server.address",
+        host or get_settings().mlops_ui_host,
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
     ]
 
 
@@ -86,10 +97,17 @@ def run_up(*, ui_port: int | None, api_port: int | None, workers: int = 1, seed:
     for i in range(max(1, workers)):
         # One scheduler candidate is enough on one machine; the election makes extra ones harmless.
         children.append(Child(f"worker-{i + 1}", [sys.executable, "-m", "mlops_core", "worker"]))
-    children.append(Child("scoring", [sys.executable, "-m", "mlops_core", "serve",
-                                      "--host", settings.mlops_api_host, "--port", str(api_port)]))
-    print(f"[up] UI on http://{settings.mlops_ui_host}:{ui_port}  "
-          f"scoring API on http://{settings.mlops_api_host}:{api_port}", flush=True)
+    children.append(
+        Child(
+            "scoring",
+            [sys.executable, "-m", "mlops_core", "serve", "--host", settings.mlops_api_host, "--port", str(api_port)],
+        )
+    )
+    print(
+        f"[up] UI on http://{settings.mlops_ui_host}:{ui_port}  "
+        f"scoring API on http://{settings.mlops_api_host}:{api_port}",
+        flush=True,
+    )
 
     stopping = False
 
@@ -144,9 +162,12 @@ def register(sub) -> None:
     s.add_argument("--ui-port", type=int, default=None)
     s.add_argument("--api-port", type=int, default=None)
     s.add_argument("--workers", type=int, default=1)
-    s.add_argument("--no-demo", action="store_true",
-                   help="do not seed the demo when the SQLite database is empty (other databases are never "
-                        "seeded by `up`: they need an admin account first)")
+    s.add_argument(
+        "--no-demo",
+        action="store_true",
+        help="do not seed the demo when the SQLite database is empty (other databases are never "
+        "seeded by `up`: they need an admin account first)",
+    )
     s.set_defaults(func=cmd_up)
 
     s = sub.add_parser("ui", help="start the Streamlit UI only")

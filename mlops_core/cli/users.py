@@ -1,4 +1,5 @@
 """`user add|list|set-role|unlock|token`: manage accounts as the system account of this machine."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,15 @@ def cmd_user_add(args) -> int:
     password = args.password or os.environ.get("MLOPS_NEW_PASSWORD")
     if not password:
         raise CliError("give a password with --password or MLOPS_NEW_PASSWORD (at least 12 characters)")
-    u = users.create_user(checked_db(), actor=system_actor(), username=args.username, password=password,
-                          role=args.role, display_name=args.name or "", email=args.email)
+    u = users.create_user(
+        checked_db(),
+        actor=system_actor(),
+        username=args.username,
+        password=password,
+        role=args.role,
+        display_name=args.name or "",
+        email=args.email,
+    )
     print(f"created {u.username} ({u.role})")
     return 0
 

@@ -5,6 +5,7 @@
 the company-sized workspace of `large.py`. Everything shown in the demo is computed from what the
 seeders write; `customers.py` generates the data.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -27,7 +28,11 @@ DEMO_ACCOUNTS = [
 
 # Stage seeders, in order: each reads what the previous ones left in ctx.data.
 STAGE_SEEDERS: list[Callable[[Database, "DemoContext"], None]] = [
-    usecases.seed, datasets.seed, experiments.seed, deployments.seed, monitoring.seed,
+    usecases.seed,
+    datasets.seed,
+    experiments.seed,
+    deployments.seed,
+    monitoring.seed,
 ]
 
 
@@ -48,8 +53,9 @@ class DemoResult:
     lines: list[str]
 
 
-def seed_demo(db: Database, *, scale: str = "small", only_if_empty: bool = False,
-              password: str | None = None) -> DemoResult:
+def seed_demo(
+    db: Database, *, scale: str = "small", only_if_empty: bool = False, password: str | None = None
+) -> DemoResult:
     if only_if_empty and users.count_users(db) > 0:
         return DemoResult(False, ["database already has users: demo not seeded"])
     generated = False
@@ -61,8 +67,9 @@ def seed_demo(db: Database, *, scale: str = "small", only_if_empty: bool = False
     existing = {u.username for u in users.list_users(db, actor=system)}
     for username, role, name, email in DEMO_ACCOUNTS:
         if username not in existing:
-            users.create_user(db, actor=system, username=username, password=password, role=role,
-                              display_name=name, email=email)
+            users.create_user(
+                db, actor=system, username=username, password=password, role=role, display_name=name, email=email
+            )
     actors = {u: users.actor_for_username(db, username=u) for u, *_ in DEMO_ACCOUNTS}
     ctx = DemoContext(actors=actors, password=password, scale=scale)
     for seed in STAGE_SEEDERS:

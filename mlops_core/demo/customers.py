@@ -6,6 +6,7 @@ support calls, fibre, payment method), so a plain scikit-learn model reaches ROC
 `drift` (0..1) moves the population the way a real market shift would: higher charges, more support
 calls, shorter tenure, more month-to-month contracts — for drifted versions and drifted traffic.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,18 @@ CONTRACTS = ["month-to-month", "one-year", "two-year"]
 PAYMENT_METHODS = ["electronic check", "mailed check", "bank transfer", "credit card"]
 INTERNET = ["DSL", "fiber optic", "none"]
 REGIONS = ["north", "south", "east", "west"]
-FEATURES = ["tenure_months", "monthly_charges", "total_charges", "contract", "payment_method",
-            "internet_service", "support_calls", "age", "region", "senior"]
+FEATURES = [
+    "tenure_months",
+    "monthly_charges",
+    "total_charges",
+    "contract",
+    "payment_method",
+    "internet_service",
+    "support_calls",
+    "age",
+    "region",
+    "senior",
+]
 TARGET = "churned"
 
 
@@ -65,16 +76,18 @@ def make_customers(n: int = 5000, seed: int = 7, drift: float = 0.0) -> pd.DataF
     )
     churned = (rng.random(n) < _sigmoid(logit)).astype(np.int64)
 
-    return pd.DataFrame({
-        "tenure_months": tenure,
-        "monthly_charges": monthly,
-        "total_charges": total,
-        "contract": contract,
-        "payment_method": payment,
-        "internet_service": internet,
-        "support_calls": calls,
-        "age": age,
-        "region": region,
-        "senior": senior.astype(bool),
-        TARGET: churned,
-    })
+    return pd.DataFrame(
+        {
+            "tenure_months": tenure,
+            "monthly_charges": monthly,
+            "total_charges": total,
+            "contract": contract,
+            "payment_method": payment,
+            "internet_service": internet,
+            "support_calls": calls,
+            "age": age,
+            "region": region,
+            "senior": senior.astype(bool),
+            TARGET: churned,
+        }
+    )

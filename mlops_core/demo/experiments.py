@@ -4,6 +4,7 @@ registered as "churn-classifier" v1 (alias champion), the runner-up as v2 (alias
 Runs are queued exactly as the Experiments page queues them, then executed in this process by the same
 job runner the worker uses, so every number the demo shows comes from a real fit.
 """
+
 from __future__ import annotations
 
 from ..db import Database
@@ -38,17 +39,23 @@ def seed(db: Database, ctx) -> None:
         return
     sara = ctx.actors["sara"]
     runs = experiments.start_runs(
-        db, actor=sara, use_case_id=use_case_id, dataset_version_id=int(version_id),
+        db,
+        actor=sara,
+        use_case_id=use_case_id,
+        dataset_version_id=int(version_id),
         config={"target": "churned", "split": "holdout", "test_size": 0.25, "seed": 42},
-        algorithms=list(DEMO_ALGORITHMS), params_by_algorithm=DEMO_ALGORITHMS, name="churn baseline",
+        algorithms=list(DEMO_ALGORITHMS),
+        params_by_algorithm=DEMO_ALGORITHMS,
+        name="churn baseline",
     )
     wanted = {r.job_id for r in runs}
     while wanted:
         job = queue.claim_next(db, worker="demo-seeder", kinds=["train"])
         if job is None:
             break
-        runner.execute(db, job_id=job.id, kind=job.kind, payload=job.payload, worker="demo-seeder",
-                       attempt=job.attempts)
+        runner.execute(
+            db, job_id=job.id, kind=job.kind, payload=job.payload, worker="demo-seeder", attempt=job.attempts
+        )
         wanted.discard(job.id)
     done = [experiments.get_run(db, r.id) for r in runs]
     finished = sorted((r for r in done if r.status == "finished"), key=lambda r: -r.metrics.get("roc_auc", 0.0))
@@ -58,7 +65,11 @@ def seed(db: Database, ctx) -> None:
         return
     best = finished[0]
     v1 = registry.register_model(
-        db, actor=sara, run_id=best.id, name=MODEL_NAME, alias="champion",
+        db,
+        actor=sara,
+        run_id=best.id,
+        name=MODEL_NAME,
+        alias="champion",
         description="Predicts which customers will cancel in the next month.",
         intended_use="Rank customers by churn risk for the monthly retention campaign.",
         limitations="Trained on one region's historical customers; not for pricing decisions.",
@@ -66,8 +77,14 @@ def seed(db: Database, ctx) -> None:
     ctx.data["churn_model_version_id"] = v1.id
     ctx.data["churn_run_id"] = best.id
     if len(finished) > 1:
-        v2 = registry.register_model(db, actor=sara, run_id=finished[1].id, name=MODEL_NAME, alias="challenger",
-                                     intended_use="Challenger to the champion.")
+        v2 = registry.register_model(
+            db,
+            actor=sara,
+            run_id=finished[1].id,
+            name=MODEL_NAME,
+            alias="challenger",
+            intended_use="Challenger to the champion.",
+        )
         ctx.data["churn_challenger_version_id"] = v2.id
     ctx.lines.append(
         f"experiments: {len(done)} runs trained; {MODEL_NAME} v1 (champion) from run {best.id}, "

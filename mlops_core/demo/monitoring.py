@@ -6,6 +6,7 @@ The traffic is scored by the deployed model itself (so predictions, their positi
 labels are honest, and the checks show a live roc_auc), and every check is computed by the same
 `run_monitor` the scheduler runs, replayed as of the end of each day.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -27,14 +28,15 @@ PER_DAY = 240
 # `make_customers` drift of the traffic per day. The champion was trained on the datasets demo's v2
 # (drift 0.25), so 0.25 is "like the training data"; the market shifts on day 5.
 DRIFT_BY_DAY = [0.25, 0.25, 0.25, 0.25, 1.2, 1.5, 1.8]
-LABEL_SHARE = 0.7          # share of predictions whose outcome is ever reported
+LABEL_SHARE = 0.7  # share of predictions whose outcome is ever reported
 LABEL_DELAY_DAYS = (1, 3)  # outcomes come back 1 to 3 days after the prediction
 
 
 def _predictions_count(db: Database, deployment_id: int) -> int:
     with db.read() as s:
-        return int(s.exec(select(func.count()).select_from(Prediction)
-                          .where(Prediction.deployment_id == deployment_id)).one())
+        return int(
+            s.exec(select(func.count()).select_from(Prediction).where(Prediction.deployment_id == deployment_id)).one()
+        )
 
 
 def seed(db: Database, ctx) -> None:
@@ -47,9 +49,18 @@ def seed(db: Database, ctx) -> None:
         ctx.lines.append("monitoring: `churn` serves no model; no traffic seeded")
         return
     omar = ctx.actors["omar"]
-    monitoring.configure_monitor(db, actor=omar, deployment_name="churn", window_kind="last_hours", window_size=72,
-                                 schedule_seconds=3600, retraining_policy="propose", max_error_rate=0.05,
-                                 max_latency_p95_ms=250.0, min_label_coverage=None)
+    monitoring.configure_monitor(
+        db,
+        actor=omar,
+        deployment_name="churn",
+        window_kind="last_hours",
+        window_size=72,
+        schedule_seconds=3600,
+        retraining_policy="propose",
+        max_error_rate=0.05,
+        max_latency_p95_ms=250.0,
+        min_label_coverage=None,
+    )
     if _predictions_count(db, dep.id) < 100:
         model = registry.load_model(db, dep.model_version_id)
         now = utcnow().replace(minute=0, second=0, microsecond=0)
@@ -69,11 +80,17 @@ def seed(db: Database, ctx) -> None:
                 err = rng.random() < 0.004
                 pred = int(preds[i])  # logged as the scoring service logs it: the served value
                 row = prediction_row(
-                    request_id=uuid.uuid4().hex, deployment_id=dep.id, model_version_id=dep.model_version_id,
+                    request_id=uuid.uuid4().hex,
+                    deployment_id=dep.id,
+                    model_version_id=dep.model_version_id,
                     inputs=None if err else {k: (v.item() if hasattr(v, "item") else v) for k, v in rec.items()},
-                    prediction=None if err else pred, latency_ms=round(float(rng.gamma(3.0, 6.0)), 2),
-                    status="error" if err else "ok", error="column `tenure_months` is missing" if err else "",
-                    created_at=at, score=None if err else scores[i])
+                    prediction=None if err else pred,
+                    latency_ms=round(float(rng.gamma(3.0, 6.0)), 2),
+                    status="error" if err else "ok",
+                    error="column `tenure_months` is missing" if err else "",
+                    created_at=at,
+                    score=None if err else scores[i],
+                )
                 if not err and rng.random() < LABEL_SHARE:
                     labelled_at = at + timedelta(days=float(rng.uniform(*LABEL_DELAY_DAYS)))
                     if labelled_at <= now:
@@ -81,12 +98,16 @@ def seed(db: Database, ctx) -> None:
                         row["labelled_at"] = labelled_at
                 rows.append(row)
         log_predictions(db, rows)
-        ctx.lines.append(f"monitoring: {len(rows):,} predictions logged on `churn` over {DAYS} days "
-                         f"(drifting from day 5), {sum(1 for r in rows if r.get('label') is not None):,} labelled late")
+        ctx.lines.append(
+            f"monitoring: {len(rows):,} predictions logged on `churn` over {DAYS} days "
+            f"(drifting from day 5), {sum(1 for r in rows if r.get('label') is not None):,} labelled late"
+        )
         # One check per day, as the scheduler would have run them, replayed as of each day's end.
         for day in range(1, DAYS + 1):
             monitoring.run_monitor(db, deployment_name="churn", as_of=start + timedelta(days=day))
     n_alerts = len(monitoring.list_alerts(db, states=["open", "acknowledged"]))
     n_props = len(retraining.list_proposals(db, states=["proposed"]))
-    ctx.lines.append(f"monitoring: omar's monitor on `churn` checked {DAYS} days: {n_alerts} open alert(s), "
-                     f"{n_props} retraining proposal(s) waiting")
+    ctx.lines.append(
+        f"monitoring: omar's monitor on `churn` checked {DAYS} days: {n_alerts} open alert(s), "
+        f"{n_props} retraining proposal(s) waiting"
+    )

@@ -7,6 +7,7 @@
 
 `python -m mlops_core worker` runs the jobs (mlops_core/jobs/worker.py).
 """
+
 from .queue import (
     JobCancelled,
     enqueue,
@@ -19,6 +20,14 @@ from .runner import JobContext
 from .schedules import delete_schedule, list_schedules, upsert_schedule
 
 __all__ = [
-    "JobCancelled", "JobContext", "delete_schedule", "enqueue", "get_job", "list_jobs", "list_schedules", "list_workers",
-    "request_cancel", "upsert_schedule",
+    "JobCancelled",
+    "JobContext",
+    "delete_schedule",
+    "enqueue",
+    "get_job",
+    "list_jobs",
+    "list_schedules",
+    "list_workers",
+    "request_cancel",
+    "upsert_schedule",
 ]

@@ -7,6 +7,7 @@ worker records the traceback; jobs enqueued with max_attempts > 1 are retried).
 
 Stages add one line each. Keep this module free of heavy imports.
 """
+
 from __future__ import annotations
 
 import time

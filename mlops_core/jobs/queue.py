@@ -12,6 +12,7 @@ Every later write by a worker is conditional on `status='running' AND claimed_by
 attempts=<my attempt>`, so a job that the reaper took away from a stalled worker cannot be
 overwritten by it when it wakes up.
 """
+
 from __future__ import annotations
 
 import logging
@@ -83,6 +84,7 @@ def _check_kind(kind: str) -> None:
 
 # --- enqueue / read / cancel ---------------------------------------------------------
 
+
 def enqueue(
     session: Session,
     *,
@@ -104,9 +106,19 @@ def enqueue(
     wake.wake_workers_on_commit(session)
     payload = dict(payload or {})
     now = utcnow()
-    values = dict(kind=kind, payload=payload, status="queued", dedupe_key=dedupe_key, attempts=0,
-                  max_attempts=max_attempts, cancel_requested=False, progress=0.0, progress_message="",
-                  created_at=now, available_at=available_at or now)
+    values = dict(
+        kind=kind,
+        payload=payload,
+        status="queued",
+        dedupe_key=dedupe_key,
+        attempts=0,
+        max_attempts=max_attempts,
+        cancel_requested=False,
+        progress=0.0,
+        progress_message="",
+        created_at=now,
+        available_at=available_at or now,
+    )
     if dedupe_key is None:
         job = Job(**values)
         session.add(job)
@@ -183,6 +195,7 @@ def request_cancel(db: Database | Session, job_id: int) -> JobPublic:
 
 # --- worker side: claim, heartbeat, progress, finish --------------------------------
 
+
 def claim_next(db: Database, *, worker: str, kinds: list[str] | None = None) -> JobPublic | None:
     """Take the oldest queued job whose time has come, or None. Never gives one job to two workers."""
     now = utcnow()
@@ -205,8 +218,16 @@ def claim_next(db: Database, *, worker: str, kinds: list[str] | None = None) -> 
             res = s.execute(
                 update(Job)
                 .where(Job.id == job_id, Job.status == "queued")
-                .values(status="running", claimed_by=worker, attempts=Job.attempts + 1, started_at=now,
-                        heartbeat_at=now, finished_at=None, progress=0.0, progress_message="started")
+                .values(
+                    status="running",
+                    claimed_by=worker,
+                    attempts=Job.attempts + 1,
+                    started_at=now,
+                    heartbeat_at=now,
+                    finished_at=None,
+                    progress=0.0,
+                    progress_message="started",
+                )
             )
             if res.rowcount == 1:
                 job = s.get(Job, job_id)
@@ -240,8 +261,11 @@ def heartbeat_jobs(db: Database, *, worker: str, jobs: dict[int, int]) -> dict[i
 def set_progress(db: Database, *, job_id: int, worker: str, attempt: int, fraction: float, message: str = "") -> bool:
     fraction = max(0.0, min(1.0, float(fraction)))
     with db.unit_of_work() as s:
-        res = s.execute(update(Job).where(*_ours(job_id, worker, attempt)).values(
-            progress=fraction, progress_message=(message or "")[:500], heartbeat_at=utcnow()))
+        res = s.execute(
+            update(Job)
+            .where(*_ours(job_id, worker, attempt))
+            .values(progress=fraction, progress_message=(message or "")[:500], heartbeat_at=utcnow())
+        )
         return res.rowcount == 1
 
 
@@ -257,9 +281,19 @@ def _retry_delay(attempts: int) -> float:
 
 def finish_job(db: Database, *, job_id: int, worker: str, attempt: int, result: dict[str, Any] | None) -> bool:
     with db.unit_of_work() as s:
-        res = s.execute(update(Job).where(*_ours(job_id, worker, attempt)).values(
-            status="finished", result=result, error=None, progress=1.0, progress_message="finished",
-            finished_at=utcnow(), heartbeat_at=utcnow()))
+        res = s.execute(
+            update(Job)
+            .where(*_ours(job_id, worker, attempt))
+            .values(
+                status="finished",
+                result=result,
+                error=None,
+                progress=1.0,
+                progress_message="finished",
+                finished_at=utcnow(),
+                heartbeat_at=utcnow(),
+            )
+        )
         return res.rowcount == 1
 
 
@@ -278,8 +312,12 @@ def _fail_in(s: Session, *, job_id: int, conditions, error: str, retry: bool) ->
     if job.cancel_requested:
         values = dict(status="cancelled", finished_at=now, error=error, progress_message="cancelled")
     elif retry and job.attempts < job.max_attempts:
-        values = dict(status="queued", error=error, available_at=now + timedelta(seconds=_retry_delay(job.attempts)),
-                      progress_message=f"attempt {job.attempts} of {job.max_attempts} failed; retrying")
+        values = dict(
+            status="queued",
+            error=error,
+            available_at=now + timedelta(seconds=_retry_delay(job.attempts)),
+            progress_message=f"attempt {job.attempts} of {job.max_attempts} failed; retrying",
+        )
     else:
         values = dict(status="failed", error=error, finished_at=now, progress_message="failed")
     res = s.execute(update(Job).where(*conditions).values(**values))
@@ -288,17 +326,30 @@ def _fail_in(s: Session, *, job_id: int, conditions, error: str, retry: bool) ->
 
 def mark_cancelled(db: Database, *, job_id: int, worker: str, attempt: int, message: str = "cancelled") -> bool:
     with db.unit_of_work() as s:
-        res = s.execute(update(Job).where(*_ours(job_id, worker, attempt)).values(
-            status="cancelled", cancel_requested=True, finished_at=utcnow(), progress_message=message[:500]))
+        res = s.execute(
+            update(Job)
+            .where(*_ours(job_id, worker, attempt))
+            .values(status="cancelled", cancel_requested=True, finished_at=utcnow(), progress_message=message[:500])
+        )
         return res.rowcount == 1
 
 
 def requeue_job(db: Database, *, job_id: int, worker: str, attempt: int, reason: str) -> bool:
     """Give a job back without counting the attempt (the worker is shutting down, not the job failing)."""
     with db.unit_of_work() as s:
-        res = s.execute(update(Job).where(*_ours(job_id, worker, attempt)).values(
-            status="queued", attempts=Job.attempts - 1, claimed_by=None, available_at=utcnow(),
-            heartbeat_at=None, progress=0.0, progress_message=reason[:500]))
+        res = s.execute(
+            update(Job)
+            .where(*_ours(job_id, worker, attempt))
+            .values(
+                status="queued",
+                attempts=Job.attempts - 1,
+                claimed_by=None,
+                available_at=utcnow(),
+                heartbeat_at=None,
+                progress=0.0,
+                progress_message=reason[:500],
+            )
+        )
         return res.rowcount == 1
 
 
@@ -309,16 +360,21 @@ def reap_stale_jobs(db: Database, *, timeout_seconds: float, now: datetime | Non
     cutoff = now - timedelta(seconds=timeout_seconds)
     out: list[tuple[int, str]] = []
     with db.unit_of_work() as s:
-        q = select(Job).where(Job.status == "running",
-                              or_(col(Job.heartbeat_at).is_(None), col(Job.heartbeat_at) < cutoff))
+        q = select(Job).where(
+            Job.status == "running", or_(col(Job.heartbeat_at).is_(None), col(Job.heartbeat_at) < cutoff)
+        )
         if not db.is_sqlite:
             q = q.with_for_update(skip_locked=True)
         for job in s.exec(q).all():
             last = job.heartbeat_at or job.started_at or job.created_at
             silent = max(timeout_seconds, (now - last).total_seconds())
             reason = f"worker {job.claimed_by or '?'} stopped responding (no heartbeat for {silent:.0f} s)"
-            conditions = (Job.id == job.id, Job.status == "running", Job.claimed_by == job.claimed_by,
-                          Job.attempts == job.attempts)
+            conditions = (
+                Job.id == job.id,
+                Job.status == "running",
+                Job.claimed_by == job.claimed_by,
+                Job.attempts == job.attempts,
+            )
             status = _fail_in(s, job_id=int(job.id), conditions=conditions, error=reason, retry=True)
             if status:
                 log.warning("job %s: %s -> %s", job.id, reason, status)
@@ -327,13 +383,28 @@ def reap_stale_jobs(db: Database, *, timeout_seconds: float, now: datetime | Non
 
 
 __all__ = [
-    "FINAL_STATUSES", "JobCancelled", "claim_next", "count_jobs_by_status", "enqueue", "fail_job", "finish_job",
-    "get_job", "heartbeat_jobs", "is_cancel_requested", "list_jobs", "mark_cancelled", "reap_stale_jobs",
-    "request_cancel", "requeue_job", "set_progress", "list_workers",
+    "FINAL_STATUSES",
+    "JobCancelled",
+    "claim_next",
+    "count_jobs_by_status",
+    "enqueue",
+    "fail_job",
+    "finish_job",
+    "get_job",
+    "heartbeat_jobs",
+    "is_cancel_requested",
+    "list_jobs",
+    "mark_cancelled",
+    "reap_stale_jobs",
+    "request_cancel",
+    "requeue_job",
+    "set_progress",
+    "list_workers",
 ]
 
 
 # --- workers (read by the Infrastructure page) ------------------------------------------
+
 
 def list_workers(db: Database | Session, *, include_stopped: bool = True, limit: int = 200) -> list[WorkerPublic]:
     """Worker processes, newest heartbeat first. A worker whose heartbeat is older than

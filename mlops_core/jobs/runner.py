@@ -5,6 +5,7 @@ a crashing job (segfault, os._exit, out of memory) cannot take the worker down. 
 records its own outcome (finished / failed with the traceback / cancelled); when it dies
 without a word the worker records that instead.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -46,8 +47,14 @@ class JobContext:
         from .queue import set_progress
 
         try:
-            set_progress(self.db, job_id=self.job_id, worker=self.worker, attempt=self.attempt,
-                         fraction=fraction, message=message)
+            set_progress(
+                self.db,
+                job_id=self.job_id,
+                worker=self.worker,
+                attempt=self.attempt,
+                fraction=fraction,
+                message=message,
+            )
         except Exception as exc:  # noqa: BLE001 - progress is best effort; the job itself goes on
             log.warning("job %s: could not record progress: %s", self.job_id, exc)
 
@@ -130,8 +137,10 @@ def child_main(database_url: str, job_id: int, kind: str, payload: dict[str, Any
     from ..config import get_settings
     from ..db import Database
 
-    logging.basicConfig(level=get_settings().log_level,
-                        format=f"%(asctime)s %(levelname)s job-{job_id}[{os.getpid()}] %(name)s: %(message)s")
+    logging.basicConfig(
+        level=get_settings().log_level,
+        format=f"%(asctime)s %(levelname)s job-{job_id}[{os.getpid()}] %(name)s: %(message)s",
+    )
     db = Database(database_url)
     try:
         status = execute(db, job_id=job_id, kind=kind, payload=payload, worker=worker, attempt=attempt)
@@ -146,10 +155,24 @@ def child_main(database_url: str, job_id: int, kind: str, payload: dict[str, Any
 # scikit-learn, and ~1 s for skops alone) before its first fit. Import only: nothing here may start a
 # thread pool or an OpenMP region in the fork server (a forked child cannot inherit those).
 PRELOAD_MODULES = (
-    "numpy", "pandas", "pyarrow", "pyarrow.parquet", "scipy.sparse", "threadpoolctl",
-    "sklearn.base", "sklearn.compose", "sklearn.impute", "sklearn.pipeline", "sklearn.preprocessing",
-    "sklearn.ensemble", "sklearn.linear_model", "sklearn.metrics", "sklearn.model_selection",
-    "skops.io", "mlops_core.data_io", "mlops_core.ml.training",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "pyarrow.parquet",
+    "scipy.sparse",
+    "threadpoolctl",
+    "sklearn.base",
+    "sklearn.compose",
+    "sklearn.impute",
+    "sklearn.pipeline",
+    "sklearn.preprocessing",
+    "sklearn.ensemble",
+    "sklearn.linear_model",
+    "sklearn.metrics",
+    "sklearn.model_selection",
+    "skops.io",
+    "mlops_core.data_io",
+    "mlops_core.ml.training",
 )
 
 
@@ -209,4 +232,3 @@ def _preload() -> None:
         import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401
     except Exception:  # noqa: BLE001, S110 - best effort, nothing to do if it fails
         pass
-

@@ -14,6 +14,7 @@ dedupe_key = f"schedule:{id}:{fire_time_iso}" under a unique constraint. Fire ti
 deterministic across processes (cron in UTC; intervals on a grid anchored at a fixed
 instant), so two schedulers that overlap during a takeover enqueue a firing once.
 """
+
 from __future__ import annotations
 
 import logging
@@ -51,6 +52,7 @@ def _schedule_public(s: Schedule) -> SchedulePublic:
 
 
 # --- schedules ------------------------------------------------------------------------
+
 
 def validate_cron(expr: str):
     """The APScheduler trigger for a 5-field crontab expression (UTC), or a ValidationError."""
@@ -136,11 +138,14 @@ def enqueue_firing(db: Database, *, schedule_id: int, fire_time: datetime) -> in
             return None
         payload = {**sched.payload, "schedule": sched.name, "fire_time": fire_time.isoformat()}
         job_id = enqueue(s, kind=sched.kind, payload=payload, dedupe_key=schedule_dedupe_key(schedule_id, fire_time))
-        s.execute(update(Schedule).where(Schedule.id == schedule_id).values(last_fired_at=fire_time, last_job_id=job_id))
+        s.execute(
+            update(Schedule).where(Schedule.id == schedule_id).values(last_fired_at=fire_time, last_job_id=job_id)
+        )
         return job_id
 
 
 # --- the lease ----------------------------------------------------------------------------
+
 
 def try_acquire_lease(db: Database, *, holder: str, ttl_seconds: float, name: str = LEASE_NAME) -> bool:
     """Take or renew the lease for `ttl_seconds`; True when `holder` holds it afterwards."""
@@ -161,8 +166,11 @@ def try_acquire_lease(db: Database, *, holder: str, ttl_seconds: float, name: st
             from sqlalchemy.dialects.postgresql import insert as dialect_insert
         else:
             from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        s.execute(dialect_insert(Lease).values(name=name, holder=holder, acquired_at=now, expires_at=expires)
-                  .on_conflict_do_nothing(index_elements=["name"]))
+        s.execute(
+            dialect_insert(Lease)
+            .values(name=name, holder=holder, acquired_at=now, expires_at=expires)
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
         # (rowcount of an ORM-enabled INSERT is not reliable on every driver: read the winner back)
         return s.exec(select(Lease.holder).where(Lease.name == name)).one() == holder
 
@@ -170,8 +178,11 @@ def try_acquire_lease(db: Database, *, holder: str, ttl_seconds: float, name: st
 def release_lease(db: Database, *, holder: str, name: str = LEASE_NAME) -> None:
     """Give the lease up at once (clean shutdown), so another worker takes over without waiting."""
     with db.unit_of_work() as s:
-        s.execute(update(Lease).where(Lease.name == name, Lease.holder == holder)
-                  .values(expires_at=utcnow() - timedelta(seconds=1)))
+        s.execute(
+            update(Lease)
+            .where(Lease.name == name, Lease.holder == holder)
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
 
 
 def lease_holder(db: Database, name: str = LEASE_NAME) -> tuple[str, datetime] | None:
@@ -181,6 +192,7 @@ def lease_holder(db: Database, name: str = LEASE_NAME) -> tuple[str, datetime] |
 
 
 # --- triggers ---------------------------------------------------------------------------
+
 
 def trigger_for(schedule: Schedule):
     from apscheduler.triggers.cron import CronTrigger
@@ -209,6 +221,7 @@ def _noop() -> None:
 
 # --- the scheduler ----------------------------------------------------------------------
 
+
 class Scheduler:
     """One per worker process. Call `tick()` every `renew_seconds`; `shutdown()` on exit."""
 
@@ -231,8 +244,9 @@ class Scheduler:
 
     def tick(self) -> bool:
         """Take/renew the lease and keep APScheduler in line with the `schedules` table."""
-        leader = True if not self.elect else try_acquire_lease(self.db, holder=self.holder,
-                                                               ttl_seconds=self.lease_seconds)
+        leader = (
+            True if not self.elect else try_acquire_lease(self.db, holder=self.holder, ttl_seconds=self.lease_seconds)
+        )
         if leader and not self.is_leader:
             log.info("%s is now the scheduler", self.holder)
             self._start()
@@ -260,8 +274,9 @@ class Scheduler:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self._signatures = {}
-        self._aps = BackgroundScheduler(timezone=UTC, job_defaults={
-            "coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_S})
+        self._aps = BackgroundScheduler(
+            timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE_S}
+        )
         self._aps.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES)
         self._aps.start()
 
@@ -278,8 +293,10 @@ class Scheduler:
         if self._aps is None:
             return
         with self.db.read() as s:
-            rows = [Schedule.model_validate(r.model_dump())
-                    for r in s.exec(select(Schedule).where(Schedule.enabled == True)).all()]  # noqa: E712
+            rows = [
+                Schedule.model_validate(r.model_dump())
+                for r in s.exec(select(Schedule).where(Schedule.enabled == True)).all()  # noqa: E712 - SQL
+            ]
         now = utcnow()
         seen = set()
         for row in rows:

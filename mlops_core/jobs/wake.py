@@ -7,6 +7,7 @@ LISTENs to (delivered at commit, dropped on rollback). SQLite (one machine): aft
 enqueue bumps the modification time of a small file next to the database, which the waiting
 worker checks every WAKE_CHECK_S (a stat, not a query).
 """
+
 from __future__ import annotations
 
 import logging

@@ -15,6 +15,7 @@ It survives a lost database (retries with back-off, the jobs keep running) and s
 on SIGTERM/SIGINT: it stops claiming, lets the running jobs finish for up to `drain_seconds`,
 gives back the rest to the queue, and exits 0.
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,9 +40,9 @@ from .wake import WAKE_CHECK_S, EnqueueListener
 
 log = logging.getLogger(__name__)
 
-CANCEL_GRACE_S = 2.0      # a cancelled job gets this long to stop by itself before it is terminated
-KILL_AFTER_S = 3.0        # a killed job process is waited for this long
-CANCEL_POLL_S = 0.5       # how often running jobs are checked for cancel requests
+CANCEL_GRACE_S = 2.0  # a cancelled job gets this long to stop by itself before it is terminated
+KILL_AFTER_S = 3.0  # a killed job process is waited for this long
+CANCEL_POLL_S = 0.5  # how often running jobs are checked for cancel requests
 MAX_BACKOFF_S = 30.0
 WORKER_ROWS_KEPT_FOR = timedelta(days=7)
 
@@ -196,8 +197,10 @@ class JobWorker:
             warm = self._mp.Process(target=_warm_up, name="warm-up")
             warm.start()
             warm.join()
-        self._say(f"starting (concurrency {self.concurrency}, scheduler "
-                  f"{'candidate' if self.scheduler_allowed else 'off'}, poll {self.poll_seconds:g} s)")
+        self._say(
+            f"starting (concurrency {self.concurrency}, scheduler "
+            f"{'candidate' if self.scheduler_allowed else 'off'}, poll {self.poll_seconds:g} s)"
+        )
         next_reap = next_lease = next_cancel = 0.0
         try:
             while True:
@@ -206,8 +209,10 @@ class JobWorker:
                     if self._drain_deadline is None:
                         self._drain_deadline = now + (0 if self._hard_stop else self.drain_seconds)
                         if self.running:
-                            self._say(f"stopping: waiting up to {self.drain_seconds:g} s for "
-                                      f"{len(self.running)} running job(s)")
+                            self._say(
+                                f"stopping: waiting up to {self.drain_seconds:g} s for "
+                                f"{len(self.running)} running job(s)"
+                            )
                     if self._hard_stop or now >= self._drain_deadline:
                         self._give_back_running()
                     if not self.running:
@@ -236,8 +241,11 @@ class JobWorker:
                     if self._guard(self.scheduler.tick)[0]:
                         next_lease = now + self.scheduler.renew_seconds
                     if self.scheduler.is_leader != was_leader:
-                        self._say("is now the scheduler of periodic jobs" if self.scheduler.is_leader
-                                  else "is no longer the scheduler (another worker holds the lease)")
+                        self._say(
+                            "is now the scheduler of periodic jobs"
+                            if self.scheduler.is_leader
+                            else "is no longer the scheduler (another worker holds the lease)"
+                        )
                 claimed = 0
                 if not self.stop_requested.is_set():
                     claimed = self._guard(self._fill)[1] or 0
@@ -245,8 +253,10 @@ class JobWorker:
                     break
                 if not claimed:
                     # With a free slot, an enqueued job wakes the worker at once (not at the next poll).
-                    self._wait(self.poll_seconds, wake=len(self.running) < self.concurrency
-                               and not self.stop_requested.is_set())
+                    self._wait(
+                        self.poll_seconds,
+                        wake=len(self.running) < self.concurrency and not self.stop_requested.is_set(),
+                    )
         finally:
             self._shutdown()
         return 0
@@ -297,12 +307,19 @@ class JobWorker:
             delay = min(MAX_BACKOFF_S, 2 ** (self._db_failures - 1))
             self._db_retry_at = time.monotonic() + delay
             level = logging.WARNING if self._db_failures <= 3 or self._db_failures % 10 == 0 else logging.DEBUG
-            log.log(level, "worker %s: %s failed (%s); retrying in %.0f s",
-                    self.name, getattr(fn, "__name__", "step"), str(exc).splitlines()[0] if str(exc) else
-                    type(exc).__name__, delay)
+            log.log(
+                level,
+                "worker %s: %s failed (%s); retrying in %.0f s",
+                self.name,
+                getattr(fn, "__name__", "step"),
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                delay,
+            )
             if self._db_failures == 1:
-                self._say(f"database step failed ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
-                          "retrying with back-off")
+                self._say(
+                    f"database step failed ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                    "retrying with back-off"
+                )
             return False, None
         if self._db_failures:
             self._say("database reachable again")
@@ -320,13 +337,17 @@ class JobWorker:
         now = utcnow()
         with self.db.unit_of_work() as s:
             row = s.exec(select(WorkerRow).where(WorkerRow.name == self.name)).first()
-            if row is not None and row.status in ("running", "stopping") and (row.hostname, row.pid) != (
-                    socket.gethostname(), os.getpid()):
+            if (
+                row is not None
+                and row.status in ("running", "stopping")
+                and (row.hostname, row.pid) != (socket.gethostname(), os.getpid())
+            ):
                 hb = row.heartbeat_at if row.heartbeat_at.tzinfo else row.heartbeat_at.replace(tzinfo=now.tzinfo)
                 if (now - hb).total_seconds() < self.heartbeat_timeout:
                     raise SystemExit(
                         f"error: a worker named {self.name!r} is already running on {row.hostname} "
-                        f"(pid {row.pid}); give this one another --name")
+                        f"(pid {row.pid}); give this one another --name"
+                    )
             if row is None:
                 row = WorkerRow(name=self.name)
             row.hostname = socket.gethostname()
@@ -344,9 +365,13 @@ class JobWorker:
             # Jobs still "running" under this name belong to an earlier process of the same name that died.
             orphans = s.exec(select(Job).where(Job.status == "running", Job.claimed_by == self.name)).all()
             for job in orphans:
-                queue._fail_in(s, job_id=int(job.id), conditions=(Job.id == job.id, Job.status == "running",
-                                                                   Job.claimed_by == self.name),
-                               error=f"worker {self.name} restarted while running it", retry=True)
+                queue._fail_in(
+                    s,
+                    job_id=int(job.id),
+                    conditions=(Job.id == job.id, Job.status == "running", Job.claimed_by == self.name),
+                    error=f"worker {self.name} restarted while running it",
+                    retry=True,
+                )
         self._registered = True
 
     def _fill(self) -> int:
@@ -375,15 +400,21 @@ class JobWorker:
         proc = self._mp.Process(
             target=_child_entry,
             args=(self.db.url, job.id, job.kind, job.payload, self.name, job.attempts, os.getpid()),
-            name=f"job-{job.id}", daemon=False,
+            name=f"job-{job.id}",
+            daemon=False,
         )
         try:
             proc.start()
         except Exception as exc:  # noqa: BLE001 - cannot fork: give the job back and back off
             with self._lock:
                 self._held.pop(job.id, None)
-            queue.fail_job(self.db, job_id=job.id, worker=self.name, attempt=job.attempts,
-                           error=f"the worker could not start a process for the job: {exc}")
+            queue.fail_job(
+                self.db,
+                job_id=job.id,
+                worker=self.name,
+                attempt=job.attempts,
+                error=f"the worker could not start a process for the job: {exc}",
+            )
             raise
         self.running[job.id] = RunningJob(job_id=job.id, kind=job.kind, attempt=job.attempts, proc=proc)
         log.info("worker %s: job %s (%s) started, attempt %s", self.name, job.id, job.kind, job.attempts)
@@ -416,13 +447,23 @@ class JobWorker:
             if status == "lost":
                 status = "taken over by another worker"
         elif rj.stop_reason == "cancel":
-            queue.mark_cancelled(self.db, job_id=rj.job_id, worker=self.name, attempt=rj.attempt,
-                                 message=f"cancelled: stopped by worker {self.name} (the job did not stop "
-                                         f"by itself within {CANCEL_GRACE_S:g} s)")
+            queue.mark_cancelled(
+                self.db,
+                job_id=rj.job_id,
+                worker=self.name,
+                attempt=rj.attempt,
+                message=f"cancelled: stopped by worker {self.name} (the job did not stop "
+                f"by itself within {CANCEL_GRACE_S:g} s)",
+            )
             status = "cancelled"
         elif rj.stop_reason == "drain":
-            queue.requeue_job(self.db, job_id=rj.job_id, worker=self.name, attempt=rj.attempt,
-                              reason=f"given back to the queue: worker {self.name} shut down")
+            queue.requeue_job(
+                self.db,
+                job_id=rj.job_id,
+                worker=self.name,
+                attempt=rj.attempt,
+                reason=f"given back to the queue: worker {self.name} shut down",
+            )
             status = "queued"
         elif rj.stop_reason == "lost":
             job = queue.get_job(self.db, rj.job_id)
@@ -430,8 +471,16 @@ class JobWorker:
             status = job.status if mine else "taken over by another worker"
         else:
             why = f"killed by {_signal_name(code)}" if code < 0 else f"exit code {code}"
-            status = queue.fail_job(self.db, job_id=rj.job_id, worker=self.name, attempt=rj.attempt,
-                                    error=f"the job process died ({why}) on worker {self.name}") or "failed"
+            status = (
+                queue.fail_job(
+                    self.db,
+                    job_id=rj.job_id,
+                    worker=self.name,
+                    attempt=rj.attempt,
+                    error=f"the job process died ({why}) on worker {self.name}",
+                )
+                or "failed"
+            )
         if status == "finished":
             self._jobs_done += 1
         elif status == "failed":
@@ -452,14 +501,20 @@ class JobWorker:
             except Exception as exc:  # noqa: BLE001 - the database may be away; keep trying
                 failures += 1
                 if failures <= 3 or failures % 20 == 0:
-                    log.warning("worker %s: heartbeat failed (%s)", self.name, str(exc).splitlines()[0] if str(exc)
-                                else type(exc).__name__)
+                    log.warning(
+                        "worker %s: heartbeat failed (%s)",
+                        self.name,
+                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                    )
             self._hb_stop.wait(self.heartbeat_seconds)
 
     def _heartbeat(self) -> None:
         if time.monotonic() - self._loop_tick > self._wedged_after:
-            log.error("worker %s: its loop has been stuck for %.0f s; no longer vouching for its jobs",
-                      self.name, time.monotonic() - self._loop_tick)
+            log.error(
+                "worker %s: its loop has been stuck for %.0f s; no longer vouching for its jobs",
+                self.name,
+                time.monotonic() - self._loop_tick,
+            )
             return
         with self._lock:
             held = {jid: att for jid, att in self._held.items() if jid not in self._lost}
@@ -472,10 +527,20 @@ class JobWorker:
         current = min(held) if held else None
         is_sched = bool(self.scheduler is not None and self.scheduler.is_leader)
         with self.db.unit_of_work() as s:
-            s.execute(update(WorkerRow).where(WorkerRow.name == self.name).values(
-                heartbeat_at=utcnow(), cpu_percent=cpu, rss_mb=rss, current_job_id=current,
-                is_scheduler=is_sched, status="stopping" if self.stop_requested.is_set() else "running",
-                jobs_done=self._jobs_done, jobs_failed=self._jobs_failed))
+            s.execute(
+                update(WorkerRow)
+                .where(WorkerRow.name == self.name)
+                .values(
+                    heartbeat_at=utcnow(),
+                    cpu_percent=cpu,
+                    rss_mb=rss,
+                    current_job_id=current,
+                    is_scheduler=is_sched,
+                    status="stopping" if self.stop_requested.is_set() else "running",
+                    jobs_done=self._jobs_done,
+                    jobs_failed=self._jobs_failed,
+                )
+            )
 
     def _handle_lost(self) -> None:
         """Jobs no longer ours (finished by their process, or reaped and handed to another worker):
@@ -537,12 +602,21 @@ class JobWorker:
             self._say(f"job {job_id} had no heartbeat for {self.heartbeat_timeout:g} s: now {status}")
         cutoff = utcnow() - timedelta(seconds=self.heartbeat_timeout)
         with self.db.unit_of_work() as s:
-            s.execute(update(WorkerRow).where(WorkerRow.status.in_(("running", "stopping")),
-                                              WorkerRow.heartbeat_at < cutoff, WorkerRow.name != self.name)
-                      .values(status="lost", is_scheduler=False, current_job_id=None))
+            s.execute(
+                update(WorkerRow)
+                .where(
+                    WorkerRow.status.in_(("running", "stopping")),
+                    WorkerRow.heartbeat_at < cutoff,
+                    WorkerRow.name != self.name,
+                )
+                .values(status="lost", is_scheduler=False, current_job_id=None)
+            )
             # Forget worker processes that ended long ago (one row per process start would pile up).
-            s.execute(delete(WorkerRow).where(WorkerRow.status.in_(("stopped", "lost")),
-                                              WorkerRow.heartbeat_at < utcnow() - WORKER_ROWS_KEPT_FOR))
+            s.execute(
+                delete(WorkerRow).where(
+                    WorkerRow.status.in_(("stopped", "lost")), WorkerRow.heartbeat_at < utcnow() - WORKER_ROWS_KEPT_FOR
+                )
+            )
 
     def _give_back_running(self) -> None:
         for rj in self.running.values():
@@ -571,9 +645,19 @@ class JobWorker:
         if self._registered:
             try:
                 with self.db.unit_of_work() as s:
-                    s.execute(update(WorkerRow).where(WorkerRow.name == self.name).values(
-                        status="stopped", stopped_at=utcnow(), heartbeat_at=utcnow(), is_scheduler=False,
-                        current_job_id=None, jobs_done=self._jobs_done, jobs_failed=self._jobs_failed))
+                    s.execute(
+                        update(WorkerRow)
+                        .where(WorkerRow.name == self.name)
+                        .values(
+                            status="stopped",
+                            stopped_at=utcnow(),
+                            heartbeat_at=utcnow(),
+                            is_scheduler=False,
+                            current_job_id=None,
+                            jobs_done=self._jobs_done,
+                            jobs_failed=self._jobs_failed,
+                        )
+                    )
             except Exception as exc:  # noqa: BLE001
                 log.warning("worker %s: could not record its stop: %s", self.name, exc)
         self._say("stopped")
@@ -582,11 +666,19 @@ class JobWorker:
         print(f"[worker {self.name}] {message}", flush=True)
 
 
-def run_worker(*, name: str | None = None, once: bool = False, scheduler: bool | None = None,
-               concurrency: int = 1, drain_seconds: float = 15.0, database_url: str | None = None) -> int:
+def run_worker(
+    *,
+    name: str | None = None,
+    once: bool = False,
+    scheduler: bool | None = None,
+    concurrency: int = 1,
+    drain_seconds: float = 15.0,
+    database_url: str | None = None,
+) -> int:
     """Entry point of `python -m mlops_core worker`."""
     from ..db import get_database
 
     db = get_database(database_url)
-    return JobWorker(db, name=name, once=once, scheduler=scheduler, concurrency=concurrency,
-                     drain_seconds=drain_seconds).run()
+    return JobWorker(
+        db, name=name, once=once, scheduler=scheduler, concurrency=concurrency, drain_seconds=drain_seconds
+    ).run()

@@ -7,6 +7,7 @@ scikit-learn estimator. `training.build_pipeline` puts that estimator behind the
 
 scikit-learn is imported inside the builders: pages import this module to draw the form.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ class Algorithm:
 
 # --- the estimators ------------------------------------------------------------------------------
 
+
 def _logistic_regression(task: str, p: dict[str, Any], seed: int):
     from sklearn.linear_model import LogisticRegression
 
@@ -70,63 +72,96 @@ def _random_forest(task: str, p: dict[str, Any], seed: int):
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
     cls = RandomForestClassifier if task == "classification" else RandomForestRegressor
-    return cls(n_estimators=p["n_estimators"], max_depth=p["max_depth"], min_samples_leaf=p["min_samples_leaf"],
-               random_state=seed, n_jobs=1)
+    return cls(
+        n_estimators=p["n_estimators"],
+        max_depth=p["max_depth"],
+        min_samples_leaf=p["min_samples_leaf"],
+        random_state=seed,
+        n_jobs=1,
+    )
 
 
 def _gradient_boosting(task: str, p: dict[str, Any], seed: int):
     from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
 
     cls = GradientBoostingClassifier if task == "classification" else GradientBoostingRegressor
-    return cls(n_estimators=p["n_estimators"], learning_rate=p["learning_rate"], max_depth=p["max_depth"],
-               random_state=seed)
+    return cls(
+        n_estimators=p["n_estimators"], learning_rate=p["learning_rate"], max_depth=p["max_depth"], random_state=seed
+    )
 
 
 def _hist_gradient_boosting(task: str, p: dict[str, Any], seed: int):
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
     cls = HistGradientBoostingClassifier if task == "classification" else HistGradientBoostingRegressor
-    return cls(max_iter=p["max_iter"], learning_rate=p["learning_rate"], max_leaf_nodes=p["max_leaf_nodes"],
-               l2_regularization=p["l2_regularization"], random_state=seed, early_stopping=False)
+    return cls(
+        max_iter=p["max_iter"],
+        learning_rate=p["learning_rate"],
+        max_leaf_nodes=p["max_leaf_nodes"],
+        l2_regularization=p["l2_regularization"],
+        random_state=seed,
+        early_stopping=False,
+    )
 
 
 # --- the registry (in the order the form lists them) ---------------------------------------------------
 
-ALGORITHMS: dict[str, Algorithm] = {a.key: a for a in (
-    Algorithm(
-        "logistic_regression", "Logistic regression", ("classification",),
-        {"C": ParamSpec(float, 1.0, 1e-6, 1e6, help="inverse regularisation strength"),
-         "max_iter": ParamSpec(int, 1000, 10, 100_000)},
-        _logistic_regression,
-    ),
-    Algorithm(
-        "linear_regression", "Linear regression (ridge)", ("regression",),
-        {"alpha": ParamSpec(float, 1.0, 0.0, 1e6, help="L2 regularisation; 0 is ordinary least squares")},
-        _ridge,
-    ),
-    Algorithm(
-        "random_forest", "Random forest", TASKS,
-        {"n_estimators": ParamSpec(int, 200, 1, 5000),
-         "max_depth": ParamSpec(int, None, 1, 200, nullable=True, help="empty: grow until pure"),
-         "min_samples_leaf": ParamSpec(int, 1, 1, 10_000)},
-        _random_forest,
-    ),
-    Algorithm(
-        "gradient_boosting", "Gradient boosting", TASKS,
-        {"n_estimators": ParamSpec(int, 100, 1, 5000),
-         "learning_rate": ParamSpec(float, 0.1, 1e-4, 1.0),
-         "max_depth": ParamSpec(int, 3, 1, 50)},
-        _gradient_boosting,
-    ),
-    Algorithm(
-        "hist_gradient_boosting", "Histogram gradient boosting", TASKS,
-        {"max_iter": ParamSpec(int, 100, 1, 5000),
-         "learning_rate": ParamSpec(float, 0.1, 1e-4, 1.0),
-         "max_leaf_nodes": ParamSpec(int, 31, 2, 4096),
-         "l2_regularization": ParamSpec(float, 0.0, 0.0, 1e6)},
-        _hist_gradient_boosting,
-    ),
-)}
+ALGORITHMS: dict[str, Algorithm] = {
+    a.key: a
+    for a in (
+        Algorithm(
+            "logistic_regression",
+            "Logistic regression",
+            ("classification",),
+            {
+                "C": ParamSpec(float, 1.0, 1e-6, 1e6, help="inverse regularisation strength"),
+                "max_iter": ParamSpec(int, 1000, 10, 100_000),
+            },
+            _logistic_regression,
+        ),
+        Algorithm(
+            "linear_regression",
+            "Linear regression (ridge)",
+            ("regression",),
+            {"alpha": ParamSpec(float, 1.0, 0.0, 1e6, help="L2 regularisation; 0 is ordinary least squares")},
+            _ridge,
+        ),
+        Algorithm(
+            "random_forest",
+            "Random forest",
+            TASKS,
+            {
+                "n_estimators": ParamSpec(int, 200, 1, 5000),
+                "max_depth": ParamSpec(int, None, 1, 200, nullable=True, help="empty: grow until pure"),
+                "min_samples_leaf": ParamSpec(int, 1, 1, 10_000),
+            },
+            _random_forest,
+        ),
+        Algorithm(
+            "gradient_boosting",
+            "Gradient boosting",
+            TASKS,
+            {
+                "n_estimators": ParamSpec(int, 100, 1, 5000),
+                "learning_rate": ParamSpec(float, 0.1, 1e-4, 1.0),
+                "max_depth": ParamSpec(int, 3, 1, 50),
+            },
+            _gradient_boosting,
+        ),
+        Algorithm(
+            "hist_gradient_boosting",
+            "Histogram gradient boosting",
+            TASKS,
+            {
+                "max_iter": ParamSpec(int, 100, 1, 5000),
+                "learning_rate": ParamSpec(float, 0.1, 1e-4, 1.0),
+                "max_leaf_nodes": ParamSpec(int, 31, 2, 4096),
+                "l2_regularization": ParamSpec(float, 0.0, 0.0, 1e6),
+            },
+            _hist_gradient_boosting,
+        ),
+    )
+}
 
 
 def algorithms_for(task: str) -> list[str]:

@@ -17,6 +17,7 @@ OneHotEncoder; then any estimator — the transform of one record is a few array
 function against `pipeline.predict` (and `pipeline.predict_proba` for the score) on sample rows
 before using it (see ServingState._load): a fast path that disagrees is never used.
 """
+
 from __future__ import annotations
 
 import math
@@ -86,7 +87,7 @@ def _categorical_block(trans, cols: list[str]):
             frames.append(pd.DataFrame(row, columns=cols).astype(object))
         out = trans.transform(pd.concat(frames, ignore_index=True))
         out = out.toarray() if hasattr(out, "toarray") else np.asarray(out, dtype=float)
-        block = out[:, offset:offset + width]
+        block = out[:, offset : offset + width]
         table = {v: block[i].copy() for i, v in enumerate(values)}
         tables.append((c, table, block[len(values) - 1].copy(), block[len(values)].copy()))
         offset += width
@@ -162,14 +163,14 @@ def compile_fast_path(model, names: list[str], positive: int | None = None) -> C
                 if missing.any():
                     vals[missing] = fill[missing]
                 n = len(cols)
-                x[pos:pos + n] = (vals - mean) / scale
+                x[pos : pos + n] = (vals - mean) / scale
                 pos += n
             else:
                 for c, table, unseen, missing in spec:
                     v = rec[c]
                     block = missing if v is None else table.get(str(v), unseen)
                     n = len(block)
-                    x[pos:pos + n] = block
+                    x[pos : pos + n] = block
                     pos += n
         return x
 
@@ -188,11 +189,13 @@ def compile_fast_path(model, names: list[str], positive: int | None = None) -> C
     if positive is None:
         return predict_one
     if linear_clf and isinstance(est, LogisticRegression) and coef_t.shape[1] == 1 and len(classes) == 2:
+
         def scored(rec: dict[str, Any]):
             d = float((transform(rec) @ coef_t + intercept)[0])
             p1 = _sigmoid(d)  # probability of classes_[1]; classes_[0] gets 1 - p1, as in predict_proba
             return classes[int(d > 0)], (p1 if positive == 1 else 1.0 - p1)
     elif hasattr(est, "predict_proba") and not linear_clf:
+
         def scored(rec: dict[str, Any]):
             labels, scores = estimator_scored(est, transform(rec).reshape(1, -1), positive)
             return labels[0], float(scores[0])

@@ -11,6 +11,7 @@ own) and refused by name before skops imports or builds anything.
 skops, scipy and scikit-learn are imported inside the functions that need them: the registry and the
 experiments service import this module, and a page or CLI `--help` should not pay for them.
 """
+
 from __future__ import annotations
 
 import io
@@ -27,28 +28,35 @@ from ..errors import ValidationError
 # func/inverse_func, a univariate selector's score_func). Each is a pure numeric function: it reads the
 # array the pipeline hands it and returns numbers of (at most) the same size; no I/O, no code
 # evaluation, no attribute lookup by name, no way to grow memory beyond the input.
-TRUSTED_MODEL_FUNCTIONS = frozenset({
-    # numpy ufuncs (element-wise arithmetic; the usual log/power transforms of skewed features or targets).
-    # On an object array a ufunc calls the element's method of the same name; scoring inputs are JSON
-    # strings and numbers, which have none, so that is a TypeError, not a call into anything.
-    "numpy.log1p", "numpy.expm1",       # log(1 + x) and its inverse: skewed counts and amounts
-    "numpy.log", "numpy.exp",           # log transform and its inverse
-    "numpy.sqrt", "numpy.square",       # square-root transform and its inverse
-    "numpy.absolute",                   # |x| (numpy.abs is this ufunc)
-    # Defaults of SelectKBest / SelectPercentile / GenericUnivariateSelect and the usual alternatives:
-    # statistics over the (already numeric) training matrix, used at fit time only.
-    "sklearn.feature_selection._univariate_selection.f_classif",
-    "sklearn.feature_selection._univariate_selection.f_regression",
-    "sklearn.feature_selection._univariate_selection.chi2",
-})
+TRUSTED_MODEL_FUNCTIONS = frozenset(
+    {
+        # numpy ufuncs (element-wise arithmetic; the usual log/power transforms of skewed features or targets).
+        # On an object array a ufunc calls the element's method of the same name; scoring inputs are JSON
+        # strings and numbers, which have none, so that is a TypeError, not a call into anything.
+        "numpy.log1p",
+        "numpy.expm1",  # log(1 + x) and its inverse: skewed counts and amounts
+        "numpy.log",
+        "numpy.exp",  # log transform and its inverse
+        "numpy.sqrt",
+        "numpy.square",  # square-root transform and its inverse
+        "numpy.absolute",  # |x| (numpy.abs is this ufunc)
+        # Defaults of SelectKBest / SelectPercentile / GenericUnivariateSelect and the usual alternatives:
+        # statistics over the (already numeric) training matrix, used at fit time only.
+        "sklearn.feature_selection._univariate_selection.f_classif",
+        "sklearn.feature_selection._univariate_selection.f_regression",
+        "sklearn.feature_selection._univariate_selection.chi2",
+    }
+)
 
 # Estimators left out although scikit-learn lists them: the text vectorizers take `input="filename"` or
 # `"file"`, and then transform() OPENS the paths it is given (on a scoring service: paths sent by callers).
-_UNTRUSTED_ESTIMATORS = frozenset({
-    "sklearn.feature_extraction.text.CountVectorizer",
-    "sklearn.feature_extraction.text.TfidfVectorizer",
-    "sklearn.feature_extraction.text.HashingVectorizer",
-})
+_UNTRUSTED_ESTIMATORS = frozenset(
+    {
+        "sklearn.feature_extraction.text.CountVectorizer",
+        "sklearn.feature_extraction.text.TfidfVectorizer",
+        "sklearn.feature_extraction.text.HashingVectorizer",
+    }
+)
 
 
 def _qualified(cls: type) -> str:
@@ -57,8 +65,11 @@ def _qualified(cls: type) -> str:
 
 def _classes_in(module, base: type) -> set[str]:
     """Exact names of the classes defined in `module` that subclass `base` (classes only, never functions)."""
-    return {_qualified(obj) for obj in vars(module).values()
-            if isinstance(obj, type) and issubclass(obj, base) and obj.__module__ == module.__name__}
+    return {
+        _qualified(obj)
+        for obj in vars(module).values()
+        if isinstance(obj, type) and issubclass(obj, base) and obj.__module__ == module.__name__
+    }
 
 
 @lru_cache(maxsize=1)
@@ -100,16 +111,26 @@ def trusted_model_types() -> frozenset[str]:
     # Distance metrics, except the one that calls a Python function given to it.
     names |= {n for n in _classes_in(dist_metrics, dist_metrics.DistanceMetric) if ".PyFuncDistance" not in n}
     # numpy: arrays, dtypes and scalar types (skops names scalars "numpy.float64"), random states.
-    names |= {"numpy.ndarray", "numpy.dtype", "numpy.ma.MaskedArray",
-              "numpy.random.mtrand.RandomState", "numpy.random._generator.Generator"}
+    names |= {
+        "numpy.ndarray",
+        "numpy.dtype",
+        "numpy.ma.MaskedArray",
+        "numpy.random.mtrand.RandomState",
+        "numpy.random._generator.Generator",
+    }
     names |= {f"numpy.{t.__name__}" for t in set(np.sctypeDict.values())}
     names |= {f"numpy.random.{n}" for n in ("MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64")}
     # scipy sparse matrices/arrays (skops reads them with load_npz, which never unpickles).
-    names |= {_qualified(obj) for obj in vars(sp).values()
-              if isinstance(obj, type) and issubclass(obj, (sp.spmatrix, sp.sparray))}
+    names |= {
+        _qualified(obj)
+        for obj in vars(sp).values()
+        if isinstance(obj, type) and issubclass(obj, (sp.spmatrix, sp.sparray))
+    }
     # Python containers and scalars that hold the estimators' parameters.
-    names |= {f"builtins.{t.__name__}" for t in (dict, list, tuple, set, frozenset, slice, str, int, float,
-                                                 bool, complex, bytes, bytearray)}
+    names |= {
+        f"builtins.{t.__name__}"
+        for t in (dict, list, tuple, set, frozenset, slice, str, int, float, bool, complex, bytes, bytearray)
+    }
     names |= {"collections.OrderedDict"}
     return frozenset(names | TRUSTED_MODEL_FUNCTIONS)
 
@@ -140,8 +161,10 @@ def _schema_type_names(data: bytes) -> set[str]:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             info = z.getinfo("schema.json")
             if info.file_size > MAX_SCHEMA_BYTES:
-                raise ValidationError(f"the model file's schema is {info.file_size:,} bytes; a model's is far "
-                                      "smaller, so this file is refused")
+                raise ValidationError(
+                    f"the model file's schema is {info.file_size:,} bytes; a model's is far "
+                    "smaller, so this file is refused"
+                )
             schema = json.loads(z.read(info))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
         if isinstance(exc, ValidationError):

@@ -4,6 +4,7 @@ Pure rules shared by training (metrics at the deploy gate), the scoring service 
 path, batch scoring and monitoring, so a recall or roc_auc KPI means the same thing everywhere.
 numpy and scikit-learn are imported where used: services import this module, and their imports stay light.
 """
+
 from __future__ import annotations
 
 from typing import Any, Iterable
@@ -47,8 +48,7 @@ def positive_index(model: Any) -> int | None:
 
 # Estimators whose predict() is, in scikit-learn's code, classes_.take(argmax(predict_proba)) (up to a
 # positive row scale): one call gives both. (Others, e.g. boosting's `raw > 0`, can differ at p = 0.5.)
-_ARGMAX_ESTIMATORS = ("RandomForestClassifier", "ExtraTreesClassifier", "DecisionTreeClassifier",
-                      "ExtraTreeClassifier")
+_ARGMAX_ESTIMATORS = ("RandomForestClassifier", "ExtraTreesClassifier", "DecisionTreeClassifier", "ExtraTreeClassifier")
 
 
 def estimator_scored(est: Any, X: Any, positive: int):

@@ -9,6 +9,7 @@ is seeded from `config["seed"]`, so the same config on the same dataset version 
 Preprocessing lives inside the Pipeline (ColumnTransformer: impute + scale numbers, impute + one-hot
 categories), so the stored model takes raw records as the scoring service receives them.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -39,6 +40,7 @@ LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
 
 # --- the config ----------------------------------------------------------------------------
 
+
 @dataclass
 class TrainingConfig:
     """A normalised launch configuration (also what a run stores in `runs.config`)."""
@@ -47,19 +49,27 @@ class TrainingConfig:
     task: str
     algorithm: str
     features: list[str]
-    params: dict[str, Any]            # scalar values, or lists of values to search over
-    search: str = "none"              # "none" | "grid" | "random"
-    n_iter: int = 10                  # random search: candidates drawn
-    split: str = "holdout"            # "holdout" | "cv"
+    params: dict[str, Any]  # scalar values, or lists of values to search over
+    search: str = "none"  # "none" | "grid" | "random"
+    n_iter: int = 10  # random search: candidates drawn
+    split: str = "holdout"  # "holdout" | "cv"
     test_size: float = 0.2
     folds: int = 5
     seed: int = 42
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "target": self.target, "task": self.task, "algorithm": self.algorithm, "features": list(self.features),
-            "params": dict(self.params), "search": self.search, "n_iter": self.n_iter, "split": self.split,
-            "test_size": self.test_size, "folds": self.folds, "seed": self.seed,
+            "target": self.target,
+            "task": self.task,
+            "algorithm": self.algorithm,
+            "features": list(self.features),
+            "params": dict(self.params),
+            "search": self.search,
+            "n_iter": self.n_iter,
+            "split": self.split,
+            "test_size": self.test_size,
+            "folds": self.folds,
+            "seed": self.seed,
         }
 
 
@@ -261,11 +271,23 @@ def validate_config(frame: pd.DataFrame, raw: dict[str, Any]) -> TrainingConfig:
             f"the rarest class of {target!r} has {y.dropna().value_counts().min()} rows, fewer than the {folds} folds; "
             "use fewer folds or a holdout split"
         )
-    return TrainingConfig(target=target, task=task, algorithm=algorithm, features=features, params=params,
-                          search=search, n_iter=n_iter, split=split, test_size=test_size, folds=folds, seed=seed)
+    return TrainingConfig(
+        target=target,
+        task=task,
+        algorithm=algorithm,
+        features=features,
+        params=params,
+        search=search,
+        n_iter=n_iter,
+        split=split,
+        test_size=test_size,
+        folds=folds,
+        seed=seed,
+    )
 
 
 # --- schema of the model's inputs ------------------------------------------------------------
+
 
 def column_kind(s: pd.Series) -> str:
     """The DESIGN.md REST type of a column: number, integer, category, boolean or string."""
@@ -275,15 +297,23 @@ def column_kind(s: pd.Series) -> str:
         return "integer"
     if pd.api.types.is_numeric_dtype(s):
         non_null = s.dropna()
-        if len(non_null) and bool(np.all(np.isclose(np.asarray(non_null, dtype=float) % 1, 0))) \
-                and s.isna().any() and str(s.dtype).startswith("float"):
+        if (
+            len(non_null)
+            and bool(np.all(np.isclose(np.asarray(non_null, dtype=float) % 1, 0)))
+            and s.isna().any()
+            and str(s.dtype).startswith("float")
+        ):
             return "integer"  # an integer column with missing values comes back from pandas as float
         return "number"
     non_null = s.dropna()
     if len(non_null) and set(non_null.unique()) <= {True, False}:
         return "boolean"
     n_unique = non_null.nunique()
-    if isinstance(s.dtype, pd.CategoricalDtype) or n_unique <= max(MAX_CATEGORIES, 1) and n_unique < max(2, len(non_null)):
+    if (
+        isinstance(s.dtype, pd.CategoricalDtype)
+        or n_unique <= max(MAX_CATEGORIES, 1)
+        and n_unique < max(2, len(non_null))
+    ):
         return "category"
     return "string"
 
@@ -300,6 +330,7 @@ def infer_input_schema(X: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 # --- the pipeline --------------------------------------------------------------------------------
+
 
 def _numeric_and_categorical(X: pd.DataFrame) -> tuple[list[str], list[str]]:
     numeric, categorical = [], []
@@ -332,14 +363,27 @@ def build_pipeline(X: pd.DataFrame, algorithm: str, task: str, params: dict[str,
     numeric, categorical = _numeric_and_categorical(X)
     transformers = []
     if numeric:
-        transformers.append(("num", Pipeline([("impute", SimpleImputer(strategy="median")),
-                                              ("scale", StandardScaler())]), numeric))
+        transformers.append(
+            ("num", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numeric)
+        )
     if categorical:
-        transformers.append(("cat", Pipeline([
-            ("impute", SimpleImputer(strategy="constant", fill_value="(missing)")),
-            ("onehot", OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=MAX_CATEGORIES,
-                                     sparse_output=False)),
-        ]), categorical))
+        transformers.append(
+            (
+                "cat",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="constant", fill_value="(missing)")),
+                        (
+                            "onehot",
+                            OneHotEncoder(
+                                handle_unknown="infrequent_if_exist", max_categories=MAX_CATEGORIES, sparse_output=False
+                            ),
+                        ),
+                    ]
+                ),
+                categorical,
+            )
+        )
     pre = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=True)
     if algorithm not in ALGORITHMS:
         raise ValidationError(f"unknown algorithm {algorithm!r}")
@@ -347,6 +391,7 @@ def build_pipeline(X: pd.DataFrame, algorithm: str, task: str, params: dict[str,
 
 
 # --- metrics --------------------------------------------------------------------------------------
+
 
 def classification_metrics(y_true, y_pred, proba, classes) -> dict[str, float]:
     from sklearn.metrics import accuracy_score, f1_score, log_loss, precision_score, recall_score, roc_auc_score
@@ -409,6 +454,7 @@ def primary_metric(task: str) -> str:
 
 # --- curves and plot data -------------------------------------------------------------------------
 
+
 def _thin(xs, ys, n: int = 200) -> tuple[list[float], list[float]]:
     xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
     if len(xs) > n:
@@ -444,8 +490,10 @@ def plot_data(pipe, X_test, y_test, task: str, y_pred=None, proba=None) -> dict[
         if len(y_true) > 1000:
             idx = np.random.default_rng(0).choice(len(y_true), 1000, replace=False)
             y_true, pred = y_true[idx], pred[idx]
-        out["residuals"] = {"predicted": [round(float(v), 6) for v in pred],
-                            "residual": [round(float(v), 6) for v in (y_true - pred)]}
+        out["residuals"] = {
+            "predicted": [round(float(v), 6) for v in pred],
+            "residual": [round(float(v), 6) for v in (y_true - pred)],
+        }
     out["feature_importance"] = feature_importance(pipe)
     return out
 
@@ -498,15 +546,16 @@ def staged_scores(pipe, X_train, y_train, X_test, y_test, task: str, max_points:
 
 # --- training --------------------------------------------------------------------------------------
 
+
 @dataclass
 class TrainingResult:
     pipeline: Any
     config: TrainingConfig
-    params: dict[str, Any]                 # the chosen (scalar) hyperparameters
-    test_metrics: dict[str, float]         # holdout test, or CV mean over folds
+    params: dict[str, Any]  # the chosen (scalar) hyperparameters
+    test_metrics: dict[str, float]  # holdout test, or CV mean over folds
     train_metrics: dict[str, float]
-    fold_metrics: list[dict[str, float]]   # per fold (CV) test metrics; empty for holdout
-    search_results: list[dict[str, Any]]   # per candidate: params and mean validation score
+    fold_metrics: list[dict[str, float]]  # per fold (CV) test metrics; empty for holdout
+    search_results: list[dict[str, Any]]  # per candidate: params and mean validation score
     plots: dict[str, Any]
     input_schema: list[dict[str, Any]]
     duration_seconds: float
@@ -548,8 +597,13 @@ def _score(metrics: dict[str, float], task: str) -> float:
 TRAIN_THREADS = 1
 
 
-def train(frame: pd.DataFrame, cfg: TrainingConfig, *, progress: Progress = _noop_progress,
-          check_cancelled: Callable[[], None] = _noop) -> TrainingResult:
+def train(
+    frame: pd.DataFrame,
+    cfg: TrainingConfig,
+    *,
+    progress: Progress = _noop_progress,
+    check_cancelled: Callable[[], None] = _noop,
+) -> TrainingResult:
     """Fit, evaluate and describe one run. `check_cancelled` is called between fits (it may raise)."""
     from threadpoolctl import threadpool_limits
 
@@ -557,8 +611,9 @@ def train(frame: pd.DataFrame, cfg: TrainingConfig, *, progress: Progress = _noo
         return _train(frame, cfg, progress=progress, check_cancelled=check_cancelled)
 
 
-def _train(frame: pd.DataFrame, cfg: TrainingConfig, *, progress: Progress,
-           check_cancelled: Callable[[], None]) -> TrainingResult:
+def _train(
+    frame: pd.DataFrame, cfg: TrainingConfig, *, progress: Progress, check_cancelled: Callable[[], None]
+) -> TrainingResult:
     from sklearn.model_selection import train_test_split
 
     started = time.perf_counter()
@@ -572,8 +627,9 @@ def _train(frame: pd.DataFrame, cfg: TrainingConfig, *, progress: Progress,
     stratify = y if cfg.task == "classification" else None
 
     if cfg.split == "holdout":
-        X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=cfg.test_size, random_state=cfg.seed,
-                                                  stratify=stratify)
+        X_tr, X_te, y_tr, y_te = train_test_split(
+            X, y, test_size=cfg.test_size, random_state=cfg.seed, stratify=stratify
+        )
     else:
         X_tr, y_tr, X_te, y_te = X, y, None, None
 
@@ -643,15 +699,30 @@ def _train(frame: pd.DataFrame, cfg: TrainingConfig, *, progress: Progress,
         pipe = build_pipeline(X, cfg.algorithm, cfg.task, best, cfg.seed)
         pipe.fit(X, y)
         # Plots from out-of-fold predictions: every row predicted by a model that did not see it.
-        plots = plot_data(pipe, X, y, cfg.task, y_pred=oof_pred if cfg.task == "classification"
-                          else oof_pred.astype(float), proba=oof_proba)
+        plots = plot_data(
+            pipe,
+            X,
+            y,
+            cfg.task,
+            y_pred=oof_pred if cfg.task == "classification" else oof_pred.astype(float),
+            proba=oof_proba,
+        )
         plots["staged"] = {}
         n_train, n_test = len(X), len(X)
     progress(0.97, "saving")
     return TrainingResult(
-        pipeline=pipe, config=cfg, params=dict(best), test_metrics=test_metrics, train_metrics=train_metrics,
-        fold_metrics=fold_metrics, search_results=search_results, plots=plots, input_schema=input_schema,
-        duration_seconds=time.perf_counter() - started, n_train=n_train, n_test=n_test,
+        pipeline=pipe,
+        config=cfg,
+        params=dict(best),
+        test_metrics=test_metrics,
+        train_metrics=train_metrics,
+        fold_metrics=fold_metrics,
+        search_results=search_results,
+        plots=plots,
+        input_schema=input_schema,
+        duration_seconds=time.perf_counter() - started,
+        n_train=n_train,
+        n_test=n_test,
     )
 
 
@@ -662,25 +733,44 @@ def warm_up() -> None:
     Single-threaded like every fit here (TRAIN_THREADS), so no thread pool is left behind to fork."""
     rng = np.random.default_rng(0)
     n = 60
-    frame = pd.DataFrame({
-        "x": rng.normal(size=n), "k": rng.integers(0, 5, size=n),
-        "c": rng.choice(["a", "b", "c"], size=n), "flag": rng.random(n) < 0.5,
-        "y": np.tile([0, 1], n // 2),
-    })
+    frame = pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "k": rng.integers(0, 5, size=n),
+            "c": rng.choice(["a", "b", "c"], size=n),
+            "flag": rng.random(n) < 0.5,
+            "y": np.tile([0, 1], n // 2),
+        }
+    )
     frame.loc[0, "x"] = np.nan
-    cfg = validate_config(frame, {"target": "y", "algorithm": "random_forest", "params": {"n_estimators": 2},
-                                  "split": "holdout", "test_size": 0.25, "seed": 0})
+    cfg = validate_config(
+        frame,
+        {
+            "target": "y",
+            "algorithm": "random_forest",
+            "params": {"n_estimators": 2},
+            "split": "holdout",
+            "test_size": 0.25,
+            "seed": 0,
+        },
+    )
     dump_model(train(frame, cfg).pipeline)
 
 
 # --- reproducibility facts -------------------------------------------------------------------------
 
+
 @lru_cache(maxsize=1)
 def code_version() -> str:
     """The git commit of the code that trains (empty when not in a git checkout)."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True,  # noqa: S607 - git from PATH, fixed arguments, read-only
-                             timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],  # noqa: S607 - git from PATH, fixed arguments, read-only
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
         return out.stdout.strip() if out.returncode == 0 else ""
     except (OSError, subprocess.SubprocessError):
         return ""

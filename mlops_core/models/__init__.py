@@ -1,7 +1,9 @@
 """All tables. Importing this module registers every table on SQLModel.metadata
 (Alembic's env.py and the schema test rely on that): add one import per aggregate module."""
+
 from .audit import AuditEvent  # noqa: F401
 from .users import PersonalAccessToken, User  # noqa: F401
+
 # stage modules (one line each):
 from .datasets import Dataset, DatasetSchema, DatasetVersion, IngestionRun, IngestionSource  # noqa: F401
 from .usecases import Kpi, KpiReading, UseCase, UseCaseMember, UseCaseTag, UseCaseTransition  # noqa: F401

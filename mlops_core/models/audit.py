@@ -1,4 +1,5 @@
 """The audit trail: one row per write, who/what/which/when and a before/after summary."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -3,6 +3,7 @@
 Generic over `(entity_type, entity_id)` ("use_case", "dataset", "run", "model_version",
 "deployment", ...); `entity_id` is stored as text so every stage's ids fit.
 """
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -4,6 +4,7 @@ Modelled on Breck et al., "Data validation for machine learning" (SysML 2019): a
 dataset (its own versioned record), each new version validated against it, findings in words a
 person can act on, drift against the previous version. See issue 4 and DESIGN.md stage 2.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -129,6 +130,7 @@ class IngestionRun(SQLModel, table=True):
 
 # --- what pages, the SDK and other stages see ---------------------------------------------
 
+
 class DatasetPublic(BaseModel):
     id: int
     use_case_id: int | None
@@ -214,6 +216,7 @@ class IngestionRunPublic(BaseModel):
 
 
 # --- validation reports, profiles and diffs (stored as JSON; read into these at the service boundary) ---
+
 
 class FindingPublic(BaseModel):
     """One validation finding: what a data engineer reads and acts on; `error` fails the version."""

@@ -17,6 +17,7 @@ Monitoring (stage 5) reads `predictions`: use rows with `status == "ok"`; `input
 the record as a {column: value} dict, `prediction` the served output, `label`/`labelled_at`
 the late ground truth.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -146,6 +147,7 @@ class Prediction(SQLModel, table=True):
 
 
 # --- what pages, the CLI and other stages see -------------------------------------------------
+
 
 class DeploymentPublic(BaseModel):
     id: int

@@ -10,6 +10,7 @@ Tables:
 - `run_artifacts`: files of a run in the artifact store (the skops model, plot data, tracebacks).
 - `registered_models`, `model_versions` (auto-incremented per model), `model_aliases` (champion, ...).
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -163,6 +164,7 @@ class ModelAlias(SQLModel, table=True):
 
 # --- what services return -----------------------------------------------------------------
 
+
 class RunPublic(BaseModel):
     """A run as pages, the SDK and other stages see it. `metrics`: latest test metrics (no `train_` keys)."""
 
@@ -248,6 +250,7 @@ class ModelVersionPublic(BaseModel):
 
 
 # --- what the run page plots (stored as the run's plots.json artifact; read into these by plot_data) ---
+
 
 class ConfusionMatrixPublic(BaseModel):
     """Counts per (actual, predicted) class, rows = actual."""

@@ -3,6 +3,7 @@
 Jobs live in the database so that any worker on any machine can run them and nothing is
 lost when a process dies (see mlops_core/jobs/queue.py for the claim and the reaper).
 """
+
 from __future__ import annotations
 
 from datetime import datetime

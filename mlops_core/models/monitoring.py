@@ -13,6 +13,7 @@ Tables:
   makes "one alert per persisting breach" hold even with two checks racing;
 - `retraining_proposals`: a proposed (or automatically queued) retraining run caused by an alert.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -27,8 +28,17 @@ from .base import json_field
 
 WINDOW_KINDS = ("last_n", "last_hours")
 RETRAINING_POLICIES = ("off", "propose", "automatic")
-ALERT_KINDS = ("drift", "kpi_missed", "error_rate", "latency", "worker_down", "scheduler_down",
-               "ingestion_failed", "label_coverage", "monitoring_down")
+ALERT_KINDS = (
+    "drift",
+    "kpi_missed",
+    "error_rate",
+    "latency",
+    "worker_down",
+    "scheduler_down",
+    "ingestion_failed",
+    "label_coverage",
+    "monitoring_down",
+)
 SEVERITIES = ("info", "warning", "critical")
 ALERT_STATES = ("open", "acknowledged", "resolved")
 PROPOSAL_STATES = ("proposed", "approved", "rejected", "training", "finished", "failed", "challenger")
@@ -122,11 +132,11 @@ class MonitorCheck(SQLModel, table=True):
     n_drifted_columns: int | None = None
     n_columns: int | None = None
     prediction_drifted: bool | None = None
-    drift: dict[str, Any] = json_field()            # DriftResult.to_dict() (+ "prediction")
-    performance: dict[str, Any] = json_field()      # {"metrics": {...}, "n_labelled": int, "task": ...}
+    drift: dict[str, Any] = json_field()  # DriftResult.to_dict() (+ "prediction")
+    performance: dict[str, Any] = json_field()  # {"metrics": {...}, "n_labelled": int, "task": ...}
     kpis: list[dict[str, Any]] = json_field(default_factory=list)  # [{name, metric, target, value, status}]
-    kpi_status: str = Field(default="unknown", max_length=16)     # worst of the watched KPIs
-    health: dict[str, Any] = json_field()           # volume, error_rate, latency p50/p95/p99
+    kpi_status: str = Field(default="unknown", max_length=16)  # worst of the watched KPIs
+    health: dict[str, Any] = json_field()  # volume, error_rate, latency p50/p95/p99
     health_status: str = Field(default="unknown", max_length=16)  # "ok" | "breach" | "unknown"
     label_coverage: float | None = None
     n_unlabelled: int | None = None
@@ -264,7 +274,7 @@ class RetrainingProposal(SQLModel, table=True):
     deployment_id: int = Field(foreign_key="deployments.id", index=True)
     deployment_name: str = Field(max_length=200)
     use_case_id: int | None = None
-    policy: str = Field(max_length=16)   # the policy that created it: propose | automatic
+    policy: str = Field(max_length=16)  # the policy that created it: propose | automatic
     state: str = Field(default="proposed", max_length=16, index=True)
     champion_model_version_id: int | None = None
     base_run_id: int | None = None
@@ -272,7 +282,7 @@ class RetrainingProposal(SQLModel, table=True):
     config: dict[str, Any] = json_field()
     reason: str = Field(default="", max_length=1000)
     run_id: int | None = Field(default=None, index=True)
-    model_version_id: int | None = None   # registered from the finished run
+    model_version_id: int | None = None  # registered from the finished run
     gate_summary: dict[str, Any] = json_field()
     created_at: datetime = Field(default_factory=utcnow)
     decided_by: str | None = Field(default=None, max_length=64)
@@ -303,6 +313,7 @@ class RetrainingProposalPublic(BaseModel):
 
 
 # --- read models of the monitoring pages (not tables) -------------------------------------------
+
 
 class HealthFiguresPublic(BaseModel):
     """Volume, error rate and latency percentiles of one window (stored as a check's `health`)."""
@@ -348,7 +359,7 @@ class DeploymentStatusPublic(BaseModel):
     environment: str
     model_version_id: int | None
     last_check_at: datetime | None
-    drift: str      # green | amber | red | grey
+    drift: str  # green | amber | red | grey
     kpis: str
     health: str
     open_alerts: int

@@ -3,6 +3,7 @@
 Tables: `use_cases` (optimistic-locked by `version`), `use_case_members` (who works on it, per role),
 `use_case_tags`, `use_case_transitions` (who moved the lifecycle status, when), `kpis` and `kpi_readings`.
 """
+
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -109,6 +110,7 @@ class KpiReading(SQLModel, table=True):
 
 
 # --- what pages and other stages see ----------------------------------------------------
+
 
 class KpiPublic(BaseModel):
     id: int

@@ -1,4 +1,5 @@
 """People, their roles, and their personal access tokens."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta

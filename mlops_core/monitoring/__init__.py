@@ -1,4 +1,5 @@
 """Monitoring: data drift (fast, evidently-compatible verdicts) and on-demand evidently reports."""
+
 from __future__ import annotations
 
 from .drift import ColumnDrift, DriftResult, detect_drift

@@ -173,9 +173,7 @@ class DriftResult:
 # --------------------------------------------------------------------------------------------
 
 
-def infer_column_type(
-    series: pd.Series, factorized: Optional[Tuple[np.ndarray, np.ndarray]] = None
-) -> Optional[str]:
+def infer_column_type(series: pd.Series, factorized: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> Optional[str]:
     """Return ``"num"``, ``"cat"``, ``"text"`` or None (not checked), exactly as evidently infers it.
 
     ``factorized``: ``_factorize(series)`` if already computed (it answers nunique/count for strings).
@@ -453,9 +451,7 @@ def _check_text(
     from sklearn.model_selection import train_test_split
     from sklearn.pipeline import Pipeline
 
-    domain = pd.concat(
-        [pd.DataFrame({"text": ref, "target": 0}), pd.DataFrame({"text": cur, "target": 1})]
-    )
+    domain = pd.concat([pd.DataFrame({"text": ref, "target": 0}), pd.DataFrame({"text": cur, "target": 1})])
     try:
         x_train, x_test, y_train, y_test = train_test_split(
             domain["text"], domain["target"], test_size=0.5, random_state=42, shuffle=True

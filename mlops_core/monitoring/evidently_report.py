@@ -22,7 +22,8 @@ __all__ = ["escape_report_data", "evidently_drift_verdicts", "render_drift_repor
 # "</script><script>...</script>" closed the data block and ran as a script of the page that shows the
 # report. json.dumps never emits a raw newline, so each JSON value is exactly one line.
 _DATA_BLOCK = re.compile(
-    r"(<script>\n\s*var (?P<id>\w+) = )(?P<data>.*)(;\n\s*var additional_graphs_(?P=id) = )(?P<graphs>.*)(;\n</script>)")
+    r"(<script>\n\s*var (?P<id>\w+) = )(?P<data>.*)(;\n\s*var additional_graphs_(?P=id) = )(?P<graphs>.*)(;\n</script>)"
+)
 
 
 def _run_preset(reference: pd.DataFrame, current: pd.DataFrame, columns: Optional[Sequence[str]], drift_share: float):
@@ -126,8 +127,10 @@ def render_drift_report_html(
     html, blocks = escape_report_data(snapshot.get_html_str(as_iframe=False))
     if blocks != 1:
         # Fail closed: an evidently upgrade changed the layout, and an unescaped report must not be stored.
-        raise RuntimeError(f"evidently's report has {blocks} data blocks where 1 was expected; "
-                           "update mlops_core.monitoring.evidently_report._DATA_BLOCK for this evidently version")
+        raise RuntimeError(
+            f"evidently's report has {blocks} data blocks where 1 was expected; "
+            "update mlops_core.monitoring.evidently_report._DATA_BLOCK for this evidently version"
+        )
     return html
 
 

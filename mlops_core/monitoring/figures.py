@@ -3,6 +3,7 @@
 No database and no service here (the service layer reads the rows and hands them over), so the rules
 can be tested and reused on their own. Names of metrics are those of mlops_core.kpi.KNOWN_METRICS.
 """
+
 from __future__ import annotations
 
 import math
@@ -105,8 +106,10 @@ def performance_metrics(task: str, labelled: list[tuple[Any, Any, float]]) -> di
         raw = [labelled[i][0] for i in keep]
         scores = [x.get("probability", x.get("proba", x.get("score"))) if isinstance(x, dict) else None for x in raw]
         # roc_auc only when every labelled prediction carries a score and both classes were observed
-        if all(isinstance(sc, (int, float)) and not isinstance(sc, bool) and math.isfinite(sc) for sc in scores) \
-                and len(set(t.tolist())) == 2:
+        if (
+            all(isinstance(sc, (int, float)) and not isinstance(sc, bool) and math.isfinite(sc) for sc in scores)
+            and len(set(t.tolist())) == 2
+        ):
             out["roc_auc"] = _roc_auc((t == pos), np.asarray(scores, dtype=float))
     else:
         # scikit-learn only here (multiclass, rare): importing it would cost more than a binary check

@@ -5,6 +5,7 @@
 - `aware`: SQLite hands back naive datetimes; every stored time is UTC, so make them aware before comparing.
 - `Progress` / `noop_progress`: the progress-callback type long-running services accept, and its default.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -1,5 +1,6 @@
 """Scoring API keys, one set per deployment. Only the SHA-256 of a key is stored; the key itself is
 shown once, when it is created (DESIGN.md non-negotiables: API keys are stored hashed)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -34,12 +35,24 @@ def create_key(db: Database, *, actor: Actor, deployment_name: str, name: str = 
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     with db.unit_of_work() as s:
         d = deployment_by_name(s, deployment_name)
-        k = ApiKey(deployment_id=d.id, name=name or f"key for {d.name}", key_hash=hash_key(key),
-                   prefix=key[:10], created_by=actor.username)
+        k = ApiKey(
+            deployment_id=d.id,
+            name=name or f"key for {d.name}",
+            key_hash=hash_key(key),
+            prefix=key[:10],
+            created_by=actor.username,
+        )
         s.add(k)
         s.flush()
-        audit.record(s, actor=actor, action="apikey.create", entity_type="deployment", entity_id=d.id,
-                     summary=f"created API key {k.prefix}… for {d.name}", after={"key_id": k.id, "prefix": k.prefix})
+        audit.record(
+            s,
+            actor=actor,
+            action="apikey.create",
+            entity_type="deployment",
+            entity_id=d.id,
+            summary=f"created API key {k.prefix}… for {d.name}",
+            after={"key_id": k.id, "prefix": k.prefix},
+        )
         return _public(k), key
 
 
@@ -61,8 +74,16 @@ def revoke_key(db: Database, *, actor: Actor, key_id: int) -> ApiKeyPublic:
             raise Conflict(f"API key {k.prefix}… was already revoked by {k.revoked_by}")
         k.revoked_at, k.revoked_by = utcnow(), actor.username
         s.add(k)
-        audit.record(s, actor=actor, action="apikey.revoke", entity_type="deployment", entity_id=k.deployment_id,
-                     summary=f"revoked API key {k.prefix}…", before={"revoked": False}, after={"revoked": True})
+        audit.record(
+            s,
+            actor=actor,
+            action="apikey.revoke",
+            entity_type="deployment",
+            entity_id=k.deployment_id,
+            summary=f"revoked API key {k.prefix}…",
+            before={"revoked": False},
+            after={"revoked": True},
+        )
         return _public(k)
 
 
@@ -71,13 +92,13 @@ def deployment_for_key(db: Database, key: str) -> int | None:
     if not key:
         return None
     with db.read() as s:
-        row = s.exec(select(ApiKey.deployment_id).where(ApiKey.key_hash == hash_key(key),
-                                                        col(ApiKey.revoked_at).is_(None))).first()
+        row = s.exec(
+            select(ApiKey.deployment_id).where(ApiKey.key_hash == hash_key(key), col(ApiKey.revoked_at).is_(None))
+        ).first()
         return row
 
 
 def active_key_hashes(db: Database) -> dict[str, int]:
     """key hash -> deployment id for every unrevoked key (the scoring service caches and re-polls this)."""
     with db.read() as s:
-        return dict(s.exec(select(ApiKey.key_hash, ApiKey.deployment_id)
-                           .where(col(ApiKey.revoked_at).is_(None))).all())
+        return dict(s.exec(select(ApiKey.key_hash, ApiKey.deployment_id).where(col(ApiKey.revoked_at).is_(None))).all())

@@ -1,4 +1,5 @@
 """The audit trail: written inside each service's unit of work, listed by the Activity page."""
+
 from __future__ import annotations
 
 import json

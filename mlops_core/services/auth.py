@@ -3,6 +3,7 @@
 Role checks live here, in the service layer: pages only hide what a role cannot do,
 the services refuse it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -144,8 +145,10 @@ def stale_actor_reason(row, username: str, role: str) -> str | None:
     if not row.is_active:
         return f"your account was deactivated; nothing was changed: ask an admin to reactivate {username}"
     if row.role != role:
-        return (f"your role is now {row.role} (this page was loaded as {role}); "
-                "nothing was changed: reload the page to see what you may do")
+        return (
+            f"your role is now {row.role} (this page was loaded as {role}); "
+            "nothing was changed: reload the page to see what you may do"
+        )
     return None
 
 
@@ -162,8 +165,7 @@ def _check_bound_actors(session: Session, _flush_context, _instances) -> None:
         return
     # A Core select, not session.get: the row as committed, not as this transaction may be changing it
     # (an admin changing their own role in this very write still acted as the role they had).
-    rows = {r.id: r for r in session.execute(
-        select(User.id, User.role, User.is_active).where(User.id.in_(todo))).all()}
+    rows = {r.id: r for r in session.execute(select(User.id, User.role, User.is_active).where(User.id.in_(todo))).all()}
     for actor_id in todo:
         username, role = bound[actor_id]
         row = rows.get(actor_id)

@@ -5,6 +5,7 @@ user, and sign-off requests to a person or a role, approved or rejected with a r
 stores the evidence it was asked on and the hash of that evidence, so a later stage can tell
 whether a sign-off still covers what it is about to do (recompute `evidence_hash(...)` and compare).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -62,6 +63,7 @@ def evidence_hash(evidence: dict[str, Any]) -> str:
 
 # --- inbox ------------------------------------------------------------------------------
 
+
 def notify(
     session: Session,
     *,
@@ -91,8 +93,16 @@ def notify(
     for u in users:
         if u.username in skip:
             continue
-        session.add(InboxItem(user_id=u.id, kind=kind[:32], title=title[:500], entity_type=_etype(entity_type),
-                              entity_id=_eid(entity_id), from_username=from_username[:64]))
+        session.add(
+            InboxItem(
+                user_id=u.id,
+                kind=kind[:32],
+                title=title[:500],
+                entity_type=_etype(entity_type),
+                entity_id=_eid(entity_id),
+                from_username=from_username[:64],
+            )
+        )
         n += 1
     return n
 
@@ -109,20 +119,31 @@ def inbox(db: Database, *, actor: Actor, unread_only: bool = False, limit: int =
     limit = max(1, min(int(limit), 200))
     with db.read() as s:
         base = select(InboxItem).where(InboxItem.user_id == actor.id)
-        unread = s.exec(select(func.count()).select_from(InboxItem)
-                        .where(InboxItem.user_id == actor.id, col(InboxItem.read_at).is_(None))).one()
+        unread = s.exec(
+            select(func.count())
+            .select_from(InboxItem)
+            .where(InboxItem.user_id == actor.id, col(InboxItem.read_at).is_(None))
+        ).one()
         if unread_only:
             base = base.where(col(InboxItem.read_at).is_(None))
         total = s.exec(select(func.count()).select_from(base.subquery())).one()
         rows = s.exec(base.order_by(col(InboxItem.id).desc()).offset(max(0, offset)).limit(limit)).all()
-        return InboxPage(items=[InboxItemPublic.model_validate(r, from_attributes=True) for r in rows],
-                         total=int(total), unread=int(unread))
+        return InboxPage(
+            items=[InboxItemPublic.model_validate(r, from_attributes=True) for r in rows],
+            total=int(total),
+            unread=int(unread),
+        )
 
 
 def unread_count(db: Database, *, actor: Actor) -> int:
     with db.read() as s:
-        return int(s.exec(select(func.count()).select_from(InboxItem)
-                          .where(InboxItem.user_id == actor.id, col(InboxItem.read_at).is_(None))).one())
+        return int(
+            s.exec(
+                select(func.count())
+                .select_from(InboxItem)
+                .where(InboxItem.user_id == actor.id, col(InboxItem.read_at).is_(None))
+            ).one()
+        )
 
 
 def mark_read(db: Database, *, actor: Actor, item_ids: Iterable[int] | None = None) -> int:
@@ -135,6 +156,7 @@ def mark_read(db: Database, *, actor: Actor, item_ids: Iterable[int] | None = No
 
 
 # --- comments ---------------------------------------------------------------------------
+
 
 def add_comment(
     db: Database,
@@ -159,19 +181,47 @@ def add_comment(
             parent = s.get(Comment, parent_id)
             if parent is None or (parent.entity_type, parent.entity_id) != (entity_type, entity_id):
                 raise NotFound(f"no comment {parent_id} on this {entity_type} to reply to; reload the discussion")
-        known = set(s.exec(select(User.username).where(col(User.username).in_(mentioned),
-                                                       col(User.is_active).is_(True))).all()) if mentioned else set()
+        known = (
+            set(
+                s.exec(
+                    select(User.username).where(col(User.username).in_(mentioned), col(User.is_active).is_(True))
+                ).all()
+            )
+            if mentioned
+            else set()
+        )
         found = [m for m in mentioned if m in known]
-        c = Comment(entity_type=entity_type, entity_id=entity_id, parent_id=parent_id, author_id=actor.id,
-                    author_username=actor.username, body=body, mentions=found)
+        c = Comment(
+            entity_type=entity_type,
+            entity_id=entity_id,
+            parent_id=parent_id,
+            author_id=actor.id,
+            author_username=actor.username,
+            body=body,
+            mentions=found,
+        )
         s.add(c)
         s.flush()
         snippet = body if len(body) <= 120 else body[:117] + "..."
-        notify(s, usernames=found, kind="mention", title=f"{actor.username} mentioned you: {snippet}",
-               entity_type=entity_type, entity_id=entity_id, from_username=actor.username, exclude={actor.username})
-        audit.record(s, actor=actor, action="comment.add", entity_type=entity_type, entity_id=entity_id,
-                     summary=f"comment by {actor.username}" + (f" mentioning {', '.join(found)}" if found else ""),
-                     after={"comment_id": c.id, "parent_id": parent_id, "mentions": found})
+        notify(
+            s,
+            usernames=found,
+            kind="mention",
+            title=f"{actor.username} mentioned you: {snippet}",
+            entity_type=entity_type,
+            entity_id=entity_id,
+            from_username=actor.username,
+            exclude={actor.username},
+        )
+        audit.record(
+            s,
+            actor=actor,
+            action="comment.add",
+            entity_type=entity_type,
+            entity_id=entity_id,
+            summary=f"comment by {actor.username}" + (f" mentioning {', '.join(found)}" if found else ""),
+            after={"comment_id": c.id, "parent_id": parent_id, "mentions": found},
+        )
         pub = CommentPublic.model_validate(c, from_attributes=True)
         pub.unknown_mentions = [m for m in mentioned if m not in known]
         return pub
@@ -182,8 +232,9 @@ def list_comments(db: Database, *, actor: Actor | None = None, entity_type: str,
     return list_comments_many(db, actor=actor, entity_type=entity_type, entity_ids=[entity_id])[_eid(entity_id)]
 
 
-def list_comments_many(db: Database, *, actor: Actor | None = None, entity_type: str,
-                       entity_ids: Iterable[Any]) -> dict[str, list[CommentPublic]]:
+def list_comments_many(
+    db: Database, *, actor: Actor | None = None, entity_type: str, entity_ids: Iterable[Any]
+) -> dict[str, list[CommentPublic]]:
     """`list_comments` of many entities of one type in one query (a list page showing a discussion per
     row): entity id (as text, the way comments store it) -> its discussion in thread order."""
     entity_type = _etype(entity_type)
@@ -193,9 +244,11 @@ def list_comments_many(db: Database, *, actor: Actor | None = None, entity_type:
         return by_entity
     with db.read() as s:
         for start in range(0, len(ids), 500):
-            rows = s.exec(select(Comment).where(Comment.entity_type == entity_type,
-                                                col(Comment.entity_id).in_(ids[start:start + 500]))
-                          .order_by(Comment.id)).all()
+            rows = s.exec(
+                select(Comment)
+                .where(Comment.entity_type == entity_type, col(Comment.entity_id).in_(ids[start : start + 500]))
+                .order_by(Comment.id)
+            ).all()
             for r in rows:
                 by_entity[r.entity_id].append(CommentPublic.model_validate(r, from_attributes=True))
     return {e: _thread_order(comments) for e, comments in by_entity.items()}
@@ -219,11 +272,17 @@ def _thread_order(comments: list[CommentPublic]) -> list[CommentPublic]:
 
 def count_comments(db: Database, *, entity_type: str, entity_id: Any) -> int:
     with db.read() as s:
-        return int(s.exec(select(func.count()).select_from(Comment).where(
-            Comment.entity_type == _etype(entity_type), Comment.entity_id == _eid(entity_id))).one())
+        return int(
+            s.exec(
+                select(func.count())
+                .select_from(Comment)
+                .where(Comment.entity_type == _etype(entity_type), Comment.entity_id == _eid(entity_id))
+            ).one()
+        )
 
 
 # --- sign-offs ----------------------------------------------------------------------------
+
 
 def _signoff_public(r: Signoff) -> SignoffPublic:
     return SignoffPublic.model_validate(r, from_attributes=True)
@@ -264,31 +323,61 @@ def request_signoff(
         if assignee_username:
             u = s.exec(select(User).where(User.username == assignee_username)).first()
             if u is None or not u.is_active:
-                names = s.exec(select(User.username).where(col(User.is_active).is_(True))
-                               .order_by(User.username)).all()
+                names = s.exec(select(User.username).where(col(User.is_active).is_(True)).order_by(User.username)).all()
                 raise ValidationError(f"no active user {assignee_username!r} to ask; choose one of: {', '.join(names)}")
         ev_hash = evidence_hash(evidence)
         # The same request still pending (e.g. a double click) is returned as is, not asked twice.
-        same = s.exec(select(Signoff).where(
-            Signoff.entity_type == entity_type, Signoff.entity_id == entity_id, Signoff.status == "pending",
-            Signoff.title == title, Signoff.requested_by == actor.username, Signoff.evidence_hash == ev_hash,
-            Signoff.assignee_username == assignee_username if assignee_username else Signoff.assignee_role == assignee_role,
-        )).first()
+        same = s.exec(
+            select(Signoff).where(
+                Signoff.entity_type == entity_type,
+                Signoff.entity_id == entity_id,
+                Signoff.status == "pending",
+                Signoff.title == title,
+                Signoff.requested_by == actor.username,
+                Signoff.evidence_hash == ev_hash,
+                Signoff.assignee_username == assignee_username
+                if assignee_username
+                else Signoff.assignee_role == assignee_role,
+            )
+        ).first()
         if same is not None:
             return _signoff_public(same)
-        r = Signoff(entity_type=entity_type, entity_id=entity_id, title=title, requested_by=actor.username,
-                    assignee_username=assignee_username, assignee_role=assignee_role, evidence=evidence,
-                    evidence_hash=ev_hash)
+        r = Signoff(
+            entity_type=entity_type,
+            entity_id=entity_id,
+            title=title,
+            requested_by=actor.username,
+            assignee_username=assignee_username,
+            assignee_role=assignee_role,
+            evidence=evidence,
+            evidence_hash=ev_hash,
+        )
         s.add(r)
         s.flush()
-        notify(s, usernames=[assignee_username] if assignee_username else (),
-               roles=[assignee_role] if assignee_role else (), kind="signoff",
-               title=f"{actor.username} asks you to sign off: {title}", entity_type=entity_type,
-               entity_id=entity_id, from_username=actor.username, exclude={actor.username})
-        audit.record(s, actor=actor, action="signoff.request", entity_type=entity_type, entity_id=entity_id,
-                     summary=f"sign-off requested from {assignee_username or 'role ' + assignee_role}: {title}",
-                     after={"signoff_id": r.id, "assignee": assignee_username or assignee_role,
-                            "evidence_hash": r.evidence_hash})
+        notify(
+            s,
+            usernames=[assignee_username] if assignee_username else (),
+            roles=[assignee_role] if assignee_role else (),
+            kind="signoff",
+            title=f"{actor.username} asks you to sign off: {title}",
+            entity_type=entity_type,
+            entity_id=entity_id,
+            from_username=actor.username,
+            exclude={actor.username},
+        )
+        audit.record(
+            s,
+            actor=actor,
+            action="signoff.request",
+            entity_type=entity_type,
+            entity_id=entity_id,
+            summary=f"sign-off requested from {assignee_username or 'role ' + assignee_role}: {title}",
+            after={
+                "signoff_id": r.id,
+                "assignee": assignee_username or assignee_role,
+                "evidence_hash": r.evidence_hash,
+            },
+        )
         return _signoff_public(r)
 
 
@@ -319,25 +408,46 @@ def decide_signoff(db: Database, *, actor: Actor, signoff_id: int, approve: bool
                 raise PermissionDenied(f"{actor.username} requested this sign-off and cannot decide it; {who} does")
             raise PermissionDenied(f"{actor.username} ({actor.role}) may not decide this sign-off; it is for {who}")
         if r.status != "pending":
-            raise Conflict(f"this sign-off was already {r.status} by {r.decided_by} at "
-                           f"{r.decided_at:%Y-%m-%d %H:%M} UTC; reload the page")
+            raise Conflict(
+                f"this sign-off was already {r.status} by {r.decided_by} at "
+                f"{r.decided_at:%Y-%m-%d %H:%M} UTC; reload the page"
+            )
         # Conditional update: two people deciding at once cannot both win.
-        res = s.execute(update(Signoff).where(col(Signoff.id) == r.id, Signoff.status == "pending").values(
-            status="approved" if approve else "rejected", decided_by=actor.username, decided_at=utcnow(),
-            reason=reason))
+        res = s.execute(
+            update(Signoff)
+            .where(col(Signoff.id) == r.id, Signoff.status == "pending")
+            .values(
+                status="approved" if approve else "rejected",
+                decided_by=actor.username,
+                decided_at=utcnow(),
+                reason=reason,
+            )
+        )
         if res.rowcount == 0:
             s.refresh(r)
             raise Conflict(f"this sign-off was just {r.status} by {r.decided_by}; reload the page")
         s.refresh(r)
         verb = "approved" if approve else "rejected"
-        notify(s, usernames=[r.requested_by], kind="signoff_decided",
-               title=f"{actor.username} {verb}: {r.title}" + (f" — {reason}" if reason else ""),
-               entity_type=r.entity_type, entity_id=r.entity_id, from_username=actor.username,
-               exclude={actor.username})
-        audit.record(s, actor=actor, action=f"signoff.{'approve' if approve else 'reject'}",
-                     entity_type=r.entity_type, entity_id=r.entity_id, summary=f"{verb} “{r.title}”"
-                     + (f": {reason}" if reason else ""), before={"status": "pending"},
-                     after={"status": r.status, "reason": reason, "signoff_id": r.id})
+        notify(
+            s,
+            usernames=[r.requested_by],
+            kind="signoff_decided",
+            title=f"{actor.username} {verb}: {r.title}" + (f" — {reason}" if reason else ""),
+            entity_type=r.entity_type,
+            entity_id=r.entity_id,
+            from_username=actor.username,
+            exclude={actor.username},
+        )
+        audit.record(
+            s,
+            actor=actor,
+            action=f"signoff.{'approve' if approve else 'reject'}",
+            entity_type=r.entity_type,
+            entity_id=r.entity_id,
+            summary=f"{verb} “{r.title}”" + (f": {reason}" if reason else ""),
+            before={"status": "pending"},
+            after={"status": r.status, "reason": reason, "signoff_id": r.id},
+        )
         return _signoff_public(r)
 
 
@@ -350,9 +460,11 @@ def get_signoff(db: Database, signoff_id: int) -> SignoffPublic:
 def signoffs_for(db: Database, entity_type: str, entity_id: Any) -> list[SignoffPublic]:
     """Every sign-off of an entity, newest first (the history: pending, approved, rejected)."""
     with db.read() as s:
-        rows = s.exec(select(Signoff).where(Signoff.entity_type == _etype(entity_type),
-                                            Signoff.entity_id == _eid(entity_id))
-                      .order_by(col(Signoff.id).desc())).all()
+        rows = s.exec(
+            select(Signoff)
+            .where(Signoff.entity_type == _etype(entity_type), Signoff.entity_id == _eid(entity_id))
+            .order_by(col(Signoff.id).desc())
+        ).all()
         return [_signoff_public(r) for r in rows]
 
 
@@ -361,14 +473,17 @@ def pending_for(db: Database, *, actor: Actor, limit: int = 100) -> list[Signoff
     with db.read() as s:
         q = select(Signoff).where(Signoff.status == "pending")
         if not can(actor, "signoff.decide_any"):
-            q = q.where(or_(Signoff.assignee_username == actor.username, Signoff.assignee_role == actor.role),
-                        Signoff.requested_by != actor.username)
+            q = q.where(
+                or_(Signoff.assignee_username == actor.username, Signoff.assignee_role == actor.role),
+                Signoff.requested_by != actor.username,
+            )
         rows = s.exec(q.order_by(Signoff.id).limit(limit)).all()
         return [_signoff_public(r) for r in rows]
 
 
 def requested_by_me(db: Database, *, actor: Actor, limit: int = 50) -> list[SignoffPublic]:
     with db.read() as s:
-        rows = s.exec(select(Signoff).where(Signoff.requested_by == actor.username)
-                      .order_by(col(Signoff.id).desc()).limit(limit)).all()
+        rows = s.exec(
+            select(Signoff).where(Signoff.requested_by == actor.username).order_by(col(Signoff.id).desc()).limit(limit)
+        ).all()
         return [_signoff_public(r) for r in rows]

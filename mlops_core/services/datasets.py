@@ -13,6 +13,7 @@ Registering a version (every source ends in `_register_converted`):
   artifact left behind by a failed transaction is harmless (content-addressed: the next
   registration of the same content reuses it).
 """
+
 from __future__ import annotations
 
 import json
@@ -69,15 +70,34 @@ MIN_WAIVER_REASON = 10
 
 # --- conversions to Public objects -----------------------------------------------------------
 
+
 def _version_public(v: DatasetVersion, d: Dataset, *, deduplicated: bool = False) -> DatasetVersionPublic:
     counts = (v.report or {}).get("counts", {})
     return DatasetVersionPublic(
-        id=v.id, dataset_id=v.dataset_id, dataset_name=d.name, use_case_id=d.use_case_id, version=v.version,
-        ref=f"{d.name}@v{v.version}", content_hash=v.content_hash, artifact_key=v.artifact_key, n_rows=v.n_rows,
-        n_cols=v.n_cols, size_bytes=v.size_bytes, columns=list(v.columns or []), status=v.status,
-        parent_id=v.parent_id, schema_id=v.schema_id, source_kind=v.source_kind, source=v.source,
-        created_by=v.created_by, created_at=v.created_at, waived_by=v.waived_by, waived_reason=v.waived_reason,
-        n_errors=int(counts.get("error", 0)), n_warnings=int(counts.get("warning", 0)), deduplicated=deduplicated,
+        id=v.id,
+        dataset_id=v.dataset_id,
+        dataset_name=d.name,
+        use_case_id=d.use_case_id,
+        version=v.version,
+        ref=f"{d.name}@v{v.version}",
+        content_hash=v.content_hash,
+        artifact_key=v.artifact_key,
+        n_rows=v.n_rows,
+        n_cols=v.n_cols,
+        size_bytes=v.size_bytes,
+        columns=list(v.columns or []),
+        status=v.status,
+        parent_id=v.parent_id,
+        schema_id=v.schema_id,
+        source_kind=v.source_kind,
+        source=v.source,
+        created_by=v.created_by,
+        created_at=v.created_at,
+        waived_by=v.waived_by,
+        waived_reason=v.waived_reason,
+        n_errors=int(counts.get("error", 0)),
+        n_warnings=int(counts.get("warning", 0)),
+        deduplicated=deduplicated,
     )
 
 
@@ -95,28 +115,47 @@ def _dataset_publics(s: Session, rows: list[Dataset]) -> list[DatasetPublic]:
     counts: dict[int, tuple[int, int]] = {}
     status: dict[tuple[int, int], str] = {}
     for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        agg = s.exec(select(DatasetVersion.dataset_id, func.count(), func.max(DatasetVersion.version))
-                     .where(col(DatasetVersion.dataset_id).in_(chunk)).group_by(DatasetVersion.dataset_id)).all()
+        chunk = ids[start : start + 500]
+        agg = s.exec(
+            select(DatasetVersion.dataset_id, func.count(), func.max(DatasetVersion.version))
+            .where(col(DatasetVersion.dataset_id).in_(chunk))
+            .group_by(DatasetVersion.dataset_id)
+        ).all()
         counts.update({did: (int(n), int(top)) for did, n, top in agg})
-        latest = (select(DatasetVersion.dataset_id, func.max(DatasetVersion.version).label("top"))
-                  .where(col(DatasetVersion.dataset_id).in_(chunk)).group_by(DatasetVersion.dataset_id).subquery())
+        latest = (
+            select(DatasetVersion.dataset_id, func.max(DatasetVersion.version).label("top"))
+            .where(col(DatasetVersion.dataset_id).in_(chunk))
+            .group_by(DatasetVersion.dataset_id)
+            .subquery()
+        )
         for did, version, st in s.exec(
-                select(DatasetVersion.dataset_id, DatasetVersion.version, DatasetVersion.status)
-                .join(latest, (col(DatasetVersion.dataset_id) == latest.c.dataset_id)
-                      & (col(DatasetVersion.version) == latest.c.top))).all():
+            select(DatasetVersion.dataset_id, DatasetVersion.version, DatasetVersion.status).join(
+                latest,
+                (col(DatasetVersion.dataset_id) == latest.c.dataset_id) & (col(DatasetVersion.version) == latest.c.top),
+            )
+        ).all():
             status[(did, version)] = st
     out = []
     for d in rows:
         n, top = counts.get(d.id, (0, None))
-        out.append(DatasetPublic(
-            id=d.id, use_case_id=d.use_case_id, name=d.name, description=d.description, owner_id=d.owner_id,
-            created_at=d.created_at, n_versions=n, latest_version=top, latest_status=status.get((d.id, top)),
-        ))
+        out.append(
+            DatasetPublic(
+                id=d.id,
+                use_case_id=d.use_case_id,
+                name=d.name,
+                description=d.description,
+                owner_id=d.owner_id,
+                created_at=d.created_at,
+                n_versions=n,
+                latest_version=top,
+                latest_status=status.get((d.id, top)),
+            )
+        )
     return out
 
 
 # --- datasets --------------------------------------------------------------------------------
+
 
 def check_name(name: str) -> str:
     name = (name or "").strip()
@@ -150,8 +189,9 @@ def resolve_use_case(db: Database, ref: str | int | None) -> int | None:
         return int(uc.id)
 
 
-def _get_or_create_dataset(s: Session, *, actor: Actor, name: str, use_case_id: int | None,
-                           description: str) -> tuple[Dataset, bool]:
+def _get_or_create_dataset(
+    s: Session, *, actor: Actor, name: str, use_case_id: int | None, description: str
+) -> tuple[Dataset, bool]:
     d = s.exec(select(Dataset).where(Dataset.name == name)).first()
     if d is not None:
         if use_case_id is not None and d.use_case_id is not None and d.use_case_id != int(use_case_id):
@@ -168,13 +208,21 @@ def _get_or_create_dataset(s: Session, *, actor: Actor, name: str, use_case_id: 
     d = Dataset(name=name, use_case_id=use_case_id, description=(description or "").strip()[:2000], owner_id=actor.id)
     s.add(d)
     s.flush()
-    audit.record(s, actor=actor, action="dataset.create", entity_type="dataset", entity_id=d.id,
-                 summary=f"created dataset {name}", after={"name": name, "use_case_id": use_case_id})
+    audit.record(
+        s,
+        actor=actor,
+        action="dataset.create",
+        entity_type="dataset",
+        entity_id=d.id,
+        summary=f"created dataset {name}",
+        after={"name": name, "use_case_id": use_case_id},
+    )
     return d, True
 
 
-def create_dataset(db: Database, *, actor: Actor, name: str, use_case_id: int | None = None,
-                   description: str = "") -> DatasetPublic:
+def create_dataset(
+    db: Database, *, actor: Actor, name: str, use_case_id: int | None = None, description: str = ""
+) -> DatasetPublic:
     require(actor, "dataset.write")
     name = check_name(name)
     with db.unit_of_work() as s:
@@ -184,8 +232,9 @@ def create_dataset(db: Database, *, actor: Actor, name: str, use_case_id: int | 
         return _dataset_public(s, d)
 
 
-def update_dataset(db: Database, *, actor: Actor, dataset_id: int, description: str | None = None,
-                   use_case_id: int | None = None) -> DatasetPublic:
+def update_dataset(
+    db: Database, *, actor: Actor, dataset_id: int, description: str | None = None, use_case_id: int | None = None
+) -> DatasetPublic:
     require(actor, "dataset.write")
     with db.unit_of_work() as s:
         d = _dataset(s, dataset_id)
@@ -197,9 +246,16 @@ def update_dataset(db: Database, *, actor: Actor, dataset_id: int, description: 
             d.use_case_id = int(use_case_id)
         d.updated_at = utcnow()
         s.add(d)
-        audit.record(s, actor=actor, action="dataset.update", entity_type="dataset", entity_id=d.id,
-                     summary=f"edited dataset {d.name}", before=before,
-                     after={"description": d.description, "use_case_id": d.use_case_id})
+        audit.record(
+            s,
+            actor=actor,
+            action="dataset.update",
+            entity_type="dataset",
+            entity_id=d.id,
+            summary=f"edited dataset {d.name}",
+            before=before,
+            after={"description": d.description, "use_case_id": d.use_case_id},
+        )
         return _dataset_public(s, d)
 
 
@@ -233,6 +289,7 @@ def get_dataset(db: Database, dataset_id: int | None = None, *, name: str | None
 
 # --- versions: reading (the seam) --------------------------------------------------------------
 
+
 def get_version(db: Database, version_id: int) -> DatasetVersionPublic:
     with db.read() as s:
         v = _version_row(s, version_id)
@@ -243,13 +300,14 @@ def list_versions(db: Database, dataset_id: int) -> list[DatasetVersionPublic]:
     """Newest first."""
     with db.read() as s:
         d = _dataset(s, dataset_id)
-        rows = s.exec(select(DatasetVersion).where(DatasetVersion.dataset_id == d.id)
-                      .order_by(col(DatasetVersion.version).desc())).all()
+        rows = s.exec(
+            select(DatasetVersion).where(DatasetVersion.dataset_id == d.id).order_by(col(DatasetVersion.version).desc())
+        ).all()
         return [_version_public(v, d) for v in rows]
 
 
 def resolve_ref(db: Database, ref: str) -> DatasetVersionPublic:
-    """"customers@v2" -> that version; "customers" or "customers@latest" -> its newest version."""
+    """ "customers@v2" -> that version; "customers" or "customers@latest" -> its newest version."""
     m = REF_RE.match(ref or "")
     if not m:
         raise ValidationError(f"{ref!r} is not a dataset reference; write it as name@vN, e.g. customers@v2")
@@ -262,8 +320,17 @@ def resolve_ref(db: Database, ref: str) -> DatasetVersionPublic:
         if m.group("version"):
             v = s.exec(q.where(DatasetVersion.version == int(m.group("version")))).first()
             if v is None:
-                known = ", ".join(f"v{n}" for n in s.exec(select(DatasetVersion.version).where(
-                    DatasetVersion.dataset_id == d.id).order_by(DatasetVersion.version)).all()) or "none yet"
+                known = (
+                    ", ".join(
+                        f"v{n}"
+                        for n in s.exec(
+                            select(DatasetVersion.version)
+                            .where(DatasetVersion.dataset_id == d.id)
+                            .order_by(DatasetVersion.version)
+                        ).all()
+                    )
+                    or "none yet"
+                )
                 raise NotFound(f"dataset {name!r} has no version v{m.group('version')}; it has: {known}")
         else:
             v = s.exec(q.order_by(col(DatasetVersion.version).desc())).first()
@@ -277,8 +344,10 @@ def load_frame(db: Database, version_id: int, columns: list[str] | None = None):
     v = get_version(db, version_id)
     path = artifacts.path(v.artifact_key)
     if not path.exists():
-        raise NotFound(f"the data of {v.ref} is missing from the artifact store ({v.artifact_key}); "
-                       "check ARTIFACT_ROOT points at the shared artifact folder")
+        raise NotFound(
+            f"the data of {v.ref} is missing from the artifact store ({v.artifact_key}); "
+            "check ARTIFACT_ROOT points at the shared artifact folder"
+        )
     return data_io.read_frame(path, columns=columns)
 
 
@@ -290,9 +359,12 @@ def is_trainable(version: DatasetVersionPublic | DatasetVersion) -> bool:
 def trainable_versions(db: Database, *, use_case_id: int | None = None) -> list[DatasetVersionPublic]:
     """Validated or waived versions (newest first), optionally of one use case's datasets."""
     with db.read() as s:
-        q = (select(DatasetVersion, Dataset).join(Dataset, Dataset.id == DatasetVersion.dataset_id)
-             .where(col(DatasetVersion.status).in_(TRAINABLE_STATUSES))
-             .order_by(col(DatasetVersion.created_at).desc(), col(DatasetVersion.id).desc()))
+        q = (
+            select(DatasetVersion, Dataset)
+            .join(Dataset, Dataset.id == DatasetVersion.dataset_id)
+            .where(col(DatasetVersion.status).in_(TRAINABLE_STATUSES))
+            .order_by(col(DatasetVersion.created_at).desc(), col(DatasetVersion.id).desc())
+        )
         if use_case_id is not None:
             q = q.where(Dataset.use_case_id == int(use_case_id))
         return [_version_public(v, d) for v, d in s.exec(q).all()]
@@ -301,9 +373,11 @@ def trainable_versions(db: Database, *, use_case_id: int | None = None) -> list[
 def latest_trainable_version(db: Database, dataset_id: int) -> DatasetVersionPublic | None:
     with db.read() as s:
         d = _dataset(s, dataset_id)
-        v = s.exec(select(DatasetVersion).where(DatasetVersion.dataset_id == d.id,
-                                                col(DatasetVersion.status).in_(TRAINABLE_STATUSES))
-                   .order_by(col(DatasetVersion.version).desc())).first()
+        v = s.exec(
+            select(DatasetVersion)
+            .where(DatasetVersion.dataset_id == d.id, col(DatasetVersion.status).in_(TRAINABLE_STATUSES))
+            .order_by(col(DatasetVersion.version).desc())
+        ).first()
         return _version_public(v, d) if v else None
 
 
@@ -331,6 +405,7 @@ def export_csv(db: Database, version_id: int) -> bytes:
 
 # --- schemas ---------------------------------------------------------------------------------
 
+
 def current_schema(db: Database, dataset_id: int) -> DatasetSchemaPublic | None:
     with db.read() as s:
         row = _current_schema(s, dataset_id)
@@ -338,19 +413,32 @@ def current_schema(db: Database, dataset_id: int) -> DatasetSchemaPublic | None:
 
 
 def _current_schema(s: Session, dataset_id: int) -> DatasetSchema | None:
-    return s.exec(select(DatasetSchema).where(DatasetSchema.dataset_id == int(dataset_id))
-                  .order_by(col(DatasetSchema.version).desc())).first()
+    return s.exec(
+        select(DatasetSchema)
+        .where(DatasetSchema.dataset_id == int(dataset_id))
+        .order_by(col(DatasetSchema.version).desc())
+    ).first()
 
 
 def schema_history(db: Database, dataset_id: int) -> list[DatasetSchemaPublic]:
     with db.read() as s:
-        rows = s.exec(select(DatasetSchema).where(DatasetSchema.dataset_id == int(dataset_id))
-                      .order_by(col(DatasetSchema.version).desc())).all()
+        rows = s.exec(
+            select(DatasetSchema)
+            .where(DatasetSchema.dataset_id == int(dataset_id))
+            .order_by(col(DatasetSchema.version).desc())
+        ).all()
         return [_schema_public(r) for r in rows]
 
 
-def update_schema(db: Database, *, actor: Actor, dataset_id: int, columns: list[dict[str, Any]],
-                  note: str = "", expected_version: int | None = None) -> DatasetSchemaPublic:
+def update_schema(
+    db: Database,
+    *,
+    actor: Actor,
+    dataset_id: int,
+    columns: list[dict[str, Any]],
+    note: str = "",
+    expected_version: int | None = None,
+) -> DatasetSchemaPublic:
     """Store an edited schema as a new schema version; later data versions are validated against it."""
     require(actor, "dataset.write")
     cleaned = check_schema_columns(columns)
@@ -364,18 +452,30 @@ def update_schema(db: Database, *, actor: Actor, dataset_id: int, columns: list[
             )
         if cur is not None and cur.columns == cleaned:
             raise ValidationError("the schema is unchanged; edit a column before saving")
-        row = DatasetSchema(dataset_id=d.id, version=(cur.version + 1) if cur else 1, columns=cleaned,
-                            note=(note or "").strip()[:1000], created_by=actor.username)
+        row = DatasetSchema(
+            dataset_id=d.id,
+            version=(cur.version + 1) if cur else 1,
+            columns=cleaned,
+            note=(note or "").strip()[:1000],
+            created_by=actor.username,
+        )
         s.add(row)
         s.flush()
-        audit.record(s, actor=actor, action="dataset.schema.update", entity_type="dataset", entity_id=d.id,
-                     summary=f"{d.name}: schema v{row.version}" + (f" ({row.note})" if row.note else ""),
-                     before={"version": cur.version if cur else None, "columns": cur.columns if cur else None},
-                     after={"version": row.version, "columns": cleaned})
+        audit.record(
+            s,
+            actor=actor,
+            action="dataset.schema.update",
+            entity_type="dataset",
+            entity_id=d.id,
+            summary=f"{d.name}: schema v{row.version}" + (f" ({row.note})" if row.note else ""),
+            before={"version": cur.version if cur else None, "columns": cur.columns if cur else None},
+            after={"version": row.version, "columns": cleaned},
+        )
         return _schema_public(row)
 
 
 # --- versions: registering -------------------------------------------------------------------
+
 
 def _content_keys(content_hash: str) -> tuple[str, str, str]:
     h = content_hash
@@ -401,9 +501,18 @@ def _load_sample(key: str | None):
     return data_io.read_frame(artifacts.path(key))
 
 
-def _register_converted(db: Database, *, actor: Actor, dataset_name: str, converted: data_io.ConvertedData,
-                        use_case_id: int | None, source_kind: str, source: str, description: str = "",
-                        progress: Progress = noop_progress) -> DatasetVersionPublic:
+def _register_converted(
+    db: Database,
+    *,
+    actor: Actor,
+    dataset_name: str,
+    converted: data_io.ConvertedData,
+    use_case_id: int | None,
+    source_kind: str,
+    source: str,
+    description: str = "",
+    progress: Progress = noop_progress,
+) -> DatasetVersionPublic:
     try:
         data_key, profile_key, sample_key = _content_keys(converted.content_hash)
         # 1. Same content already registered in this dataset? Then that is the version (no duplicate).
@@ -413,12 +522,18 @@ def _register_converted(db: Database, *, actor: Actor, dataset_name: str, conver
             schema_cols = None
             parent = None
             if d is not None:
-                existing = s.exec(select(DatasetVersion).where(DatasetVersion.dataset_id == d.id,
-                                                               DatasetVersion.content_hash == converted.content_hash)).first()
+                existing = s.exec(
+                    select(DatasetVersion).where(
+                        DatasetVersion.dataset_id == d.id, DatasetVersion.content_hash == converted.content_hash
+                    )
+                ).first()
                 cur = _current_schema(s, d.id)
                 schema_cols = list(cur.columns) if cur else None
-                parent = s.exec(select(DatasetVersion).where(DatasetVersion.dataset_id == d.id)
-                                .order_by(col(DatasetVersion.version).desc())).first()
+                parent = s.exec(
+                    select(DatasetVersion)
+                    .where(DatasetVersion.dataset_id == d.id)
+                    .order_by(col(DatasetVersion.version).desc())
+                ).first()
             if existing is not None:
                 progress(1.0, f"same content as {d.name}@v{existing.version}: nothing new stored")
                 return _version_public(existing, d, deduplicated=True)
@@ -428,20 +543,32 @@ def _register_converted(db: Database, *, actor: Actor, dataset_name: str, conver
 
         # 2. One streaming pass: profile + validation counts + sample.
         progress(0.55, "profiling and validating")
-        scan = scan_parquet(converted.path, converted.columns, schema_cols, rules=RULES,
-                            progress=lambda f, m: progress(0.55 + 0.3 * f, m))
+        scan = scan_parquet(
+            converted.path,
+            converted.columns,
+            schema_cols,
+            rules=RULES,
+            progress=lambda f, m: progress(0.55 + 0.3 * f, m),
+        )
         inferred = None
         if schema_cols is None:
             inferred = infer_schema(scan)
             schema_cols = inferred
         previous_sample = _load_sample(parent_sample_key)
-        report = validate(scan, schema_cols, previous_sample=previous_sample,
-                          previous_label=parent_label or "the previous version")
+        report = validate(
+            scan, schema_cols, previous_sample=previous_sample, previous_label=parent_label or "the previous version"
+        )
         if inferred is not None:
-            report.findings.append(FindingPublic(severity="info", column=None, kind="schema_inferred",
-                                                 message="This is the first version: the schema (types, allowed "
-                                                         "nulls, categories and ranges) was inferred from it. Review "
-                                                         "it in the Schema tab; later versions are checked against it."))
+            report.findings.append(
+                FindingPublic(
+                    severity="info",
+                    column=None,
+                    kind="schema_inferred",
+                    message="This is the first version: the schema (types, allowed "
+                    "nulls, categories and ranges) was inferred from it. Review "
+                    "it in the Schema tab; later versions are checked against it.",
+                )
+            )
             report.counts["info"] = report.counts.get("info", 0) + 1
         status = FAILED if report.counts.get("error", 0) else VALIDATED
         profile = build_profile(scan)
@@ -460,36 +587,67 @@ def _register_converted(db: Database, *, actor: Actor, dataset_name: str, conver
 
         # 4. One transaction: dataset (if new), schema v1 (if first), version, audit.
         with db.unit_of_work() as s:
-            d, _created = _get_or_create_dataset(s, actor=actor, name=dataset_name, use_case_id=use_case_id,
-                                                 description=description)
-            again = s.exec(select(DatasetVersion).where(DatasetVersion.dataset_id == d.id,
-                                                        DatasetVersion.content_hash == converted.content_hash)).first()
+            d, _created = _get_or_create_dataset(
+                s, actor=actor, name=dataset_name, use_case_id=use_case_id, description=description
+            )
+            again = s.exec(
+                select(DatasetVersion).where(
+                    DatasetVersion.dataset_id == d.id, DatasetVersion.content_hash == converted.content_hash
+                )
+            ).first()
             if again is not None:  # someone registered the same content meanwhile
                 return _version_public(again, d, deduplicated=True)
             schema_row = _current_schema(s, d.id)
             if schema_row is None:
-                schema_row = DatasetSchema(dataset_id=d.id, version=1, columns=schema_cols,
-                                           note="inferred from the first version", created_by=actor.username)
+                schema_row = DatasetSchema(
+                    dataset_id=d.id,
+                    version=1,
+                    columns=schema_cols,
+                    note="inferred from the first version",
+                    created_by=actor.username,
+                )
                 s.add(schema_row)
                 s.flush()
             latest = s.exec(select(func.max(DatasetVersion.version)).where(DatasetVersion.dataset_id == d.id)).one()
             report.schema_version = schema_row.version
             report.compared_with = parent_label or None
             v = DatasetVersion(
-                dataset_id=d.id, version=int(latest or 0) + 1, content_hash=converted.content_hash,
-                artifact_key=data_key, profile_key=profile_key, sample_key=sample_key, n_rows=converted.n_rows,
-                n_cols=converted.n_cols, size_bytes=converted.size_bytes, columns=converted.columns, status=status,
-                parent_id=parent_id if parent_id is not None else None, schema_id=schema_row.id,
-                source_kind=source_kind, source=(source or "")[:500], report=report.model_dump(mode="json"),
-                created_by=actor.username, created_by_id=actor.id,
+                dataset_id=d.id,
+                version=int(latest or 0) + 1,
+                content_hash=converted.content_hash,
+                artifact_key=data_key,
+                profile_key=profile_key,
+                sample_key=sample_key,
+                n_rows=converted.n_rows,
+                n_cols=converted.n_cols,
+                size_bytes=converted.size_bytes,
+                columns=converted.columns,
+                status=status,
+                parent_id=parent_id if parent_id is not None else None,
+                schema_id=schema_row.id,
+                source_kind=source_kind,
+                source=(source or "")[:500],
+                report=report.model_dump(mode="json"),
+                created_by=actor.username,
+                created_by_id=actor.id,
             )
             s.add(v)
             s.flush()
             audit.record(
-                s, actor=actor, action="dataset.version.register", entity_type="dataset", entity_id=d.id,
+                s,
+                actor=actor,
+                action="dataset.version.register",
+                entity_type="dataset",
+                entity_id=d.id,
                 summary=f"{d.name}@v{v.version}: {v.n_rows:,} rows x {v.n_cols} columns, {status}",
-                after={"version_id": v.id, "version": v.version, "content_hash": v.content_hash, "status": status,
-                       "source": v.source, "errors": report.counts.get("error", 0)},
+                after={
+                    "version_id": v.id,
+                    "version": v.version,
+                    "content_hash": v.content_hash,
+                    "status": status,
+                    "source": v.source,
+                    "errors": report.counts.get("error", 0),
+                },
             )
             pub = _version_public(v, d)
         progress(1.0, f"{pub.ref}: {status}")
@@ -503,21 +661,46 @@ def _start(actor: Actor, dataset_name: str) -> str:
     return check_name(dataset_name)
 
 
-def register_version_from_frame(db: Database, *, actor: Actor, dataset_name: str, frame, use_case_id: int | None = None,
-                                source: str = "sdk", description: str = "",
-                                progress: Progress | None = None) -> DatasetVersionPublic:
+def register_version_from_frame(
+    db: Database,
+    *,
+    actor: Actor,
+    dataset_name: str,
+    frame,
+    use_case_id: int | None = None,
+    source: str = "sdk",
+    description: str = "",
+    progress: Progress | None = None,
+) -> DatasetVersionPublic:
     """Register a pandas DataFrame as a version (dedup by content; validated). The SDK's entry point."""
     name = _start(actor, dataset_name)
     progress = progress or noop_progress
     converted = data_io.frame_to_parquet(frame, progress=lambda f, m: progress(0.5 * f, m))
-    return _register_converted(db, actor=actor, dataset_name=name, converted=converted, use_case_id=use_case_id,
-                               source_kind="sdk" if source == "sdk" else "frame", source=source,
-                               description=description, progress=progress)
+    return _register_converted(
+        db,
+        actor=actor,
+        dataset_name=name,
+        converted=converted,
+        use_case_id=use_case_id,
+        source_kind="sdk" if source == "sdk" else "frame",
+        source=source,
+        description=description,
+        progress=progress,
+    )
 
 
-def register_version_from_upload(db: Database, *, actor: Actor, dataset_name: str, fileobj: IO[bytes], filename: str,
-                                 use_case_id: int | None = None, description: str = "", source_kind: str = "upload",
-                                 progress: Progress | None = None) -> DatasetVersionPublic:
+def register_version_from_upload(
+    db: Database,
+    *,
+    actor: Actor,
+    dataset_name: str,
+    fileobj: IO[bytes],
+    filename: str,
+    use_case_id: int | None = None,
+    description: str = "",
+    source_kind: str = "upload",
+    progress: Progress | None = None,
+) -> DatasetVersionPublic:
     """An uploaded CSV or Parquet file: size-checked before reading, staged in chunks, then registered."""
     name = _start(actor, dataset_name)
     progress = progress or noop_progress
@@ -527,13 +710,31 @@ def register_version_from_upload(db: Database, *, actor: Actor, dataset_name: st
         converted = data_io.convert_file(staged, safe_name, progress=lambda f, m: progress(0.2 + 0.3 * f, m))
     finally:
         staged.unlink(missing_ok=True)
-    return _register_converted(db, actor=actor, dataset_name=name, converted=converted, use_case_id=use_case_id,
-                               source_kind=source_kind, source=safe_name, description=description, progress=progress)
+    return _register_converted(
+        db,
+        actor=actor,
+        dataset_name=name,
+        converted=converted,
+        use_case_id=use_case_id,
+        source_kind=source_kind,
+        source=safe_name,
+        description=description,
+        progress=progress,
+    )
 
 
-def register_version_from_path(db: Database, *, actor: Actor, dataset_name: str, path: str,
-                               use_case_id: int | None = None, description: str = "", source_kind: str = "path",
-                               restrict_to_roots: bool = True, progress: Progress | None = None) -> DatasetVersionPublic:
+def register_version_from_path(
+    db: Database,
+    *,
+    actor: Actor,
+    dataset_name: str,
+    path: str,
+    use_case_id: int | None = None,
+    description: str = "",
+    source_kind: str = "path",
+    restrict_to_roots: bool = True,
+    progress: Progress | None = None,
+) -> DatasetVersionPublic:
     """A CSV or Parquet file on this machine. From the UI only inside MLOPS_INGEST_ROOTS; the CLI and SDK
     (which run as the user on their own machine) pass restrict_to_roots=False."""
     name = _start(actor, dataset_name)
@@ -546,24 +747,52 @@ def register_version_from_path(db: Database, *, actor: Actor, dataset_name: str,
             raise ValidationError(f"no file at {p}; check the path")
     data_io.check_file_size(p)
     converted = data_io.convert_file(p, p.name, progress=lambda f, m: progress(0.5 * f, m))
-    return _register_converted(db, actor=actor, dataset_name=name, converted=converted, use_case_id=use_case_id,
-                               source_kind=source_kind, source=str(p), description=description, progress=progress)
+    return _register_converted(
+        db,
+        actor=actor,
+        dataset_name=name,
+        converted=converted,
+        use_case_id=use_case_id,
+        source_kind=source_kind,
+        source=str(p),
+        description=description,
+        progress=progress,
+    )
 
 
-def register_version_from_sql(db: Database, *, actor: Actor, dataset_name: str, connection: str, query: str,
-                              use_case_id: int | None = None, description: str = "", source_kind: str = "sql",
-                              progress: Progress | None = None) -> DatasetVersionPublic:
+def register_version_from_sql(
+    db: Database,
+    *,
+    actor: Actor,
+    dataset_name: str,
+    connection: str,
+    query: str,
+    use_case_id: int | None = None,
+    description: str = "",
+    source_kind: str = "sql",
+    progress: Progress | None = None,
+) -> DatasetVersionPublic:
     """The result of a read-only query on a named connection (MLOPS_SQL_CONNECTIONS)."""
     name = _start(actor, dataset_name)
     progress = progress or noop_progress
     # app_db: the source is compared with this database by identity, not only by URL spelling.
     converted = data_io.query_to_parquet(connection, query, progress=lambda f, m: progress(0.5 * f, m), app_db=db)
     source = f"sql:{connection}: {' '.join(query.split())}"
-    return _register_converted(db, actor=actor, dataset_name=name, converted=converted, use_case_id=use_case_id,
-                               source_kind=source_kind, source=source, description=description, progress=progress)
+    return _register_converted(
+        db,
+        actor=actor,
+        dataset_name=name,
+        converted=converted,
+        use_case_id=use_case_id,
+        source_kind=source_kind,
+        source=source,
+        description=description,
+        progress=progress,
+    )
 
 
 # --- waivers and re-validation -------------------------------------------------------------
+
 
 def waive_version(db: Database, *, actor: Actor, version_id: int, reason: str) -> DatasetVersionPublic:
     """Accept a failed version for training anyway, with a reason (audited)."""
@@ -584,9 +813,16 @@ def waive_version(db: Database, *, actor: Actor, version_id: int, reason: str) -
         v.waived_reason = reason[:1000]
         v.waived_at = utcnow()
         s.add(v)
-        audit.record(s, actor=actor, action="dataset.version.waive", entity_type="dataset", entity_id=d.id,
-                     summary=f"waived {d.name}@v{v.version}: {reason[:200]}", before={"status": FAILED},
-                     after={"status": WAIVED, "version_id": v.id, "reason": reason})
+        audit.record(
+            s,
+            actor=actor,
+            action="dataset.version.waive",
+            entity_type="dataset",
+            entity_id=d.id,
+            summary=f"waived {d.name}@v{v.version}: {reason[:200]}",
+            before={"status": FAILED},
+            after={"status": WAIVED, "version_id": v.id, "reason": reason},
+        )
         return _version_public(v, d)
 
 
@@ -602,8 +838,12 @@ def revalidate_version(db: Database, *, actor: Actor, version_id: int) -> Datase
         columns, key = list(v.columns), v.artifact_key
         parent_sample, parent_label = (parent.sample_key, f"{d.name}@v{parent.version}") if parent else (None, "")
     scan = scan_parquet(artifacts.path(key), columns, schema_cols, rules=RULES)
-    report = validate(scan, schema_cols, previous_sample=_load_sample(parent_sample),
-                      previous_label=parent_label or "the previous version")
+    report = validate(
+        scan,
+        schema_cols,
+        previous_sample=_load_sample(parent_sample),
+        previous_label=parent_label or "the previous version",
+    )
     report.schema_version = schema_version
     report.compared_with = parent_label or None
     new_status = FAILED if report.counts.get("error", 0) else VALIDATED
@@ -615,9 +855,16 @@ def revalidate_version(db: Database, *, actor: Actor, version_id: int) -> Datase
         row.report = report.model_dump(mode="json")
         s.add(row)
         d = s.get(Dataset, dataset_id)
-        audit.record(s, actor=actor, action="dataset.version.revalidate", entity_type="dataset", entity_id=d.id,
-                     summary=f"re-checked {d.name}@v{row.version} against schema v{schema_version}: {row.status}",
-                     before={"status": before}, after={"status": row.status, "version_id": row.id})
+        audit.record(
+            s,
+            actor=actor,
+            action="dataset.version.revalidate",
+            entity_type="dataset",
+            entity_id=d.id,
+            summary=f"re-checked {d.name}@v{row.version} against schema v{schema_version}: {row.status}",
+            before={"status": before},
+            after={"status": row.status, "version_id": row.id},
+        )
         return _version_public(row, d)
 
 
@@ -663,40 +910,71 @@ def _diff(db: Database, a: DatasetVersionPublic, b: DatasetVersionPublic) -> Dat
 
     rows = []
     for name in list(dict.fromkeys(list(ta) + list(tb))):
-        rows.append(DiffColumnPublic(
-            column=name,
-            change="added" if name not in ta else "removed" if name not in tb else
-                   ("type changed" if ta[name] != tb[name] else ""),
-            type=f"{ta.get(name, '—')} → {tb.get(name, '—')}" if ta.get(name) != tb.get(name) else ta[name],
-            null_share=pair(name, "null_share"), mean=pair(name, "mean"), min=pair(name, "min"),
-            max=pair(name, "max"), distinct=pair(name, "distinct"),
-        ))
+        rows.append(
+            DiffColumnPublic(
+                column=name,
+                change="added"
+                if name not in ta
+                else "removed"
+                if name not in tb
+                else ("type changed" if ta[name] != tb[name] else ""),
+                type=f"{ta.get(name, '—')} → {tb.get(name, '—')}" if ta.get(name) != tb.get(name) else ta[name],
+                null_share=pair(name, "null_share"),
+                mean=pair(name, "mean"),
+                min=pair(name, "min"),
+                max=pair(name, "max"),
+                distinct=pair(name, "distinct"),
+            )
+        )
     drift = None
     with db.read() as s:
         ka = s.get(DatasetVersion, a.id).sample_key
         kb = s.get(DatasetVersion, b.id).sample_key
     sa, sb = _load_sample(ka), _load_sample(kb)
     if sa is not None and sb is not None:
-        shared = [c for c in sb.columns if c in sa.columns and (sa[c].dtype.kind in "iuf") == (sb[c].dtype.kind in "iuf")
-                  and sa[c].notna().any() and sb[c].notna().any()]
+        shared = [
+            c
+            for c in sb.columns
+            if c in sa.columns
+            and (sa[c].dtype.kind in "iuf") == (sb[c].dtype.kind in "iuf")
+            and sa[c].notna().any()
+            and sb[c].notna().any()
+        ]
         if shared and len(sa) and len(sb):
             try:
                 drift = DataDriftPublic.model_validate(detect_drift(sa[shared], sb[shared], columns=shared).to_dict())
             except ValueError:
                 drift = None
-    return DatasetDiffPublic(from_ref=a.ref, to_ref=b.ref, rows=(a.n_rows, b.n_rows),
-                             same_content=a.content_hash == b.content_hash, columns=rows, drift=drift)
+    return DatasetDiffPublic(
+        from_ref=a.ref,
+        to_ref=b.ref,
+        rows=(a.n_rows, b.n_rows),
+        same_content=a.content_hash == b.content_hash,
+        columns=rows,
+        drift=drift,
+    )
 
 
 # --- scheduled ingestion ---------------------------------------------------------------------
+
 
 def _source_public(r: IngestionSource) -> IngestionSourcePublic:
     return IngestionSourcePublic.model_validate(r, from_attributes=True)
 
 
-def schedule_ingestion(db: Database, *, actor: Actor, dataset_name: str, kind: str, location: str,
-                       query: str | None = None, interval_seconds: int | None = None, cron: str | None = None,
-                       use_case_id: int | None = None, enabled: bool = True) -> IngestionSourcePublic:
+def schedule_ingestion(
+    db: Database,
+    *,
+    actor: Actor,
+    dataset_name: str,
+    kind: str,
+    location: str,
+    query: str | None = None,
+    interval_seconds: int | None = None,
+    cron: str | None = None,
+    use_case_id: int | None = None,
+    enabled: bool = True,
+) -> IngestionSourcePublic:
     """Attach a schedule to a path or SQL source; the worker runs it (job kind "ingest")."""
     require(actor, "ingestion.schedule")
     name = check_name(dataset_name)
@@ -709,7 +987,9 @@ def schedule_ingestion(db: Database, *, actor: Actor, dataset_name: str, kind: s
     else:
         conns = data_io.sql_connections()
         if location not in conns:
-            raise ValidationError(f"unknown SQL connection {location!r}; known: {', '.join(sorted(conns)) or 'none configured'}")
+            raise ValidationError(
+                f"unknown SQL connection {location!r}; known: {', '.join(sorted(conns)) or 'none configured'}"
+            )
         if not query or not data_io._READ_ONLY_SQL.match(query):
             raise ValidationError("give one read-only query starting with SELECT or WITH")
     if (interval_seconds is None) == (not cron or not cron.strip()):
@@ -719,21 +999,47 @@ def schedule_ingestion(db: Database, *, actor: Actor, dataset_name: str, kind: s
     with db.unit_of_work() as s:
         d, _ = _get_or_create_dataset(s, actor=actor, name=name, use_case_id=use_case_id, description="")
         n = s.exec(select(func.count()).select_from(IngestionSource).where(IngestionSource.dataset_id == d.id)).one()
-        src = IngestionSource(dataset_id=d.id, kind=kind, location=location, query=query,
-                              interval_seconds=int(interval_seconds) if interval_seconds is not None else None,
-                              cron=cron.strip() if cron else None, enabled=enabled,
-                              schedule_name=f"ingest:{d.name}:{int(n) + 1}", created_by=actor.username)
+        src = IngestionSource(
+            dataset_id=d.id,
+            kind=kind,
+            location=location,
+            query=query,
+            interval_seconds=int(interval_seconds) if interval_seconds is not None else None,
+            cron=cron.strip() if cron else None,
+            enabled=enabled,
+            schedule_name=f"ingest:{d.name}:{int(n) + 1}",
+            created_by=actor.username,
+        )
         s.add(src)
         s.flush()
         src.schedule_name = f"ingest:{d.name}:{src.id}"
         s.add(src)
-        jobs.upsert_schedule(s, name=src.schedule_name, kind="ingest", payload={"source_id": src.id},
-                             interval_seconds=src.interval_seconds, cron=src.cron, enabled=enabled)
-        audit.record(s, actor=actor, action="ingestion.schedule", entity_type="dataset", entity_id=d.id,
-                     summary=f"{d.name}: ingest {kind} {location} " +
-                             (f"every {src.interval_seconds}s" if src.interval_seconds else f"on cron '{src.cron}'"),
-                     after={"source_id": src.id, "kind": kind, "location": location, "query": query,
-                            "interval_seconds": src.interval_seconds, "cron": src.cron})
+        jobs.upsert_schedule(
+            s,
+            name=src.schedule_name,
+            kind="ingest",
+            payload={"source_id": src.id},
+            interval_seconds=src.interval_seconds,
+            cron=src.cron,
+            enabled=enabled,
+        )
+        audit.record(
+            s,
+            actor=actor,
+            action="ingestion.schedule",
+            entity_type="dataset",
+            entity_id=d.id,
+            summary=f"{d.name}: ingest {kind} {location} "
+            + (f"every {src.interval_seconds}s" if src.interval_seconds else f"on cron '{src.cron}'"),
+            after={
+                "source_id": src.id,
+                "kind": kind,
+                "location": location,
+                "query": query,
+                "interval_seconds": src.interval_seconds,
+                "cron": src.cron,
+            },
+        )
         return _source_public(src)
 
 
@@ -743,31 +1049,50 @@ def set_ingestion_enabled(db: Database, *, actor: Actor, source_id: int, enabled
         src = get_or_404(s, IngestionSource, int(source_id), "ingestion source with id")
         src.enabled = bool(enabled)
         s.add(src)
-        jobs.upsert_schedule(s, name=src.schedule_name, kind="ingest", payload={"source_id": src.id},
-                             interval_seconds=src.interval_seconds, cron=src.cron, enabled=src.enabled)
-        audit.record(s, actor=actor, action="ingestion.enable" if enabled else "ingestion.disable",
-                     entity_type="dataset", entity_id=src.dataset_id,
-                     summary=f"{'resumed' if enabled else 'paused'} ingestion {src.schedule_name}",
-                     before={"enabled": not enabled}, after={"enabled": enabled})
+        jobs.upsert_schedule(
+            s,
+            name=src.schedule_name,
+            kind="ingest",
+            payload={"source_id": src.id},
+            interval_seconds=src.interval_seconds,
+            cron=src.cron,
+            enabled=src.enabled,
+        )
+        audit.record(
+            s,
+            actor=actor,
+            action="ingestion.enable" if enabled else "ingestion.disable",
+            entity_type="dataset",
+            entity_id=src.dataset_id,
+            summary=f"{'resumed' if enabled else 'paused'} ingestion {src.schedule_name}",
+            before={"enabled": not enabled},
+            after={"enabled": enabled},
+        )
         return _source_public(src)
 
 
 def list_ingestion_sources(db: Database, dataset_id: int) -> list[IngestionSourcePublic]:
     with db.read() as s:
-        rows = s.exec(select(IngestionSource).where(IngestionSource.dataset_id == int(dataset_id))
-                      .order_by(IngestionSource.id)).all()
+        rows = s.exec(
+            select(IngestionSource).where(IngestionSource.dataset_id == int(dataset_id)).order_by(IngestionSource.id)
+        ).all()
         return [_source_public(r) for r in rows]
 
 
 def list_ingestion_runs(db: Database, source_id: int, limit: int = 20) -> list[IngestionRunPublic]:
     with db.read() as s:
-        rows = s.exec(select(IngestionRun).where(IngestionRun.source_id == int(source_id))
-                      .order_by(col(IngestionRun.id).desc()).limit(limit)).all()
+        rows = s.exec(
+            select(IngestionRun)
+            .where(IngestionRun.source_id == int(source_id))
+            .order_by(col(IngestionRun.id).desc())
+            .limit(limit)
+        ).all()
         return [IngestionRunPublic.model_validate(r, from_attributes=True) for r in rows]
 
 
-def run_ingestion_source(db: Database, *, source_id: int, job_id: int | None = None,
-                         progress: Progress | None = None) -> IngestionRunPublic:
+def run_ingestion_source(
+    db: Database, *, source_id: int, job_id: int | None = None, progress: Progress | None = None
+) -> IngestionRunPublic:
     """Read the source once, as the system: a new version if the content changed, else "unchanged".
     A failure is recorded on the run and the source (with its message) and re-raised."""
     progress = progress or noop_progress
@@ -783,11 +1108,19 @@ def run_ingestion_source(db: Database, *, source_id: int, job_id: int | None = N
     status, version_id, error = "failed", None, None
     try:
         if kind == "path":
-            v = register_version_from_path(db, actor=actor, dataset_name=name, path=location, source_kind="ingestion",
-                                           progress=progress)
+            v = register_version_from_path(
+                db, actor=actor, dataset_name=name, path=location, source_kind="ingestion", progress=progress
+            )
         else:
-            v = register_version_from_sql(db, actor=actor, dataset_name=name, connection=location, query=query or "",
-                                          source_kind="ingestion", progress=progress)
+            v = register_version_from_sql(
+                db,
+                actor=actor,
+                dataset_name=name,
+                connection=location,
+                query=query or "",
+                source_kind="ingestion",
+                progress=progress,
+            )
         status, version_id = ("unchanged" if v.deduplicated else "created"), v.id
     except Exception as exc:  # noqa: BLE001 - recorded, then re-raised for the job to fail visibly
         error = str(exc)[:2000] or type(exc).__name__
@@ -800,8 +1133,14 @@ def run_ingestion_source(db: Database, *, source_id: int, job_id: int | None = N
             src.last_run_at, src.last_status, src.last_error = run.finished_at, status, error
             s.add(run)
             s.add(src)
-            audit.record(s, actor=system, action="ingestion.run", entity_type="dataset", entity_id=src.dataset_id,
-                         summary=f"ingestion {src.schedule_name}: {status}" + (f" ({error[:200]})" if error else ""),
-                         after={"run_id": run_id, "status": status, "version_id": version_id})
+            audit.record(
+                s,
+                actor=system,
+                action="ingestion.run",
+                entity_type="dataset",
+                entity_id=src.dataset_id,
+                summary=f"ingestion {src.schedule_name}: {status}" + (f" ({error[:200]})" if error else ""),
+                after={"run_id": run_id, "status": status, "version_id": version_id},
+            )
             out = IngestionRunPublic.model_validate(run, from_attributes=True)
     return out

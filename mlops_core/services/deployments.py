@@ -10,6 +10,7 @@ Flow (DESIGN.md stage 4, issue 6):
 
 The scoring service (mlops_core/serving) polls `deployments.generation` and hot-reloads.
 """
+
 from __future__ import annotations
 
 import math
@@ -54,6 +55,7 @@ GATE_SAMPLE_ROWS = 20
 
 # --- small helpers ------------------------------------------------------------------------------
 
+
 def _public(d: Deployment) -> DeploymentPublic:
     return DeploymentPublic.model_validate(d, from_attributes=True)
 
@@ -80,12 +82,14 @@ def check_name(name: str) -> str:
 
 
 def model_version_label(s: Session, model_version_id: int | None) -> str:
-    """"churn-classifier v3" for a model version id (or "—")."""
+    """ "churn-classifier v3" for a model version id (or "—")."""
     if model_version_id is None:
         return "—"
-    row = s.exec(select(RegisteredModel.name, ModelVersion.version).join(
-        ModelVersion, col(ModelVersion.model_id) == col(RegisteredModel.id)).where(
-        ModelVersion.id == model_version_id)).first()
+    row = s.exec(
+        select(RegisteredModel.name, ModelVersion.version)
+        .join(ModelVersion, col(ModelVersion.model_id) == col(RegisteredModel.id))
+        .where(ModelVersion.id == model_version_id)
+    ).first()
     return f"{row[0]} v{row[1]}" if row else f"model version {model_version_id}"
 
 
@@ -100,9 +104,11 @@ def version_labels(db: Database, ids: list[int | None]) -> dict[int, str]:
     if not ids:
         return {}
     with db.read() as s:
-        rows = s.exec(select(ModelVersion.id, RegisteredModel.name, ModelVersion.version).join(
-            RegisteredModel, col(ModelVersion.model_id) == col(RegisteredModel.id)).where(
-            col(ModelVersion.id).in_(ids))).all()
+        rows = s.exec(
+            select(ModelVersion.id, RegisteredModel.name, ModelVersion.version)
+            .join(RegisteredModel, col(ModelVersion.model_id) == col(RegisteredModel.id))
+            .where(col(ModelVersion.id).in_(ids))
+        ).all()
     return {i: f"{n} v{v}" for i, n, v in rows}
 
 
@@ -148,6 +154,7 @@ def evidence_hash(evidence: dict[str, Any]) -> str:
 
 # --- gates -------------------------------------------------------------------------------------
 
+
 def _gate(gate: str, title: str, status: str, detail: str, **evidence: Any) -> GateResult:
     return GateResult(gate=gate, title=title, status=status, detail=detail, evidence=evidence)
 
@@ -156,56 +163,99 @@ def _gate_data(db: Database, mv: dict[str, Any]) -> GateResult:
     title = "Training data validated"
     dv_id = mv.get("dataset_version_id")
     if dv_id is None:
-        return _gate("data_validated", title, "failed",
-                     "the model version has no training dataset version (no lineage); register it from a run "
-                     "trained on a registered dataset version")
+        return _gate(
+            "data_validated",
+            title,
+            "failed",
+            "the model version has no training dataset version (no lineage); register it from a run "
+            "trained on a registered dataset version",
+        )
     with db.read() as s:
-        row = s.exec(select(DatasetVersion, Dataset.name).join(
-            Dataset, col(DatasetVersion.dataset_id) == col(Dataset.id)).where(DatasetVersion.id == dv_id)).first()
+        row = s.exec(
+            select(DatasetVersion, Dataset.name)
+            .join(Dataset, col(DatasetVersion.dataset_id) == col(Dataset.id))
+            .where(DatasetVersion.id == dv_id)
+        ).first()
         if row is None:
-            return _gate("data_validated", title, "failed", f"dataset version {dv_id} no longer exists",
-                         dataset_version_id=dv_id)
+            return _gate(
+                "data_validated", title, "failed", f"dataset version {dv_id} no longer exists", dataset_version_id=dv_id
+            )
         dv, dname = row
         ref, status = f"{dname}@v{dv.version}", dv.status
     link = {"dataset_version_id": dv_id, "dataset": ref, "dataset_status": status}
     if status == "validated":
         return _gate("data_validated", title, "passed", f"{ref} passed validation", **link)
     if status == "waived":
-        return _gate("data_validated", title, "waived", f"{ref} failed validation but was waived by a data engineer",
-                     **link)
-    return _gate("data_validated", title, "failed",
-                 f"{ref} has status {status!r}; a data engineer must fix or waive it (Data page)", **link)
+        return _gate(
+            "data_validated", title, "waived", f"{ref} failed validation but was waived by a data engineer", **link
+        )
+    return _gate(
+        "data_validated",
+        title,
+        "failed",
+        f"{ref} has status {status!r}; a data engineer must fix or waive it (Data page)",
+        **link,
+    )
 
 
 def _gate_kpis(db: Database, mv: dict[str, Any], metrics: dict[str, float]) -> GateResult:
     title = "Model KPIs met on the test metrics"
     uc = mv.get("use_case_id")
     if uc is None:
-        return _gate("kpis_met", title, "failed",
-                     "the model version belongs to no use case, so there are no model KPIs to check it against")
+        return _gate(
+            "kpis_met",
+            title,
+            "failed",
+            "the model version belongs to no use case, so there are no model KPIs to check it against",
+        )
     checks = usecases.evaluate_metrics(db, uc, metrics)
     if not checks:
-        return _gate("kpis_met", title, "failed",
-                     "the use case has no model KPIs; business must define at least one (Use cases page)",
-                     use_case_id=uc)
-    lines = [f"{c.kpi.metric} {c.kpi.direction} {c.kpi.target:g}: "
-             f"{'missing' if c.value is None else format(c.value, '.4g')} ({c.status})" for c in checks]
+        return _gate(
+            "kpis_met",
+            title,
+            "failed",
+            "the use case has no model KPIs; business must define at least one (Use cases page)",
+            use_case_id=uc,
+        )
+    lines = [
+        f"{c.kpi.metric} {c.kpi.direction} {c.kpi.target:g}: "
+        f"{'missing' if c.value is None else format(c.value, '.4g')} ({c.status})"
+        for c in checks
+    ]
     bad = [c for c in checks if c.status != "met"]
-    ev = {"use_case_id": uc, "run_id": mv.get("run_id"),
-          "checks": [{"metric": c.kpi.metric, "direction": c.kpi.direction, "target": c.kpi.target,
-                      "value": c.value, "status": c.status} for c in checks]}
+    ev = {
+        "use_case_id": uc,
+        "run_id": mv.get("run_id"),
+        "checks": [
+            {
+                "metric": c.kpi.metric,
+                "direction": c.kpi.direction,
+                "target": c.kpi.target,
+                "value": c.value,
+                "status": c.status,
+            }
+            for c in checks
+        ],
+    }
     if bad:
-        return _gate("kpis_met", title, "failed", "not met: " + "; ".join(
-            line for line, c in zip(lines, checks) if c.status != "met"), **ev)
+        return _gate(
+            "kpis_met",
+            title,
+            "failed",
+            "not met: " + "; ".join(line for line, c in zip(lines, checks) if c.status != "met"),
+            **ev,
+        )
     return _gate("kpis_met", title, "passed", "; ".join(lines), **ev)
 
 
-def _gate_regression(db: Database, mv: dict[str, Any], metrics: dict[str, float],
-                     deployment: DeploymentPublic | None, tolerance: float) -> GateResult:
+def _gate_regression(
+    db: Database, mv: dict[str, Any], metrics: dict[str, float], deployment: DeploymentPublic | None, tolerance: float
+) -> GateResult:
     title = "No regression against production"
     with db.read() as s:
-        q = select(Deployment).where(Deployment.environment == "production",
-                                     col(Deployment.model_version_id).is_not(None))
+        q = select(Deployment).where(
+            Deployment.environment == "production", col(Deployment.model_version_id).is_not(None)
+        )
         if deployment is not None and deployment.environment == "production":
             q = q.where(Deployment.id == deployment.id)
         elif mv.get("use_case_id") is not None:
@@ -216,11 +266,22 @@ def _gate_regression(db: Database, mv: dict[str, Any], metrics: dict[str, float]
         current = _public(current) if current is not None else None
         current_label = model_version_label(s, current.model_version_id) if current else ""
     if current is None:
-        return _gate("no_regression", title, "passed", "nothing is in production yet: no champion to compare with",
-                     tolerance=tolerance)
+        return _gate(
+            "no_regression",
+            title,
+            "passed",
+            "nothing is in production yet: no champion to compare with",
+            tolerance=tolerance,
+        )
     if current.model_version_id == mv["id"]:
-        return _gate("no_regression", title, "passed", "this version is the one in production",
-                     champion_model_version_id=current.model_version_id, tolerance=tolerance)
+        return _gate(
+            "no_regression",
+            title,
+            "passed",
+            "this version is the one in production",
+            champion_model_version_id=current.model_version_id,
+            tolerance=tolerance,
+        )
     champ = _run_test_metrics(db, _model_version(db, current.model_version_id))
     directions: dict[str, str] = {}
     if mv.get("use_case_id") is not None:
@@ -234,17 +295,29 @@ def _gate_regression(db: Database, mv: dict[str, Any], metrics: dict[str, float]
         delta = (a - b) if direction == ">=" else (b - a)  # positive = better
         compared.append({"metric": metric, "candidate": a, "champion": b, "change": round(delta, 6)})
         if delta < -tolerance:
-            worse.append(f"{metric} {a:.4g} vs {b:.4g} in production (worse by {abs(delta):.4g} > tolerance "
-                         f"{tolerance:g})")
-    ev = {"champion_model_version_id": current.model_version_id, "champion": current_label,
-          "deployment": current.name, "tolerance": tolerance, "compared": compared}
+            worse.append(
+                f"{metric} {a:.4g} vs {b:.4g} in production (worse by {abs(delta):.4g} > tolerance {tolerance:g})"
+            )
+    ev = {
+        "champion_model_version_id": current.model_version_id,
+        "champion": current_label,
+        "deployment": current.name,
+        "tolerance": tolerance,
+        "compared": compared,
+    }
     if not compared:
-        return _gate("no_regression", title, "failed",
-                     f"no KPI metric in common with {current_label} to compare; log the same test metrics", **ev)
+        return _gate(
+            "no_regression",
+            title,
+            "failed",
+            f"no KPI metric in common with {current_label} to compare; log the same test metrics",
+            **ev,
+        )
     if worse:
         return _gate("no_regression", title, "failed", "; ".join(worse), **ev)
-    return _gate("no_regression", title, "passed",
-                 f"no KPI metric worse than {current_label} by more than {tolerance:g}", **ev)
+    return _gate(
+        "no_regression", title, "passed", f"no KPI metric worse than {current_label} by more than {tolerance:g}", **ev
+    )
 
 
 def _gate_signoff(db: Database, model_version_id: int, environment: str, current_hash: str) -> GateResult:
@@ -255,27 +328,53 @@ def _gate_signoff(db: Database, model_version_id: int, environment: str, current
     fresh = [so for so in signoffs if so.status == "approved" and so.evidence_hash == current_hash]
     if fresh:
         so = fresh[0]
-        return _gate("business_signoff", title, "passed",
-                     f"approved by {so.decided_by} on {so.decided_at:%Y-%m-%d %H:%M} UTC for this evidence",
-                     signoff_id=so.id, evidence_hash=current_hash)
+        return _gate(
+            "business_signoff",
+            title,
+            "passed",
+            f"approved by {so.decided_by} on {so.decided_at:%Y-%m-%d %H:%M} UTC for this evidence",
+            signoff_id=so.id,
+            evidence_hash=current_hash,
+        )
     stale = [so for so in signoffs if so.status == "approved"]
     if stale:
-        return _gate("business_signoff", title, "failed",
-                     f"the sign-off by {stale[0].decided_by} approved other evidence (the model version, its data "
-                     "or its metrics changed since); ask business to sign off again",
-                     signoff_id=stale[0].id, evidence_hash=current_hash, approved_hash=stale[0].evidence_hash)
+        return _gate(
+            "business_signoff",
+            title,
+            "failed",
+            f"the sign-off by {stale[0].decided_by} approved other evidence (the model version, its data "
+            "or its metrics changed since); ask business to sign off again",
+            signoff_id=stale[0].id,
+            evidence_hash=current_hash,
+            approved_hash=stale[0].evidence_hash,
+        )
     pending = [so for so in signoffs if so.status == "pending" and so.evidence_hash == current_hash]
     if pending:
-        return _gate("business_signoff", title, "failed",
-                     f"waiting for business to decide sign-off #{pending[0].id}",
-                     signoff_id=pending[0].id, evidence_hash=current_hash)
+        return _gate(
+            "business_signoff",
+            title,
+            "failed",
+            f"waiting for business to decide sign-off #{pending[0].id}",
+            signoff_id=pending[0].id,
+            evidence_hash=current_hash,
+        )
     rejected = [so for so in signoffs if so.status == "rejected" and so.evidence_hash == current_hash]
     if rejected:
-        return _gate("business_signoff", title, "failed",
-                     f"rejected by {rejected[0].decided_by}: {rejected[0].reason}",
-                     signoff_id=rejected[0].id, evidence_hash=current_hash)
-    return _gate("business_signoff", title, "failed", "no business sign-off yet; request a production deployment "
-                 "to ask business for one", evidence_hash=current_hash)
+        return _gate(
+            "business_signoff",
+            title,
+            "failed",
+            f"rejected by {rejected[0].decided_by}: {rejected[0].reason}",
+            signoff_id=rejected[0].id,
+            evidence_hash=current_hash,
+        )
+    return _gate(
+        "business_signoff",
+        title,
+        "failed",
+        "no business sign-off yet; request a production deployment to ask business for one",
+        evidence_hash=current_hash,
+    )
 
 
 _MODEL_CHECKS: dict[tuple, Any] = {}  # finished model checks of this process (see _gate_loads)
@@ -291,8 +390,12 @@ def _gate_loads(db: Database, mv: dict[str, Any]) -> GateResult:
     dv_id = mv.get("dataset_version_id")
     key = mv.get("artifact_key")
     if not key or not artifacts.exists(key):
-        return _gate("model_loads", title, "failed",
-                     f"the model does not load: its file ({key or 'none'}) is missing from the artifact store")
+        return _gate(
+            "model_loads",
+            title,
+            "failed",
+            f"the model does not load: its file ({key or 'none'}) is missing from the artifact store",
+        )
     if key.endswith(".pkl"):  # an MLflow pickle model: stored and registered, never loaded
         return _gate("model_loads", title, "failed", persistence.PICKLE_REFUSED)
     if dv_id is None:
@@ -302,13 +405,24 @@ def _gate_loads(db: Database, mv: dict[str, Any]) -> GateResult:
         columns = [c["name"] for c in mv.get("input_schema") or []]
         sample = frame[columns].head(GATE_SAMPLE_ROWS) if columns else frame.head(GATE_SAMPLE_ROWS)
     except Exception as exc:  # noqa: BLE001
-        return _gate("model_loads", title, "failed", f"the training data to predict on cannot be read: {exc}",
-                     dataset_version_id=dv_id)
+        return _gate(
+            "model_loads",
+            title,
+            "failed",
+            f"the training data to predict on cannot be read: {exc}",
+            dataset_version_id=dv_id,
+        )
     # Model files and dataset versions are immutable: a finished check (passed, or failed on the model's
     # own account) stands for the same file, data and limits; a check stopped by a limit is run again.
     settings = get_settings()
-    cache_key = (artifacts.store_id(), key, dv_id, tuple(sample.columns), settings.model_check_memory_mb,
-                 settings.model_check_timeout_seconds)
+    cache_key = (
+        artifacts.store_id(),
+        key,
+        dv_id,
+        tuple(sample.columns),
+        settings.model_check_memory_mb,
+        settings.model_check_timeout_seconds,
+    )
     with _MODEL_CHECKS_LOCK:
         result = _MODEL_CHECKS.get(cache_key)
     if result is None:
@@ -324,8 +438,14 @@ def _gate_loads(db: Database, mv: dict[str, Any]) -> GateResult:
     return _gate("model_loads", title, "passed", result.detail, rows=result.rows, **evidence)
 
 
-def gate_checks(db: Database, model_version_id: int, deployment_name: str | None = None, *,
-                environment: str | None = None, load_model: bool = True) -> list[GateResult]:
+def gate_checks(
+    db: Database,
+    model_version_id: int,
+    deployment_name: str | None = None,
+    *,
+    environment: str | None = None,
+    load_model: bool = True,
+) -> list[GateResult]:
     """Evaluate every gate for putting `model_version_id` on `deployment_name` (or a new endpoint
     in `environment`). Read-only; the result is the checklist shown on the deployment page.
     `load_model=False` leaves out the one gate that is not a database read (loading the artifact and
@@ -359,12 +479,14 @@ def current_gates(db: Database, request: DeploymentRequestPublic) -> list[GateRe
     was decided on. `deploy` evaluates every gate again before it deploys."""
     if request.status != "pending":
         return list(request.gates)
-    gates = gate_checks(db, request.model_version_id, request.deployment_name or None,
-                        environment=request.environment, load_model=False)
+    gates = gate_checks(
+        db, request.model_version_id, request.deployment_name or None, environment=request.environment, load_model=False
+    )
     return gates + [g for g in request.gates if g.gate == "model_loads"]
 
 
 # --- reads -------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ServedRow:
@@ -382,13 +504,21 @@ def serving_snapshot(db: Database) -> tuple[list[ServedRow], dict[str, int]]:
     """Every deployment as the scoring service polls it, and key hash -> deployment id of the unrevoked
     API keys, read in one transaction so a key never points at a deployment the same poll did not see."""
     with db.read() as s:
-        rows = [ServedRow(*r) for r in s.exec(select(
-            Deployment.id, Deployment.name, Deployment.generation, Deployment.model_version_id,
-            Deployment.canary_model_version_id, Deployment.canary_share)).all()]
-        keys = dict(s.exec(select(ApiKey.key_hash, ApiKey.deployment_id)
-                           .where(col(ApiKey.revoked_at).is_(None))).all())
+        rows = [
+            ServedRow(*r)
+            for r in s.exec(
+                select(
+                    Deployment.id,
+                    Deployment.name,
+                    Deployment.generation,
+                    Deployment.model_version_id,
+                    Deployment.canary_model_version_id,
+                    Deployment.canary_share,
+                )
+            ).all()
+        ]
+        keys = dict(s.exec(select(ApiKey.key_hash, ApiKey.deployment_id).where(col(ApiKey.revoked_at).is_(None))).all())
     return rows, keys
-
 
 
 def get_by_name(db: Database, name: str) -> DeploymentPublic:
@@ -414,17 +544,27 @@ def list_deployments(db: Database, *, use_case_id: int | None = None) -> list[De
 def where_deployed(db: Database, model_version_id: int) -> list[PlacementPublic]:
     """Where a model version serves (as champion or canary), by deployment name. For the model registry page."""
     with db.read() as s:
-        rows = s.exec(select(Deployment).where(
-            (Deployment.model_version_id == model_version_id)
-            | (Deployment.canary_model_version_id == model_version_id))).all()
+        rows = s.exec(
+            select(Deployment).where(
+                (Deployment.model_version_id == model_version_id)
+                | (Deployment.canary_model_version_id == model_version_id)
+            )
+        ).all()
         out = []
         for d in rows:
             role = "champion" if d.model_version_id == model_version_id else "canary"
-            out.append(PlacementPublic(
-                deployment=d.name, deployment_id=d.id, environment=d.environment, role=role,
-                since=d.deployed_at if role == "champion" else d.updated_at,
-                traffic_share=(1 - d.canary_share) if role == "champion" and d.canary_model_version_id
-                else (d.canary_share if role == "canary" else 1.0)))
+            out.append(
+                PlacementPublic(
+                    deployment=d.name,
+                    deployment_id=d.id,
+                    environment=d.environment,
+                    role=role,
+                    since=d.deployed_at if role == "champion" else d.updated_at,
+                    traffic_share=(1 - d.canary_share)
+                    if role == "champion" and d.canary_model_version_id
+                    else (d.canary_share if role == "canary" else 1.0),
+                )
+            )
         return sorted(out, key=lambda r: r.deployment)
 
 
@@ -432,16 +572,21 @@ def history(db: Database, *, deployment_name: str) -> list[DeploymentEventPublic
     """Every move of the endpoint, newest first: which model version served from when."""
     with db.read() as s:
         d = deployment_by_name(s, deployment_name)
-        rows = s.exec(select(DeploymentEvent).where(DeploymentEvent.deployment_id == d.id)
-                      .order_by(col(DeploymentEvent.id).desc())).all()
+        rows = s.exec(
+            select(DeploymentEvent)
+            .where(DeploymentEvent.deployment_id == d.id)
+            .order_by(col(DeploymentEvent.id).desc())
+        ).all()
         return [_event_public(e) for e in rows]
 
 
-def list_requests(db: Database, *, deployment_name: str | None = None, status: str | None = None,
-                  limit: int = 50) -> list[DeploymentRequestPublic]:
+def list_requests(
+    db: Database, *, deployment_name: str | None = None, status: str | None = None, limit: int = 50
+) -> list[DeploymentRequestPublic]:
     with db.read() as s:
         q = select(DeploymentRequest, Deployment.name).join(
-            Deployment, col(DeploymentRequest.deployment_id) == col(Deployment.id))
+            Deployment, col(DeploymentRequest.deployment_id) == col(Deployment.id)
+        )
         if deployment_name:
             q = q.where(Deployment.name == deployment_name)
         if status:
@@ -465,44 +610,78 @@ def overview(db: Database, *, hours: int = 24, name: str | None = None) -> list[
     with db.read() as s:
         q = select(Deployment).order_by(Deployment.name)
         deps = [_public(d) for d in s.exec(q.where(Deployment.name == name) if name is not None else q).all()]
-        traffic = (select(Prediction.deployment_id, func.count(),
-                          func.sum(func.cast(Prediction.status != "ok", Integer)),
-                          func.avg(Prediction.latency_ms))
-                   .where(Prediction.created_at >= since).group_by(Prediction.deployment_id))
-        live_keys = (select(ApiKey.deployment_id, func.count()).where(col(ApiKey.revoked_at).is_(None))
-                     .group_by(ApiKey.deployment_id))
+        traffic = (
+            select(
+                Prediction.deployment_id,
+                func.count(),
+                func.sum(func.cast(Prediction.status != "ok", Integer)),
+                func.avg(Prediction.latency_ms),
+            )
+            .where(Prediction.created_at >= since)
+            .group_by(Prediction.deployment_id)
+        )
+        live_keys = (
+            select(ApiKey.deployment_id, func.count())
+            .where(col(ApiKey.revoked_at).is_(None))
+            .group_by(ApiKey.deployment_id)
+        )
         if name is not None:
             ids = [d.id for d in deps]
             traffic = traffic.where(col(Prediction.deployment_id).in_(ids))
             live_keys = live_keys.where(col(ApiKey.deployment_id).in_(ids))
-        stats = {dep_id: (int(n or 0), int(errors or 0), float(lat) if lat is not None else None)
-                 for dep_id, n, errors, lat in s.exec(traffic).all()}
+        stats = {
+            dep_id: (int(n or 0), int(errors or 0), float(lat) if lat is not None else None)
+            for dep_id, n, errors, lat in s.exec(traffic).all()
+        }
         keys = dict(s.exec(live_keys).all())
     labels = version_labels(db, [d.model_version_id for d in deps] + [d.canary_model_version_id for d in deps])
     out = []
     for d in deps:
         n, errors, lat = stats.get(d.id, (0, 0, None))
-        out.append(DeploymentOverviewPublic(
-            name=d.name, environment=d.environment, model_version_id=d.model_version_id,
-            model_version=labels.get(d.model_version_id, _unlabelled(d.model_version_id)),
-            since=d.deployed_at,
-            canary=f"{labels.get(d.canary_model_version_id, _unlabelled(d.canary_model_version_id))}"
-                   f" ({d.canary_share:.0%})" if d.canary_model_version_id else "",
-            requests=n, errors=errors, error_rate=(errors / n) if n else 0.0,
-            avg_latency_ms=lat, active_keys=int(keys.get(d.id, 0)), endpoint=f"/v1/deployments/{d.name}/predict",
-        ))
+        out.append(
+            DeploymentOverviewPublic(
+                name=d.name,
+                environment=d.environment,
+                model_version_id=d.model_version_id,
+                model_version=labels.get(d.model_version_id, _unlabelled(d.model_version_id)),
+                since=d.deployed_at,
+                canary=f"{labels.get(d.canary_model_version_id, _unlabelled(d.canary_model_version_id))}"
+                f" ({d.canary_share:.0%})"
+                if d.canary_model_version_id
+                else "",
+                requests=n,
+                errors=errors,
+                error_rate=(errors / n) if n else 0.0,
+                avg_latency_ms=lat,
+                active_keys=int(keys.get(d.id, 0)),
+                endpoint=f"/v1/deployments/{d.name}/predict",
+            )
+        )
     return out
 
 
 # --- writes ------------------------------------------------------------------------------------
 
+
 def _snapshot(d: Deployment) -> dict[str, Any]:
-    return {"model_version_id": d.model_version_id, "canary_model_version_id": d.canary_model_version_id,
-            "canary_share": d.canary_share, "generation": d.generation}
+    return {
+        "model_version_id": d.model_version_id,
+        "canary_model_version_id": d.canary_model_version_id,
+        "canary_share": d.canary_share,
+        "generation": d.generation,
+    }
 
 
-def create_deployment(db: Database, *, actor: Actor, name: str, environment: str, use_case_id: int | None = None,
-                      regression_tolerance: float = 0.01, description: str = "") -> DeploymentPublic:
+def create_deployment(
+    db: Database,
+    *,
+    actor: Actor,
+    name: str,
+    environment: str,
+    use_case_id: int | None = None,
+    regression_tolerance: float = 0.01,
+    description: str = "",
+) -> DeploymentPublic:
     """A new (empty) endpoint. Data scientists create them by requesting; ops may create them directly."""
     require(actor, "deployment.create")
     name = check_name(name)
@@ -511,15 +690,28 @@ def create_deployment(db: Database, *, actor: Actor, name: str, environment: str
     tolerance = _check_tolerance(regression_tolerance)
     with db.unit_of_work() as s:
         if s.exec(select(Deployment.id).where(Deployment.name == name)).first() is not None:
-            raise Conflict(f"a deployment named {name!r} already exists; choose another name or request a new "
-                           "version on it")
-        d = Deployment(name=name, environment=environment, use_case_id=use_case_id, created_by=actor.username,
-                       regression_tolerance=tolerance, description=description[:2000])
+            raise Conflict(
+                f"a deployment named {name!r} already exists; choose another name or request a new version on it"
+            )
+        d = Deployment(
+            name=name,
+            environment=environment,
+            use_case_id=use_case_id,
+            created_by=actor.username,
+            regression_tolerance=tolerance,
+            description=description[:2000],
+        )
         s.add(d)
         s.flush()
-        audit.record(s, actor=actor, action="deployment.create", entity_type="deployment", entity_id=d.id,
-                     summary=f"created {environment} endpoint {name}", after={"name": name,
-                                                                                "environment": environment})
+        audit.record(
+            s,
+            actor=actor,
+            action="deployment.create",
+            entity_type="deployment",
+            entity_id=d.id,
+            summary=f"created {environment} endpoint {name}",
+            after={"name": name, "environment": environment},
+        )
         return _public(d)
 
 
@@ -542,14 +734,28 @@ def set_regression_tolerance(db: Database, *, actor: Actor, deployment_name: str
         d.regression_tolerance = tolerance
         d.updated_at = utcnow()
         s.add(d)
-        audit.record(s, actor=actor, action="deployment.tolerance", entity_type="deployment", entity_id=d.id,
-                     summary=f"regression tolerance of {d.name}: {before:g} -> {tolerance:g}",
-                     before={"regression_tolerance": before}, after={"regression_tolerance": tolerance})
+        audit.record(
+            s,
+            actor=actor,
+            action="deployment.tolerance",
+            entity_type="deployment",
+            entity_id=d.id,
+            summary=f"regression tolerance of {d.name}: {before:g} -> {tolerance:g}",
+            before={"regression_tolerance": before},
+            after={"regression_tolerance": tolerance},
+        )
         return _public(d)
 
 
-def request_deployment(db: Database, *, actor: Actor, model_version_id: int, deployment_name: str,
-                       environment: str = "production", note: str = "") -> DeploymentRequestPublic:
+def request_deployment(
+    db: Database,
+    *,
+    actor: Actor,
+    model_version_id: int,
+    deployment_name: str,
+    environment: str = "production",
+    note: str = "",
+) -> DeploymentRequestPublic:
     """A data scientist asks for `model_version_id` on `deployment_name` (created if new). The gates are
     evaluated now and stored; for production a business sign-off tied to the evidence is asked for."""
     require(actor, "deployment.request")
@@ -562,7 +768,8 @@ def request_deployment(db: Database, *, actor: Actor, model_version_id: int, dep
         if dep.environment != environment:
             raise ValidationError(
                 f"{deployment_name!r} is a {dep.environment} endpoint; request {dep.environment}, or use another "
-                f"name (e.g. {deployment_name}-{environment}) for {environment}")
+                f"name (e.g. {deployment_name}-{environment}) for {environment}"
+            )
     except NotFound:
         dep = None
     gates = gate_checks(db, model_version_id, deployment_name if dep else None, environment=environment)
@@ -570,44 +777,88 @@ def request_deployment(db: Database, *, actor: Actor, model_version_id: int, dep
     ehash = evidence_hash(evidence)
     signoff_id = None
     signoff_gate = next(g for g in gates if g.gate == "business_signoff")
-    if environment == "production" and signoff_gate.status == "failed" and \
-            not signoff_gate.detail.startswith("waiting"):
+    if (
+        environment == "production"
+        and signoff_gate.status == "failed"
+        and not signoff_gate.detail.startswith("waiting")
+    ):
         label = f"{mv.get('model_name', 'model')} v{mv.get('version', '?')}"
         so = collab.request_signoff(
-            db, actor=actor, entity_type=SIGNOFF_ENTITY, entity_id=model_version_id,
-            title=f"Put {label} in production on {deployment_name}", assignee_role="business",
-            evidence=evidence)
+            db,
+            actor=actor,
+            entity_type=SIGNOFF_ENTITY,
+            entity_id=model_version_id,
+            title=f"Put {label} in production on {deployment_name}",
+            assignee_role="business",
+            evidence=evidence,
+        )
         signoff_id = so.id
-        gates = [g if g.gate != "business_signoff" else _gate_signoff(db, model_version_id, environment, ehash)
-                 for g in gates]
+        gates = [
+            g if g.gate != "business_signoff" else _gate_signoff(db, model_version_id, environment, ehash)
+            for g in gates
+        ]
     elif signoff_gate.evidence.get("signoff_id"):
         signoff_id = signoff_gate.evidence["signoff_id"]
     with db.unit_of_work() as s:
         d = s.exec(select(Deployment).where(Deployment.name == deployment_name)).first()
         if d is None:
-            d = Deployment(name=deployment_name, environment=environment, use_case_id=mv.get("use_case_id"),
-                           created_by=actor.username)
+            d = Deployment(
+                name=deployment_name,
+                environment=environment,
+                use_case_id=mv.get("use_case_id"),
+                created_by=actor.username,
+            )
             s.add(d)
             s.flush()
-            audit.record(s, actor=actor, action="deployment.create", entity_type="deployment", entity_id=d.id,
-                         summary=f"created {environment} endpoint {deployment_name}",
-                         after={"name": deployment_name, "environment": environment})
-        r = DeploymentRequest(deployment_id=d.id, model_version_id=model_version_id, environment=environment,
-                              requested_by=actor.username, gates=[g.model_dump() for g in gates],
-                              evidence=evidence, evidence_hash=ehash, signoff_id=signoff_id, note=note[:2000])
+            audit.record(
+                s,
+                actor=actor,
+                action="deployment.create",
+                entity_type="deployment",
+                entity_id=d.id,
+                summary=f"created {environment} endpoint {deployment_name}",
+                after={"name": deployment_name, "environment": environment},
+            )
+        r = DeploymentRequest(
+            deployment_id=d.id,
+            model_version_id=model_version_id,
+            environment=environment,
+            requested_by=actor.username,
+            gates=[g.model_dump() for g in gates],
+            evidence=evidence,
+            evidence_hash=ehash,
+            signoff_id=signoff_id,
+            note=note[:2000],
+        )
         s.add(r)
         s.flush()
         failed = [g.title for g in gates if g.status == "failed"]
-        collab.notify(s, roles=["ops"], kind="deployment_request",
-                      title=f"{actor.username} requests {model_version_label(s, model_version_id)} on "
-                            f"{deployment_name} ({environment})" + (f"; failing: {', '.join(failed)}" if failed else ""),
-                      entity_type="deployment", entity_id=d.id, from_username=actor.username,
-                      exclude={actor.username})
-        audit.record(s, actor=actor, action="deployment.request", entity_type="deployment", entity_id=d.id,
-                     summary=f"requested model version {model_version_id} on {deployment_name} ({environment}); "
-                             f"gates failing: {', '.join(failed) or 'none'}",
-                     after={"request_id": r.id, "model_version_id": model_version_id, "evidence_hash": ehash,
-                            "gates": {g.gate: g.status for g in gates}})
+        collab.notify(
+            s,
+            roles=["ops"],
+            kind="deployment_request",
+            title=f"{actor.username} requests {model_version_label(s, model_version_id)} on "
+            f"{deployment_name} ({environment})" + (f"; failing: {', '.join(failed)}" if failed else ""),
+            entity_type="deployment",
+            entity_id=d.id,
+            from_username=actor.username,
+            exclude={actor.username},
+        )
+        audit.record(
+            s,
+            actor=actor,
+            action="deployment.request",
+            entity_type="deployment",
+            entity_id=d.id,
+            summary=f"requested model version {model_version_id} on {deployment_name} ({environment}); "
+            f"gates failing: {', '.join(failed) or 'none'}",
+            after={
+                "request_id": r.id,
+                "model_version_id": model_version_id,
+                "evidence_hash": ehash,
+                "gates": {g.gate: g.status for g in gates},
+            },
+        )
         return _request_public(r, d.name)
 
 
@@ -628,20 +879,39 @@ def _store_gates(db: Database, *, actor: Actor, request_id: int, gates: list[Gat
         r.evidence = evidence
         r.evidence_hash = evidence_hash(evidence)
         s.add(r)
-        audit.record(s, actor=actor, action="deployment.gates", entity_type="deployment", entity_id=r.deployment_id,
-                     summary=f"gates of request {r.id} evaluated: "
-                             + ", ".join(f"{g.gate}={g.status}" for g in gates),
-                     after={g.gate: g.status for g in gates})
+        audit.record(
+            s,
+            actor=actor,
+            action="deployment.gates",
+            entity_type="deployment",
+            entity_id=r.deployment_id,
+            summary=f"gates of request {r.id} evaluated: " + ", ".join(f"{g.gate}={g.status}" for g in gates),
+            after={g.gate: g.status for g in gates},
+        )
         d = s.get(Deployment, r.deployment_id)
         return _request_public(r, d.name)
 
 
-def _move(s: Session, d: Deployment, *, actor: Actor, kind: str, to_version: int | None,
-          request_id: int | None = None, reason: str = "") -> DeploymentEvent:
+def _move(
+    s: Session,
+    d: Deployment,
+    *,
+    actor: Actor,
+    kind: str,
+    to_version: int | None,
+    request_id: int | None = None,
+    reason: str = "",
+) -> DeploymentEvent:
     before = _snapshot(d)
-    e = DeploymentEvent(deployment_id=d.id, kind=kind, from_model_version_id=d.model_version_id,
-                        to_model_version_id=to_version, request_id=request_id, actor_username=actor.username,
-                        reason=reason[:2000])
+    e = DeploymentEvent(
+        deployment_id=d.id,
+        kind=kind,
+        from_model_version_id=d.model_version_id,
+        to_model_version_id=to_version,
+        request_id=request_id,
+        actor_username=actor.username,
+        reason=reason[:2000],
+    )
     now = utcnow()
     d.model_version_id = to_version
     d.deployed_at = now
@@ -652,10 +922,17 @@ def _move(s: Session, d: Deployment, *, actor: Actor, kind: str, to_version: int
     s.add(d)
     s.add(e)
     s.flush()
-    audit.record(s, actor=actor, action=f"deployment.{kind}", entity_type="deployment", entity_id=d.id,
-                 summary=f"{kind} {d.name}: {model_version_label(s, before['model_version_id'])} -> "
-                         f"{model_version_label(s, to_version)}" + (f" ({reason})" if reason else ""),
-                 before=before, after=_snapshot(d))
+    audit.record(
+        s,
+        actor=actor,
+        action=f"deployment.{kind}",
+        entity_type="deployment",
+        entity_id=d.id,
+        summary=f"{kind} {d.name}: {model_version_label(s, before['model_version_id'])} -> "
+        f"{model_version_label(s, to_version)}" + (f" ({reason})" if reason else ""),
+        before=before,
+        after=_snapshot(d),
+    )
     return e
 
 
@@ -672,37 +949,69 @@ def deploy(db: Database, *, actor: Actor, request_id: int, override_reason: str 
     override_reason = (override_reason or "").strip()
     if failed and not override_reason:
         raise ValidationError(
-            "deployment blocked by failed gates: " + "; ".join(f"{g.title}: {g.detail}" for g in failed)
-            + ". Fix them and deploy again, or ask an admin to override with a reason")
+            "deployment blocked by failed gates: "
+            + "; ".join(f"{g.title}: {g.detail}" for g in failed)
+            + ". Fix them and deploy again, or ask an admin to override with a reason"
+        )
     if failed and not can(actor, "deployment.override_gates"):
-        raise PermissionDenied(f"{actor.username} ({actor.role}) may not override failed gates; only an admin may, "
-                               "with a reason")
+        raise PermissionDenied(
+            f"{actor.username} ({actor.role}) may not override failed gates; only an admin may, with a reason"
+        )
     with db.unit_of_work() as s:
         r = s.get(DeploymentRequest, request_id)
         # Conditional update: two ops deploying the same request at once cannot both win.
-        res = s.execute(update(DeploymentRequest).where(col(DeploymentRequest.id) == request_id,
-                                                        DeploymentRequest.status == "pending")
-                        .values(status="deployed", decided_by=actor.username, decided_at=utcnow(),
-                                override_reason=override_reason if failed else "",
-                                overridden_by=actor.username if failed else None))
+        res = s.execute(
+            update(DeploymentRequest)
+            .where(col(DeploymentRequest.id) == request_id, DeploymentRequest.status == "pending")
+            .values(
+                status="deployed",
+                decided_by=actor.username,
+                decided_at=utcnow(),
+                override_reason=override_reason if failed else "",
+                overridden_by=actor.username if failed else None,
+            )
+        )
         if res.rowcount == 0:
             raise Conflict(f"request {request_id} was just decided by someone else; reload the page")
         d = s.get(Deployment, r.deployment_id)
         if failed:
-            audit.record(s, actor=actor, action="deployment.override", entity_type="deployment", entity_id=d.id,
-                         summary=f"overrode failed gates ({', '.join(g.gate for g in failed)}) of request "
-                                 f"{request_id}: {override_reason}",
-                         after={"request_id": request_id, "failed_gates": [g.gate for g in failed],
-                                "reason": override_reason})
-        _move(s, d, actor=actor, kind="deploy", to_version=r.model_version_id, request_id=request_id,
-              reason=f"override: {override_reason}" if failed else "")
-        collab.notify(s, usernames=[r.requested_by], kind="deployment_done",
-                      title=f"{actor.username} deployed {model_version_label(s, r.model_version_id)} on {d.name}",
-                      entity_type="deployment", entity_id=d.id, from_username=actor.username,
-                      exclude={actor.username})
+            audit.record(
+                s,
+                actor=actor,
+                action="deployment.override",
+                entity_type="deployment",
+                entity_id=d.id,
+                summary=f"overrode failed gates ({', '.join(g.gate for g in failed)}) of request "
+                f"{request_id}: {override_reason}",
+                after={"request_id": request_id, "failed_gates": [g.gate for g in failed], "reason": override_reason},
+            )
+        _move(
+            s,
+            d,
+            actor=actor,
+            kind="deploy",
+            to_version=r.model_version_id,
+            request_id=request_id,
+            reason=f"override: {override_reason}" if failed else "",
+        )
+        collab.notify(
+            s,
+            usernames=[r.requested_by],
+            kind="deployment_done",
+            title=f"{actor.username} deployed {model_version_label(s, r.model_version_id)} on {d.name}",
+            entity_type="deployment",
+            entity_id=d.id,
+            from_username=actor.username,
+            exclude={actor.username},
+        )
         if d.use_case_id is not None and d.environment == "production":
-            usecases.note_stage_reached(s, actor=actor, use_case_id=d.use_case_id, status="deployed",
-                                        note=f"{d.name} serves {model_version_label(s, r.model_version_id)}")
+            usecases.note_stage_reached(
+                s,
+                actor=actor,
+                use_case_id=d.use_case_id,
+                status="deployed",
+                note=f"{d.name} serves {model_version_label(s, r.model_version_id)}",
+            )
         return _public(d)
 
 
@@ -717,8 +1026,15 @@ def reject_request(db: Database, *, actor: Actor, request_id: int, reason: str) 
             raise Conflict(f"request {request_id} is already {r.status}")
         r.status, r.decided_by, r.decided_at, r.note = "rejected", actor.username, utcnow(), reason[:2000]
         s.add(r)
-        audit.record(s, actor=actor, action="deployment.reject", entity_type="deployment", entity_id=r.deployment_id,
-                     summary=f"rejected request {request_id}: {reason}", after={"status": "rejected"})
+        audit.record(
+            s,
+            actor=actor,
+            action="deployment.reject",
+            entity_type="deployment",
+            entity_id=r.deployment_id,
+            summary=f"rejected request {request_id}: {reason}",
+            after={"status": "rejected"},
+        )
         d = s.get(Deployment, r.deployment_id)
         return _request_public(r, d.name)
 
@@ -727,10 +1043,15 @@ def previous_version(db: Database, deployment_name: str) -> int | None:
     """The version the endpoint served before its current one (what rollback returns to)."""
     with db.read() as s:
         d = deployment_by_name(s, deployment_name)
-        e = s.exec(select(DeploymentEvent).where(DeploymentEvent.deployment_id == d.id,
-                                                 col(DeploymentEvent.kind).in_(("deploy", "rollback")),
-                                                 DeploymentEvent.to_model_version_id == d.model_version_id)
-                   .order_by(col(DeploymentEvent.id).desc())).first()
+        e = s.exec(
+            select(DeploymentEvent)
+            .where(
+                DeploymentEvent.deployment_id == d.id,
+                col(DeploymentEvent.kind).in_(("deploy", "rollback")),
+                DeploymentEvent.to_model_version_id == d.model_version_id,
+            )
+            .order_by(col(DeploymentEvent.id).desc())
+        ).first()
         return e.from_model_version_id if e is not None else None
 
 
@@ -741,14 +1062,17 @@ def rollback(db: Database, *, actor: Actor, deployment_name: str, reason: str = 
     with db.unit_of_work() as s:
         d = deployment_by_name(s, deployment_name)
         if prev is None:
-            raise Conflict(f"{deployment_name} has no previous version to roll back to; it has only ever served "
-                           f"{model_version_label(s, d.model_version_id)}")
+            raise Conflict(
+                f"{deployment_name} has no previous version to roll back to; it has only ever served "
+                f"{model_version_label(s, d.model_version_id)}"
+            )
         _move(s, d, actor=actor, kind="rollback", to_version=prev, reason=reason.strip())
         return _public(d)
 
 
-def set_canary(db: Database, *, actor: Actor, deployment_name: str, model_version_id: int | None,
-               share: float = 0.1) -> DeploymentPublic:
+def set_canary(
+    db: Database, *, actor: Actor, deployment_name: str, model_version_id: int | None, share: float = 0.1
+) -> DeploymentPublic:
     """Send `share` of the traffic to a challenger (both versions' predictions are logged side by side);
     `model_version_id=None` stops the canary. The challenger must load and meet the data and KPI gates."""
     require(actor, "deployment.deploy")
@@ -764,8 +1088,11 @@ def set_canary(db: Database, *, actor: Actor, deployment_name: str, model_versio
             raise Conflict(f"{deployment_name} serves nothing yet; deploy a champion before adding a canary")
         if model_version_id == dep.model_version_id:
             raise ValidationError("the challenger is the version already served; choose another version")
-        failed = [g for g in gate_checks(db, model_version_id, deployment_name)
-                  if g.status == "failed" and g.gate in ("data_validated", "kpis_met", "model_loads")]
+        failed = [
+            g
+            for g in gate_checks(db, model_version_id, deployment_name)
+            if g.status == "failed" and g.gate in ("data_validated", "kpis_met", "model_loads")
+        ]
         if failed:
             raise ValidationError("the challenger fails gates: " + "; ".join(f"{g.title}: {g.detail}" for g in failed))
     with db.unit_of_work() as s:
@@ -774,18 +1101,29 @@ def set_canary(db: Database, *, actor: Actor, deployment_name: str, model_versio
         kind = "canary_start" if model_version_id is not None else "canary_stop"
         if kind == "canary_stop" and d.canary_model_version_id is None:
             raise Conflict(f"{deployment_name} has no canary to stop")
-        e = DeploymentEvent(deployment_id=d.id, kind=kind, from_model_version_id=d.model_version_id,
-                            to_model_version_id=model_version_id or d.canary_model_version_id,
-                            actor_username=actor.username,
-                            reason=f"{share:.0%} of traffic" if model_version_id is not None else "")
+        e = DeploymentEvent(
+            deployment_id=d.id,
+            kind=kind,
+            from_model_version_id=d.model_version_id,
+            to_model_version_id=model_version_id or d.canary_model_version_id,
+            actor_username=actor.username,
+            reason=f"{share:.0%} of traffic" if model_version_id is not None else "",
+        )
         d.canary_model_version_id = model_version_id
         d.canary_share = share if model_version_id is not None else 0.0
         d.updated_at = utcnow()
         d.generation += 1
         s.add(d)
         s.add(e)
-        audit.record(s, actor=actor, action=f"deployment.{kind}", entity_type="deployment", entity_id=d.id,
-                     summary=f"{kind.replace('_', ' ')} on {d.name}: "
-                             f"{model_version_label(s, model_version_id or before['canary_model_version_id'])}",
-                     before=before, after=_snapshot(d))
+        audit.record(
+            s,
+            actor=actor,
+            action=f"deployment.{kind}",
+            entity_type="deployment",
+            entity_id=d.id,
+            summary=f"{kind.replace('_', ' ')} on {d.name}: "
+            f"{model_version_label(s, model_version_id or before['canary_model_version_id'])}",
+            before=before,
+            after=_snapshot(d),
+        )
         return _public(d)

@@ -6,6 +6,7 @@ A UI run is created "queued" together with its "train" job in one transaction; t
 the job queue's reaper fails the job and `_sync_with_jobs` carries that verdict over to the run, so a
 run is never left "running" for ever.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,14 @@ from .. import artifacts, kpi as kpi_math
 from ..db import Database, utcnow
 from ..errors import Conflict, NotFound, ValidationError
 from ..models.experiments import (
-    FINAL_STATUSES, RUN_STATUSES, PlotDataPublic, Run, RunArtifact, RunArtifactPublic, RunLatestMetric, RunMetric,
+    FINAL_STATUSES,
+    RUN_STATUSES,
+    PlotDataPublic,
+    Run,
+    RunArtifact,
+    RunArtifactPublic,
+    RunLatestMetric,
+    RunMetric,
     RunPublic,
 )
 from ..models.usecases import Kpi, KpiCheck, KpiPublic
@@ -41,17 +49,22 @@ log = logging.getLogger(__name__)
 
 # --- helpers --------------------------------------------------------------------------------------
 
+
 def _latest_metrics(s: Session, run_ids: list[int]) -> dict[int, dict[str, float]]:
     out: dict[int, dict[str, float]] = {i: {} for i in run_ids}
     if not run_ids:
         return out
     for chunk_start in range(0, len(run_ids), 900):
-        chunk = run_ids[chunk_start:chunk_start + 900]
+        chunk = run_ids[chunk_start : chunk_start + 900]
         # The hot path of run lists and compare: plain SQL on the session's connection (ids are ints, inlined
         # after int()), no statement compile or type processing — half the time of the Core query.
-        rows = s.connection().exec_driver_sql(
-            f"SELECT run_id, key, value FROM {_LATEST.name} WHERE run_id IN ({','.join(str(int(i)) for i in chunk)})"  # noqa: S608 - a constant table name and int() ids
-        ).all()
+        rows = (
+            s.connection()
+            .exec_driver_sql(
+                f"SELECT run_id, key, value FROM {_LATEST.name} WHERE run_id IN ({','.join(str(int(i)) for i in chunk)})"  # noqa: S608 - a constant table name and int() ids
+            )
+            .all()
+        )
         for rid, key, value in rows:
             out[rid][key] = float(value)
     return out
@@ -59,7 +72,7 @@ def _latest_metrics(s: Session, run_ids: list[int]) -> dict[int, dict[str, float
 
 def _split_metrics(all_metrics: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
     test = {k: v for k, v in all_metrics.items() if not k.startswith(HIDDEN_PREFIXES)}
-    train = {k[len(TRAIN_PREFIX):]: v for k, v in all_metrics.items() if k.startswith(TRAIN_PREFIX)}
+    train = {k[len(TRAIN_PREFIX) :]: v for k, v in all_metrics.items() if k.startswith(TRAIN_PREFIX)}
     return test, train
 
 
@@ -113,8 +126,11 @@ def _stale(s: Session, run_ids: Iterable[int] | None = None) -> list:
     """Unfinished runs whose job already ended failed or cancelled: (run id, job status, job error)."""
     from ..models.jobs import Job
 
-    q = (select(Run.id, Job.status, Job.error).join(Job, col(Job.id) == col(Run.job_id))
-         .where(col(Run.status).in_(("queued", "running")), col(Job.status).in_(("failed", "cancelled"))))
+    q = (
+        select(Run.id, Job.status, Job.error)
+        .join(Job, col(Job.id) == col(Run.job_id))
+        .where(col(Run.status).in_(("queued", "running")), col(Job.status).in_(("failed", "cancelled")))
+    )
     if run_ids is not None:
         ids = list(run_ids)
         if not ids:
@@ -142,13 +158,21 @@ def _sync_with_jobs(db: Database, run_ids: Iterable[int] | None = None, stale: l
                 run.duration_seconds = (now - run.started_at).total_seconds()
             if job_status == "failed":
                 run.error = job_error or "the training job failed"
-                run.progress_message = "failed: " + (job_error or "").strip().splitlines()[0][:200] if job_error else "failed"
+                run.progress_message = (
+                    "failed: " + (job_error or "").strip().splitlines()[0][:200] if job_error else "failed"
+                )
             else:
                 run.progress_message = "cancelled"
             s.add(run)
-            audit.record(s, actor=Actor.system(), action=f"run.{job_status}", entity_type="run", entity_id=rid,
-                         summary=f"run {rid} {job_status} (its job ended: {(job_error or job_status)[:200]})",
-                         after={"status": job_status})
+            audit.record(
+                s,
+                actor=Actor.system(),
+                action=f"run.{job_status}",
+                entity_type="run",
+                entity_id=rid,
+                summary=f"run {rid} {job_status} (its job ended: {(job_error or job_status)[:200]})",
+                after={"status": job_status},
+            )
     return len(stale)
 
 
@@ -158,9 +182,7 @@ def _dataset_version(db: Database, dataset_version_id: int):
     try:
         return datasets.get_version(db, int(dataset_version_id))
     except NotFound:
-        raise NotFound(
-            f"there is no dataset version {dataset_version_id}; choose one from the Data page"
-        ) from None
+        raise NotFound(f"there is no dataset version {dataset_version_id}; choose one from the Data page") from None
 
 
 def _check_trainable(version) -> None:
@@ -186,6 +208,7 @@ def _load_frame(db: Database, dataset_version_id: int):
 
 
 # --- start ---------------------------------------------------------------------------------------
+
 
 def validate_launch(db: Database, *, dataset_version_id: int, config: dict[str, Any]) -> dict[str, Any]:
     """The config checked against the dataset version (no write): the normalised config, or a ValidationError."""
@@ -216,6 +239,7 @@ def start_runs(
     require(actor, "run.start")
     from .. import jobs
     from ..ml import training
+
     usecases.get_use_case(db, use_case_id=int(use_case_id))
     version = _dataset_version(db, dataset_version_id)
     _check_trainable(version)
@@ -236,23 +260,38 @@ def start_runs(
             label = name or f"{cfg['algorithm']} · {cfg['target']}"
             run = Run(
                 name=label[:200] if len(configs) == 1 or not name else f"{name} · {cfg['algorithm']}"[:200],
-                use_case_id=int(use_case_id), dataset_version_id=int(version.id),
-                dataset_hash=str(getattr(version, "content_hash", "") or ""), status="queued", source=source,
-                task=cfg["task"], target=cfg["target"], algorithm=cfg["algorithm"], config=cfg,
-                params={k: v for k, v in cfg["params"].items()}, seed=cfg["seed"],
-                reproduced_from_run_id=reproduced_from_run_id, triggered_by_alert_id=triggered_by_alert_id,
+                use_case_id=int(use_case_id),
+                dataset_version_id=int(version.id),
+                dataset_hash=str(getattr(version, "content_hash", "") or ""),
+                status="queued",
+                source=source,
+                task=cfg["task"],
+                target=cfg["target"],
+                algorithm=cfg["algorithm"],
+                config=cfg,
+                params={k: v for k, v in cfg["params"].items()},
+                seed=cfg["seed"],
+                reproduced_from_run_id=reproduced_from_run_id,
+                triggered_by_alert_id=triggered_by_alert_id,
                 tags={str(k): _json_value(v) for k, v in (tags or {}).items()},  # e.g. the CI commit and pipeline
-                created_by_id=actor.id, created_by=actor.username, progress_message="waiting for a worker",
+                created_by_id=actor.id,
+                created_by=actor.username,
+                progress_message="waiting for a worker",
             )
             s.add(run)
             s.flush()
             run.job_id = jobs.enqueue(s, kind="train", payload={"run_id": run.id})
             s.add(run)
-            audit.record(s, actor=actor, action="run.start", entity_type="run", entity_id=run.id,
-                         summary=f"queued run {run.id} ({cfg['algorithm']} on {_version_label(version)}, "
-                                 f"target {cfg['target']})",
-                         after={"use_case_id": use_case_id, "dataset_version_id": version.id, "config": cfg,
-                                "source": source})
+            audit.record(
+                s,
+                actor=actor,
+                action="run.start",
+                entity_type="run",
+                entity_id=run.id,
+                summary=f"queued run {run.id} ({cfg['algorithm']} on {_version_label(version)}, "
+                f"target {cfg['target']})",
+                after={"use_case_id": use_case_id, "dataset_version_id": version.id, "config": cfg, "source": source},
+            )
             out.append(run)
         _note_experimentation(s, actor, int(use_case_id))
         s.flush()
@@ -270,16 +309,26 @@ def start_run(
     name: str | None = None,
 ) -> RunPublic:
     """Queue one run with its "train" job (contract seam; the worker trains it)."""
-    return start_runs(db, actor=actor, use_case_id=use_case_id, dataset_version_id=dataset_version_id,
-                      config=config, triggered_by_alert_id=triggered_by_alert_id, name=name,
-                      source="retrain" if triggered_by_alert_id else "ui")[0]
+    return start_runs(
+        db,
+        actor=actor,
+        use_case_id=use_case_id,
+        dataset_version_id=dataset_version_id,
+        config=config,
+        triggered_by_alert_id=triggered_by_alert_id,
+        name=name,
+        source="retrain" if triggered_by_alert_id else "ui",
+    )[0]
 
 
 def _note_experimentation(s: Session, actor: Actor, use_case_id: int) -> None:
-    usecases.note_stage_reached(s, actor=actor, use_case_id=use_case_id, status="experimentation", note="first run started")
+    usecases.note_stage_reached(
+        s, actor=actor, use_case_id=use_case_id, status="experimentation", note="first run started"
+    )
 
 
 # --- the "train" job -------------------------------------------------------------------------------
+
 
 def _set_status(db: Database, run_id: int, **fields) -> Run:
     with db.unit_of_work() as s:
@@ -290,8 +339,9 @@ def _set_status(db: Database, run_id: int, **fields) -> Run:
         return run
 
 
-def _record_training(s: Session, run: Run, result, model_key: str, plots_key: str, plots_size: int,
-                     model_size: int) -> None:
+def _record_training(
+    s: Session, run: Run, result, model_key: str, plots_key: str, plots_size: int, model_size: int
+) -> None:
     rows: list[RunMetric] = []
     latest: dict[str, tuple[float, int | None]] = {}
     for k, v in result.test_metrics.items():
@@ -319,10 +369,26 @@ def _record_training(s: Session, run: Run, result, model_key: str, plots_key: st
         rows.append(RunMetric(run_id=run.id, key=k, value=float(v), step=step))
         s.add(RunLatestMetric(run_id=run.id, key=k, value=float(v), step=step))
     s.add_all(rows)
-    s.add(RunArtifact(run_id=run.id, name="model.skops", kind="model", artifact_key=model_key,
-                      media_type="application/octet-stream", size_bytes=model_size))
-    s.add(RunArtifact(run_id=run.id, name="plots.json", kind="plot_data", artifact_key=plots_key,
-                      media_type="application/json", size_bytes=plots_size))
+    s.add(
+        RunArtifact(
+            run_id=run.id,
+            name="model.skops",
+            kind="model",
+            artifact_key=model_key,
+            media_type="application/octet-stream",
+            size_bytes=model_size,
+        )
+    )
+    s.add(
+        RunArtifact(
+            run_id=run.id,
+            name="plots.json",
+            kind="plot_data",
+            artifact_key=plots_key,
+            media_type="application/json",
+            size_bytes=plots_size,
+        )
+    )
 
 
 def run_training(ctx) -> dict[str, Any]:
@@ -339,16 +405,25 @@ def run_training(ctx) -> dict[str, Any]:
             return {"run_id": run_id, "status": run.status, "note": "run already ended"}
         config, dataset_version_id = dict(run.config), run.dataset_version_id
     started = utcnow()
-    _set_status(db, run_id, status="running", started_at=started, progress=0.0, progress_message="loading data",
-                code_version=training.code_version(), package_versions=training.package_versions())
+    _set_status(
+        db,
+        run_id,
+        status="running",
+        started_at=started,
+        progress=0.0,
+        progress_message="loading data",
+        code_version=training.code_version(),
+        package_versions=training.package_versions(),
+    )
     wall = time.perf_counter()
     try:
         ctx.check_cancelled()
         ctx.progress(0.02, "loading data")
         frame = _load_frame(db, dataset_version_id)
         cfg = training.validate_config(frame, config)
-        result = training.train(frame, cfg, progress=lambda f, m: ctx.progress(0.05 + 0.9 * f, m),
-                                check_cancelled=ctx.check_cancelled)
+        result = training.train(
+            frame, cfg, progress=lambda f, m: ctx.progress(0.05 + 0.9 * f, m), check_cancelled=ctx.check_cancelled
+        )
         ctx.check_cancelled()
         model_bytes = persistence.dump_model(result.pipeline)
         model_key = artifacts.put_bytes(f"runs/{run_id}/model.skops", model_bytes)
@@ -371,16 +446,23 @@ def run_training(ctx) -> dict[str, Any]:
             run.duration_seconds = time.perf_counter() - wall
             run.progress, run.progress_message = 1.0, "finished"
             s.add(run)
-            audit.record(s, actor=Actor.system(), action="run.finish", entity_type="run", entity_id=run_id,
-                         summary=f"run {run_id} finished ({cfg.algorithm}): "
-                                 + ", ".join(f"{k}={v:.4g}" for k, v in list(result.test_metrics.items())[:4]),
-                         after={"status": "finished", "metrics": result.test_metrics})
+            audit.record(
+                s,
+                actor=Actor.system(),
+                action="run.finish",
+                entity_type="run",
+                entity_id=run_id,
+                summary=f"run {run_id} finished ({cfg.algorithm}): "
+                + ", ".join(f"{k}={v:.4g}" for k, v in list(result.test_metrics.items())[:4]),
+                after={"status": "finished", "metrics": result.test_metrics},
+            )
             if run.triggered_by_alert_id is not None:
                 # Close the loop at once: a retraining run that just finished is registered and requested on
                 # its endpoint (a challenger if its gates pass) by a job queued with the finish, not at the next
                 # monitor check. A job, not a call: services/retraining.py imports this module.
-                jobs.enqueue(s, kind="retraining_advance", payload={"run_id": run_id},
-                             dedupe_key=f"retraining_advance:{run_id}")
+                jobs.enqueue(
+                    s, kind="retraining_advance", payload={"run_id": run_id}, dedupe_key=f"retraining_advance:{run_id}"
+                )
         return {"run_id": run_id, "status": "finished", "metrics": result.test_metrics}
     except JobCancelled:
         _end_run(db, run_id, "cancelled", None, wall)
@@ -390,8 +472,9 @@ def run_training(ctx) -> dict[str, Any]:
         raise
 
 
-def _end_run(db: Database, run_id: int, status: str, error: str | None, wall: float | None = None,
-             actor: Actor | None = None) -> None:
+def _end_run(
+    db: Database, run_id: int, status: str, error: str | None, wall: float | None = None, actor: Actor | None = None
+) -> None:
     with db.unit_of_work() as s:
         run = _get_row(s, run_id)
         if run.status in FINAL_STATUSES:
@@ -407,11 +490,19 @@ def _end_run(db: Database, run_id: int, status: str, error: str | None, wall: fl
         first = (error or "").strip().splitlines()[0][:200] if error else ""
         run.progress_message = status + (f": {first}" if first else "")
         s.add(run)
-        audit.record(s, actor=actor or Actor.system(), action=f"run.{status}", entity_type="run", entity_id=run_id,
-                     summary=f"run {run_id} {status}" + (f": {first}" if first else ""), after={"status": status})
+        audit.record(
+            s,
+            actor=actor or Actor.system(),
+            action=f"run.{status}",
+            entity_type="run",
+            entity_id=run_id,
+            summary=f"run {run_id} {status}" + (f": {first}" if first else ""),
+            after={"status": status},
+        )
 
 
 # --- cancel ------------------------------------------------------------------------------------------
+
 
 def cancel_run(db: Database, *, actor: Actor, run_id: int) -> RunPublic:
     """Stop a queued or running run. A queued one is cancelled at once; a running one stops at its next
@@ -437,14 +528,22 @@ def cancel_run(db: Database, *, actor: Actor, run_id: int) -> RunPublic:
             run.finished_at = utcnow()
             run.progress_message = f"cancelled by {actor.username}"
         s.add(run)
-        audit.record(s, actor=actor, action="run.cancel", entity_type="run", entity_id=run_id,
-                     summary=f"cancel run {run_id} (was {before})", before={"status": before},
-                     after={"status": run.status})
+        audit.record(
+            s,
+            actor=actor,
+            action="run.cancel",
+            entity_type="run",
+            entity_id=run_id,
+            summary=f"cancel run {run_id} (was {before})",
+            before={"status": before},
+            after={"status": run.status},
+        )
         s.flush()
         return _publics(s, [run])[0]
 
 
 # --- read ----------------------------------------------------------------------------------------------
+
 
 def get_run(db: Database, run_id: int, *, actor: Actor | None = None) -> RunPublic:
     """One run with its latest test metrics (`metrics`), train metrics, params, config and status."""
@@ -461,8 +560,14 @@ class RunPage:
     offset: int
 
 
-SORTABLE = {"created_at": Run.created_at, "id": Run.id, "name": Run.name, "status": Run.status,
-            "algorithm": Run.algorithm, "duration": Run.duration_seconds}
+SORTABLE = {
+    "created_at": Run.created_at,
+    "id": Run.id,
+    "name": Run.name,
+    "status": Run.status,
+    "algorithm": Run.algorithm,
+    "duration": Run.duration_seconds,
+}
 
 
 def list_runs(
@@ -510,19 +615,26 @@ def list_runs(
             conds.append(Run.created_by == created_by)
         if search:
             like = f"%{search.strip().lower()}%"
-            conds.append(or_(func.lower(Run.name).like(like), func.lower(Run.target).like(like),
-                             func.lower(Run.algorithm).like(like)))
+            conds.append(
+                or_(
+                    func.lower(Run.name).like(like),
+                    func.lower(Run.target).like(like),
+                    func.lower(Run.algorithm).like(like),
+                )
+            )
         q = select(RUNS)
         if sort.startswith("metric:"):
             key = sort.split(":", 1)[1]
-            q = q.outerjoin(RunLatestMetric, and_(col(RunLatestMetric.run_id) == col(Run.id),
-                                                  RunLatestMetric.key == key))
+            q = q.outerjoin(
+                RunLatestMetric, and_(col(RunLatestMetric.run_id) == col(Run.id), RunLatestMetric.key == key)
+            )
             order = col(RunLatestMetric.value)
             q = q.order_by(order.is_(None), order.desc() if descending else order.asc(), col(Run.id).desc())
         else:
             if sort not in SORTABLE:
-                raise ValidationError(f"cannot sort runs by {sort!r}; use one of: {', '.join(SORTABLE)} "
-                                      "or metric:<name>")
+                raise ValidationError(
+                    f"cannot sort runs by {sort!r}; use one of: {', '.join(SORTABLE)} or metric:<name>"
+                )
             c = col(SORTABLE[sort])
             # "nulls last" only where a column can be null: on a NOT NULL column the extra term only stops
             # the database from walking the column's index (a sort of every run instead of reading `limit`).
@@ -552,9 +664,11 @@ def filter_choices(db: Database, *, use_case_id: int | None = None) -> dict[str,
             who = who.where(Run.use_case_id == use_case_id)
             mk = mk.join(Run, col(Run.id) == col(RunLatestMetric.run_id)).where(Run.use_case_id == use_case_id)
         keys = sorted(k for k in s.exec(mk).all() if not k.startswith(HIDDEN_PREFIXES))
-        return {"algorithm": sorted(a for a in s.exec(base).all() if a),
-                "created_by": sorted(w for w in s.exec(who).all() if w),
-                "metric": keys}
+        return {
+            "algorithm": sorted(a for a in s.exec(base).all() if a),
+            "created_by": sorted(w for w in s.exec(who).all() if w),
+            "metric": keys,
+        }
 
 
 def status_counts(db: Database, *, use_case_id: int | None = None) -> dict[str, int]:
@@ -572,8 +686,9 @@ def latest_active_use_case(db: Database, use_case_ids: Iterable[int]) -> int | N
     if not ids:
         return None
     with db.read() as s:
-        return s.exec(select(Run.use_case_id).where(col(Run.use_case_id).in_(ids))
-                      .order_by(col(Run.created_at).desc()).limit(1)).first()
+        return s.exec(
+            select(Run.use_case_id).where(col(Run.use_case_id).in_(ids)).order_by(col(Run.created_at).desc()).limit(1)
+        ).first()
 
 
 def active_runs(db: Database, *, use_case_id: int | None = None, limit: int = 20) -> list[RunPublic]:
@@ -603,8 +718,9 @@ def list_artifacts(db: Database, run_id: int) -> list[RunArtifactPublic]:
 def plot_data(db: Database, run_id: int) -> PlotDataPublic | None:
     """What the run page plots (confusion matrix, ROC/PR, residuals, importance, staged curves); None if none."""
     with db.read() as s:
-        art = s.exec(select(RunArtifact).where(RunArtifact.run_id == int(run_id),
-                                               RunArtifact.kind == "plot_data")).first()
+        art = s.exec(
+            select(RunArtifact).where(RunArtifact.run_id == int(run_id), RunArtifact.kind == "plot_data")
+        ).first()
         key = art.artifact_key if art is not None else None
     if key is None or not artifacts.exists(key):
         return None
@@ -636,6 +752,7 @@ def artifact_bytes(db: Database, *, artifact_id: int) -> tuple[str, bytes]:
 
 # --- KPI checks, ranking, best ------------------------------------------------------------------------
 
+
 def kpi_checks(db: Database, run_id: int) -> list[KpiCheck]:
     """Per model KPI of the run's use case: the run's value and met / warning / missed / unknown."""
     run = get_run(db, run_id)
@@ -648,8 +765,11 @@ def _model_kpis_in(s: Session, use_case_ids: set[int]) -> dict[int, list[KpiPubl
     out: dict[int, list[KpiPublic]] = {u: [] for u in use_case_ids}
     if use_case_ids:
         t = Kpi.__table__
-        for k in s.connection().execute(select(t).where(t.c.use_case_id.in_(list(use_case_ids)), t.c.kind == "model")
-                                        .order_by(t.c.id)).all():
+        for k in (
+            s.connection()
+            .execute(select(t).where(t.c.use_case_id.in_(list(use_case_ids)), t.c.kind == "model").order_by(t.c.id))
+            .all()
+        ):
             out[k.use_case_id].append(KpiPublic.model_validate(dict(k._mapping)))
     return out
 
@@ -681,8 +801,15 @@ def rank_by_kpi(db: Database, *, use_case_id: int, kpi_id: int, limit: int = 20,
     kpi = next((k for k in usecases.model_kpis(db, use_case_id) if k.id == int(kpi_id)), None)
     if kpi is None or not kpi.metric:
         raise NotFound(f"use case {use_case_id} has no model KPI {kpi_id}; pick one of its model KPIs")
-    return list_runs(db, use_case_id=use_case_id, status="finished", sort=f"metric:{kpi.metric}",
-                     descending=kpi.direction == ">=", limit=limit, offset=offset)
+    return list_runs(
+        db,
+        use_case_id=use_case_id,
+        status="finished",
+        sort=f"metric:{kpi.metric}",
+        descending=kpi.direction == ">=",
+        limit=limit,
+        offset=offset,
+    )
 
 
 def best_metrics(db: Database, *, use_case_id: int, directions: Mapping[str, str]) -> dict[str, float]:
@@ -694,11 +821,14 @@ def best_metrics(db: Database, *, use_case_id: int, directions: Mapping[str, str
             if not keys:
                 continue
             agg = func.max(RunLatestMetric.value) if direction == ">=" else func.min(RunLatestMetric.value)
-            rows = s.exec(select(RunLatestMetric.key, agg)
-                          .join(Run, col(Run.id) == col(RunLatestMetric.run_id))
-                          .where(Run.use_case_id == int(use_case_id), Run.status == "finished",
-                                 col(RunLatestMetric.key).in_(keys))
-                          .group_by(RunLatestMetric.key)).all()
+            rows = s.exec(
+                select(RunLatestMetric.key, agg)
+                .join(Run, col(Run.id) == col(RunLatestMetric.run_id))
+                .where(
+                    Run.use_case_id == int(use_case_id), Run.status == "finished", col(RunLatestMetric.key).in_(keys)
+                )
+                .group_by(RunLatestMetric.key)
+            ).all()
             out.update({k: float(v) for k, v in rows if v is not None})
     return out
 
@@ -713,12 +843,14 @@ def best_metrics_many(db: Database, directions: Mapping[int, Mapping[str, str]])
     if not out or not keys:
         return out
     with db.read() as s:
-        rows = s.exec(select(Run.use_case_id, RunLatestMetric.key, func.max(RunLatestMetric.value),
-                             func.min(RunLatestMetric.value))
-                      .join(Run, col(Run.id) == col(RunLatestMetric.run_id))
-                      .where(col(Run.use_case_id).in_(list(out)), Run.status == "finished",
-                             col(RunLatestMetric.key).in_(keys))
-                      .group_by(Run.use_case_id, RunLatestMetric.key)).all()
+        rows = s.exec(
+            select(
+                Run.use_case_id, RunLatestMetric.key, func.max(RunLatestMetric.value), func.min(RunLatestMetric.value)
+            )
+            .join(Run, col(Run.id) == col(RunLatestMetric.run_id))
+            .where(col(Run.use_case_id).in_(list(out)), Run.status == "finished", col(RunLatestMetric.key).in_(keys))
+            .group_by(Run.use_case_id, RunLatestMetric.key)
+        ).all()
     for uc, key, hi, lo in rows:
         direction = directions.get(uc, {}).get(key)
         value = hi if direction == ">=" else lo if direction == "<=" else None
@@ -728,6 +860,7 @@ def best_metrics_many(db: Database, directions: Mapping[int, Mapping[str, str]])
 
 
 # --- compare -------------------------------------------------------------------------------------------
+
 
 @dataclass
 class Comparison:
@@ -754,8 +887,9 @@ def _fmt(v: Any) -> Any:
 MAX_COMPARE = 50
 
 
-def compare_runs(db: Database, *, run_ids: list[int], actor: Actor | None = None,
-                 include_train: bool = True) -> Comparison:
+def compare_runs(
+    db: Database, *, run_ids: list[int], actor: Actor | None = None, include_train: bool = True
+) -> Comparison:
     """Params and metrics of the selected runs side by side, with the keys where they differ."""
     ids = list(dict.fromkeys(int(i) for i in run_ids))
     if len(ids) < 2:
@@ -772,16 +906,29 @@ def compare_runs(db: Database, *, run_ids: list[int], actor: Actor | None = None
         runs = _publics(s, [by_id[i] for i in ids])
         lights = kpi_lights(db, runs, session=s)
     param_keys = sorted({k for r in runs for k in r.params})
-    metric_keys = sorted({k for r in runs for k in (r.all_metrics if include_train else r.metrics)
-                          if not k.startswith(("fold_", "staged_"))},
-                         key=lambda k: (k.startswith(HIDDEN_PREFIXES), k))
+    metric_keys = sorted(
+        {
+            k
+            for r in runs
+            for k in (r.all_metrics if include_train else r.metrics)
+            if not k.startswith(("fold_", "staged_"))
+        },
+        key=lambda k: (k.startswith(HIDDEN_PREFIXES), k),
+    )
     differing_params = [k for k in param_keys if len({repr(r.params.get(k)) for r in runs}) > 1]
     differing_metrics = [k for k in metric_keys if len({r.all_metrics.get(k) for r in runs}) > 1]
-    return Comparison(runs=runs, param_keys=param_keys, metric_keys=metric_keys, differing_params=differing_params,
-                      differing_metrics=differing_metrics, kpi=lights)
+    return Comparison(
+        runs=runs,
+        param_keys=param_keys,
+        metric_keys=metric_keys,
+        differing_params=differing_params,
+        differing_metrics=differing_metrics,
+        kpi=lights,
+    )
 
 
 # --- reproduce -----------------------------------------------------------------------------------------
+
 
 def reproduce_run(db: Database, *, actor: Actor, run_id: int) -> RunPublic:
     """Queue a new run with the exact configuration and dataset version of `run_id`."""
@@ -793,16 +940,23 @@ def reproduce_run(db: Database, *, actor: Actor, run_id: int) -> RunPublic:
         )
     if original.use_case_id is None or original.dataset_version_id is None:
         raise ValidationError(f"run {run_id} has no use case or dataset version to reproduce it on")
-    return start_runs(db, actor=actor, use_case_id=original.use_case_id,
-                      dataset_version_id=original.dataset_version_id, config=dict(original.config),
-                      name=f"reproduce run {run_id}", source="reproduce", reproduced_from_run_id=original.id)[0]
+    return start_runs(
+        db,
+        actor=actor,
+        use_case_id=original.use_case_id,
+        dataset_version_id=original.dataset_version_id,
+        config=dict(original.config),
+        name=f"reproduce run {run_id}",
+        source="reproduce",
+        reproduced_from_run_id=original.id,
+    )[0]
 
 
 @dataclass
 class Reproduction:
     original: RunPublic
     reproduction: RunPublic
-    status: str                         # "pending" | "match" | "mismatch" | "failed"
+    status: str  # "pending" | "match" | "mismatch" | "failed"
     differences: dict[str, tuple[float | None, float | None]]
     tolerance: float
 
@@ -837,8 +991,10 @@ def reproductions_of(db: Database, run_id: int) -> list[RunPublic]:
 
 # --- SDK side (mlops_core.tracking calls these) ----------------------------------------------------
 
-def create_sdk_run(db: Database, *, actor: Actor, use_case_id: int | None, dataset_version_id: int,
-                   name: str | None = None) -> RunPublic:
+
+def create_sdk_run(
+    db: Database, *, actor: Actor, use_case_id: int | None, dataset_version_id: int, name: str | None = None
+) -> RunPublic:
     """A run logged from code: created "running" (the caller's process trains)."""
     require(actor, "run.start")
     from ..ml import training
@@ -849,16 +1005,31 @@ def create_sdk_run(db: Database, *, actor: Actor, use_case_id: int | None, datas
         use_case_id = getattr(version, "use_case_id", None)
     now = utcnow()
     with db.unit_of_work() as s:
-        run = Run(name=(name or f"sdk run by {actor.username}")[:200], use_case_id=use_case_id,
-                  dataset_version_id=int(version.id), dataset_hash=str(getattr(version, "content_hash", "") or ""),
-                  status="running", source="sdk", created_by_id=actor.id, created_by=actor.username,
-                  started_at=now, code_version=training.code_version(),
-                  package_versions=training.package_versions(), progress_message="logging from code")
+        run = Run(
+            name=(name or f"sdk run by {actor.username}")[:200],
+            use_case_id=use_case_id,
+            dataset_version_id=int(version.id),
+            dataset_hash=str(getattr(version, "content_hash", "") or ""),
+            status="running",
+            source="sdk",
+            created_by_id=actor.id,
+            created_by=actor.username,
+            started_at=now,
+            code_version=training.code_version(),
+            package_versions=training.package_versions(),
+            progress_message="logging from code",
+        )
         s.add(run)
         s.flush()
-        audit.record(s, actor=actor, action="run.start", entity_type="run", entity_id=run.id,
-                     summary=f"run {run.id} started from code on {_version_label(version)}",
-                     after={"use_case_id": use_case_id, "dataset_version_id": version.id, "source": "sdk"})
+        audit.record(
+            s,
+            actor=actor,
+            action="run.start",
+            entity_type="run",
+            entity_id=run.id,
+            summary=f"run {run.id} started from code on {_version_label(version)}",
+            after={"use_case_id": use_case_id, "dataset_version_id": version.id, "source": "sdk"},
+        )
         if use_case_id is not None:
             _note_experimentation(s, actor, int(use_case_id))
         return _public(run, {})
@@ -873,9 +1044,16 @@ def _own_running_run(s: Session, actor: Actor, run_id: int) -> Run:
     return run
 
 
-def log_batch(db: Database, *, actor: Actor, run_id: int, params: Mapping[str, Any] | None = None,
-              metrics: list[tuple[str, float, int | None]] | None = None,
-              tags: Mapping[str, Any] | None = None, seed: int | None = None) -> int:
+def log_batch(
+    db: Database,
+    *,
+    actor: Actor,
+    run_id: int,
+    params: Mapping[str, Any] | None = None,
+    metrics: list[tuple[str, float, int | None]] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    seed: int | None = None,
+) -> int:
     """Params, metric values and tags of a run in ONE transaction (the SDK buffers and flushes here)."""
     require(actor, "run.start")
     metrics = list(metrics or [])
@@ -895,15 +1073,22 @@ def log_batch(db: Database, *, actor: Actor, run_id: int, params: Mapping[str, A
         if params or tags or seed is not None:
             s.add(run)
         if metrics:
-            s.bulk_insert_mappings(RunMetric, [
-                {"run_id": run.id, "key": k, "value": float(v), "step": st} for k, v, st in metrics])
+            s.bulk_insert_mappings(
+                RunMetric, [{"run_id": run.id, "key": k, "value": float(v), "step": st} for k, v, st in metrics]
+            )
             latest: dict[str, tuple[float, int | None]] = {}
             for k, v, st in metrics:
                 prev = latest.get(k)
                 if prev is None or st is None or prev[1] is None or st >= prev[1]:
                     latest[k] = (float(v), st)
-            existing = {m.key: m for m in s.exec(select(RunLatestMetric).where(
-                RunLatestMetric.run_id == run.id, col(RunLatestMetric.key).in_(list(latest)))).all()}
+            existing = {
+                m.key: m
+                for m in s.exec(
+                    select(RunLatestMetric).where(
+                        RunLatestMetric.run_id == run.id, col(RunLatestMetric.key).in_(list(latest))
+                    )
+                ).all()
+            }
             new = []
             for k, (v, st) in latest.items():
                 row = existing.get(k)
@@ -914,9 +1099,15 @@ def log_batch(db: Database, *, actor: Actor, run_id: int, params: Mapping[str, A
                     s.add(row)
             if new:
                 s.bulk_insert_mappings(RunLatestMetric, new)
-        audit.record(s, actor=actor, action="run.log", entity_type="run", entity_id=run_id,
-                     summary=f"run {run_id}: logged {len(params or {})} params, {len(metrics)} metric values, "
-                             f"{len(tags or {})} tags")
+        audit.record(
+            s,
+            actor=actor,
+            action="run.log",
+            entity_type="run",
+            entity_id=run_id,
+            summary=f"run {run_id}: logged {len(params or {})} params, {len(metrics)} metric values, "
+            f"{len(tags or {})} tags",
+        )
     return len(metrics)
 
 
@@ -948,14 +1139,24 @@ def log_model_for_run(db: Database, *, actor: Actor, run_id: int, estimator, inp
     try:
         data = persistence.dump_model(estimator)
     except Exception as exc:  # noqa: BLE001 - skops refuses what it cannot persist safely
-        raise ValidationError(f"this model cannot be saved with skops ({type(exc).__name__}: {exc}); "
-                              "log a scikit-learn estimator or Pipeline") from exc
-    return log_model_bytes(db, actor=actor, run_id=run_id, data=data, input_schema=schema,
-                           label=type(estimator).__name__)
+        raise ValidationError(
+            f"this model cannot be saved with skops ({type(exc).__name__}: {exc}); "
+            "log a scikit-learn estimator or Pipeline"
+        ) from exc
+    return log_model_bytes(
+        db, actor=actor, run_id=run_id, data=data, input_schema=schema, label=type(estimator).__name__
+    )
 
 
-def log_model_bytes(db: Database, *, actor: Actor, run_id: int, data: bytes,
-                    input_schema: list[dict[str, Any]] | None = None, label: str = "model") -> str:
+def log_model_bytes(
+    db: Database,
+    *,
+    actor: Actor,
+    run_id: int,
+    data: bytes,
+    input_schema: list[dict[str, Any]] | None = None,
+    label: str = "model",
+) -> str:
     """Store a skops model file of a running run (the Hub API receives bytes, never an object): refused by
     name, and nothing stored, if it holds a type outside the exact allow-list."""
     require(actor, "run.start")
@@ -968,9 +1169,15 @@ def log_model_bytes(db: Database, *, actor: Actor, run_id: int, data: bytes,
     refused = persistence.refused_model_types(data)
     if refused:
         with db.unit_of_work() as s:
-            audit.record(s, actor=actor, action="run.log_model_refused", entity_type="run", entity_id=run_id,
-                         summary=f"run {run_id}: model {label} refused: it contains "
-                                 f"{', '.join(refused)}"[:500], after={"refused_types": refused[:50]})
+            audit.record(
+                s,
+                actor=actor,
+                action="run.log_model_refused",
+                entity_type="run",
+                entity_id=run_id,
+                summary=f"run {run_id}: model {label} refused: it contains {', '.join(refused)}"[:500],
+                after={"refused_types": refused[:50]},
+            )
         persistence.check_model_bytes(data)  # raises the ValidationError naming the refused types
     key = artifacts.put_bytes(f"runs/{run_id}/model.skops", data)
     with db.unit_of_work() as s:
@@ -985,8 +1192,14 @@ def log_model_bytes(db: Database, *, actor: Actor, run_id: int, data: bytes,
         else:
             art.size_bytes = len(data)
             s.add(art)
-        audit.record(s, actor=actor, action="run.log_model", entity_type="run", entity_id=run_id,
-                     summary=f"run {run_id}: model {label} stored ({len(data):,} bytes)")
+        audit.record(
+            s,
+            actor=actor,
+            action="run.log_model",
+            entity_type="run",
+            entity_id=run_id,
+            summary=f"run {run_id}: model {label} stored ({len(data):,} bytes)",
+        )
     return key
 
 
@@ -994,15 +1207,23 @@ def check_artifact_path(path: str) -> str:
     """A run artifact's path ("plots/roc.json"), checked: relative, no '..', '.', empty or hidden parts."""
     norm = str(path or "").strip().replace("\\", "/")
     parts = norm.split("/")
-    if (not norm or norm.startswith("/") or ":" in parts[0] or len(norm) > 200
-            or any(p in ("", ".", "..") or not p.isprintable() for p in parts)):
-        raise ValidationError(f"invalid artifact path {path!r}: use a relative path like 'plots/roc.json' "
-                              "(no '..', no leading '/', at most 200 characters)")
+    if (
+        not norm
+        or norm.startswith("/")
+        or ":" in parts[0]
+        or len(norm) > 200
+        or any(p in ("", ".", "..") or not p.isprintable() for p in parts)
+    ):
+        raise ValidationError(
+            f"invalid artifact path {path!r}: use a relative path like 'plots/roc.json' "
+            "(no '..', no leading '/', at most 200 characters)"
+        )
     return norm
 
 
-def log_artifact_bytes(db: Database, *, actor: Actor, run_id: int, path: str, data: bytes,
-                       media_type: str = "application/octet-stream") -> RunArtifactPublic:
+def log_artifact_bytes(
+    db: Database, *, actor: Actor, run_id: int, path: str, data: bytes, media_type: str = "application/octet-stream"
+) -> RunArtifactPublic:
     """Store a file of a running run under its path (replacing a file of the same path)."""
     require(actor, "run.start")
     name = check_artifact_path(path)
@@ -1019,8 +1240,14 @@ def log_artifact_bytes(db: Database, *, actor: Actor, run_id: int, path: str, da
         art.size_bytes, art.media_type = len(data), (media_type or "application/octet-stream")[:100]
         s.add(art)
         s.flush()
-        audit.record(s, actor=actor, action="run.log_artifact", entity_type="run", entity_id=run_id,
-                     summary=f"run {run_id}: file {name} stored ({len(data):,} bytes)")
+        audit.record(
+            s,
+            actor=actor,
+            action="run.log_artifact",
+            entity_type="run",
+            entity_id=run_id,
+            summary=f"run {run_id}: file {name} stored ({len(data):,} bytes)",
+        )
         return RunArtifactPublic.model_validate(art, from_attributes=True)
 
 
@@ -1031,15 +1258,18 @@ def artifact_by_path(db: Database, *, run_id: int, path: str) -> tuple[RunArtifa
         _get_row(s, run_id)
         art = s.exec(select(RunArtifact).where(RunArtifact.run_id == int(run_id), RunArtifact.name == name)).first()
         if art is None:
-            raise NotFound(f"run {run_id} has no file {name!r}; list its files with GET /api/v1/runs/{run_id}/artifacts")
+            raise NotFound(
+                f"run {run_id} has no file {name!r}; list its files with GET /api/v1/runs/{run_id}/artifacts"
+            )
         pub = RunArtifactPublic.model_validate(art, from_attributes=True)
     if not artifacts.exists(pub.artifact_key):
         raise NotFound(f"the file {name} of run {run_id} is missing from the artifact store ({pub.artifact_key})")
     return pub, artifacts.get_bytes(pub.artifact_key)
 
 
-def end_sdk_run(db: Database, *, actor: Actor, run_id: int, status: str = "finished",
-                error: str | None = None) -> RunPublic:
+def end_sdk_run(
+    db: Database, *, actor: Actor, run_id: int, status: str = "finished", error: str | None = None
+) -> RunPublic:
     require(actor, "run.start")
     if status not in FINAL_STATUSES:
         raise ValidationError(f"a run ends finished, failed or cancelled, not {status!r}")

@@ -1,4 +1,5 @@
 """The Infrastructure page's figures: worker processes, the scheduler lease, the job queue, this host."""
+
 from __future__ import annotations
 
 import os
@@ -36,7 +37,16 @@ def infrastructure_status(db: Database) -> Infrastructure:
     failed = jobs.list_jobs(db, status="failed", limit=20)
     proc = psutil.Process(os.getpid())
     return Infrastructure(
-        workers=workers, scheduler_holder=holder, scheduler_expires_at=expires,
-        scheduler_alive=bool(expires and expires > utcnow()), job_counts=counts, failed_jobs=failed,
-        this_process={"cpu_percent": psutil.cpu_percent(interval=None), "rss_mb": proc.memory_info().rss / 2**20,
-                      "memory_percent": psutil.virtual_memory().percent, "cpus": psutil.cpu_count() or 1})
+        workers=workers,
+        scheduler_holder=holder,
+        scheduler_expires_at=expires,
+        scheduler_alive=bool(expires and expires > utcnow()),
+        job_counts=counts,
+        failed_jobs=failed,
+        this_process={
+            "cpu_percent": psutil.cpu_percent(interval=None),
+            "rss_mb": proc.memory_info().rss / 2**20,
+            "memory_percent": psutil.virtual_memory().percent,
+            "cpus": psutil.cpu_count() or 1,
+        },
+    )

@@ -4,6 +4,7 @@ Run by the worker when the source's schedule fires (see `datasets.schedule_inges
 dataset version is created only when the content changed; a failed run is recorded with its
 message on the run and the source (visible on the dataset page), then the job fails too.
 """
+
 from __future__ import annotations
 
 from typing import Any

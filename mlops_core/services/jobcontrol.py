@@ -1,5 +1,6 @@
 """Jobs as the Hub API shows them: read a job, and cancel it with the same role rule as the action that
 started it (the queue itself, jobs.request_cancel, knows no roles and writes no audit row)."""
+
 from __future__ import annotations
 
 from .. import jobs
@@ -37,7 +38,14 @@ def cancel_job(db: Database, *, actor: Actor, job_id: int) -> JobPublic:
         return jobs.get_job(db, job_id)
     with db.unit_of_work() as s:
         out = jobs.request_cancel(s, job_id)
-        audit.record(s, actor=actor, action="job.cancel", entity_type="job", entity_id=job_id,
-                     summary=f"cancel {job.kind} job {job_id} (was {job.status})", before={"status": job.status},
-                     after={"status": out.status, "cancel_requested": True})
+        audit.record(
+            s,
+            actor=actor,
+            action="job.cancel",
+            entity_type="job",
+            entity_id=job_id,
+            summary=f"cancel {job.kind} job {job_id} (was {job.status})",
+            before={"status": job.status},
+            after={"status": out.status, "cancel_requested": True},
+        )
         return out

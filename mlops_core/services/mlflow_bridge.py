@@ -7,6 +7,7 @@ MLflow metadata lives in the run's `config["mlflow"]` (an MLflow run has no no-c
 source "sdk" runs are never reproduced from their config): one row, read with the run itself.
 Params, metrics and tags go through experiments.log_batch, like the tracking SDK's.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,13 @@ from .auth import Actor, can, require
 MODEL_FILE_KIND = "mlflow_model"  # run_artifacts.kind of a file of an MLflow logged model
 MODELS_PREFIX = "mlflow-models/"  # run_artifacts.name prefix of those files: mlflow-models/<model_id>/<file>
 MAX_INPUTS = 100
-MLFLOW_STATUS = {"RUNNING": "running", "SCHEDULED": "running", "FINISHED": "finished", "FAILED": "failed",
-                 "KILLED": "cancelled"}
+MLFLOW_STATUS = {
+    "RUNNING": "running",
+    "SCHEDULED": "running",
+    "FINISHED": "finished",
+    "FAILED": "failed",
+    "KILLED": "cancelled",
+}
 
 
 def _run_row(s, run_id: int) -> Run:
@@ -43,8 +49,9 @@ def _check_owner(run: Run, actor: Actor) -> None:
         raise PermissionDenied(f"run {run.id} belongs to {run.created_by}; log to your own runs")
 
 
-def create_run(db: Database, *, actor: Actor, use_case_id: int, name: str | None, tags: Mapping[str, str],
-               user_id: str = "") -> RunPublic:
+def create_run(
+    db: Database, *, actor: Actor, use_case_id: int, name: str | None, tags: Mapping[str, str], user_id: str = ""
+) -> RunPublic:
     """A run started by mlflow.start_run: "running", source "sdk", in the use case of the MLflow experiment."""
     require(actor, "run.start")
     from ..ml import training
@@ -53,20 +60,34 @@ def create_run(db: Database, *, actor: Actor, use_case_id: int, name: str | None
     get_use_case(db, use_case_id=int(use_case_id))  # NotFound with a sentence
     now = utcnow()
     with db.unit_of_work() as s:
-        run = Run(name=(name or "")[:200], use_case_id=int(use_case_id), status="running", source="sdk",
-                  created_by_id=actor.id, created_by=actor.username, started_at=now,
-                  code_version=str(tags.get("mlflow.source.git.commit", ""))[:64] or training.code_version(),
-                  tags={str(k): str(v) for k, v in tags.items()}, progress_message="logging from MLflow",
-                  config={"mlflow": {"models": {}, "inputs": [], "outputs": []}})
+        run = Run(
+            name=(name or "")[:200],
+            use_case_id=int(use_case_id),
+            status="running",
+            source="sdk",
+            created_by_id=actor.id,
+            created_by=actor.username,
+            started_at=now,
+            code_version=str(tags.get("mlflow.source.git.commit", ""))[:64] or training.code_version(),
+            tags={str(k): str(v) for k, v in tags.items()},
+            progress_message="logging from MLflow",
+            config={"mlflow": {"models": {}, "inputs": [], "outputs": []}},
+        )
         s.add(run)
         s.flush()
         if not run.name:
             run.name = f"mlflow run {run.id}"
         run.tags = {**run.tags, "mlflow.runName": run.name}
         s.add(run)
-        audit.record(s, actor=actor, action="run.start", entity_type="run", entity_id=run.id,
-                     summary=f"run {run.id} started from MLflow in use case {use_case_id}",
-                     after={"use_case_id": int(use_case_id), "source": "mlflow", "mlflow_user": user_id[:64]})
+        audit.record(
+            s,
+            actor=actor,
+            action="run.start",
+            entity_type="run",
+            entity_id=run.id,
+            summary=f"run {run.id} started from MLflow in use case {use_case_id}",
+            after={"use_case_id": int(use_case_id), "source": "mlflow", "mlflow_user": user_id[:64]},
+        )
         experiments._note_experimentation(s, actor, int(use_case_id))
         s.flush()
         return experiments._public(run, {})
@@ -83,12 +104,27 @@ def rename_run(db: Database, *, actor: Actor, run_id: int, name: str) -> None:
         run.name = name
         run.tags = {**run.tags, "mlflow.runName": name}
         s.add(run)
-        audit.record(s, actor=actor, action="run.rename", entity_type="run", entity_id=run.id,
-                     summary=f"run {run.id} renamed from MLflow", before={"name": before}, after={"name": name})
+        audit.record(
+            s,
+            actor=actor,
+            action="run.rename",
+            entity_type="run",
+            entity_id=run.id,
+            summary=f"run {run.id} renamed from MLflow",
+            before={"name": before},
+            after={"name": name},
+        )
 
 
-def log(db: Database, *, actor: Actor, run_id: int, params: Mapping[str, str] | None = None,
-        metrics: list[dict[str, Any]] | None = None, tags: Mapping[str, str] | None = None) -> None:
+def log(
+    db: Database,
+    *,
+    actor: Actor,
+    run_id: int,
+    params: Mapping[str, str] | None = None,
+    metrics: list[dict[str, Any]] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> None:
     """MLflow's log-batch semantics on top of experiments.log_batch: a param never changes value once
     logged; metric values are finite numbers; the metrics MLflow re-logs to link them to a logged model
     (the same key, step and value carrying a model_id) are not stored twice."""
@@ -101,8 +137,10 @@ def log(db: Database, *, actor: Actor, run_id: int, params: Mapping[str, str] | 
         if not isinstance(key, str) or not key:
             raise ValidationError("every metric needs a non-empty 'key'")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
-            raise ValidationError(f"Metric '{key}' value {value!r} is not a finite number; log numbers only "
-                                  "(MLOps Hub refuses NaN and infinity)")
+            raise ValidationError(
+                f"Metric '{key}' value {value!r} is not a finite number; log numbers only "
+                "(MLOps Hub refuses NaN and infinity)"
+            )
         try:
             step = int(m.get("step") or 0)
         except (TypeError, ValueError):
@@ -116,15 +154,17 @@ def log(db: Database, *, actor: Actor, run_id: int, params: Mapping[str, str] | 
         if k in old and str(old[k]) != v:
             raise ValidationError(
                 f"Changing param values is not allowed. Param with key='{k}' was already logged with "
-                f"value='{old[k]}' for run ID='{run_id}'. Attempted logging new value '{v}'.")
+                f"value='{old[k]}' for run ID='{run_id}'. Attempted logging new value '{v}'."
+            )
     if relinks:
         history = experiments.metric_history(db, int(run_id))
         seen = {(k, st, v) for k, hist in history.items() for st, v in hist}
         rows += [r for r in relinks if r not in seen]
     new_name = tags.get("mlflow.runName")
     if params or rows or tags:
-        experiments.log_batch(db, actor=actor, run_id=int(run_id), params=params or None, metrics=rows or None,
-                              tags=tags or None)
+        experiments.log_batch(
+            db, actor=actor, run_id=int(run_id), params=params or None, metrics=rows or None, tags=tags or None
+        )
     if new_name:
         rename_run(db, actor=actor, run_id=run_id, name=new_name)
 
@@ -139,16 +179,25 @@ def end_run(db: Database, *, actor: Actor, run_id: int, mlflow_status: str) -> N
         current = run.status
     if status == "running" or current != "running":
         return  # MLflow sends RUNNING on resume and may end a run twice; both are no-ops here
-    experiments.end_sdk_run(db, actor=actor, run_id=int(run_id), status=status,
-                            error="ended FAILED by the MLflow client" if status == "failed" else None)
+    experiments.end_sdk_run(
+        db,
+        actor=actor,
+        run_id=int(run_id),
+        status=status,
+        error="ended FAILED by the MLflow client" if status == "failed" else None,
+    )
 
 
 # --- MLflow metadata kept with the run --------------------------------------------------------------
 
+
 def mlflow_meta(run: RunPublic) -> dict[str, Any]:
     meta = (run.config or {}).get("mlflow") or {}
-    return {"models": dict(meta.get("models") or {}), "inputs": list(meta.get("inputs") or []),
-            "outputs": list(meta.get("outputs") or [])}
+    return {
+        "models": dict(meta.get("models") or {}),
+        "inputs": list(meta.get("inputs") or []),
+        "outputs": list(meta.get("outputs") or []),
+    }
 
 
 def _update_meta(db: Database, *, actor: Actor, run_id: int, change, summary: str, own: bool = True) -> dict:
@@ -173,17 +222,31 @@ def add_inputs(db: Database, *, actor: Actor, run_id: int, datasets: list, model
             raise ValidationError(f"a run keeps at most {MAX_INPUTS} dataset inputs")
         meta["inputs"] = inputs + [d for d in datasets if isinstance(d, dict)]
         meta["model_inputs"] = list(meta.get("model_inputs") or []) + [m for m in models if isinstance(m, dict)]
-    _update_meta(db, actor=actor, run_id=run_id, change=change,
-                 summary=f"run {run_id}: {len(datasets)} dataset inputs logged from MLflow")
+
+    _update_meta(
+        db,
+        actor=actor,
+        run_id=run_id,
+        change=change,
+        summary=f"run {run_id}: {len(datasets)} dataset inputs logged from MLflow",
+    )
 
 
 def add_outputs(db: Database, *, actor: Actor, run_id: int, models: list) -> None:
     def change(meta):
         meta["outputs"] = list(meta.get("outputs") or []) + [
-            {"model_id": str(m.get("model_id", "")), "step": int(m.get("step") or 0)} for m in models
-            if isinstance(m, dict)]
-    _update_meta(db, actor=actor, run_id=run_id, change=change,
-                 summary=f"run {run_id}: {len(models)} model outputs logged from MLflow")
+            {"model_id": str(m.get("model_id", "")), "step": int(m.get("step") or 0)}
+            for m in models
+            if isinstance(m, dict)
+        ]
+
+    _update_meta(
+        db,
+        actor=actor,
+        run_id=run_id,
+        change=change,
+        summary=f"run {run_id}: {len(models)} model outputs logged from MLflow",
+    )
 
 
 def run_of_model_id(model_id: str) -> int:
@@ -194,8 +257,16 @@ def run_of_model_id(model_id: str) -> int:
     return int(parts[1])
 
 
-def create_logged_model(db: Database, *, actor: Actor, run_id: int, name: str, model_type: str,
-                        params: Mapping[str, str], tags: Mapping[str, str]) -> str:
+def create_logged_model(
+    db: Database,
+    *,
+    actor: Actor,
+    run_id: int,
+    name: str,
+    model_type: str,
+    params: Mapping[str, str],
+    tags: Mapping[str, str],
+) -> str:
     model_id = f"m-{int(run_id)}-{secrets.token_hex(8)}"
     now = int(utcnow().timestamp() * 1000)
 
@@ -203,13 +274,21 @@ def create_logged_model(db: Database, *, actor: Actor, run_id: int, name: str, m
         models = dict(meta.get("models") or {})
         if len(models) >= 100:
             raise ValidationError("a run keeps at most 100 logged models")
-        models[model_id] = {"name": (name or "model")[:200], "model_type": (model_type or "")[:100],
-                            "status": "LOGGED_MODEL_PENDING", "created": now, "updated": now,
-                            "params": {str(k): str(v) for k, v in params.items()},
-                            "tags": {str(k): str(v) for k, v in tags.items()}, "format": ""}
+        models[model_id] = {
+            "name": (name or "model")[:200],
+            "model_type": (model_type or "")[:100],
+            "status": "LOGGED_MODEL_PENDING",
+            "created": now,
+            "updated": now,
+            "params": {str(k): str(v) for k, v in params.items()},
+            "tags": {str(k): str(v) for k, v in tags.items()},
+            "format": "",
+        }
         meta["models"] = models
-    _update_meta(db, actor=actor, run_id=run_id, change=change,
-                 summary=f"run {run_id}: MLflow logged model {model_id} created")
+
+    _update_meta(
+        db, actor=actor, run_id=run_id, change=change, summary=f"run {run_id}: MLflow logged model {model_id} created"
+    )
     return model_id
 
 
@@ -221,18 +300,26 @@ def set_logged_model_tags(db: Database, *, actor: Actor, model_id: str, tags: Ma
         if m is None:
             raise NotFound(f"Logged model with ID '{model_id}' not found.")
         m["tags"] = {**m.get("tags", {}), **{str(k): str(v) for k, v in tags.items()}}
+
     # Tags are set after the run ended (register_model records the versions): any role that may register.
     require(actor, "model.register")
-    _update_meta(db, actor=actor, run_id=run_id, change=change, own=False,
-                 summary=f"run {run_id}: tags of MLflow logged model {model_id} set")
+    _update_meta(
+        db,
+        actor=actor,
+        run_id=run_id,
+        change=change,
+        own=False,
+        summary=f"run {run_id}: tags of MLflow logged model {model_id} set",
+    )
 
 
 def model_file_name(model_id: str, path: str) -> str:
     return f"{MODELS_PREFIX}{model_id}/{path}"
 
 
-def record_file(db: Database, *, actor: Actor, run_id: int, name: str, key: str, size: int, media_type: str,
-                kind: str = "file") -> None:
+def record_file(
+    db: Database, *, actor: Actor, run_id: int, name: str, key: str, size: int, media_type: str, kind: str = "file"
+) -> None:
     """A file the MLflow artifact proxy stored under `key`: listed with the run (the run page shows it)."""
     with db.unit_of_work() as s:
         run = _run_row(s, run_id)
@@ -242,8 +329,14 @@ def record_file(db: Database, *, actor: Actor, run_id: int, name: str, key: str,
             art = RunArtifact(run_id=run.id, name=name, kind=kind, artifact_key=key)
         art.size_bytes, art.media_type, art.artifact_key = int(size), media_type[:100], key
         s.add(art)
-        audit.record(s, actor=actor, action="run.artifact", entity_type="run", entity_id=run.id,
-                     summary=f"run {run.id}: {name} stored from MLflow ({size:,} bytes)")
+        audit.record(
+            s,
+            actor=actor,
+            action="run.artifact",
+            entity_type="run",
+            entity_id=run.id,
+            summary=f"run {run.id}: {name} stored from MLflow ({size:,} bytes)",
+        )
 
 
 def check_upload(db: Database, *, actor: Actor, run_id: int) -> None:
@@ -264,8 +357,14 @@ def _signature_schema(mlmodel: dict) -> list[dict[str, str]] | None:
         return None
     if not isinstance(cols, list) or not all(isinstance(c, dict) and c.get("name") for c in cols):
         return None
-    kinds = {"double": "number", "float": "number", "long": "integer", "integer": "integer", "boolean": "boolean",
-             "string": "string"}
+    kinds = {
+        "double": "number",
+        "float": "number",
+        "long": "integer",
+        "integer": "integer",
+        "boolean": "boolean",
+        "string": "string",
+    }
     return [{"name": str(c["name"]), "type": kinds.get(str(c.get("type")), "string")} for c in cols]
 
 
@@ -285,8 +384,12 @@ def finalize_logged_model(db: Database, *, actor: Actor, model_id: str, status: 
         meta = ((run.config or {}).get("mlflow") or {}).get("models") or {}
         if model_id not in meta:
             raise NotFound(f"Logged model with ID '{model_id}' not found.")
-        files = {a.name: a.artifact_key for a in s.exec(select(RunArtifact).where(
-            RunArtifact.run_id == run.id, RunArtifact.kind == MODEL_FILE_KIND)).all()}
+        files = {
+            a.name: a.artifact_key
+            for a in s.exec(
+                select(RunArtifact).where(RunArtifact.run_id == run.id, RunArtifact.kind == MODEL_FILE_KIND)
+            ).all()
+        }
     fmt, model_key, schema = "", None, None
     if status == "LOGGED_MODEL_READY":
         mlmodel_key = files.get(model_file_name(model_id, "MLmodel"))
@@ -294,7 +397,9 @@ def finalize_logged_model(db: Database, *, actor: Actor, model_id: str, status: 
             try:
                 mlmodel = yaml.safe_load(artifacts.get_bytes(mlmodel_key)) or {}
             except (yaml.YAMLError, FileNotFoundError):
-                raise ValidationError("the logged model's MLmodel file is not valid YAML; log the model again") from None
+                raise ValidationError(
+                    "the logged model's MLmodel file is not valid YAML; log the model again"
+                ) from None
             flavor = (mlmodel.get("flavors") or {}).get("sklearn") or {}
             fmt = str(flavor.get("serialization_format") or "")
             model_key = files.get(model_file_name(model_id, str(flavor.get("pickled_model") or "")))
@@ -306,9 +411,16 @@ def finalize_logged_model(db: Database, *, actor: Actor, model_id: str, status: 
                 refused = persistence.refused_model_types(data)
                 if refused:
                     with db.unit_of_work() as s:
-                        audit.record(s, actor=actor, action="run.log_model_refused", entity_type="run",
-                                     entity_id=run_id, summary=f"run {run_id}: MLflow model {model_id} refused: "
-                                     f"it contains {', '.join(refused)}"[:500])
+                        audit.record(
+                            s,
+                            actor=actor,
+                            action="run.log_model_refused",
+                            entity_type="run",
+                            entity_id=run_id,
+                            summary=f"run {run_id}: MLflow model {model_id} refused: it contains {', '.join(refused)}"[
+                                :500
+                            ],
+                        )
                     persistence.check_model_bytes(data)
             elif model_key and fmt not in ("pickle", "cloudpickle"):
                 raise ValidationError(f"unknown sklearn serialization_format {fmt!r}; use 'skops'")
@@ -319,8 +431,14 @@ def finalize_logged_model(db: Database, *, actor: Actor, model_id: str, status: 
         entry["updated"] = int(utcnow().timestamp() * 1000)
         if fmt:
             entry["format"] = fmt
-    _update_meta(db, actor=actor, run_id=run_id, change=change,
-                 summary=f"run {run_id}: MLflow logged model {model_id} is {status}")
+
+    _update_meta(
+        db,
+        actor=actor,
+        run_id=run_id,
+        change=change,
+        summary=f"run {run_id}: MLflow logged model {model_id} is {status}",
+    )
     if model_key:
         with db.unit_of_work() as s:
             row = _run_row(s, run_id)
@@ -328,9 +446,15 @@ def finalize_logged_model(db: Database, *, actor: Actor, model_id: str, status: 
             if schema:
                 row.input_schema = schema
             s.add(row)
-            audit.record(s, actor=actor, action="run.log_model", entity_type="run", entity_id=run_id,
-                         summary=f"run {run_id}: MLflow model {model_id} ({fmt or 'unknown format'}) is the run's "
-                                 "model" + ("; pickle: stored, never loaded or deployed" if fmt != "skops" else ""))
+            audit.record(
+                s,
+                actor=actor,
+                action="run.log_model",
+                entity_type="run",
+                entity_id=run_id,
+                summary=f"run {run_id}: MLflow model {model_id} ({fmt or 'unknown format'}) is the run's "
+                "model" + ("; pickle: stored, never loaded or deployed" if fmt != "skops" else ""),
+            )
 
 
 def model_id_of_key(key: str | None) -> str | None:

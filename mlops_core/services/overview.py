@@ -3,6 +3,7 @@
 COUNTERS is the one list of what the Home page counts: (stage, label, function(session) -> int), in the
 order of the lifecycle. It reads the tables directly, so it imports no stage service.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

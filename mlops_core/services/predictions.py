@@ -7,6 +7,7 @@
   joined to their predictions; unknown ids are reported one by one, the others are kept.
 - Batch scoring: a file scored with a deployment's model in a job, logged like API predictions.
 """
+
 from __future__ import annotations
 
 import csv
@@ -47,18 +48,41 @@ def log_predictions(db: Database, rows: list[dict[str, Any]]) -> int:
     return len(rows)
 
 
-def prediction_row(*, request_id: str, deployment_id: int, model_version_id: int | None, inputs: dict | None,
-                   prediction: Any, latency_ms: float, status: str = "ok", source: str = "api", error: str = "",
-                   shadow_model_version_id: int | None = None, shadow_prediction: Any = None,
-                   created_at=None, score: float | None = None) -> dict[str, Any]:
+def prediction_row(
+    *,
+    request_id: str,
+    deployment_id: int,
+    model_version_id: int | None,
+    inputs: dict | None,
+    prediction: Any,
+    latency_ms: float,
+    status: str = "ok",
+    source: str = "api",
+    error: str = "",
+    shadow_model_version_id: int | None = None,
+    shadow_prediction: Any = None,
+    created_at=None,
+    score: float | None = None,
+) -> dict[str, Any]:
     """One row for `log_predictions` / `PredictionWriter.put` (all columns, so bulk inserts are uniform).
     `score`: a binary classifier's positive-class probability (see `predict_scored`), else None."""
-    return {"request_id": request_id, "deployment_id": deployment_id, "model_version_id": model_version_id,
-            "created_at": created_at or utcnow(), "source": source, "inputs": inputs, "prediction": prediction,
-            "score": score,
-            "shadow_model_version_id": shadow_model_version_id, "shadow_prediction": shadow_prediction,
-            "latency_ms": float(latency_ms), "status": status, "error": error[:500], "label": None,
-            "labelled_at": None}
+    return {
+        "request_id": request_id,
+        "deployment_id": deployment_id,
+        "model_version_id": model_version_id,
+        "created_at": created_at or utcnow(),
+        "source": source,
+        "inputs": inputs,
+        "prediction": prediction,
+        "score": score,
+        "shadow_model_version_id": shadow_model_version_id,
+        "shadow_prediction": shadow_prediction,
+        "latency_ms": float(latency_ms),
+        "status": status,
+        "error": error[:500],
+        "label": None,
+        "labelled_at": None,
+    }
 
 
 class PredictionWriter:
@@ -135,6 +159,7 @@ class PredictionWriter:
 
 # --- labels --------------------------------------------------------------------------------------
 
+
 @dataclass
 class LabelResult:
     """What became of a batch of labels: accepted ids, unknown ids, and entries that were malformed."""
@@ -185,15 +210,22 @@ def apply_labels(db: Database, *, deployment_id: int, labels: Any) -> LabelResul
     with db.unit_of_work() as s:
         known: set[str] = set()
         for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            known.update(s.exec(select(Prediction.request_id).where(Prediction.deployment_id == deployment_id,
-                                                                    col(Prediction.request_id).in_(chunk))).all())
+            chunk = ids[start : start + 500]
+            known.update(
+                s.exec(
+                    select(Prediction.request_id).where(
+                        Prediction.deployment_id == deployment_id, col(Prediction.request_id).in_(chunk)
+                    )
+                ).all()
+            )
         now = utcnow()
         params = [{"rid": rid, "dep": deployment_id, "lab": good[rid], "at": now} for rid in ids if rid in known]
         if params:
-            stmt = (update(_TABLE).where(_TABLE.c.request_id == bindparam("rid"),
-                                         _TABLE.c.deployment_id == bindparam("dep"))
-                    .values(label=bindparam("lab"), labelled_at=bindparam("at")))
+            stmt = (
+                update(_TABLE)
+                .where(_TABLE.c.request_id == bindparam("rid"), _TABLE.c.deployment_id == bindparam("dep"))
+                .values(label=bindparam("lab"), labelled_at=bindparam("at"))
+            )
             s.connection().execute(stmt, params)
         result.accepted = [rid for rid in ids if rid in known]
         result.unknown = [rid for rid in ids if rid not in known]
@@ -206,10 +238,16 @@ def label_predictions(db: Database, *, actor: Actor, deployment_name: str, label
     d = deployments.get_by_name(db, deployment_name)
     result = apply_labels(db, deployment_id=d.id, labels=labels)
     with db.unit_of_work() as s:
-        audit.record(s, actor=actor, action="prediction.label", entity_type="deployment", entity_id=d.id,
-                     summary=f"labelled {len(result.accepted)} predictions of {d.name} "
-                             f"({len(result.unknown)} unknown ids, {len(result.invalid)} invalid)",
-                     after={"accepted": len(result.accepted), "unknown": result.unknown[:20]})
+        audit.record(
+            s,
+            actor=actor,
+            action="prediction.label",
+            entity_type="deployment",
+            entity_id=d.id,
+            summary=f"labelled {len(result.accepted)} predictions of {d.name} "
+            f"({len(result.unknown)} unknown ids, {len(result.invalid)} invalid)",
+            after={"accepted": len(result.accepted), "unknown": result.unknown[:20]},
+        )
     return result
 
 
@@ -237,7 +275,9 @@ def parse_labels_csv(data: bytes) -> list[dict[str, Any]]:
     reader = csv.DictReader(io.StringIO(text))
     fields = [f.strip() for f in (reader.fieldnames or [])]
     if "request_id" not in fields or "label" not in fields:
-        raise ValidationError(f"the label file needs the columns request_id and label (it has: {', '.join(fields) or 'none'})")
+        raise ValidationError(
+            f"the label file needs the columns request_id and label (it has: {', '.join(fields) or 'none'})"
+        )
     reader.fieldnames = fields
     out = []
     for row in reader:
@@ -257,11 +297,13 @@ def upload_labels_csv(db: Database, *, actor: Actor, deployment_name: str, data:
 
 # --- reads ---------------------------------------------------------------------------------------
 
+
 def recent_predictions(db: Database, *, deployment_name: str, limit: int = 50) -> list[PredictionPublic]:
     d = deployments.get_by_name(db, deployment_name)
     with db.read() as s:
-        rows = s.exec(select(Prediction).where(Prediction.deployment_id == d.id)
-                      .order_by(col(Prediction.id).desc()).limit(limit)).all()
+        rows = s.exec(
+            select(Prediction).where(Prediction.deployment_id == d.id).order_by(col(Prediction.id).desc()).limit(limit)
+        ).all()
         return [PredictionPublic.model_validate(r, from_attributes=True) for r in rows]
 
 
@@ -279,6 +321,7 @@ def count_predictions(db: Database, *, deployment_id: int | None = None, status:
 
 # --- scoring (UI "try it" and batch) ------------------------------------------------------------
 
+
 def _served_model(db: Database, deployment_name: str):
     from ..serving.schema import RecordValidator
     from . import deployments
@@ -291,7 +334,9 @@ def _served_model(db: Database, deployment_name: str):
     return d, model, RecordValidator(mv.get("input_schema") or [])
 
 
-def score_records(db: Database, *, actor: Actor, deployment_name: str, records: list[dict[str, Any]]) -> ScoredRecordsPublic:
+def score_records(
+    db: Database, *, actor: Actor, deployment_name: str, records: list[dict[str, Any]]
+) -> ScoredRecordsPublic:
     """Score records from the UI ("try it"), logged like API predictions (source "ui")."""
     require(actor, "batch.score")
     from ..serving.schema import InputError, to_jsonable
@@ -308,12 +353,28 @@ def score_records(db: Database, *, actor: Actor, deployment_name: str, records: 
     latency = (time.perf_counter() - t0) * 1000
     rid = uuid.uuid4().hex
     ids = [rid] if len(records) == 1 else [f"{rid}.{i}" for i in range(len(records))]
-    log_predictions(db, [prediction_row(request_id=i, deployment_id=d.id, model_version_id=d.model_version_id,
-                                        inputs=r, prediction=p, latency_ms=latency / len(records), source="ui",
-                                        score=sc)
-                         for i, r, p, sc in zip(ids, records, preds, scores)])
-    return ScoredRecordsPublic(predictions=preds, model_version_id=d.model_version_id, request_id=rid,
-                               scores=scores if raw_scores is not None else None)
+    log_predictions(
+        db,
+        [
+            prediction_row(
+                request_id=i,
+                deployment_id=d.id,
+                model_version_id=d.model_version_id,
+                inputs=r,
+                prediction=p,
+                latency_ms=latency / len(records),
+                source="ui",
+                score=sc,
+            )
+            for i, r, p, sc in zip(ids, records, preds, scores)
+        ],
+    )
+    return ScoredRecordsPublic(
+        predictions=preds,
+        model_version_id=d.model_version_id,
+        request_id=rid,
+        scores=scores if raw_scores is not None else None,
+    )
 
 
 def score_frame(db: Database, *, deployment_name: str, frame, progress=None, chunk_rows: int = 5000):
@@ -337,7 +398,7 @@ def score_frame(db: Database, *, deployment_name: str, frame, progress=None, chu
     n = len(X)
     raw = frame[validator.names]
     for start in range(0, max(n, 1), chunk_rows):
-        part = X.iloc[start:start + chunk_rows]
+        part = X.iloc[start : start + chunk_rows]
         if part.empty:
             break
         t0 = time.perf_counter()
@@ -346,13 +407,22 @@ def score_frame(db: Database, *, deployment_name: str, frame, progress=None, chu
         out_scores = jsonable_scores(raw_scores, len(out))
         per_row = (time.perf_counter() - t0) * 1000 / len(part)
         rows = []
-        inputs = raw.iloc[start:start + chunk_rows].replace({np.nan: None}).to_dict(orient="records")
+        inputs = raw.iloc[start : start + chunk_rows].replace({np.nan: None}).to_dict(orient="records")
         for i, (rec, p, sc) in enumerate(zip(inputs, out, out_scores)):
             rid = f"{batch_id}.{start + i}"
             ids.append(rid)
-            rows.append(prediction_row(request_id=rid, deployment_id=d.id, model_version_id=d.model_version_id,
-                                       inputs=_jsonable_record(rec), prediction=p, latency_ms=per_row,
-                                       source="batch", score=sc))
+            rows.append(
+                prediction_row(
+                    request_id=rid,
+                    deployment_id=d.id,
+                    model_version_id=d.model_version_id,
+                    inputs=_jsonable_record(rec),
+                    prediction=p,
+                    latency_ms=per_row,
+                    source="batch",
+                    score=sc,
+                )
+            )
         log_predictions(db, rows)
         preds.extend(out)
         scores.extend(out_scores)
@@ -392,11 +462,20 @@ def submit_batch_scoring(db: Database, *, actor: Actor, deployment_name: str, fi
     key = f"batch_scoring/{uuid.uuid4().hex}/input{'.parquet' if name.endswith('.parquet') else '.csv'}"
     artifacts.put_bytes(key, data)
     with db.unit_of_work() as s:
-        job_id = queue.enqueue(s, kind="batch_score", payload={"deployment": deployment_name, "input_key": key,
-                                                               "filename": filename, "actor": actor.username})
-        audit.record(s, actor=actor, action="batch.score", entity_type="deployment", entity_id=d.id,
-                     summary=f"batch scoring of {filename} on {deployment_name} queued (job {job_id})",
-                     after={"job_id": job_id, "bytes": len(data)})
+        job_id = queue.enqueue(
+            s,
+            kind="batch_score",
+            payload={"deployment": deployment_name, "input_key": key, "filename": filename, "actor": actor.username},
+        )
+        audit.record(
+            s,
+            actor=actor,
+            action="batch.score",
+            entity_type="deployment",
+            entity_id=d.id,
+            summary=f"batch scoring of {filename} on {deployment_name} queued (job {job_id})",
+            after={"job_id": job_id, "bytes": len(data)},
+        )
     return job_id
 
 
@@ -419,8 +498,9 @@ def batch_score_job(ctx) -> dict[str, Any]:
     ctx.progress(0.02, "reading the file")
     frame = read_upload(artifacts.get_bytes(p["input_key"]), p.get("filename", "input.csv"))
     try:
-        result = score_frame(ctx.db, deployment_name=p["deployment"], frame=frame,
-                             progress=lambda f, m: ctx.progress(0.05 + 0.9 * f, m))
+        result = score_frame(
+            ctx.db, deployment_name=p["deployment"], frame=frame, progress=lambda f, m: ctx.progress(0.05 + 0.9 * f, m)
+        )
     except DomainError:
         raise
     from ..data_io import to_safe_csv

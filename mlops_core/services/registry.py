@@ -5,6 +5,7 @@ A version points at its run's skops file; artifacts are immutable, so the versio
 a deployment. `register_model` and `load_model` refuse a file holding any type outside the exact allow-list
 (ml.persistence.trusted_model_types()), by name, before anything in it is built.
 """
+
 from __future__ import annotations
 
 import re
@@ -21,7 +22,13 @@ from ..db import Database, utcnow
 from ..errors import NotFound, ValidationError
 from ..models.deployments import Deployment
 from ..models.experiments import (
-    ModelAlias, ModelVersion, ModelVersionPublic, RegisteredModel, RegisteredModelPublic, Run, RunLatestMetric,
+    ModelAlias,
+    ModelVersion,
+    ModelVersionPublic,
+    RegisteredModel,
+    RegisteredModelPublic,
+    Run,
+    RunLatestMetric,
 )
 from . import audit
 from .auth import Actor, require
@@ -29,7 +36,6 @@ from .auth import Actor, require
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,99}$")
 ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 HIDDEN_PREFIXES = ("train_", "fold_", "staged_", "cv_std_", "search_")
-
 
 
 def _check_name(name: str) -> str:
@@ -55,8 +61,9 @@ def _aliases_of(s: Session, version_ids: list[int]) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {}
     if not version_ids:
         return out
-    for a in s.exec(select(ModelAlias).where(col(ModelAlias.model_version_id).in_(version_ids))
-                    .order_by(ModelAlias.alias)).all():
+    for a in s.exec(
+        select(ModelAlias).where(col(ModelAlias.model_version_id).in_(version_ids)).order_by(ModelAlias.alias)
+    ).all():
         out.setdefault(a.model_version_id, []).append(a.alias)
     return out
 
@@ -65,7 +72,9 @@ def _version_publics(s: Session, rows: list[ModelVersion]) -> list[ModelVersionP
     names = {}
     ids = list({r.model_id for r in rows})
     if ids:
-        names = dict(s.exec(select(RegisteredModel.id, RegisteredModel.name).where(col(RegisteredModel.id).in_(ids))).all())
+        names = dict(
+            s.exec(select(RegisteredModel.id, RegisteredModel.name).where(col(RegisteredModel.id).in_(ids))).all()
+        )
     aliases = _aliases_of(s, [r.id for r in rows])
     out = []
     for r in rows:
@@ -78,15 +87,21 @@ def _version_publics(s: Session, rows: list[ModelVersion]) -> list[ModelVersionP
 
 def _model_public(s: Session, m: RegisteredModel) -> RegisteredModelPublic:
     latest = s.exec(select(func.max(ModelVersion.version)).where(ModelVersion.model_id == m.id)).one()
-    aliases = {a: v for a, v in s.exec(
-        select(ModelAlias.alias, ModelVersion.version).join(ModelVersion, col(ModelVersion.id) == col(ModelAlias.model_version_id))
-        .where(ModelAlias.model_id == m.id)).all()}
+    aliases = {
+        a: v
+        for a, v in s.exec(
+            select(ModelAlias.alias, ModelVersion.version)
+            .join(ModelVersion, col(ModelVersion.id) == col(ModelAlias.model_version_id))
+            .where(ModelAlias.model_id == m.id)
+        ).all()
+    }
     data = m.model_dump()
     data.update(latest_version=latest, aliases=aliases)
     return RegisteredModelPublic.model_validate(data)
 
 
 # --- register -------------------------------------------------------------------------------------
+
 
 def _check_run_model_file(db: Database, run_id: int) -> None:
     """Refuse to register a run whose model file holds types we do not load (a file that reached the store
@@ -133,25 +148,47 @@ def register_model(
             )
         model = s.exec(select(RegisteredModel).where(RegisteredModel.name == name)).first()
         if model is None:
-            model = RegisteredModel(name=name, use_case_id=run.use_case_id, description=description.strip()[:5000],
-                                    created_by=actor.username)
+            model = RegisteredModel(
+                name=name,
+                use_case_id=run.use_case_id,
+                description=description.strip()[:5000],
+                created_by=actor.username,
+            )
             s.add(model)
             s.flush()
-            audit.record(s, actor=actor, action="model.create", entity_type="registered_model", entity_id=model.id,
-                         summary=f"model {name} created", after={"name": name, "use_case_id": run.use_case_id})
+            audit.record(
+                s,
+                actor=actor,
+                action="model.create",
+                entity_type="registered_model",
+                entity_id=model.id,
+                summary=f"model {name} created",
+                after={"name": name, "use_case_id": run.use_case_id},
+            )
         elif model.use_case_id is not None and run.use_case_id is not None and model.use_case_id != run.use_case_id:
             raise ValidationError(
                 f"model {name} belongs to another use case (id {model.use_case_id}) than run {run_id} "
                 f"(id {run.use_case_id}); choose another model name"
             )
         last = s.exec(select(func.max(ModelVersion.version)).where(ModelVersion.model_id == model.id)).one() or 0
-        metrics = {k: float(v) for k, v in s.exec(
-            select(RunLatestMetric.key, RunLatestMetric.value).where(RunLatestMetric.run_id == run.id)).all()
-            if not k.startswith(HIDDEN_PREFIXES)}
+        metrics = {
+            k: float(v)
+            for k, v in s.exec(
+                select(RunLatestMetric.key, RunLatestMetric.value).where(RunLatestMetric.run_id == run.id)
+            ).all()
+            if not k.startswith(HIDDEN_PREFIXES)
+        }
         mv = ModelVersion(
-            model_id=model.id, version=int(last) + 1, run_id=run.id, use_case_id=run.use_case_id,
-            dataset_version_id=run.dataset_version_id, artifact_key=run.model_artifact_key, task=run.task,
-            target=run.target, input_schema=list(run.input_schema or []), metrics=metrics,
+            model_id=model.id,
+            version=int(last) + 1,
+            run_id=run.id,
+            use_case_id=run.use_case_id,
+            dataset_version_id=run.dataset_version_id,
+            artifact_key=run.model_artifact_key,
+            task=run.task,
+            target=run.target,
+            input_schema=list(run.input_schema or []),
+            metrics=metrics,
             card={"intended_use": intended_use.strip()[:5000], "limitations": limitations.strip()[:5000]},
             created_by=actor.username,
         )
@@ -159,9 +196,15 @@ def register_model(
         model.updated_at = utcnow()
         s.add(model)
         s.flush()
-        audit.record(s, actor=actor, action="model.register", entity_type="model_version", entity_id=mv.id,
-                     summary=f"{name} v{mv.version} registered from run {run.id}",
-                     after={"model": name, "version": mv.version, "run_id": run.id, "metrics": metrics})
+        audit.record(
+            s,
+            actor=actor,
+            action="model.register",
+            entity_type="model_version",
+            entity_id=mv.id,
+            summary=f"{name} v{mv.version} registered from run {run.id}",
+            after={"model": name, "version": mv.version, "run_id": run.id, "metrics": metrics},
+        )
         if alias:
             _set_alias_in(s, actor=actor, model=model, alias=alias, mv=mv)
         s.flush()
@@ -180,8 +223,16 @@ def _set_alias_in(s: Session, *, actor: Actor, model: RegisteredModel, alias: st
         row.updated_by = actor.username
         row.updated_at = utcnow()
     s.add(row)
-    audit.record(s, actor=actor, action="model.alias", entity_type="registered_model", entity_id=model.id,
-                 summary=f"{model.name}@{alias} -> v{mv.version}", before=before, after={"version": mv.version})
+    audit.record(
+        s,
+        actor=actor,
+        action="model.alias",
+        entity_type="registered_model",
+        entity_id=model.id,
+        summary=f"{model.name}@{alias} -> v{mv.version}",
+        before=before,
+        after={"version": mv.version},
+    )
 
 
 def set_alias(db: Database, *, actor: Actor, model_name: str, alias: str, version: int) -> ModelVersionPublic:
@@ -190,8 +241,9 @@ def set_alias(db: Database, *, actor: Actor, model_name: str, alias: str, versio
     alias = _check_alias(alias)
     with db.unit_of_work() as s:
         model = _model_row(s, model_name)
-        mv = s.exec(select(ModelVersion).where(ModelVersion.model_id == model.id,
-                                               ModelVersion.version == int(version))).first()
+        mv = s.exec(
+            select(ModelVersion).where(ModelVersion.model_id == model.id, ModelVersion.version == int(version))
+        ).first()
         if mv is None:
             raise NotFound(f"model {model.name} has no version {version}")
         _set_alias_in(s, actor=actor, model=model, alias=alias, mv=mv)
@@ -207,12 +259,25 @@ def remove_alias(db: Database, *, actor: Actor, model_name: str, alias: str) -> 
         if row is None:
             raise NotFound(f"model {model.name} has no alias {alias!r}")
         s.delete(row)
-        audit.record(s, actor=actor, action="model.alias_remove", entity_type="registered_model", entity_id=model.id,
-                     summary=f"{model.name}@{alias} removed")
+        audit.record(
+            s,
+            actor=actor,
+            action="model.alias_remove",
+            entity_type="registered_model",
+            entity_id=model.id,
+            summary=f"{model.name}@{alias} removed",
+        )
 
 
-def update_card(db: Database, *, actor: Actor, model_version_id: int, intended_use: str | None = None,
-                limitations: str | None = None, notes: str | None = None) -> ModelVersionPublic:
+def update_card(
+    db: Database,
+    *,
+    actor: Actor,
+    model_version_id: int,
+    intended_use: str | None = None,
+    limitations: str | None = None,
+    notes: str | None = None,
+) -> ModelVersionPublic:
     require(actor, "model.register")
     with db.unit_of_work() as s:
         mv = s.get(ModelVersion, int(model_version_id))
@@ -225,13 +290,22 @@ def update_card(db: Database, *, actor: Actor, model_version_id: int, intended_u
                 card[k] = v.strip()[:5000]
         mv.card = card
         s.add(mv)
-        audit.record(s, actor=actor, action="model.card", entity_type="model_version", entity_id=mv.id,
-                     summary=f"model card of version {mv.version} edited", before=before, after=card)
+        audit.record(
+            s,
+            actor=actor,
+            action="model.card",
+            entity_type="model_version",
+            entity_id=mv.id,
+            summary=f"model card of version {mv.version} edited",
+            before=before,
+            after=card,
+        )
         s.flush()
         return _version_publics(s, [mv])[0]
 
 
 # --- read -------------------------------------------------------------------------------------------
+
 
 def _model_row(s: Session, model_name: str) -> RegisteredModel:
     model = s.exec(select(RegisteredModel).where(RegisteredModel.name == (model_name or "").strip().lower())).first()
@@ -250,8 +324,9 @@ def get_model_version(db: Database, model_version_id: int) -> ModelVersionPublic
         return _version_publics(s, [mv])[0]
 
 
-def resolve_version(db: Database, *, model_name: str, version: int | None = None,
-                    alias: str | None = None) -> ModelVersionPublic:
+def resolve_version(
+    db: Database, *, model_name: str, version: int | None = None, alias: str | None = None
+) -> ModelVersionPublic:
     """`name` + version number, or `name` + alias (e.g. champion); the latest version with neither."""
     with db.read() as s:
         model = _model_row(s, model_name)
@@ -262,15 +337,20 @@ def resolve_version(db: Database, *, model_name: str, version: int | None = None
             mv = s.get(ModelVersion, a.model_version_id)
         else:
             q = select(ModelVersion).where(ModelVersion.model_id == model.id)
-            q = q.where(ModelVersion.version == int(version)) if version else q.order_by(col(ModelVersion.version).desc())
+            q = (
+                q.where(ModelVersion.version == int(version))
+                if version
+                else q.order_by(col(ModelVersion.version).desc())
+            )
             mv = s.exec(q).first()
         if mv is None:
             raise NotFound(f"model {model.name} has no version {version or ''}".strip())
         return _version_publics(s, [mv])[0]
 
 
-def list_models(db: Database, *, search: str | None = None, use_case_id: int | None = None,
-                limit: int = 50, offset: int = 0) -> list[RegisteredModelPublic]:
+def list_models(
+    db: Database, *, search: str | None = None, use_case_id: int | None = None, limit: int = 50, offset: int = 0
+) -> list[RegisteredModelPublic]:
     with db.read() as s:
         q = select(RegisteredModel)
         if search:
@@ -281,8 +361,14 @@ def list_models(db: Database, *, search: str | None = None, use_case_id: int | N
         return [_model_public(s, m) for m in rows]
 
 
-def list_model_versions(db: Database, *, model_name: str | None = None, model_id: int | None = None,
-                        use_case_id: int | None = None, limit: int = 100) -> list[ModelVersionPublic]:
+def list_model_versions(
+    db: Database,
+    *,
+    model_name: str | None = None,
+    model_id: int | None = None,
+    use_case_id: int | None = None,
+    limit: int = 100,
+) -> list[ModelVersionPublic]:
     """Versions, newest first, of one model or of every model of a use case."""
     with db.read() as s:
         q = select(ModelVersion)
@@ -292,8 +378,9 @@ def list_model_versions(db: Database, *, model_name: str | None = None, model_id
             q = q.where(ModelVersion.model_id == int(model_id))
         if use_case_id is not None:
             q = q.where(ModelVersion.use_case_id == int(use_case_id))
-        rows = s.exec(q.order_by(col(ModelVersion.created_at).desc(), col(ModelVersion.id).desc())
-                      .limit(max(1, min(limit, 1000)))).all()
+        rows = s.exec(
+            q.order_by(col(ModelVersion.created_at).desc(), col(ModelVersion.id).desc()).limit(max(1, min(limit, 1000)))
+        ).all()
         return _version_publics(s, list(rows))
 
 
@@ -341,12 +428,15 @@ def model_file(db: Database, model_version_id: int) -> tuple[str, bytes]:
     """(file name, bytes) of a model version's skops file, for download (the bytes are not loaded here)."""
     mv = get_model_version(db, model_version_id)
     if not artifacts.exists(mv.artifact_key):
-        raise NotFound(f"the model file of {mv.model_name} v{mv.version} is missing from the artifact store "
-                       f"({mv.artifact_key}); check ARTIFACT_ROOT points at the shared artifact folder")
+        raise NotFound(
+            f"the model file of {mv.model_name} v{mv.version} is missing from the artifact store "
+            f"({mv.artifact_key}); check ARTIFACT_ROOT points at the shared artifact folder"
+        )
     return f"{mv.model_name}-v{mv.version}.skops", artifacts.get_bytes(mv.artifact_key)
 
 
 # --- model card and lineage ------------------------------------------------------------------------------
+
 
 @dataclass
 class ModelCard:
@@ -392,17 +482,25 @@ def model_card(db: Database, model_version_id: int) -> ModelCard:
         title = get_use_case(db, use_case_id=mv.use_case_id).title
         checks = evaluate_metrics(db, mv.use_case_id, mv.metrics)
     return ModelCard(
-        version=mv, use_case_title=title, dataset_label=_dataset_label(db, mv.dataset_version_id),
-        dataset_hash=run.dataset_hash if run else "", run_name=run.name if run else "", algorithm=run.algorithm if run else "",
-        params=dict(run.params) if run else {}, trained_by=run.created_by if run else "",
-        code_version=run.code_version if run else "", package_versions=dict(run.package_versions) if run else {},
-        kpi_checks=checks, intended_use=mv.card.get("intended_use", ""), limitations=mv.card.get("limitations", ""),
+        version=mv,
+        use_case_title=title,
+        dataset_label=_dataset_label(db, mv.dataset_version_id),
+        dataset_hash=run.dataset_hash if run else "",
+        run_name=run.name if run else "",
+        algorithm=run.algorithm if run else "",
+        params=dict(run.params) if run else {},
+        trained_by=run.created_by if run else "",
+        code_version=run.code_version if run else "",
+        package_versions=dict(run.package_versions) if run else {},
+        kpi_checks=checks,
+        intended_use=mv.card.get("intended_use", ""),
+        limitations=mv.card.get("limitations", ""),
     )
 
 
 @dataclass
 class LineageNode:
-    kind: str       # "use_case" | "dataset_version" | "run" | "model_version" | "deployment"
+    kind: str  # "use_case" | "dataset_version" | "run" | "model_version" | "deployment"
     id: int | None
     label: str
     detail: str = ""
@@ -414,18 +512,23 @@ def lineage(db: Database, model_version_id: int) -> list[LineageNode]:
     mv = card.version
     nodes = [
         LineageNode("use_case", mv.use_case_id, card.use_case_title or "(no use case)"),
-        LineageNode("dataset_version", mv.dataset_version_id, card.dataset_label or "(no dataset)",
-                    f"hash {card.dataset_hash[:12]}" if card.dataset_hash else ""),
-        LineageNode("run", mv.run_id, f"run {mv.run_id}: {card.run_name}",
-                    f"{card.algorithm} by {card.trained_by}"),
+        LineageNode(
+            "dataset_version",
+            mv.dataset_version_id,
+            card.dataset_label or "(no dataset)",
+            f"hash {card.dataset_hash[:12]}" if card.dataset_hash else "",
+        ),
+        LineageNode("run", mv.run_id, f"run {mv.run_id}: {card.run_name}", f"{card.algorithm} by {card.trained_by}"),
         LineageNode("model_version", mv.id, mv.label, ", ".join(mv.aliases)),
     ]
     if mv.use_case_id is not None:
         # the deployments table directly: services/deployments imports this module (a later stage)
         with db.read() as s:
-            deps = s.exec(select(Deployment).where(Deployment.use_case_id == mv.use_case_id,
-                                                   Deployment.model_version_id == mv.id)
-                          .order_by(Deployment.name)).all()
+            deps = s.exec(
+                select(Deployment)
+                .where(Deployment.use_case_id == mv.use_case_id, Deployment.model_version_id == mv.id)
+                .order_by(Deployment.name)
+            ).all()
         nodes += [LineageNode("deployment", d.id, d.name, d.environment) for d in deps]
     return nodes
 
@@ -433,4 +536,3 @@ def lineage(db: Database, model_version_id: int) -> list[LineageNode]:
 def model_for_sdk(db: Database, *, actor: Actor, run_id: int, name: str) -> int:
     """SDK `register_model(run_id, name)` -> the new version number."""
     return register_model(db, actor=actor, run_id=run_id, name=name).version
-

@@ -6,6 +6,7 @@ When the run has finished (the "retraining_advance" job queued by experiments.ru
 check) it is registered and requested for deployment on the alerting endpoint: a challenger when it
 passes the deployment gates. This module imports experiments; experiments never imports it back.
 """
+
 from __future__ import annotations
 
 from typing import Any, Iterable
@@ -33,11 +34,17 @@ def _champion_plan(db: Database, dep) -> dict[str, Any]:
             raise ValidationError(f"the run behind model version {mv.id} is gone; retrain from the experiments page")
         config = dict(run.config or {})
         base_dataset = run.dataset_version_id or mv.dataset_version_id
-        plan = {"champion_model_version_id": mv.id, "base_run_id": run.id, "config": config,
-                "use_case_id": dep.use_case_id or run.use_case_id}
+        plan = {
+            "champion_model_version_id": mv.id,
+            "base_run_id": run.id,
+            "config": config,
+            "use_case_id": dep.use_case_id or run.use_case_id,
+        }
     if not config:
-        raise ValidationError(f"run {plan['base_run_id']} (the champion's) was logged from code and has no UI config "
-                              "to re-run; retrain it from your notebook or CI")
+        raise ValidationError(
+            f"run {plan['base_run_id']} (the champion's) was logged from code and has no UI config "
+            "to re-run; retrain it from your notebook or CI"
+        )
     dataset_version_id = base_dataset
     if base_dataset is not None:
         base = datasets.get_version(db, base_dataset)
@@ -57,19 +64,40 @@ def propose_retraining(db: Database, *, monitor: Monitor, dep, alert_id: int) ->
     with db.unit_of_work() as s:
         alert = s.get(Alert, alert_id)
         p = RetrainingProposal(
-            alert_id=alert_id, deployment_id=dep.id, deployment_name=dep.name, use_case_id=dep.use_case_id,
-            policy=monitor.retraining_policy, state="proposed" if "error" not in plan else "failed",
-            champion_model_version_id=plan.get("champion_model_version_id"), base_run_id=plan.get("base_run_id"),
-            dataset_version_id=plan.get("dataset_version_id"), config=plan.get("config") or {},
-            reason=f"{alert.kind}: {alert.title}"[:1000], note=plan.get("error", "")[:2000])
+            alert_id=alert_id,
+            deployment_id=dep.id,
+            deployment_name=dep.name,
+            use_case_id=dep.use_case_id,
+            policy=monitor.retraining_policy,
+            state="proposed" if "error" not in plan else "failed",
+            champion_model_version_id=plan.get("champion_model_version_id"),
+            base_run_id=plan.get("base_run_id"),
+            dataset_version_id=plan.get("dataset_version_id"),
+            config=plan.get("config") or {},
+            reason=f"{alert.kind}: {alert.title}"[:1000],
+            note=plan.get("error", "")[:2000],
+        )
         s.add(p)
         s.flush()
-        audit.record(s, actor=Actor.system(), action="retraining.propose", entity_type="retraining_proposal",
-                     entity_id=p.id, summary=f"proposed retraining {dep.name} because of alert {alert_id}",
-                     after={"alert_id": alert_id, "policy": p.policy, "dataset_version_id": p.dataset_version_id})
+        audit.record(
+            s,
+            actor=Actor.system(),
+            action="retraining.propose",
+            entity_type="retraining_proposal",
+            entity_id=p.id,
+            summary=f"proposed retraining {dep.name} because of alert {alert_id}",
+            after={"alert_id": alert_id, "policy": p.policy, "dataset_version_id": p.dataset_version_id},
+        )
         if p.state == "proposed" and monitor.retraining_policy == "propose":
-            collab.notify(s, roles=("ops",), kind="retraining", title=f"Retraining proposed for {dep.name}",
-                          entity_type="retraining_proposal", entity_id=p.id, from_username="system")
+            collab.notify(
+                s,
+                roles=("ops",),
+                kind="retraining",
+                title=f"Retraining proposed for {dep.name}",
+                entity_type="retraining_proposal",
+                entity_id=p.id,
+                from_username="system",
+            )
         pid = p.id
     if monitor.retraining_policy == "automatic" and "error" not in plan:
         return _start_retraining(db, proposal_id=pid, decided_by="system (automatic policy)")
@@ -83,9 +111,14 @@ def _start_retraining(db: Database, *, proposal_id: int, decided_by: str, note: 
     try:
         # The run is started on behalf of the decision (ops may decide, only data science may start
         # runs by hand), so it is started as the system and linked to the alert that caused it.
-        run = experiments.start_run(db, actor=Actor.system(), use_case_id=p.use_case_id,
-                                    dataset_version_id=p.dataset_version_id, config=dict(p.config),
-                                    triggered_by_alert_id=p.alert_id)
+        run = experiments.start_run(
+            db,
+            actor=Actor.system(),
+            use_case_id=p.use_case_id,
+            dataset_version_id=p.dataset_version_id,
+            config=dict(p.config),
+            triggered_by_alert_id=p.alert_id,
+        )
         run_id, state, err = run.id, "training", ""
     except Exception as exc:  # noqa: BLE001 - recorded on the proposal, shown on the alerts page
         run_id, state, err = None, "failed", f"could not start the run: {exc}"
@@ -97,13 +130,21 @@ def _start_retraining(db: Database, *, proposal_id: int, decided_by: str, note: 
         row.decided_at = row.decided_at or utcnow()
         row.note = "; ".join(x for x in (note, err) if x)[:2000]
         s.add(row)
-        audit.record(s, actor=Actor.system(), action="retraining.start", entity_type="retraining_proposal",
-                     entity_id=proposal_id, summary=f"retraining run {run_id} for {row.deployment_name} "
-                     f"(alert {row.alert_id}): {state}", after={"run_id": run_id, "state": state, "error": err})
+        audit.record(
+            s,
+            actor=Actor.system(),
+            action="retraining.start",
+            entity_type="retraining_proposal",
+            entity_id=proposal_id,
+            summary=f"retraining run {run_id} for {row.deployment_name} (alert {row.alert_id}): {state}",
+            after={"run_id": run_id, "state": state, "error": err},
+        )
     return {"id": proposal_id, "run_id": run_id}
 
 
-def decide_proposal(db: Database, *, actor: Actor, proposal_id: int, approve: bool, note: str = "") -> RetrainingProposalPublic:
+def decide_proposal(
+    db: Database, *, actor: Actor, proposal_id: int, approve: bool, note: str = ""
+) -> RetrainingProposalPublic:
     """Approve (queue the retraining run) or reject a proposal."""
     require(actor, "retraining.decide")
     note = (note or "").strip()
@@ -112,8 +153,10 @@ def decide_proposal(db: Database, *, actor: Actor, proposal_id: int, approve: bo
         if p is None:
             raise NotFound(f"retraining proposal {proposal_id} does not exist")
         if p.state != "proposed":
-            raise Conflict(f"retraining proposal {proposal_id} is already {p.state}"
-                           f"{' (by ' + p.decided_by + ')' if p.decided_by else ''}; reload the page")
+            raise Conflict(
+                f"retraining proposal {proposal_id} is already {p.state}"
+                f"{' (by ' + p.decided_by + ')' if p.decided_by else ''}; reload the page"
+            )
         if not approve and not note:
             raise ValidationError("say in a note why the retraining is rejected")
         p.state = "approved" if approve else "rejected"
@@ -121,10 +164,16 @@ def decide_proposal(db: Database, *, actor: Actor, proposal_id: int, approve: bo
         p.decided_at = utcnow()
         p.note = note[:2000]
         s.add(p)
-        audit.record(s, actor=actor, action="retraining.approve" if approve else "retraining.reject",
-                     entity_type="retraining_proposal", entity_id=p.id,
-                     summary=f"{'approved' if approve else 'rejected'} retraining of {p.deployment_name} "
-                             f"(alert {p.alert_id})", before={"state": "proposed"}, after={"state": p.state, "note": note})
+        audit.record(
+            s,
+            actor=actor,
+            action="retraining.approve" if approve else "retraining.reject",
+            entity_type="retraining_proposal",
+            entity_id=p.id,
+            summary=f"{'approved' if approve else 'rejected'} retraining of {p.deployment_name} (alert {p.alert_id})",
+            before={"state": "proposed"},
+            after={"state": p.state, "note": note},
+        )
     if approve:
         _start_retraining(db, proposal_id=proposal_id, decided_by=actor.username, note=note)
     return get_proposal(db, proposal_id)
@@ -138,8 +187,9 @@ def get_proposal(db: Database, proposal_id: int) -> RetrainingProposalPublic:
         return RetrainingProposalPublic.model_validate(p, from_attributes=True)
 
 
-def list_proposals(db: Database, *, states: Iterable[str] | None = None, alert_id: int | None = None,
-                   limit: int = 200) -> list[RetrainingProposalPublic]:
+def list_proposals(
+    db: Database, *, states: Iterable[str] | None = None, alert_id: int | None = None, limit: int = 200
+) -> list[RetrainingProposalPublic]:
     with db.read() as s:
         q = select(RetrainingProposal)
         if states:
@@ -155,10 +205,14 @@ def advance_retraining(db: Database) -> list[int]:
     alerting endpoint; when its gates pass it is a challenger awaiting ops' approval."""
     moved = []
     with db.read() as s:
-        rows = s.exec(select(RetrainingProposal.id, RetrainingProposal.run_id)
-                      .where(RetrainingProposal.state == "training")).all()
-        runs = {r.id: r.status for r in s.exec(select(Run).where(col(Run.id).in_([x[1] for x in rows if x[1]]))).all()} \
-            if rows else {}
+        rows = s.exec(
+            select(RetrainingProposal.id, RetrainingProposal.run_id).where(RetrainingProposal.state == "training")
+        ).all()
+        runs = (
+            {r.id: r.status for r in s.exec(select(Run).where(col(Run.id).in_([x[1] for x in rows if x[1]]))).all()}
+            if rows
+            else {}
+        )
     for pid, run_id in rows:
         status = runs.get(run_id)
         if status in ("failed", "cancelled"):
@@ -168,8 +222,12 @@ def advance_retraining(db: Database) -> list[int]:
             try:
                 _promote_retrained(db, pid, run_id)
             except Exception as exc:  # noqa: BLE001 - shown on the proposal; the loop goes on
-                _set_proposal(db, pid, state="finished", note=f"run {run_id} finished but could not be "
-                              f"requested for deployment: {exc}"[:2000])
+                _set_proposal(
+                    db,
+                    pid,
+                    state="finished",
+                    note=f"run {run_id} finished but could not be requested for deployment: {exc}"[:2000],
+                )
             moved.append(pid)
     return moved
 
@@ -191,16 +249,23 @@ def _promote_retrained(db: Database, pid: int, run_id: int) -> None:
         env = s.exec(select(Deployment.environment).where(Deployment.id == p.deployment_id)).one()
     system = Actor.system()
     mv = registry.register_model(db, actor=system, run_id=run_id, name=model_name)
-    req = deployments.request_deployment(db, actor=system, model_version_id=mv.id, deployment_name=dep_name,
-                                         environment=env)
+    req = deployments.request_deployment(
+        db, actor=system, model_version_id=mv.id, deployment_name=dep_name, environment=env
+    )
     # The business sign-off is requested with the deployment request itself: pending, it is part of the
     # approval the challenger now awaits, not a reason to drop it.
     failed = [g.gate for g in getattr(req, "gates", []) if g.status == "failed" and "signoff" not in g.gate]
-    gates = {"request_id": req.id, "failed": failed,
-             "gates": [{"gate": g.gate, "status": g.status} for g in getattr(req, "gates", [])]}
+    gates = {
+        "request_id": req.id,
+        "failed": failed,
+        "gates": [{"gate": g.gate, "status": g.status} for g in getattr(req, "gates", [])],
+    }
     state = "challenger" if not failed else "finished"
-    note = (f"passes the deployment gates: a challenger awaiting sign-off and approval (request {req.id})" if not failed
-            else f"did not pass the gates: {', '.join(failed)}")
+    note = (
+        f"passes the deployment gates: a challenger awaiting sign-off and approval (request {req.id})"
+        if not failed
+        else f"did not pass the gates: {', '.join(failed)}"
+    )
     _set_proposal(db, pid, state=state, model_version_id=mv.id, gate_summary=gates, note=note)
 
 

@@ -6,6 +6,7 @@ is refused with "changed by X at T, reload" instead of silently overwriting some
 Read helpers without an actor (`model_kpis`, `evaluate_metrics`, `member_usernames`) are the
 seams later stages call (docs/CONTRACTS_INTERNAL.md, "Stage 1").
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -64,6 +65,7 @@ def allowed_transitions(status: str) -> tuple[str, ...]:
 
 
 # --- helpers -------------------------------------------------------------------------------
+
 
 def _user_by_name(s: Session, username: str, what: str) -> User:
     username = (username or "").strip()
@@ -153,8 +155,9 @@ def _publics(s: Session, rows: list[UseCase]) -> list[UseCasePublic]:
         return []
     ids = [r.id for r in rows]
     user_ids = {r.owner_id for r in rows}
-    members = s.exec(select(UseCaseMember).where(col(UseCaseMember.use_case_id).in_(ids))
-                     .order_by(UseCaseMember.id)).all()
+    members = s.exec(
+        select(UseCaseMember).where(col(UseCaseMember.use_case_id).in_(ids)).order_by(UseCaseMember.id)
+    ).all()
     user_ids |= {m.user_id for m in members}
     users = {u.id: u for u in s.exec(select(User).where(col(User.id).in_(user_ids))).all()}
     tags: dict[int, list[str]] = {}
@@ -167,25 +170,43 @@ def _publics(s: Session, rows: list[UseCase]) -> list[UseCasePublic]:
     for m in members:
         u = users[m.user_id]
         by_uc.setdefault(m.use_case_id, []).append(
-            MemberPublic(username=u.username, display_name=u.display_name, role=m.role))
+            MemberPublic(username=u.username, display_name=u.display_name, role=m.role)
+        )
     out = []
     for r in rows:
-        out.append(UseCasePublic(
-            id=r.id, title=r.title, problem_statement=r.problem_statement, objectives=r.objectives,
-            status=r.status, owner_username=users[r.owner_id].username, priority=r.priority,
-            target_date=r.target_date, tags=tags.get(r.id, []), members=by_uc.get(r.id, []),
-            kpis=kpis.get(r.id, []), version=r.version, created_at=r.created_at, updated_at=r.updated_at,
-            updated_by=r.updated_by,
-        ))
+        out.append(
+            UseCasePublic(
+                id=r.id,
+                title=r.title,
+                problem_statement=r.problem_statement,
+                objectives=r.objectives,
+                status=r.status,
+                owner_username=users[r.owner_id].username,
+                priority=r.priority,
+                target_date=r.target_date,
+                tags=tags.get(r.id, []),
+                members=by_uc.get(r.id, []),
+                kpis=kpis.get(r.id, []),
+                version=r.version,
+                created_at=r.created_at,
+                updated_at=r.updated_at,
+                updated_by=r.updated_by,
+            )
+        )
     return out
 
 
 def _snapshot(s: Session, uc: UseCase) -> dict:
     p = _publics(s, [uc])[0]
     return {
-        "title": p.title, "status": p.status, "owner": p.owner_username, "priority": p.priority,
-        "target_date": p.target_date.isoformat() if p.target_date else None, "tags": p.tags,
-        "members": sorted(f"{m.role}:{m.username}" for m in p.members), "version": p.version,
+        "title": p.title,
+        "status": p.status,
+        "owner": p.owner_username,
+        "priority": p.priority,
+        "target_date": p.target_date.isoformat() if p.target_date else None,
+        "tags": p.tags,
+        "members": sorted(f"{m.role}:{m.username}" for m in p.members),
+        "version": p.version,
     }
 
 
@@ -227,6 +248,7 @@ def _set_members(s: Session, use_case_id: int, rows: list[tuple[int, str, str]])
 
 # --- use cases -------------------------------------------------------------------------------
 
+
 def create_use_case(
     db: Database,
     *,
@@ -253,19 +275,37 @@ def create_use_case(
             raise Conflict(f"a use case titled “{title}” already exists; choose another title or open that one")
         owner = _user_by_name(s, owner_username or actor.username, "owner")
         member_rows = _members_rows(s, members)
-        uc = UseCase(title=title, problem_statement=problem_statement, objectives=objectives, status="proposed",
-                     owner_id=owner.id, priority=priority, target_date=target, created_by_id=actor.id,
-                     updated_by=actor.username)
+        uc = UseCase(
+            title=title,
+            problem_statement=problem_statement,
+            objectives=objectives,
+            status="proposed",
+            owner_id=owner.id,
+            priority=priority,
+            target_date=target,
+            created_by_id=actor.id,
+            updated_by=actor.username,
+        )
         s.add(uc)
         s.flush()
         _set_tags(s, uc.id, tag_list)
         _set_members(s, uc.id, member_rows)
-        s.add(UseCaseTransition(use_case_id=uc.id, from_status=None, to_status="proposed",
-                                by_username=actor.username, note="created"))
+        s.add(
+            UseCaseTransition(
+                use_case_id=uc.id, from_status=None, to_status="proposed", by_username=actor.username, note="created"
+            )
+        )
         s.flush()
         after = _snapshot(s, uc)
-        audit.record(s, actor=actor, action="usecase.create", entity_type="use_case", entity_id=uc.id,
-                     summary=f"created use case “{title}”", after=after)
+        audit.record(
+            s,
+            actor=actor,
+            action="usecase.create",
+            entity_type="use_case",
+            entity_id=uc.id,
+            summary=f"created use case “{title}”",
+            after=after,
+        )
         return _publics(s, [uc])[0]
 
 
@@ -307,8 +347,9 @@ def update_use_case(
         before = _snapshot(s, uc)
         _bump_version(s, uc, actor=actor, expected_version=expected_version)
         if "title" in changes and changes["title"].lower() != uc.title.lower():
-            clash = s.exec(select(UseCase.id).where(func.lower(UseCase.title) == changes["title"].lower(),
-                                                    UseCase.id != uc.id)).first()
+            clash = s.exec(
+                select(UseCase.id).where(func.lower(UseCase.title) == changes["title"].lower(), UseCase.id != uc.id)
+            ).first()
             if clash is not None:
                 raise Conflict(f"a use case titled “{changes['title']}” already exists; choose another title")
         if owner_username is not None:
@@ -323,9 +364,16 @@ def update_use_case(
         s.flush()
         after = _snapshot(s, uc)
         changed = {k: v for k, v in after.items() if before.get(k) != v and k != "version"}
-        audit.record(s, actor=actor, action="usecase.update", entity_type="use_case", entity_id=uc.id,
-                     summary=f"edited “{uc.title}”: {', '.join(changed) or 'no field changed'}",
-                     before={k: before[k] for k in changed}, after=changed)
+        audit.record(
+            s,
+            actor=actor,
+            action="usecase.update",
+            entity_type="use_case",
+            entity_id=uc.id,
+            summary=f"edited “{uc.title}”: {', '.join(changed) or 'no field changed'}",
+            before={k: before[k] for k in changed},
+            after=changed,
+        )
         return _publics(s, [uc])[0]
 
 
@@ -349,8 +397,9 @@ def transition_use_case(
         return _transition(s, uc, actor=actor, to_status=to_status, note=note, expected_version=expected_version)
 
 
-def _transition(s: Session, uc: UseCase, *, actor: Actor, to_status: str, note: str,
-                expected_version: int | None) -> UseCasePublic:
+def _transition(
+    s: Session, uc: UseCase, *, actor: Actor, to_status: str, note: str, expected_version: int | None
+) -> UseCasePublic:
     current = uc.status
     allowed = allowed_transitions(current)
     if to_status not in allowed:
@@ -361,12 +410,22 @@ def _transition(s: Session, uc: UseCase, *, actor: Actor, to_status: str, note: 
     _bump_version(s, uc, actor=actor, expected_version=expected_version)
     uc.status = to_status
     s.add(uc)
-    s.add(UseCaseTransition(use_case_id=uc.id, from_status=current, to_status=to_status,
-                            by_username=actor.username, note=note))
+    s.add(
+        UseCaseTransition(
+            use_case_id=uc.id, from_status=current, to_status=to_status, by_username=actor.username, note=note
+        )
+    )
     s.flush()
-    audit.record(s, actor=actor, action="usecase.transition", entity_type="use_case", entity_id=uc.id,
-                 summary=f"“{uc.title}”: {current} → {to_status}" + (f" ({note})" if note else ""),
-                 before={"status": current}, after={"status": to_status})
+    audit.record(
+        s,
+        actor=actor,
+        action="usecase.transition",
+        entity_type="use_case",
+        entity_id=uc.id,
+        summary=f"“{uc.title}”: {current} → {to_status}" + (f" ({note})" if note else ""),
+        before={"status": current},
+        after={"status": to_status},
+    )
     return _publics(s, [uc])[0]
 
 
@@ -380,8 +439,7 @@ def note_stage_reached(session: Session, *, actor: Actor, use_case_id: int, stat
     idx = STATUSES.index
     if uc.status == "retired" or idx(status) != idx(uc.status) + 1:
         return False
-    _transition(session, uc, actor=actor, to_status=status, note=note or "reached automatically",
-                expected_version=None)
+    _transition(session, uc, actor=actor, to_status=status, note=note or "reached automatically", expected_version=None)
     return True
 
 
@@ -432,8 +490,9 @@ def list_use_cases(
         if status:
             conds.append(UseCase.status == status)
         if tag:
-            conds.append(col(UseCase.id).in_(select(UseCaseTag.use_case_id)
-                                             .where(UseCaseTag.tag == tag.strip().lower())))
+            conds.append(
+                col(UseCase.id).in_(select(UseCaseTag.use_case_id).where(UseCaseTag.tag == tag.strip().lower()))
+            )
         if search:
             conds.append(func.lower(UseCase.title).contains(search.strip().lower()))
         stage_order = case({s_: i for i, s_ in enumerate(STATUSES)}, value=UseCase.status, else_=99)
@@ -452,8 +511,9 @@ def list_use_cases(
 def filter_choices(db: Database) -> dict[str, list[str]]:
     """Owners and tags in use, for the portfolio filters."""
     with db.read() as s:
-        owners = s.exec(select(User.username).where(col(User.id).in_(select(UseCase.owner_id)))
-                        .order_by(User.username)).all()
+        owners = s.exec(
+            select(User.username).where(col(User.id).in_(select(UseCase.owner_id))).order_by(User.username)
+        ).all()
         tags = s.exec(select(UseCaseTag.tag).distinct().order_by(UseCaseTag.tag)).all()
         return {"owner": list(owners), "tag": list(tags), "status": list(STATUSES)}
 
@@ -461,8 +521,9 @@ def filter_choices(db: Database) -> dict[str, list[str]]:
 def history(db: Database, *, actor: Actor | None = None, use_case_id: int) -> list[TransitionPublic]:
     """Lifecycle moves, oldest first."""
     with db.read() as s:
-        rows = s.exec(select(UseCaseTransition).where(UseCaseTransition.use_case_id == use_case_id)
-                      .order_by(UseCaseTransition.id)).all()
+        rows = s.exec(
+            select(UseCaseTransition).where(UseCaseTransition.use_case_id == use_case_id).order_by(UseCaseTransition.id)
+        ).all()
         return [TransitionPublic.model_validate(r, from_attributes=True) for r in rows]
 
 
@@ -470,9 +531,13 @@ def member_usernames(db: Database, use_case_id: int, roles: Iterable[str] = ("op
     """Usernames of the team members in `roles` (plus the owner when "business" is asked for)."""
     roles = tuple(roles)
     with db.read() as s:
-        names = set(s.exec(select(User.username).join(UseCaseMember, col(UseCaseMember.user_id) == User.id)
-                           .where(UseCaseMember.use_case_id == use_case_id,
-                                  col(UseCaseMember.role).in_(roles))).all())
+        names = set(
+            s.exec(
+                select(User.username)
+                .join(UseCaseMember, col(UseCaseMember.user_id) == User.id)
+                .where(UseCaseMember.use_case_id == use_case_id, col(UseCaseMember.role).in_(roles))
+            ).all()
+        )
         if "business" in roles:
             uc = s.get(UseCase, use_case_id)
             if uc is not None:
@@ -482,6 +547,7 @@ def member_usernames(db: Database, use_case_id: int, roles: Iterable[str] = ("op
 
 
 # --- KPIs ----------------------------------------------------------------------------------
+
 
 def add_kpi(
     db: Database,
@@ -523,18 +589,44 @@ def add_kpi(
         uc = _get_row(s, use_case_id)
         if s.exec(select(Kpi.id).where(Kpi.use_case_id == uc.id, Kpi.name == name)).first() is not None:
             raise Conflict(f"“{uc.title}” already has a KPI named “{name}”; edit that one or choose another name")
-        k = Kpi(use_case_id=uc.id, kind=kind, name=name, metric=metric, direction=direction, target=target_v,
-                warning=warning_v, unit=unit, baseline=baseline_v, created_by=actor.username)
+        k = Kpi(
+            use_case_id=uc.id,
+            kind=kind,
+            name=name,
+            metric=metric,
+            direction=direction,
+            target=target_v,
+            warning=warning_v,
+            unit=unit,
+            baseline=baseline_v,
+            created_by=actor.username,
+        )
         s.add(k)
         s.flush()
         pub = _kpi_public(k)
-        audit.record(s, actor=actor, action="kpi.create", entity_type="use_case", entity_id=uc.id,
-                     summary=f"KPI on “{uc.title}”: {pub.label}", after=pub.model_dump())
+        audit.record(
+            s,
+            actor=actor,
+            action="kpi.create",
+            entity_type="use_case",
+            entity_id=uc.id,
+            summary=f"KPI on “{uc.title}”: {pub.label}",
+            after=pub.model_dump(),
+        )
         return pub
 
 
-def update_kpi(db: Database, *, actor: Actor, kpi_id: int, target=None, warning=_UNSET, direction: str | None = None,
-               baseline=_UNSET, unit: str | None = None) -> KpiPublic:
+def update_kpi(
+    db: Database,
+    *,
+    actor: Actor,
+    kpi_id: int,
+    target=None,
+    warning=_UNSET,
+    direction: str | None = None,
+    baseline=_UNSET,
+    unit: str | None = None,
+) -> KpiPublic:
     require(actor, "kpi.write")
     with db.unit_of_work() as s:
         k = get_or_404(s, Kpi, kpi_id, "KPI with id")
@@ -542,7 +634,9 @@ def update_kpi(db: Database, *, actor: Actor, kpi_id: int, target=None, warning=
         if target is not None:
             k.target = kpi_math.to_number(target, f"the target of “{k.name}”")
         if warning is not _UNSET:
-            k.warning = None if warning in (None, "") else kpi_math.to_number(warning, f"the warning band of “{k.name}”")
+            k.warning = (
+                None if warning in (None, "") else kpi_math.to_number(warning, f"the warning band of “{k.name}”")
+            )
         if direction is not None:
             k.direction = kpi_math.check_direction(direction)
         if baseline is not _UNSET:
@@ -552,8 +646,16 @@ def update_kpi(db: Database, *, actor: Actor, kpi_id: int, target=None, warning=
         s.add(k)
         s.flush()
         pub = _kpi_public(k)
-        audit.record(s, actor=actor, action="kpi.update", entity_type="use_case", entity_id=k.use_case_id,
-                     summary=f"KPI “{k.name}” is now {pub.label}", before=before, after=pub.model_dump())
+        audit.record(
+            s,
+            actor=actor,
+            action="kpi.update",
+            entity_type="use_case",
+            entity_id=k.use_case_id,
+            summary=f"KPI “{k.name}” is now {pub.label}",
+            before=before,
+            after=pub.model_dump(),
+        )
         return pub
 
 
@@ -566,8 +668,15 @@ def delete_kpi(db: Database, *, actor: Actor, kpi_id: int) -> None:
             s.delete(r)
         s.flush()
         s.delete(k)
-        audit.record(s, actor=actor, action="kpi.delete", entity_type="use_case", entity_id=before["use_case_id"],
-                     summary=f"KPI “{before['name']}” removed", before=before)
+        audit.record(
+            s,
+            actor=actor,
+            action="kpi.delete",
+            entity_type="use_case",
+            entity_id=before["use_case_id"],
+            summary=f"KPI “{before['name']}” removed",
+            before=before,
+        )
 
 
 def list_kpis(db: Database, use_case_id: int, kind: str | None = None) -> list[KpiPublic]:
@@ -583,32 +692,47 @@ def model_kpis(db: Database, use_case_id: int) -> list[KpiPublic]:
     return list_kpis(db, use_case_id, kind="model")
 
 
-def add_reading(db: Database, *, actor: Actor, kpi_id: int, value, measured_on: date | str | None = None,
-                note: str = "") -> KpiReadingPublic:
+def add_reading(
+    db: Database, *, actor: Actor, kpi_id: int, value, measured_on: date | str | None = None, note: str = ""
+) -> KpiReadingPublic:
     """A business KPI reading (value on a date, with a note); model KPIs are measured from runs."""
     require(actor, "kpi.reading")
     with db.unit_of_work() as s:
         k = get_or_404(s, Kpi, kpi_id, "KPI with id")
         if k.kind != "business":
-            raise ValidationError(f"“{k.name}” is a model KPI: it is measured from runs and monitoring, "
-                                  "not entered by hand; add readings to a business KPI")
+            raise ValidationError(
+                f"“{k.name}” is a model KPI: it is measured from runs and monitoring, "
+                "not entered by hand; add readings to a business KPI"
+            )
         v = kpi_math.to_number(value, f"the reading of “{k.name}”")
         on = _clean_date(measured_on, "the reading date") or utcnow().date()
-        r = KpiReading(kpi_id=k.id, value=v, measured_on=on, note=_clean_text(note, "note", max_len=1000),
-                       by_username=actor.username)
+        r = KpiReading(
+            kpi_id=k.id,
+            value=v,
+            measured_on=on,
+            note=_clean_text(note, "note", max_len=1000),
+            by_username=actor.username,
+        )
         s.add(r)
         s.flush()
-        audit.record(s, actor=actor, action="kpi.reading", entity_type="use_case", entity_id=k.use_case_id,
-                     summary=f"“{k.name}” = {v:g}{(' ' + k.unit) if k.unit else ''} on {on.isoformat()}",
-                     after={"kpi_id": k.id, "value": v, "on": on.isoformat()})
+        audit.record(
+            s,
+            actor=actor,
+            action="kpi.reading",
+            entity_type="use_case",
+            entity_id=k.use_case_id,
+            summary=f"“{k.name}” = {v:g}{(' ' + k.unit) if k.unit else ''} on {on.isoformat()}",
+            after={"kpi_id": k.id, "value": v, "on": on.isoformat()},
+        )
         return KpiReadingPublic.model_validate(r, from_attributes=True)
 
 
 def list_readings(db: Database, kpi_id: int) -> list[KpiReadingPublic]:
     """Readings of one business KPI, oldest first."""
     with db.read() as s:
-        rows = s.exec(select(KpiReading).where(KpiReading.kpi_id == kpi_id)
-                      .order_by(KpiReading.measured_on, KpiReading.id)).all()
+        rows = s.exec(
+            select(KpiReading).where(KpiReading.kpi_id == kpi_id).order_by(KpiReading.measured_on, KpiReading.id)
+        ).all()
         return [KpiReadingPublic.model_validate(r, from_attributes=True) for r in rows]
 
 
@@ -636,8 +760,7 @@ def kpi_status_many(db: Database, use_cases: Iterable[UseCasePublic]) -> dict[in
     case: the best runs' metrics of every model KPI grouped by use case, and the latest reading of every
     business KPI."""
     cases = list(use_cases)
-    directions = {uc.id: {k.metric: k.direction for k in uc.kpis if k.kind == "model" and k.metric}
-                  for uc in cases}
+    directions = {uc.id: {k.metric: k.direction for k in uc.kpis if k.kind == "model" and k.metric} for uc in cases}
     directions = {u: d for u, d in directions.items() if d}
     best: dict[int, dict[str, float]] = {}
     if directions:
@@ -650,8 +773,9 @@ def kpi_status_many(db: Database, use_cases: Iterable[UseCasePublic]) -> dict[in
         checks = []
         for k in uc.kpis:
             value = best.get(uc.id, {}).get(k.metric) if k.kind == "model" else latest.get(k.id)
-            checks.append(KpiCheck(kpi=k, value=value,
-                                   status=kpi_math.evaluate(k.direction, k.target, k.warning, value)))
+            checks.append(
+                KpiCheck(kpi=k, value=value, status=kpi_math.evaluate(k.direction, k.target, k.warning, value))
+            )
         out[uc.id] = checks
     return out
 
@@ -661,9 +785,15 @@ def latest_readings(db: Database, kpi_ids: list[int]) -> dict[int, float]:
     if not kpi_ids:
         return {}
     with db.read() as s:
-        last = (select(KpiReading.kpi_id, func.max(KpiReading.measured_on).label("on"))
-                .where(col(KpiReading.kpi_id).in_(kpi_ids)).group_by(KpiReading.kpi_id).subquery())
-        rows = s.exec(select(KpiReading.kpi_id, KpiReading.value, KpiReading.id)
-                      .join(last, (col(KpiReading.kpi_id) == last.c.kpi_id) & (col(KpiReading.measured_on) == last.c.on))
-                      .order_by(KpiReading.id)).all()
+        last = (
+            select(KpiReading.kpi_id, func.max(KpiReading.measured_on).label("on"))
+            .where(col(KpiReading.kpi_id).in_(kpi_ids))
+            .group_by(KpiReading.kpi_id)
+            .subquery()
+        )
+        rows = s.exec(
+            select(KpiReading.kpi_id, KpiReading.value, KpiReading.id)
+            .join(last, (col(KpiReading.kpi_id) == last.c.kpi_id) & (col(KpiReading.measured_on) == last.c.on))
+            .order_by(KpiReading.id)
+        ).all()
         return {kid: float(v) for kid, v, _ in rows}

@@ -1,4 +1,5 @@
 """Accounts: create, list, change role, log in, personal access tokens."""
+
 from __future__ import annotations
 
 import hashlib
@@ -33,6 +34,7 @@ def _dummy_hash() -> str:
     if not _DUMMY_HASH:
         _DUMMY_HASH.append(_hasher.hash("not-a-real-password-0123456789"))
     return _DUMMY_HASH[0]
+
 
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{1,31}$")
 MIN_PASSWORD_LENGTH = 12
@@ -108,8 +110,13 @@ def create_user(
         s.add(user)
         s.flush()
         audit.record(
-            s, actor=actor, action="user.create", entity_type="user", entity_id=user.id,
-            summary=f"created user {username} ({role})", after={"username": username, "role": role, "email": email},
+            s,
+            actor=actor,
+            action="user.create",
+            entity_type="user",
+            entity_id=user.id,
+            summary=f"created user {username} ({role})",
+            after={"username": username, "role": role, "email": email},
         )
         return _public(user)
 
@@ -143,8 +150,14 @@ def set_role(db: Database, *, actor: Actor, username: str, role: str) -> UserPub
         u.updated_at = utcnow()
         s.add(u)
         audit.record(
-            s, actor=actor, action="user.set_role", entity_type="user", entity_id=u.id,
-            summary=f"{username}: {before} -> {role}", before={"role": before}, after={"role": role},
+            s,
+            actor=actor,
+            action="user.set_role",
+            entity_type="user",
+            entity_id=u.id,
+            summary=f"{username}: {before} -> {role}",
+            before={"role": before},
+            after={"role": role},
         )
         return _public(u)
 
@@ -161,15 +174,27 @@ def set_active(db: Database, *, actor: Actor, username: str, active: bool) -> Us
         u.is_active = active
         u.updated_at = utcnow()
         audit.record(
-            s, actor=actor, action="user.activate" if active else "user.deactivate", entity_type="user",
-            entity_id=u.id, summary=f"{username} {'activated' if active else 'deactivated'}",
-            before={"is_active": before}, after={"is_active": active},
+            s,
+            actor=actor,
+            action="user.activate" if active else "user.deactivate",
+            entity_type="user",
+            entity_id=u.id,
+            summary=f"{username} {'activated' if active else 'deactivated'}",
+            before={"is_active": before},
+            after={"is_active": active},
         )
         return _public(u)
 
 
-def change_password(db: Database, *, actor: Actor, username: str, new_password: str,
-                    current_password: str | None = None, client: str | None = None) -> None:
+def change_password(
+    db: Database,
+    *,
+    actor: Actor,
+    username: str,
+    new_password: str,
+    current_password: str | None = None,
+    client: str | None = None,
+) -> None:
     """Change a password. Your own needs your current password (a borrowed open tab is not enough); an
     admin resetting someone else's does not. A wrong current password counts as a failed login."""
     own = actor.id is not None and actor.username == username
@@ -182,8 +207,14 @@ def change_password(db: Database, *, actor: Actor, username: str, new_password: 
             u = s.exec(select(User).where(User.username == username)).first()
             stored = u.password_hash if u is not None else _dummy_hash()
         if not _verify(stored, current_password or ""):
-            _record_login_event(db, actor=actor, username=username, client=client, action=LOGIN_FAILED,
-                                reason="wrong current password when changing the password")
+            _record_login_event(
+                db,
+                actor=actor,
+                username=username,
+                client=client,
+                action=LOGIN_FAILED,
+                reason="wrong current password when changing the password",
+            )
             raise AuthenticationFailed("your current password is wrong; the password was not changed")
     with db.unit_of_work() as s:
         u = s.exec(select(User).where(User.username == username)).first()
@@ -191,8 +222,14 @@ def change_password(db: Database, *, actor: Actor, username: str, new_password: 
             raise NotFound(f"no user named {username!r}")
         u.password_hash = hash_password(new_password)
         u.updated_at = utcnow()
-        audit.record(s, actor=actor, action="user.password", entity_type="user", entity_id=u.id,
-                     summary=f"password of {username} changed")
+        audit.record(
+            s,
+            actor=actor,
+            action="user.password",
+            entity_type="user",
+            entity_id=u.id,
+            summary=f"password of {username} changed",
+        )
 
 
 # --- login throttling -----------------------------------------------------------------------------------
@@ -201,7 +238,12 @@ def change_password(db: Database, *, actor: Actor, username: str, new_password: 
 # failures since the last successful login or admin unlock, within login_lock_minutes. Per client address
 # (when the UI knows it): failures within the same window; several people may share one address (an
 # office behind NAT), so a client is locked only after twice as many failures as an account.
-LOGIN_OK, LOGIN_FAILED, LOGIN_LOCKED, LOGIN_UNLOCK = "user.login", "user.login_failed", "user.login_locked", "user.login_unlock"
+LOGIN_OK, LOGIN_FAILED, LOGIN_LOCKED, LOGIN_UNLOCK = (
+    "user.login",
+    "user.login_failed",
+    "user.login_locked",
+    "user.login_unlock",
+)
 LOGIN_ENTITY = "login"
 CLIENT_FACTOR = 2
 # Delay before checking a password: 0.25 s after one recent failure, doubling, at most MAX_DELAY. Streamlit
@@ -229,8 +271,9 @@ def _login_name(username: str) -> str | None:
     return username if USERNAME_RE.match(username or "") else None
 
 
-def login_throttle(db: Database, *, username: str, client: str | None = None,
-                   now: datetime | None = None) -> LoginThrottle:
+def login_throttle(
+    db: Database, *, username: str, client: str | None = None, now: datetime | None = None
+) -> LoginThrottle:
     """How long the next login attempt for `username` from `client` must wait, or why it is refused."""
     settings = get_settings()
     limit = max(1, settings.login_max_failures)
@@ -242,20 +285,46 @@ def login_throttle(db: Database, *, username: str, client: str | None = None,
     clients: list[datetime] = []
     with db.read() as s:
         if name:
-            reset = s.exec(select(AuditEvent.at).where(
-                col(AuditEvent.action).in_([LOGIN_OK, LOGIN_UNLOCK]), AuditEvent.entity_type == LOGIN_ENTITY,
-                AuditEvent.entity_id == name, AuditEvent.at >= start,
-            ).order_by(col(AuditEvent.at).desc()).limit(1)).first()
+            reset = s.exec(
+                select(AuditEvent.at)
+                .where(
+                    col(AuditEvent.action).in_([LOGIN_OK, LOGIN_UNLOCK]),
+                    AuditEvent.entity_type == LOGIN_ENTITY,
+                    AuditEvent.entity_id == name,
+                    AuditEvent.at >= start,
+                )
+                .order_by(col(AuditEvent.at).desc())
+                .limit(1)
+            ).first()
             since = max(start, aware(reset)) if reset is not None else start
-            account = [aware(a) for a in s.exec(select(AuditEvent.at).where(
-                AuditEvent.action == LOGIN_FAILED, AuditEvent.entity_type == LOGIN_ENTITY,
-                AuditEvent.entity_id == name, AuditEvent.at > since,
-            ).order_by(col(AuditEvent.at).desc()).limit(limit)).all()]
+            account = [
+                aware(a)
+                for a in s.exec(
+                    select(AuditEvent.at)
+                    .where(
+                        AuditEvent.action == LOGIN_FAILED,
+                        AuditEvent.entity_type == LOGIN_ENTITY,
+                        AuditEvent.entity_id == name,
+                        AuditEvent.at > since,
+                    )
+                    .order_by(col(AuditEvent.at).desc())
+                    .limit(limit)
+                ).all()
+            ]
         if client:
-            clients = [aware(a) for a in s.exec(select(AuditEvent.at).where(
-                AuditEvent.action == LOGIN_FAILED, AuditEvent.at > start,
-                col(AuditEvent.after)["client"].as_string() == client,
-            ).order_by(col(AuditEvent.at).desc()).limit(limit * CLIENT_FACTOR)).all()]
+            clients = [
+                aware(a)
+                for a in s.exec(
+                    select(AuditEvent.at)
+                    .where(
+                        AuditEvent.action == LOGIN_FAILED,
+                        AuditEvent.at > start,
+                        col(AuditEvent.after)["client"].as_string() == client,
+                    )
+                    .order_by(col(AuditEvent.at).desc())
+                    .limit(limit * CLIENT_FACTOR)
+                ).all()
+            ]
     locked_until, message = None, None
     if len(account) >= limit and account[limit - 1] + window > now:
         locked_until = account[limit - 1] + window
@@ -266,24 +335,35 @@ def login_throttle(db: Database, *, username: str, client: str | None = None,
             message = "too many failed attempts from your address"
     if message:
         minutes = max(1, math.ceil((locked_until - now).total_seconds() / 60))
-        message += (f"; try again in {minutes} minute{'s' if minutes != 1 else ''}"
-                    " or ask an admin to unlock")
+        message += f"; try again in {minutes} minute{'s' if minutes != 1 else ''} or ask an admin to unlock"
     worst = max(len(account), len(clients))
     delay = 0.0 if worst == 0 else min(MAX_DELAY, BASE_DELAY * 2 ** (worst - 1))
     return LoginThrottle(len(account), len(clients), delay, locked_until, message)
 
 
-def _record_login_event(db: Database, *, actor: Actor | None, username: str, client: str | None, action: str,
-                        reason: str = "") -> None:
+def _record_login_event(
+    db: Database, *, actor: Actor | None, username: str, client: str | None, action: str, reason: str = ""
+) -> None:
     """One audit row per login attempt, in its own transaction (a refused login writes nothing else)."""
     name = _login_name(username) or "(not a user name)"
     who = actor or Actor(id=None, username="anonymous", role="")
-    verb = {LOGIN_OK: "logged in", LOGIN_FAILED: "failed login", LOGIN_LOCKED: "login refused (locked)",
-            LOGIN_UNLOCK: "login unlocked"}[action]
+    verb = {
+        LOGIN_OK: "logged in",
+        LOGIN_FAILED: "failed login",
+        LOGIN_LOCKED: "login refused (locked)",
+        LOGIN_UNLOCK: "login unlocked",
+    }[action]
     summary = f"{verb} for {name}" + (f" from {client}" if client else "") + (f": {reason}" if reason else "")
     with db.unit_of_work() as s:
-        audit.record(s, actor=who, action=action, entity_type=LOGIN_ENTITY, entity_id=name, summary=summary,
-                     after={"client": client, **({"reason": reason} if reason else {})})
+        audit.record(
+            s,
+            actor=who,
+            action=action,
+            entity_type=LOGIN_ENTITY,
+            entity_id=name,
+            summary=summary,
+            after={"client": client, **({"reason": reason} if reason else {})},
+        )
 
 
 def _throttle_or_refuse(db: Database, *, username: str, client: str | None, actor: Actor | None = None) -> None:
@@ -292,8 +372,7 @@ def _throttle_or_refuse(db: Database, *, username: str, client: str | None, acto
     if t.delay_seconds:
         _sleep(t.delay_seconds)
     if t.message:
-        _record_login_event(db, actor=actor, username=username, client=client, action=LOGIN_LOCKED,
-                            reason=t.message)
+        _record_login_event(db, actor=actor, username=username, client=client, action=LOGIN_LOCKED, reason=t.message)
         raise AccountLocked(t.message)
 
 
@@ -310,8 +389,9 @@ def unlock_login(db: Database, *, actor: Actor, username: str) -> None:
     name = _login_name((username or "").strip().lower())
     if name is None:
         raise ValidationError(f"{username!r} is not a user name")
-    _record_login_event(db, actor=actor, username=name, client=None, action=LOGIN_UNLOCK,
-                        reason=f"unlocked by {actor.username}")
+    _record_login_event(
+        db, actor=actor, username=name, client=None, action=LOGIN_UNLOCK, reason=f"unlocked by {actor.username}"
+    )
 
 
 def authenticate(db: Database, *, username: str, password: str, client: str | None = None) -> Actor:
@@ -342,8 +422,15 @@ def authenticate(db: Database, *, username: str, password: str, client: str | No
             u.password_hash = _hasher.hash(password)
         u.last_login_at = utcnow()
         actor = Actor(id=u.id, username=u.username, role=u.role)
-        audit.record(s, actor=actor, action=LOGIN_OK, entity_type=LOGIN_ENTITY, entity_id=username,
-                     summary=f"logged in{f' from {client}' if client else ''}", after={"client": client})
+        audit.record(
+            s,
+            actor=actor,
+            action=LOGIN_OK,
+            entity_type=LOGIN_ENTITY,
+            entity_id=username,
+            summary=f"logged in{f' from {client}' if client else ''}",
+            after={"client": client},
+        )
         return actor
 
 
@@ -362,8 +449,10 @@ def current_actor(db: Database, *, actor_id: int) -> Actor:
 
 def has_active_admin(db: Database) -> bool:
     with db.read() as s:
-        return s.exec(select(User.id).where(User.role == "admin", col(User.is_active).is_(True)).limit(1)).first() \
+        return (
+            s.exec(select(User.id).where(User.role == "admin", col(User.is_active).is_(True)).limit(1)).first()
             is not None
+        )
 
 
 def actor_for_email(db: Database, *, email: str) -> Actor:
@@ -402,12 +491,24 @@ def create_token(db: Database, *, actor: Actor, username: str, name: str = "") -
         if not u.is_active:
             raise ValidationError(f"{username} is deactivated")
         now = utcnow()
-        pat = PersonalAccessToken(user_id=u.id, name=name or "token", token_hash=_hash_token(token), prefix=token[:10],
-                                  created_at=now, expires_at=now + timedelta(days=get_settings().token_days))
+        pat = PersonalAccessToken(
+            user_id=u.id,
+            name=name or "token",
+            token_hash=_hash_token(token),
+            prefix=token[:10],
+            created_at=now,
+            expires_at=now + timedelta(days=get_settings().token_days),
+        )
         s.add(pat)
         s.flush()
-        audit.record(s, actor=actor, action="token.create", entity_type="user", entity_id=u.id,
-                     summary=f"personal access token {pat.prefix}… created for {username}")
+        audit.record(
+            s,
+            actor=actor,
+            action="token.create",
+            entity_type="user",
+            entity_id=u.id,
+            summary=f"personal access token {pat.prefix}… created for {username}",
+        )
     return token
 
 
@@ -418,8 +519,11 @@ def list_tokens(db: Database, *, actor: Actor, username: str) -> list[TokenPubli
         u = s.exec(select(User).where(User.username == username)).first()
         if u is None:
             raise NotFound(f"no user named {username!r}")
-        rows = s.exec(select(PersonalAccessToken).where(PersonalAccessToken.user_id == u.id)
-                      .order_by(col(PersonalAccessToken.id).desc())).all()
+        rows = s.exec(
+            select(PersonalAccessToken)
+            .where(PersonalAccessToken.user_id == u.id)
+            .order_by(col(PersonalAccessToken.id).desc())
+        ).all()
         return [TokenPublic.model_validate(r, from_attributes=True) for r in rows]
 
 
@@ -432,8 +536,14 @@ def revoke_token(db: Database, *, actor: Actor, token_id: int) -> None:
         if owner is None or owner.username != actor.username:
             require(actor, "user.manage")
         pat.revoked_at = utcnow()
-        audit.record(s, actor=actor, action="token.revoke", entity_type="user", entity_id=pat.user_id,
-                     summary=f"token {pat.prefix}… revoked")
+        audit.record(
+            s,
+            actor=actor,
+            action="token.revoke",
+            entity_type="user",
+            entity_id=pat.user_id,
+            summary=f"token {pat.prefix}… revoked",
+        )
 
 
 # last_used_at is written at most once a minute per token: every Hub API request checks its token, and a
@@ -453,10 +563,13 @@ def authenticate_token(db: Database, *, token: str) -> Actor:
     with db.read() as s:
         pat = s.exec(select(PersonalAccessToken).where(PersonalAccessToken.token_hash == _hash_token(token))).first()
         if pat is None:
-            raise AuthenticationFailed("the personal access token is unknown or revoked; create a new one on My account")
+            raise AuthenticationFailed(
+                "the personal access token is unknown or revoked; create a new one on My account"
+            )
         if pat.revoked_at is not None:
-            raise AuthenticationFailed(f"token revoked on {aware(pat.revoked_at):%Y-%m-%d %H:%M} UTC; "
-                                       "create a new one on My account")
+            raise AuthenticationFailed(
+                f"token revoked on {aware(pat.revoked_at):%Y-%m-%d %H:%M} UTC; create a new one on My account"
+            )
         expires = aware(pat.expires_at)
         if expires <= now:
             raise AuthenticationFailed(f"token expired on {expires:%Y-%m-%d}; create a new one on My account")
@@ -478,7 +591,9 @@ def token_info(db: Database, *, token: str) -> TokenPublic:
     with db.read() as s:
         pat = s.exec(select(PersonalAccessToken).where(PersonalAccessToken.token_hash == _hash_token(token))).first()
         if pat is None:
-            raise AuthenticationFailed("the personal access token is unknown or revoked; create a new one on My account")
+            raise AuthenticationFailed(
+                "the personal access token is unknown or revoked; create a new one on My account"
+            )
         return TokenPublic.model_validate(pat, from_attributes=True)
 
 
@@ -495,6 +610,11 @@ def bootstrap_admin_actor() -> Actor:
 
 
 __all__ = [
-    "PermissionDenied", "authenticate", "authenticate_token", "create_token", "create_user",
-    "list_users", "set_role",
+    "PermissionDenied",
+    "authenticate",
+    "authenticate_token",
+    "create_token",
+    "create_user",
+    "list_users",
+    "set_role",
 ]

@@ -20,6 +20,7 @@ How it stays fast and consistent across processes (several may run on one Postgr
   `RequestMetrics` (pure ASGI too) counts each answered request once. Routes are module-level (`router`);
   `Depends(_served(...))` resolves the deployment and checks the key, `Depends(get_state)` gives the state.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -137,12 +138,16 @@ class Metrics:
             self.latency_count[deployment] = self.latency_count.get(deployment, 0) + 1
 
     def render(self, *, pending: int, written: int) -> str:
-        lines = ["# HELP mlops_requests_total Scoring API requests by deployment, endpoint and HTTP status.",
-                 "# TYPE mlops_requests_total counter"]
+        lines = [
+            "# HELP mlops_requests_total Scoring API requests by deployment, endpoint and HTTP status.",
+            "# TYPE mlops_requests_total counter",
+        ]
         for (dep, ep, status), n in sorted(self.requests.items()):
             lines.append(f'mlops_requests_total{{deployment="{dep}",endpoint="{ep}",status="{status}"}} {n}')
-        lines += ["# HELP mlops_request_errors_total Scoring API requests answered with an error (4xx/5xx).",
-                  "# TYPE mlops_request_errors_total counter"]
+        lines += [
+            "# HELP mlops_request_errors_total Scoring API requests answered with an error (4xx/5xx).",
+            "# TYPE mlops_request_errors_total counter",
+        ]
         errors: dict[tuple[str, str], int] = {}
         for (dep, ep, status), n in self.requests.items():
             if status >= 400:
@@ -152,8 +157,10 @@ class Metrics:
         lines += ["# HELP mlops_predictions_total Records scored.", "# TYPE mlops_predictions_total counter"]
         for dep, n in sorted(self.records.items()):
             lines.append(f'mlops_predictions_total{{deployment="{dep}"}} {n}')
-        lines += ["# HELP mlops_request_latency_seconds Time to answer a predict request.",
-                  "# TYPE mlops_request_latency_seconds histogram"]
+        lines += [
+            "# HELP mlops_request_latency_seconds Time to answer a predict request.",
+            "# TYPE mlops_request_latency_seconds histogram",
+        ]
         for dep, b in sorted(self.buckets.items()):
             cum = 0
             for upper, n in zip(LATENCY_BUCKETS, b):
@@ -163,10 +170,14 @@ class Metrics:
             lines.append(f'mlops_request_latency_seconds_bucket{{deployment="{dep}",le="+Inf"}} {cum}')
             lines.append(f'mlops_request_latency_seconds_sum{{deployment="{dep}"}} {self.latency_sum[dep]:.6f}')
             lines.append(f'mlops_request_latency_seconds_count{{deployment="{dep}"}} {self.latency_count[dep]}')
-        lines += ["# HELP mlops_prediction_log_pending Prediction rows queued, not yet written.",
-                  "# TYPE mlops_prediction_log_pending gauge", f"mlops_prediction_log_pending {pending}",
-                  "# HELP mlops_prediction_log_written_total Prediction rows written by this process.",
-                  "# TYPE mlops_prediction_log_written_total counter", f"mlops_prediction_log_written_total {written}"]
+        lines += [
+            "# HELP mlops_prediction_log_pending Prediction rows queued, not yet written.",
+            "# TYPE mlops_prediction_log_pending gauge",
+            f"mlops_prediction_log_pending {pending}",
+            "# HELP mlops_prediction_log_written_total Prediction rows written by this process.",
+            "# TYPE mlops_prediction_log_written_total counter",
+            f"mlops_prediction_log_written_total {written}",
+        ]
         return "\n".join(lines) + "\n"
 
 
@@ -195,10 +206,14 @@ class ServingState:
         mv = registry.get_model_version(self.db, model_version_id).model_dump()
         model = deployments.load_model(self.db, model_version_id)
         schema = list(mv.get("input_schema") or [])
-        loaded = LoadedModel(model_version_id=model_version_id,
-                             label=f"{mv.get('model_name', 'model')} v{mv.get('version', model_version_id)}",
-                             model=model, validator=RecordValidator(schema), input_schema=schema,
-                             positive=positive_index(model))
+        loaded = LoadedModel(
+            model_version_id=model_version_id,
+            label=f"{mv.get('model_name', 'model')} v{mv.get('version', model_version_id)}",
+            model=model,
+            validator=RecordValidator(schema),
+            input_schema=schema,
+            positive=positive_index(model),
+        )
         loaded.fast = self._fast_path(loaded, mv)
         self.models[model_version_id] = loaded
         return loaded
@@ -228,8 +243,12 @@ class ServingState:
             dep_id, name, generation = row.id, row.name, row.generation
             mv_id, canary_id, share = row.model_version_id, row.canary_model_version_id, row.canary_share
             current = self.served.get(name)
-            if current is not None and current.generation == generation and current.id == dep_id \
-                    and not current.load_error:
+            if (
+                current is not None
+                and current.generation == generation
+                and current.id == dep_id
+                and not current.load_error
+            ):
                 served[name] = current
                 continue
             entry = Served(id=dep_id, name=name, generation=generation, champion=None)
@@ -292,9 +311,14 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
 # script, then fetches /openapi.json; only these two paths get a CSP that allows that.
 DOCS_PATHS = frozenset({"/docs", "/openapi.json"})
 DOCS_HEADERS: list[tuple[bytes, bytes]] = [
-    (k, b"default-src 'none'; script-src 'unsafe-inline' https://cdn.jsdelivr.net; "
+    (
+        k,
+        b"default-src 'none'; script-src 'unsafe-inline' https://cdn.jsdelivr.net; "
         b"style-src 'unsafe-inline' https://cdn.jsdelivr.net; img-src data: https://fastapi.tiangolo.com; "
-        b"connect-src 'self'; frame-ancestors 'none'") if k == b"content-security-policy" else (k, v)
+        b"connect-src 'self'; frame-ancestors 'none'",
+    )
+    if k == b"content-security-policy"
+    else (k, v)
     for k, v in SECURITY_HEADERS
 ]
 
@@ -361,8 +385,10 @@ def parse_body(body: bytes) -> tuple[Any, str | None]:
     if "depth limit" in why:
         return None, "the request body is nested too deeply; send {\"records\": [{column: value, ...}]}"
     if "UTF-8" in why or "surrogate" in why:
-        return None, ("the request body is not valid UTF-8 text (for example a lone surrogate such as \\ud800): "
-                      "send every string as UTF-8; characters outside the BMP as a surrogate pair")
+        return None, (
+            "the request body is not valid UTF-8 text (for example a lone surrogate such as \\ud800): "
+            "send every string as UTF-8; characters outside the BMP as a surrogate pair"
+        )
     try:
         doc = json.loads(body)
     except RecursionError:
@@ -370,8 +396,10 @@ def parse_body(body: bytes) -> tuple[Any, str | None]:
     except (ValueError, UnicodeDecodeError) as exc:
         return None, f"the request body is not valid JSON ({exc}); send {{\"records\": [{{...}}]}}"
     if _has_lone_surrogate(doc):
-        return None, ("the request body is not valid UTF-8 text (for example a lone surrogate such as \\ud800): "
-                      "send every string as UTF-8; characters outside the BMP as a surrogate pair")
+        return None, (
+            "the request body is not valid UTF-8 text (for example a lone surrogate such as \\ud800): "
+            "send every string as UTF-8; characters outside the BMP as a surrogate pair"
+        )
     return doc, None
 
 
@@ -404,9 +432,12 @@ def _served(endpoint: str):
             raise _Refused(404, f"no deployment named {name!r}, or your key is not for it")
         header = request.headers.get("authorization", "")
         if header[:7].lower() != "bearer " or state.keys.get(hash_key(header[7:].strip())) != served.id:
-            raise _Refused(401, f"a valid API key for {name!r} is required: send the header "
-                                "'Authorization: Bearer <key>' (create one with `python -m mlops_core apikey "
-                                f"create --deployment {name}`)")
+            raise _Refused(
+                401,
+                f"a valid API key for {name!r} is required: send the header "
+                "'Authorization: Bearer <key>' (create one with `python -m mlops_core apikey "
+                f"create --deployment {name}`)",
+            )
         return served
 
     return dependency
@@ -438,8 +469,9 @@ class RequestMetrics:
         if tag is not None and status:
             state: ServingState = scope["app"].state.serving
             endpoint, name = tag
-            state.metrics.observe(_label(state, name), endpoint, status, time.perf_counter() - started,
-                                  scope.get("mlops.records", 0))
+            state.metrics.observe(
+                _label(state, name), endpoint, status, time.perf_counter() - started, scope.get("mlops.records", 0)
+            )
 
 
 router = APIRouter()
@@ -454,16 +486,22 @@ async def _read_json(request: Request) -> tuple[Any, JSONResponse | None]:
         except ValueError:
             return None, _error(400, "the Content-Length header is not a number")
         if n > max_bytes:
-            return None, _error(413, f"the request body is {n:,} bytes; the limit is {max_bytes:,} bytes "
-                                     "(MLOPS_MAX_REQUEST_BYTES): send fewer records per request")
+            return None, _error(
+                413,
+                f"the request body is {n:,} bytes; the limit is {max_bytes:,} bytes "
+                "(MLOPS_MAX_REQUEST_BYTES): send fewer records per request",
+            )
         body = await request.body()
     else:
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > max_bytes:
-                return None, _error(413, f"the request body is over the limit of {max_bytes:,} bytes "
-                                         "(MLOPS_MAX_REQUEST_BYTES): send fewer records per request")
+                return None, _error(
+                    413,
+                    f"the request body is over the limit of {max_bytes:,} bytes "
+                    "(MLOPS_MAX_REQUEST_BYTES): send fewer records per request",
+                )
             chunks.append(chunk)
         body = b"".join(chunks)
     if not body:
@@ -473,11 +511,20 @@ async def _read_json(request: Request) -> tuple[Any, JSONResponse | None]:
 
 
 def _log_error(state: ServingState, served: Served, started: float, status: int, message: str) -> None:
-    state.writer.put([prediction_row(
-        request_id=uuid.uuid4().hex, deployment_id=served.id,
-        model_version_id=served.champion.model_version_id if served.champion else None, inputs=None,
-        prediction=None, latency_ms=(time.perf_counter() - started) * 1000, status="error",
-        error=f"{status}: {message}")])
+    state.writer.put(
+        [
+            prediction_row(
+                request_id=uuid.uuid4().hex,
+                deployment_id=served.id,
+                model_version_id=served.champion.model_version_id if served.champion else None,
+                inputs=None,
+                prediction=None,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                status="error",
+                error=f"{status}: {message}",
+            )
+        ]
+    )
 
 
 @router.get("/healthz")
@@ -486,8 +533,9 @@ async def healthz():
 
 
 @router.post("/v1/deployments/{name}/predict")
-async def predict(name: str, request: Request, served: Served = Depends(_served("predict")),
-                  state: ServingState = Depends(get_state)):
+async def predict(
+    name: str, request: Request, served: Served = Depends(_served("predict")), state: ServingState = Depends(get_state)
+):
     started = time.perf_counter()
     payload, err = await _read_json(request)
     if err is None:
@@ -515,20 +563,34 @@ async def predict(name: str, request: Request, served: Served = Depends(_served(
     n = len(records)
     per = latency / n
     if n == 1:
-        rows = [prediction_row(request_id=rid, deployment_id=served.id,
-                               model_version_id=serving.model_version_id, inputs=records[0],
-                               prediction=preds[0], latency_ms=latency,
-                               shadow_model_version_id=champion.model_version_id if use_canary else None,
-                               shadow_prediction=shadow[0] if use_canary else None,
-                               score=scores[0] if scores is not None else None)]
+        rows = [
+            prediction_row(
+                request_id=rid,
+                deployment_id=served.id,
+                model_version_id=serving.model_version_id,
+                inputs=records[0],
+                prediction=preds[0],
+                latency_ms=latency,
+                shadow_model_version_id=champion.model_version_id if use_canary else None,
+                shadow_prediction=shadow[0] if use_canary else None,
+                score=scores[0] if scores is not None else None,
+            )
+        ]
     else:
-        rows = [prediction_row(request_id=f"{rid}.{i}", deployment_id=served.id,
-                               model_version_id=serving.model_version_id, inputs=rec, prediction=p,
-                               latency_ms=per,
-                               shadow_model_version_id=champion.model_version_id if use_canary else None,
-                               shadow_prediction=shadow[i] if use_canary else None,
-                               score=scores[i] if scores is not None else None)
-                for i, (rec, p) in enumerate(zip(records, preds))]
+        rows = [
+            prediction_row(
+                request_id=f"{rid}.{i}",
+                deployment_id=served.id,
+                model_version_id=serving.model_version_id,
+                inputs=rec,
+                prediction=p,
+                latency_ms=per,
+                shadow_model_version_id=champion.model_version_id if use_canary else None,
+                shadow_prediction=shadow[i] if use_canary else None,
+                score=scores[i] if scores is not None else None,
+            )
+            for i, (rec, p) in enumerate(zip(records, preds))
+        ]
     state.writer.put(rows)
     request.scope["mlops.records"] = n
     body = {"predictions": preds, "model_version": serving.label, "request_id": rid}
@@ -540,8 +602,9 @@ async def predict(name: str, request: Request, served: Served = Depends(_served(
 
 
 @router.post("/v1/deployments/{name}/feedback")
-async def feedback(request: Request, served: Served = Depends(_served("feedback")),
-                   state: ServingState = Depends(get_state)):
+async def feedback(
+    request: Request, served: Served = Depends(_served("feedback")), state: ServingState = Depends(get_state)
+):
     payload, err = await _read_json(request)
     if err is None and (not isinstance(payload, dict) or "labels" not in payload):
         err = _error(400, 'send {"labels": [{"request_id": "...", "label": ...}, ...]}')
@@ -561,9 +624,11 @@ async def feedback(request: Request, served: Served = Depends(_served("feedback"
 @router.get("/v1/deployments/{name}")
 async def describe(served: Served = Depends(_served("describe"))):
     champion = served.champion
-    return {"name": served.name,
-            "model_version": champion.label if champion else None,
-            "input_schema": champion.input_schema if champion else []}
+    return {
+        "name": served.name,
+        "model_version": champion.label if champion else None,
+        "input_schema": champion.input_schema if champion else [],
+    }
 
 
 @router.get("/metrics")
@@ -574,13 +639,21 @@ async def metrics(request: Request, state: ServingState = Depends(get_state)):
         header = request.headers.get("authorization", "")
         given = header[7:].strip() if header[:7].lower() == "bearer " else ""
         if not hmac.compare_digest(given.encode(), metrics_token.encode()):
-            return _error(401, "/metrics needs the header 'Authorization: Bearer <MLOPS_METRICS_TOKEN>'",
-                          headers={"WWW-Authenticate": "Bearer"})
+            return _error(
+                401,
+                "/metrics needs the header 'Authorization: Bearer <MLOPS_METRICS_TOKEN>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
     elif not _loopback(request.client.host if request.client else None):
-        return _error(403, "/metrics answers only local clients (127.0.0.1, ::1) unless MLOPS_METRICS_TOKEN is "
-                           "set; set it and scrape with 'Authorization: Bearer <token>'")
-    return PlainTextResponse(state.metrics.render(pending=state.writer.pending, written=state.writer.written),
-                             media_type="text/plain; version=0.0.4; charset=utf-8")
+        return _error(
+            403,
+            "/metrics answers only local clients (127.0.0.1, ::1) unless MLOPS_METRICS_TOKEN is "
+            "set; set it and scrape with 'Authorization: Bearer <token>'",
+        )
+    return PlainTextResponse(
+        state.metrics.render(pending=state.writer.pending, written=state.writer.written),
+        media_type="text/plain; version=0.0.4; charset=utf-8",
+    )
 
 
 async def _refused(_request: Request, exc: _Refused) -> Response:
@@ -597,8 +670,11 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
         key = (_label(state, parts[2]) if api else "-", endpoint if endpoint in ENDPOINTS else "other", 500)
         state.metrics.requests[key] = state.metrics.requests.get(key, 0) + 1
     # Starlette answers this handler outside the middleware stack: add the security headers here.
-    return _error(500, f"internal error: {type(exc).__name__}; see the service log",
-                  headers={k.decode(): v.decode() for k, v in SECURITY_HEADERS})
+    return _error(
+        500,
+        f"internal error: {type(exc).__name__}; see the service log",
+        headers={k.decode(): v.decode() for k, v in SECURITY_HEADERS},
+    )
 
 
 def create_app(database_url: str | None = None, *, poll_seconds: float = POLL_SECONDS) -> FastAPI:
@@ -616,8 +692,14 @@ def create_app(database_url: str | None = None, *, poll_seconds: float = POLL_SE
             # Clean shutdown: write every queued prediction before the process exits.
             state.stop()
 
-    app = FastAPI(title="MLOps Hub API", version="1", lifespan=lifespan, docs_url="/docs", redoc_url=None,
-                  openapi_url="/openapi.json")
+    app = FastAPI(
+        title="MLOps Hub API",
+        version="1",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
     app.state.limits = get_settings()  # read once, when the app is built
     app.include_router(router)
     # The Hub API (/api/v1): one include per resource module.
@@ -651,8 +733,11 @@ def _check_payload(payload: Any, served: Served, max_records: int) -> JSONRespon
         return _error(400, f"unexpected fields in the body: {', '.join(map(str, extra))}; send only \"records\"")
     records = payload["records"]
     if isinstance(records, list) and len(records) > max_records:
-        return _error(413, f"{len(records):,} records in one request; the limit is {max_records:,} "
-                           "(MLOPS_MAX_RECORDS): split them over several requests")
+        return _error(
+            413,
+            f"{len(records):,} records in one request; the limit is {max_records:,} "
+            "(MLOPS_MAX_RECORDS): split them over several requests",
+        )
     problems = served.champion.validator.problems(records)
     if problems:
         return _error(400, "; ".join(problems))
@@ -661,4 +746,3 @@ def _check_payload(payload: Any, served: Served, max_records: int) -> JSONRespon
         if problems:
             return _error(400, "; ".join(problems))
     return None
-

@@ -7,6 +7,7 @@ then costs one pass over its values. Messages name the bad columns and say what 
 Model input mirrors `mlops_core.ml.training.prepare_features`: booleans, categories and text are given
 to the pipeline as text, numbers as floats, JSON null as a missing value (the pipeline imputes it).
 """
+
 from __future__ import annotations
 
 import math
@@ -41,11 +42,15 @@ def is_valid_text(value: str) -> bool:
 def text_problem(name: str, value: str, max_length: int) -> str | None:
     """Why a text value is refused (too long, or not valid UTF-8), or None."""
     if len(value) > max_length:
-        return (f"column `{name}` is {len(value):,} characters long; the limit is {max_length:,} "
-                "(MLOPS_MAX_STRING_LENGTH): send the value, not a document")
+        return (
+            f"column `{name}` is {len(value):,} characters long; the limit is {max_length:,} "
+            "(MLOPS_MAX_STRING_LENGTH): send the value, not a document"
+        )
     if not is_valid_text(value):
-        return (f"column `{name}` is not valid UTF-8 text (it contains a lone surrogate such as \\ud800): "
-                "send the text as UTF-8, or a surrogate pair for characters outside the BMP")
+        return (
+            f"column `{name}` is not valid UTF-8 text (it contains a lone surrogate such as \\ud800): "
+            "send the text as UTF-8, or a surrogate pair for characters outside the BMP"
+        )
     return None
 
 
@@ -123,8 +128,11 @@ class RecordValidator:
                 keys = rec.keys()
                 if keys != names:
                     missing = [n for n in self.names if n not in rec]
-                    extra = sorted(_describe(k)[1:-1] if isinstance(k, str) and not is_valid_text(k) else str(k)[:60]
-                                   for k in keys if k not in names)
+                    extra = sorted(
+                        _describe(k)[1:-1] if isinstance(k, str) and not is_valid_text(k) else str(k)[:60]
+                        for k in keys
+                        if k not in names
+                    )
                     if missing:
                         out.append(f"record {i}: missing columns: {', '.join(missing)}")
                     if extra:
@@ -133,13 +141,24 @@ class RecordValidator:
                     if name in types and value is not None:
                         # Fast accept of the common, well-typed case before the detailed check.
                         kind = types[name]
-                        if kind == "number" and type(value) in (int, float) and (
-                                math.isfinite(value) if type(value) is float else -MAX_FLOAT_INT <= value <= MAX_FLOAT_INT):
+                        if (
+                            kind == "number"
+                            and type(value) in (int, float)
+                            and (
+                                math.isfinite(value)
+                                if type(value) is float
+                                else -MAX_FLOAT_INT <= value <= MAX_FLOAT_INT
+                            )
+                        ):
                             continue
                         # Unseen categories are accepted (they are what drift monitoring measures); only
                         # overlong text and text that is not UTF-8 is refused.
-                        if kind in ("string", "category") and type(value) is str and len(value) <= max_len \
-                                and (value.isascii() or is_valid_text(value)):
+                        if (
+                            kind in ("string", "category")
+                            and type(value) is str
+                            and len(value) <= max_len
+                            and (value.isascii() or is_valid_text(value))
+                        ):
                             continue
                         problem = self._value_problem(name, value)
                         if problem:
@@ -189,15 +208,21 @@ class RecordValidator:
                 bad = col.notna() & values.isna()
                 if bad.any():
                     first = col[bad].iloc[0]
-                    raise InputError(f"column `{name}` must be numeric; {int(bad.sum())} values are not "
-                                     f"(first: {_describe(first)} in row {int(np.flatnonzero(bad.to_numpy())[0])})")
+                    raise InputError(
+                        f"column `{name}` must be numeric; {int(bad.sum())} values are not "
+                        f"(first: {_describe(first)} in row {int(np.flatnonzero(bad.to_numpy())[0])})"
+                    )
                 arr = values.to_numpy(dtype=float)
                 if np.isinf(arr).any():
                     raise InputError(f"column `{name}` contains infinite values; remove or blank them")
                 out[name] = arr
             else:
-                out[name] = col.astype(object).where(col.notna(), np.nan).map(
-                    lambda v: v if v is np.nan or v is None else str(v)).to_numpy(dtype=object)
+                out[name] = (
+                    col.astype(object)
+                    .where(col.notna(), np.nan)
+                    .map(lambda v: v if v is np.nan or v is None else str(v))
+                    .to_numpy(dtype=object)
+                )
         return pd.DataFrame(out, columns=self.names)
 
 

@@ -4,6 +4,7 @@ free port against a migrated test database holding the five role users and a per
 
 `hub` is module-scoped (one process per test module and leg) and runs on SQLite and, when the Postgres leg
 is on (tests/conftest.py), on a Postgres database of its own, dropped afterwards."""
+
 from __future__ import annotations
 
 import os
@@ -60,8 +61,12 @@ def _pg_create(name: str) -> str:
 def _pg_drop(name: str) -> None:
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
-        c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n "
-                       "AND pid <> pg_backend_pid()"), {"n": name})
+        c.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n AND pid <> pg_backend_pid()"
+            ),
+            {"n": name},
+        )
         c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
     admin.dispose()
 
@@ -85,8 +90,10 @@ def hub(request, tmp_path_factory):
     try:
         upgrade_schema(db)
         people = make_people(db)
-        tokens = {role: users.create_token(db, actor=actor, username=actor.username, name=f"{role} tests")
-                  for role, actor in people.items()}
+        tokens = {
+            role: users.create_token(db, actor=actor, username=actor.username, name=f"{role} tests")
+            for role, actor in people.items()
+        }
         env = dict(os.environ)
         port = _free_port()
         proc = start_service(env, port)

@@ -1,6 +1,7 @@
 """A Hub API served by uvicorn in a thread of the test process, on the function-scoped `db` fixture's database,
 for tests outside tests/api that drive the tracking SDK (which talks HTTP only). Tests of the API itself use
 the `hub` fixture (a separate `serve` process)."""
+
 from __future__ import annotations
 
 import socket
@@ -21,8 +22,11 @@ def hub_in_thread(database_url: str) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(database_url, poll_seconds=60), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(database_url, poll_seconds=60), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        )
+    )
     thread = threading.Thread(target=server.run, name="hub-in-thread", daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"

@@ -2,6 +2,7 @@
 revoke that takes effect on the very next request), role checks identical to the UI (a business token cannot
 deploy, an ops token can), 404 for unknown ids, pagination, 400/409 for bad input, an audit row under the
 token's user for every write, and the OpenAPI docs. Runs on SQLite and Postgres (tests/api/conftest.py)."""
+
 from __future__ import annotations
 
 import httpx
@@ -23,8 +24,13 @@ def world(hub):
 
 
 def _audit(hub, *, username: str, action: str, entity_id=None) -> list:
-    return audit.list_events(hub.db, actor=SYSTEM, username=username, action=action,
-                             entity_id=str(entity_id) if entity_id is not None else None).events
+    return audit.list_events(
+        hub.db,
+        actor=SYSTEM,
+        username=username,
+        action=action,
+        entity_id=str(entity_id) if entity_id is not None else None,
+    ).events
 
 
 def _ui_refusal(actor: Actor, action: str) -> str:
@@ -35,6 +41,7 @@ def _ui_refusal(actor: Actor, action: str) -> str:
 
 
 # --- tokens --------------------------------------------------------------------------------------------
+
 
 def test_a_request_without_a_token_is_refused_with_how_to_get_one(hub, api):
     r = api(None).get("/me")
@@ -50,8 +57,10 @@ def test_a_request_without_a_token_is_refused_with_how_to_get_one(hub, api):
 def test_a_wrong_token_is_refused(hub):
     r = hub.client("mlh_not-a-real-token").get("/use-cases")
     assert r.status_code == 401
-    assert r.json() == {"detail": "the personal access token is unknown or revoked; create a new one on My account",
-                        "error": "unauthenticated"}
+    assert r.json() == {
+        "detail": "the personal access token is unknown or revoked; create a new one on My account",
+        "error": "unauthenticated",
+    }
 
 
 def test_an_expired_token_is_refused_with_its_expiry_date(hub, monkeypatch):
@@ -62,8 +71,11 @@ def test_an_expired_token_is_refused_with_its_expiry_date(hub, monkeypatch):
     finally:
         monkeypatch.delenv("MLOPS_TOKEN_DAYS")
         reload_settings()
-    expiry = next(t.expires_at for t in users.list_tokens(hub.db, actor=hub.people["ops"], username="omar")
-                  if t.name == "short-lived")
+    expiry = next(
+        t.expires_at
+        for t in users.list_tokens(hub.db, actor=hub.people["ops"], username="omar")
+        if t.name == "short-lived"
+    )
     r = hub.client(token).get("/me")
     assert r.status_code == 401
     assert r.json()["detail"] == f"token expired on {expiry:%Y-%m-%d}; create a new one on My account"
@@ -74,8 +86,11 @@ def test_a_new_token_expires_after_the_configured_days_and_me_says_so(hub, api):
     assert r.status_code == 200, r.text
     me = r.json()
     assert (me["username"], me["role"]) == ("sara", "data_scientist")
-    stored = next(t for t in users.list_tokens(hub.db, actor=hub.people["data_scientist"], username="sara")
-                  if t.prefix == me["token"]["prefix"])
+    stored = next(
+        t
+        for t in users.list_tokens(hub.db, actor=hub.people["data_scientist"], username="sara")
+        if t.prefix == me["token"]["prefix"]
+    )
     assert (stored.expires_at - stored.created_at).days == 90
     assert me["token"]["expires_at"].startswith(f"{stored.expires_at:%Y-%m-%d}")
 
@@ -84,8 +99,9 @@ def test_a_revoked_token_is_refused_on_the_very_next_request(hub):
     token = users.create_token(hub.db, actor=hub.people["business"], username="alice", name="to revoke")
     client = hub.client(token)
     assert client.get("/me").status_code == 200
-    tid = next(t.id for t in users.list_tokens(hub.db, actor=hub.people["business"], username="alice")
-               if t.name == "to revoke")
+    tid = next(
+        t.id for t in users.list_tokens(hub.db, actor=hub.people["business"], username="alice") if t.name == "to revoke"
+    )
     users.revoke_token(hub.db, actor=hub.people["business"], token_id=tid)
     r = client.get("/me")
     assert r.status_code == 401
@@ -95,6 +111,7 @@ def test_a_revoked_token_is_refused_on_the_very_next_request(hub):
 
 
 # --- use cases and KPIs ---------------------------------------------------------------------------------
+
 
 def test_use_case_writes_go_through_the_service_and_leave_audit_rows_under_the_token_user(hub, api):
     alice = api("business")
@@ -111,12 +128,15 @@ def test_use_case_writes_go_through_the_service_and_leave_audit_rows_under_the_t
     assert usecases.get_use_case(hub.db, use_case_id=uc["id"]).objectives == "Cut losses."
     r = alice.post(f"/use-cases/{uc['id']}/transitions", json={"to_status": "approved", "note": "go"})
     assert r.status_code == 200 and r.json()["status"] == "approved", r.text
-    r = alice.post(f"/use-cases/{uc['id']}/kpis", json={"kind": "business", "name": "Losses", "direction": "<=",
-                                                        "target": 1000, "unit": "EUR"})
+    r = alice.post(
+        f"/use-cases/{uc['id']}/kpis",
+        json={"kind": "business", "name": "Losses", "direction": "<=", "target": 1000, "unit": "EUR"},
+    )
     assert r.status_code == 201, r.text
     kpi = r.json()
-    r = alice.post(f"/use-cases/{uc['id']}/kpis/{kpi['id']}/readings",
-                   json={"value": 1200, "measured_on": "2026-01-31"})
+    r = alice.post(
+        f"/use-cases/{uc['id']}/kpis/{kpi['id']}/readings", json={"value": 1200, "measured_on": "2026-01-31"}
+    )
     assert r.status_code == 201, r.text
     readings = alice.get(f"/use-cases/{uc['id']}/kpis/{kpi['id']}/readings").json()
     assert [x["value"] for x in readings["items"]] == [1200.0] and readings["next_offset"] is None
@@ -128,8 +148,10 @@ def test_use_case_writes_go_through_the_service_and_leave_audit_rows_under_the_t
 def test_a_data_scientist_token_cannot_create_a_use_case_with_the_ui_sentence(hub, api):
     r = api("data_scientist").post("/use-cases", json={"title": "Not mine to create"})
     assert r.status_code == 403
-    assert r.json() == {"detail": _ui_refusal(hub.people["data_scientist"], "usecase.write"),
-                        "error": "permission_denied"}
+    assert r.json() == {
+        "detail": _ui_refusal(hub.people["data_scientist"], "usecase.write"),
+        "error": "permission_denied",
+    }
     assert usecases.list_use_cases(hub.db, search="not mine").total == 0
 
 
@@ -141,8 +163,9 @@ def test_bad_input_is_a_400_with_a_sentence_never_a_500(hub, api):
         alice.post("/use-cases", json=["not", "an", "object"]),
         alice.post("/use-cases", content=b"{not json", headers={"content-type": "application/json"}),
         alice.patch(f"/use-cases/{uc['id']}", json={"title": "no version"}),
-        alice.post(f"/use-cases/{uc['id']}/kpis", json={"kind": "business", "name": "N", "direction": ">=",
-                                                        "target": "lots"}),
+        alice.post(
+            f"/use-cases/{uc['id']}/kpis", json={"kind": "business", "name": "N", "direction": ">=", "target": "lots"}
+        ),
         alice.post(f"/use-cases/{uc['id']}/transitions", json={"to_status": "flying"}),
         alice.get("/use-cases", params={"limit": 0}),
         alice.get("/use-cases/not-a-number"),
@@ -166,11 +189,22 @@ def test_lists_are_paginated_with_next_offset(hub, api):
     assert sorted(titles) == ["Paged 0", "Paged 1", "Paged 2"]
 
 
-@pytest.mark.parametrize("path", ["/use-cases/999999", "/use-cases/999999/kpis", "/use-cases/999999/history",
-                                  "/deployments/no-such-endpoint", "/deployments/no-such-endpoint/history",
-                                  "/deployment-requests/999999", "/monitoring/deployments/no-such-endpoint",
-                                  "/monitoring/alerts/999999", "/monitoring/checks/999999", "/jobs/999999",
-                                  "/no-such-route"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/use-cases/999999",
+        "/use-cases/999999/kpis",
+        "/use-cases/999999/history",
+        "/deployments/no-such-endpoint",
+        "/deployments/no-such-endpoint/history",
+        "/deployment-requests/999999",
+        "/monitoring/deployments/no-such-endpoint",
+        "/monitoring/alerts/999999",
+        "/monitoring/checks/999999",
+        "/jobs/999999",
+        "/no-such-route",
+    ],
+)
 def test_unknown_ids_are_a_404_with_a_sentence(api, path):
     r = api("ops").get(path)
     assert r.status_code == 404, r.text
@@ -186,6 +220,7 @@ def test_a_kpi_of_another_use_case_is_not_found_under_this_one(hub, api, world):
 
 # --- deployments ----------------------------------------------------------------------------------------
 
+
 def test_business_cannot_deploy_but_ops_can_and_the_move_is_audited_under_ops(hub, api, world):
     sara, alice, omar = api("data_scientist"), api("business"), api("ops")
     r = sara.post("/deployments/api-churn/requests", json={"model": "churn-model:1", "note": "first"})
@@ -195,8 +230,12 @@ def test_business_cannot_deploy_but_ops_can_and_the_move_is_audited_under_ops(hu
     status = omar.get("/deployments/api-churn").json()
     assert [p["id"] for p in status["pending_requests"]] == [req["id"]]
     assert {g["gate"] for g in status["pending_requests"][0]["gates"]} >= {"business_signoff", "kpis_met"}
-    collab.decide_signoff(hub.db, actor=hub.people["business"], approve=True,
-                          signoff_id=collab.signoffs_for(hub.db, "model_version", world.versions[0])[0].id)
+    collab.decide_signoff(
+        hub.db,
+        actor=hub.people["business"],
+        approve=True,
+        signoff_id=collab.signoffs_for(hub.db, "model_version", world.versions[0])[0].id,
+    )
     deployments.set_regression_tolerance(hub.db, actor=hub.people["ops"], deployment_name="api-churn", tolerance=1.0)
 
     refused = alice.post(f"/deployment-requests/{req['id']}/deploy")
@@ -216,11 +255,13 @@ def test_business_cannot_deploy_but_ops_can_and_the_move_is_audited_under_ops(hu
 def test_a_model_can_be_requested_by_alias_and_a_bad_reference_says_how_to_write_it(hub, api, world):
     from mlops_core.services import registry
 
-    registry.set_alias(hub.db, actor=hub.people["data_scientist"], model_name="churn-model", alias="challenger",
-                       version=2)
+    registry.set_alias(
+        hub.db, actor=hub.people["data_scientist"], model_name="churn-model", alias="challenger", version=2
+    )
     sara = api("data_scientist")
-    r = sara.post("/deployments/api-staging/requests", json={"model": "churn-model@challenger",
-                                                             "environment": "staging"})
+    r = sara.post(
+        "/deployments/api-staging/requests", json={"model": "churn-model@challenger", "environment": "staging"}
+    )
     assert r.status_code == 201, r.text
     assert r.json()["model_version_id"] == world.versions[1]
     bad = sara.post("/deployments/api-staging/requests", json={"model": "churn-model v2"})
@@ -234,8 +275,12 @@ def test_rollback_needs_ops_and_returns_to_the_previous_version(hub, api, world)
     sara, omar = api("data_scientist"), api("ops")
     assert omar.get("/deployments/api-churn").json()["deployment"]["model_version_id"] == world.versions[0]
     req = sara.post("/deployments/api-churn/requests", json={"model_version_id": world.versions[1]}).json()
-    collab.decide_signoff(hub.db, actor=hub.people["business"], approve=True,
-                          signoff_id=collab.signoffs_for(hub.db, "model_version", world.versions[1])[0].id)
+    collab.decide_signoff(
+        hub.db,
+        actor=hub.people["business"],
+        approve=True,
+        signoff_id=collab.signoffs_for(hub.db, "model_version", world.versions[1])[0].id,
+    )
     r = omar.post(f"/deployment-requests/{req['id']}/deploy")
     assert r.status_code == 200 and r.json()["model_version_id"] == world.versions[1], r.text
 
@@ -252,6 +297,7 @@ def test_rollback_needs_ops_and_returns_to_the_previous_version(hub, api, world)
 
 
 # --- monitoring and jobs --------------------------------------------------------------------------------
+
 
 def test_check_now_gives_a_job_that_can_be_followed_and_cancelled_by_ops_only(hub, api):
     omar, alice = api("ops"), api("business")
@@ -277,8 +323,14 @@ def test_monitoring_summary_and_alerts_ack_and_resolve(hub, api):
     assert summary["deployment"] == "api-churn" and summary["status"]["deployment"] == "api-churn"
     assert summary["latest_check"] is None and summary["kpis"] == []
     with hub.db.unit_of_work() as s:  # an alert as a monitor check would raise it
-        a = Alert(kind="drift", severity="warning", title="Drift on api-churn", deployment_name="api-churn",
-                  dedupe_key="api-test-drift", open_key="api-test-drift")
+        a = Alert(
+            kind="drift",
+            severity="warning",
+            title="Drift on api-churn",
+            deployment_name="api-churn",
+            dedupe_key="api-test-drift",
+            open_key="api-test-drift",
+        )
         s.add(a)
         s.flush()
         alert_id = a.id
@@ -295,6 +347,7 @@ def test_monitoring_summary_and_alerts_ack_and_resolve(hub, api):
 
 
 # --- docs -----------------------------------------------------------------------------------------------
+
 
 def test_the_openapi_docs_answer_and_only_they_get_a_relaxed_csp(hub):
     docs = httpx.get(f"{hub.url}/docs")

@@ -6,6 +6,7 @@ The workload (tests/api/mlflow_scripts/workload.py) runs once per database leg: 
 use case through MLflow's experiments/create, a data scientist's token runs autolog (cloudpickle and skops),
 log_model, register_model, set_registered_model_alias, load_model("models:/NAME@ALIAS"), search_runs with
 order_by and get_metric_history (the script itself asserts what the client sees)."""
+
 from __future__ import annotations
 
 import json
@@ -63,10 +64,18 @@ def workload(hub, mlflow_python):
     created = mlflow_api(hub, "business").post("/api/2.0/mlflow/experiments/create", json={"name": EXP})
     assert created.status_code == 200, created.text
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ARTIFACT_ROOT")}
-    env.update(QUIET, MLFLOW_TRACKING_URI=hub.url, MLFLOW_TRACKING_TOKEN=hub.tokens["data_scientist"],
-               EXP_NAME=EXP, MODEL_NAME=MODEL, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", PYTHONWARNINGS="ignore")
-    proc = subprocess.run([str(mlflow_python), str(SCRIPT)], env=env, cwd=SCRIPT.parent, capture_output=True,
-                          text=True, timeout=900)
+    env.update(
+        QUIET,
+        MLFLOW_TRACKING_URI=hub.url,
+        MLFLOW_TRACKING_TOKEN=hub.tokens["data_scientist"],
+        EXP_NAME=EXP,
+        MODEL_NAME=MODEL,
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
+        PYTHONWARNINGS="ignore",
+    )
+    proc = subprocess.run(
+        [str(mlflow_python), str(SCRIPT)], env=env, cwd=SCRIPT.parent, capture_output=True, text=True, timeout=900
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-6000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -75,8 +84,10 @@ def workload(hub, mlflow_python):
 
 # --- the workload, read back through the Hub's services --------------------------------------------------
 
+
 def test_runs_logged_by_the_mlflow_client_are_hub_runs_of_the_use_case_with_their_params_metrics_and_files(
-        hub, workload):
+    hub, workload
+):
     manual = experiments.get_run(hub.db, int(workload["manual"]))
     assert manual.use_case_id == int(workload["experiment_id"])
     assert manual.name == "manual" and manual.status == "finished"
@@ -92,7 +103,9 @@ def test_runs_logged_by_the_mlflow_client_are_hub_runs_of_the_use_case_with_thei
     autolog = experiments.get_run(hub.db, int(workload["autolog"]))
     assert autolog.params["C"] == "0.7" and "training_accuracy_score" in autolog.all_metrics
     # the metrics MLflow re-logs to link them to the logged model are not stored twice
-    assert len(experiments.metric_history(hub.db, autolog.id, "training_accuracy_score")["training_accuracy_score"]) == 1
+    assert (
+        len(experiments.metric_history(hub.db, autolog.id, "training_accuracy_score")["training_accuracy_score"]) == 1
+    )
 
     logged = experiments.get_run(hub.db, int(workload["log_model"]))
     assert logged.model_artifact_key.endswith(f"{workload['model_id']}/model.skops")
@@ -113,11 +126,13 @@ def test_the_alias_resolves_to_the_logged_model_and_the_hub_loads_it_to_predict_
 def test_search_runs_order_by_a_metric_and_get_metric_history_work_from_the_client(workload):
     assert "history [(0, 1.0), (1, 0.5)" in workload["out"]
     table = workload["out"].split("metrics.acc", 1)[1].splitlines()[1:3]
-    assert table[0].split()[1:] == [workload["log_model"], "0.97"] and table[1].split()[1:] == [workload["manual"], "0.50"]
+    assert table[0].split()[1:] == [workload["log_model"], "0.97"] and table[1].split()[1:] == [
+        workload["manual"],
+        "0.50",
+    ]
 
 
-def test_a_pickle_model_from_autolog_is_registered_but_never_loaded_and_its_deployment_gate_says_why(
-        hub, workload):
+def test_a_pickle_model_from_autolog_is_registered_but_never_loaded_and_its_deployment_gate_says_why(hub, workload):
     pickled = registry.resolve_version(hub.db, model_name=MODEL, version=int(workload["versions"][1]))
     assert pickled.run_id == int(workload["autolog"]) and pickled.artifact_key.endswith("model.pkl")
     with pytest.raises(ValidationError, match="pickle"):
@@ -129,20 +144,29 @@ def test_a_pickle_model_from_autolog_is_registered_but_never_loaded_and_its_depl
 
 def test_the_client_gets_mlflow_errors_for_nan_bad_ids_unknown_aliases_unserved_routes_and_a_wrong_token(workload):
     out = workload["out"]
-    for line in ("NaN metric: RestException INVALID_PARAMETER_VALUE", "string run id: RestException INVALID_PARAMETER",
-                 "unknown run: RestException RESOURCE_DOES_NOT_EXIST", "unknown alias: RestException RESOURCE_DOES_NOT",
-                 "unimplemented route: RestException ENDPOINT_NOT_FOUND", "wrong token: RestException UNAUTHENTICATED",
-                 "explicit create: PERMISSION_DENIED"):
+    for line in (
+        "NaN metric: RestException INVALID_PARAMETER_VALUE",
+        "string run id: RestException INVALID_PARAMETER",
+        "unknown run: RestException RESOURCE_DOES_NOT_EXIST",
+        "unknown alias: RestException RESOURCE_DOES_NOT",
+        "unimplemented route: RestException ENDPOINT_NOT_FOUND",
+        "wrong token: RestException UNAUTHENTICATED",
+        "explicit create: PERMISSION_DENIED",
+    ):
         assert line in out, line
 
 
 # --- refusals over plain HTTP (no client needed) -----------------------------------------------------------
 
+
 def _use_case(hub, title: str) -> str:
     r = mlflow_api(hub, "business").post("/api/2.0/mlflow/experiments/create", json={"name": title})
     if r.status_code == 400:
-        return mlflow_api(hub, "data_scientist").get("/api/2.0/mlflow/experiments/get-by-name",
-                                                     params={"experiment_name": title}).json()["experiment"]["experiment_id"]
+        return (
+            mlflow_api(hub, "data_scientist")
+            .get("/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": title})
+            .json()["experiment"]["experiment_id"]
+        )
     assert r.status_code == 200, r.text
     return r.json()["experiment_id"]
 
@@ -159,8 +183,9 @@ def test_a_role_that_may_not_do_it_in_the_ui_gets_permission_denied(hub):
     assert r.status_code == 403 and r.json()["error_code"] == "PERMISSION_DENIED"
     assert "may not start experiments" in r.json()["message"]
     run_id = _run(hub, exp)
-    r = mlflow_api(hub, "ops").post("/api/2.0/mlflow/runs/log-batch",
-                                    json={"run_id": run_id, "metrics": [{"key": "acc", "value": 0.9, "step": 0}]})
+    r = mlflow_api(hub, "ops").post(
+        "/api/2.0/mlflow/runs/log-batch", json={"run_id": run_id, "metrics": [{"key": "acc", "value": 0.9, "step": 0}]}
+    )
     assert r.status_code == 403 and r.json()["error_code"] == "PERMISSION_DENIED"
     r = mlflow_api(hub, "data_scientist").post("/api/2.0/mlflow/experiments/create", json={"name": "New from DS"})
     assert r.status_code == 403 and r.json()["error_code"] == "PERMISSION_DENIED"
@@ -171,27 +196,34 @@ def test_a_role_that_may_not_do_it_in_the_ui_gets_permission_denied(hub):
 
 
 def test_no_wrong_or_revoked_token_gets_unauthenticated(hub):
-    assert mlflow_api(hub, None).get("/api/2.0/mlflow/experiments/get", params={"experiment_id": "1"}).json()[
-        "error_code"] == "UNAUTHENTICATED"
-    token = users.create_token(hub.db, actor=hub.people["data_scientist"],
-                               username=hub.people["data_scientist"].username, name="to revoke")
+    assert (
+        mlflow_api(hub, None).get("/api/2.0/mlflow/experiments/get", params={"experiment_id": "1"}).json()["error_code"]
+        == "UNAUTHENTICATED"
+    )
+    token = users.create_token(
+        hub.db, actor=hub.people["data_scientist"], username=hub.people["data_scientist"].username, name="to revoke"
+    )
     c = httpx.Client(base_url=hub.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
     hub.clients.append(c)
     exp = _use_case(hub, "Tokens from MLflow")
     assert c.get("/api/2.0/mlflow/experiments/get", params={"experiment_id": exp}).status_code == 200
-    tid = users.list_tokens(hub.db, actor=hub.people["data_scientist"],
-                            username=hub.people["data_scientist"].username)[0].id
+    tid = users.list_tokens(hub.db, actor=hub.people["data_scientist"], username=hub.people["data_scientist"].username)[
+        0
+    ].id
     users.revoke_token(hub.db, actor=hub.people["data_scientist"], token_id=tid)
     r = c.get("/api/2.0/mlflow/experiments/get", params={"experiment_id": exp})
     assert r.status_code == 401 and r.json()["error_code"] == "UNAUTHENTICATED"
 
 
-@pytest.mark.parametrize("method,path,status,code", [
-    ("POST", "/api/2.0/mlflow/experiments/delete", 404, "ENDPOINT_NOT_FOUND"),
-    ("GET", "/ajax-api/2.0/mlflow/runs/nothing-here", 404, "ENDPOINT_NOT_FOUND"),
-    ("POST", "/api/3.0/mlflow/traces", 501, "NOT_IMPLEMENTED"),
-    ("POST", "/api/2.0/mlflow-artifacts/mpu/create/1/2/artifacts/x", 501, "NOT_IMPLEMENTED"),
-])
+@pytest.mark.parametrize(
+    "method,path,status,code",
+    [
+        ("POST", "/api/2.0/mlflow/experiments/delete", 404, "ENDPOINT_NOT_FOUND"),
+        ("GET", "/ajax-api/2.0/mlflow/runs/nothing-here", 404, "ENDPOINT_NOT_FOUND"),
+        ("POST", "/api/3.0/mlflow/traces", 501, "NOT_IMPLEMENTED"),
+        ("POST", "/api/2.0/mlflow-artifacts/mpu/create/1/2/artifacts/x", 501, "NOT_IMPLEMENTED"),
+    ],
+)
 def test_a_route_the_hub_does_not_serve_answers_mlflow_error_json_not_500(hub, method, path, status, code):
     r = mlflow_api(hub, "data_scientist").request(method, path, json={})
     assert (r.status_code, r.json()["error_code"]) == (status, code)
@@ -203,8 +235,10 @@ def test_bad_input_is_refused_with_a_4xx_and_nothing_is_stored(hub):
     run_id = _run(hub, exp)
     ds = mlflow_api(hub, "data_scientist")
     cases = [
-        ("/api/2.0/mlflow/runs/log-batch", {"run_id": run_id, "metrics": [{"key": "m", "value": 1.0, "step": i}
-                                                                         for i in range(1001)]}),
+        (
+            "/api/2.0/mlflow/runs/log-batch",
+            {"run_id": run_id, "metrics": [{"key": "m", "value": 1.0, "step": i} for i in range(1001)]},
+        ),
         ("/api/2.0/mlflow/runs/log-metric", {"run_id": run_id, "key": "m", "value": "NaN", "step": 0}),
         ("/api/2.0/mlflow/runs/log-metric", {"run_id": run_id, "key": "m", "value": "Infinity", "step": 0}),
         ("/api/2.0/mlflow/runs/log-batch", {"run_id": run_id, "metrics": [{"key": "m", "value": "high"}]}),
@@ -217,13 +251,21 @@ def test_bad_input_is_refused_with_a_4xx_and_nothing_is_stored(hub):
     assert r.status_code == 400
     assert experiments.metric_history(hub.db, int(run_id)) == {}
     # a param never changes value once logged (MLflow's rule)
-    assert ds.post("/api/2.0/mlflow/runs/log-parameter", json={"run_id": run_id, "key": "C", "value": "1"}).status_code == 200
+    assert (
+        ds.post("/api/2.0/mlflow/runs/log-parameter", json={"run_id": run_id, "key": "C", "value": "1"}).status_code
+        == 200
+    )
     r = ds.post("/api/2.0/mlflow/runs/log-parameter", json={"run_id": run_id, "key": "C", "value": "2"})
     assert r.status_code == 400 and "Changing param values is not allowed" in r.json()["message"]
     # filters: what is supported works, anything else is refused naming what is supported
     ds.post("/api/2.0/mlflow/runs/log-metric", json={"run_id": run_id, "key": "acc", "value": 0.8, "step": 0})
-    found = ds.post("/api/2.0/mlflow/runs/search", json={"experiment_ids": [exp], "filter": "metrics.acc > 0.5 and "
-                    "params.C = '1' and attributes.status = 'RUNNING'"}).json()["runs"]
+    found = ds.post(
+        "/api/2.0/mlflow/runs/search",
+        json={
+            "experiment_ids": [exp],
+            "filter": "metrics.acc > 0.5 and params.C = '1' and attributes.status = 'RUNNING'",
+        },
+    ).json()["runs"]
     assert [r["info"]["run_id"] for r in found] == [run_id]
     r = ds.post("/api/2.0/mlflow/runs/search", json={"experiment_ids": [exp], "filter": "metrics.acc > 0.5 OR 1=1"})
     assert r.status_code == 400 and "supported" in r.json()["message"]

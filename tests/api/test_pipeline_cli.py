@@ -6,6 +6,7 @@ DATABASE_URL: everything goes over the Hub API with a data scientist's token.
 
 Then the bad inputs a pipeline meets: an unknown use case, no token, a refused token, a bad config, a KPI miss
 (exit 1) and a deployment whose gate fails (exit 1)."""
+
 from __future__ import annotations
 
 import json
@@ -31,6 +32,7 @@ SHA = "3f2c1d0e9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e"
 
 # --- the documented workflows, parsed ----------------------------------------------------------------------
 
+
 def _installs(script: str) -> bool:
     """Steps that set up the runner (clone the Hub, pip install): the test's interpreter already has both."""
     return "pip install" in script
@@ -55,8 +57,9 @@ def gitlab_pipeline() -> tuple[dict[str, str], list[tuple[str, str, str | None]]
         dotenv = spec.get("artifacts", {}).get("reports", {}).get("dotenv")
         out.append((name, "\n".join(spec["script"]), dotenv))
     # before_script only installs (the same steps the GitHub workflow's install step takes)
-    assert all(_installs(line) or "git clone" in line or "apt-get" in line
-               for line in ci["default"]["before_script"]), "before_script does more than set up the runner"
+    assert all(
+        _installs(line) or "git clone" in line or "apt-get" in line for line in ci["default"]["before_script"]
+    ), "before_script does more than set up the runner"
     return dict(ci.get("variables", {})), out
 
 
@@ -68,6 +71,7 @@ def last_json(text: str) -> dict:
 
 # --- the world the pipeline runs in -------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def world(hub, tmp_path_factory):
     """The documented use case (with a model KPI the data meets), a validated `customers` dataset, a worker,
@@ -75,18 +79,41 @@ def world(hub, tmp_path_factory):
     db, people = hub.db, hub.people
     alice, dan = people["business"], people["data_engineer"]
     title = github_workflow()[0]["USE_CASE"]
-    uc = usecases.create_use_case(db, actor=alice, title=title, problem_statement="Customers leave.",
-                                  members={"ops": ["omar"], "data_scientist": ["sara"]})
-    usecases.add_kpi(db, actor=alice, use_case_id=uc.id, kind="model", metric="roc_auc", direction=">=",
-                     target=0.6, name="ranking quality")
-    dv = datasets.register_version_from_frame(db, actor=dan, dataset_name="customers",
-                                              frame=make_customers(400, seed=3), use_case_id=uc.id)
+    uc = usecases.create_use_case(
+        db,
+        actor=alice,
+        title=title,
+        problem_statement="Customers leave.",
+        members={"ops": ["omar"], "data_scientist": ["sara"]},
+    )
+    usecases.add_kpi(
+        db,
+        actor=alice,
+        use_case_id=uc.id,
+        kind="model",
+        metric="roc_auc",
+        direction=">=",
+        target=0.6,
+        name="ranking quality",
+    )
+    dv = datasets.register_version_from_frame(
+        db, actor=dan, dataset_name="customers", frame=make_customers(400, seed=3), use_case_id=uc.id
+    )
     assert datasets.is_trainable(dv), dv.status
     strict = usecases.create_use_case(db, actor=alice, title="Churn (strict)", problem_statement="Ambitious.")
-    usecases.add_kpi(db, actor=alice, use_case_id=strict.id, kind="model", metric="roc_auc", direction=">=",
-                     target=0.9999, name="near perfect")
-    sv = datasets.register_version_from_frame(db, actor=dan, dataset_name="customers_strict",
-                                              frame=make_customers(300, seed=5), use_case_id=strict.id)
+    usecases.add_kpi(
+        db,
+        actor=alice,
+        use_case_id=strict.id,
+        kind="model",
+        metric="roc_auc",
+        direction=">=",
+        target=0.9999,
+        name="near perfect",
+    )
+    sv = datasets.register_version_from_frame(
+        db, actor=dan, dataset_name="customers_strict", frame=make_customers(300, seed=5), use_case_id=strict.id
+    )
     assert datasets.is_trainable(sv), sv.status
 
     tmp = tmp_path_factory.mktemp("pipeline")
@@ -99,8 +126,7 @@ def world(hub, tmp_path_factory):
     fault_workers._current.append(w)
     w.start("ci-worker")
     try:
-        yield {"work": work, "use_case_id": uc.id, "dataset": dv, "strict": strict, "strict_dataset": sv,
-               "workers": w}
+        yield {"work": work, "use_case_id": uc.id, "dataset": dv, "strict": strict, "strict_dataset": sv, "workers": w}
     finally:
         w.stop_all()
         fault_workers._current.remove(w)
@@ -109,8 +135,11 @@ def world(hub, tmp_path_factory):
 def runner_env(hub, **extra: str) -> dict[str, str]:
     """A CI runner's environment: PATH with our python, the CLI importable, the two secrets, NO database URL
     and no artifact folder (the pipeline must not need them)."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("GITHUB_", "CI_", "MLOPS_", "RUNNER_")) and k not in ("DATABASE_URL", "ARTIFACT_ROOT")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GITHUB_", "CI_", "MLOPS_", "RUNNER_")) and k not in ("DATABASE_URL", "ARTIFACT_ROOT")
+    }
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = str(PROJECT_ROOT)
     env["MLOPS_HUB_URL"] = hub.url
@@ -120,14 +149,25 @@ def runner_env(hub, **extra: str) -> dict[str, str]:
 
 
 def cli(hub, world, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mlops_core", *args], cwd=world["work"],
-                          env=env if env is not None else runner_env(hub), capture_output=True, text=True,
-                          timeout=CLI_TIMEOUT)
+    return subprocess.run(
+        [sys.executable, "-m", "mlops_core", *args],
+        cwd=world["work"],
+        env=env if env is not None else runner_env(hub),
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+    )
 
 
 def bash(script: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=CLI_TIMEOUT)
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+    )
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -166,14 +206,21 @@ def _assert_pipeline_outputs(hub, world, work: Path, expected_tags: dict[str, st
 
 # --- the documented workflows, end to end ---------------------------------------------------------------------
 
+
 def test_the_github_actions_workflow_trains_checks_registers_and_requests_deployment_with_ci_tags(hub, world, tmp_path):
     job_env, steps = github_workflow()
     assert [n for n, _ in steps] == ["Train and check the KPIs", "Register the model", "Request the deployment"]
     secrets = {"MLOPS_HUB_URL": hub.url, "MLOPS_TOKEN": hub.tokens["data_scientist"]}
     event = {"DATASET": world["dataset"].ref}  # the repository_dispatch payload names the new version
-    env = runner_env(hub, GITHUB_SHA=SHA, GITHUB_RUN_ID="987654", GITHUB_REPOSITORY="acme/churn-model",
-                     GITHUB_ENV=str(tmp_path / "github_env"), GITHUB_STEP_SUMMARY=str(tmp_path / "summary.md"),
-                     RUNNER_TEMP=str(tmp_path))
+    env = runner_env(
+        hub,
+        GITHUB_SHA=SHA,
+        GITHUB_RUN_ID="987654",
+        GITHUB_REPOSITORY="acme/churn-model",
+        GITHUB_ENV=str(tmp_path / "github_env"),
+        GITHUB_STEP_SUMMARY=str(tmp_path / "summary.md"),
+        RUNNER_TEMP=str(tmp_path),
+    )
     for key, value in job_env.items():
         secret = re.fullmatch(r"\$\{\{\s*secrets\.(\w+)\s*\}\}", str(value))
         if secret:
@@ -188,9 +235,18 @@ def test_the_github_actions_workflow_trains_checks_registers_and_requests_deploy
         assert done.returncode == 0, f"step {name!r} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
         if Path(env["GITHUB_ENV"]).exists():  # GitHub passes GITHUB_ENV lines on to the next steps
             env.update(read_dotenv(Path(env["GITHUB_ENV"])))
-    out = _assert_pipeline_outputs(hub, world, work, {
-        "ci.provider": "github", "ci.commit": SHA, "ci.pipeline": "987654", "ci.repository": "acme/churn-model",
-        "ci.pipeline_url": "https://github.com/acme/churn-model/actions/runs/987654"})
+    out = _assert_pipeline_outputs(
+        hub,
+        world,
+        work,
+        {
+            "ci.provider": "github",
+            "ci.commit": SHA,
+            "ci.pipeline": "987654",
+            "ci.repository": "acme/churn-model",
+            "ci.pipeline_url": "https://github.com/acme/churn-model/actions/runs/987654",
+        },
+    )
     assert env["RUN_ID"] == str(out["run"].id)
     assert f"request {out['request'].id}: gates awaiting_signoff" in Path(env["GITHUB_STEP_SUMMARY"]).read_text()
     assert SHA in out["request"].note  # the reviewers see which commit asks
@@ -200,18 +256,32 @@ def test_the_gitlab_ci_twin_runs_the_same_pipeline_and_tags_the_gitlab_commit(hu
     variables, jobs = gitlab_pipeline()
     assert [j for j, _, _ in jobs] == ["train", "register", "deploy"]
     assert variables["DATASET"].endswith("@latest")  # a trigger without DATASET trains on the newest version
-    env = runner_env(hub, CI_COMMIT_SHA=SHA[::-1], CI_PIPELINE_ID="4242", CI_PROJECT_PATH="acme/churn-model",
-                     CI_PIPELINE_URL="https://gitlab.example.com/acme/churn-model/-/pipelines/4242",
-                     **{k: str(v) for k, v in variables.items()})
+    env = runner_env(
+        hub,
+        CI_COMMIT_SHA=SHA[::-1],
+        CI_PIPELINE_ID="4242",
+        CI_PROJECT_PATH="acme/churn-model",
+        CI_PIPELINE_URL="https://gitlab.example.com/acme/churn-model/-/pipelines/4242",
+        **{k: str(v) for k, v in variables.items()},
+    )
     work = world["work"]
     for name, script, dotenv in jobs:
         done = bash(script, env, work)
         assert done.returncode == 0, f"job {name!r} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
         if dotenv:
             env.update(read_dotenv(work / dotenv))
-    _assert_pipeline_outputs(hub, world, work, {
-        "ci.provider": "gitlab", "ci.commit": SHA[::-1], "ci.pipeline": "4242", "ci.repository": "acme/churn-model",
-        "ci.pipeline_url": "https://gitlab.example.com/acme/churn-model/-/pipelines/4242"})
+    _assert_pipeline_outputs(
+        hub,
+        world,
+        work,
+        {
+            "ci.provider": "gitlab",
+            "ci.commit": SHA[::-1],
+            "ci.pipeline": "4242",
+            "ci.repository": "acme/churn-model",
+            "ci.pipeline_url": "https://gitlab.example.com/acme/churn-model/-/pipelines/4242",
+        },
+    )
 
 
 def test_run_status_reports_a_finished_runs_metrics_and_kpi_checks(hub, world):
@@ -226,10 +296,22 @@ def test_run_status_reports_a_finished_runs_metrics_and_kpi_checks(hub, world):
 
 # --- bad input ------------------------------------------------------------------------------------------------------
 
+
 def test_an_unknown_use_case_exits_2_with_a_sentence_and_queues_nothing(hub, world):
     before = experiments.list_runs(hub.db, limit=1).total
-    done = cli(hub, world, "experiment", "run", "--use-case", "No such case", "--dataset", world["dataset"].ref,
-               "--config", "docs/ci/train.toml", "--wait")
+    done = cli(
+        hub,
+        world,
+        "experiment",
+        "run",
+        "--use-case",
+        "No such case",
+        "--dataset",
+        world["dataset"].ref,
+        "--config",
+        "docs/ci/train.toml",
+        "--wait",
+    )
     assert done.returncode == 2, (done.stdout, done.stderr)
     out = last_json(done.stdout)
     assert out["ok"] is False and "No such case" in out["error"] and out["http_status"] == 404
@@ -257,25 +339,57 @@ def test_a_config_with_an_unknown_key_is_refused_before_anything_is_queued(hub, 
     bad = world["work"] / "bad.toml"
     bad.write_text('target = "churned"\nalgorithm = "random_forest"\nlearning_rat = 0.1\n')
     before = experiments.list_runs(hub.db, limit=1).total
-    done = cli(hub, world, "experiment", "run", "--use-case", "Customer churn", "--dataset",
-               world["dataset"].ref, "--config", str(bad))
+    done = cli(
+        hub,
+        world,
+        "experiment",
+        "run",
+        "--use-case",
+        "Customer churn",
+        "--dataset",
+        world["dataset"].ref,
+        "--config",
+        str(bad),
+    )
     assert done.returncode == 2
     assert "learning_rat" in done.stderr and "test_size" in done.stderr  # names the bad key and the known ones
     assert experiments.list_runs(hub.db, limit=1).total == before
 
 
 def test_a_token_of_the_wrong_role_cannot_launch_training(hub, world):
-    done = cli(hub, world, "experiment", "run", "--use-case", "Customer churn", "--dataset", world["dataset"].ref,
-               "--config", "one.toml", env=runner_env(hub, MLOPS_TOKEN=hub.tokens["business"]))
+    done = cli(
+        hub,
+        world,
+        "experiment",
+        "run",
+        "--use-case",
+        "Customer churn",
+        "--dataset",
+        world["dataset"].ref,
+        "--config",
+        "one.toml",
+        env=runner_env(hub, MLOPS_TOKEN=hub.tokens["business"]),
+    )
     assert done.returncode == 2
     assert last_json(done.stdout)["http_status"] == 403
 
 
 def test_a_kpi_miss_exits_1_and_its_deployment_request_fails_the_kpi_gate(hub, world):
     strict = world["strict"]
-    done = cli(hub, world, "experiment", "run", "--use-case", strict.title, "--dataset",
-               world["strict_dataset"].ref, "--config", "one.toml", "--wait",
-               env=runner_env(hub, CI_COMMIT_SHA="abc123", CI_PIPELINE_ID="7", CI_PROJECT_PATH="acme/strict"))
+    done = cli(
+        hub,
+        world,
+        "experiment",
+        "run",
+        "--use-case",
+        strict.title,
+        "--dataset",
+        world["strict_dataset"].ref,
+        "--config",
+        "one.toml",
+        "--wait",
+        env=runner_env(hub, CI_COMMIT_SHA="abc123", CI_PIPELINE_ID="7", CI_PROJECT_PATH="acme/strict"),
+    )
     assert done.returncode == 1, (done.stdout, done.stderr)
     out = last_json(done.stdout)
     assert out["verdict"] == "missed" and out["runs"][0]["kpis"][0]["status"] == "missed"
@@ -285,8 +399,18 @@ def test_a_kpi_miss_exits_1_and_its_deployment_request_fails_the_kpi_gate(hub, w
 
     reg = cli(hub, world, "model", "register", "--run", str(run_id), "--name", "strict-model")
     assert reg.returncode == 0, reg.stderr
-    dep = cli(hub, world, "deploy", "request", "--deployment", "strict", "--environment", "staging",
-              "--model", f"strict-model:{last_json(reg.stdout)['version']}")
+    dep = cli(
+        hub,
+        world,
+        "deploy",
+        "request",
+        "--deployment",
+        "strict",
+        "--environment",
+        "staging",
+        "--model",
+        f"strict-model:{last_json(reg.stdout)['version']}",
+    )
     assert dep.returncode == 1, (dep.stdout, dep.stderr)
     summary = last_json(dep.stdout)
     assert summary["verdict"] == "failed"
@@ -300,8 +424,11 @@ def test_a_malformed_model_reference_exits_2_and_shows_both_forms(hub, world):
 
 
 def _wait_for_request(hub, deployment: str):
-    return fault_workers.wait_for(lambda: (deployments.list_requests(hub.db, deployment_name=deployment) or [None])[0],
-                                  60, f"the deployment request on {deployment}")
+    return fault_workers.wait_for(
+        lambda: (deployments.list_requests(hub.db, deployment_name=deployment) or [None])[0],
+        60,
+        f"the deployment request on {deployment}",
+    )
 
 
 def test_deploy_request_wait_follows_the_business_signoff_exit_0_approved_exit_1_rejected(hub, world):
@@ -312,15 +439,37 @@ def test_deploy_request_wait_follows_the_business_signoff_exit_0_approved_exit_1
     for run, approve in zip(runs, (True, False)):
         mv = registry.register_model(hub.db, actor=hub.people["data_scientist"], run_id=run.id, name="churn-signoff")
         deployment = f"signoff-{'yes' if approve else 'no'}"
-        proc = subprocess.Popen([sys.executable, "-m", "mlops_core", "deploy", "request", "--deployment", deployment,
-                                 "--model", f"churn-signoff:{mv.version}", "--wait", "--timeout", "120"],
-                                cwd=world["work"], env=runner_env(hub), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlops_core",
+                "deploy",
+                "request",
+                "--deployment",
+                deployment,
+                "--model",
+                f"churn-signoff:{mv.version}",
+                "--wait",
+                "--timeout",
+                "120",
+            ],
+            cwd=world["work"],
+            env=runner_env(hub),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             request = _wait_for_request(hub, deployment)
             assert request.signoff_id, request
-            collab.decide_signoff(hub.db, actor=alice, signoff_id=request.signoff_id, approve=approve,
-                                  reason="" if approve else "the churn team wants another month of data")
+            collab.decide_signoff(
+                hub.db,
+                actor=alice,
+                signoff_id=request.signoff_id,
+                approve=approve,
+                reason="" if approve else "the churn team wants another month of data",
+            )
             stdout, stderr = proc.communicate(timeout=CLI_TIMEOUT)
         finally:
             if proc.poll() is None:

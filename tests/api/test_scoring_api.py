@@ -1,6 +1,7 @@
 """The REST scoring service through a real uvicorn process (`python -m mlops_core serve`) and httpx:
 the DESIGN.md contract, every bad input of issue 6, hot reload of a new version without a restart,
 and nothing lost from the prediction log on a clean shutdown (N requests in -> N rows after SIGTERM)."""
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -34,8 +35,13 @@ def _free_port() -> int:
 
 
 def start_service(env: dict, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "mlops_core", "serve", "--port", str(port)], cwd=PROJECT_ROOT,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlops_core", "serve", "--port", str(port)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -88,10 +94,15 @@ def service(tmp_path_factory):
     upgrade_schema(db)
     people = make_people(db)
     w = make_world(db, people, versions=2)
-    req = deployments.request_deployment(db, actor=people["data_scientist"], model_version_id=w.versions[0],
-                                         deployment_name="churn")
-    collab.decide_signoff(db, actor=people["business"], approve=True,
-                          signoff_id=collab.signoffs_for(db, "model_version", w.versions[0])[0].id)
+    req = deployments.request_deployment(
+        db, actor=people["data_scientist"], model_version_id=w.versions[0], deployment_name="churn"
+    )
+    collab.decide_signoff(
+        db,
+        actor=people["business"],
+        approve=True,
+        signoff_id=collab.signoffs_for(db, "model_version", w.versions[0])[0].id,
+    )
     deployments.set_regression_tolerance(db, actor=people["ops"], deployment_name="churn", tolerance=1.0)
     deployments.deploy(db, actor=people["ops"], request_id=req.id)
     _, key = apikeys.create_key(db, actor=people["ops"], deployment_name="churn")
@@ -101,8 +112,16 @@ def service(tmp_path_factory):
     port = _free_port()
     proc = start_service(env, port)
     try:
-        yield Service(url=f"http://127.0.0.1:{port}", key=key, db=db, people=people, versions=w.versions,
-                      record=record, env=env, proc=proc)
+        yield Service(
+            url=f"http://127.0.0.1:{port}",
+            key=key,
+            db=db,
+            people=people,
+            versions=w.versions,
+            record=record,
+            env=env,
+            proc=proc,
+        )
     finally:
         stop_service(proc)
         db.dispose()
@@ -138,8 +157,13 @@ def test_predict_returns_predictions_the_model_version_and_a_request_id_that_is_
     assert set(body) == {"predictions", "model_version", "request_id", "scores"}
     assert body["predictions"] in ([0], [1]) and body["model_version"] == "churn-model v1"
     assert 0.0 <= body["scores"][0] <= 1.0 and (body["scores"][0] > 0.5) == (body["predictions"][0] == 1)
-    logged = _wait_for(lambda: [p for p in predictions.recent_predictions(service.db, deployment_name="churn")
-                                if p.request_id == body["request_id"]])
+    logged = _wait_for(
+        lambda: [
+            p
+            for p in predictions.recent_predictions(service.db, deployment_name="churn")
+            if p.request_id == body["request_id"]
+        ]
+    )
     assert logged and logged[0].inputs == service.record and logged[0].prediction == body["predictions"][0]
     assert logged[0].score == body["scores"][0]
     many = service.post("/v1/deployments/churn/predict", json={"records": [service.record] * 3}).json()
@@ -155,14 +179,17 @@ def test_describe_lists_the_training_schema(service):
     assert types["monthly_charges"]["type"] == "number"
 
 
-@pytest.mark.parametrize("change, expected", [
-    (lambda r: r.pop("contract"), "missing columns: contract"),
-    (lambda r: r.update(favourite_colour="blue"), "unexpected columns: favourite_colour"),
-    (lambda r: r.update(monthly_charges="a lot"), "`monthly_charges` must be a number"),
-    (lambda r: r.update(tenure_months=2.5), "`tenure_months` must be an integer"),
-    (lambda r: r.update(senior="yes"), "`senior` must be true or false"),
-    (lambda r: r.update(contract=["one-year"]), "`contract` must be a category"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda r: r.pop("contract"), "missing columns: contract"),
+        (lambda r: r.update(favourite_colour="blue"), "unexpected columns: favourite_colour"),
+        (lambda r: r.update(monthly_charges="a lot"), "`monthly_charges` must be a number"),
+        (lambda r: r.update(tenure_months=2.5), "`tenure_months` must be an integer"),
+        (lambda r: r.update(senior="yes"), "`senior` must be true or false"),
+        (lambda r: r.update(contract=["one-year"]), "`contract` must be a category"),
+    ],
+)
 def test_a_bad_record_gets_a_400_naming_the_column(service, change, expected):
     rec = dict(service.record)
     change(rec)
@@ -173,38 +200,54 @@ def test_a_bad_record_gets_a_400_naming_the_column(service, change, expected):
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
 def test_nan_and_infinity_are_refused_with_a_400(service, literal):
     body = httpx.Response(200, json={"records": [service.record]}).text.replace(
-        f'"monthly_charges": {service.record["monthly_charges"]}', f'"monthly_charges": {literal}')
+        f'"monthly_charges": {service.record["monthly_charges"]}', f'"monthly_charges": {literal}'
+    )
     body = body.replace(f'"monthly_charges":{service.record["monthly_charges"]}', f'"monthly_charges":{literal}')
     assert literal in body
     r = service.post("/v1/deployments/churn/predict", content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == 400 and "NaN and infinity are not allowed" in r.json()["detail"]
 
 
-@pytest.mark.parametrize("content, expected", [
-    (b'{"records": [', "not valid JSON"),
-    (b"", "body is empty"),
-    (b'[1, 2]', "must be a JSON object"),
-    (b'{"rows": []}', 'no "records"'),
-    (b'{"records": []}', "`records` is empty"),
-    (b'{"records": {"a": 1}}', "must be a list"),
-    (b'{"records": [1]}', "record 0 is not an object"),
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b'{"records": [', "not valid JSON"),
+        (b"", "body is empty"),
+        (b'[1, 2]', "must be a JSON object"),
+        (b'{"rows": []}', 'no "records"'),
+        (b'{"records": []}', "`records` is empty"),
+        (b'{"records": {"a": 1}}', "must be a list"),
+        (b'{"records": [1]}', "record 0 is not an object"),
+    ],
+)
 def test_malformed_bodies_get_a_400_that_says_what_to_send(service, content, expected):
     r = service.post("/v1/deployments/churn/predict", content=content, headers={"Content-Type": "application/json"})
     assert r.status_code == 400 and expected in r.json()["detail"], r.text
 
 
 def test_no_key_a_wrong_key_and_a_revoked_key_get_401(service):
-    assert service.post("/v1/deployments/churn/predict", key=None, json={"records": [service.record]}).status_code == 401
-    assert service.post("/v1/deployments/churn/predict", key="mlk_wrong",
-                        json={"records": [service.record]}).status_code == 401
+    assert (
+        service.post("/v1/deployments/churn/predict", key=None, json={"records": [service.record]}).status_code == 401
+    )
+    assert (
+        service.post("/v1/deployments/churn/predict", key="mlk_wrong", json={"records": [service.record]}).status_code
+        == 401
+    )
     k, secret = apikeys.create_key(service.db, actor=service.people["ops"], deployment_name="churn")
-    ok = _wait_for(lambda: service.post("/v1/deployments/churn/predict", key=secret,
-                                        json={"records": [service.record]}).status_code == 200)
+    ok = _wait_for(
+        lambda: (
+            service.post("/v1/deployments/churn/predict", key=secret, json={"records": [service.record]}).status_code
+            == 200
+        )
+    )
     assert ok, "a new key is accepted within seconds"
     apikeys.revoke_key(service.db, actor=service.people["ops"], key_id=k.id)
-    refused = _wait_for(lambda: service.post("/v1/deployments/churn/predict", key=secret,
-                                             json={"records": [service.record]}).status_code == 401)
+    refused = _wait_for(
+        lambda: (
+            service.post("/v1/deployments/churn/predict", key=secret, json={"records": [service.record]}).status_code
+            == 401
+        )
+    )
     assert refused, "a revoked key is refused within seconds, without a restart"
 
 
@@ -223,16 +266,22 @@ def test_too_many_records_or_bytes_get_413(service):
 def test_the_size_limit_is_checked_from_content_length_before_reading_the_body(service):
     host, port = service.url.rsplit(":", 1)
     with socket.create_connection(("127.0.0.1", int(port)), timeout=5) as s:
-        s.sendall((f"POST /v1/deployments/churn/predict HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {service.key}"
-                   "\r\nContent-Type: application/json\r\nContent-Length: 999999999\r\n\r\n").encode())
+        s.sendall(
+            (
+                f"POST /v1/deployments/churn/predict HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {service.key}"
+                "\r\nContent-Type: application/json\r\nContent-Length: 999999999\r\n\r\n"
+            ).encode()
+        )
         answer = s.recv(4096).decode()  # answered at once: the server never waits for 1 GB
     assert answer.startswith("HTTP/1.1 413")
 
 
 def test_feedback_joins_labels_by_request_id_and_reports_unknown_ids_one_by_one(service):
     rid = service.post("/v1/deployments/churn/predict", json={"records": [service.record]}).json()["request_id"]
-    r = service.post("/v1/deployments/churn/feedback", json={"labels": [
-        {"request_id": rid, "label": 1}, {"request_id": "no-such-id", "label": 0}]})
+    r = service.post(
+        "/v1/deployments/churn/feedback",
+        json={"labels": [{"request_id": rid, "label": 1}, {"request_id": "no-such-id", "label": 0}]},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["accepted"] == 1 and r.json()["unknown_request_ids"] == ["no-such-id"]
     row = next(p for p in predictions.recent_predictions(service.db, deployment_name="churn") if p.request_id == rid)
@@ -253,8 +302,9 @@ def test_metrics_are_prometheus_text_with_counts_latency_and_errors(service):
 def test_a_deploy_and_a_rollback_take_effect_within_seconds_without_a_restart(service):
     db, people = service.db, service.people
     v2 = service.versions[1]
-    req = deployments.request_deployment(db, actor=people["data_scientist"], model_version_id=v2,
-                                         deployment_name="churn")
+    req = deployments.request_deployment(
+        db, actor=people["data_scientist"], model_version_id=v2, deployment_name="churn"
+    )
     so = next(s for s in collab.signoffs_for(db, "model_version", v2) if s.status == "pending")
     collab.decide_signoff(db, actor=people["business"], signoff_id=so.id, approve=True)
     deployments.deploy(db, actor=people["ops"], request_id=req.id)

@@ -1,6 +1,7 @@
 """The tracking SDK as a notebook uses it, over HTTP against a real `serve` process (the `hub` fixture), with
 no DATABASE_URL and no ARTIFACT_ROOT in the SDK's environment: MLOPS_HUB_URL and MLOPS_TOKEN only. Also the
 bad input of issue 14 for the runs/datasets routes the SDK uses."""
+
 from __future__ import annotations
 
 import json
@@ -38,9 +39,20 @@ def sdk(hub, monkeypatch):
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("ARTIFACT_ROOT", raising=False)
     monkeypatch.setenv("MLOPS_HUB_URL", hub.url)
-    for name in ("GITHUB_SHA", "GITHUB_RUN_ID", "GITHUB_REPOSITORY", "CI_COMMIT_SHA", "CI_PIPELINE_ID",
-                 "CI_PROJECT_PATH", "BUILD_VCS_NUMBER", "GIT_COMMIT", "BUILD_ID", "GITHUB_REF", "CI_COMMIT_REF_NAME",
-                 "CI_PIPELINE_URL"):
+    for name in (
+        "GITHUB_SHA",
+        "GITHUB_RUN_ID",
+        "GITHUB_REPOSITORY",
+        "CI_COMMIT_SHA",
+        "CI_PIPELINE_ID",
+        "CI_PROJECT_PATH",
+        "BUILD_VCS_NUMBER",
+        "GIT_COMMIT",
+        "BUILD_ID",
+        "GITHUB_REF",
+        "CI_COMMIT_REF_NAME",
+        "CI_PIPELINE_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
 
     def as_role(role: str) -> None:
@@ -71,8 +83,9 @@ def test_a_notebook_logs_a_run_that_shows_params_metrics_and_can_be_registered(h
     assert tracking.register_model(run.id, "churn-notebook") == 1
     assert tracking.register_model(run.id, "churn-notebook") == 2
     # The audit log names the token's user, as for the UI.
-    events = audit.list_events(hub.db, actor=hub.people["admin"], entity_type="run", entity_id=str(run.id),
-                               action="run.start").events
+    events = audit.list_events(
+        hub.db, actor=hub.people["admin"], entity_type="run", entity_id=str(run.id), action="run.start"
+    ).events
     assert [e.actor_username for e in events] == ["sara"]
 
 
@@ -80,8 +93,9 @@ def test_metrics_are_sent_in_batches_not_one_request_per_value(hub, world, sdk):
     with tracking.start_run(dataset="customers@v1", batch_size=100) as run:
         for step in range(30):
             run.log_metrics({f"m{i}": float(i * step) for i in range(10)}, step=step)  # 300 values
-    log_events = audit.list_events(hub.db, actor=hub.people["admin"], entity_type="run", entity_id=str(run.id),
-                                   action="run.log").total
+    log_events = audit.list_events(
+        hub.db, actor=hub.people["admin"], entity_type="run", entity_id=str(run.id), action="run.log"
+    ).total
     assert log_events == 3  # 300 values / 100 per batch: three requests, three transactions
     assert tracking.get_run(run.id).metrics["m9"] == 9.0 * 29
 
@@ -163,8 +177,9 @@ def test_the_sdk_runs_in_a_process_that_has_no_database_url(hub, world):
     """)
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ARTIFACT_ROOT")}
     env.update(MLOPS_HUB_URL=hub.url, MLOPS_TOKEN=hub.tokens["data_scientist"])
-    out = subprocess.run([sys.executable, "-c", script], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     run_id, status = out.stdout.split("\n")[0].split()
     assert status == "finished"
@@ -184,7 +199,7 @@ def test_an_unreachable_hub_is_retried_then_named_with_the_fix(sdk, monkeypatch)
     message = str(err.value)
     assert f"cannot reach the Hub at http://127.0.0.1:{port}" in message
     assert "python -m mlops_core serve" in message and f"tried {tracking.RETRIES + 1} times" in message
-    assert time.monotonic() - started >= 0.01 * (2 ** tracking.RETRIES - 1)  # it waited between the tries
+    assert time.monotonic() - started >= 0.01 * (2**tracking.RETRIES - 1)  # it waited between the tries
 
 
 def test_a_run_that_loses_the_hub_fails_with_a_clear_message_and_is_marked_failed(hub, world, sdk, monkeypatch):
@@ -210,6 +225,7 @@ def test_a_run_that_loses_the_hub_fails_with_a_clear_message_and_is_marked_faile
 
 
 # --- bad input straight at the routes --------------------------------------------------------------------
+
 
 @pytest.fixture
 def running(hub, world, api):
@@ -252,8 +268,11 @@ def test_an_artifact_path_with_dot_dot_is_refused_and_a_good_one_round_trips(hub
     for bad in ("..%2F..%2Fetc%2Fpasswd", "a/..%2F..%2Fx", "%2Fabs"):
         r = ds.put(f"/runs/{running}/artifacts/{bad}", content=b"x")
         assert r.status_code == 400 and "invalid artifact path" in r.json()["detail"], (bad, r.text)
-    r = ds.put(f"/runs/{running}/artifacts/plots/roc.json", content=b'{"auc": 0.8}',
-               headers={"Content-Type": "application/json"})
+    r = ds.put(
+        f"/runs/{running}/artifacts/plots/roc.json",
+        content=b'{"auc": 0.8}',
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code == 200, r.text
     assert ds.get(f"/runs/{running}/artifacts/plots/roc.json").content == b'{"auc": 0.8}'
     names = [a["name"] for a in ds.get(f"/runs/{running}/artifacts").json()["items"]]
@@ -271,8 +290,9 @@ def test_a_model_holding_a_type_outside_the_allow_list_is_refused_by_name(hub, a
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer
 
-    bad = Pipeline([("run", FunctionTransformer(builtins.eval)),
-                    ("clf", DummyClassifier().fit(np.zeros((4, 1)), [0, 1, 0, 1]))])
+    bad = Pipeline(
+        [("run", FunctionTransformer(builtins.eval)), ("clf", DummyClassifier().fit(np.zeros((4, 1)), [0, 1, 0, 1]))]
+    )
     r = api("data_scientist").put(f"/runs/{running}/model", files={"model": ("m.skops", sio.dumps(bad))})
     assert r.status_code == 400 and "builtins.eval" in r.json()["detail"]
     assert experiments.get_run(hub.db, running).model_artifact_key is None
@@ -283,8 +303,10 @@ def test_runs_are_listed_ordered_by_a_metric(hub, world, api):
     ids = []
     for auc in (0.61, 0.93, 0.77):
         rid = ds.post("/runs", json={"dataset": "customers@v1", "use_case": world.use_case_id}).json()["id"]
-        assert ds.post(f"/runs/{rid}/log-batch", json={"metrics": [{"key": "ordering_auc", "value": auc}]}
-                       ).status_code == 200
+        assert (
+            ds.post(f"/runs/{rid}/log-batch", json={"metrics": [{"key": "ordering_auc", "value": auc}]}).status_code
+            == 200
+        )
         ids.append(rid)
     page = ds.get("/runs", params={"order_by": "metric:ordering_auc", "order": "desc", "limit": 2}).json()
     assert [r["id"] for r in page["items"]] == [ids[1], ids[2]]
@@ -302,7 +324,9 @@ def test_models_register_alias_card_and_download_with_roles_as_in_the_ui(hub, wo
     r = ds.post("/models", json={"run_id": run.id, "name": "churn-api", "alias": "challenger"})
     assert r.status_code == 201 and r.json()["version"] == 1
     assert set(ds.put("/models/churn-api/aliases/champion", json={"version": 1}).json()["aliases"]) == {
-        "challenger", "champion"}
+        "challenger",
+        "champion",
+    }
     assert ds.get("/models/churn-api/versions/@champion").json()["version"] == 1
     assert ds.delete("/models/churn-api/aliases/challenger").status_code == 204
     assert ds.get("/models/churn-api/versions/@challenger").status_code == 404
@@ -315,6 +339,7 @@ def test_models_register_alias_card_and_download_with_roles_as_in_the_ui(hub, wo
 
 
 # --- uploads: the limit and a cut-off stream --------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def small_hub(hub):
@@ -340,30 +365,47 @@ def _no_dataset(hub, name: str) -> bool:
 def test_an_upload_over_the_limit_is_refused_with_413_and_nothing_is_stored(hub, small_hub, world):
     headers = {"Authorization": f"Bearer {hub.tokens['data_engineer']}", "Content-Type": "text/csv"}
     big = ("a,b\n" + "1,2\n" * 400_000).encode()  # 1.6 MB
-    r = httpx.post(f"{small_hub}/api/v1/datasets/too-big/versions", params={"filename": "big.csv"}, content=big,
-                   headers=headers, timeout=60)
+    r = httpx.post(
+        f"{small_hub}/api/v1/datasets/too-big/versions",
+        params={"filename": "big.csv"},
+        content=big,
+        headers=headers,
+        timeout=60,
+    )
     assert r.status_code == 413 and "over the limit of 1 MB" in r.json()["detail"], r.text
 
     def chunks():  # no Content-Length: the limit is enforced while reading
         for i in range(0, len(big), 64 * 1024):
-            yield big[i:i + 64 * 1024]
+            yield big[i : i + 64 * 1024]
 
-    r = httpx.post(f"{small_hub}/api/v1/datasets/too-big/versions", params={"filename": "big.csv"},
-                   content=chunks(), headers=headers, timeout=60)
+    r = httpx.post(
+        f"{small_hub}/api/v1/datasets/too-big/versions",
+        params={"filename": "big.csv"},
+        content=chunks(),
+        headers=headers,
+        timeout=60,
+    )
     assert r.status_code == 413 and "nothing was stored" in r.json()["detail"], r.text
     assert _no_dataset(hub, "too-big")
     assert _staged_files(hub) == []
-    ok = httpx.post(f"{small_hub}/api/v1/datasets/small-ok/versions", params={"filename": "s.csv"},
-                    content=world.frame.head(50).to_csv(index=False).encode(), headers=headers, timeout=60)
+    ok = httpx.post(
+        f"{small_hub}/api/v1/datasets/small-ok/versions",
+        params={"filename": "s.csv"},
+        content=world.frame.head(50).to_csv(index=False).encode(),
+        headers=headers,
+        timeout=60,
+    )
     assert ok.status_code == 201 and ok.json()["ref"] == "small-ok@v1", ok.text
 
 
 def test_an_upload_cut_off_mid_stream_stores_nothing(hub, world):
     port = int(hub.url.rsplit(":", 1)[1])
     body = world.frame.to_csv(index=False).encode()
-    head = (f"POST /api/v1/datasets/cut-off/versions?filename=c.csv HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            f"Authorization: Bearer {hub.tokens['data_engineer']}\r\nContent-Type: text/csv\r\n"
-            f"Content-Length: {len(body) * 4}\r\n\r\n").encode()
+    head = (
+        f"POST /api/v1/datasets/cut-off/versions?filename=c.csv HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {hub.tokens['data_engineer']}\r\nContent-Type: text/csv\r\n"
+        f"Content-Length: {len(body) * 4}\r\n\r\n"
+    ).encode()
     with socket.create_connection(("127.0.0.1", port)) as s:
         s.sendall(head + body)  # a quarter of what was announced...
         deadline = time.monotonic() + 20
@@ -397,9 +439,13 @@ def test_openapi_lists_the_data_science_routes(hub):
 
 
 def test_a_no_code_run_is_launched_like_the_ui_with_its_ci_tags_and_roles_apply(hub, world, api):
-    body = {"use_case": world.use_case_id, "dataset": "customers@v1", "algorithms": ["logistic_regression"],
-            "config": {"target": "churned", "split": "holdout", "test_size": 0.25, "seed": 7},
-            "tags": {"git.commit": "feedbeef"}}
+    body = {
+        "use_case": world.use_case_id,
+        "dataset": "customers@v1",
+        "algorithms": ["logistic_regression"],
+        "config": {"target": "churned", "split": "holdout", "test_size": 0.25, "seed": 7},
+        "tags": {"git.commit": "feedbeef"},
+    }
     assert api("business").post("/runs/launch", json=body).status_code == 403
     r = api("data_scientist").post("/runs/launch", json=body)
     assert r.status_code == 201, r.text

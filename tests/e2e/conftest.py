@@ -4,6 +4,7 @@ On with MLOPS_TEST_BROWSER=1 (CI sets it). `hub` starts `python -m mlops_core up
 worker, scoring service) on free ports against a fresh SQLite database seeded with the demo
 accounts; `page` is a fresh browser page. A failing test leaves a screenshot in test-artifacts/.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,14 @@ from mlops_core.config import PROJECT_ROOT
 from tests.conftest import browser_enabled, skip_or_fail
 
 CHROMIUM = os.environ.get("MLOPS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
 DEMO_PASSWORD = "demo-password-e2e"
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 
@@ -43,8 +50,14 @@ class Hub:
     log: Path
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        p = subprocess.run([sys.executable, "-m", "mlops_core", *args], cwd=PROJECT_ROOT, env=self.env,
-                           capture_output=True, text=True, timeout=300)
+        p = subprocess.run(
+            [sys.executable, "-m", "mlops_core", *args],
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if check and p.returncode != 0:
             raise AssertionError(f"mlops_core {' '.join(args)} failed: {p.stderr}")
         return p
@@ -71,8 +84,9 @@ def start_hub(tmp: Path, *, extra_env: dict | None = None, demo: bool = True) ->
     }
     log = tmp / "hub.log"
     args = [sys.executable, "-m", "mlops_core", "up"] + ([] if demo else ["--no-demo"])
-    proc = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        args, cwd=PROJECT_ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
     ui = f"http://127.0.0.1:{ui_port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -144,6 +158,7 @@ def page(browser, request):
 
 # --- helpers a user would recognise -----------------------------------------------------
 
+
 def login(page, hub: Hub, username: str, password: str = DEMO_PASSWORD) -> None:
     page.goto(hub.ui_url)
     page.get_by_label("Username", exact=True).fill(username)
@@ -165,7 +180,10 @@ def open_page(page, title: str) -> None:
 
 def nav_links(page) -> list[str]:
     # Each link's text is "<material icon name>\n\n<title>": keep the title.
-    return [t.strip().splitlines()[-1].strip() for t in page.get_by_test_id("stSidebarNav").get_by_role("link").all_inner_texts()]
+    return [
+        t.strip().splitlines()[-1].strip()
+        for t in page.get_by_test_id("stSidebarNav").get_by_role("link").all_inner_texts()
+    ]
 
 
 def screenshot_step(page, name: str) -> None:

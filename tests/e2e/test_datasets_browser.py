@@ -1,4 +1,5 @@
 """Dan uploads a CSV through the real Datasets page, in chromium, and reads its validation report."""
+
 import pytest
 
 from mlops_core.demo.customers import make_customers

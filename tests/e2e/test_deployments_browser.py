@@ -1,5 +1,6 @@
 """Ops in chromium: alice signs off the challenger's evidence, omar deploys it through the gates, the
 running scoring service serves it within seconds, then omar rolls back and history shows both moves."""
+
 import re
 
 import httpx
@@ -42,10 +43,15 @@ def _ask_serving(hub, key: str) -> str | None:
         return None
     record = {}
     for col in schema.json()["input_schema"]:
-        record[col["name"]] = {"category": (col.get("categories") or ["x"])[0], "boolean": False,
-                               "string": "x"}.get(col["type"], 1)
-    r = httpx.post(f"{hub.api_url}/v1/deployments/churn/predict", headers={"Authorization": f"Bearer {key}"},
-                   json={"records": [record]}, timeout=5)
+        record[col["name"]] = {"category": (col.get("categories") or ["x"])[0], "boolean": False, "string": "x"}.get(
+            col["type"], 1
+        )
+    r = httpx.post(
+        f"{hub.api_url}/v1/deployments/churn/predict",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"records": [record]},
+        timeout=5,
+    )
     return r.json().get("model_version") if r.status_code == 200 else None
 
 

@@ -1,5 +1,6 @@
 """Sara, in chromium against `mlops_core up` (UI + worker): launches a run, watches it finish, compares
 two runs and registers one as a model."""
+
 import re
 
 import pytest
@@ -21,7 +22,9 @@ def test_sara_launches_a_run_sees_it_finish_compares_and_registers(hub, page):
     page.get_by_role("heading", name="Experiments").wait_for()
     _choose(page, "Use case", "Customer churn")
     page.get_by_text(re.compile(r"\d+ finished")).first.wait_for()
-    before = int(re.search(r"(\d+) finished", page.get_by_text(re.compile(r"\d+ finished")).first.inner_text()).group(1))
+    before = int(
+        re.search(r"(\d+) finished", page.get_by_text(re.compile(r"\d+ finished")).first.inner_text()).group(1)
+    )
 
     page.get_by_test_id("stExpander").get_by_text("Launch an experiment").click()
     page.get_by_role("button", name="Launch").click()

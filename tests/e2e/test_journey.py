@@ -10,6 +10,7 @@ step lands in test-artifacts/journey_NN_<step>.png. The demo workspace is seeded
 so the journey uses names of its own: use case "Journey churn", dataset journey_customers, model
 journey-churn-classifier, deployment journey-churn.
 """
+
 import json
 import re
 import time
@@ -42,6 +43,7 @@ def journey_hub(tmp_path_factory):
 
 # --- small UI helpers (selectors found by the stage tests) --------------------------------------
 
+
 def _settle(page) -> None:
     """Wait until Streamlit has finished re-running the script."""
     page.wait_for_timeout(300)
@@ -56,8 +58,7 @@ def _nav(page, title: str) -> None:
     more = side.get_by_text(re.compile(r"^View \d+ more$"))
     if more.count():
         more.first.click()
-    page.get_by_test_id("stSidebarNav").get_by_role(
-        "link", name=re.compile(rf"(^|\s){re.escape(title)}$")).click()
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=re.compile(rf"(^|\s){re.escape(title)}$")).click()
     page.wait_for_load_state("networkidle")
     _settle(page)
 
@@ -66,8 +67,12 @@ def _choose(page, label: str, option, scope=None) -> None:
     """Pick an option of a Streamlit selectbox (a combobox); `option` is a string or a regex."""
     box = (scope or page).get_by_role("combobox", name=label)
     exact = isinstance(option, str)
-    _pick(page, box, page.get_by_role("option", name=option, exact=exact).first,
-          None if exact or not option.pattern.startswith("^run ") else option.pattern[1:].split(" ·")[0] + " ")
+    _pick(
+        page,
+        box,
+        page.get_by_role("option", name=option, exact=exact).first,
+        None if exact or not option.pattern.startswith("^run ") else option.pattern[1:].split(" ·")[0] + " ",
+    )
 
 
 def _pick(page, box, option, typed: str | None = None) -> None:
@@ -146,6 +151,7 @@ def _run_check_now(page) -> None:
 
 # --- the real scoring API ------------------------------------------------------------------------
 
+
 def _records(frame) -> list[dict]:
     return json.loads(frame[FEATURES].to_json(orient="records"))
 
@@ -153,8 +159,12 @@ def _records(frame) -> list[dict]:
 def _served_version(hub, key: str) -> str | None:
     rec = _records(make_customers(1, seed=3))
     try:
-        r = httpx.post(f"{hub.api_url}/v1/deployments/{DEP}/predict", headers={"Authorization": f"Bearer {key}"},
-                       json={"records": rec}, timeout=10)
+        r = httpx.post(
+            f"{hub.api_url}/v1/deployments/{DEP}/predict",
+            headers={"Authorization": f"Bearer {key}"},
+            json={"records": rec},
+            timeout=10,
+        )
     except httpx.HTTPError:
         return None
     return r.json().get("model_version") if r.status_code == 200 else None
@@ -175,15 +185,20 @@ def _send(hub, key: str, frame, batch: int = 100) -> int:
     sent = 0
     records = _records(frame)
     for i in range(0, len(records), batch):
-        r = httpx.post(f"{hub.api_url}/v1/deployments/{DEP}/predict", headers={"Authorization": f"Bearer {key}"},
-                       json={"records": records[i:i + batch]}, timeout=30)
+        r = httpx.post(
+            f"{hub.api_url}/v1/deployments/{DEP}/predict",
+            headers={"Authorization": f"Bearer {key}"},
+            json={"records": records[i : i + batch]},
+            timeout=30,
+        )
         assert r.status_code == 200, r.text
-        assert len(r.json()["predictions"]) == len(records[i:i + batch])
-        sent += len(records[i:i + batch])
+        assert len(r.json()["predictions"]) == len(records[i : i + batch])
+        sent += len(records[i : i + batch])
     return sent
 
 
 # --- the journey -----------------------------------------------------------------------------------
+
 
 def _alice_signs_off(page, hub, n: int, shot: str) -> int:
     """alice approves the business sign-off of deployment request number n; returns the request id."""
@@ -340,8 +355,9 @@ def test_a_use_case_goes_from_idea_to_a_retrained_model_in_production_through_th
     _wait_serving(hub, key, 1)
     assert _send(hub, key, make_customers(WINDOW, seed=101)) == WINDOW
     _open_deployment(page)
-    page.get_by_test_id("stMetric").filter(has_text="Requests (24 h)").get_by_test_id(
-        "stMetricValue").filter(has_text=re.compile(r"^\s*[1-9]")).wait_for()
+    page.get_by_test_id("stMetric").filter(has_text="Requests (24 h)").get_by_test_id("stMetricValue").filter(
+        has_text=re.compile(r"^\s*[1-9]")
+    ).wait_for()
     screenshot_step(page, "journey_13_traffic")
 
     # 7. ...then the market shifts: drifted traffic, a check (run now), a drift alert.

@@ -1,4 +1,5 @@
 """Logging in and out through the real page, in chromium."""
+
 import pytest
 
 from tests.e2e.conftest import login, logout, nav_links

@@ -1,5 +1,6 @@
 """Ops in chromium: omar sees the demo's drift alert, opens its evidently report, acknowledges the alert,
 and approves the retraining proposal it caused."""
+
 import re
 
 import pytest

@@ -1,4 +1,5 @@
 """Business users in chromium: a use case with KPIs, a sign-off request, and its approval from the inbox."""
+
 import re
 
 import pytest
@@ -71,7 +72,8 @@ def test_alice_creates_a_use_case_with_two_kpis_and_admin_approves_her_signoff_f
         open_page(admin, "My inbox")
         admin.get_by_text(re.compile(r"Waiting for your sign-off \(\d+\)")).wait_for()
         card = admin.locator("[class*='st-key-inbox_so_card_']").filter(
-            has_text="Approve “Late payments” and its two KPIs")
+            has_text="Approve “Late payments” and its two KPIs"
+        )
         card.get_by_label("Reason (required to reject)").fill("Both KPIs agreed with finance")
         card.get_by_role("button", name="Approve").click()
         admin.get_by_text("Sign-off “Approve “Late payments” and its two KPIs” approved.").wait_for()
@@ -81,4 +83,6 @@ def test_alice_creates_a_use_case_with_two_kpis_and_admin_approves_her_signoff_f
 
     # alice is told, with the reason
     open_page(page, "My inbox")
-    page.get_by_text("admin approved: Approve “Late payments” and its two KPIs — Both KPIs agreed with finance").wait_for()
+    page.get_by_text(
+        "admin approved: Approve “Late payments” and its two KPIs — Both KPIs agreed with finance"
+    ).wait_for()

@@ -1,4 +1,5 @@
 """Fixtures of the fault suite: Postgres databases for real processes, a shared artifact root, services."""
+
 from __future__ import annotations
 
 import shutil
@@ -32,8 +33,9 @@ def _create_database(template: str | None = None) -> str:
     try:
         with admin.connect() as c:
             if template:
-                c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                          {"n": template})
+                c.execute(
+                    text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": template}
+                )
                 c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
             else:
                 c.execute(text(f'CREATE DATABASE "{name}"'))
@@ -50,8 +52,13 @@ def _drop_database(name: str) -> None:
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as c:
-            c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                           "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
+            c.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :n AND pid <> pg_backend_pid()"
+                ),
+                {"n": name},
+            )
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
     finally:
         admin.dispose()
@@ -137,6 +144,7 @@ def services_for(tmp_path, artifact_root):
 
 
 # --- real worker processes (tests/faults/workers.py) ---------------------------------------------
+
 
 @pytest.fixture(params=["postgres"] if postgres_enabled() else ["sqlite"])
 def db_url(request, tmp_path, sqlite_template):

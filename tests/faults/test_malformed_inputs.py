@@ -1,6 +1,7 @@
 """200 malformed dataset uploads and 200 malformed scoring API payloads, generated with hypothesis: each
 ends in a clear 4xx or a domain error message — never a 500 or an unexpected exception — and never
 leaves a partial record behind (rows counted before and after)."""
+
 from __future__ import annotations
 
 import io
@@ -20,14 +21,22 @@ from mlops_core.services import datasets
 from tests.conftest import make_people
 from tests.faults.world import count_rows, stopped_cleanly
 
-FAST = settings(max_examples=200, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                       HealthCheck.data_too_large])
+FAST = settings(
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 # --- uploads ---------------------------------------------------------------------------------------
 
-cell = st.one_of(st.text(max_size=8), st.integers(-10**30, 10**30).map(str), st.sampled_from(
-    ["", "NaN", "inf", "-inf", "\x00", '"', '"unclosed', "a,b", "line\nbreak", "1e999", "=cmd()", "\ufeff"]))
+cell = st.one_of(
+    st.text(max_size=8),
+    st.integers(-(10**30), 10**30).map(str),
+    st.sampled_from(
+        ["", "NaN", "inf", "-inf", "\x00", '"', '"unclosed', "a,b", "line\nbreak", "1e999", "=cmd()", "\ufeff"]
+    ),
+)
 
 
 @st.composite
@@ -50,10 +59,28 @@ def truncated_parquet(draw) -> bytes:
 
 
 upload = st.tuples(
-    st.one_of(ragged_csv(), truncated_parquet(), st.binary(max_size=300),
-              st.just(b""), st.just(b"a,b\n"), st.just(b"\xff\xfe\x00\x00garbage")),
-    st.sampled_from(["data.csv", "data.parquet", "data.txt", "", "../../escape.csv", "noext", "a.csv.exe",
-                     "x" * 300 + ".csv", "CON.csv", "über.csv"]),
+    st.one_of(
+        ragged_csv(),
+        truncated_parquet(),
+        st.binary(max_size=300),
+        st.just(b""),
+        st.just(b"a,b\n"),
+        st.just(b"\xff\xfe\x00\x00garbage"),
+    ),
+    st.sampled_from(
+        [
+            "data.csv",
+            "data.parquet",
+            "data.txt",
+            "",
+            "../../escape.csv",
+            "noext",
+            "a.csv.exe",
+            "x" * 300 + ".csv",
+            "CON.csv",
+            "über.csv",
+        ]
+    ),
     # mostly a good dataset name, so most cases reach the file parsing
     st.sampled_from(["customers"] * 6 + ["", " ", "a/b", "../x", "x" * 500, "name with\nnewline"]),
 )
@@ -70,12 +97,14 @@ def test_malformed_uploads_end_in_a_domain_message_or_a_whole_version_never_a_cr
         data, filename, name = case
         before = (count_rows(db, "datasets"), count_rows(db, "dataset_versions"))
         try:
-            v = datasets.register_version_from_upload(db, actor=dan, dataset_name=name, fileobj=io.BytesIO(data),
-                                                      filename=filename)
+            v = datasets.register_version_from_upload(
+                db, actor=dan, dataset_name=name, fileobj=io.BytesIO(data), filename=filename
+            )
         except DomainError as exc:
             assert str(exc).strip(), "the message says what is wrong"
-            assert (count_rows(db, "datasets"), count_rows(db, "dataset_versions")) == before, \
+            assert (count_rows(db, "datasets"), count_rows(db, "dataset_versions")) == before, (
                 "a refused upload leaves no dataset or version row"
+            )
             seen["refused"] += 1
         else:
             # Parsable after all: then it is a whole version (its file stored, its validation decided).
@@ -91,27 +120,53 @@ def test_malformed_uploads_end_in_a_domain_message_or_a_whole_version_never_a_cr
 
 # --- API payloads ------------------------------------------------------------------------------------
 
-junk = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
-                    max_leaves=8)
-bad_value = st.one_of(st.text(min_size=1, max_size=5).filter(lambda s: not s.strip().lstrip("-").isdigit()),
-                      st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
-                      st.just("NaN"))
+junk = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=8,
+)
+bad_value = st.one_of(
+    st.text(min_size=1, max_size=5).filter(lambda s: not s.strip().lstrip("-").isdigit()),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.just("NaN"),
+)
 RAW_NUMBERS = ["NaN", "Infinity", "-Infinity", "1e999", "-1e999", "1" + "0" * 400, "-" + "9" * 400]
 
 
 @st.composite
 def bad_payload(draw, valid: dict) -> tuple[bytes, str, str]:
     """(body, content type, what is wrong) — every one malformed."""
-    kind = draw(st.sampled_from(["not_json", "json_junk", "missing_col", "extra_col", "wrong_type", "raw_number",
-                                 "extra_field", "records_not_list", "empty", "nested", "form"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "not_json",
+                "json_junk",
+                "missing_col",
+                "extra_col",
+                "wrong_type",
+                "raw_number",
+                "extra_field",
+                "records_not_list",
+                "empty",
+                "nested",
+                "form",
+            ]
+        )
+    )
     ct = "application/json"
     rec = dict(valid)
     if kind == "not_json":
         body = draw(st.binary(min_size=1, max_size=200).filter(lambda b: not _is_json(b)))
     elif kind == "form":
-        body, ct = b"records=1&x=2", draw(st.sampled_from(["application/x-www-form-urlencoded", "text/csv",
-                                                          "application/xml", "multipart/form-data"]))
+        body, ct = (
+            b"records=1&x=2",
+            draw(
+                st.sampled_from(
+                    ["application/x-www-form-urlencoded", "text/csv", "application/xml", "multipart/form-data"]
+                )
+            ),
+        )
     elif kind == "json_junk":
         value = draw(junk.filter(lambda v: not (isinstance(v, dict) and "records" in v)))
         body = json.dumps(value).encode()
@@ -124,21 +179,35 @@ def bad_payload(draw, valid: dict) -> tuple[bytes, str, str]:
         body = json.dumps({"records": [rec]}).encode()
     elif kind == "wrong_type":
         col = draw(st.sampled_from(sorted(rec)))
-        rec[col] = draw(bad_value.filter(lambda v, c=col: not isinstance(v, type(valid[c]))
-                                         and not (isinstance(valid[c], str) and isinstance(v, str))))
+        rec[col] = draw(
+            bad_value.filter(
+                lambda v, c=col: (
+                    not isinstance(v, type(valid[c])) and not (isinstance(valid[c], str) and isinstance(v, str))
+                )
+            )
+        )
         body = json.dumps({"records": [rec]}).encode()
     elif kind == "raw_number":
-        col = draw(st.sampled_from(sorted(k for k, v in rec.items() if isinstance(v, (int, float))
-                                          and not isinstance(v, bool))))
+        col = draw(
+            st.sampled_from(
+                sorted(k for k, v in rec.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
+            )
+        )
         token = draw(st.sampled_from(RAW_NUMBERS))
         rec[col] = "__RAW__"
         body = json.dumps({"records": [rec]}).replace('"__RAW__"', token).encode()
     elif kind == "extra_field":
-        body = json.dumps({"records": [rec], draw(st.text(min_size=1, max_size=5).filter(
-            lambda k: k != "records")): draw(junk)}).encode()
+        body = json.dumps(
+            {"records": [rec], draw(st.text(min_size=1, max_size=5).filter(lambda k: k != "records")): draw(junk)}
+        ).encode()
     elif kind == "records_not_list":
-        body = json.dumps({"records": draw(junk.filter(lambda v: not isinstance(v, list) or not v
-                                                       or not all(isinstance(x, dict) for x in v)))}).encode()
+        body = json.dumps(
+            {
+                "records": draw(
+                    junk.filter(lambda v: not isinstance(v, list) or not v or not all(isinstance(x, dict) for x in v))
+                )
+            }
+        ).encode()
     elif kind == "empty":
         body = draw(st.sampled_from([b"", b" ", b"{}", b"[]", b"null", b'{"records": []}']))
     else:  # nested junk in place of a record

@@ -1,6 +1,7 @@
 """Postgres drops every connection (pg_terminate_backend on this test's own database — the shared server
 keeps running) while the UI, a worker and the scoring service run: each recovers by itself, at most the
 in-flight request fails, and after a clean shutdown every prediction answered 200 is in the log."""
+
 from __future__ import annotations
 
 import os
@@ -71,7 +72,8 @@ def _apptest_login(username: str):
 
 
 def test_every_process_recovers_when_postgres_drops_all_connections_and_no_prediction_is_lost(
-        seeded_pg, services_for, workers_for, monkeypatch):
+    seeded_pg, services_for, workers_for, monkeypatch
+):
     url, dep = seeded_pg
     monkeypatch.setenv("DATABASE_URL", url)
     reload_settings()
@@ -139,8 +141,7 @@ def test_every_process_recovers_when_postgres_drops_all_connections_and_no_predi
     assert _apptest_login("alice") == "alice", "logging in still works"
     if browser:
         assert "Overview" in _browser_login(ui, "alice"), "logging in through the UI process still works"
-    assert all(svc.procs[n].poll() is None for n in ("scoring", "ui")) and worker.poll() is None, \
-        "no process died"
+    assert all(svc.procs[n].poll() is None for n in ("scoring", "ui")) and worker.poll() is None, "no process died"
 
     # Clean shutdown: every prediction that got a 200 is in the log.
     assert stopped_cleanly(svc, "scoring"), svc.log("scoring")[-3000:]
@@ -150,9 +151,11 @@ def test_every_process_recovers_when_postgres_drops_all_connections_and_no_predi
     missing = set(answered) - set(logged)
     assert not missing, f"{len(missing)} of {len(answered)} answered predictions are missing from the log"
     assert len(logged) == len(answered)
-    print(f"\n{killed} connections cut; {during['ok']} requests answered during the cut, "
-          f"{len(during['failed'])} failed; {len(answered)} predictions answered, {len(logged)} logged; "
-          f"browser login {'checked' if browser else 'off (MLOPS_TEST_BROWSER)'}")
+    print(
+        f"\n{killed} connections cut; {during['ok']} requests answered during the cut, "
+        f"{len(during['failed'])} failed; {len(answered)} predictions answered, {len(logged)} logged; "
+        f"browser login {'checked' if browser else 'off (MLOPS_TEST_BROWSER)'}"
+    )
     db.dispose()
 
 

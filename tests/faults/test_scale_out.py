@@ -1,6 +1,7 @@
 """Scale-out ("Running on several machines" in the README): two scoring service processes and two workers
 against one Postgres share the work — both services answer and log into the one prediction table, and
 20 jobs are spread over both workers, each run once."""
+
 from __future__ import annotations
 
 import signal
@@ -13,8 +14,9 @@ from tests.faults.workers import enqueue, wait_for
 from tests.faults.world import ok_request_ids, predict, stopped_cleanly
 
 
-def test_two_scoring_services_and_two_workers_on_one_postgres_share_the_work(seeded_pg, services_for, workers_for,
-                                                                              tmp_path):
+def test_two_scoring_services_and_two_workers_on_one_postgres_share_the_work(
+    seeded_pg, services_for, workers_for, tmp_path
+):
     url, dep = seeded_pg
     db = Database(url)
     runs = tmp_path / "runs.log"
@@ -34,8 +36,9 @@ def test_two_scoring_services_and_two_workers_on_one_postgres_share_the_work(see
             assert code == 200, (base, code)
             answered[base].append(rid)
 
-    wait_for(lambda: all(j.status == "finished" for j in jobs.list_jobs(db, kind="sleep")), 120,
-             "all 20 jobs to finish")
+    wait_for(
+        lambda: all(j.status == "finished" for j in jobs.list_jobs(db, kind="sleep")), 120, "all 20 jobs to finish"
+    )
     executions = [int(line.split()[0]) for line in runs.read_text().splitlines()]
     assert sorted(executions) == sorted(ids), "each job ran exactly once"
     by_worker = {}

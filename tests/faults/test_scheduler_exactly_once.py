@@ -1,5 +1,6 @@
 """Two workers, both scheduler candidates, on one Postgres: a periodic job every 2 s is enqueued and run
 exactly once per firing, also when the elected scheduler is SIGKILLed midway and the other takes over."""
+
 from __future__ import annotations
 
 import signal
@@ -48,8 +49,9 @@ def test_a_periodic_job_runs_once_per_firing_across_two_schedulers_and_a_leader_
     times = [t for t, _ in firings]
     ids = [i for _, i in firings]
     assert len(set(times)) == len(times), "no fire time was enqueued twice"
-    assert all((b - a) % timedelta(seconds=INTERVAL) == timedelta(0) for a, b in zip(times, times[1:])), \
+    assert all((b - a) % timedelta(seconds=INTERVAL) == timedelta(0) for a, b in zip(times, times[1:])), (
         f"fire times stay on the {INTERVAL} s grid: {times}"
+    )
     gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:])]
     # Without a scheduler for `took_over` seconds, the firings missed meanwhile are coalesced into one
     # catch-up run (APScheduler coalesce): at most one gap, and no longer than the takeover.
@@ -61,7 +63,9 @@ def test_a_periodic_job_runs_once_per_firing_across_two_schedulers_and_a_leader_
     assert sorted(set(executed) & set(ids)) == sorted(set(ids) & finished), "every finished firing ran"
     assert len(executed) == len(set(executed)), "no firing ran twice"
     ran_by = {j.claimed_by for j in jobs.list_jobs(db, kind="noop", limit=1000) if j.id in finished}
-    print(f"\n{len(firings)} firings ({before_kill} before killing {leader}); takeover in {took_over:.1f} s; "
-          f"gaps {gaps}; run by {sorted(ran_by)}")
+    print(
+        f"\n{len(firings)} firings ({before_kill} before killing {leader}); takeover in {took_over:.1f} s; "
+        f"gaps {gaps}; run by {sorted(ran_by)}"
+    )
     assert len(finished & set(ids)) >= len(ids) - 1, "all but possibly the very last firing had run at the stop"
     db.dispose()

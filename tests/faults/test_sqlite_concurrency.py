@@ -1,4 +1,5 @@
 """20 concurrent writers on SQLite (WAL): no "database is locked" reaches a user, no lost update."""
+
 import multiprocessing as mp
 
 from sqlalchemy import text

@@ -1,6 +1,7 @@
 """A worker killed with SIGKILL in the middle of a training run (issue 8's first fault): real worker
 processes on the shared database (Postgres when its leg is on). The run ends failed with the reason,
 found by the surviving worker by itself; nothing stays "running"; no model is half-registered."""
+
 from __future__ import annotations
 
 import signal
@@ -26,11 +27,20 @@ def test_sigkill_mid_training_fails_the_run_and_registers_nothing(db_url, worker
     people = make_people(db)
     world = make_world(db, people, n=5000)
     models_before = _count(db, "model_versions")
-    run = experiments.start_run(db, actor=people["data_scientist"], use_case_id=world.use_case_id,
-                                dataset_version_id=world.version_id,
-                                config={"target": "churned", "algorithm": "random_forest",
-                                        "params": {"n_estimators": 5000}, "split": "holdout",
-                                        "test_size": 0.25, "seed": 7})
+    run = experiments.start_run(
+        db,
+        actor=people["data_scientist"],
+        use_case_id=world.use_case_id,
+        dataset_version_id=world.version_id,
+        config={
+            "target": "churned",
+            "algorithm": "random_forest",
+            "params": {"n_estimators": 5000},
+            "split": "holdout",
+            "test_size": 0.25,
+            "seed": 7,
+        },
+    )
     w = workers_for(db_url)
     doomed = w.start("doomed")
     wait_for(lambda: experiments.get_run(db, run.id).status == "running", 90, "the worker to start training")
@@ -41,11 +51,17 @@ def test_sigkill_mid_training_fails_the_run_and_registers_nothing(db_url, worker
     wait_for(lambda: any(x.name == "survivor" for x in jobs.list_workers(db)), 60, "the second worker to start")
     doomed.send_signal(signal.SIGKILL)
     doomed.wait(timeout=10)
-    wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in job_procs), 15,
-             "the training process to die with its worker")
+    wait_for(
+        lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in job_procs),
+        15,
+        "the training process to die with its worker",
+    )
 
-    got = wait_for(lambda: (r := experiments.get_run(db, run.id)).status not in ("queued", "running") and r,
-                   HEARTBEAT_TIMEOUT + 60, "the surviving worker to settle the dead worker's run")
+    got = wait_for(
+        lambda: (r := experiments.get_run(db, run.id)).status not in ("queued", "running") and r,
+        HEARTBEAT_TIMEOUT + 60,
+        "the surviving worker to settle the dead worker's run",
+    )
     assert got.status == "failed", got.status
     assert "stopped responding" in (got.error or ""), got.error
     assert jobs.list_jobs(db, status="running") == []

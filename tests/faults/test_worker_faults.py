@@ -1,5 +1,6 @@
 """Real worker processes (`python -m mlops_core worker`): shared queue, SIGKILL mid-job,
 cancel, graceful SIGTERM, and a database that drops its connections."""
+
 from __future__ import annotations
 
 import signal
@@ -45,18 +46,30 @@ def test_a_worker_killed_mid_job_leaves_nothing_running(sqlite_url, workers_for,
     w = workers_for(sqlite_url)
     a = w.start("wA", "--concurrency", "2")
     wait_for(lambda: status(db, once) == "running" and status(db, retried) == "running", 60, "both jobs to start")
-    job_pids = wait_for(lambda: [int(x.split()[2]) for x in runs.read_text().splitlines()]
-                        if runs.exists() and len(runs.read_text().splitlines()) == 2 else None, 10,
-                        "both job processes to start")
+    job_pids = wait_for(
+        lambda: (
+            [int(x.split()[2]) for x in runs.read_text().splitlines()]
+            if runs.exists() and len(runs.read_text().splitlines()) == 2
+            else None
+        ),
+        10,
+        "both job processes to start",
+    )
 
     w.start("wB")  # starts while wA is busy (nothing queued for it), so it is up when wA dies
     a.send_signal(signal.SIGKILL)
     a.wait(timeout=10)
-    wait_for(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
-                             for p in job_pids), 10, "the job processes to die with their worker")
+    wait_for(
+        lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in job_pids),
+        10,
+        "the job processes to die with their worker",
+    )
 
-    wait_for(lambda: status(db, once) == "failed" and status(db, retried) == "finished", 60,
-             "the dead worker's jobs to be failed / re-run")
+    wait_for(
+        lambda: status(db, once) == "failed" and status(db, retried) == "finished",
+        60,
+        "the dead worker's jobs to be failed / re-run",
+    )
     failed = jobs.get_job(db, once)
     assert failed.error.startswith("worker wA stopped responding (no heartbeat for")
     rerun = jobs.get_job(db, retried)
@@ -126,8 +139,13 @@ def test_a_worker_survives_the_database_dropping_its_connections(pg_migrated, wo
     admin = create_engine(pg_migrated, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
         for _ in range(10):  # keep cutting the worker's connections for a moment
-            c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                           "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": dbname})
+            c.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :n AND pid <> pg_backend_pid()"
+                ),
+                {"n": dbname},
+            )
             time.sleep(0.2)
     admin.dispose()
     db.dispose()

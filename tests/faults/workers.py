@@ -1,5 +1,6 @@
 """Real worker processes for the fault tests: start them, wait with a deadline, enqueue jobs.
 The fixtures that use these (`workers_for`, `db_url`, `sqlite_url`) are in tests/faults/conftest.py."""
+
 from __future__ import annotations
 
 import os
@@ -24,12 +25,23 @@ class Workers:
         self.procs: list[subprocess.Popen] = []
 
     def start(self, name: str, *args: str, scheduler: bool = False) -> subprocess.Popen:
-        env = {**os.environ, "DATABASE_URL": self.url, "ARTIFACT_ROOT": str(self.tmp / "artifacts"),
-               "MLOPS_JOB_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT), "MLOPS_WORKER_POLL_SECONDS": "0.2",
-               "MLOPS_SCHEDULER": "true" if scheduler else "false", "MLOPS_LOG_LEVEL": "INFO"}
+        env = {
+            **os.environ,
+            "DATABASE_URL": self.url,
+            "ARTIFACT_ROOT": str(self.tmp / "artifacts"),
+            "MLOPS_JOB_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
+            "MLOPS_WORKER_POLL_SECONDS": "0.2",
+            "MLOPS_SCHEDULER": "true" if scheduler else "false",
+            "MLOPS_LOG_LEVEL": "INFO",
+        }
         log = open(self.tmp / f"{name}.log", "ab")
-        p = subprocess.Popen([sys.executable, "-m", "mlops_core", "worker", "--name", name, *args],
-                             cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        p = subprocess.Popen(
+            [sys.executable, "-m", "mlops_core", "worker", "--name", name, *args],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
         self.procs.append(p)
         return p
@@ -72,5 +84,3 @@ def enqueue(db: Database, kind: str, payload: dict, **kw) -> int:
 
 def status(db: Database, job_id: int) -> str:
     return jobs.get_job(db, job_id).status
-
-

@@ -4,6 +4,7 @@ Workers are started with `tests/faults/test_worker_faults.py::Workers` (same env
 scoring service (`python -m mlops_core serve`) and the UI (`streamlit run app.py`) with `Services`
 below. Every process logs to `<tmp>/<name>.log`, so `wait_for` timeouts print their last lines.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,8 +48,9 @@ def seed_deployment(db: Database, name: str = "churn") -> Deployed:
     people = make_people(db)
     w = make_world(db, people, n=200)
     mv_id = w.versions[0]
-    req = deployments.request_deployment(db, actor=people["data_scientist"], model_version_id=mv_id,
-                                         deployment_name=name, environment="production")
+    req = deployments.request_deployment(
+        db, actor=people["data_scientist"], model_version_id=mv_id, deployment_name=name, environment="production"
+    )
     so = next(s for s in collab.signoffs_for(db, "model_version", mv_id) if s.status == "pending")
     collab.decide_signoff(db, actor=people["business"], signoff_id=so.id, approve=True, reason="fault suite")
     dep = deployments.deploy(db, actor=people["ops"], request_id=req.id)
@@ -98,8 +100,13 @@ def terminate_connections(url: str, *, rounds: int = 5, pause: float = 0.2) -> i
     try:
         with admin.connect() as c:
             for _ in range(rounds):
-                rows = c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                      "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": dbname}).all()
+                rows = c.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :n AND pid <> pg_backend_pid()"
+                    ),
+                    {"n": dbname},
+                ).all()
                 killed += sum(1 for r in rows if r[0])
                 time.sleep(pause)
     finally:
@@ -113,14 +120,19 @@ class Services:
     def __init__(self, url: str, tmp: Path, artifact_root: Path):
         self.url = url
         self.tmp = tmp
-        self.env = {**os.environ, "DATABASE_URL": url, "ARTIFACT_ROOT": str(artifact_root),
-                    "MLOPS_LOG_LEVEL": "INFO"}
+        self.env = {**os.environ, "DATABASE_URL": url, "ARTIFACT_ROOT": str(artifact_root), "MLOPS_LOG_LEVEL": "INFO"}
         self.procs: dict[str, subprocess.Popen] = {}
 
     def _start(self, name: str, argv: list[str], env: dict | None = None) -> subprocess.Popen:
         log = open(self.tmp / f"{name}.log", "ab")
-        p = subprocess.Popen(argv, cwd=PROJECT_ROOT, env={**self.env, **(env or {})}, stdout=log,
-                             stderr=subprocess.STDOUT, start_new_session=True)
+        p = subprocess.Popen(
+            argv,
+            cwd=PROJECT_ROOT,
+            env={**self.env, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
         self.procs[name] = p
         return p
@@ -144,8 +156,9 @@ class Services:
             if p.poll() is not None:
                 raise AssertionError(f"{name} exited early ({p.returncode}):\n{self.log(name)[-3000:]}")
             try:
-                r = httpx.get(f"{base}/v1/deployments/{dep.name}",
-                              headers={"Authorization": f"Bearer {dep.key}"}, timeout=2)
+                r = httpx.get(
+                    f"{base}/v1/deployments/{dep.name}", headers={"Authorization": f"Bearer {dep.key}"}, timeout=2
+                )
                 if r.status_code == 200 and r.json().get("model_version"):
                     return base
             except httpx.HTTPError:
@@ -190,13 +203,17 @@ class Services:
 
 def predict(client: httpx.Client, base: str, dep: Deployed, record: dict | None = None) -> tuple[int, str | None]:
     """One single-record request; (HTTP status, request_id of a 200)."""
-    r = client.post(f"{base}/v1/deployments/{dep.name}/predict", json={"records": [record or dep.record]},
-                    headers={"Authorization": f"Bearer {dep.key}"})
+    r = client.post(
+        f"{base}/v1/deployments/{dep.name}/predict",
+        json={"records": [record or dep.record]},
+        headers={"Authorization": f"Bearer {dep.key}"},
+    )
     return r.status_code, (r.json()["request_id"] if r.status_code == 200 else None)
 
 
 # --- a light keep-alive load client (raw asyncio sockets: on a 2-core box httpx in 8 threads costs more
 # CPU than the service it measures) ------------------------------------------------------------------
+
 
 async def _load_client(host: str, port: int, request: bytes, count: int, out: list, statuses: dict) -> None:
     import asyncio
@@ -230,9 +247,11 @@ def load(base: str, dep: Deployed, *, total: int, clients: int) -> tuple[list[st
 
     u = urlsplit(base)
     body = json.dumps({"records": [dep.record]}).encode()
-    request = (f"POST /v1/deployments/{dep.name}/predict HTTP/1.1\r\nHost: {u.netloc}\r\n"
-               f"Authorization: Bearer {dep.key}\r\nContent-Type: application/json\r\n"
-               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    request = (
+        f"POST /v1/deployments/{dep.name}/predict HTTP/1.1\r\nHost: {u.netloc}\r\n"
+        f"Authorization: Bearer {dep.key}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
     ids: list[str] = []
     statuses: dict[int, int] = {}
     share = [total // clients + (1 if i < total % clients else 0) for i in range(clients)]

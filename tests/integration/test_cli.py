@@ -1,4 +1,5 @@
 """The CLI contract: --help lists the commands; bad input exits non-zero with a one-line reason."""
+
 import os
 import subprocess
 import sys
@@ -10,8 +11,14 @@ from mlops_core.config import PROJECT_ROOT
 
 def run_cli(*args, env=None, check=False):
     e = {**os.environ, **(env or {})}
-    p = subprocess.run([sys.executable, "-m", "mlops_core", *args], cwd=PROJECT_ROOT, env=e,
-                       capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        [sys.executable, "-m", "mlops_core", *args],
+        cwd=PROJECT_ROOT,
+        env=e,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if check:
         assert p.returncode == 0, p.stderr
     return p
@@ -19,8 +26,11 @@ def run_cli(*args, env=None, check=False):
 
 @pytest.fixture
 def cli_env(tmp_path):
-    return {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "ARTIFACT_ROOT": str(tmp_path / "art"),
-            "MLOPS_DEMO_PASSWORD": "demo-password-123"}
+    return {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "ARTIFACT_ROOT": str(tmp_path / "art"),
+        "MLOPS_DEMO_PASSWORD": "demo-password-123",
+    }
 
 
 def test_help_lists_the_contract_commands():

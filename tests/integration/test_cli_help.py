@@ -1,5 +1,6 @@
 """`python -m mlops_core --help` stays fast: the command modules import neither the database layer nor the
 data/ML stack at their top (that is what made --help take seconds)."""
+
 import subprocess
 import sys
 
@@ -17,8 +18,13 @@ print("HEAVY", sorted(m for m in ("pandas", "sklearn", "scipy", "pyarrow", "sqla
 
 
 def test_help_lists_every_command_without_importing_the_database_or_data_stack():
-    out = subprocess.run([sys.executable, "-c", HELP_THEN_LIST_HEAVY_MODULES], cwd=PROJECT_ROOT,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", HELP_THEN_LIST_HEAVY_MODULES],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
     for command in ("init", "demo", "user", "up", "ui", "worker", "serve", "apikey", "dataset", "monitor"):
         assert f"    {command} " in out.stdout, f"{command} missing from --help"

@@ -1,4 +1,5 @@
 """Every bad input of issue 4: a clear message that says what to fix, and nothing half-stored."""
+
 import io
 import time
 
@@ -17,8 +18,9 @@ def dan(sqlite_db):
 
 
 def _upload(db, dan, content: bytes, filename="data.csv"):
-    return datasets.register_version_from_upload(db, actor=dan, dataset_name="upload", fileobj=io.BytesIO(content),
-                                                 filename=filename)
+    return datasets.register_version_from_upload(
+        db, actor=dan, dataset_name="upload", fileobj=io.BytesIO(content), filename=filename
+    )
 
 
 def _nothing_stored(db):
@@ -28,18 +30,31 @@ def _nothing_stored(db):
     assert leftovers == [], leftovers
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "the file is empty"),
-    (b"age,income\n", "header but no data rows"),
-    (b"age;income;plan\n30;1000;basic\n", "separated by semicolons"),
-    (b"age\tincome\n30\t1000\n", "separated by tabs"),
-    (b"name,city\nJos\xe9,K\xf6ln\n", "not UTF-8"),
-    (b"na\xefve,b\n1,2\n", "header row is not UTF-8"),
-    (b"a,b,c\n1,2,3\n4,5,6,7\n", "a row has 4 fields but the header has 3"),
-    (b"age,income,age\n1,2,3\n", "duplicate column names: 'age'"),
-    (b"age,,plan\n1,2,x\n", "column 2 of the header has no name"),
-], ids=["empty", "header-only", "semicolons", "tabs", "latin-1-cells", "latin-1-header", "ragged", "duplicate-names",
-        "unnamed-column"])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "the file is empty"),
+        (b"age,income\n", "header but no data rows"),
+        (b"age;income;plan\n30;1000;basic\n", "separated by semicolons"),
+        (b"age\tincome\n30\t1000\n", "separated by tabs"),
+        (b"name,city\nJos\xe9,K\xf6ln\n", "not UTF-8"),
+        (b"na\xefve,b\n1,2\n", "header row is not UTF-8"),
+        (b"a,b,c\n1,2,3\n4,5,6,7\n", "a row has 4 fields but the header has 3"),
+        (b"age,income,age\n1,2,3\n", "duplicate column names: 'age'"),
+        (b"age,,plan\n1,2,x\n", "column 2 of the header has no name"),
+    ],
+    ids=[
+        "empty",
+        "header-only",
+        "semicolons",
+        "tabs",
+        "latin-1-cells",
+        "latin-1-header",
+        "ragged",
+        "duplicate-names",
+        "unnamed-column",
+    ],
+)
 def test_bad_csv_gets_a_clear_message_and_nothing_is_stored(sqlite_db, dan, content, message):
     with pytest.raises(ValidationError, match=message):
         _upload(sqlite_db, dan, content)
@@ -85,8 +100,9 @@ def test_over_the_size_limit_is_refused_before_reading(sqlite_db, dan, monkeypat
     monkeypatch.setenv("MLOPS_MAX_UPLOAD_MB", "1")
     reload_settings()
     with pytest.raises(ValidationError, match="over the upload limit of 1 MB"):
-        datasets.register_version_from_upload(sqlite_db, actor=dan, dataset_name="big", fileobj=NeverRead(5 << 20),
-                                              filename="big.csv")
+        datasets.register_version_from_upload(
+            sqlite_db, actor=dan, dataset_name="big", fileobj=NeverRead(5 << 20), filename="big.csv"
+        )
     _nothing_stored(sqlite_db)
 
 
@@ -105,13 +121,16 @@ def test_a_stream_of_unknown_size_is_stopped_at_the_limit(tmp_path, sqlite_db):
     assert list(data_io.staging_dir().iterdir()) == []
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("../../etc/passwd", "passwd"),
-    ("C:\\Users\\x\\customers.csv", "customers.csv"),
-    ("/abs/path/to/data.csv", "data.csv"),
-    ("..", "upload"),
-    ("we\x00ird\nname;rm -rf.csv", "weirdname_rm -rf.csv"),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("../../etc/passwd", "passwd"),
+        ("C:\\Users\\x\\customers.csv", "customers.csv"),
+        ("/abs/path/to/data.csv", "data.csv"),
+        ("..", "upload"),
+        ("we\x00ird\nname;rm -rf.csv", "weirdname_rm -rf.csv"),
+    ],
+)
 def test_filenames_lose_their_path_separators(name, expected):
     assert data_io.sanitize_filename(name) == expected
 
@@ -160,8 +179,9 @@ def test_a_million_row_upload_is_streamed_and_registered(sqlite_db, dan, tmp_pat
     pd.DataFrame({"id": ids, "bucket": ids % 7}).to_csv(path, index=False)
     start = time.perf_counter()
     with path.open("rb") as f:
-        v = datasets.register_version_from_upload(sqlite_db, actor=dan, dataset_name="million", fileobj=f,
-                                                  filename="million.csv")
+        v = datasets.register_version_from_upload(
+            sqlite_db, actor=dan, dataset_name="million", fileobj=f, filename="million.csv"
+        )
     elapsed = time.perf_counter() - start
     assert (v.n_rows, v.status) == (n, "validated")
     profile = datasets.get_profile(sqlite_db, v.id)

@@ -1,4 +1,5 @@
 """AppTest helpers: run app.py as a given user, switch pages, find widgets by label."""
+
 from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
@@ -31,7 +32,18 @@ def by_label(widgets, label: str):
 def texts(at: AppTest) -> str:
     """Everything a user can read on the page (markdown, captions, alerts, titles), as one string."""
     parts = []
-    for kind in ("title", "header", "subheader", "markdown", "caption", "info", "success", "warning", "error", "metric"):
+    for kind in (
+        "title",
+        "header",
+        "subheader",
+        "markdown",
+        "caption",
+        "info",
+        "success",
+        "warning",
+        "error",
+        "metric",
+    ):
         for el in getattr(at, kind):
             parts.append(str(getattr(el, "value", "")) + " " + str(getattr(el, "label", "")))
     return "\n".join(parts)

@@ -1,4 +1,5 @@
 """My account: each personal access token shows when it expires (or when it was revoked), with a Revoke button."""
+
 import pytest
 
 from mlops_core.services import users

@@ -1,6 +1,7 @@
 """The Datasets and Dataset pages through AppTest: what each role sees and can do.
 
 (File uploads are driven in the browser test: AppTest cannot fill a file_uploader.)"""
+
 import re
 
 import pytest
@@ -19,8 +20,9 @@ def people(sqlite_db):
 @pytest.fixture
 def customers(sqlite_db, people):
     dan = people["data_engineer"]
-    v1 = datasets.register_version_from_frame(sqlite_db, actor=dan, dataset_name="customers",
-                                              frame=make_customers(300, seed=1))
+    v1 = datasets.register_version_from_frame(
+        sqlite_db, actor=dan, dataset_name="customers", frame=make_customers(300, seed=1)
+    )
     bad = make_customers(300, seed=2)
     bad.loc[:3, "monthly_charges"] = -9.5
     v2 = datasets.register_version_from_frame(sqlite_db, actor=dan, dataset_name="customers", frame=bad)

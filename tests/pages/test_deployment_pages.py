@@ -3,6 +3,7 @@ sign-off, deploy, rollback, API keys and the "try it" form, as each role sees th
 
 (File uploads — labels, batch scoring — are services tested in tests/services; AppTest cannot fill a
 file_uploader.)"""
+
 import pytest
 
 from mlops_core.services import apikeys, collab, deployments, predictions
@@ -21,19 +22,32 @@ def world(sqlite_db, people):
     """churn serves v1 (deployed through the gates); sara has requested v2, waiting for alice's sign-off."""
     w = make_world(sqlite_db, people, versions=2)
     db = sqlite_db
-    r1 = deployments.request_deployment(db, actor=people["data_scientist"], model_version_id=w.versions[0],
-                                        deployment_name="churn")
+    r1 = deployments.request_deployment(
+        db, actor=people["data_scientist"], model_version_id=w.versions[0], deployment_name="churn"
+    )
     so = collab.signoffs_for(db, "model_version", w.versions[0])[0]
     collab.decide_signoff(db, actor=people["business"], signoff_id=so.id, approve=True)
     deployments.set_regression_tolerance(db, actor=people["ops"], deployment_name="churn", tolerance=1.0)
     deployments.deploy(db, actor=people["ops"], request_id=r1.id)
-    r2 = deployments.request_deployment(db, actor=people["data_scientist"], model_version_id=w.versions[1],
-                                        deployment_name="churn")
+    r2 = deployments.request_deployment(
+        db, actor=people["data_scientist"], model_version_id=w.versions[1], deployment_name="churn"
+    )
     dep = deployments.get_by_name(db, "churn")
-    predictions.log_predictions(db, [
-        predictions.prediction_row(request_id=f"p{i}", deployment_id=dep.id, model_version_id=dep.model_version_id,
-                                   inputs={"age": 30}, prediction=0, latency_ms=2.0,
-                                   status="error" if i == 0 else "ok") for i in range(4)])
+    predictions.log_predictions(
+        db,
+        [
+            predictions.prediction_row(
+                request_id=f"p{i}",
+                deployment_id=dep.id,
+                model_version_id=dep.model_version_id,
+                inputs={"age": 30},
+                prediction=0,
+                latency_ms=2.0,
+                status="error" if i == 0 else "ok",
+            )
+            for i in range(4)
+        ],
+    )
     return w, r2
 
 
@@ -52,8 +66,10 @@ def test_the_serving_metric_shows_the_version_and_the_full_model_name_is_readabl
     assert len(since.value) == 10 and since.value in since.proto.help
     assert serving.value == "v1"  # short enough for a metric column; a model name was cut off there
     assert "churn-model v1 serves this endpoint" in serving.proto.help
-    assert any(md.value.startswith("Serving **churn-model v1** · endpoint `POST /v1/deployments/churn/predict`")
-               for md in at.markdown)
+    assert any(
+        md.value.startswith("Serving **churn-model v1** · endpoint `POST /v1/deployments/churn/predict`")
+        for md in at.markdown
+    )
 
 
 def test_a_signoff_shows_in_the_gates_at_once_without_a_recheck(people, world, sqlite_db):

@@ -1,4 +1,5 @@
 """Experiments, Run, Compare runs and Models pages through Streamlit's AppTest, on real trained runs."""
+
 import pytest
 
 from mlops_core.services import experiments, registry, usecases
@@ -11,10 +12,15 @@ from tests.services.experiments_world import FAST, make_world, run_jobs
 def trained(sqlite_db):
     people = make_people(sqlite_db)
     world = make_world(sqlite_db, people)
-    runs = experiments.start_runs(sqlite_db, actor=people["data_scientist"], use_case_id=world.use_case_id,
-                                  dataset_version_id=world.version_id, config={"target": "churned", **FAST},
-                                  algorithms=["logistic_regression", "random_forest"],
-                                  params_by_algorithm={"random_forest": {"n_estimators": 10}})
+    runs = experiments.start_runs(
+        sqlite_db,
+        actor=people["data_scientist"],
+        use_case_id=world.use_case_id,
+        dataset_version_id=world.version_id,
+        config={"target": "churned", **FAST},
+        algorithms=["logistic_regression", "random_forest"],
+        params_by_algorithm={"random_forest": {"n_estimators": 10}},
+    )
     run_jobs(sqlite_db)
     return sqlite_db, people, world, runs
 
@@ -113,8 +119,14 @@ def test_compare_highlights_differing_params_and_shows_kpi_lights(trained):
 
 def test_the_models_page_shows_the_card_with_lineage(trained):
     db, people, world, runs = trained
-    registry.register_model(db, actor=people["data_scientist"], run_id=runs[0].id, name="churn-classifier",
-                            alias="champion", intended_use="monthly retention campaign")
+    registry.register_model(
+        db,
+        actor=people["data_scientist"],
+        run_id=runs[0].id,
+        name="churn-classifier",
+        alias="champion",
+        intended_use="monthly retention campaign",
+    )
     at = app_as(people["business"], "pages/models.py")
     no_exceptions(at)
     page = texts(at)

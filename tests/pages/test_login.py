@@ -1,4 +1,5 @@
 """The login page and the per-role navigation, through Streamlit's AppTest."""
+
 import pytest
 
 from tests.conftest import TEST_PASSWORD, make_people
@@ -99,6 +100,7 @@ def test_activity_page_lists_audit_events(people, sqlite_db):
     no_exceptions(at)
     df = at.dataframe[0].value
     assert "user.create" in set(df["action"])
+
 
 # Logging out is covered by the browser test (tests/e2e/test_login_browser.py): AppTest does not
 # deliver clicks on sidebar widgets rendered after st.navigation's run.

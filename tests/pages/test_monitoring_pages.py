@@ -1,4 +1,5 @@
 """AppTest for the monitoring screens: overview lights, deployment drift/perf/health, alerts, infrastructure."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,8 +15,14 @@ def drifting(sqlite_db):
     """A deployment whose traffic drifted, checked twice, with labels, one drift alert and a proposal."""
     people = make_people(sqlite_db)
     world = make_world(sqlite_db, people)
-    monitoring.configure_monitor(sqlite_db, actor=people["ops"], deployment_name="churn", window_size=300,
-                                 schedule_seconds=None, retraining_policy="propose")
+    monitoring.configure_monitor(
+        sqlite_db,
+        actor=people["ops"],
+        deployment_name="churn",
+        window_size=300,
+        schedule_seconds=None,
+        retraining_policy="propose",
+    )
     log_traffic(sqlite_db, world, customers(300, seed=5, drift=1.0), label_share=0.5)
     monitoring.run_monitor(sqlite_db, deployment_name="churn")
     monitoring.run_monitor(sqlite_db, deployment_name="churn")
@@ -94,8 +101,16 @@ def _many_alerts(db, n: int, deployment: str = "paging-dep") -> None:
 
     with db.unit_of_work() as s:
         for i in range(n):
-            s.add(Alert(kind="latency", severity="warning", title=f"latency breach {i}", deployment_name=deployment,
-                        dedupe_key=f"paging:{i}", open_key=f"paging:{i}"))
+            s.add(
+                Alert(
+                    kind="latency",
+                    severity="warning",
+                    title=f"latency breach {i}",
+                    deployment_name=deployment,
+                    dedupe_key=f"paging:{i}",
+                    open_key=f"paging:{i}",
+                )
+            )
 
 
 def test_the_alerts_page_pages_through_many_alerts_fifty_at_a_time(drifting):

@@ -1,4 +1,5 @@
 """The portfolio, use case and inbox pages, through Streamlit's AppTest."""
+
 import pytest
 
 from mlops_core.services import collab, usecases
@@ -18,11 +19,21 @@ def _submit(at, form: str, label: str):
 
 
 def _churn(db, people):
-    uc = usecases.create_use_case(db, actor=people["business"], title="Customer churn", tags=["retention"],
-                                  members={"data_scientist": ["sara"]})
+    uc = usecases.create_use_case(
+        db, actor=people["business"], title="Customer churn", tags=["retention"], members={"data_scientist": ["sara"]}
+    )
     usecases.add_kpi(db, actor=people["business"], use_case_id=uc.id, kind="model", metric="recall", target=0.75)
-    k = usecases.add_kpi(db, actor=people["business"], use_case_id=uc.id, kind="business",
-                         name="Monthly churn rate", unit="%", baseline=8.5, target=6, direction="<=")
+    k = usecases.add_kpi(
+        db,
+        actor=people["business"],
+        use_case_id=uc.id,
+        kind="business",
+        name="Monthly churn rate",
+        unit="%",
+        baseline=8.5,
+        target=6,
+        direction="<=",
+    )
     for month, v in ((1, 8.4), (2, 7.9), (3, 5.8)):
         usecases.add_reading(db, actor=people["business"], kpi_id=k.id, value=v, measured_on=f"2026-0{month}-01")
     return usecases.get_use_case(db, use_case_id=uc.id)
@@ -67,8 +78,12 @@ def test_a_data_scientist_sees_the_edit_controls_disabled_but_may_comment(people
     uc = _churn(sqlite_db, people)
     at = app_as(people["data_scientist"], page="pages/use_case.py")
     no_exceptions(at)
-    for form, label in ((f"uc_edit_{uc.id}", "Save changes"), (f"kpi_new_{uc.id}", "Add KPI"),
-                        (f"uc_move_{uc.id}", "Move"), (f"kpi_reading_{uc.id}", "Add reading")):
+    for form, label in (
+        (f"uc_edit_{uc.id}", "Save changes"),
+        (f"kpi_new_{uc.id}", "Add KPI"),
+        (f"uc_move_{uc.id}", "Move"),
+        (f"kpi_reading_{uc.id}", "Add reading"),
+    ):
         assert at.button(key=f"FormSubmitter:{form}-{label}").disabled, label
     assert by_label(at.text_input, "Title").disabled
     assert not at.button(key=f"FormSubmitter:disc_use_case_{uc.id}_new-Post comment").disabled
@@ -117,8 +132,13 @@ def test_use_case_page_charts_business_kpi_readings_and_lists_the_history(people
 def test_a_stale_save_says_who_changed_it_and_keeps_their_change(people, sqlite_db):
     uc = _churn(sqlite_db, people)
     at = app_as(people["business"], page="pages/use_case.py")
-    usecases.update_use_case(sqlite_db, actor=people["admin"], use_case_id=uc.id, expected_version=uc.version,
-                             objectives="Admin's objectives")
+    usecases.update_use_case(
+        sqlite_db,
+        actor=people["admin"],
+        use_case_id=uc.id,
+        expected_version=uc.version,
+        objectives="Admin's objectives",
+    )
     by_label(at.text_area, "Objectives").input("Alice's objectives")
     _submit(at, f"uc_edit_{uc.id}", "Save changes")
     assert any("changed by admin at" in e.value and "reload" in e.value for e in at.error)
@@ -157,8 +177,15 @@ def test_a_mention_posted_on_the_page_shows_in_the_mentioned_persons_inbox(peopl
 
 def test_admin_approves_a_signoff_from_the_inbox(people, sqlite_db):
     uc = _churn(sqlite_db, people)
-    so = collab.request_signoff(sqlite_db, actor=people["business"], entity_type="use_case", entity_id=uc.id,
-                                title="Approve the churn KPIs", assignee_username="admin", evidence={"v": 1})
+    so = collab.request_signoff(
+        sqlite_db,
+        actor=people["business"],
+        entity_type="use_case",
+        entity_id=uc.id,
+        title="Approve the churn KPIs",
+        assignee_username="admin",
+        evidence={"v": 1},
+    )
     at = app_as(people["admin"], page="pages/inbox.py")
     no_exceptions(at)
     assert "Waiting for your sign-off (1)" in texts(at)

@@ -6,6 +6,7 @@
 8. One-row CSVs cost quadratic CPU in their width (3,000 columns: 43 s). Now the Parquet footer is parsed
    once per pass and MLOPS_MAX_DATASET_COLUMNS refuses anything wider.
 """
+
 from __future__ import annotations
 
 import io
@@ -95,21 +96,27 @@ def _limit(monkeypatch, name: str, value: int) -> None:
 
 
 def _child(script: str, path: Path, tmp_path: Path, env: dict[str, str]) -> dict:
-    full = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": f"sqlite:///{tmp_path / 'child.db'}",
-            "ARTIFACT_ROOT": str(tmp_path / "child-artifacts"), **env}
-    p = subprocess.run([sys.executable, "-c", script, str(path)], env=full, cwd=ROOT, capture_output=True,
-                       text=True, timeout=300)
+    full = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'child.db'}",
+        "ARTIFACT_ROOT": str(tmp_path / "child-artifacts"),
+        **env,
+    }
+    p = subprocess.run(
+        [sys.executable, "-c", script, str(path)], env=full, cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-def test_a_40m_row_parquet_is_refused_from_its_footer_with_the_limit_and_nothing_stored(db, people, bomb,
-                                                                                         monkeypatch):
+def test_a_40m_row_parquet_is_refused_from_its_footer_with_the_limit_and_nothing_stored(db, people, bomb, monkeypatch):
     _limit(monkeypatch, "MLOPS_MAX_DATASET_ROWS", 10_000_000)
     started = time.monotonic()
     with bomb.open("rb") as f, pytest.raises(ValidationError) as err:
-        datasets.register_version_from_upload(db, actor=people["data_engineer"], dataset_name="zeros", fileobj=f,
-                                              filename="zeros.parquet")
+        datasets.register_version_from_upload(
+            db, actor=people["data_engineer"], dataset_name="zeros", fileobj=f, filename="zeros.parquet"
+        )
     assert "40,000,000 rows, over the limit of 10,000,000" in str(err.value)
     assert "MLOPS_MAX_DATASET_ROWS" in str(err.value) and "split it" in str(err.value)
     assert time.monotonic() - started < 5  # refused from the footer, not after reading 40M rows
@@ -138,8 +145,9 @@ def test_a_parquet_that_expands_past_the_size_limit_is_refused(sqlite_db, tmp_pa
     path = _make_parquet(tmp_path / "wide-zeros.parquet", 2_000_000, cols=8)
     _limit(monkeypatch, "MLOPS_MAX_UNCOMPRESSED_MB", 100)
     with pytest.raises(ValidationError, match=r"over the limit of 100 MB \(MLOPS_MAX_UNCOMPRESSED_MB\)"):
-        datasets.register_version_from_path(sqlite_db, actor=Actor.system(), dataset_name="zeros", path=str(path),
-                                            restrict_to_roots=False)
+        datasets.register_version_from_path(
+            sqlite_db, actor=Actor.system(), dataset_name="zeros", path=str(path), restrict_to_roots=False
+        )
     assert datasets.list_datasets(sqlite_db) == []
     assert _stored_files() == []
 
@@ -148,19 +156,23 @@ def test_a_csv_that_streams_past_the_row_limit_is_refused_and_nothing_stored(db,
     _limit(monkeypatch, "MLOPS_MAX_DATASET_ROWS", 1_000)
     body = "id,amount\n" + "".join(f"{i},{i * 1.5}\n" for i in range(5_000))
     with pytest.raises(ValidationError, match=r"more than 1,000 rows.*MLOPS_MAX_DATASET_ROWS"):
-        datasets.register_version_from_upload(db, actor=people["data_engineer"], dataset_name="big",
-                                              fileobj=io.BytesIO(body.encode()), filename="big.csv")
+        datasets.register_version_from_upload(
+            db, actor=people["data_engineer"], dataset_name="big", fileobj=io.BytesIO(body.encode()), filename="big.csv"
+        )
     assert datasets.list_datasets(db) == []
     assert _stored_files() == []
 
 
 def _wide_csv(path: Path, n_cols: int) -> Path:
-    path.write_text(",".join(f"c{i}" for i in range(n_cols)) + "\n" + ",".join(str(i % 7) for i in range(n_cols)) + "\n")
+    path.write_text(
+        ",".join(f"c{i}" for i in range(n_cols)) + "\n" + ",".join(str(i % 7) for i in range(n_cols)) + "\n"
+    )
     return path
 
 
-def test_a_5000_column_csv_registers_in_seconds_and_reads_the_footer_a_fixed_number_of_times(sqlite_db, tmp_path,
-                                                                                             monkeypatch):
+def test_a_5000_column_csv_registers_in_seconds_and_reads_the_footer_a_fixed_number_of_times(
+    sqlite_db, tmp_path, monkeypatch
+):
     import pyarrow.parquet as pq
 
     opened = []
@@ -173,8 +185,9 @@ def test_a_5000_column_csv_registers_in_seconds_and_reads_the_footer_a_fixed_num
     monkeypatch.setattr(pq, "ParquetFile", CountingParquetFile)
     path = _wide_csv(tmp_path / "wide.csv", 5_000)
     started = time.monotonic()
-    v = datasets.register_version_from_path(sqlite_db, actor=Actor.system(), dataset_name="wide", path=str(path),
-                                            restrict_to_roots=False)
+    v = datasets.register_version_from_path(
+        sqlite_db, actor=Actor.system(), dataset_name="wide", path=str(path), restrict_to_roots=False
+    )
     elapsed = time.monotonic() - started
     assert v.n_cols == 5_000 and v.n_rows == 1
     assert len(datasets.get_profile(sqlite_db, v.id).columns) == 5_000
@@ -187,8 +200,13 @@ def test_a_csv_wider_than_the_column_limit_is_refused_with_the_limit_in_the_mess
     _limit(monkeypatch, "MLOPS_MAX_DATASET_COLUMNS", 100)
     body = ",".join(f"c{i}" for i in range(101)) + "\n" + ",".join("1" for _ in range(101)) + "\n"
     with pytest.raises(ValidationError, match=r"101 columns, over the limit of 100 \(MLOPS_MAX_DATASET_COLUMNS\)"):
-        datasets.register_version_from_upload(db, actor=people["data_engineer"], dataset_name="wide",
-                                              fileobj=io.BytesIO(body.encode()), filename="wide.csv")
+        datasets.register_version_from_upload(
+            db,
+            actor=people["data_engineer"],
+            dataset_name="wide",
+            fileobj=io.BytesIO(body.encode()),
+            filename="wide.csv",
+        )
     assert datasets.list_datasets(db) == []
 
 
@@ -196,8 +214,9 @@ def test_a_20000_column_csv_is_refused_quickly_under_the_default_limit(sqlite_db
     path = _wide_csv(tmp_path / "very-wide.csv", 20_000)
     started = time.monotonic()
     with pytest.raises(ValidationError, match=r"20,000 columns, over the limit of 10,000"):
-        datasets.register_version_from_path(sqlite_db, actor=Actor.system(), dataset_name="wide", path=str(path),
-                                            restrict_to_roots=False)
+        datasets.register_version_from_path(
+            sqlite_db, actor=Actor.system(), dataset_name="wide", path=str(path), restrict_to_roots=False
+        )
     assert time.monotonic() - started < 5
     assert datasets.list_datasets(sqlite_db) == []
 
@@ -206,6 +225,7 @@ def test_a_parquet_wider_than_the_column_limit_is_refused_from_its_footer(sqlite
     path = _make_parquet(tmp_path / "wide.parquet", 10, cols=50)
     _limit(monkeypatch, "MLOPS_MAX_DATASET_COLUMNS", 20)
     with pytest.raises(ValidationError, match=r"50 columns, over the limit of 20"):
-        datasets.register_version_from_path(sqlite_db, actor=Actor.system(), dataset_name="wide", path=str(path),
-                                            restrict_to_roots=False)
+        datasets.register_version_from_path(
+            sqlite_db, actor=Actor.system(), dataset_name="wide", path=str(path), restrict_to_roots=False
+        )
     assert datasets.list_datasets(sqlite_db) == []

@@ -5,6 +5,7 @@
 - Server-file ingestion answered "no file at ..." for a missing path outside MLOPS_INGEST_ROOTS and "outside the
   allowed folders" for an existing one, so a data engineer could probe what exists on the server.
 """
+
 from __future__ import annotations
 
 import csv
@@ -82,8 +83,12 @@ def test_a_path_outside_the_folders_gets_the_same_answer_whether_or_not_it_exist
 def test_dot_dot_and_symlinks_out_of_the_folders_are_resolved_before_the_check(roots):
     inside, outside = roots
     (inside / "link").symlink_to(outside)
-    for path in (inside / ".." / "private" / "salaries.csv", inside / ".." / "private" / "missing.csv",
-                 inside / "link" / "salaries.csv", inside / "link" / "missing.csv"):
+    for path in (
+        inside / ".." / "private" / "salaries.csv",
+        inside / ".." / "private" / "missing.csv",
+        inside / "link" / "salaries.csv",
+        inside / "link" / "missing.csv",
+    ):
         assert "outside the folders" in _refusal(path), path
 
 

@@ -2,6 +2,7 @@
 your own password did not ask for the current one. Now failed logins are audited and counted, each failure
 makes the next attempt wait longer, and after login_max_failures (default 5) the account is locked for
 login_lock_minutes (default 15)."""
+
 from datetime import timedelta
 
 import pytest
@@ -100,13 +101,15 @@ def test_a_successful_login_is_audited_and_starts_the_count_again(db, people, wa
 def test_changing_your_own_password_needs_the_current_one(db, people, waits):
     sara = people["data_scientist"]
     with pytest.raises(AuthenticationFailed, match="current password is wrong"):
-        users.change_password(db, actor=sara, username="sara", new_password="a-brand-new-passphrase",
-                              current_password="not-my-password")
+        users.change_password(
+            db, actor=sara, username="sara", new_password="a-brand-new-passphrase", current_password="not-my-password"
+        )
     assert users.authenticate(db, username="sara", password=TEST_PASSWORD).username == "sara"  # unchanged
     failed = [e for e in _events(db, people["admin"], "user.login_failed") if e.entity_id == "sara"]
     assert len(failed) == 1 and failed[0].actor_username == "sara"
-    users.change_password(db, actor=sara, username="sara", new_password="a-brand-new-passphrase",
-                          current_password=TEST_PASSWORD)
+    users.change_password(
+        db, actor=sara, username="sara", new_password="a-brand-new-passphrase", current_password=TEST_PASSWORD
+    )
     assert users.authenticate(db, username="sara", password="a-brand-new-passphrase").username == "sara"
 
 
@@ -114,11 +117,17 @@ def test_wrong_current_passwords_count_towards_the_lock(db, people, waits):
     sara = people["data_scientist"]
     for _ in range(5):
         with pytest.raises(AuthenticationFailed, match="current password is wrong"):
-            users.change_password(db, actor=sara, username="sara", new_password="a-brand-new-passphrase",
-                                  current_password="guess-guess-guess")
+            users.change_password(
+                db,
+                actor=sara,
+                username="sara",
+                new_password="a-brand-new-passphrase",
+                current_password="guess-guess-guess",
+            )
     with pytest.raises(AuthenticationFailed, match="too many failed attempts for sara"):
-        users.change_password(db, actor=sara, username="sara", new_password="a-brand-new-passphrase",
-                              current_password=TEST_PASSWORD)
+        users.change_password(
+            db, actor=sara, username="sara", new_password="a-brand-new-passphrase", current_password=TEST_PASSWORD
+        )
 
 
 def test_an_admin_resets_someone_elses_password_without_theirs(db, people, waits):
@@ -129,6 +138,7 @@ def test_an_admin_resets_someone_elses_password_without_theirs(db, people, waits
 
 
 # --- the login page -----------------------------------------------------------------------------------------
+
 
 def test_the_login_page_shows_the_lock_message_and_logs_nobody_in(sqlite_db, waits):
     make_people(sqlite_db)

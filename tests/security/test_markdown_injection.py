@@ -2,6 +2,7 @@
 browser (which called a listener, sending the page address as Referer) and kept javascript:/data: links.
 Attacker: any account that may write text. What a user notices afterwards: the text reads the same, but no
 image loads and no such link is clickable, on every element of the page."""
+
 import pytest
 from markdown_it import MarkdownIt
 
@@ -10,8 +11,10 @@ from tests.conftest import make_people
 from tests.pages.helpers import app_as, no_exceptions
 
 LEAK = "http://127.0.0.1:9/leak"
-ATTACK = (f"Hello ![x]({LEAK}) and [click](javascript:alert(1)) and [d](data:text/html,<b>x</b>) "
-          f"and ![r][pix] and <img src=\"{LEAK}\"> and <javascript:alert(2)>\n\n[pix]: {LEAK}")
+ATTACK = (
+    f"Hello ![x]({LEAK}) and [click](javascript:alert(1)) and [d](data:text/html,<b>x</b>) "
+    f"and ![r][pix] and <img src=\"{LEAK}\"> and <javascript:alert(2)>\n\n[pix]: {LEAK}"
+)
 
 # Streamlit renders markdown as CommonMark with GFM (tables, strikethrough) and no raw HTML.
 _md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
@@ -28,8 +31,18 @@ def _walk(tokens):
 def rendered_markdown(at) -> list[str]:
     """The markdown source of every element a reader's browser renders as markdown on the page."""
     out = []
-    for kind in ("title", "header", "subheader", "markdown", "caption", "info", "success", "warning", "error",
-                 "exception"):
+    for kind in (
+        "title",
+        "header",
+        "subheader",
+        "markdown",
+        "caption",
+        "info",
+        "success",
+        "warning",
+        "error",
+        "exception",
+    ):
         for el in getattr(at, kind):
             out.append(str(getattr(el, "value", "")))
     for kind in ("expander", "tabs", "status"):
@@ -44,8 +57,12 @@ def assert_no_image_or_unsafe_link(at) -> None:
         tokens = list(_walk(_md.parse(src)))
         images = [t.attrs.get("src") for t in tokens if t.type == "image"]
         html = [t.content for t in tokens if t.type in ("html_inline", "html_block")]
-        bad = [t.attrs.get("href") for t in tokens if t.type == "link_open"
-               and not str(t.attrs.get("href")).lower().startswith(("http://", "https://", "mailto:"))]
+        bad = [
+            t.attrs.get("href")
+            for t in tokens
+            if t.type == "link_open"
+            and not str(t.attrs.get("href")).lower().startswith(("http://", "https://", "mailto:"))
+        ]
         assert not images and not html and not bad, (src, images, html, bad)
 
 
@@ -55,11 +72,19 @@ def people(sqlite_db):
 
 
 def test_a_use_case_and_its_comment_with_image_and_script_links_render_without_them(people, sqlite_db):
-    uc = usecases.create_use_case(db := sqlite_db, actor=people["business"], title="Churn",
-                                  problem_statement=ATTACK, objectives=ATTACK)
+    uc = usecases.create_use_case(
+        db := sqlite_db, actor=people["business"], title="Churn", problem_statement=ATTACK, objectives=ATTACK
+    )
     collab.add_comment(db, actor=people["data_scientist"], entity_type="use_case", entity_id=uc.id, body=ATTACK)
-    signoff = collab.request_signoff(db, actor=people["business"], entity_type="use_case", entity_id=uc.id,
-                                     title="Go live", assignee_username="sara", evidence={})
+    signoff = collab.request_signoff(
+        db,
+        actor=people["business"],
+        entity_type="use_case",
+        entity_id=uc.id,
+        title="Go live",
+        assignee_username="sara",
+        evidence={},
+    )
     collab.decide_signoff(db, actor=people["data_scientist"], signoff_id=signoff.id, approve=False, reason=ATTACK)
 
     at = app_as(people["ops"], page="pages/use_case.py")

@@ -4,6 +4,7 @@ The attacker, a data scientist, logged with the SDK a Pipeline of FunctionTransf
 numpy.full_like (fill_value = a Python expression), numpy.ravel, builtins.min and builtins.eval, then a
 DummyClassifier; registered it and requested a deployment, and the "model loads and predicts" gate ran the
 expression inside the Streamlit server. Here the payload writes a marker file: it must never appear."""
+
 import builtins
 import os
 import resource
@@ -44,13 +45,15 @@ def attacker_pipeline(marker) -> Pipeline:
     """The attacker's model, as logged. Its steps are not fitted here: fitting would run the payload."""
     expression = f"__import__('pathlib').Path({str(marker)!r}).write_text('pwned') and 0"
     clf = DummyClassifier().fit(np.zeros((4, 1)), [0, 1, 0, 1])
-    return Pipeline([
-        ("fill", FunctionTransformer(np.full_like, kw_args={"fill_value": expression, "dtype": object})),
-        ("flat", FunctionTransformer(np.ravel)),
-        ("first", FunctionTransformer(builtins.min)),
-        ("run", FunctionTransformer(builtins.eval)),
-        ("clf", clf),
-    ])
+    return Pipeline(
+        [
+            ("fill", FunctionTransformer(np.full_like, kw_args={"fill_value": expression, "dtype": object})),
+            ("flat", FunctionTransformer(np.ravel)),
+            ("first", FunctionTransformer(builtins.min)),
+            ("run", FunctionTransformer(builtins.eval)),
+            ("clf", clf),
+        ]
+    )
 
 
 def _stored_model_files() -> list[str]:
@@ -66,13 +69,15 @@ def _registered(db, sara, world, model, name):
 
 
 def _model_gate(db, sara, mv, deployment="churn-check"):
-    req = deployments.request_deployment(db, actor=sara, model_version_id=mv.id, deployment_name=deployment,
-                                         environment="staging")
+    req = deployments.request_deployment(
+        db, actor=sara, model_version_id=mv.id, deployment_name=deployment, environment="staging"
+    )
     return next(g for g in req.gates if g.gate == "model_loads")
 
 
-def test_the_attackers_model_logged_through_the_sdk_is_refused_by_name_and_nothing_is_stored(db, people, sara,
-                                                                                           tmp_path):
+def test_the_attackers_model_logged_through_the_sdk_is_refused_by_name_and_nothing_is_stored(
+    db, people, sara, tmp_path
+):
     world = make_world(db, people)
     marker = tmp_path / "pwned"
     with pytest.raises(ValidationError) as refused:
@@ -100,8 +105,9 @@ def test_a_crafted_model_file_already_in_the_store_is_refused_before_anything_in
     marker, proof = tmp_path / "pwned", tmp_path / "payload-is-live"
     crafted = sio.dumps(attacker_pipeline(marker))
     # The payload is real: loaded the way the old allow-list did (trust what skops reports), it runs on predict.
-    live = sio.loads(sio.dumps(attacker_pipeline(proof)), trusted=sio.get_untrusted_types(
-        data=sio.dumps(attacker_pipeline(proof))))
+    live = sio.loads(
+        sio.dumps(attacker_pipeline(proof)), trusted=sio.get_untrusted_types(data=sio.dumps(attacker_pipeline(proof)))
+    )
     with pytest.raises(Exception):
         live.predict(world.frame[NUMERIC].head(2))
     assert proof.read_text() == "pwned"
@@ -125,8 +131,9 @@ def test_a_crafted_model_file_already_in_the_store_is_refused_before_anything_in
 
 def test_the_model_gate_loads_and_predicts_in_another_process(db, people, sara, monkeypatch):
     world = make_world(db, people)
-    mv = _registered(db, sara, world, DummyClassifier().fit(world.frame[NUMERIC], world.frame["churned"]),
-                     "churn-dummy")
+    mv = _registered(
+        db, sara, world, DummyClassifier().fit(world.frame[NUMERIC], world.frame["churned"]), "churn-dummy"
+    )
     # If this process built the model, the test would fail here.
     monkeypatch.setattr(persistence, "load_model_bytes", lambda *_: pytest.fail("the caller loaded the model"))
     gate = _model_gate(db, sara, mv)
@@ -136,8 +143,9 @@ def test_the_model_gate_loads_and_predicts_in_another_process(db, people, sara, 
     assert "separate process" in gate.detail
 
 
-def test_a_model_that_allocates_too_much_memory_fails_the_gate_without_hurting_the_caller(db, people, sara,
-                                                                                        monkeypatch):
+def test_a_model_that_allocates_too_much_memory_fails_the_gate_without_hurting_the_caller(
+    db, people, sara, monkeypatch
+):
     monkeypatch.setenv("MLOPS_MODEL_CHECK_MEMORY_MB", "1536")
     reload_settings()
     world = make_world(db, people)

@@ -4,6 +4,7 @@ The attacker's `"region": "\\ud800"` was answered 200 and logged; every later ch
 prediction log, with no alert. Now such a row (logged before the API refused it) is skipped and counted, and a
 monitor run that fails for any reason opens one "monitoring_down" alert, kept while it fails, resolved when a
 check succeeds again."""
+
 from __future__ import annotations
 
 import uuid
@@ -25,15 +26,28 @@ from tests.services.monitoring_world import customers, log_traffic, make_world
 
 def _log_poisoned_row(db, world, *, labelled: bool = False) -> None:
     """What the old API wrote for the attacker's request: inputs holding a lone surrogate."""
-    rec = {k: (v.item() if hasattr(v, "item") else v) for k, v in customers(1, seed=9).iloc[0].to_dict().items()
-           if k != "churned"}
+    rec = {
+        k: (v.item() if hasattr(v, "item") else v)
+        for k, v in customers(1, seed=9).iloc[0].to_dict().items()
+        if k != "churned"
+    }
     rec["plan"] = "\ud800"
     now = utcnow()
     with db.unit_of_work() as s:
-        s.add(Prediction(request_id=uuid.uuid4().hex, deployment_id=world.deployment_id,
-                         model_version_id=world.model_version_id, created_at=now, inputs=rec,
-                         prediction={"prediction": 1} if not labelled else "\udfff", latency_ms=5.0, status="ok",
-                         label=1 if labelled else None, labelled_at=now if labelled else None))
+        s.add(
+            Prediction(
+                request_id=uuid.uuid4().hex,
+                deployment_id=world.deployment_id,
+                model_version_id=world.model_version_id,
+                created_at=now,
+                inputs=rec,
+                prediction={"prediction": 1} if not labelled else "\udfff",
+                latency_ms=5.0,
+                status="ok",
+                label=1 if labelled else None,
+                labelled_at=now if labelled else None,
+            )
+        )
 
 
 def _monitoring_down(db):
@@ -42,8 +56,15 @@ def _monitoring_down(db):
 
 def test_a_logged_row_with_a_lone_surrogate_is_skipped_and_counted_and_the_check_still_runs(db, people):
     world = make_world(db, people)
-    monitoring.configure_monitor(db, actor=people["ops"], deployment_name="churn", window_kind="last_n",
-                                 window_size=500, schedule_seconds=None, retraining_policy="off")
+    monitoring.configure_monitor(
+        db,
+        actor=people["ops"],
+        deployment_name="churn",
+        window_kind="last_n",
+        window_size=500,
+        schedule_seconds=None,
+        retraining_policy="off",
+    )
     log_traffic(db, world, customers(200, seed=5), label_share=0.5)
     _log_poisoned_row(db, world)
     _log_poisoned_row(db, world, labelled=True)
@@ -63,11 +84,19 @@ def test_a_logged_row_with_a_lone_surrogate_is_skipped_and_counted_and_the_check
     assert _monitoring_down(db) == []
 
 
-def test_a_failing_monitor_opens_one_alert_while_it_fails_and_it_resolves_when_a_check_succeeds(db, people,
-                                                                                              monkeypatch):
+def test_a_failing_monitor_opens_one_alert_while_it_fails_and_it_resolves_when_a_check_succeeds(
+    db, people, monkeypatch
+):
     world = make_world(db, people)
-    monitoring.configure_monitor(db, actor=people["ops"], deployment_name="churn", window_kind="last_n",
-                                 window_size=500, schedule_seconds=None, retraining_policy="off")
+    monitoring.configure_monitor(
+        db,
+        actor=people["ops"],
+        deployment_name="churn",
+        window_kind="last_n",
+        window_size=500,
+        schedule_seconds=None,
+        retraining_policy="off",
+    )
     log_traffic(db, world, customers(100, seed=5))
     real = checks._compute_check
 
@@ -85,8 +114,9 @@ def test_a_failing_monitor_opens_one_alert_while_it_fails_and_it_resolves_when_a
     [alert] = _monitoring_down(db)
     assert alert.state == "open" and alert.severity == "critical" and alert.deployment_name == "churn"
     assert alert.title.startswith("Monitoring is not running for churn since ")
-    assert alert.title.endswith(": ValueError: str is not valid UTF-8: surrogates not allowed: line 1 column 1 "
-                                "(char 0)")
+    assert alert.title.endswith(
+        ": ValueError: str is not valid UTF-8: surrogates not allowed: line 1 column 1 (char 0)"
+    )
     with db.read() as s:
         omar = s.exec(select(User.id).where(User.username == "omar")).one()
         inbox = s.exec(select(InboxItem.entity_id).where(InboxItem.user_id == omar, InboxItem.kind == "alert")).all()

@@ -5,6 +5,7 @@ The attacker, with any API key for `churn`, sent records whose category value wa
 <script> with json.dumps (which leaves "</" as it is), and the page showed the report in a same-origin
 iframe, so opening "Evidently report" ran the attacker's script in the app's origin. Now the inlined data
 is escaped, and the page shows the report only inside an iframe sandboxed without allow-same-origin."""
+
 from __future__ import annotations
 
 import re
@@ -44,7 +45,7 @@ def test_a_script_sent_as_a_category_value_cannot_leave_the_data_of_the_evidentl
     assert ESCAPED in html, "the value is in the report, as text the HTML parser cannot end the block with"
     # every <script> evidently opens is closed by its own tag: nothing the traffic sent adds one
     data = re.search(r"<script>\n\s*var \w+ = .*;\n\s*var additional_graphs_\w+ = .*;\n</script>", html)
-    assert data is not None and "<" not in data.group(0)[len("<script>"):-len("</script>")]
+    assert data is not None and "<" not in data.group(0)[len("<script>") : -len("</script>")]
 
     # A report stored before the fix (unescaped) is escaped when it is read again.
     with s.db.read() as session:
@@ -72,9 +73,11 @@ def _page_with_report(sqlite_db, report: str):
 
 
 # A report as the attacker made it (an old, unescaped one): its script tries to reach the app.
-HOSTILE_REPORT = ("<!DOCTYPE html><html><body><div id='root'>report</div><script>"
-                  "window.sameOrigin = (() => { try { return !!window.top.document.cookie || true } "
-                  "catch (e) { return false } })(); window.top.pwned = 1;</script></body></html>")
+HOSTILE_REPORT = (
+    "<!DOCTYPE html><html><body><div id='root'>report</div><script>"
+    "window.sameOrigin = (() => { try { return !!window.top.document.cookie || true } "
+    "catch (e) { return false } })(); window.top.pwned = 1;</script></body></html>"
+)
 
 
 def _wrapper(at) -> str:

@@ -1,6 +1,7 @@
 """Attacks on the scoring API (security issue 12, findings 3 and 10): each test sends what the attacker sent,
 through the real ASGI app (create_app, with its poller and prediction writer) on SQLite and Postgres, and
 checks what the attacker and ops would see: the status and message, the prediction log, /metrics, headers."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -39,10 +40,15 @@ class Scoring:
 def scoring(db, people) -> Scoring:
     """`churn` serving a trained model, with an API key (the attacker's: any key for churn will do)."""
     w = make_world(db, people)
-    req = deployments.request_deployment(db, actor=people["data_scientist"], model_version_id=w.versions[0],
-                                         deployment_name="churn")
-    collab.decide_signoff(db, actor=people["business"], approve=True,
-                          signoff_id=collab.signoffs_for(db, "model_version", w.versions[0])[0].id)
+    req = deployments.request_deployment(
+        db, actor=people["data_scientist"], model_version_id=w.versions[0], deployment_name="churn"
+    )
+    collab.decide_signoff(
+        db,
+        actor=people["business"],
+        approve=True,
+        signoff_id=collab.signoffs_for(db, "model_version", w.versions[0])[0].id,
+    )
     deployments.set_regression_tolerance(db, actor=people["ops"], deployment_name="churn", tolerance=1.0)
     deployments.deploy(db, actor=people["ops"], request_id=req.id)
     _, key = apikeys.create_key(db, actor=people["ops"], deployment_name="churn")
@@ -68,8 +74,13 @@ def _error_rows(s: Scoring) -> list[str]:
     from sqlmodel import select
 
     with s.db.read() as session:
-        return list(session.exec(select(Prediction.error).where(Prediction.deployment_id == s.deployment_id,
-                                                                Prediction.status == "error")).all())
+        return list(
+            session.exec(
+                select(Prediction.error).where(
+                    Prediction.deployment_id == s.deployment_id, Prediction.status == "error"
+                )
+            ).all()
+        )
 
 
 def _body_with(record: dict, column: str, raw_json_value: bytes) -> bytes:
@@ -84,19 +95,22 @@ def test_a_lone_surrogate_in_a_value_or_a_key_or_bytes_that_are_not_utf8_get_a_4
     with client(s) as c:
         before = _ok_rows(s)
         attempts = [
-            _body_with(s.record, "contract", b'"\\ud800"'),               # the JSON escape, as sent in the incident
+            _body_with(s.record, "contract", b'"\\ud800"'),  # the JSON escape, as sent in the incident
             _body_with(s.record, "contract", b'"month-to-month\\udfff"'),  # a lone low surrogate
-            _body_with(s.record, "contract", b'"\xed\xa0\x80"'),           # the surrogate as raw (invalid) UTF-8
-            b'{"records": [{"\\ud800": 1}]}',                             # in a key
-            b'{"records": [{"contract": "\xff\xfe"}]}',                    # bytes that are not UTF-8 at all
+            _body_with(s.record, "contract", b'"\xed\xa0\x80"'),  # the surrogate as raw (invalid) UTF-8
+            b'{"records": [{"\\ud800": 1}]}',  # in a key
+            b'{"records": [{"contract": "\xff\xfe"}]}',  # bytes that are not UTF-8 at all
         ]
         for body in attempts:
             r = c.post("/v1/deployments/churn/predict", content=body, headers={"Content-Type": "application/json"})
             assert r.status_code == 400, (body, r.text)
             assert "not valid UTF-8" in r.json()["detail"], r.text
         # A surrogate PAIR is a valid character (an emoji): it is an unseen category and is scored.
-        r = c.post("/v1/deployments/churn/predict", content=_body_with(s.record, "contract", b'"\\ud83d\\ude00"'),
-                   headers={"Content-Type": "application/json"})
+        r = c.post(
+            "/v1/deployments/churn/predict",
+            content=_body_with(s.record, "contract", b'"\\ud83d\\ude00"'),
+            headers={"Content-Type": "application/json"},
+        )
         assert r.status_code == 200, r.text
         c.app_state.writer.flush()
         assert _ok_rows(s) == before + 1, "only the valid request was logged"
@@ -104,7 +118,8 @@ def test_a_lone_surrogate_in_a_value_or_a_key_or_bytes_that_are_not_utf8_get_a_4
 
 
 def test_an_overlong_string_gets_a_400_naming_the_column_and_the_limit_but_unseen_categories_are_scored(
-        scoring, monkeypatch):
+    scoring, monkeypatch
+):
     s = scoring
     monkeypatch.setenv("MLOPS_MAX_STRING_LENGTH", "64")
     reload_settings()
@@ -166,8 +181,12 @@ def test_metrics_answer_only_this_machine_without_a_token_and_only_the_token_wit
     for peer in (ELSEWHERE, LOOPBACK):  # with a token, being local is not enough
         with client(s, peer=peer) as c:
             del c.headers["Authorization"]
-            for header in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Bearer {s.key}"},
-                           {"Authorization": "scrape-secret-1"}):
+            for header in (
+                {},
+                {"Authorization": "Bearer wrong"},
+                {"Authorization": f"Bearer {s.key}"},
+                {"Authorization": "scrape-secret-1"},
+            ):
                 r = c.get("/metrics", headers=header)
                 assert r.status_code == 401, (peer, header)
                 assert "mlops_requests_total" not in r.text and r.headers["WWW-Authenticate"] == "Bearer"
@@ -180,14 +199,15 @@ def test_every_response_carries_the_security_headers(scoring):
     with client(s) as c:
         answers = [
             c.get("/healthz"),
-            c.post("/v1/deployments/churn/predict", json={"records": [s.record]}),      # 200
+            c.post("/v1/deployments/churn/predict", json={"records": [s.record]}),  # 200
             c.post("/v1/deployments/churn/predict", content=b"{", headers={"Content-Type": "application/json"}),
-            c.post("/v1/deployments/churn/predict", json={"records": [s.record]},
-                   headers={"Authorization": "Bearer nope"}),                            # 401
-            c.post("/v1/deployments/nope/predict", json={"records": [s.record]}),       # 404
+            c.post(
+                "/v1/deployments/churn/predict", json={"records": [s.record]}, headers={"Authorization": "Bearer nope"}
+            ),  # 401
+            c.post("/v1/deployments/nope/predict", json={"records": [s.record]}),  # 404
             c.get("/v1/deployments/churn"),
             c.get("/metrics"),
-            c.get("/docs"),                                                              # no docs page: 404
+            c.get("/docs"),  # no docs page: 404
         ]
     assert [a.status_code for a in answers] == [200, 200, 400, 401, 404, 200, 200, 404]
     for a in answers:

@@ -1,6 +1,7 @@
 """Finding 4: a demoted or deactivated person kept acting in a tab opened before the change, and sessions
 never expired. Now every rerun re-reads the role and the active flag, the services re-check them on every
 write, and an idle session ends."""
+
 import time
 
 import pytest
@@ -29,6 +30,7 @@ def _waivers(db, admin) -> int:
 
 
 # --- the service layer: a stale Actor is refused on the write path ------------------------------------------
+
 
 def test_a_stale_actor_whose_role_changed_cannot_waive_and_is_told_its_new_role(db, people):
     dan, admin = people["data_engineer"], people["admin"]
@@ -70,6 +72,7 @@ def test_an_admin_who_demotes_themself_finishes_that_one_change(db, people):
 
 
 # --- the UI: the next rerun of an open tab ------------------------------------------------------------------
+
 
 @pytest.fixture
 def ui_people(sqlite_db, monkeypatch):

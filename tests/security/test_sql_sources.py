@@ -5,6 +5,7 @@ database configured as a source gave away password hashes; on Postgres a superus
 pg_sleep ran without a limit. Each test does what the attacker did and asserts what a data engineer sees: the
 refusal, its message, the source table unchanged and nothing registered.
 """
+
 from __future__ import annotations
 
 import json
@@ -63,29 +64,35 @@ def _sqlite_rows(path):
 @pytest.mark.parametrize("kind", sorted(WRITES))
 def test_a_cte_that_writes_to_a_sqlite_source_is_refused_and_the_table_is_unchanged(db, dan, sqlite_source, kind):
     with pytest.raises(ValidationError, match="read-only") as err:
-        datasets.register_version_from_sql(db, actor=dan, dataset_name="customers", connection="warehouse",
-                                           query=WRITES[kind])
+        datasets.register_version_from_sql(
+            db, actor=dan, dataset_name="customers", connection="warehouse", query=WRITES[kind]
+        )
     assert "nothing was changed" in str(err.value)
     assert _sqlite_rows(sqlite_source) == sorted(ROWS)
     assert datasets.list_datasets(db) == []
 
 
 def test_a_sqlite_source_still_answers_a_plain_select(db, dan, sqlite_source):
-    v = datasets.register_version_from_sql(db, actor=dan, dataset_name="customers", connection="warehouse",
-                                           query="WITH adults AS (SELECT * FROM customers WHERE age >= 30) "
-                                                 "SELECT * FROM adults")
+    v = datasets.register_version_from_sql(
+        db,
+        actor=dan,
+        dataset_name="customers",
+        connection="warehouse",
+        query="WITH adults AS (SELECT * FROM customers WHERE age >= 30) SELECT * FROM adults",
+    )
     assert v.n_rows == 2
 
 
 def test_a_sqlite_query_past_the_timeout_is_stopped(db, dan, sqlite_source, monkeypatch):
     monkeypatch.setenv("MLOPS_SQL_TIMEOUT_SECONDS", "1")
     reload_settings()
-    slow = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000000) "
-            "SELECT count(*) AS c FROM n")
+    slow = (
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000000) "
+        "SELECT count(*) AS c FROM n"
+    )
     started = time.monotonic()
     with pytest.raises(ValidationError, match=r"longer than the 1 s limit \(MLOPS_SQL_TIMEOUT_SECONDS\)"):
-        datasets.register_version_from_sql(db, actor=dan, dataset_name="customers", connection="warehouse",
-                                           query=slow)
+        datasets.register_version_from_sql(db, actor=dan, dataset_name="customers", connection="warehouse", query=slow)
     assert time.monotonic() - started < 5
     assert datasets.list_datasets(db) == []
 
@@ -96,8 +103,9 @@ def test_the_apps_own_database_as_a_source_is_refused_when_the_setting_is_read_a
         data_io.sql_connections()
     assert "\n" not in str(err.value) and "'hub'" in str(err.value)
     with pytest.raises(ValidationError, match="own database"):
-        datasets.register_version_from_sql(db, actor=dan, dataset_name="stolen", connection="hub",
-                                           query="SELECT username, password_hash FROM users")
+        datasets.register_version_from_sql(
+            db, actor=dan, dataset_name="stolen", connection="hub", query="SELECT username, password_hash FROM users"
+        )
     assert datasets.list_datasets(db) == []
 
 
@@ -162,8 +170,13 @@ def pg_source():
         yield {"reader": reader_url, "superuser": f"{base}/{dbname}", "owner": f"{base}/{dbname}"}
     finally:
         with admin.connect() as c:
-            c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                           "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": dbname})
+            c.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :n AND pid <> pg_backend_pid()"
+                ),
+                {"n": dbname},
+            )
             c.execute(text(f'DROP DATABASE IF EXISTS "{dbname}"'))
             c.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
         admin.dispose()
@@ -180,30 +193,39 @@ def _pg_rows(url):
 
 def test_a_postgres_reader_role_registers_a_select(db, dan, pg_source, monkeypatch):
     _connections(monkeypatch, warehouse=pg_source["reader"])
-    v = datasets.register_version_from_sql(db, actor=dan, dataset_name="customers", connection="warehouse",
-                                           query="SELECT name, age FROM customers ORDER BY name")
+    v = datasets.register_version_from_sql(
+        db,
+        actor=dan,
+        dataset_name="customers",
+        connection="warehouse",
+        query="SELECT name, age FROM customers ORDER BY name",
+    )
     assert v.n_rows == 3
 
 
 @pytest.mark.parametrize("kind", sorted(WRITES))
-def test_a_cte_that_writes_to_a_postgres_source_is_refused_and_the_table_is_unchanged(db, dan, pg_source,
-                                                                                       monkeypatch, kind):
+def test_a_cte_that_writes_to_a_postgres_source_is_refused_and_the_table_is_unchanged(
+    db, dan, pg_source, monkeypatch, kind
+):
     # The reader role has INSERT/UPDATE/DELETE rights: only the read-only transaction stands in the way.
     _connections(monkeypatch, warehouse=pg_source["reader"])
     with pytest.raises(ValidationError, match="read-only"):
-        datasets.register_version_from_sql(db, actor=dan, dataset_name="customers", connection="warehouse",
-                                           query=WRITES[kind] + " RETURNING name, age")
+        datasets.register_version_from_sql(
+            db, actor=dan, dataset_name="customers", connection="warehouse", query=WRITES[kind] + " RETURNING name, age"
+        )
     assert _pg_rows(pg_source["owner"]) == sorted(ROWS)
     assert datasets.list_datasets(db) == []
 
 
-def test_a_select_that_writes_through_a_function_is_refused_by_the_read_only_transaction(db, dan, pg_source,
-                                                                                       monkeypatch):
+def test_a_select_that_writes_through_a_function_is_refused_by_the_read_only_transaction(
+    db, dan, pg_source, monkeypatch
+):
     """A plain SELECT can still write (nextval, or any function with side effects): the transaction refuses it."""
     _connections(monkeypatch, warehouse=pg_source["reader"])
     with pytest.raises(ValidationError, match="read-only"):
-        datasets.register_version_from_sql(db, actor=dan, dataset_name="ids", connection="warehouse",
-                                           query="SELECT nextval('customers_id_seq') AS id")
+        datasets.register_version_from_sql(
+            db, actor=dan, dataset_name="ids", connection="warehouse", query="SELECT nextval('customers_id_seq') AS id"
+        )
     eng = create_engine(pg_source["owner"])
     try:
         with eng.connect() as c:
@@ -219,8 +241,9 @@ def test_pg_sleep_past_the_timeout_setting_is_cut_off(db, dan, pg_source, monkey
     reload_settings()
     started = time.monotonic()
     with pytest.raises(ValidationError, match=r"longer than the 1 s limit"):
-        datasets.register_version_from_sql(db, actor=dan, dataset_name="sleepy", connection="warehouse",
-                                           query="SELECT pg_sleep(6) AS slept")
+        datasets.register_version_from_sql(
+            db, actor=dan, dataset_name="sleepy", connection="warehouse", query="SELECT pg_sleep(6) AS slept"
+        )
     assert time.monotonic() - started < 4
     assert datasets.list_datasets(db) == []
 
@@ -229,14 +252,24 @@ def test_a_superuser_connection_is_refused_before_its_query_runs(db, dan, pg_sou
     """Read-only does not stop pg_read_file (it is a read): the role must not be a superuser."""
     _connections(monkeypatch, warehouse=pg_source["superuser"])
     with pytest.raises(ValidationError, match="superuser"):
-        datasets.register_version_from_sql(db, actor=dan, dataset_name="files", connection="warehouse",
-                                           query="SELECT pg_read_file('/etc/hostname') AS f")
+        datasets.register_version_from_sql(
+            db,
+            actor=dan,
+            dataset_name="files",
+            connection="warehouse",
+            query="SELECT pg_read_file('/etc/hostname') AS f",
+        )
     assert datasets.list_datasets(db) == []
 
 
 def test_a_reader_role_cannot_read_server_files(db, dan, pg_source, monkeypatch):
     _connections(monkeypatch, warehouse=pg_source["reader"])
     with pytest.raises(ValidationError, match="permission denied"):
-        datasets.register_version_from_sql(db, actor=dan, dataset_name="files", connection="warehouse",
-                                           query="SELECT pg_read_file('/etc/hostname') AS f")
+        datasets.register_version_from_sql(
+            db,
+            actor=dan,
+            dataset_name="files",
+            connection="warehouse",
+            query="SELECT pg_read_file('/etc/hostname') AS f",
+        )
     assert datasets.list_datasets(db) == []

@@ -1,5 +1,6 @@
 """Static security check: ruff's flake8-bandit rules (S) find nothing in the application code. A finding is
 fixed or marked on its line with `# noqa: S<code> - <why it is safe>` (see ruff.toml); this test lists the rest."""
+
 import shutil
 import subprocess
 import sys
@@ -18,9 +19,16 @@ def _ruff() -> str:
 
 
 def test_the_application_code_has_no_unexplained_security_finding():
-    proc = subprocess.run([_ruff(), "check", "--select", "S", "--output-format", "concise", "--no-cache", *PATHS],
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [_ruff(), "check", "--select", "S", "--output-format", "concise", "--no-cache", *PATHS],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     findings = [line for line in proc.stdout.splitlines() if ": S" in line]
     assert proc.returncode == 0 and not findings, (
         f"{len(findings)} security finding(s); fix each or mark it `# noqa: S<code> - <reason>`:\n"
-        + "\n".join(findings) + ("\n" + proc.stderr if proc.returncode not in (0, 1) else ""))
+        + "\n".join(findings)
+        + ("\n" + proc.stderr if proc.returncode not in (0, 1) else "")
+    )

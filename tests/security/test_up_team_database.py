@@ -1,6 +1,7 @@
 """Finding 9: `make run` on a team database seeded five demo accounts with one printed password and served
 the UI on every interface. Now `up` seeds the demo only on SQLite, refuses a team database without an
 active admin (one line saying how to create one), and the UI and API listen on 127.0.0.1 by default."""
+
 from __future__ import annotations
 
 import os
@@ -42,23 +43,38 @@ def fresh_pg_url():
     finally:
         forget_database(url)
         with admin.connect() as c:
-            c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                           "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
+            c.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :n AND pid <> pg_backend_pid()"
+                ),
+                {"n": name},
+            )
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
 
 
 def _env(tmp_path: Path, url: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("MLOPS_DEMO_PASSWORD", "MLOPS_UI_HOST", "MLOPS_API_HOST")}
-    env.update(DATABASE_URL=url, ARTIFACT_ROOT=str(tmp_path / "artifacts"), MLOPS_UI_PORT=str(free_port()),
-               MLOPS_API_PORT=str(free_port()))
+    env.update(
+        DATABASE_URL=url,
+        ARTIFACT_ROOT=str(tmp_path / "artifacts"),
+        MLOPS_UI_PORT=str(free_port()),
+        MLOPS_API_PORT=str(free_port()),
+    )
     return env
 
 
 def _up_until(env: dict, marker: str, log: Path, timeout: float = 180) -> str:
     """Start `up`, wait until its output shows `marker`, then stop it (and its children); returns the output."""
-    proc = subprocess.Popen([sys.executable, "-m", "mlops_core", "up", "--workers", "1"], cwd=PROJECT_ROOT, env=env,
-                            stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlops_core", "up", "--workers", "1"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -81,8 +97,14 @@ def _up_until(env: dict, marker: str, log: Path, timeout: float = 180) -> str:
 
 
 def test_up_on_a_postgres_database_without_an_admin_refuses_in_one_line_and_seeds_nothing(fresh_pg_url, tmp_path):
-    p = subprocess.run([sys.executable, "-m", "mlops_core", "up"], cwd=PROJECT_ROOT, env=_env(tmp_path, fresh_pg_url),
-                       capture_output=True, text=True, timeout=180)
+    p = subprocess.run(
+        [sys.executable, "-m", "mlops_core", "up"],
+        cwd=PROJECT_ROOT,
+        env=_env(tmp_path, fresh_pg_url),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert p.returncode != 0
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1, p.stderr
@@ -99,8 +121,14 @@ def test_up_on_a_postgres_database_without_an_admin_refuses_in_one_line_and_seed
 def test_up_on_a_postgres_database_with_an_admin_starts_without_the_demo_on_loopback(fresh_pg_url, tmp_path):
     env = _env(tmp_path, fresh_pg_url)
     for args in (["init"], ["user", "add", "root", "--role", "admin", "--password", "a-long-admin-passphrase"]):
-        subprocess.run([sys.executable, "-m", "mlops_core", *args], cwd=PROJECT_ROOT, env=env, check=True,
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            [sys.executable, "-m", "mlops_core", *args],
+            cwd=PROJECT_ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
     out = _up_until(env, "[up] started ui", tmp_path / "up.log")
     assert f"UI on http://127.0.0.1:{env['MLOPS_UI_PORT']}" in out
     assert f"scoring API on http://127.0.0.1:{env['MLOPS_API_PORT']}" in out

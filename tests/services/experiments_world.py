@@ -1,5 +1,6 @@
 """Test helpers for stage 3: a use case with model KPIs, a small validated customers dataset, and a way to
 run queued jobs in-process (the same `runner.execute` the worker's job processes call)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,10 +30,12 @@ def small_customers(n: int = 240, seed: int = 3) -> pd.DataFrame:
 def make_world(db: Database, people: dict[str, Actor], *, n: int = 240, name: str = "customers") -> World:
     alice, dan = people["business"], people["data_engineer"]
     uc = usecases.create_use_case(db, actor=alice, title=f"Churn {name}", problem_statement="Customers leave.")
-    k1 = usecases.add_kpi(db, actor=alice, use_case_id=uc.id, kind="model", metric="roc_auc", direction=">=",
-                          target=0.7, warning=0.05)
-    k2 = usecases.add_kpi(db, actor=alice, use_case_id=uc.id, kind="model", metric="recall", direction=">=",
-                          target=0.99, warning=0.01)
+    k1 = usecases.add_kpi(
+        db, actor=alice, use_case_id=uc.id, kind="model", metric="roc_auc", direction=">=", target=0.7, warning=0.05
+    )
+    k2 = usecases.add_kpi(
+        db, actor=alice, use_case_id=uc.id, kind="model", metric="recall", direction=">=", target=0.99, warning=0.01
+    )
     frame = small_customers(n)
     v = datasets.register_version_from_frame(db, actor=dan, dataset_name=name, frame=frame, use_case_id=uc.id)
     assert datasets.is_trainable(v), v.status
@@ -48,6 +51,7 @@ def run_jobs(db: Database, *, worker: str = "test-worker", limit: int = 20) -> l
         job = queue.claim_next(db, worker=worker)
         if job is None:
             break
-        out.append(runner.execute(db, job_id=job.id, kind=job.kind, payload=job.payload, worker=worker,
-                                  attempt=job.attempts))
+        out.append(
+            runner.execute(db, job_id=job.id, kind=job.kind, payload=job.payload, worker=worker, attempt=job.attempts)
+        )
     return out

@@ -1,5 +1,6 @@
 """Datasets and models on an fsspec artifact store (issue 8): ARTIFACT_ROOT as a memory:// or file:// URL,
 and two processes sharing one file:// store."""
+
 from __future__ import annotations
 
 import io
@@ -53,8 +54,9 @@ def url_store(request, db, tmp_path, monkeypatch):
 def test_a_dataset_version_is_stored_in_the_url_store_and_loads_back(db, people, url_store, tmp_path):
     dan = people["data_engineer"]
     csv = b"age,income,plan\n31,1200.5,basic\n45,3400.0,pro\n27,900.0,basic\n"
-    v = datasets.register_version_from_upload(db, actor=dan, dataset_name="customers", fileobj=io.BytesIO(csv),
-                                              filename="customers.csv")
+    v = datasets.register_version_from_upload(
+        db, actor=dan, dataset_name="customers", fileobj=io.BytesIO(csv), filename="customers.csv"
+    )
     assert datasets.is_trainable(v), v.status
     keys = _stored_keys(url_store, tmp_path)
     assert v.artifact_key in keys and any(k.startswith("profiles/") for k in keys)
@@ -62,8 +64,9 @@ def test_a_dataset_version_is_stored_in_the_url_store_and_loads_back(db, people,
     assert frame["age"].tolist() == [31, 45, 27] and frame["plan"].tolist() == ["basic", "pro", "basic"]
     assert datasets.get_profile(db, v.id)  # read back with get_bytes
     # the same content again is the same version: nothing new stored
-    again = datasets.register_version_from_upload(db, actor=dan, dataset_name="customers", fileobj=io.BytesIO(csv),
-                                                  filename="copy.csv")
+    again = datasets.register_version_from_upload(
+        db, actor=dan, dataset_name="customers", fileobj=io.BytesIO(csv), filename="copy.csv"
+    )
     assert again.deduplicated and _stored_keys(url_store, tmp_path) == keys
     # staging is local scratch and is left empty
     staged = [p for p in artifacts.staging_dir().rglob("*") if p.is_file()]
@@ -75,9 +78,13 @@ def test_a_dataset_version_is_stored_in_the_url_store_and_loads_back(db, people,
 
 def test_a_model_is_saved_to_and_loaded_from_the_url_store(db, people, url_store, tmp_path):
     world = make_world(db, people)
-    run = experiments.start_run(db, actor=people["data_scientist"], use_case_id=world.use_case_id,
-                                dataset_version_id=world.version_id,
-                                config={"target": "churned", "algorithm": "logistic_regression", **FAST})
+    run = experiments.start_run(
+        db,
+        actor=people["data_scientist"],
+        use_case_id=world.use_case_id,
+        dataset_version_id=world.version_id,
+        config={"target": "churned", "algorithm": "logistic_regression", **FAST},
+    )
     assert run_jobs(db) == ["finished"]
     mv = registry.register_model(db, actor=people["data_scientist"], run_id=run.id, name="churn-url")
     assert mv.artifact_key in _stored_keys(url_store, tmp_path)
@@ -89,9 +96,13 @@ def test_the_model_cache_is_keyed_by_store(db, people, tmp_path, monkeypatch):
     """The same model key in two stores served by one process is two models."""
     _use_store(monkeypatch, tmp_path, "memory")
     world = make_world(db, people)
-    run = experiments.start_run(db, actor=people["data_scientist"], use_case_id=world.use_case_id,
-                                dataset_version_id=world.version_id,
-                                config={"target": "churned", "algorithm": "logistic_regression", **FAST})
+    run = experiments.start_run(
+        db,
+        actor=people["data_scientist"],
+        use_case_id=world.use_case_id,
+        dataset_version_id=world.version_id,
+        config={"target": "churned", "algorithm": "logistic_regression", **FAST},
+    )
     run_jobs(db)
     mv = registry.register_model(db, actor=people["data_scientist"], run_id=run.id, name="churn-a")
     registry.load_model(db, mv.id)
@@ -101,8 +112,14 @@ def test_the_model_cache_is_keyed_by_store(db, people, tmp_path, monkeypatch):
 
 
 def _run(code: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_two_processes_sharing_a_file_url_store_see_each_others_artifacts(sqlite_db, tmp_path, monkeypatch):
@@ -118,7 +135,9 @@ def test_two_processes_sharing_a_file_url_store_see_each_others_artifacts(sqlite
         "from mlops_core.services import datasets;"
         f"f = datasets.load_frame(Database({sqlite_db.url!r}), {v.id});"
         "artifacts.put_bytes('reports/from-other.json', json.dumps({'rows': len(f), 'y': f['y'].tolist()}).encode());"
-        "print(artifacts.store_id())", env)
+        "print(artifacts.store_id())",
+        env,
+    )
     assert other.returncode == 0, other.stderr
     assert other.stdout.strip().splitlines()[-1] == artifacts.store_id()
     assert json.loads(artifacts.get_bytes("reports/from-other.json")) == {"rows": 4, "y": ["a", "b", "a", "c"]}
@@ -126,8 +145,14 @@ def test_two_processes_sharing_a_file_url_store_see_each_others_artifacts(sqlite
     # the CLI in another process registers a file; this process loads it back
     src = tmp_path / "incoming.csv"
     src.write_text("k,v\n1,10\n2,20\n3,30\n")
-    cli = subprocess.run([sys.executable, "-m", "mlops_core", "dataset", "add", "incoming", str(src)],
-                         cwd=PROJECT_ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+    cli = subprocess.run(
+        [sys.executable, "-m", "mlops_core", "dataset", "add", "incoming", str(src)],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert cli.returncode == 0, cli.stderr
     vid = json.loads(cli.stdout.strip().splitlines()[-1])["version_id"]
     assert datasets.load_frame(sqlite_db, vid)["v"].tolist() == [10, 20, 30]
@@ -139,15 +164,30 @@ def test_the_cli_names_the_missing_driver_package(tmp_path):
 
     if importlib.util.find_spec("s3fs") is not None:
         pytest.skip("s3fs is installed here")
-    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "ARTIFACT_ROOT": "s3://mlops-bucket/hub",
-           "ARTIFACT_CACHE_DIR": str(tmp_path / "cache")}
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "ARTIFACT_ROOT": "s3://mlops-bucket/hub",
+        "ARTIFACT_CACHE_DIR": str(tmp_path / "cache"),
+    }
     src = tmp_path / "a.csv"
     src.write_text("a\n1\n")
     e = {**os.environ, **env}
-    init = subprocess.run([sys.executable, "-m", "mlops_core", "init"], cwd=PROJECT_ROOT, env=e,
-                          capture_output=True, text=True, timeout=300)
+    init = subprocess.run(
+        [sys.executable, "-m", "mlops_core", "init"],
+        cwd=PROJECT_ROOT,
+        env=e,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert init.returncode == 0, init.stderr
-    p = subprocess.run([sys.executable, "-m", "mlops_core", "dataset", "add", "a", str(src)], cwd=PROJECT_ROOT,
-                       env=e, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [sys.executable, "-m", "mlops_core", "dataset", "add", "a", str(src)],
+        cwd=PROJECT_ROOT,
+        env=e,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 2
     assert p.stderr.strip() == "error: ARTIFACT_ROOT uses s3://, which needs the s3fs package: pip install s3fs"

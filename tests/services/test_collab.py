@@ -1,4 +1,5 @@
 """Comments with @mentions, the inbox, and sign-offs, on any entity, on SQLite and Postgres."""
+
 import pytest
 
 from mlops_core.errors import Conflict, NotFound, PermissionDenied, ValidationError
@@ -6,8 +7,13 @@ from mlops_core.services import audit, collab
 
 
 def test_a_mention_reaches_the_inbox_of_the_person_mentioned_only(db, people):
-    c = collab.add_comment(db, actor=people["data_scientist"], entity_type="use_case", entity_id=7,
-                           body="@alice can we use last year's data? cc @omar, mail bob@example.com")
+    c = collab.add_comment(
+        db,
+        actor=people["data_scientist"],
+        entity_type="use_case",
+        entity_id=7,
+        body="@alice can we use last year's data? cc @omar, mail bob@example.com",
+    )
     assert c.mentions == ["alice", "omar"]
     alice = collab.inbox(db, actor=people["business"])
     assert alice.unread == 1 and alice.items[0].kind == "mention"
@@ -30,8 +36,9 @@ def test_mentioning_yourself_does_not_fill_your_own_inbox(db, people):
 def test_replies_are_threaded_under_their_comment(db, people):
     a = collab.add_comment(db, actor=people["business"], entity_type="use_case", entity_id=1, body="first")
     b = collab.add_comment(db, actor=people["ops"], entity_type="use_case", entity_id=1, body="second")
-    collab.add_comment(db, actor=people["data_scientist"], entity_type="use_case", entity_id=1, body="re first",
-                       parent_id=a.id)
+    collab.add_comment(
+        db, actor=people["data_scientist"], entity_type="use_case", entity_id=1, body="re first", parent_id=a.id
+    )
     collab.add_comment(db, actor=people["business"], entity_type="run", entity_id=1, body="other entity")
     thread = collab.list_comments(db, entity_type="use_case", entity_id=1)
     assert [(c.body, c.depth) for c in thread] == [("first", 0), ("re first", 1), ("second", 0)]
@@ -44,8 +51,9 @@ def test_many_discussions_are_read_in_one_query_each_threaded_like_list_comments
 
     a = collab.add_comment(db, actor=people["business"], entity_type="alert", entity_id=1, body="first")
     collab.add_comment(db, actor=people["ops"], entity_type="alert", entity_id=2, body="on two")
-    collab.add_comment(db, actor=people["data_scientist"], entity_type="alert", entity_id=1, body="re first",
-                       parent_id=a.id)
+    collab.add_comment(
+        db, actor=people["data_scientist"], entity_type="alert", entity_id=1, body="re first", parent_id=a.id
+    )
     collab.add_comment(db, actor=people["ops"], entity_type="alert", entity_id=1, body="second")
     collab.add_comment(db, actor=people["ops"], entity_type="run", entity_id=1, body="another entity type")
     statements = []
@@ -60,8 +68,9 @@ def test_many_discussions_are_read_in_one_query_each_threaded_like_list_comments
     assert [(c.body, c.depth) for c in many["1"]] == [("first", 0), ("re first", 1), ("second", 0)]
     assert [c.body for c in many["2"]] == ["on two"] and many["3"] == []
     for eid in ("1", "2", "3"):
-        assert [(c.id, c.depth) for c in many[eid]] == \
-               [(c.id, c.depth) for c in collab.list_comments(db, entity_type="alert", entity_id=eid)]
+        assert [(c.id, c.depth) for c in many[eid]] == [
+            (c.id, c.depth) for c in collab.list_comments(db, entity_type="alert", entity_id=eid)
+        ]
     assert collab.list_comments_many(db, entity_type="alert", entity_ids=[]) == {}
 
 
@@ -95,15 +104,27 @@ def test_marking_read_clears_only_my_items(db, people):
 
 def test_notify_by_role_adds_one_item_per_active_person_in_the_callers_transaction(db, people):
     with db.unit_of_work() as s:
-        n = collab.notify(s, roles=["ops"], usernames=["omar", "dan"], kind="alert", title="drift on churn",
-                          entity_type="deployment", entity_id=3)
+        n = collab.notify(
+            s,
+            roles=["ops"],
+            usernames=["omar", "dan"],
+            kind="alert",
+            title="drift on churn",
+            entity_type="deployment",
+            entity_id=3,
+        )
     assert n == 2
     assert collab.inbox(db, actor=people["ops"]).items[0].title == "drift on churn"
 
 
 def _request(db, people, **kw):
-    args = dict(entity_type="use_case", entity_id=1, title="Approve the churn KPIs",
-                assignee_username="admin", evidence={"kpis": ["recall >= 0.75"], "version": 3})
+    args = dict(
+        entity_type="use_case",
+        entity_id=1,
+        title="Approve the churn KPIs",
+        assignee_username="admin",
+        evidence={"kpis": ["recall >= 0.75"], "version": 3},
+    )
     args.update(kw)
     return collab.request_signoff(db, actor=people["business"], **args)
 
@@ -152,8 +173,15 @@ def test_only_the_person_or_role_asked_may_decide_and_never_the_requester(db, pe
     by_person = _request(db, people, assignee_username="omar")
     with pytest.raises(PermissionDenied, match="it is for omar"):
         collab.decide_signoff(db, actor=people["data_scientist"], signoff_id=by_person.id, approve=True)
-    by_role = collab.request_signoff(db, actor=people["data_scientist"], entity_type="model_version", entity_id=4,
-                                     title="Ship v4", assignee_role="business", evidence={})
+    by_role = collab.request_signoff(
+        db,
+        actor=people["data_scientist"],
+        entity_type="model_version",
+        entity_id=4,
+        title="Ship v4",
+        assignee_role="business",
+        evidence={},
+    )
     with pytest.raises(PermissionDenied, match="requested this sign-off"):
         collab.decide_signoff(db, actor=people["data_scientist"], signoff_id=by_role.id, approve=True)
     with pytest.raises(PermissionDenied, match="role business"):

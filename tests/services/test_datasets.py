@@ -1,5 +1,6 @@
 """The dataset registry on SQLite and Postgres: versions, dedup by content, trainability, waivers,
 schemas, diffs, audit and scheduled ingestion."""
+
 import io
 
 import pandas as pd
@@ -45,8 +46,12 @@ def test_the_same_content_twice_is_the_same_version(db, dan):
     frame = _frame()
     v1 = datasets.register_version_from_frame(db, actor=dan, dataset_name="customers", frame=frame)
     again = datasets.register_version_from_upload(
-        db, actor=dan, dataset_name="customers", fileobj=io.BytesIO(frame.to_csv(index=False).encode()),
-        filename="customers.csv")
+        db,
+        actor=dan,
+        dataset_name="customers",
+        fileobj=io.BytesIO(frame.to_csv(index=False).encode()),
+        filename="customers.csv",
+    )
     assert again.id == v1.id and again.deduplicated
     assert [v.version for v in datasets.list_versions(db, v1.dataset_id)] == [1]
 
@@ -63,15 +68,17 @@ def test_new_content_becomes_the_next_version_with_its_parent(db, dan):
 
 def test_only_validated_or_waived_versions_are_offered_for_training(db, dan):
     v1 = datasets.register_version_from_frame(db, actor=dan, dataset_name="customers", frame=_frame())
-    bad = datasets.register_version_from_frame(db, actor=dan, dataset_name="customers",
-                                               frame=_negative_charges(_frame(seed=3)))
+    bad = datasets.register_version_from_frame(
+        db, actor=dan, dataset_name="customers", frame=_negative_charges(_frame(seed=3))
+    )
     assert bad.status == "failed" and bad.n_errors >= 1
     assert not datasets.is_trainable(bad)
     assert [v.id for v in datasets.trainable_versions(db)] == [v1.id]
     assert datasets.latest_trainable_version(db, v1.dataset_id).id == v1.id
 
-    waived = datasets.waive_version(db, actor=dan, version_id=bad.id,
-                                    reason="negative charges are refunds, confirmed with billing")
+    waived = datasets.waive_version(
+        db, actor=dan, version_id=bad.id, reason="negative charges are refunds, confirmed with billing"
+    )
     assert waived.status == "waived" and waived.waived_by == "dan"
     assert {v.id for v in datasets.trainable_versions(db)} == {v1.id, bad.id}
     assert datasets.latest_trainable_version(db, v1.dataset_id).id == bad.id
@@ -81,8 +88,9 @@ def test_only_validated_or_waived_versions_are_offered_for_training(db, dan):
 
 def test_a_waiver_needs_a_reason_and_the_approve_role(db, people, dan):
     datasets.register_version_from_frame(db, actor=dan, dataset_name="customers", frame=_frame())
-    bad = datasets.register_version_from_frame(db, actor=dan, dataset_name="customers",
-                                               frame=_negative_charges(_frame(seed=3)))
+    bad = datasets.register_version_from_frame(
+        db, actor=dan, dataset_name="customers", frame=_negative_charges(_frame(seed=3))
+    )
     with pytest.raises(ValidationError, match="needs a reason"):
         datasets.waive_version(db, actor=dan, version_id=bad.id, reason="ok")
     with pytest.raises(PermissionDenied, match="sara"):
@@ -124,8 +132,9 @@ def test_editing_the_schema_makes_a_new_schema_version_used_by_later_versions(db
             c["min"] = -200
     s2 = datasets.update_schema(db, actor=dan, dataset_id=v1.dataset_id, columns=cols, note="refunds are valid")
     assert s2.version == 2
-    v2 = datasets.register_version_from_frame(db, actor=dan, dataset_name="customers",
-                                              frame=_negative_charges(_frame(seed=3)))
+    v2 = datasets.register_version_from_frame(
+        db, actor=dan, dataset_name="customers", frame=_negative_charges(_frame(seed=3))
+    )
     assert v2.status == "validated"
     assert datasets.get_report(db, v2.id).schema_version == 2
     assert [s.version for s in datasets.schema_history(db, v1.dataset_id)] == [2, 1]
@@ -142,8 +151,9 @@ def test_a_bad_schema_edit_is_refused_with_a_reason(db, dan):
 
 def test_revalidating_after_a_schema_fix_turns_a_failed_version_valid(db, dan):
     v1 = datasets.register_version_from_frame(db, actor=dan, dataset_name="customers", frame=_frame())
-    bad = datasets.register_version_from_frame(db, actor=dan, dataset_name="customers",
-                                               frame=_negative_charges(_frame(seed=3)))
+    bad = datasets.register_version_from_frame(
+        db, actor=dan, dataset_name="customers", frame=_negative_charges(_frame(seed=3))
+    )
     cols = [dict(c) for c in datasets.current_schema(db, v1.dataset_id).columns]
     next(c for c in cols if c["name"] == "monthly_charges")["min"] = -10
     datasets.update_schema(db, actor=dan, dataset_id=v1.dataset_id, columns=cols)
@@ -163,8 +173,9 @@ def test_diff_between_versions_shows_changed_columns_and_drift(db, dan):
 
 def test_a_diff_is_computed_once_per_pair_of_versions_and_served_from_memory_after(db, dan, monkeypatch):
     v1 = datasets.register_version_from_frame(db, actor=dan, dataset_name="customers", frame=_frame(n=300))
-    v2 = datasets.register_version_from_frame(db, actor=dan, dataset_name="customers",
-                                              frame=_frame(n=300, seed=3, drift=1.0))
+    v2 = datasets.register_version_from_frame(
+        db, actor=dan, dataset_name="customers", frame=_frame(n=300, seed=3, drift=1.0)
+    )
     reads = []
     load = datasets._load_sample
     monkeypatch.setattr(datasets, "_load_sample", lambda key: reads.append(key) or load(key))
@@ -184,7 +195,9 @@ def test_the_dataset_list_counts_versions_and_shows_the_latest_in_a_fixed_number
     for n in (1, 3):
         datasets.register_version_from_frame(db, actor=dan, dataset_name="customers", frame=_frame(seed=n))
     datasets.register_version_from_frame(db, actor=dan, dataset_name="accounts", frame=_frame(seed=5))
-    datasets.register_version_from_frame(db, actor=dan, dataset_name="accounts", frame=_negative_charges(_frame(seed=5)))
+    datasets.register_version_from_frame(
+        db, actor=dan, dataset_name="accounts", frame=_negative_charges(_frame(seed=5))
+    )
     datasets.register_version_from_frame(db, actor=dan, dataset_name="orders", frame=_frame(seed=7))
     statements = []
     listener = lambda *args: statements.append(args[2])  # noqa: E731
@@ -210,8 +223,9 @@ def test_exports_neutralise_formula_cells(db, dan):
 def test_a_dataset_can_belong_to_a_use_case(db, people, dan):
     from mlops_core.services import usecases
 
-    uc = usecases.create_use_case(db, actor=people["business"], title="Customer churn",
-                                  problem_statement="Too many customers leave.")
+    uc = usecases.create_use_case(
+        db, actor=people["business"], title="Customer churn", problem_statement="Too many customers leave."
+    )
     v = datasets.register_version_from_frame(db, actor=dan, dataset_name="customers", frame=_frame(), use_case_id=uc.id)
     assert v.use_case_id == uc.id
     assert [d.name for d in datasets.list_datasets(db, use_case_id=uc.id)] == ["customers"]
@@ -222,8 +236,9 @@ def test_a_dataset_can_belong_to_a_use_case(db, people, dan):
 
 def test_a_failed_registration_leaves_no_dataset_row(db, dan):
     with pytest.raises(ValidationError):
-        datasets.register_version_from_upload(db, actor=dan, dataset_name="customers", fileobj=io.BytesIO(b"a,b\n"),
-                                              filename="x.csv")
+        datasets.register_version_from_upload(
+            db, actor=dan, dataset_name="customers", fileobj=io.BytesIO(b"a,b\n"), filename="x.csv"
+        )
     assert datasets.list_datasets(db) == []
 
 
@@ -233,8 +248,9 @@ def test_scheduled_ingestion_creates_a_version_only_when_the_content_changed(db,
     monkeypatch.setenv("MLOPS_INGEST_ROOTS", str(tmp_path))
     src_file = tmp_path / "extract.csv"
     _frame(seed=1).to_csv(src_file, index=False)
-    src = datasets.schedule_ingestion(db, actor=dan, dataset_name="customers", kind="path", location=str(src_file),
-                                      interval_seconds=3600)
+    src = datasets.schedule_ingestion(
+        db, actor=dan, dataset_name="customers", kind="path", location=str(src_file), interval_seconds=3600
+    )
     assert any(s.name == src.schedule_name and s.kind == "ingest" for s in jobs.list_schedules(db))
 
     first = datasets.run_ingestion_source(db, source_id=src.id)
@@ -252,8 +268,9 @@ def test_a_failed_ingestion_run_is_visible_with_its_error(db, dan, tmp_path, mon
     monkeypatch.setenv("MLOPS_INGEST_ROOTS", str(tmp_path))
     src_file = tmp_path / "extract.csv"
     _frame().to_csv(src_file, index=False)
-    src = datasets.schedule_ingestion(db, actor=dan, dataset_name="customers", kind="path", location=str(src_file),
-                                      cron="0 * * * *")
+    src = datasets.schedule_ingestion(
+        db, actor=dan, dataset_name="customers", kind="path", location=str(src_file), cron="0 * * * *"
+    )
     src_file.write_bytes(b"")
 
     class Ctx:
@@ -277,11 +294,13 @@ def test_a_failed_ingestion_run_is_visible_with_its_error(db, dan, tmp_path, mon
 
 def test_scheduling_ingestion_needs_the_role_and_an_allowed_path(db, people, dan, tmp_path):
     with pytest.raises(PermissionDenied):
-        datasets.schedule_ingestion(db, actor=people["ops"], dataset_name="x", kind="path", location="/etc/passwd",
-                                    interval_seconds=3600)
+        datasets.schedule_ingestion(
+            db, actor=people["ops"], dataset_name="x", kind="path", location="/etc/passwd", interval_seconds=3600
+        )
     with pytest.raises(ValidationError, match="outside the folders"):
-        datasets.schedule_ingestion(db, actor=dan, dataset_name="x", kind="path", location="/etc/passwd",
-                                    interval_seconds=3600)
+        datasets.schedule_ingestion(
+            db, actor=dan, dataset_name="x", kind="path", location="/etc/passwd", interval_seconds=3600
+        )
 
 
 def test_sql_sources_read_a_configured_connection(db, dan, tmp_path, monkeypatch):
@@ -293,11 +312,13 @@ def test_sql_sources_read_a_configured_connection(db, dan, tmp_path, monkeypatch
     _frame().to_sql("customers", con, index=False)
     con.close()
     monkeypatch.setenv("MLOPS_SQL_CONNECTIONS", json.dumps({"warehouse": f"sqlite:///{warehouse}"}))
-    v = datasets.register_version_from_sql(db, actor=dan, dataset_name="customers", connection="warehouse",
-                                           query="SELECT * FROM customers WHERE age >= 18")
+    v = datasets.register_version_from_sql(
+        db, actor=dan, dataset_name="customers", connection="warehouse", query="SELECT * FROM customers WHERE age >= 18"
+    )
     assert v.n_rows == 200 and v.source.startswith("sql:warehouse")
     with pytest.raises(ValidationError, match="read-only query"):
-        datasets.register_version_from_sql(db, actor=dan, dataset_name="customers", connection="warehouse",
-                                           query="DELETE FROM customers")
+        datasets.register_version_from_sql(
+            db, actor=dan, dataset_name="customers", connection="warehouse", query="DELETE FROM customers"
+        )
     with pytest.raises(ValidationError, match="unknown SQL connection"):
         datasets.register_version_from_sql(db, actor=dan, dataset_name="customers", connection="nope", query="SELECT 1")

@@ -1,5 +1,6 @@
 """Stage 4 services on SQLite and Postgres: gates, sign-off staleness, promotion, rollback, canary,
 API keys, the prediction log and labels."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,19 +19,30 @@ def _approve_signoff(db, people, mv_id):
 
 
 def _deployed(db, people, mv_id, name="churn"):
-    req = deployments.request_deployment(db, actor=people["data_scientist"], model_version_id=mv_id,
-                                         deployment_name=name, environment="production")
+    req = deployments.request_deployment(
+        db, actor=people["data_scientist"], model_version_id=mv_id, deployment_name=name, environment="production"
+    )
     _approve_signoff(db, people, mv_id)
     return deployments.deploy(db, actor=people["ops"], request_id=req.id)
 
 
 def test_a_production_request_checks_every_gate_and_asks_business_for_a_signoff(db, people):
     w = make_world(db, people)
-    req = deployments.request_deployment(db, actor=people["data_scientist"], model_version_id=w.versions[0],
-                                         deployment_name="churn", environment="production")
+    req = deployments.request_deployment(
+        db,
+        actor=people["data_scientist"],
+        model_version_id=w.versions[0],
+        deployment_name="churn",
+        environment="production",
+    )
     gates = {g.gate: g for g in req.gates}
-    assert [g.gate for g in req.gates] == ["data_validated", "kpis_met", "no_regression", "business_signoff",
-                                           "model_loads"]
+    assert [g.gate for g in req.gates] == [
+        "data_validated",
+        "kpis_met",
+        "no_regression",
+        "business_signoff",
+        "model_loads",
+    ]
     assert gates["data_validated"].status == "passed" and gates["data_validated"].evidence["dataset_version_id"]
     assert gates["kpis_met"].status == "passed" and "roc_auc" in gates["kpis_met"].detail
     assert gates["model_loads"].status == "passed" and gates["model_loads"].evidence["rows"] > 0
@@ -44,11 +56,15 @@ def test_a_production_request_checks_every_gate_and_asks_business_for_a_signoff(
         deployments.deploy(db, actor=people["ops"], request_id=req.id)
 
 
-def test_current_gates_show_a_signoff_at_once_without_loading_the_model_or_storing_anything(db, people,
-                                                                                          monkeypatch):
+def test_current_gates_show_a_signoff_at_once_without_loading_the_model_or_storing_anything(db, people, monkeypatch):
     w = make_world(db, people)
-    req = deployments.request_deployment(db, actor=people["data_scientist"], model_version_id=w.versions[0],
-                                         deployment_name="churn", environment="production")
+    req = deployments.request_deployment(
+        db,
+        actor=people["data_scientist"],
+        model_version_id=w.versions[0],
+        deployment_name="churn",
+        environment="production",
+    )
     _approve_signoff(db, people, w.versions[0])
     monkeypatch.setattr(deployments, "load_model", lambda *a, **k: pytest.fail("render must not load the model"))
     stored = deployments.get_request(db, req.id)
@@ -71,7 +87,8 @@ def test_ops_deploys_after_business_signs_off_and_history_shows_who_served_when(
     assert dep.model_version_id == w.versions[0] and dep.deployed_at is not None
     events = deployments.history(db, deployment_name="churn")
     assert [(e.kind, e.from_model_version_id, e.to_model_version_id, e.actor_username) for e in events] == [
-        ("deploy", None, w.versions[0], "omar")]
+        ("deploy", None, w.versions[0], "omar")
+    ]
     req = deployments.list_requests(db, deployment_name="churn")[0]
     assert req.status == "deployed" and not req.failed_gates
     assert deployments.where_deployed(db, w.versions[0])[0].deployment == "churn"
@@ -81,12 +98,18 @@ def test_ops_deploys_after_business_signs_off_and_history_shows_who_served_when(
 
 def test_a_signoff_no_longer_counts_once_the_model_versions_data_changes(db, people):
     w = make_world(db, people)
-    req = deployments.request_deployment(db, actor=people["data_scientist"], model_version_id=w.versions[0],
-                                         deployment_name="churn")
+    req = deployments.request_deployment(
+        db, actor=people["data_scientist"], model_version_id=w.versions[0], deployment_name="churn"
+    )
     _approve_signoff(db, people, w.versions[0])
     # The lineage now points at other data: the evidence alice approved is not what would be deployed.
-    other = datasets.register_version_from_frame(db, actor=people["data_engineer"], dataset_name="customers",
-                                                 frame=make_customers(150, seed=11), use_case_id=w.use_case_id)
+    other = datasets.register_version_from_frame(
+        db,
+        actor=people["data_engineer"],
+        dataset_name="customers",
+        frame=make_customers(150, seed=11),
+        use_case_id=w.use_case_id,
+    )
     from mlops_core.models.experiments import ModelVersion
 
     with db.unit_of_work() as s:
@@ -101,8 +124,9 @@ def test_a_signoff_no_longer_counts_once_the_model_versions_data_changes(db, peo
 
 def test_a_failed_kpi_blocks_and_only_an_admin_may_override_with_a_reason_which_is_audited(db, people):
     w = make_world(db, people, target=0.99)  # roc_auc >= 0.99 cannot be met
-    req = deployments.request_deployment(db, actor=people["data_scientist"], model_version_id=w.versions[0],
-                                         deployment_name="churn")
+    req = deployments.request_deployment(
+        db, actor=people["data_scientist"], model_version_id=w.versions[0], deployment_name="churn"
+    )
     _approve_signoff(db, people, w.versions[0])
     with pytest.raises(ValidationError, match="Model KPIs met"):
         deployments.deploy(db, actor=people["ops"], request_id=req.id)
@@ -119,8 +143,13 @@ def test_a_failed_kpi_blocks_and_only_an_admin_may_override_with_a_reason_which_
 def test_a_version_worse_than_production_beyond_the_tolerance_is_blocked(db, people):
     w = make_world(db, people, target=0.5)
     _deployed(db, people, w.versions[0])
-    weak = train_version(db, people, use_case_id=w.use_case_id, dataset_version_id=w.dataset_version_id,
-                         config=dict(CONFIG, features=["region"]))
+    weak = train_version(
+        db,
+        people,
+        use_case_id=w.use_case_id,
+        dataset_version_id=w.dataset_version_id,
+        config=dict(CONFIG, features=["region"]),
+    )
     gates = {g.gate: g for g in deployments.gate_checks(db, weak, "churn")}
     assert gates["no_regression"].status == "failed" and "roc_auc" in gates["no_regression"].detail
     deployments.set_regression_tolerance(db, actor=people["ops"], deployment_name="churn", tolerance=1.0)
@@ -137,8 +166,10 @@ def test_rollback_returns_to_the_previous_version_in_one_action_and_history_show
     gen_before = deployments.get_by_name(db, "churn").generation
     dep = deployments.rollback(db, actor=people["ops"], deployment_name="churn", reason="complaints")
     assert dep.model_version_id == v1 and dep.generation == gen_before + 1
-    moves = [(e.kind, e.from_model_version_id, e.to_model_version_id)
-             for e in deployments.history(db, deployment_name="churn")]
+    moves = [
+        (e.kind, e.from_model_version_id, e.to_model_version_id)
+        for e in deployments.history(db, deployment_name="churn")
+    ]
     assert moves[:2] == [("rollback", v2, v1), ("deploy", v1, v2)]
     assert deployments.where_deployed(db, v2) == []
 
@@ -146,10 +177,10 @@ def test_rollback_returns_to_the_previous_version_in_one_action_and_history_show
 def test_rollback_with_nothing_before_is_refused_and_roles_are_enforced(db, people):
     w = make_world(db, people)
     with pytest.raises(PermissionDenied):
-        deployments.request_deployment(db, actor=people["ops"], model_version_id=w.versions[0],
-                                       deployment_name="churn")
-    req = deployments.request_deployment(db, actor=people["data_scientist"], model_version_id=w.versions[0],
-                                         deployment_name="churn")
+        deployments.request_deployment(db, actor=people["ops"], model_version_id=w.versions[0], deployment_name="churn")
+    req = deployments.request_deployment(
+        db, actor=people["data_scientist"], model_version_id=w.versions[0], deployment_name="churn"
+    )
     _approve_signoff(db, people, w.versions[0])
     for role in ("data_scientist", "business"):
         with pytest.raises(PermissionDenied):
@@ -164,10 +195,16 @@ def test_rollback_with_nothing_before_is_refused_and_roles_are_enforced(db, peop
 def test_staging_needs_no_signoff_and_a_bad_name_says_how_to_fix_it(db, people):
     w = make_world(db, people)
     with pytest.raises(ValidationError, match="lower-case"):
-        deployments.request_deployment(db, actor=people["data_scientist"], model_version_id=w.versions[0],
-                                       deployment_name="Churn API!")
-    req = deployments.request_deployment(db, actor=people["data_scientist"], model_version_id=w.versions[0],
-                                         deployment_name="churn-staging", environment="staging")
+        deployments.request_deployment(
+            db, actor=people["data_scientist"], model_version_id=w.versions[0], deployment_name="Churn API!"
+        )
+    req = deployments.request_deployment(
+        db,
+        actor=people["data_scientist"],
+        model_version_id=w.versions[0],
+        deployment_name="churn-staging",
+        environment="staging",
+    )
     assert next(g for g in req.gates if g.gate == "business_signoff").status == "not_required"
     assert collab.signoffs_for(db, "model_version", w.versions[0]) == []
     dep = deployments.deploy(db, actor=people["ops"], request_id=req.id)
@@ -177,8 +214,9 @@ def test_staging_needs_no_signoff_and_a_bad_name_says_how_to_fix_it(db, people):
 def test_a_canary_sends_a_share_to_a_challenger_and_can_be_stopped(db, people):
     w = make_world(db, people, versions=2)
     _deployed(db, people, w.versions[0])
-    dep = deployments.set_canary(db, actor=people["ops"], deployment_name="churn", model_version_id=w.versions[1],
-                                 share=0.2)
+    dep = deployments.set_canary(
+        db, actor=people["ops"], deployment_name="churn", model_version_id=w.versions[1], share=0.2
+    )
     assert dep.canary_model_version_id == w.versions[1] and dep.canary_share == 0.2
     assert deployments.where_deployed(db, w.versions[1])[0].role == "canary"
     dep = deployments.set_canary(db, actor=people["ops"], deployment_name="churn", model_version_id=None)
@@ -209,21 +247,47 @@ def test_batched_writer_loses_nothing_on_close_and_labels_join_by_request_id(db,
     w = make_world(db, people)
     dep = _deployed(db, people, w.versions[0])
     writer = predictions.PredictionWriter(db, flush_seconds=10, max_batch=50)
-    rows = [predictions.prediction_row(request_id=f"r{i}", deployment_id=dep.id, model_version_id=dep.model_version_id,
-                                       inputs={"age": i}, prediction=i % 2, latency_ms=1.0) for i in range(120)]
-    rows.append(predictions.prediction_row(request_id="bad", deployment_id=dep.id, model_version_id=None, inputs=None,
-                                           prediction=None, latency_ms=1.0, status="error", error="400: bad"))
+    rows = [
+        predictions.prediction_row(
+            request_id=f"r{i}",
+            deployment_id=dep.id,
+            model_version_id=dep.model_version_id,
+            inputs={"age": i},
+            prediction=i % 2,
+            latency_ms=1.0,
+        )
+        for i in range(120)
+    ]
+    rows.append(
+        predictions.prediction_row(
+            request_id="bad",
+            deployment_id=dep.id,
+            model_version_id=None,
+            inputs=None,
+            prediction=None,
+            latency_ms=1.0,
+            status="error",
+            error="400: bad",
+        )
+    )
     writer.put(rows)
     writer.close()
     assert predictions.count_predictions(db, deployment_id=dep.id) == 121
-    result = predictions.apply_labels(db, deployment_id=dep.id, labels=[
-        {"request_id": "r1", "label": 1}, {"request_id": "nope", "label": 0}, {"label": 1}])
+    result = predictions.apply_labels(
+        db,
+        deployment_id=dep.id,
+        labels=[{"request_id": "r1", "label": 1}, {"request_id": "nope", "label": 0}, {"label": 1}],
+    )
     assert result.accepted == ["r1"] and result.unknown == ["nope"] and len(result.invalid) == 1
-    csv_result = predictions.upload_labels_csv(db, actor=people["ops"], deployment_name="churn",
-                                               data=b"request_id,label\nr2,0\nr3,1\nghost,1\n")
+    csv_result = predictions.upload_labels_csv(
+        db, actor=people["ops"], deployment_name="churn", data=b"request_id,label\nr2,0\nr3,1\nghost,1\n"
+    )
     assert csv_result.accepted == ["r2", "r3"] and csv_result.unknown == ["ghost"]
-    labelled = {p.request_id: p.label for p in predictions.recent_predictions(db, deployment_name="churn", limit=200)
-                if p.label is not None}
+    labelled = {
+        p.request_id: p.label
+        for p in predictions.recent_predictions(db, deployment_name="churn", limit=200)
+        if p.label is not None
+    }
     assert labelled == {"r1": 1, "r2": 0, "r3": 1}
     row = next(r for r in deployments.overview(db) if r.name == "churn")
     assert row.requests == 121 and row.errors == 1 and abs(row.error_rate - 1 / 121) < 1e-9
@@ -241,8 +305,13 @@ def test_batch_scoring_runs_as_a_job_logs_every_row_and_stores_a_downloadable_fi
     w = make_world(db, people)
     dep = _deployed(db, people, w.versions[0])
     frame = make_customers(25, seed=21).drop(columns=["churned"])
-    job_id = predictions.submit_batch_scoring(db, actor=people["data_scientist"], deployment_name="churn",
-                                              filename="march.csv", data=frame.to_csv(index=False).encode())
+    job_id = predictions.submit_batch_scoring(
+        db,
+        actor=people["data_scientist"],
+        deployment_name="churn",
+        filename="march.csv",
+        data=frame.to_csv(index=False).encode(),
+    )
     assert run_jobs(db) == ["finished"]
     job = jobs.get_job(db, job_id)
     scored = artifacts.get_bytes(job.result["output_key"]).decode().splitlines()
@@ -250,5 +319,6 @@ def test_batch_scoring_runs_as_a_job_logs_every_row_and_stores_a_downloadable_fi
     batch = [p for p in predictions.recent_predictions(db, deployment_name="churn", limit=100) if p.source == "batch"]
     assert len(batch) == 25 and all(p.model_version_id == dep.model_version_id for p in batch)
     with pytest.raises(PermissionDenied):
-        predictions.submit_batch_scoring(db, actor=people["business"], deployment_name="churn", filename="x.csv",
-                                         data=b"a\n1\n")
+        predictions.submit_batch_scoring(
+            db, actor=people["business"], deployment_name="churn", filename="x.csv", data=b"a\n1\n"
+        )

@@ -1,5 +1,6 @@
 """Experiments: queue runs with their train job, train them, list/sort/compare in SQL, KPI lights, cancel,
 reproduce, and the guard rails on bad input."""
+
 import pytest
 
 from mlops_core import jobs
@@ -11,12 +12,19 @@ from .experiments_world import FAST, make_world, run_jobs
 
 
 def _start(db, people, world, algorithms=("logistic_regression",), **cfg):
-    return experiments.start_runs(db, actor=people["data_scientist"], use_case_id=world.use_case_id,
-                                  dataset_version_id=world.version_id,
-                                  config={"target": "churned", **FAST, **cfg}, algorithms=list(algorithms),
-                                  params_by_algorithm={"random_forest": {"n_estimators": 10},
-                                                       "gradient_boosting": {"n_estimators": 10},
-                                                       "hist_gradient_boosting": {"max_iter": 10}})
+    return experiments.start_runs(
+        db,
+        actor=people["data_scientist"],
+        use_case_id=world.use_case_id,
+        dataset_version_id=world.version_id,
+        config={"target": "churned", **FAST, **cfg},
+        algorithms=list(algorithms),
+        params_by_algorithm={
+            "random_forest": {"n_estimators": 10},
+            "gradient_boosting": {"n_estimators": 10},
+            "hist_gradient_boosting": {"max_iter": 10},
+        },
+    )
 
 
 def test_starting_a_run_queues_it_with_its_train_job_and_returns_at_once(db, people):
@@ -117,8 +125,10 @@ def test_a_running_run_stops_at_its_next_check_when_cancelled(db, people):
     experiments.cancel_run(db, actor=people["data_scientist"], run_id=run.id)
     assert experiments.get_run(db, run.id).status == "running"  # until the worker notices
     runner.CANCEL_CHECK_EVERY_S = 0.0
-    assert runner.execute(db, job_id=job.id, kind="train", payload=job.payload, worker="w1",
-                          attempt=job.attempts) == "cancelled"
+    assert (
+        runner.execute(db, job_id=job.id, kind="train", payload=job.payload, worker="w1", attempt=job.attempts)
+        == "cancelled"
+    )
     assert experiments.get_run(db, run.id).status == "cancelled"
 
 
@@ -154,9 +164,13 @@ def test_only_data_scientists_and_admins_start_or_cancel_runs(db, people):
     world = make_world(db, people)
     for role in ("business", "data_engineer", "ops"):
         with pytest.raises(PermissionDenied):
-            experiments.start_run(db, actor=people[role], use_case_id=world.use_case_id,
-                                  dataset_version_id=world.version_id,
-                                  config={"target": "churned", "algorithm": "logistic_regression"})
+            experiments.start_run(
+                db,
+                actor=people[role],
+                use_case_id=world.use_case_id,
+                dataset_version_id=world.version_id,
+                config={"target": "churned", "algorithm": "logistic_regression"},
+            )
     [run] = _start(db, people, world)
     with pytest.raises(PermissionDenied):
         experiments.cancel_run(db, actor=people["ops"], run_id=run.id)
@@ -179,11 +193,17 @@ def test_bad_launch_configs_are_refused_with_what_to_fix(db, people):
     with pytest.raises(ValidationError, match="not in this dataset version"):
         _start(db, people, world, target="nope")
     with pytest.raises(ValidationError, match="grid has 10,000 combinations.*limit of 200"):
-        experiments.start_run(db, actor=people["data_scientist"], use_case_id=world.use_case_id,
-                              dataset_version_id=world.version_id,
-                              config={"target": "churned", "algorithm": "random_forest",
-                                      "params": {"n_estimators": list(range(1, 101)),
-                                                 "min_samples_leaf": list(range(1, 101))}})
+        experiments.start_run(
+            db,
+            actor=people["data_scientist"],
+            use_case_id=world.use_case_id,
+            dataset_version_id=world.version_id,
+            config={
+                "target": "churned",
+                "algorithm": "random_forest",
+                "params": {"n_estimators": list(range(1, 101)), "min_samples_leaf": list(range(1, 101))},
+            },
+        )
     assert experiments.list_runs(db).total == 0
 
 
@@ -201,14 +221,26 @@ def test_a_worker_killed_with_sigkill_mid_training_leaves_the_run_failed_not_run
 
     people = make_people(sqlite_db)
     world = make_world(sqlite_db, people)
-    run = experiments.start_run(sqlite_db, actor=people["data_scientist"], use_case_id=world.use_case_id,
-                                dataset_version_id=world.version_id,
-                                config={"target": "churned", "algorithm": "random_forest",
-                                        "params": {"n_estimators": 5000}, **{k: v for k, v in FAST.items()
-                                                                              if k != "params"}})
-    worker = subprocess.Popen([sys.executable, "-m", "mlops_core", "worker", "--no-scheduler", "--name", "doomed"],
-                              cwd=PROJECT_ROOT, env={**os.environ, "MLOPS_WORKER_POLL_SECONDS": "0.2"},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    run = experiments.start_run(
+        sqlite_db,
+        actor=people["data_scientist"],
+        use_case_id=world.use_case_id,
+        dataset_version_id=world.version_id,
+        config={
+            "target": "churned",
+            "algorithm": "random_forest",
+            "params": {"n_estimators": 5000},
+            **{k: v for k, v in FAST.items() if k != "params"},
+        },
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "mlops_core", "worker", "--no-scheduler", "--name", "doomed"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "MLOPS_WORKER_POLL_SECONDS": "0.2"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 90
         while experiments.get_run(sqlite_db, run.id).status != "running":
@@ -234,8 +266,11 @@ def test_kpi_lights_of_many_use_cases_come_from_one_grouped_query_and_match_each
     run_jobs(db)
     idle = usecases.create_use_case(db, actor=people["business"], title="No runs yet", problem_statement="p")
     usecases.add_kpi(db, actor=people["business"], use_case_id=idle.id, kind="model", metric="roc_auc", target=0.7)
-    directions = {first.use_case_id: {"roc_auc": ">=", "log_loss": "<="}, second.use_case_id: {"roc_auc": ">="},
-                  idle.id: {"roc_auc": ">="}}
+    directions = {
+        first.use_case_id: {"roc_auc": ">=", "log_loss": "<="},
+        second.use_case_id: {"roc_auc": ">="},
+        idle.id: {"roc_auc": ">="},
+    }
 
     many = experiments.best_metrics_many(db, directions)
     for uc, d in directions.items():
@@ -255,8 +290,9 @@ def test_kpi_lights_of_many_use_cases_come_from_one_grouped_query_and_match_each
         event.remove(db.engine, "before_cursor_execute", listener)
     assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) <= 2  # not one per use case
     for uc in cases:
-        assert [(c.kpi.id, c.value, c.status) for c in lights[uc.id]] == \
-               [(c.kpi.id, c.value, c.status) for c in usecases.kpi_status(db, uc)]
+        assert [(c.kpi.id, c.value, c.status) for c in lights[uc.id]] == [
+            (c.kpi.id, c.value, c.status) for c in usecases.kpi_status(db, uc)
+        ]
     first_auc = next(c for c in lights[first.use_case_id] if c.kpi.metric == "roc_auc")
     assert first_auc.value == max(aucs) and first_auc.status != "unknown"
     assert [c.status for c in lights[idle.id]] == ["unknown"]

@@ -1,5 +1,6 @@
 """The job queue on SQLite and Postgres: enqueue, claim, finish, fail and retry, cancel,
 dedupe, the reaper, schedules and the scheduler election."""
+
 from __future__ import annotations
 
 import subprocess
@@ -214,6 +215,7 @@ def test_list_jobs_filters_by_status_and_kind_newest_first(db):
 
 # --- schedules ----------------------------------------------------------------------
 
+
 def test_a_schedule_needs_exactly_one_of_interval_or_cron_and_a_valid_cron(db):
     with pytest.raises(ValidationError, match="exactly one"):
         jobs.upsert_schedule(db, name="s", kind="noop", payload={})
@@ -237,8 +239,9 @@ def test_upserting_a_schedule_replaces_it_and_delete_removes_it(db):
 
 
 def test_a_firing_is_enqueued_once_even_when_two_schedulers_fire_it_at_the_same_instant(db):
-    sched = jobs.upsert_schedule(db, name="monitor churn", kind="noop", payload={"deployment": "churn"},
-                                 interval_seconds=60)
+    sched = jobs.upsert_schedule(
+        db, name="monitor churn", kind="noop", payload={"deployment": "churn"}, interval_seconds=60
+    )
     a = Scheduler(db, holder="w1", elect=False)
     b = Scheduler(db, holder="w2", elect=False)
     fire_time = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -302,8 +305,17 @@ def test_interval_fire_times_are_the_same_in_every_process(db):
     firing's dedupe key is the same wherever it is computed."""
     jobs.upsert_schedule(db, name="hourly", kind="noop", payload={}, interval_seconds=3600)
     url = db.engine.url.render_as_string(hide_password=False)
-    answers = {subprocess.run([sys.executable, "-c", _NEXT_FIRE, url], capture_output=True, text=True,
-                              timeout=120, check=True, cwd=PROJECT_ROOT).stdout.strip() for _ in range(2)}
+    answers = {
+        subprocess.run(
+            [sys.executable, "-c", _NEXT_FIRE, url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+            cwd=PROJECT_ROOT,
+        ).stdout.strip()
+        for _ in range(2)
+    }
     assert answers == {"2026-03-04T06:00:00+00:00"}
 
 

@@ -1,12 +1,24 @@
 """The large-workspace generator (issue 8) at 1/1000 of its size, on both databases."""
+
 from __future__ import annotations
 
 from sqlalchemy import func, select
 
 from mlops_core.demo import DemoContext
 from mlops_core.demo.large import METRICS_PER_RUN, SIZES, seed_large
-from mlops_core.models import (AuditEvent, Dataset, DatasetVersion, Deployment, Kpi, ModelVersion, Prediction, Run,
-                               RunLatestMetric, RunMetric, UseCase)
+from mlops_core.models import (
+    AuditEvent,
+    Dataset,
+    DatasetVersion,
+    Deployment,
+    Kpi,
+    ModelVersion,
+    Prediction,
+    Run,
+    RunLatestMetric,
+    RunMetric,
+    UseCase,
+)
 
 FACTOR = 0.001
 

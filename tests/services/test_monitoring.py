@@ -1,4 +1,5 @@
 """Monitoring (stage 5) on both databases: checks, deduplicated alerts, late labels, webhook, retraining loop."""
+
 from __future__ import annotations
 
 import http.server
@@ -98,8 +99,17 @@ def test_late_labels_are_joined_to_their_predictions_with_coverage_and_delay(db,
     world = make_world(db, people)
     _configure(db, people, world, window_size=200)
     start = utcnow() - timedelta(hours=5)
-    log_traffic(db, world, customers(200, seed=9), start=start, every=timedelta(seconds=30), label_share=0.6,
-                label_delay=timedelta(hours=2), correct_share=0.9, seed=3)
+    log_traffic(
+        db,
+        world,
+        customers(200, seed=9),
+        start=start,
+        every=timedelta(seconds=30),
+        label_share=0.6,
+        label_delay=timedelta(hours=2),
+        correct_share=0.9,
+        seed=3,
+    )
 
     check = monitoring.run_monitor(db, deployment_name="churn")["checks"][0]
 
@@ -152,8 +162,9 @@ def test_a_retraining_proposal_uses_the_newest_validated_dataset_version(db, peo
 
     world = make_world(db, people)
     _configure(db, people, world, retraining_policy="propose")
-    newer = datasets.register_version_from_frame(db, actor=people["data_engineer"], dataset_name="customers_churn",
-                                                 frame=customers(420, seed=2))
+    newer = datasets.register_version_from_frame(
+        db, actor=people["data_engineer"], dataset_name="customers_churn", frame=customers(420, seed=2)
+    )
     assert newer.status == "validated", "same generator, new rows: the newer version passes validation by itself"
     log_traffic(db, world, customers(300, seed=5, drift=1.0))
 
@@ -235,8 +246,15 @@ def test_a_dead_worker_and_a_failed_ingestion_raise_one_alert_each(db, people):
     old = utcnow() - timedelta(minutes=30)
     with db.unit_of_work() as s:
         s.add(Worker(name="worker-a", hostname="h", pid=1, status="running", heartbeat_at=old))
-        s.add(Job(kind="ingest", payload={"source_name": "crm"}, status="failed", error="Traceback\nOSError: gone",
-                  finished_at=utcnow()))
+        s.add(
+            Job(
+                kind="ingest",
+                payload={"source_name": "crm"},
+                status="failed",
+                error="Traceback\nOSError: gone",
+                finished_at=utcnow(),
+            )
+        )
 
     monitoring.run_monitor(db, deployment_name="churn")
     monitoring.run_monitor(db, deployment_name="churn")
@@ -337,8 +355,9 @@ def test_only_ops_and_admin_may_configure_run_and_acknowledge(db, people):
             monitoring.configure_monitor(db, actor=people[role], deployment_name=world.deployment_name)
         with pytest.raises(PermissionDenied):
             monitoring.run_monitor(db, deployment_name=world.deployment_name, actor=people[role])
-    m = monitoring.configure_monitor(db, actor=people["admin"], deployment_name="churn", window_size=300,
-                                     schedule_seconds=None)
+    m = monitoring.configure_monitor(
+        db, actor=people["admin"], deployment_name="churn", window_size=300, schedule_seconds=None
+    )
     assert m.created_by == "admin"
     log_traffic(db, world, customers(300, seed=5, drift=1.0))
     monitoring.run_monitor(db, deployment_name="churn")
@@ -364,8 +383,9 @@ def test_a_scheduled_monitor_gets_a_monitor_schedule_and_its_job_runs_the_check(
     from mlops_core.jobs import JobContext
 
     world = make_world(db, people)
-    m = _configure(db, people, world, schedule_seconds=600, method_overrides={"age": "ks"},
-                   threshold_overrides={"age": 0.01})
+    m = _configure(
+        db, people, world, schedule_seconds=600, method_overrides={"age": "ks"}, threshold_overrides={"age": 0.01}
+    )
     sched = [x for x in jobs.list_schedules(db) if x.kind == "monitor"]
     assert len(sched) == 1 and sched[0].interval_seconds == 600 and sched[0].payload["deployment"] == "churn"
     log_traffic(db, world, customers(300, seed=5, drift=1.0))
@@ -374,8 +394,9 @@ def test_a_scheduled_monitor_gets_a_monitor_schedule_and_its_job_runs_the_check(
 
     assert summary["checks"][0]["monitor_id"] == m.id
     with db.read() as s:
-        age = s.exec(select(MonitorCheckColumn.method, MonitorCheckColumn.threshold)
-                     .where(MonitorCheckColumn.column == "age")).one()
+        age = s.exec(
+            select(MonitorCheckColumn.method, MonitorCheckColumn.threshold).where(MonitorCheckColumn.column == "age")
+        ).one()
     assert tuple(age) == ("ks", 0.01)
     _configure(db, people, world, schedule_seconds=None)
     assert [x for x in jobs.list_schedules(db) if x.kind == "monitor"] == []
@@ -447,7 +468,9 @@ def test_the_live_chart_buckets_the_last_day_in_sql_with_volume_errors_and_p95(d
         rows += [(now - timedelta(hours=5, minutes=30), 15.0, "ok"), (now - timedelta(hours=5, minutes=20), 25.0, "ok")]
         rows += [(now - timedelta(hours=30), 999.0, "error")]  # outside the window
         for i, (at, lat, status) in enumerate(rows):
-            s.add(Prediction(request_id=f"live-{i}", deployment_id=dep.id, created_at=at, latency_ms=lat, status=status))
+            s.add(
+                Prediction(request_id=f"live-{i}", deployment_id=dep.id, created_at=at, latency_ms=lat, status=status)
+            )
     live = monitoring.live_health(db, deployment_name="live-chart", hours=24, buckets=24)
     assert len(live) == 24 and sum(b.volume for b in live) == 12
     last, five_h = live[23], live[18]
@@ -455,6 +478,9 @@ def test_the_live_chart_buckets_the_last_day_in_sql_with_volume_errors_and_p95(d
     assert last.latency_p95_ms == pytest.approx(float(np.percentile(recent, 95)))
     assert (five_h.volume, five_h.errors) == (2, 0)
     assert five_h.latency_p95_ms == pytest.approx(float(np.percentile([15.0, 25.0], 95)))
-    assert all(b.volume == 0 and b.latency_p95_ms is None and b.error_rate is None
-               for i, b in enumerate(live) if i not in (18, 23))
+    assert all(
+        b.volume == 0 and b.latency_p95_ms is None and b.error_rate is None
+        for i, b in enumerate(live)
+        if i not in (18, 23)
+    )
     assert live[1].start - live[0].start == timedelta(hours=1)

@@ -1,6 +1,7 @@
 """The positive-class score of a binary classifier: computed by the scoring service (pipeline and numpy
 fast path), logged in `predictions.score` (NULL for a regressor), logged by batch scoring, and turned
 into a live roc_auc by monitoring, so a roc_auc KPI gets a met/warning/missed status on live traffic."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,8 +20,9 @@ from tests.services.deployments_world import CONFIG, make_world, train_version
 
 
 def _deploy(db, people, mv_id, name, environment="production", override=""):
-    req = deployments.request_deployment(db, actor=people["data_scientist"], model_version_id=mv_id,
-                                         deployment_name=name, environment=environment)
+    req = deployments.request_deployment(
+        db, actor=people["data_scientist"], model_version_id=mv_id, deployment_name=name, environment=environment
+    )
     for so in collab.signoffs_for(db, "model_version", mv_id):
         if so.status == "pending":
             collab.decide_signoff(db, actor=people["business"], signoff_id=so.id, approve=True)
@@ -59,9 +61,17 @@ def test_the_positive_class_follows_the_monitoring_rule():
 @pytest.mark.parametrize("algorithm", ["logistic_regression", "random_forest"])
 def test_fast_path_score_equals_the_pipeline_predict_proba(db, people, algorithm):
     w = make_world(db, people)
-    mv_id = w.versions[0] if algorithm == "logistic_regression" else train_version(
-        db, people, use_case_id=w.use_case_id, dataset_version_id=w.dataset_version_id,
-        config=dict(CONFIG, algorithm=algorithm))
+    mv_id = (
+        w.versions[0]
+        if algorithm == "logistic_regression"
+        else train_version(
+            db,
+            people,
+            use_case_id=w.use_case_id,
+            dataset_version_id=w.dataset_version_id,
+            config=dict(CONFIG, algorithm=algorithm),
+        )
+    )
     model = deployments.load_model(db, mv_id)
     positive = positive_index(model)
     assert positive == 1 and list(model.classes_) == [0, 1]
@@ -80,9 +90,14 @@ def test_fast_path_score_equals_the_pipeline_predict_proba(db, people, algorithm
 def test_serving_logs_a_score_for_a_binary_classifier_and_null_for_a_regressor(db, people):
     w = make_world(db, people)
     _deploy(db, people, w.versions[0], "churn")
-    reg_id = train_version(db, people, use_case_id=w.use_case_id, dataset_version_id=w.dataset_version_id,
-                           config=dict(CONFIG, algorithm="linear_regression", target="monthly_charges"),
-                           model_name="charges-model")
+    reg_id = train_version(
+        db,
+        people,
+        use_case_id=w.use_case_id,
+        dataset_version_id=w.dataset_version_id,
+        config=dict(CONFIG, algorithm="linear_regression", target="monthly_charges"),
+        model_name="charges-model",
+    )
     _deploy(db, people, reg_id, "charges", environment="staging", override="a regressor for the score test")
     _, churn_key = apikeys.create_key(db, actor=people["ops"], deployment_name="churn")
     _, charges_key = apikeys.create_key(db, actor=people["ops"], deployment_name="charges")
@@ -96,20 +111,30 @@ def test_serving_logs_a_score_for_a_binary_classifier_and_null_for_a_regressor(d
     with TestClient(app) as client:
         state = app.state.serving
         assert state._load(w.versions[0]).fast is not None  # the one-record answer comes from the fast path
-        one = client.post("/v1/deployments/churn/predict", json={"records": records[:1]},
-                          headers={"Authorization": f"Bearer {churn_key}"}).json()
-        many = client.post("/v1/deployments/churn/predict", json={"records": records},
-                           headers={"Authorization": f"Bearer {churn_key}"}).json()
-        reg = client.post("/v1/deployments/charges/predict", json={"records": [reg_record]},
-                          headers={"Authorization": f"Bearer {charges_key}"}).json()
+        one = client.post(
+            "/v1/deployments/churn/predict",
+            json={"records": records[:1]},
+            headers={"Authorization": f"Bearer {churn_key}"},
+        ).json()
+        many = client.post(
+            "/v1/deployments/churn/predict", json={"records": records}, headers={"Authorization": f"Bearer {churn_key}"}
+        ).json()
+        reg = client.post(
+            "/v1/deployments/charges/predict",
+            json={"records": [reg_record]},
+            headers={"Authorization": f"Bearer {charges_key}"},
+        ).json()
     assert set(one) == {"predictions", "model_version", "request_id", "scores"}
     assert one["scores"][0] == pytest.approx(want[0], abs=1e-9)
     assert many["scores"] == pytest.approx(list(want), abs=1e-12)  # the pipeline path
     assert [int(s > 0.5) for s in many["scores"]] == many["predictions"]
     assert set(reg) == {"predictions", "model_version", "request_id"} and isinstance(reg["predictions"][0], float)
 
-    logged = {p.request_id: p for name in ("churn", "charges")
-              for p in predictions.recent_predictions(db, deployment_name=name)}
+    logged = {
+        p.request_id: p
+        for name in ("churn", "charges")
+        for p in predictions.recent_predictions(db, deployment_name=name)
+    }
     assert logged[one["request_id"]].score == pytest.approx(one["scores"][0], abs=1e-12)
     assert [logged[r].score for r in many["record_ids"]] == pytest.approx(many["scores"], abs=1e-12)
     assert all(0.0 <= logged[r].score <= 1.0 for r in many["record_ids"])
@@ -139,10 +164,12 @@ def test_monitoring_computes_live_roc_auc_from_logged_scores_and_the_roc_auc_kpi
     scored = predictions.score_frame(db, deployment_name="churn", frame=frame.drop(columns=["churned"]))
     truth = [int(y) for y in frame["churned"]]
     assert len(set(truth)) == 2
-    predictions.apply_labels(db, deployment_id=dep.id,
-                             labels=[{"request_id": r, "label": y} for r, y in zip(scored["request_id"], truth)])
-    monitoring.configure_monitor(db, actor=people["ops"], deployment_name="churn", schedule_seconds=None,
-                                 max_latency_p95_ms=None)
+    predictions.apply_labels(
+        db, deployment_id=dep.id, labels=[{"request_id": r, "label": y} for r, y in zip(scored["request_id"], truth)]
+    )
+    monitoring.configure_monitor(
+        db, actor=people["ops"], deployment_name="churn", schedule_seconds=None, max_latency_p95_ms=None
+    )
     monitoring.run_monitor(db, deployment_name="churn")
     check = monitoring.list_checks(db, deployment_name="churn")[-1]
     live = check.performance["metrics"]
@@ -156,14 +183,25 @@ def test_monitoring_computes_live_roc_auc_from_logged_scores_and_the_roc_auc_kpi
 def test_without_a_score_on_every_labelled_prediction_roc_auc_stays_unknown(db, people):
     w = make_world(db, people)
     dep = _deploy(db, people, w.versions[0], "churn")
-    rows = [predictions.prediction_row(request_id=f"r{i}", deployment_id=dep.id, model_version_id=dep.model_version_id,
-                                       inputs={"age": i}, prediction=i % 2, latency_ms=1.0,
-                                       score=None if i == 0 else (0.8 if i % 2 else 0.2)) for i in range(40)]
+    rows = [
+        predictions.prediction_row(
+            request_id=f"r{i}",
+            deployment_id=dep.id,
+            model_version_id=dep.model_version_id,
+            inputs={"age": i},
+            prediction=i % 2,
+            latency_ms=1.0,
+            score=None if i == 0 else (0.8 if i % 2 else 0.2),
+        )
+        for i in range(40)
+    ]
     predictions.log_predictions(db, rows)
-    predictions.apply_labels(db, deployment_id=dep.id, labels=[{"request_id": f"r{i}", "label": i % 2}
-                                                               for i in range(40)])
-    monitoring.configure_monitor(db, actor=people["ops"], deployment_name="churn", schedule_seconds=None,
-                                 max_latency_p95_ms=None)
+    predictions.apply_labels(
+        db, deployment_id=dep.id, labels=[{"request_id": f"r{i}", "label": i % 2} for i in range(40)]
+    )
+    monitoring.configure_monitor(
+        db, actor=people["ops"], deployment_name="churn", schedule_seconds=None, max_latency_p95_ms=None
+    )
     monitoring.run_monitor(db, deployment_name="churn")
     check = monitoring.list_checks(db, deployment_name="churn")[-1]
     assert "roc_auc" not in check.performance["metrics"] and check.performance["metrics"]["accuracy"] == 1.0

@@ -1,4 +1,5 @@
 """Model registry: versions from runs, aliases, model card, lineage, loading with skops."""
+
 import pytest
 
 from mlops_core.errors import PermissionDenied, ValidationError
@@ -10,10 +11,15 @@ from .experiments_world import FAST, make_world, run_jobs
 @pytest.fixture
 def trained(db, people):
     world = make_world(db, people)
-    runs = experiments.start_runs(db, actor=people["data_scientist"], use_case_id=world.use_case_id,
-                                  dataset_version_id=world.version_id, config={"target": "churned", **FAST},
-                                  algorithms=["logistic_regression", "random_forest"],
-                                  params_by_algorithm={"random_forest": {"n_estimators": 10}})
+    runs = experiments.start_runs(
+        db,
+        actor=people["data_scientist"],
+        use_case_id=world.use_case_id,
+        dataset_version_id=world.version_id,
+        config={"target": "churned", **FAST},
+        algorithms=["logistic_regression", "random_forest"],
+        params_by_algorithm={"random_forest": {"n_estimators": 10}},
+    )
     run_jobs(db)
     return world, runs
 
@@ -21,8 +27,15 @@ def trained(db, people):
 def test_registering_runs_numbers_versions_and_moves_the_champion_alias(db, people, trained):
     world, runs = trained
     sara = people["data_scientist"]
-    v1 = registry.register_model(db, actor=sara, run_id=runs[0].id, name="churn-classifier", alias="champion",
-                                 intended_use="retention campaign", limitations="one region only")
+    v1 = registry.register_model(
+        db,
+        actor=sara,
+        run_id=runs[0].id,
+        name="churn-classifier",
+        alias="champion",
+        intended_use="retention campaign",
+        limitations="one region only",
+    )
     v2 = registry.register_model(db, actor=sara, run_id=runs[1].id, name="churn-classifier")
     assert (v1.version, v2.version) == (1, 2)
     assert v1.aliases == ["champion"] and v1.input_schema[0]["name"] == "tenure_months"
@@ -43,8 +56,9 @@ def test_a_registered_model_loads_and_predicts_raw_records(db, people, trained):
 
 def test_model_card_and_lineage_trace_back_to_the_use_case_and_data(db, people, trained):
     world, runs = trained
-    mv = registry.register_model(db, actor=people["data_scientist"], run_id=runs[0].id, name="churn-lr",
-                                 intended_use="rank customers")
+    mv = registry.register_model(
+        db, actor=people["data_scientist"], run_id=runs[0].id, name="churn-lr", intended_use="rank customers"
+    )
     card = registry.model_card(db, mv.id)
     assert card.use_case_title == "Churn customers" and card.dataset_label == "customers@v1"
     assert card.intended_use == "rank customers"
@@ -57,9 +71,13 @@ def test_only_data_scientists_and_admins_register_and_unfinished_runs_are_refuse
     world, runs = trained
     with pytest.raises(PermissionDenied):
         registry.register_model(db, actor=people["ops"], run_id=runs[0].id, name="x-model")
-    queued = experiments.start_run(db, actor=people["data_scientist"], use_case_id=world.use_case_id,
-                                   dataset_version_id=world.version_id,
-                                   config={"target": "churned", "algorithm": "logistic_regression", **FAST})
+    queued = experiments.start_run(
+        db,
+        actor=people["data_scientist"],
+        use_case_id=world.use_case_id,
+        dataset_version_id=world.version_id,
+        config={"target": "churned", "algorithm": "logistic_regression", **FAST},
+    )
     with pytest.raises(ValidationError, match="only a finished run"):
         registry.register_model(db, actor=people["data_scientist"], run_id=queued.id, name="x-model")
     with pytest.raises(ValidationError, match="model name"):

@@ -4,6 +4,7 @@ Every stage adds its actions to `CASES` (action -> a call that performs it), so 
 matrix grows with the product. Allowed roles come from `mlops_core.services.auth.PERMISSIONS`
 and the expectations below pin them to the table in DESIGN.md.
 """
+
 import pytest
 
 from mlops_core.errors import PermissionDenied
@@ -130,8 +131,9 @@ def _trainable_version(db):
     from mlops_core.services.auth import Actor
 
     uc = _use_case(db)
-    v = datasets.register_version_from_frame(db, actor=Actor.system(), dataset_name="matrix-train",
-                                             frame=_dataset_frame(), use_case_id=uc.id)
+    v = datasets.register_version_from_frame(
+        db, actor=Actor.system(), dataset_name="matrix-train", frame=_dataset_frame(), use_case_id=uc.id
+    )
     return uc.id, v.id
 
 
@@ -139,8 +141,13 @@ def _start_run(db, actor):
     from mlops_core.services import experiments
 
     uc_id, v_id = _trainable_version(db)
-    experiments.start_run(db, actor=actor, use_case_id=uc_id, dataset_version_id=v_id,
-                          config={"target": "churned", "algorithm": "logistic_regression"})
+    experiments.start_run(
+        db,
+        actor=actor,
+        use_case_id=uc_id,
+        dataset_version_id=v_id,
+        config={"target": "churned", "algorithm": "logistic_regression"},
+    )
 
 
 def _cancel_run(db, actor):
@@ -148,8 +155,13 @@ def _cancel_run(db, actor):
     from mlops_core.services.auth import Actor
 
     uc_id, v_id = _trainable_version(db)
-    run = experiments.start_run(db, actor=Actor.system(), use_case_id=uc_id, dataset_version_id=v_id,
-                                config={"target": "churned", "algorithm": "logistic_regression"})
+    run = experiments.start_run(
+        db,
+        actor=Actor.system(),
+        use_case_id=uc_id,
+        dataset_version_id=v_id,
+        config={"target": "churned", "algorithm": "logistic_regression"},
+    )
     experiments.cancel_run(db, actor=actor, run_id=run.id)
 
 
@@ -195,8 +207,15 @@ def _create_key(db, actor):
 def _signoff_for(db, requester):
     from mlops_core.services import collab
 
-    return collab.request_signoff(db, actor=requester, entity_type="use_case", entity_id=1, title="Go live?",
-                                  assignee_role="business", evidence={"x": 1})
+    return collab.request_signoff(
+        db,
+        actor=requester,
+        entity_type="use_case",
+        entity_id=1,
+        title="Go live?",
+        assignee_role="business",
+        evidence={"x": 1},
+    )
 
 
 def _decide_someone_elses_signoff(db, actor):
@@ -248,23 +267,35 @@ def _guarded_calls():
 
     return {
         "deployment.request": lambda db, a: deployments.request_deployment(
-            db, actor=a, model_version_id=999_999, deployment_name="nowhere"),
+            db, actor=a, model_version_id=999_999, deployment_name="nowhere"
+        ),
         "deployment.reevaluate": lambda db, a: deployments.reevaluate_request(db, actor=a, request_id=999_999),
         "deployment.deploy": lambda db, a: deployments.deploy(db, actor=a, request_id=999_999),
         "prediction.label": lambda db, a: predictions.label_predictions(
-            db, actor=a, deployment_name="nowhere", labels=[]),
+            db, actor=a, deployment_name="nowhere", labels=[]
+        ),
         "batch.score": lambda db, a: predictions.score_records(db, actor=a, deployment_name="nowhere", records=[]),
         "monitor.configure": lambda db, a: monitoring.configure_monitor(db, actor=a, deployment_name="nowhere"),
         "monitor.run": lambda db, a: monitoring.enqueue_monitor_run(db, actor=a, deployment_name="nowhere"),
         "alert.ack": lambda db, a: monitoring.acknowledge_alert(db, actor=a, alert_id=999_999),
-        "retraining.decide": lambda db, a: retraining.decide_proposal(db, actor=a, proposal_id=999_999,
-                                                                      approve=False),
+        "retraining.decide": lambda db, a: retraining.decide_proposal(db, actor=a, proposal_id=999_999, approve=False),
     }
 
 
-@pytest.mark.parametrize("action", ["deployment.request", "deployment.reevaluate", "deployment.deploy",
-                                    "prediction.label", "batch.score", "monitor.configure", "monitor.run",
-                                    "alert.ack", "retraining.decide"])
+@pytest.mark.parametrize(
+    "action",
+    [
+        "deployment.request",
+        "deployment.reevaluate",
+        "deployment.deploy",
+        "prediction.label",
+        "batch.score",
+        "monitor.configure",
+        "monitor.run",
+        "alert.ack",
+        "retraining.decide",
+    ],
+)
 def test_deployment_and_monitoring_services_refuse_exactly_the_roles_the_table_refuses(db, people, action):
     from mlops_core.errors import DomainError
 
@@ -286,8 +317,9 @@ def test_only_an_admin_may_log_to_or_end_someone_elses_sdk_run(db, people):
 
     uc_id, v_id = _trainable_version(db)
     run = experiments.create_sdk_run(db, actor=people["data_scientist"], use_case_id=uc_id, dataset_version_id=v_id)
-    other = users.create_user(db, actor=people["admin"], username="dora", password="a-long-enough-pass",
-                              role="data_scientist")
+    other = users.create_user(
+        db, actor=people["admin"], username="dora", password="a-long-enough-pass", role="data_scientist"
+    )
     from mlops_core.services.auth import Actor
 
     dora = Actor(other.id, other.username, other.role)

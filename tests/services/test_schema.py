@@ -1,4 +1,5 @@
 """Migrations and models agree; the app refuses an empty, old or newer schema with a fix."""
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext

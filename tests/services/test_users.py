@@ -1,4 +1,5 @@
 """Accounts, login, tokens and the audit trail, on SQLite and Postgres."""
+
 import pytest
 
 from mlops_core.errors import AuthenticationFailed, Conflict, NotFound, PermissionDenied, ValidationError
@@ -134,7 +135,13 @@ def test_a_failed_write_leaves_nothing_half_written(db, people):
     # The second create fails inside its unit of work; neither the user nor its audit event stays.
     before = audit.list_events(db, actor=people["admin"]).total
     with pytest.raises(Conflict):
-        users.create_user(db, actor=people["admin"], username="carol", password="a-long-enough-pass",
-                          role="ops", email="alice@example.com")
+        users.create_user(
+            db,
+            actor=people["admin"],
+            username="carol",
+            password="a-long-enough-pass",
+            role="ops",
+            email="alice@example.com",
+        )
     assert audit.list_events(db, actor=people["admin"]).total == before
     assert users.count_users(db) == 5

@@ -3,6 +3,7 @@
 Each test registers a clean first version (its schema is inferred), then a crafted second version,
 and checks the finding a data engineer would read: its severity, column, kind and sentence.
 """
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,13 +15,15 @@ N = 300
 
 def _base(n=N, seed=0):
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "age": rng.integers(18, 80, n),
-        "income": np.round(rng.normal(50_000, 12_000, n).clip(1_000, None), 2),
-        # equal shares in every version, so "plan" never drifts by chance
-        "plan": rng.permutation(np.array(["basic", "plus", "pro"])[np.arange(n) % 3]),
-        "score": rng.random(n),
-    })
+    return pd.DataFrame(
+        {
+            "age": rng.integers(18, 80, n),
+            "income": np.round(rng.normal(50_000, 12_000, n).clip(1_000, None), 2),
+            # equal shares in every version, so "plan" never drifts by chance
+            "plan": rng.permutation(np.array(["basic", "plus", "pro"])[np.arange(n) % 3]),
+            "score": rng.random(n),
+        }
+    )
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Unit tier: fast, with no subprocess, no database and no demo seed (`make check` runs it in the edit
 loop). Both rules are enforced here so a slow test cannot drift in: move such a test to tests/integration."""
+
 from __future__ import annotations
 
 import subprocess

@@ -4,6 +4,7 @@ Every store keeps the same guarantees: a reader never sees half an artifact, a f
 nothing behind, keys never leave the store, and `path` gives a local file (downloaded into the cache
 for a remote store).
 """
+
 from __future__ import annotations
 
 import uuid
@@ -93,8 +94,10 @@ def test_a_failing_write_leaves_nothing_and_readers_never_see_half_an_artifact(s
     assert [p for p in _files(tmp_path) if p.name.startswith(".tmp-")] == []
 
 
-@pytest.mark.parametrize("key", ["../escape", "a/../../escape", "/etc/passwd", "", "a//b", "./a", "a/./b",
-                                 "a/..", "C:/Windows/x", "a\\..\\..\\b"])
+@pytest.mark.parametrize(
+    "key",
+    ["../escape", "a/../../escape", "/etc/passwd", "", "a//b", "./a", "a/./b", "a/..", "C:/Windows/x", "a\\..\\..\\b"],
+)
 def test_keys_may_never_leave_the_store(store, key):
     for op in (artifacts.exists, artifacts.get_bytes, artifacts.path, artifacts.delete):
         with pytest.raises(ValidationError, match="invalid artifact key"):

@@ -1,4 +1,5 @@
 """Pure figures of a monitor check: performance on labelled predictions, label coverage/delay, webhook body."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -75,13 +76,38 @@ def test_label_coverage_counts_the_predictions_still_waiting_and_how_late_labels
 
 def test_the_webhook_message_is_slack_compatible_and_links_the_evidence():
     now = datetime.now(UTC)
-    alert = AlertPublic(id=3, kind="drift", severity="warning", state="open", title="Data drift on churn", detail="5 of 10",
-                        deployment_id=1, deployment_name="churn", use_case_id=1, monitor_id=1, check_id=9,
-                        dedupe_key="drift:1:1", evidence={}, evidence_link="/deployment-monitoring?deployment=churn&check=9",
-                        occurrences=1, created_at=now, last_seen_at=now, acknowledged_by=None, acknowledged_at=None,
-                        ack_note="", resolved_by=None, resolved_at=None, resolve_note="", webhook_status="pending",
-                        webhook_attempts=0, webhook_error="")
+    alert = AlertPublic(
+        id=3,
+        kind="drift",
+        severity="warning",
+        state="open",
+        title="Data drift on churn",
+        detail="5 of 10",
+        deployment_id=1,
+        deployment_name="churn",
+        use_case_id=1,
+        monitor_id=1,
+        check_id=9,
+        dedupe_key="drift:1:1",
+        evidence={},
+        evidence_link="/deployment-monitoring?deployment=churn&check=9",
+        occurrences=1,
+        created_at=now,
+        last_seen_at=now,
+        acknowledged_by=None,
+        acknowledged_at=None,
+        ack_note="",
+        resolved_by=None,
+        resolved_at=None,
+        resolve_note="",
+        webhook_status="pending",
+        webhook_attempts=0,
+        webhook_error="",
+    )
     body = webhook_body(alert, base_url="http://hub.example")
     assert body["text"] == "[WARNING] Data drift on churn on `churn`"
     assert body["blocks"][0]["type"] == "section"
-    assert "<http://hub.example/deployment-monitoring?deployment=churn&check=9|Evidence>" in body["blocks"][0]["text"]["text"]
+    assert (
+        "<http://hub.example/deployment-monitoring?deployment=churn&check=9|Evidence>"
+        in body["blocks"][0]["text"]["text"]
+    )

@@ -6,6 +6,7 @@
 - pages never open the database or write SQL themselves: no db module, no SQLAlchemy/SQLModel.
 
 A failure names the file, the line and the rule it breaks."""
+
 from __future__ import annotations
 
 import ast
@@ -53,11 +54,17 @@ def _breaches(files: list[Path], forbidden: tuple[str, ...]) -> list[str]:
 
 RULES = [
     ("the core never imports streamlit", [CORE], ("streamlit",)),
-    ("pure ML code imports no service, database or job code",
-     [CORE / "ml", CORE / "monitoring"], ("mlops_core.services", "mlops_core.db", "mlops_core.jobs", "mlops_core.serving")),
+    (
+        "pure ML code imports no service, database or job code",
+        [CORE / "ml", CORE / "monitoring"],
+        ("mlops_core.services", "mlops_core.db", "mlops_core.jobs", "mlops_core.serving"),
+    ),
     ("tables import no service", [CORE / "models"], ("mlops_core.services", "mlops_core.serving", "mlops_core.jobs")),
-    ("pages reach the database only through services",
-     [PROJECT_ROOT / "pages", PROJECT_ROOT / "app.py"], ("sqlalchemy", "sqlmodel", "mlops_core.db")),
+    (
+        "pages reach the database only through services",
+        [PROJECT_ROOT / "pages", PROJECT_ROOT / "app.py"],
+        ("sqlalchemy", "sqlmodel", "mlops_core.db"),
+    ),
 ]
 
 

@@ -3,6 +3,7 @@ and the common scikit-learn estimators, load with it; callables that run code ar
 
 A scikit-learn or skops upgrade that makes a fitted model hold a new internal type fails here, naming it:
 add that exact name to persistence.trusted_model_types() after checking it is a harmless class."""
+
 import builtins
 import importlib
 import operator
@@ -26,7 +27,12 @@ from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import (
-    FunctionTransformer, KBinsDiscretizer, MinMaxScaler, OrdinalEncoder, PolynomialFeatures, RobustScaler,
+    FunctionTransformer,
+    KBinsDiscretizer,
+    MinMaxScaler,
+    OrdinalEncoder,
+    PolynomialFeatures,
+    RobustScaler,
 )
 from sklearn.svm import SVC, SVR
 from sklearn.tree import DecisionTreeRegressor
@@ -36,11 +42,18 @@ from mlops_core.demo.customers import make_customers
 from mlops_core.errors import ValidationError
 
 FEATURES = ["tenure_months", "monthly_charges", "contract", "payment_method", "senior", "support_calls"]
-SMALL = {"random_forest": {"n_estimators": 3}, "gradient_boosting": {"n_estimators": 3},
-         "hist_gradient_boosting": {"max_iter": 3}}
+SMALL = {
+    "random_forest": {"n_estimators": 3},
+    "gradient_boosting": {"n_estimators": 3},
+    "hist_gradient_boosting": {"max_iter": 3},
+}
 # Every algorithm on every task it supports; classification on a binary and on a 3-class target.
-CASES = [(algo, task, target) for algo, spec in algorithms.ALGORITHMS.items() for task in spec.tasks
-         for target in ({"classification": ("churned", "contract"), "regression": ("total_charges",)}[task])]
+CASES = [
+    (algo, task, target)
+    for algo, spec in algorithms.ALGORITHMS.items()
+    for task in spec.tasks
+    for target in ({"classification": ("churned", "contract"), "regression": ("total_charges",)}[task])
+]
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +66,16 @@ def frame():
 @pytest.mark.parametrize("algorithm,task,target", CASES)
 def test_each_of_our_algorithms_loads_with_the_exact_allow_list(frame, algorithm, task, target):
     features = [c for c in FEATURES if c != target]
-    cfg = training.validate_config(frame, {"target": target, "task": task, "algorithm": algorithm,
-                                           "features": features, "params": SMALL.get(algorithm, {})})
+    cfg = training.validate_config(
+        frame,
+        {
+            "target": target,
+            "task": task,
+            "algorithm": algorithm,
+            "features": features,
+            "params": SMALL.get(algorithm, {}),
+        },
+    )
     pipe = training.train(frame, cfg).pipeline
     data = persistence.dump_model(pipe)
     assert persistence.refused_model_types(data) == []
@@ -69,24 +90,47 @@ def _xy(n=120, seed=0):
 
 
 def _num(est):
-    return Pipeline([("prep", ColumnTransformer([("num", RobustScaler(), make_column_selector(dtype_include="number")),
-                                                 ("cat", OrdinalEncoder(), ["c"])])), ("model", est)])
+    return Pipeline(
+        [
+            (
+                "prep",
+                ColumnTransformer(
+                    [
+                        ("num", RobustScaler(), make_column_selector(dtype_include="number")),
+                        ("cat", OrdinalEncoder(), ["c"]),
+                    ]
+                ),
+            ),
+            ("model", est),
+        ]
+    )
 
 
 COMMON = {
-    "knn": lambda: _num(KNeighborsClassifier(3)), "knn_ball": lambda: _num(KNeighborsRegressor(algorithm="ball_tree")),
-    "svc": lambda: _num(SVC(probability=True)), "svr": lambda: _num(SVR()),
-    "mlp": lambda: _num(MLPClassifier((5,), max_iter=50)), "extra_trees": lambda: _num(ExtraTreesClassifier(5)),
-    "tree": lambda: _num(DecisionTreeRegressor(max_depth=3)), "lasso": lambda: _num(Lasso()),
-    "elastic_net": lambda: _num(ElasticNet()), "nb": lambda: _num(GaussianNB()),
-    "sgd": lambda: _num(SGDClassifier()), "adaboost": lambda: _num(AdaBoostClassifier(n_estimators=3)),
-    "bagging": lambda: _num(BaggingRegressor(n_estimators=3)), "gp": lambda: _num(GaussianProcessRegressor()),
-    "calibrated": lambda: _num(CalibratedClassifierCV(GaussianNB(), cv=3)), "poisson": lambda: _num(PoissonRegressor()),
-    "pca_kbins_poly": lambda: _num(make_pipeline(PCA(2), KBinsDiscretizer(3), PolynomialFeatures(2),
-                                                 SelectKBest(k=3), DummyClassifier())),
-    "log_target": lambda: _num(TransformedTargetRegressor(make_pipeline(MinMaxScaler(), FunctionTransformer(np.sqrt),
-                                                                        Lasso()),
-                                                          func=np.log1p, inverse_func=np.expm1)),
+    "knn": lambda: _num(KNeighborsClassifier(3)),
+    "knn_ball": lambda: _num(KNeighborsRegressor(algorithm="ball_tree")),
+    "svc": lambda: _num(SVC(probability=True)),
+    "svr": lambda: _num(SVR()),
+    "mlp": lambda: _num(MLPClassifier((5,), max_iter=50)),
+    "extra_trees": lambda: _num(ExtraTreesClassifier(5)),
+    "tree": lambda: _num(DecisionTreeRegressor(max_depth=3)),
+    "lasso": lambda: _num(Lasso()),
+    "elastic_net": lambda: _num(ElasticNet()),
+    "nb": lambda: _num(GaussianNB()),
+    "sgd": lambda: _num(SGDClassifier()),
+    "adaboost": lambda: _num(AdaBoostClassifier(n_estimators=3)),
+    "bagging": lambda: _num(BaggingRegressor(n_estimators=3)),
+    "gp": lambda: _num(GaussianProcessRegressor()),
+    "calibrated": lambda: _num(CalibratedClassifierCV(GaussianNB(), cv=3)),
+    "poisson": lambda: _num(PoissonRegressor()),
+    "pca_kbins_poly": lambda: _num(
+        make_pipeline(PCA(2), KBinsDiscretizer(3), PolynomialFeatures(2), SelectKBest(k=3), DummyClassifier())
+    ),
+    "log_target": lambda: _num(
+        TransformedTargetRegressor(
+            make_pipeline(MinMaxScaler(), FunctionTransformer(np.sqrt), Lasso()), func=np.log1p, inverse_func=np.expm1
+        )
+    ),
 }
 
 
@@ -110,19 +154,44 @@ def test_the_allow_list_holds_exact_names_of_classes_and_the_named_functions_onl
         for part in attr.split("."):
             obj = getattr(obj, part)
         assert isinstance(obj, type), f"{name} is in the allow-list but is not a class"
-    for name in ("builtins.eval", "builtins.exec", "builtins.min", "builtins.getattr", "builtins.open",
-                 "builtins.type", "builtins.object", "numpy.full_like", "numpy.ravel", "numpy.memmap",
-                 "numpy.load", "operator.itemgetter", "operator.attrgetter", "operator.methodcaller", "posix.system",
-                 "os.system", "subprocess.Popen", "importlib.import_module", "functools.partial",
-                 "sklearn.feature_extraction.text.CountVectorizer", "sklearn.metrics._dist_metrics.PyFuncDistance64"):
+    for name in (
+        "builtins.eval",
+        "builtins.exec",
+        "builtins.min",
+        "builtins.getattr",
+        "builtins.open",
+        "builtins.type",
+        "builtins.object",
+        "numpy.full_like",
+        "numpy.ravel",
+        "numpy.memmap",
+        "numpy.load",
+        "operator.itemgetter",
+        "operator.attrgetter",
+        "operator.methodcaller",
+        "posix.system",
+        "os.system",
+        "subprocess.Popen",
+        "importlib.import_module",
+        "functools.partial",
+        "sklearn.feature_extraction.text.CountVectorizer",
+        "sklearn.metrics._dist_metrics.PyFuncDistance64",
+    ):
         assert name not in trusted
 
 
 REFUSED = {
-    "builtins.eval": builtins.eval, "builtins.exec": builtins.exec, "builtins.min": builtins.min,
-    "numpy.full_like": np.full_like, "numpy.ravel": np.ravel, "operator.itemgetter": operator.itemgetter(0),
-    "operator.methodcaller": operator.methodcaller("strip"), "operator.attrgetter": operator.attrgetter("x"),
-    "posix.system": os.system, "subprocess.call": subprocess.call, "importlib.import_module": importlib.import_module,
+    "builtins.eval": builtins.eval,
+    "builtins.exec": builtins.exec,
+    "builtins.min": builtins.min,
+    "numpy.full_like": np.full_like,
+    "numpy.ravel": np.ravel,
+    "operator.itemgetter": operator.itemgetter(0),
+    "operator.methodcaller": operator.methodcaller("strip"),
+    "operator.attrgetter": operator.attrgetter("x"),
+    "posix.system": os.system,
+    "subprocess.call": subprocess.call,
+    "importlib.import_module": importlib.import_module,
 }
 
 

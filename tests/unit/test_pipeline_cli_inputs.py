@@ -1,5 +1,6 @@
 """The pipeline CLI's own inputs, without a Hub: the training config file, the CI tags, and the HTTP client's
 retries and error sentences (httpx.MockTransport, no network)."""
+
 from __future__ import annotations
 
 import httpx
@@ -25,8 +26,9 @@ def test_the_documented_train_toml_becomes_one_launch_with_params_per_algorithm(
 
 
 def test_flat_params_go_to_the_single_algorithm(tmp_path):
-    spec = load_config(write(tmp_path, "c.toml", 'target = "y"\nalgorithm = "random_forest"\n'
-                                                  '[params]\nn_estimators = [50, 100]\n'))
+    spec = load_config(
+        write(tmp_path, "c.toml", 'target = "y"\nalgorithm = "random_forest"\n[params]\nn_estimators = [50, 100]\n')
+    )
     assert spec["params_by_algorithm"] == {"random_forest": {"n_estimators": [50, 100]}}
 
 
@@ -36,14 +38,17 @@ def test_yaml_configs_are_read_too(tmp_path):
     assert spec["config"] == {"target": "y", "split": "cv", "folds": 3}
 
 
-@pytest.mark.parametrize("text,says", [
-    ('target = "y"\nalgorithm = "random_forest"\nlearning_rat = 0.1\n', "unknown setting(s) learning_rat"),
-    ('algorithm = "random_forest"\n', "set target"),
-    ('target = "y"\n', "set algorithms"),
-    ('target = "y"\nalgorithms = ["a", "b"]\n[params]\nC = 1\n', "give params per algorithm"),
-    ('target = "y"\nalgorithms = ["a"]\n[params.b]\nC = 1\n', "params for b, which is not in algorithms"),
-    ('target = "y\n', "is not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text,says",
+    [
+        ('target = "y"\nalgorithm = "random_forest"\nlearning_rat = 0.1\n', "unknown setting(s) learning_rat"),
+        ('algorithm = "random_forest"\n', "set target"),
+        ('target = "y"\n', "set algorithms"),
+        ('target = "y"\nalgorithms = ["a", "b"]\n[params]\nC = 1\n', "give params per algorithm"),
+        ('target = "y"\nalgorithms = ["a"]\n[params.b]\nC = 1\n', "params for b, which is not in algorithms"),
+        ('target = "y\n', "is not valid TOML"),
+    ],
+)
 def test_a_bad_config_is_refused_with_a_sentence_that_says_what_to_change(tmp_path, text, says):
     with pytest.raises(PipelineError) as exc:
         load_config(write(tmp_path, "c.toml", text))
@@ -57,8 +62,13 @@ def test_a_missing_config_file_names_the_path(tmp_path):
 
 def test_ci_tags_name_the_commit_and_pipeline_of_github_or_gitlab_and_nothing_outside_ci():
     gh = ci_tags({"GITHUB_SHA": "abc", "GITHUB_RUN_ID": "12", "GITHUB_REPOSITORY": "acme/m"})
-    assert gh == {"ci.provider": "github", "ci.commit": "abc", "ci.pipeline": "12", "ci.repository": "acme/m",
-                  "ci.pipeline_url": "https://github.com/acme/m/actions/runs/12"}
+    assert gh == {
+        "ci.provider": "github",
+        "ci.commit": "abc",
+        "ci.pipeline": "12",
+        "ci.repository": "acme/m",
+        "ci.pipeline_url": "https://github.com/acme/m/actions/runs/12",
+    }
     gl = ci_tags({"CI_COMMIT_SHA": "def", "CI_PIPELINE_ID": "7", "CI_PROJECT_PATH": "g/p"})
     assert gl == {"ci.provider": "gitlab", "ci.commit": "def", "ci.pipeline": "7", "ci.repository": "g/p"}
     assert ci_tags({"HOME": "/root"}) == {}
@@ -118,11 +128,14 @@ def test_hub_errors_keep_the_hubs_sentence_and_status():
     assert exc.value.status == 401 and "this token was revoked" in str(exc.value) and "MLOPS_TOKEN" in str(exc.value)
 
 
-@pytest.mark.parametrize("argv,says", [
-    (["experiment", "run", "--use-case", "Churn"], "--dataset, --config"),
-    (["run", "status", "abc"], "'abc' is not a run id"),
-    (["model", "register", "--run", "0", "--name", "m"], "'0' is not a run id"),
-])
+@pytest.mark.parametrize(
+    "argv,says",
+    [
+        (["experiment", "run", "--use-case", "Churn"], "--dataset, --config"),
+        (["run", "status", "abc"], "'abc' is not a run id"),
+        (["model", "register", "--run", "0", "--name", "m"], "'0' is not a run id"),
+    ],
+)
 def test_a_missing_or_malformed_option_exits_2_with_the_json_summary_as_the_last_line(capsys, argv, says):
     import json
 

@@ -1,6 +1,7 @@
 """User-written markdown loses images, raw HTML and every link that is not http(s)/mailto, and keeps its
 formatting. The output is checked by parsing it again (with GFM tables and strikethrough, as Streamlit renders)
 and looking at what a browser would get: image tokens, link targets, HTML."""
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,10 +23,12 @@ def _walk(tokens):
 def rendered(markdown: str) -> dict:
     """What a reader's browser receives: images (src), links (href), raw HTML pieces."""
     tokens = list(_walk(_md.parse(markdown)))
-    return {"images": [t.attrs.get("src") for t in tokens if t.type == "image"],
-            "links": [t.attrs.get("href") for t in tokens if t.type == "link_open"],
-            "html": [t.content for t in tokens if t.type in ("html_inline", "html_block")],
-            "html_out": _md.render(markdown)}
+    return {
+        "images": [t.attrs.get("src") for t in tokens if t.type == "image"],
+        "links": [t.attrs.get("href") for t in tokens if t.type == "link_open"],
+        "html": [t.content for t in tokens if t.type in ("html_inline", "html_block")],
+        "html_out": _md.render(markdown),
+    }
 
 
 def assert_harmless(markdown: str) -> None:
@@ -107,15 +110,28 @@ def test_a_forbidden_link_keeps_its_words_but_is_not_clickable():
 
 
 def test_ordinary_formatting_and_web_links_are_kept():
-    text = ("# Goal\n\nCut **churn** by *two* points, see [the study](https://example.com/study?q=1#s) "
-            "or mail [us](mailto:team@example.com).\n\n- first\n- `code`\n\n1. one\n2. two\n\n> quoted ~~old~~\n\n"
-            "| KPI | target |\n|:--|--:|\n| recall | 0.8 |\n\n```python\nprint('hi')\n```")
+    text = (
+        "# Goal\n\nCut **churn** by *two* points, see [the study](https://example.com/study?q=1#s) "
+        "or mail [us](mailto:team@example.com).\n\n- first\n- `code`\n\n1. one\n2. two\n\n> quoted ~~old~~\n\n"
+        "| KPI | target |\n|:--|--:|\n| recall | 0.8 |\n\n```python\nprint('hi')\n```"
+    )
     out = safe_markdown(text)
     html = rendered(out)["html_out"]
     assert rendered(out)["links"] == ["https://example.com/study?q=1#s", "mailto:team@example.com"]
-    for fragment in ("<h1>Goal</h1>", "<strong>churn</strong>", "<em>two</em>", "<li>first</li>", "<code>code</code>",
-                     "<ol>", "<blockquote>", "<s>old</s>", "<table>", "<td style=\"text-align:right\">0.8</td>",
-                     "print('hi')", 'class="language-python"'):
+    for fragment in (
+        "<h1>Goal</h1>",
+        "<strong>churn</strong>",
+        "<em>two</em>",
+        "<li>first</li>",
+        "<code>code</code>",
+        "<ol>",
+        "<blockquote>",
+        "<s>old</s>",
+        "<table>",
+        "<td style=\"text-align:right\">0.8</td>",
+        "print('hi')",
+        'class="language-python"',
+    ):
         assert fragment in html, (fragment, out)
     assert html == _md.render(text)  # nothing about ordinary text changed
 
@@ -127,8 +143,18 @@ def test_a_bare_web_address_stays_a_link_without_trailing_punctuation():
 
 
 def test_text_that_looks_like_markup_reads_as_typed():
-    for text in ("snake_case_name >= 0.8", "$5 and $10", "R&D: &amp; stays", "a < b", "1. not a list",
-                 "- not a list", "# not a heading", ":blue[not blue]", "*not emphasis*", "[not](a link)"):
+    for text in (
+        "snake_case_name >= 0.8",
+        "$5 and $10",
+        "R&D: &amp; stays",
+        "a < b",
+        "1. not a list",
+        "- not a list",
+        "# not a heading",
+        ":blue[not blue]",
+        "*not emphasis*",
+        "[not](a link)",
+    ):
         out = plain_markdown(text)
         assert rendered(out)["links"] == [] and rendered(out)["images"] == []
         assert _text_of(out) == text, (text, out)
@@ -138,6 +164,7 @@ def _text_of(markdown: str) -> str:
     """The characters a reader sees (one paragraph, no markup expected)."""
     import html
     import re
+
     rendered_html = _md.render(markdown).strip()
     return html.unescape(re.sub(r"</?p>", "", rendered_html))
 
@@ -154,10 +181,29 @@ def test_only_http_https_and_mailto_are_allowed_link_targets():
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(st.sampled_from(list("![]()<>:`*_~|$&#;\\/ \n\tahjptvsx.=-1'\"") +
-                                ["http://", "https://", "javascript:", "data:", "mailto:", "<img ", "![", "](",
-                                 "[r]: ", "&#58;", "\n\n", "- ", "> "]),
-                max_size=30).map("".join))
+@given(
+    st.lists(
+        st.sampled_from(
+            list("![]()<>:`*_~|$&#;\\/ \n\tahjptvsx.=-1'\"")
+            + [
+                "http://",
+                "https://",
+                "javascript:",
+                "data:",
+                "mailto:",
+                "<img ",
+                "![",
+                "](",
+                "[r]: ",
+                "&#58;",
+                "\n\n",
+                "- ",
+                "> ",
+            ]
+        ),
+        max_size=30,
+    ).map("".join)
+)
 def test_no_input_yields_an_image_html_or_unsafe_link(text):
     out = safe_markdown(text)
     assert_harmless(out)

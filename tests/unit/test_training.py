@@ -1,5 +1,6 @@
 """No-code training without a database: every algorithm fits, saves with skops and loads back; bad
 configurations are refused with a sentence that says what to change."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,21 +17,36 @@ def frame():
     return df
 
 
-SMALL = {"random_forest": {"n_estimators": 5}, "gradient_boosting": {"n_estimators": 5},
-         "hist_gradient_boosting": {"max_iter": 5}}
+SMALL = {
+    "random_forest": {"n_estimators": 5},
+    "gradient_boosting": {"n_estimators": 5},
+    "hist_gradient_boosting": {"max_iter": 5},
+}
 
 
 TARGETS = {"classification": "churned", "regression": "spend"}
 # Only the pairs that exist (logistic regression does not regress): no skipped cases, which CI refuses.
-PAIRS = [(task, TARGETS[task], name) for name, algo in algorithms.ALGORITHMS.items() for task in TARGETS
-         if task in algo.tasks]
+PAIRS = [
+    (task, TARGETS[task], name)
+    for name, algo in algorithms.ALGORITHMS.items()
+    for task in TARGETS
+    if task in algo.tasks
+]
 
 
 @pytest.mark.parametrize("task,target,algorithm", PAIRS)
 def test_every_algorithm_round_trips_through_skops_and_predicts_the_same(frame, task, target, algorithm):
     features = [c for c in frame.columns if c not in ("churned", "spend")]
-    cfg = training.validate_config(frame, {"target": target, "task": task, "algorithm": algorithm,
-                                           "features": features, "params": SMALL.get(algorithm, {})})
+    cfg = training.validate_config(
+        frame,
+        {
+            "target": target,
+            "task": task,
+            "algorithm": algorithm,
+            "features": features,
+            "params": SMALL.get(algorithm, {}),
+        },
+    )
     result = training.train(frame, cfg)
     loaded = persistence.load_model_bytes(persistence.dump_model(result.pipeline))
     raw = frame[features].head(20)
@@ -40,8 +56,10 @@ def test_every_algorithm_round_trips_through_skops_and_predicts_the_same(frame, 
 
 
 def test_input_schema_uses_the_rest_type_words(frame):
-    schema = {c["name"]: c for c in training.infer_input_schema(frame[["tenure_months", "monthly_charges",
-                                                                       "contract", "senior"]])}
+    schema = {
+        c["name"]: c
+        for c in training.infer_input_schema(frame[["tenure_months", "monthly_charges", "contract", "senior"]])
+    }
     assert schema["tenure_months"]["type"] == "integer" and schema["monthly_charges"]["type"] == "number"
     assert schema["contract"]["type"] == "category" and "two-year" in schema["contract"]["categories"]
     assert schema["senior"]["type"] in ("boolean", "integer")

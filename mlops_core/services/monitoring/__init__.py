@@ -10,6 +10,7 @@ drift or a missed KPI starts the retraining loop (services/retraining.py). The p
 
 This package re-exports the names pages, the CLI and tests use as `monitoring.X`.
 """
+
 from __future__ import annotations
 
 from .alerts import (
@@ -31,10 +32,35 @@ from .reports import render_report, report_html, report_job, request_report
 from .windows import Window, health_figures, load_window_frame, reference_frame, window_bounds
 
 __all__ = [
-    "CHECKS", "MONITOR_FIELDS", "Breach", "Window", "acknowledge_alert", "alert_deployment_names",
-    "check_system_health", "configure_monitor", "deliver_webhook", "drift_history",
-    "enqueue_monitor_run", "get_alert", "get_check", "health_figures", "list_alerts", "list_checks",
-    "list_monitors", "live_health", "load_window_frame", "monitor_job", "overview",
-    "reference_frame", "render_report", "report_html", "report_job", "request_report", "resolve_alert",
-    "run_monitor", "webhook_body", "webhook_job", "window_bounds",
+    "CHECKS",
+    "MONITOR_FIELDS",
+    "Breach",
+    "Window",
+    "acknowledge_alert",
+    "alert_deployment_names",
+    "check_system_health",
+    "configure_monitor",
+    "deliver_webhook",
+    "drift_history",
+    "enqueue_monitor_run",
+    "get_alert",
+    "get_check",
+    "health_figures",
+    "list_alerts",
+    "list_checks",
+    "list_monitors",
+    "live_health",
+    "load_window_frame",
+    "monitor_job",
+    "overview",
+    "reference_frame",
+    "render_report",
+    "report_html",
+    "report_job",
+    "request_report",
+    "resolve_alert",
+    "run_monitor",
+    "webhook_body",
+    "webhook_job",
+    "window_bounds",
 ]

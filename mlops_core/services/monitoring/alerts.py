@@ -5,6 +5,7 @@ alert or bumps the live one with the same key. New alerts go to the inbox of the
 data science members and, when MLOPS_ALERT_WEBHOOK_URL is set, to a webhook posted by a background
 job (never by the check itself). People acknowledge and resolve them from the Alerts page.
 """
+
 from __future__ import annotations
 
 import time
@@ -49,10 +50,24 @@ def _raise_alert(s: Session, b: Breach) -> tuple[Alert, bool]:
     now = utcnow()
     existing = s.exec(select(Alert).where(Alert.open_key == b.key)).first()
     if existing is None:
-        alert = Alert(kind=b.kind, severity=b.severity, state="open", title=b.title[:300], detail=b.detail[:4000],
-                      deployment_id=b.deployment_id, deployment_name=b.deployment_name, use_case_id=b.use_case_id,
-                      monitor_id=b.monitor_id, check_id=b.check_id, dedupe_key=b.key, open_key=b.key,
-                      evidence=b.evidence, evidence_link=b.link[:500], created_at=now, last_seen_at=now)
+        alert = Alert(
+            kind=b.kind,
+            severity=b.severity,
+            state="open",
+            title=b.title[:300],
+            detail=b.detail[:4000],
+            deployment_id=b.deployment_id,
+            deployment_name=b.deployment_name,
+            use_case_id=b.use_case_id,
+            monitor_id=b.monitor_id,
+            check_id=b.check_id,
+            dedupe_key=b.key,
+            open_key=b.key,
+            evidence=b.evidence,
+            evidence_link=b.link[:500],
+            created_at=now,
+            last_seen_at=now,
+        )
         try:
             with s.begin_nested():
                 s.add(alert)
@@ -73,12 +88,26 @@ def _raise_alert(s: Session, b: Breach) -> tuple[Alert, bool]:
 def _notify_alert(s: Session, alert: Alert, members: list[str]) -> None:
     title = f"[{alert.severity}] {alert.title}"
     if members:
-        collab.notify(s, usernames=members, kind="alert", title=title, entity_type="alert", entity_id=alert.id,
-                      from_username="system")
+        collab.notify(
+            s,
+            usernames=members,
+            kind="alert",
+            title=title,
+            entity_type="alert",
+            entity_id=alert.id,
+            from_username="system",
+        )
     else:
         # No team on the use case (or a workspace-wide alert): every ops person is told.
-        collab.notify(s, roles=("ops",), kind="alert", title=title, entity_type="alert", entity_id=alert.id,
-                      from_username="system")
+        collab.notify(
+            s,
+            roles=("ops",),
+            kind="alert",
+            title=title,
+            entity_type="alert",
+            entity_id=alert.id,
+            from_username="system",
+        )
 
 
 def _queue_webhook(s: Session, alert: Alert) -> None:
@@ -86,8 +115,9 @@ def _queue_webhook(s: Session, alert: Alert) -> None:
         return
     alert.webhook_status = "pending"
     s.add(alert)
-    jobs.enqueue(s, kind="alert_webhook", payload={"alert_id": alert.id}, max_attempts=4,
-                 dedupe_key=f"alert_webhook:{alert.id}")
+    jobs.enqueue(
+        s, kind="alert_webhook", payload={"alert_id": alert.id}, max_attempts=4, dedupe_key=f"alert_webhook:{alert.id}"
+    )
 
 
 def webhook_body(alert: AlertPublic, base_url: str = "") -> dict[str, Any]:
@@ -99,8 +129,15 @@ def webhook_body(alert: AlertPublic, base_url: str = "") -> dict[str, Any]:
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": body[:2900]}}]}
 
 
-def deliver_webhook(db: Database, *, alert_id: int, url: str | None = None, tries: int = 3,
-                    backoff_s: float = 0.5, timeout_s: float = 5.0) -> bool:
+def deliver_webhook(
+    db: Database,
+    *,
+    alert_id: int,
+    url: str | None = None,
+    tries: int = 3,
+    backoff_s: float = 0.5,
+    timeout_s: float = 5.0,
+) -> bool:
     """POST the alert to the webhook, retrying with exponential back-off. Runs in a worker job.
 
     Returns True when delivered; raises RuntimeError after the last try (so the job queue retries
@@ -135,9 +172,18 @@ def deliver_webhook(db: Database, *, alert_id: int, url: str | None = None, trie
     raise RuntimeError(f"webhook for alert {alert_id} failed after {tries} tries: {error}")
 
 
-def list_alerts(db: Database, *, state: str | None = None, states: Iterable[str] | None = None,
-                kind: str | None = None, deployment_name: str | None = None, severity: str | None = None,
-                use_case_id: int | None = None, limit: int = 200, offset: int = 0) -> list[AlertPublic]:
+def list_alerts(
+    db: Database,
+    *,
+    state: str | None = None,
+    states: Iterable[str] | None = None,
+    kind: str | None = None,
+    deployment_name: str | None = None,
+    severity: str | None = None,
+    use_case_id: int | None = None,
+    limit: int = 200,
+    offset: int = 0,
+) -> list[AlertPublic]:
     """Newest first; filters applied in SQL."""
     with db.read() as s:
         q = select(Alert)
@@ -160,8 +206,7 @@ def list_alerts(db: Database, *, state: str | None = None, states: Iterable[str]
 def alert_deployment_names(db: Database) -> list[str]:
     """Every deployment that has raised an alert, for filters (one DISTINCT query, not the alerts)."""
     with db.read() as s:
-        rows = s.exec(select(Alert.deployment_name).where(col(Alert.deployment_name).is_not(None))
-                      .distinct()).all()
+        rows = s.exec(select(Alert.deployment_name).where(col(Alert.deployment_name).is_not(None)).distinct()).all()
     return sorted(r for r in rows if r)
 
 
@@ -181,16 +226,25 @@ def acknowledge_alert(db: Database, *, actor: Actor, alert_id: int, note: str = 
         if row is None:
             raise NotFound(f"alert {alert_id} does not exist")
         if row.state != "open":
-            raise Conflict(f"alert {alert_id} is already {row.state} (by {row.acknowledged_by or row.resolved_by}); "
-                           "reload to see its current state")
+            raise Conflict(
+                f"alert {alert_id} is already {row.state} (by {row.acknowledged_by or row.resolved_by}); "
+                "reload to see its current state"
+            )
         row.state = "acknowledged"
         row.acknowledged_by = actor.username
         row.acknowledged_at = utcnow()
         row.ack_note = (note or "").strip()[:2000]
         s.add(row)
-        audit.record(s, actor=actor, action="alert.acknowledge", entity_type="alert", entity_id=row.id,
-                     summary=f"acknowledged {row.kind} alert: {row.title}", before={"state": "open"},
-                     after={"state": "acknowledged", "note": row.ack_note})
+        audit.record(
+            s,
+            actor=actor,
+            action="alert.acknowledge",
+            entity_type="alert",
+            entity_id=row.id,
+            summary=f"acknowledged {row.kind} alert: {row.title}",
+            before={"state": "open"},
+            after={"state": "acknowledged", "note": row.ack_note},
+        )
         return AlertPublic.model_validate(row, from_attributes=True)
 
 
@@ -213,9 +267,16 @@ def resolve_alert(db: Database, *, actor: Actor, alert_id: int, note: str) -> Al
         row.resolved_at = utcnow()
         row.resolve_note = note[:2000]
         s.add(row)
-        audit.record(s, actor=actor, action="alert.resolve", entity_type="alert", entity_id=row.id,
-                     summary=f"resolved {row.kind} alert: {row.title}", before=before,
-                     after={"state": "resolved", "note": row.resolve_note})
+        audit.record(
+            s,
+            actor=actor,
+            action="alert.resolve",
+            entity_type="alert",
+            entity_id=row.id,
+            summary=f"resolved {row.kind} alert: {row.title}",
+            before=before,
+            after={"state": "resolved", "note": row.resolve_note},
+        )
         return AlertPublic.model_validate(row, from_attributes=True)
 
 

@@ -7,6 +7,7 @@ drift or a missed KPI, starts the retraining loop per the monitor's policy (serv
 A run that fails raises a "monitoring_down" alert; the next run that succeeds resolves it. The same
 pass checks the system: workers, the scheduler and ingestion jobs.
 """
+
 from __future__ import annotations
 
 import logging
@@ -45,33 +46,63 @@ def _system_breaches(s: Session, now: datetime) -> list[Breach]:
     for w in s.exec(select(Worker).where(Worker.status == "running")).all():
         age = (now - aware(w.heartbeat_at)).total_seconds()
         if age > WORKER_DOWN_AFTER_S:
-            out.append(Breach(kind="worker_down", severity="critical", key=f"worker_down:{w.name}",
-                              title=f"Worker {w.name} is down",
-                              detail=f"no heartbeat from worker {w.name} on {w.hostname or 'its host'} for "
-                                     f"{age / 60:.0f} min; jobs it held will be retried by another worker. "
-                                     "Restart it (`python -m mlops_core worker`).",
-                              evidence={"worker": w.name, "heartbeat_at": aware(w.heartbeat_at).isoformat(),
-                                        "seconds_since": round(age)}, link="/infrastructure"))
+            out.append(
+                Breach(
+                    kind="worker_down",
+                    severity="critical",
+                    key=f"worker_down:{w.name}",
+                    title=f"Worker {w.name} is down",
+                    detail=f"no heartbeat from worker {w.name} on {w.hostname or 'its host'} for "
+                    f"{age / 60:.0f} min; jobs it held will be retried by another worker. "
+                    "Restart it (`python -m mlops_core worker`).",
+                    evidence={
+                        "worker": w.name,
+                        "heartbeat_at": aware(w.heartbeat_at).isoformat(),
+                        "seconds_since": round(age),
+                    },
+                    link="/infrastructure",
+                )
+            )
     lease = s.get(Lease, "scheduler")
     if lease is not None and aware(lease.expires_at) < now - timedelta(seconds=WORKER_DOWN_AFTER_S):
         age = (now - aware(lease.expires_at)).total_seconds()
-        out.append(Breach(kind="scheduler_down", severity="critical", key="scheduler_down",
-                          title="The scheduler is down",
-                          detail=f"the scheduler lease (last held by {lease.holder}) expired {age / 60:.0f} min ago: "
-                                 "scheduled monitors and ingestion are not firing. Start a worker with "
-                                 "MLOPS_SCHEDULER=true.",
-                          evidence={"holder": lease.holder, "expired_at": aware(lease.expires_at).isoformat()},
-                          link="/infrastructure"))
+        out.append(
+            Breach(
+                kind="scheduler_down",
+                severity="critical",
+                key="scheduler_down",
+                title="The scheduler is down",
+                detail=f"the scheduler lease (last held by {lease.holder}) expired {age / 60:.0f} min ago: "
+                "scheduled monitors and ingestion are not firing. Start a worker with "
+                "MLOPS_SCHEDULER=true.",
+                evidence={"holder": lease.holder, "expired_at": aware(lease.expires_at).isoformat()},
+                link="/infrastructure",
+            )
+        )
     since = now - INGEST_FAILURE_LOOKBACK
-    failed = s.exec(select(Job).where(Job.kind == "ingest", Job.status == "failed", col(Job.finished_at) >= since)
-                    .order_by(col(Job.id).desc()).limit(20)).all()
+    failed = s.exec(
+        select(Job)
+        .where(Job.kind == "ingest", Job.status == "failed", col(Job.finished_at) >= since)
+        .order_by(col(Job.id).desc())
+        .limit(20)
+    ).all()
     for j in failed:
-        src = (j.payload or {}).get("source_name") or (j.payload or {}).get("dataset") or (j.payload or {}).get(
-            "source_id", "")
-        out.append(Breach(kind="ingestion_failed", severity="warning", key=f"ingestion_failed:job:{j.id}",
-                          title=f"Ingestion failed{f' for {src}' if src else ''} (job {j.id})",
-                          detail=((j.error or "").strip().splitlines() or ["no error recorded"])[-1][:1000],
-                          evidence={"job_id": j.id, "payload": j.payload}, link="/infrastructure"))
+        src = (
+            (j.payload or {}).get("source_name")
+            or (j.payload or {}).get("dataset")
+            or (j.payload or {}).get("source_id", "")
+        )
+        out.append(
+            Breach(
+                kind="ingestion_failed",
+                severity="warning",
+                key=f"ingestion_failed:job:{j.id}",
+                title=f"Ingestion failed{f' for {src}' if src else ''} (job {j.id})",
+                detail=((j.error or "").strip().splitlines() or ["no error recorded"])[-1][:1000],
+                evidence={"job_id": j.id, "payload": j.payload},
+                link="/infrastructure",
+            )
+        )
     return out
 
 
@@ -97,8 +128,14 @@ def _compute_check(db: Database, monitor: Monitor, dep, as_of: datetime) -> dict
 
 def _breaches_for_check(monitor: Monitor, dep, check: MonitorCheck, figures: dict[str, Any]) -> list[Breach]:
     link = f"{PAGE_DEPLOYMENT}?deployment={dep.name}&check={check.id}"
-    base = dict(deployment_id=dep.id, deployment_name=dep.name, use_case_id=dep.use_case_id, monitor_id=monitor.id,
-                check_id=check.id, link=link)
+    base = dict(
+        deployment_id=dep.id,
+        deployment_name=dep.name,
+        use_case_id=dep.use_case_id,
+        monitor_id=monitor.id,
+        check_id=check.id,
+        link=link,
+    )
     return [b for kind in CHECKS for b in kind.breaches(monitor, dep, check, figures, base)]
 
 
@@ -114,16 +151,21 @@ def _unreadable_note(figures: dict[str, Any]) -> str:
     """What the check left out because the logged JSON could not be decoded ("" when nothing)."""
     parts = []
     if figures.get("unreadable_rows"):
-        parts.append(f"{figures['unreadable_rows']:,} logged prediction(s) in the window could not be decoded "
-                     "(not valid JSON) and were left out of drift")
+        parts.append(
+            f"{figures['unreadable_rows']:,} logged prediction(s) in the window could not be decoded "
+            "(not valid JSON) and were left out of drift"
+        )
     if figures.get("unreadable_labelled_rows"):
-        parts.append(f"{figures['unreadable_labelled_rows']:,} labelled prediction(s) could not be decoded and "
-                     "were left out of performance")
+        parts.append(
+            f"{figures['unreadable_labelled_rows']:,} labelled prediction(s) could not be decoded and "
+            "were left out of performance"
+        )
     return "; ".join(parts)
 
 
-def _run_one(db: Database, monitor: Monitor, dep, *, as_of: datetime, triggered_by: str,
-             members: list[str]) -> dict[str, Any]:
+def _run_one(
+    db: Database, monitor: Monitor, dep, *, as_of: datetime, triggered_by: str, members: list[str]
+) -> dict[str, Any]:
     t0 = time.perf_counter()
     started = utcnow()
     figures = _compute_check(db, monitor, dep, as_of)
@@ -141,32 +183,61 @@ def _run_one(db: Database, monitor: Monitor, dep, *, as_of: datetime, triggered_
     created, repeated, retrain_alerts = [], [], []
     with db.unit_of_work() as s:
         check = MonitorCheck(
-            monitor_id=monitor.id, deployment_id=dep.id, model_version_id=dep.model_version_id,
-            reference_dataset_version_id=figures.get("reference_dataset_version_id"), started_at=started,
-            triggered_by=triggered_by, status=figures["status"], error=figures["error"], window_start=w.start,
-            window_end=w.end, n_rows=h["volume"], n_reference_rows=figures.get("n_reference_rows", 0),
+            monitor_id=monitor.id,
+            deployment_id=dep.id,
+            model_version_id=dep.model_version_id,
+            reference_dataset_version_id=figures.get("reference_dataset_version_id"),
+            started_at=started,
+            triggered_by=triggered_by,
+            status=figures["status"],
+            error=figures["error"],
+            window_start=w.start,
+            window_end=w.end,
+            n_rows=h["volume"],
+            n_reference_rows=figures.get("n_reference_rows", 0),
             dataset_drifted=None if not drift else drift["dataset_drifted"],
             drift_share=None if not drift else drift["drift_share"],
             n_drifted_columns=None if not drift else drift["number_of_drifted_columns"],
             n_columns=None if not drift else drift["number_of_columns"],
             prediction_drifted=None if not drift or not drift.get("prediction") else drift["prediction"]["drifted"],
             drift=drift or ({"note": figures["drift_note"]} if figures.get("drift_note") else {}),
-            performance=figures["performance"], kpis=figures["kpis"], kpi_status=_worst_kpi(figures["kpis"]),
-            health=h, health_status="unknown" if not h["volume"] else ("breach" if health_breach else "ok"),
-            label_coverage=lab["coverage"], n_unlabelled=lab["n_unlabelled"], label_delay_p50_s=lab["delay_p50_s"],
+            performance=figures["performance"],
+            kpis=figures["kpis"],
+            kpi_status=_worst_kpi(figures["kpis"]),
+            health=h,
+            health_status="unknown" if not h["volume"] else ("breach" if health_breach else "ok"),
+            label_coverage=lab["coverage"],
+            n_unlabelled=lab["n_unlabelled"],
+            label_delay_p50_s=lab["delay_p50_s"],
             label_delay_max_s=lab["delay_max_s"],
         )
         s.add(check)
         s.flush()
         for name, c in (drift or {}).get("columns", {}).items():
-            s.add(MonitorCheckColumn(check_id=check.id, column=name, column_type=c.get("column_type", ""),
-                                     method=c["method"], score=c["score"], threshold=c["threshold"],
-                                     drifted=c["drifted"]))
+            s.add(
+                MonitorCheckColumn(
+                    check_id=check.id,
+                    column=name,
+                    column_type=c.get("column_type", ""),
+                    method=c["method"],
+                    score=c["score"],
+                    threshold=c["threshold"],
+                    drifted=c["drifted"],
+                )
+            )
         if drift and drift.get("prediction"):
             c = drift["prediction"]
-            s.add(MonitorCheckColumn(check_id=check.id, column="(prediction)", column_type=c.get("column_type", ""),
-                                     method=c["method"], score=c["score"], threshold=c["threshold"],
-                                     drifted=c["drifted"]))
+            s.add(
+                MonitorCheckColumn(
+                    check_id=check.id,
+                    column="(prediction)",
+                    column_type=c.get("column_type", ""),
+                    method=c["method"],
+                    score=c["score"],
+                    threshold=c["threshold"],
+                    drifted=c["drifted"],
+                )
+            )
         for b in _breaches_for_check(monitor, dep, check, figures):
             alert, is_new = _raise_alert(s, b)
             if is_new:
@@ -180,12 +251,17 @@ def _run_one(db: Database, monitor: Monitor, dep, *, as_of: datetime, triggered_
         check.finished_at = utcnow()
         check.duration_ms = (time.perf_counter() - t0) * 1000
         s.add(check)
-        audit.record(s, actor=Actor.system() if triggered_by == "system" else Actor(None, triggered_by, "ops"),
-                     action="monitor.check", entity_type="deployment", entity_id=dep.id,
-                     summary=f"checked {dep.name} ({monitor.name}): {check.status}, {check.n_rows:,} predictions, "
-                             f"drift {'yes' if check.dataset_drifted else 'no'}, KPIs {check.kpi_status}, "
-                             f"{len(created)} new alert(s)" + (f"; {skipped_note}" if skipped_note else ""),
-                     after={"check_id": check.id, "alerts": created})
+        audit.record(
+            s,
+            actor=Actor.system() if triggered_by == "system" else Actor(None, triggered_by, "ops"),
+            action="monitor.check",
+            entity_type="deployment",
+            entity_id=dep.id,
+            summary=f"checked {dep.name} ({monitor.name}): {check.status}, {check.n_rows:,} predictions, "
+            f"drift {'yes' if check.dataset_drifted else 'no'}, KPIs {check.kpi_status}, "
+            f"{len(created)} new alert(s)" + (f"; {skipped_note}" if skipped_note else ""),
+            after={"check_id": check.id, "alerts": created},
+        )
         check_id = check.id
     proposals = []
     for alert_id in retrain_alerts[:1]:  # one retraining per check is plenty
@@ -193,23 +269,40 @@ def _run_one(db: Database, monitor: Monitor, dep, *, as_of: datetime, triggered_
         if p is not None:
             proposals.append(p)
     return {
-        "monitor": monitor.name, "monitor_id": monitor.id, "check_id": check_id, "status": figures["status"],
-        "error": figures["error"], "n_rows": h["volume"],
-        "window_start": w.start.isoformat() if w.start else None, "window_end": w.end.isoformat(),
+        "monitor": monitor.name,
+        "monitor_id": monitor.id,
+        "check_id": check_id,
+        "status": figures["status"],
+        "error": figures["error"],
+        "n_rows": h["volume"],
+        "window_start": w.start.isoformat() if w.start else None,
+        "window_end": w.end.isoformat(),
         "dataset_drifted": None if not drift else drift["dataset_drifted"],
         "drift_share": None if not drift else drift["drift_share"],
         "drifted_columns": [] if not drift else [c for c, v in drift["columns"].items() if v["drifted"]],
-        "kpi_status": _worst_kpi(figures["kpis"]), "kpis": {k["name"]: k["status"] for k in figures["kpis"]},
-        "metrics": figures["performance"]["metrics"], "health": h, "labels": lab,
-        "alerts_opened": created, "alerts_repeated": repeated,
-        "proposals": [p["id"] for p in proposals], "runs_queued": [p["run_id"] for p in proposals if p["run_id"]],
-        "skipped_rows": figures["unreadable_rows"], "skipped_labelled_rows": figures["unreadable_labelled_rows"],
+        "kpi_status": _worst_kpi(figures["kpis"]),
+        "kpis": {k["name"]: k["status"] for k in figures["kpis"]},
+        "metrics": figures["performance"]["metrics"],
+        "health": h,
+        "labels": lab,
+        "alerts_opened": created,
+        "alerts_repeated": repeated,
+        "proposals": [p["id"] for p in proposals],
+        "runs_queued": [p["run_id"] for p in proposals if p["run_id"]],
+        "skipped_rows": figures["unreadable_rows"],
+        "skipped_labelled_rows": figures["unreadable_labelled_rows"],
         "duration_ms": round((time.perf_counter() - t0) * 1000, 1),
     }
 
 
-def run_monitor(db: Database, *, deployment_name: str, actor: Actor | None = None, as_of: datetime | None = None,
-                monitor_id: int | None = None) -> dict[str, Any]:
+def run_monitor(
+    db: Database,
+    *,
+    deployment_name: str,
+    actor: Actor | None = None,
+    as_of: datetime | None = None,
+    monitor_id: int | None = None,
+) -> dict[str, Any]:
     """Run the deployment's enabled monitors now (or only `monitor_id`); returns a JSON-safe summary.
 
     `actor` None means the scheduler (system). `as_of` replays a check as of an earlier moment (demo, tests).
@@ -252,25 +345,39 @@ def _monitoring_down(db: Database, deployment_name: str, exc: BaseException) -> 
         dep = deployment_by_name(s, deployment_name)
         existing = s.exec(select(Alert).where(Alert.open_key == _monitoring_down_key(deployment_name))).first()
         since = aware(existing.created_at) if existing is not None else now
-        last_ok = s.exec(select(func.max(MonitorCheck.started_at))
-                         .where(MonitorCheck.deployment_id == dep.id)).one()
-        b = Breach(kind="monitoring_down", severity="critical", key=_monitoring_down_key(deployment_name),
-                   title=f"Monitoring is not running for {deployment_name} since {since:%Y-%m-%d %H:%M} UTC: {reason}",
-                   detail=f"checks of {deployment_name} fail, so drift, KPIs and health are not being watched. "
-                          f"Last error: {reason}. Last stored check: "
-                          f"{aware(last_ok).isoformat() if last_ok else 'none'}. Fix the cause and run "
-                          f"`python -m mlops_core monitor run --deployment {deployment_name}`; this alert resolves "
-                          "itself at the next check that succeeds.",
-                   evidence={"error": reason, "failed_at": now.isoformat(),
-                             "last_check_at": aware(last_ok).isoformat() if last_ok else None},
-                   link=f"{PAGE_DEPLOYMENT}?deployment={deployment_name}", deployment_id=dep.id,
-                   deployment_name=deployment_name, use_case_id=dep.use_case_id)
+        last_ok = s.exec(select(func.max(MonitorCheck.started_at)).where(MonitorCheck.deployment_id == dep.id)).one()
+        b = Breach(
+            kind="monitoring_down",
+            severity="critical",
+            key=_monitoring_down_key(deployment_name),
+            title=f"Monitoring is not running for {deployment_name} since {since:%Y-%m-%d %H:%M} UTC: {reason}",
+            detail=f"checks of {deployment_name} fail, so drift, KPIs and health are not being watched. "
+            f"Last error: {reason}. Last stored check: "
+            f"{aware(last_ok).isoformat() if last_ok else 'none'}. Fix the cause and run "
+            f"`python -m mlops_core monitor run --deployment {deployment_name}`; this alert resolves "
+            "itself at the next check that succeeds.",
+            evidence={
+                "error": reason,
+                "failed_at": now.isoformat(),
+                "last_check_at": aware(last_ok).isoformat() if last_ok else None,
+            },
+            link=f"{PAGE_DEPLOYMENT}?deployment={deployment_name}",
+            deployment_id=dep.id,
+            deployment_name=deployment_name,
+            use_case_id=dep.use_case_id,
+        )
         alert, is_new = _raise_alert(s, b)
         if is_new:
             _notify_alert(s, alert, members)
             _queue_webhook(s, alert)
-            audit.record(s, actor=Actor.system(), action="alert.open", entity_type="alert", entity_id=alert.id,
-                         summary=f"monitoring of {deployment_name} failed: {reason}")
+            audit.record(
+                s,
+                actor=Actor.system(),
+                action="alert.open",
+                entity_type="alert",
+                entity_id=alert.id,
+                summary=f"monitoring of {deployment_name} failed: {reason}",
+            )
 
 
 def _monitoring_back(db: Database, deployment_name: str) -> None:
@@ -290,13 +397,21 @@ def _monitoring_back(db: Database, deployment_name: str) -> None:
         row.resolved_at = utcnow()
         row.resolve_note = f"a check of {deployment_name} succeeded again at {row.resolved_at:%Y-%m-%d %H:%M} UTC"
         s.add(row)
-        audit.record(s, actor=Actor.system(), action="alert.resolve", entity_type="alert", entity_id=row.id,
-                     summary=f"resolved {row.kind} alert: {row.title}", before=before,
-                     after={"state": "resolved", "note": row.resolve_note})
+        audit.record(
+            s,
+            actor=Actor.system(),
+            action="alert.resolve",
+            entity_type="alert",
+            entity_id=row.id,
+            summary=f"resolved {row.kind} alert: {row.title}",
+            before=before,
+            after={"state": "resolved", "note": row.resolve_note},
+        )
 
 
-def _run_monitor(db: Database, *, deployment_name: str, actor: Actor | None, as_of: datetime | None,
-                 monitor_id: int | None) -> dict[str, Any]:
+def _run_monitor(
+    db: Database, *, deployment_name: str, actor: Actor | None, as_of: datetime | None, monitor_id: int | None
+) -> dict[str, Any]:
     as_of = as_of or utcnow()
     _ensure_default_monitor(db, deployment_name)
     retraining.advance_retraining(db)
@@ -347,8 +462,12 @@ def list_checks(db: Database, *, deployment_name: str, limit: int = 200) -> list
     """The latest checks of a deployment, oldest first (for charts)."""
     with db.read() as s:
         dep = deployment_by_name(s, deployment_name)
-        rows = s.exec(select(MonitorCheck).where(MonitorCheck.deployment_id == dep.id)
-                      .order_by(col(MonitorCheck.started_at).desc(), col(MonitorCheck.id).desc()).limit(limit)).all()
+        rows = s.exec(
+            select(MonitorCheck)
+            .where(MonitorCheck.deployment_id == dep.id)
+            .order_by(col(MonitorCheck.started_at).desc(), col(MonitorCheck.id).desc())
+            .limit(limit)
+        ).all()
         return [MonitorCheckPublic.model_validate(r, from_attributes=True) for r in reversed(rows)]
 
 

@@ -2,6 +2,7 @@
 
 All straight from SQL over the stored checks and the prediction log; nothing is recomputed.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -30,17 +31,34 @@ def drift_history(db: Database, *, deployment_name: str, limit: int = 200) -> li
     """Per-column drift of the latest checks, straight from the stored scores (nothing recomputed)."""
     with db.read() as s:
         dep = deployment_by_name(s, deployment_name)
-        ids = s.exec(select(MonitorCheck.id).where(MonitorCheck.deployment_id == dep.id)
-                     .order_by(col(MonitorCheck.started_at).desc()).limit(limit)).all()
+        ids = s.exec(
+            select(MonitorCheck.id)
+            .where(MonitorCheck.deployment_id == dep.id)
+            .order_by(col(MonitorCheck.started_at).desc())
+            .limit(limit)
+        ).all()
         if not ids:
             return []
-        rows = s.exec(select(MonitorCheck.id, MonitorCheck.window_end, MonitorCheckColumn.column,
-                             MonitorCheckColumn.method, MonitorCheckColumn.score, MonitorCheckColumn.threshold,
-                             MonitorCheckColumn.drifted)
-                      .join(MonitorCheckColumn, col(MonitorCheckColumn.check_id) == MonitorCheck.id)
-                      .where(col(MonitorCheck.id).in_(ids)).order_by(MonitorCheck.window_end)).all()
-        return [DriftPointPublic(check_id=r[0], at=aware(r[1]), column=r[2], method=r[3], score=r[4],
-                                 threshold=r[5], drifted=bool(r[6])) for r in rows]
+        rows = s.exec(
+            select(
+                MonitorCheck.id,
+                MonitorCheck.window_end,
+                MonitorCheckColumn.column,
+                MonitorCheckColumn.method,
+                MonitorCheckColumn.score,
+                MonitorCheckColumn.threshold,
+                MonitorCheckColumn.drifted,
+            )
+            .join(MonitorCheckColumn, col(MonitorCheckColumn.check_id) == MonitorCheck.id)
+            .where(col(MonitorCheck.id).in_(ids))
+            .order_by(MonitorCheck.window_end)
+        ).all()
+        return [
+            DriftPointPublic(
+                check_id=r[0], at=aware(r[1]), column=r[2], method=r[3], score=r[4], threshold=r[5], drifted=bool(r[6])
+            )
+            for r in rows
+        ]
 
 
 def overview(db: Database) -> list[DeploymentStatusPublic]:
@@ -48,32 +66,57 @@ def overview(db: Database) -> list[DeploymentStatusPublic]:
     with db.read() as s:
         deps = s.exec(select(Deployment).order_by(Deployment.name)).all()
         latest_ids = s.exec(select(func.max(MonitorCheck.id)).group_by(MonitorCheck.deployment_id)).all()
-        latest = {c.deployment_id: c for c in s.exec(select(MonitorCheck).where(col(MonitorCheck.id).in_(
-            [i for i in latest_ids if i is not None]))).all()} if latest_ids else {}
-        open_counts = dict(s.exec(select(Alert.deployment_id, func.count()).where(col(Alert.state) != "resolved")
-                                  .group_by(Alert.deployment_id)).all())
+        latest = (
+            {
+                c.deployment_id: c
+                for c in s.exec(
+                    select(MonitorCheck).where(col(MonitorCheck.id).in_([i for i in latest_ids if i is not None]))
+                ).all()
+            }
+            if latest_ids
+            else {}
+        )
+        open_counts = dict(
+            s.exec(
+                select(Alert.deployment_id, func.count())
+                .where(col(Alert.state) != "resolved")
+                .group_by(Alert.deployment_id)
+            ).all()
+        )
         out = []
         for d in deps:
             c = latest.get(d.id)
             if c is None:
                 drift = kpis = health = "grey"
             else:
-                drift = "grey" if c.dataset_drifted is None else ("red" if c.dataset_drifted else (
-                    "amber" if (c.n_drifted_columns or 0) > 0 else "green"))
+                drift = (
+                    "grey"
+                    if c.dataset_drifted is None
+                    else ("red" if c.dataset_drifted else ("amber" if (c.n_drifted_columns or 0) > 0 else "green"))
+                )
                 kpis = {"met": "green", "warning": "amber", "missed": "red"}.get(c.kpi_status, "grey")
                 health = {"ok": "green", "breach": "red"}.get(c.health_status, "grey")
-            out.append(DeploymentStatusPublic(
-                deployment=d.name, environment=d.environment, model_version_id=d.model_version_id,
-                last_check_at=aware(c.started_at) if c else None, drift=drift, kpis=kpis, health=health,
-                open_alerts=int(open_counts.get(d.id, 0)), n_rows=c.n_rows if c else 0,
-                drift_share=c.drift_share if c else None, kpi_status=c.kpi_status if c else "unknown",
-                error_rate=(c.health or {}).get("error_rate") if c else None,
-                latency_p95_ms=(c.health or {}).get("latency_p95_ms") if c else None))
+            out.append(
+                DeploymentStatusPublic(
+                    deployment=d.name,
+                    environment=d.environment,
+                    model_version_id=d.model_version_id,
+                    last_check_at=aware(c.started_at) if c else None,
+                    drift=drift,
+                    kpis=kpis,
+                    health=health,
+                    open_alerts=int(open_counts.get(d.id, 0)),
+                    n_rows=c.n_rows if c else 0,
+                    drift_share=c.drift_share if c else None,
+                    kpi_status=c.kpi_status if c else "unknown",
+                    error_rate=(c.health or {}).get("error_rate") if c else None,
+                    latency_p95_ms=(c.health or {}).get("latency_p95_ms") if c else None,
+                )
+            )
         return out
 
 
-def live_health(db: Database, *, deployment_name: str, hours: int = 24,
-                buckets: int = 24) -> list[HealthBucketPublic]:
+def live_health(db: Database, *, deployment_name: str, hours: int = 24, buckets: int = 24) -> list[HealthBucketPublic]:
     """Volume, error rate and p95 latency per time bucket over the last `hours` (the live chart).
 
     The bucket of each prediction is computed in SQL from its timestamp. Postgres then groups and takes the
@@ -90,9 +133,16 @@ def live_health(db: Database, *, deployment_name: str, hours: int = 24,
             is_err = sa.case((Prediction.status != "ok", 1), else_=0)
             # timestamps are stored as UTC without a zone: epoch of the nominal value = UTC epoch
             bucket = sa.func.floor((sa.extract("epoch", Prediction.created_at) - start.timestamp()) / width_s)
-            rows = conn.execute(select(bucket, func.count(), func.sum(is_err),
-                                       sa.func.percentile_cont(0.95).within_group(Prediction.latency_ms))
-                                .where(*conds).group_by(bucket)).all()
+            rows = conn.execute(
+                select(
+                    bucket,
+                    func.count(),
+                    func.sum(is_err),
+                    sa.func.percentile_cont(0.95).within_group(Prediction.latency_ms),
+                )
+                .where(*conds)
+                .group_by(bucket)
+            ).all()
             out = _empty_buckets(start, width_s, buckets)
             for b, n, n_err, p95 in rows:
                 o = out[min(buckets - 1, max(0, int(b)))]
@@ -107,9 +157,11 @@ def live_health(db: Database, *, deployment_name: str, hours: int = 24,
             to_db = conn.dialect.type_descriptor(sa.DateTime()).bind_processor(conn.dialect) or (lambda v: v)
             cur = conn.connection.driver_connection.cursor()
             try:
-                cur.execute("SELECT CAST(((julianday(created_at) - 2440587.5) * 86400.0 - ?) / ? AS INTEGER), "
-                            "status != 'ok', latency_ms FROM predictions WHERE deployment_id = ? AND created_at >= ?",
-                            [start.timestamp(), width_s, dep.id, to_db(start)])
+                cur.execute(
+                    "SELECT CAST(((julianday(created_at) - 2440587.5) * 86400.0 - ?) / ? AS INTEGER), "
+                    "status != 'ok', latency_ms FROM predictions WHERE deployment_id = ? AND created_at >= ?",
+                    [start.timestamp(), width_s, dep.id, to_db(start)],
+                )
                 rows = cur.fetchall()
             finally:
                 cur.close()
@@ -126,10 +178,12 @@ def live_health(db: Database, *, deployment_name: str, hours: int = 24,
                     out[i]["volume"] = int(volume[i])
                     out[i]["errors"] = int(errors[i])
                     if bounds[i + 1] > bounds[i]:
-                        out[i]["latency_p95_ms"] = float(np.percentile(lat_sorted[bounds[i]:bounds[i + 1]], 95))
+                        out[i]["latency_p95_ms"] = float(np.percentile(lat_sorted[bounds[i] : bounds[i + 1]], 95))
     return [HealthBucketPublic(**o, error_rate=o["errors"] / o["volume"] if o["volume"] else None) for o in out]
 
 
 def _empty_buckets(start: datetime, width_s: float, buckets: int) -> list[dict[str, Any]]:
-    return [{"start": start + timedelta(seconds=i * width_s), "volume": 0, "errors": 0, "latency_p95_ms": None}
-            for i in range(buckets)]
+    return [
+        {"start": start + timedelta(seconds=i * width_s), "volume": 0, "errors": 0, "latency_p95_ms": None}
+        for i in range(buckets)
+    ]

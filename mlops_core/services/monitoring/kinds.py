@@ -10,6 +10,7 @@ To add a check: one new object in this file (and, when it needs a new setting, t
 The order of `CHECKS` is the order of validation messages, of alerts raised by one check and so of
 which alert starts a retraining.
 """
+
 from __future__ import annotations
 
 import logging
@@ -37,10 +38,10 @@ MIN_ROWS_FOR_DRIFT = 10
 class CheckKind:
     """One kind of check; subclasses override what they need (the defaults measure and raise nothing)."""
 
-    kind = ""                       # the alert kind its breaches raise
-    fields: tuple[str, ...] = ()    # Monitor columns that configure it
-    retrains = False                # a new alert of this kind starts retraining (per the monitor's policy)
-    health = False                  # a breach makes the check's health status "breach"
+    kind = ""  # the alert kind its breaches raise
+    fields: tuple[str, ...] = ()  # Monitor columns that configure it
+    retrains = False  # a new alert of this kind starts retraining (per the monitor's policy)
+    health = False  # a breach makes the check's health status "breach"
 
     def validate(self, values: dict[str, Any]) -> None:
         """Raise ValidationError for a bad value of one of `fields`."""
@@ -52,8 +53,9 @@ class CheckKind:
         """Whether the figures cross this kind's threshold."""
         return False
 
-    def breaches(self, monitor: Monitor, dep, check: MonitorCheck, figures: dict[str, Any],
-                 base: dict[str, Any]) -> list[Breach]:
+    def breaches(
+        self, monitor: Monitor, dep, check: MonitorCheck, figures: dict[str, Any], base: dict[str, Any]
+    ) -> list[Breach]:
         """The alerts to raise (`base`: deployment, monitor, check and link fields every breach carries)."""
         return []
 
@@ -67,15 +69,18 @@ class DriftCheck(CheckKind):
 
     def validate(self, values: dict[str, Any]) -> None:
         if not 0.0 < float(values["drift_share"]) <= 1.0:
-            raise ValidationError("drift share must be in (0, 1]: the share of drifted columns that makes the "
-                                  "dataset drifted")
+            raise ValidationError(
+                "drift share must be in (0, 1]: the share of drifted columns that makes the dataset drifted"
+            )
         # the drift module imports scipy: loaded when a monitor is configured, not with every page
         from ...monitoring.drift import SUPPORTED_METHODS
 
         for column, method in (values["method_overrides"] or {}).items():
             if method not in SUPPORTED_METHODS:
-                raise ValidationError(f"drift method {method!r} for column {column!r} is not supported; "
-                                      f"use one of {', '.join(SUPPORTED_METHODS)}")
+                raise ValidationError(
+                    f"drift method {method!r} for column {column!r} is not supported; "
+                    f"use one of {', '.join(SUPPORTED_METHODS)}"
+                )
         for column, thr in (values["threshold_overrides"] or {}).items():
             if finite(thr) is None:
                 raise ValidationError(f"the drift threshold of column {column!r} must be a number (got {thr!r})")
@@ -106,15 +111,23 @@ class DriftCheck(CheckKind):
         out["unreadable_rows"] = cur.attrs.get("unreadable_rows", 0)
         if len(cur) < MIN_ROWS_FOR_DRIFT:
             out["status"] = "ok"
-            out["drift_note"] = f"only {len(cur)} rows in the window: at least {MIN_ROWS_FOR_DRIFT} are needed for drift"
+            out["drift_note"] = (
+                f"only {len(cur)} rows in the window: at least {MIN_ROWS_FOR_DRIFT} are needed for drift"
+            )
             return
         current = align(cur.drop(columns="__prediction__"), ref)
         columns = [c for c in (monitor.columns or list(ref.columns)) if c in ref.columns]
         methods = {k: v for k, v in (monitor.method_overrides or {}).items() if k in columns}
         thresholds = {k: float(v) for k, v in (monitor.threshold_overrides or {}).items() if k in columns}
         try:
-            result = detect_drift(ref, current, columns=columns, stattest_overrides=methods or None,
-                                  threshold_overrides=thresholds or None, drift_share=monitor.drift_share)
+            result = detect_drift(
+                ref,
+                current,
+                columns=columns,
+                stattest_overrides=methods or None,
+                threshold_overrides=thresholds or None,
+                drift_share=monitor.drift_share,
+            )
         except ValueError as exc:
             out["status"] = "failed"
             out["error"] = f"drift could not be computed: {exc}"[:2000]
@@ -140,13 +153,19 @@ class DriftCheck(CheckKind):
         if not (drift and drift.get("dataset_drifted")):
             return []
         cols = [c for c, v in drift["columns"].items() if v["drifted"]]
-        return [Breach(kind="drift", severity="warning", key=f"drift:{dep.id}:{monitor.id}",
-                       title=f"Data drift on {dep.name}: {len(cols)} of {drift['number_of_columns']} columns drifted",
-                       detail=f"drifted columns: {', '.join(cols)} (share {drift['drift_share']:.0%} >= "
-                              f"{drift['drift_share_threshold']:.0%}) over {check.n_rows:,} predictions "
-                              f"against the training data.",
-                       evidence={"check_id": check.id, "drifted_columns": cols,
-                                 "drift_share": drift["drift_share"]}, **base)]
+        return [
+            Breach(
+                kind="drift",
+                severity="warning",
+                key=f"drift:{dep.id}:{monitor.id}",
+                title=f"Data drift on {dep.name}: {len(cols)} of {drift['number_of_columns']} columns drifted",
+                detail=f"drifted columns: {', '.join(cols)} (share {drift['drift_share']:.0%} >= "
+                f"{drift['drift_share_threshold']:.0%}) over {check.n_rows:,} predictions "
+                f"against the training data.",
+                evidence={"check_id": check.id, "drifted_columns": cols, "drift_share": drift["drift_share"]},
+                **base,
+            )
+        ]
 
 
 class KpiCheck(CheckKind):
@@ -165,18 +184,35 @@ class KpiCheck(CheckKind):
             if monitor.watch_kpis and c.kpi.name not in monitor.watch_kpis:
                 continue
             status = c.status if n_labelled >= MIN_LABELLED_FOR_KPIS else "unknown"
-            figures["kpis"].append({"kpi_id": c.kpi.id, "name": c.kpi.name, "metric": c.kpi.metric,
-                                    "direction": c.kpi.direction, "target": c.kpi.target, "warning": c.kpi.warning,
-                                    "value": c.value, "status": status})
+            figures["kpis"].append(
+                {
+                    "kpi_id": c.kpi.id,
+                    "name": c.kpi.name,
+                    "metric": c.kpi.metric,
+                    "direction": c.kpi.direction,
+                    "target": c.kpi.target,
+                    "warning": c.kpi.warning,
+                    "value": c.value,
+                    "status": status,
+                }
+            )
 
     def breaches(self, monitor, dep, check, figures, base):
-        return [Breach(kind="kpi_missed", severity="critical", key=f"kpi_missed:{dep.id}:{k['name']}",
-                       title=f"KPI missed on {dep.name}: {k['name']} = {k['value']:.3f} "
-                             f"(target {k['direction']} {k['target']:g})",
-                       detail=f"{k['metric']} on {figures['performance']['n_labelled']:,} labelled predictions "
-                              f"is {k['value']:.4f}; the use case needs {k['direction']} {k['target']:g}.",
-                       evidence={"check_id": check.id, "kpi": k}, **base)
-                for k in figures.get("kpis") or [] if k["status"] == "missed"]
+        return [
+            Breach(
+                kind="kpi_missed",
+                severity="critical",
+                key=f"kpi_missed:{dep.id}:{k['name']}",
+                title=f"KPI missed on {dep.name}: {k['name']} = {k['value']:.3f} "
+                f"(target {k['direction']} {k['target']:g})",
+                detail=f"{k['metric']} on {figures['performance']['n_labelled']:,} labelled predictions "
+                f"is {k['value']:.4f}; the use case needs {k['direction']} {k['target']:g}.",
+                evidence={"check_id": check.id, "kpi": k},
+                **base,
+            )
+            for k in figures.get("kpis") or []
+            if k["status"] == "missed"
+        ]
 
 
 class ErrorRateCheck(CheckKind):
@@ -192,17 +228,27 @@ class ErrorRateCheck(CheckKind):
 
     def breached(self, monitor, figures):
         h = figures["health"]
-        return monitor.max_error_rate is not None and h["error_rate"] is not None \
+        return (
+            monitor.max_error_rate is not None
+            and h["error_rate"] is not None
             and h["error_rate"] > monitor.max_error_rate
+        )
 
     def breaches(self, monitor, dep, check, figures, base):
         if not self.breached(monitor, figures):
             return []
         h = figures["health"]
-        return [Breach(kind="error_rate", severity="critical", key=f"error_rate:{dep.id}",
-                       title=f"Error rate on {dep.name} is {h['error_rate']:.1%} (limit {monitor.max_error_rate:.1%})",
-                       detail=f"{h['errors']:,} of {h['volume']:,} requests in the window failed.",
-                       evidence={"check_id": check.id, "health": h}, **base)]
+        return [
+            Breach(
+                kind="error_rate",
+                severity="critical",
+                key=f"error_rate:{dep.id}",
+                title=f"Error rate on {dep.name} is {h['error_rate']:.1%} (limit {monitor.max_error_rate:.1%})",
+                detail=f"{h['errors']:,} of {h['volume']:,} requests in the window failed.",
+                evidence={"check_id": check.id, "health": h},
+                **base,
+            )
+        ]
 
 
 class LatencyCheck(CheckKind):
@@ -218,19 +264,29 @@ class LatencyCheck(CheckKind):
 
     def breached(self, monitor, figures):
         h = figures["health"]
-        return monitor.max_latency_p95_ms is not None and h["latency_p95_ms"] is not None \
+        return (
+            monitor.max_latency_p95_ms is not None
+            and h["latency_p95_ms"] is not None
             and h["latency_p95_ms"] > monitor.max_latency_p95_ms
+        )
 
     def breaches(self, monitor, dep, check, figures, base):
         if not self.breached(monitor, figures):
             return []
         h = figures["health"]
-        return [Breach(kind="latency", severity="warning", key=f"latency:{dep.id}",
-                       title=f"p95 latency on {dep.name} is {h['latency_p95_ms']:.0f} ms "
-                             f"(limit {monitor.max_latency_p95_ms:.0f} ms)",
-                       detail=f"p50 {h['latency_p50_ms']:.0f} ms, p95 {h['latency_p95_ms']:.0f} ms, "
-                              f"p99 {h['latency_p99_ms']:.0f} ms over {h['volume']:,} requests.",
-                       evidence={"check_id": check.id, "health": h}, **base)]
+        return [
+            Breach(
+                kind="latency",
+                severity="warning",
+                key=f"latency:{dep.id}",
+                title=f"p95 latency on {dep.name} is {h['latency_p95_ms']:.0f} ms "
+                f"(limit {monitor.max_latency_p95_ms:.0f} ms)",
+                detail=f"p50 {h['latency_p50_ms']:.0f} ms, p95 {h['latency_p95_ms']:.0f} ms, "
+                f"p99 {h['latency_p99_ms']:.0f} ms over {h['volume']:,} requests.",
+                evidence={"check_id": check.id, "health": h},
+                **base,
+            )
+        ]
 
 
 class LabelCoverageCheck(CheckKind):
@@ -245,19 +301,29 @@ class LabelCoverageCheck(CheckKind):
 
     def breached(self, monitor, figures):
         lab = figures["labels"]
-        return monitor.min_label_coverage is not None and lab["coverage"] is not None \
+        return (
+            monitor.min_label_coverage is not None
+            and lab["coverage"] is not None
             and lab["coverage"] < monitor.min_label_coverage
+        )
 
     def breaches(self, monitor, dep, check, figures, base):
         if not self.breached(monitor, figures):
             return []
         lab = figures["labels"]
-        return [Breach(kind="label_coverage", severity="info", key=f"label_coverage:{dep.id}",
-                       title=f"Label coverage on {dep.name} is {lab['coverage']:.0%} "
-                             f"(expected at least {monitor.min_label_coverage:.0%})",
-                       detail=f"{lab['n_unlabelled']:,} predictions in the window have no label yet; "
-                              "performance figures rest on the labelled ones only.",
-                       evidence={"check_id": check.id, "labels": lab}, **base)]
+        return [
+            Breach(
+                kind="label_coverage",
+                severity="info",
+                key=f"label_coverage:{dep.id}",
+                title=f"Label coverage on {dep.name} is {lab['coverage']:.0%} "
+                f"(expected at least {monitor.min_label_coverage:.0%})",
+                detail=f"{lab['n_unlabelled']:,} predictions in the window have no label yet; "
+                "performance figures rest on the labelled ones only.",
+                evidence={"check_id": check.id, "labels": lab},
+                **base,
+            )
+        ]
 
 
 CHECKS: list[CheckKind] = [DriftCheck(), KpiCheck(), ErrorRateCheck(), LatencyCheck(), LabelCoverageCheck()]

@@ -4,6 +4,7 @@ A *monitor* holds the window (the last N predictions or hours), the schedule (a 
 by the worker's scheduler), the settings of each check kind (see `kinds.py`) and the retraining
 policy. A deployment without a monitor gets the default one the first time it is checked.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -27,8 +28,13 @@ def _schedule_name(monitor: Monitor) -> str:
 def _sync_schedule(s: Session, monitor: Monitor) -> None:
     name = _schedule_name(monitor)
     if monitor.enabled and monitor.schedule_seconds:
-        jobs.upsert_schedule(s, name=name, kind="monitor", interval_seconds=int(monitor.schedule_seconds),
-                             payload={"deployment": monitor.deployment_name, "monitor_id": monitor.id})
+        jobs.upsert_schedule(
+            s,
+            name=name,
+            kind="monitor",
+            interval_seconds=int(monitor.schedule_seconds),
+            payload={"deployment": monitor.deployment_name, "monitor_id": monitor.id},
+        )
     else:
         jobs.delete_schedule(s, name)
 
@@ -43,14 +49,27 @@ def _check_monitor_fields(values: dict[str, Any]) -> None:
         raise ValidationError("schedule monitors at most once a minute (schedule_seconds >= 60), or leave it empty")
     if values["retraining_policy"] not in RETRAINING_POLICIES:
         raise ValidationError(
-            f"retraining policy must be one of {', '.join(RETRAINING_POLICIES)} (got {values['retraining_policy']!r})")
+            f"retraining policy must be one of {', '.join(RETRAINING_POLICIES)} (got {values['retraining_policy']!r})"
+        )
     for kind in CHECKS:
         kind.validate(values)
 
 
-MONITOR_FIELDS = ("window_kind", "window_size", "schedule_seconds", "columns", "method_overrides",
-                  "threshold_overrides", "drift_share", "watch_kpis", "max_error_rate", "max_latency_p95_ms",
-                  "min_label_coverage", "retraining_policy", "enabled")
+MONITOR_FIELDS = (
+    "window_kind",
+    "window_size",
+    "schedule_seconds",
+    "columns",
+    "method_overrides",
+    "threshold_overrides",
+    "drift_share",
+    "watch_kpis",
+    "max_error_rate",
+    "max_latency_p95_ms",
+    "min_label_coverage",
+    "retraining_policy",
+    "enabled",
+)
 
 
 def configure_monitor(
@@ -76,15 +95,21 @@ def configure_monitor(
 ) -> MonitorPublic:
     """Create or update the monitor `name` of a deployment (and its schedule)."""
     require(actor, "monitor.configure")
-    values = dict(window_kind=window_kind, window_size=int(window_size),
-                  schedule_seconds=None if not schedule_seconds else int(schedule_seconds),
-                  columns=list(columns) if columns else None, method_overrides=dict(method_overrides or {}),
-                  threshold_overrides=dict(threshold_overrides or {}),
-                  drift_share=float(drift_share), watch_kpis=list(watch_kpis) if watch_kpis else None,
-                  max_error_rate=None if max_error_rate is None else float(max_error_rate),
-                  max_latency_p95_ms=None if max_latency_p95_ms is None else float(max_latency_p95_ms),
-                  min_label_coverage=None if min_label_coverage is None else float(min_label_coverage),
-                  retraining_policy=retraining_policy, enabled=bool(enabled))
+    values = dict(
+        window_kind=window_kind,
+        window_size=int(window_size),
+        schedule_seconds=None if not schedule_seconds else int(schedule_seconds),
+        columns=list(columns) if columns else None,
+        method_overrides=dict(method_overrides or {}),
+        threshold_overrides=dict(threshold_overrides or {}),
+        drift_share=float(drift_share),
+        watch_kpis=list(watch_kpis) if watch_kpis else None,
+        max_error_rate=None if max_error_rate is None else float(max_error_rate),
+        max_latency_p95_ms=None if max_latency_p95_ms is None else float(max_latency_p95_ms),
+        min_label_coverage=None if min_label_coverage is None else float(min_label_coverage),
+        retraining_policy=retraining_policy,
+        enabled=bool(enabled),
+    )
     _check_monitor_fields(values)
     values["threshold_overrides"] = {k: float(v) for k, v in values["threshold_overrides"].items()}
     name = (name or "default").strip()[:100] or "default"
@@ -93,13 +118,20 @@ def configure_monitor(
         row = s.exec(select(Monitor).where(Monitor.deployment_id == dep.id, Monitor.name == name)).first()
         before = None
         if row is None:
-            row = Monitor(deployment_id=dep.id, deployment_name=dep.name, use_case_id=dep.use_case_id, name=name,
-                          created_by=actor.username)
+            row = Monitor(
+                deployment_id=dep.id,
+                deployment_name=dep.name,
+                use_case_id=dep.use_case_id,
+                name=name,
+                created_by=actor.username,
+            )
             action = "monitor.create"
         else:
             if expected_version is not None and row.version != expected_version:
-                raise Conflict(f"monitor {name!r} of {dep.name} was changed by someone else meanwhile; "
-                               "reload the page and apply your change again")
+                raise Conflict(
+                    f"monitor {name!r} of {dep.name} was changed by someone else meanwhile; "
+                    "reload the page and apply your change again"
+                )
             before = {f: getattr(row, f) for f in MONITOR_FIELDS}
             row.version += 1
             action = "monitor.update"
@@ -111,11 +143,20 @@ def configure_monitor(
         s.flush()
         _sync_schedule(s, row)
         if action == "monitor.create" and dep.use_case_id is not None:
-            usecases.note_stage_reached(s, actor=actor, use_case_id=dep.use_case_id, status="monitored",
-                                        note=f"first monitor on {dep.name}")
-        audit.record(s, actor=actor, action=action, entity_type="monitor", entity_id=row.id,
-                     summary=f"monitor {name!r} of deployment {dep.name}: {window_kind} {window_size}, "
-                             f"policy {retraining_policy}", before=before, after=values)
+            usecases.note_stage_reached(
+                s, actor=actor, use_case_id=dep.use_case_id, status="monitored", note=f"first monitor on {dep.name}"
+            )
+        audit.record(
+            s,
+            actor=actor,
+            action=action,
+            entity_type="monitor",
+            entity_id=row.id,
+            summary=f"monitor {name!r} of deployment {dep.name}: {window_kind} {window_size}, "
+            f"policy {retraining_policy}",
+            before=before,
+            after=values,
+        )
         return MonitorPublic.model_validate(row, from_attributes=True)
 
 
@@ -145,6 +186,12 @@ def enqueue_monitor_run(db: Database, *, actor: Actor, deployment_name: str) -> 
     with db.unit_of_work() as s:
         dep = deployment_by_name(s, deployment_name)
         job_id = jobs.enqueue(s, kind="monitor", payload={"deployment": dep.name, "requested_by": actor.username})
-        audit.record(s, actor=actor, action="monitor.run", entity_type="deployment", entity_id=dep.id,
-                     summary=f"asked for a check of {dep.name} now (job {job_id})")
+        audit.record(
+            s,
+            actor=actor,
+            action="monitor.run",
+            entity_type="deployment",
+            entity_id=dep.id,
+            summary=f"asked for a check of {dep.name} now (job {job_id})",
+        )
         return job_id

@@ -1,4 +1,5 @@
 """Evidently reports of a check: rendered on demand by a worker job, stored once, served escaped."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,10 +25,17 @@ def request_report(db: Database, *, actor: Actor, check_id: int) -> ReportReques
         if check.report_key:
             return ReportRequestPublic(report_key=check.report_key, job_id=None)
         if check.status != "ok" or not check.drift or "columns" not in check.drift:
-            raise ValidationError(f"check {check_id} has no drift result to report on ({check.status}"
-                                  f"{': ' + check.error if check.error else ''})")
-        job_id = jobs.enqueue(s, kind="monitor_report", payload={"check_id": check_id}, max_attempts=2,
-                              dedupe_key=f"monitor_report:{check_id}")
+            raise ValidationError(
+                f"check {check_id} has no drift result to report on ({check.status}"
+                f"{': ' + check.error if check.error else ''})"
+            )
+        job_id = jobs.enqueue(
+            s,
+            kind="monitor_report",
+            payload={"check_id": check_id},
+            max_attempts=2,
+            dedupe_key=f"monitor_report:{check_id}",
+        )
         return ReportRequestPublic(report_key=None, job_id=job_id)
 
 

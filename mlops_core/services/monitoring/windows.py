@@ -5,6 +5,7 @@ DataFrame, and the training reference they are compared with. Reads only: no wri
 Everything is aggregated in SQL or streamed through Core/the driver's cursor into numpy: on a million
 rows the per-row cost of ORM objects would dominate the check.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -47,7 +48,9 @@ def window_bounds(s: Session, *, deployment_id: int, kind: str, size: int, as_of
     nth = s.exec(
         select(Prediction.created_at)
         .where(Prediction.deployment_id == deployment_id, Prediction.created_at <= as_of)
-        .order_by(col(Prediction.created_at).desc()).offset(int(size) - 1).limit(1)
+        .order_by(col(Prediction.created_at).desc())
+        .offset(int(size) - 1)
+        .limit(1)
     ).first()
     return Window(start=aware(nth), end=as_of)
 
@@ -114,19 +117,28 @@ def health_figures(s: Session, *, deployment_id: int, window: Window) -> HealthF
     """
     conds = _window_conds(deployment_id, window)
     conn = s.connection()
-    first, last = conn.execute(select(func.min(Prediction.created_at), func.max(Prediction.created_at))
-                               .where(*conds)).one()
+    first, last = conn.execute(
+        select(func.min(Prediction.created_at), func.max(Prediction.created_at)).where(*conds)
+    ).one()
     if conn.dialect.name == "postgresql":
-        n, n_err, mean_lat, p50, p95, p99 = conn.execute(select(
-            func.count(), func.sum(sa.case((Prediction.status != "ok", 1), else_=0)), func.avg(Prediction.latency_ms),
-            *[sa.func.percentile_cont(q).within_group(Prediction.latency_ms) for q in (0.5, 0.95, 0.99)])
-            .where(*conds)).one()
+        n, n_err, mean_lat, p50, p95, p99 = conn.execute(
+            select(
+                func.count(),
+                func.sum(sa.case((Prediction.status != "ok", 1), else_=0)),
+                func.avg(Prediction.latency_ms),
+                *[sa.func.percentile_cont(q).within_group(Prediction.latency_ms) for q in (0.5, 0.95, 0.99)],
+            ).where(*conds)
+        ).one()
         n, n_err = int(n or 0), int(n_err or 0)
         p50, p95, p99, mean_lat = finite(p50), finite(p95), finite(p99), finite(mean_lat)
     else:
-        n, n_err, mean_lat = conn.execute(select(
-            func.count(), func.sum(sa.case((Prediction.status != "ok", 1), else_=0)), func.avg(Prediction.latency_ms))
-            .where(*conds)).one()
+        n, n_err, mean_lat = conn.execute(
+            select(
+                func.count(),
+                func.sum(sa.case((Prediction.status != "ok", 1), else_=0)),
+                func.avg(Prediction.latency_ms),
+            ).where(*conds)
+        ).one()
         n, n_err, mean_lat = int(n or 0), int(n_err or 0), finite(mean_lat)
         p50 = p95 = p99 = None
         if n:
@@ -134,18 +146,20 @@ def health_figures(s: Session, *, deployment_id: int, window: Window) -> HealthF
             p50, p95, p99 = (float(v) for v in np.percentile(lat, [50, 95, 99]))
     first, last = aware(first), aware(last)
     span_h = ((last - first).total_seconds() / 3600.0) if (first and last and last > first) else None
-    return HealthFiguresPublic(**{
-        "volume": n,
-        "errors": n_err,
-        "error_rate": (n_err / n) if n else None,
-        "latency_mean_ms": mean_lat,
-        "latency_p50_ms": p50,
-        "latency_p95_ms": p95,
-        "latency_p99_ms": p99,
-        "first_at": first.isoformat() if first else None,
-        "last_at": last.isoformat() if last else None,
-        "per_hour": (n / span_h) if span_h else None,
-    })
+    return HealthFiguresPublic(
+        **{
+            "volume": n,
+            "errors": n_err,
+            "error_rate": (n_err / n) if n else None,
+            "latency_mean_ms": mean_lat,
+            "latency_p50_ms": p50,
+            "latency_p95_ms": p95,
+            "latency_p99_ms": p99,
+            "first_at": first.isoformat() if first else None,
+            "last_at": last.isoformat() if last else None,
+            "per_hour": (n / span_h) if span_h else None,
+        }
+    )
 
 
 def _delay_seconds(dialect: str):
@@ -154,8 +168,7 @@ def _delay_seconds(dialect: str):
     return (sa.func.julianday(Prediction.labelled_at) - sa.func.julianday(Prediction.created_at)) * 86400.0
 
 
-def _labelled_rows(s: Session, deployment_id: int,
-                   window: Window) -> tuple[int, list[tuple[Any, Any, float]], int]:
+def _labelled_rows(s: Session, deployment_id: int, window: Window) -> tuple[int, list[tuple[Any, Any, float]], int]:
     """(number of ok predictions in the window, [(prediction, label, delay seconds)] of those whose label
     had arrived by the end of the window, number of labelled rows skipped as unreadable JSON).
     JSON comes back as text and is decoded in one go. A prediction
@@ -164,17 +177,23 @@ def _labelled_rows(s: Session, deployment_id: int,
     conds = _window_conds(deployment_id, window) + [Prediction.status == "ok"]
     conn = s.connection()
     n_ok = int(conn.execute(select(func.count()).select_from(Prediction).where(*conds)).scalar() or 0)
-    rows = conn.execute(select(sa.cast(Prediction.prediction, sa.Text), sa.cast(Prediction.label, sa.Text),
-                               _delay_seconds(conn.dialect.name), Prediction.score)
-                        .where(*conds, col(Prediction.labelled_at).is_not(None),
-                               Prediction.labelled_at <= window.end)).all()
+    rows = conn.execute(
+        select(
+            sa.cast(Prediction.prediction, sa.Text),
+            sa.cast(Prediction.label, sa.Text),
+            _delay_seconds(conn.dialect.name),
+            Prediction.score,
+        ).where(*conds, col(Prediction.labelled_at).is_not(None), Prediction.labelled_at <= window.end)
+    ).all()
     if not rows:
         return n_ok, [], 0
     preds, bad_p = _loads_many([r[0] for r in rows])
     labels, bad_l = _loads_many([r[1] for r in rows])
-    out = [(p if r[3] is None else {"prediction": p, "score": r[3]}, lab, float(r[2] or 0.0))
-           for p, lab, r in zip(preds, labels, rows)
-           if lab is not None and p is not UNREADABLE and lab is not UNREADABLE]
+    out = [
+        (p if r[3] is None else {"prediction": p, "score": r[3]}, lab, float(r[2] or 0.0))
+        for p, lab, r in zip(preds, labels, rows)
+        if lab is not None and p is not UNREADABLE and lab is not UNREADABLE
+    ]
     skipped = sum(1 for p, lab in zip(preds, labels) if p is UNREADABLE or lab is UNREADABLE) if bad_p or bad_l else 0
     return n_ok, out, skipped
 
@@ -187,8 +206,11 @@ def load_window_frame(s: Session, *, deployment_id: int, window: Window, columns
     left out; their number is in ``frame.attrs["unreadable_rows"]``.
     """
     conds = _window_conds(deployment_id, window) + [Prediction.status == "ok"]
-    rows = s.connection().execute(select(sa.cast(Prediction.inputs, sa.Text), sa.cast(Prediction.prediction, sa.Text))
-                                  .where(*conds)).all()
+    rows = (
+        s.connection()
+        .execute(select(sa.cast(Prediction.inputs, sa.Text), sa.cast(Prediction.prediction, sa.Text)).where(*conds))
+        .all()
+    )
     if not rows:
         return pd.DataFrame(columns=(columns or []) + ["__prediction__"])
     inputs, bad_i = _loads_many([r[0] for r in rows], empty="{}")
@@ -222,8 +244,10 @@ def reference_frame(db: Database, *, model_version_id: int):
     if key in _REFERENCE_CACHE:
         return _REFERENCE_CACHE[key]
     if dataset_version_id is None:
-        raise ValidationError(f"model version {model_version_id} has no training dataset version, so there is "
-                              "nothing to compare live inputs with; register models from runs on a dataset version")
+        raise ValidationError(
+            f"model version {model_version_id} has no training dataset version, so there is "
+            "nothing to compare live inputs with; register models from runs on a dataset version"
+        )
     frame = datasets.load_frame(db, dataset_version_id)
     names = [c["name"] for c in schema if c.get("name") in frame.columns] or [c for c in frame.columns]
     ref = frame[names].reset_index(drop=True)
@@ -246,7 +270,9 @@ def align(current, reference):
     cur = current.copy()
     for c in reference.columns:
         if c not in cur.columns:
-            cur[c] = pd.Series([None] * len(cur), dtype=reference[c].dtype if reference[c].dtype.kind in "fO" else object)
+            cur[c] = pd.Series(
+                [None] * len(cur), dtype=reference[c].dtype if reference[c].dtype.kind in "fO" else object
+            )
             continue
         rd = reference[c].dtype
         if cur[c].dtype == rd and rd.kind != "O":

@@ -4,6 +4,7 @@ An upload is streamed from the request straight into the registration path the U
 (services/datasets.register_version_from_upload stages it chunk by chunk in a staging file): nothing is
 held in memory, the size limit (MLOPS_MAX_UPLOAD_MB) is enforced while reading (413), and an upload cut
 off mid-stream deletes its staging file and stores nothing."""
+
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
@@ -75,10 +76,18 @@ def get_profile(name: str, version: str, db: DB, actor: CurrentActor) -> Any:
     return dump(profile)
 
 
-@router.get("/{name}/versions/{version}/data", summary="Download the version as Parquet (default) or CSV",
-            response_class=Response)
-def download(name: str, version: str, db: DB, actor: CurrentActor,
-             format: Annotated[Literal["parquet", "csv"], Query(description="parquet or csv")] = "parquet"):  # noqa: A002 - the query parameter's public name
+@router.get(
+    "/{name}/versions/{version}/data",
+    summary="Download the version as Parquet (default) or CSV",
+    response_class=Response,
+)
+def download(
+    name: str,
+    version: str,
+    db: DB,
+    actor: CurrentActor,
+    format: Annotated[Literal["parquet", "csv"], Query(description="parquet or csv")] = "parquet",
+):  # noqa: A002 - the query parameter's public name
     v = _version(db, name, version)
     filename = f"{v.dataset_name}_v{v.version}.{format}"
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
@@ -108,8 +117,7 @@ class _BodyReader:
         except StopAsyncIteration:
             return b""
         except ClientDisconnect:
-            raise ValidationError("the upload was cut off before its end; nothing was stored: send it again") \
-                from None
+            raise ValidationError("the upload was cut off before its end; nothing was stored: send it again") from None
         self.read_bytes += len(chunk)
         if self.read_bytes > self._limit:
             raise _too_large(self.read_bytes, self._limit, partial=True)
@@ -118,21 +126,37 @@ class _BodyReader:
 
 def _too_large(size: int, limit: int, *, partial: bool = False) -> TooLarge:
     what = f"over {size / 1e6:,.1f} MB" if partial else f"{size / 1e6:,.1f} MB"
-    return TooLarge(f"the upload is {what}, over the limit of {limit / 1024 / 1024:,.0f} MB "
-                    "(MLOPS_MAX_UPLOAD_MB); nothing was stored: split it, send it as compressed Parquet, or ask an "
-                    "admin to raise the limit")
+    return TooLarge(
+        f"the upload is {what}, over the limit of {limit / 1024 / 1024:,.0f} MB "
+        "(MLOPS_MAX_UPLOAD_MB); nothing was stored: split it, send it as compressed Parquet, or ask an "
+        "admin to raise the limit"
+    )
 
 
-@router.post("/{name}/versions", status_code=201,
-             summary="Upload a CSV or Parquet file (the request body) as a new version; validated like any upload",
-             openapi_extra={"requestBody": {"required": True, "content": {
-                 "text/csv": {"schema": {"type": "string", "format": "binary"}},
-                 "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
-                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
-async def upload(name: str, request: Request, db: DB, actor: CurrentActor,
-                 filename: Annotated[str, Query(description="the file's name (.csv or .parquet)")] = "upload.csv",
-                 use_case: Annotated[str | None, Query(description="use case id or title")] = None,
-                 description: str = "") -> Any:
+@router.post(
+    "/{name}/versions",
+    status_code=201,
+    summary="Upload a CSV or Parquet file (the request body) as a new version; validated like any upload",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "text/csv": {"schema": {"type": "string", "format": "binary"}},
+                "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+)
+async def upload(
+    name: str,
+    request: Request,
+    db: DB,
+    actor: CurrentActor,
+    filename: Annotated[str, Query(description="the file's name (.csv or .parquet)")] = "upload.csv",
+    use_case: Annotated[str | None, Query(description="use case id or title")] = None,
+    description: str = "",
+) -> Any:
     # The role first: a user who may not register data is refused before a byte of the body is read.
     require(actor, "dataset.write")
     limit = data_io.max_upload_bytes()
@@ -148,9 +172,16 @@ async def upload(name: str, request: Request, db: DB, actor: CurrentActor,
     reader = _BodyReader(request, limit, declared)
 
     def register():
-        return datasets.register_version_from_upload(db, actor=actor, dataset_name=name, fileobj=reader,
-                                                     filename=filename, use_case_id=use_case_id,
-                                                     description=description, source_kind="api")
+        return datasets.register_version_from_upload(
+            db,
+            actor=actor,
+            dataset_name=name,
+            fileobj=reader,
+            filename=filename,
+            use_case_id=use_case_id,
+            description=description,
+            source_kind="api",
+        )
 
     try:
         version = await run_in_threadpool(register)

@@ -3,6 +3,7 @@
 
 Same service calls as the Deployments pages (services/deployments.py): a business token gets the same 403
 sentence as the UI, and every move is in the audit log under the token's user."""
+
 from __future__ import annotations
 
 import re
@@ -31,8 +32,9 @@ class DeploymentRequestCreate(_Body):
 
 
 class Decision(_Body):
-    override_reason: str | None = Field(None, max_length=2000,
-                                        description="admins only: deploy despite failed gates, saying why")
+    override_reason: str | None = Field(
+        None, max_length=2000, description="admins only: deploy despite failed gates, saying why"
+    )
 
 
 class Reason(_Body):
@@ -47,8 +49,9 @@ def resolve_model(db, ref: str | None, model_version_id: int | None) -> int:
         return registry.get_model_version(db, model_version_id).id
     m = MODEL_REF.match(ref.strip())
     if m is None:
-        raise ValidationError(f"{ref!r} is not a model reference; write NAME@ALIAS (e.g. churn@champion) "
-                              "or NAME:VERSION (e.g. churn:3)")
+        raise ValidationError(
+            f"{ref!r} is not a model reference; write NAME@ALIAS (e.g. churn@champion) or NAME:VERSION (e.g. churn:3)"
+        )
     version = int(m["version"]) if m["version"] else None
     return registry.resolve_version(db, model_name=m["name"], alias=m["alias"], version=version).id
 
@@ -71,8 +74,11 @@ def list_deployments(actor: CurrentActor, db: DB, page: Pagination, use_case_id:
 def get_deployment(name: str, actor: CurrentActor, db: DB) -> dict:
     dep = deployments.get_by_name(db, name)
     pending = deployments.list_requests(db, deployment_name=dep.name, status="pending")
-    return {"deployment": dump(dep), "previous_model_version_id": deployments.previous_version(db, dep.name),
-            "pending_requests": [_request_with_gates(db, r) for r in pending]}
+    return {
+        "deployment": dump(dep),
+        "previous_model_version_id": deployments.previous_version(db, dep.name),
+        "pending_requests": [_request_with_gates(db, r) for r in pending],
+    }
 
 
 @router.get("/deployments/{name}/history", summary="Every deploy and rollback, newest first")
@@ -87,12 +93,16 @@ def list_requests(name: str, actor: CurrentActor, db: DB, page: Pagination, stat
     return paginate(rows, page)
 
 
-@router.post("/deployments/{name}/requests", status_code=201,
-             summary="Request a model version on this deployment (data scientists); the gates are evaluated now")
+@router.post(
+    "/deployments/{name}/requests",
+    status_code=201,
+    summary="Request a model version on this deployment (data scientists); the gates are evaluated now",
+)
 def request_deployment(name: str, body: DeploymentRequestCreate, actor: CurrentActor, db: DB) -> dict:
     mv_id = resolve_model(db, body.model, body.model_version_id)
-    req = deployments.request_deployment(db, actor=actor, model_version_id=mv_id, deployment_name=name,
-                                         environment=body.environment, note=body.note)
+    req = deployments.request_deployment(
+        db, actor=actor, model_version_id=mv_id, deployment_name=name, environment=body.environment, note=body.note
+    )
     return _request_with_gates(db, req)
 
 
@@ -113,11 +123,15 @@ def reevaluate(request_id: int, actor: CurrentActor, db: DB) -> dict:
 
 @router.post("/deployment-requests/{request_id}/deploy", summary="Deploy a requested version (ops)")
 def deploy(request_id: int, actor: CurrentActor, db: DB, body: Decision | None = None):
-    return dump(deployments.deploy(db, actor=actor, request_id=request_id,
-                                   override_reason=body.override_reason if body else None))
+    return dump(
+        deployments.deploy(
+            db, actor=actor, request_id=request_id, override_reason=body.override_reason if body else None
+        )
+    )
 
 
 @router.post("/deployment-requests/{request_id}/reject", summary="Reject a pending request, saying why (ops)")
 def reject(request_id: int, body: Reason, actor: CurrentActor, db: DB) -> dict:
-    return _request_with_gates(db, deployments.reject_request(db, actor=actor, request_id=request_id,
-                                                              reason=body.reason))
+    return _request_with_gates(
+        db, deployments.reject_request(db, actor=actor, request_id=request_id, reason=body.reason)
+    )

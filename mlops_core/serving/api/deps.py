@@ -2,6 +2,7 @@
 
 Every route depends on `current_actor`: the token is looked up in the database on every request (no cache),
 so a revoked or expired token is refused on the very next request on every replica."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,8 +22,9 @@ MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
 
 # auto_error=False: a missing header gets our sentence (401), not FastAPI's bare 403.
-_bearer = HTTPBearer(auto_error=False, description="A personal access token (My account, or "
-                                                   "`python -m mlops_core user token USERNAME`)")
+_bearer = HTTPBearer(
+    auto_error=False, description="A personal access token (My account, or `python -m mlops_core user token USERNAME`)"
+)
 
 
 def get_db(request: Request) -> Database:
@@ -39,8 +41,9 @@ def bearer_token(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_
     return creds.credentials.strip()
 
 
-async def current_actor(token: Annotated[str, Depends(bearer_token)],
-                        db: Annotated[Database, Depends(get_db)]) -> Actor:
+async def current_actor(
+    token: Annotated[str, Depends(bearer_token)], db: Annotated[Database, Depends(get_db)]
+) -> Actor:
     """The token's actor, checked against the database now (in a worker thread: the lookup blocks)."""
     return await run_in_threadpool(authenticate_token, db, token=token)
 
@@ -56,8 +59,10 @@ class Page:
     offset: int
 
 
-def page_params(limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")] = DEFAULT_LIMIT,
-                offset: Annotated[int, Query(ge=0, description="items to skip")] = 0) -> Page:
+def page_params(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")] = DEFAULT_LIMIT,
+    offset: Annotated[int, Query(ge=0, description="items to skip")] = 0,
+) -> Page:
     return Page(limit=limit, offset=offset)
 
 
@@ -73,7 +78,7 @@ def dump(value: Any) -> Any:
 def paginate(items: Iterable[Any], page: Page) -> dict[str, Any]:
     """`{"items": [...], "next_offset": N|null}` from a full list (for services that return everything)."""
     items = list(items)
-    window = items[page.offset: page.offset + page.limit]
+    window = items[page.offset : page.offset + page.limit]
     more = page.offset + page.limit < len(items)
     return {"items": dump(window), "next_offset": page.offset + page.limit if more else None}
 

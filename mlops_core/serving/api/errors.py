@@ -1,5 +1,6 @@
 """Hub API errors: each domain error becomes JSON `{"detail": "<sentence saying how to fix>", "error": "<kind>"}`
 with its status, so a bad input is never a 500 (DESIGN.md, "Hub API")."""
+
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
@@ -8,8 +9,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ...errors import (AuthenticationFailed, Conflict, DatabaseUnavailable, DomainError, NotFound, PermissionDenied,
-                       SchemaOutOfDate, ValidationError)
+from ...errors import (
+    AuthenticationFailed,
+    Conflict,
+    DatabaseUnavailable,
+    DomainError,
+    NotFound,
+    PermissionDenied,
+    SchemaOutOfDate,
+    ValidationError,
+)
 
 
 class TooLarge(DomainError):
@@ -44,9 +53,17 @@ def _delegate(request: Request):
     return None
 
 
-HTTP_KINDS = {400: "invalid", 401: "unauthenticated", 403: "permission_denied", 404: "not_found",
-              405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
-              422: "invalid"}
+HTTP_KINDS = {
+    400: "invalid",
+    401: "unauthenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+}
 
 
 def api_error(status: int, detail: str, kind: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -85,8 +102,9 @@ async def request_invalid(request: Request, exc: RequestValidationError):
     problems = []
     for e in exc.errors()[:10]:
         problems.append(f"{_where(e.get('loc', ()))}: {e.get('msg', 'invalid')}")
-    return api_error(400, "the request is not valid: " + "; ".join(problems) + "; see /docs for the expected shape",
-                     "invalid")
+    return api_error(
+        400, "the request is not valid: " + "; ".join(problems) + "; see /docs for the expected shape", "invalid"
+    )
 
 
 async def http_error(request: Request, exc: StarletteHTTPException):
@@ -100,8 +118,7 @@ async def http_error(request: Request, exc: StarletteHTTPException):
         detail = "no such route; see /docs for the Hub API's routes"
     elif exc.status_code == 405:
         detail = "this route does not take that HTTP method; see /docs"
-    return api_error(exc.status_code, detail, HTTP_KINDS.get(exc.status_code, "error"),
-                     getattr(exc, "headers", None))
+    return api_error(exc.status_code, detail, HTTP_KINDS.get(exc.status_code, "error"), getattr(exc, "headers", None))
 
 
 def install(app: FastAPI) -> None:

@@ -1,4 +1,5 @@
 """/api/v1/jobs: a job's status, progress and error; cancel it (same role as the action that started it)."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter

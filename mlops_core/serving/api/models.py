@@ -1,15 +1,16 @@
 """/api/v1/models: the model registry (register a run's model, versions, aliases, model card, download).
 
-    GET    /models?search=&use_case=                 registered models
-    POST   /models                                   {"run_id", "name", "alias", "description", ...} -> the version
-    GET    /models/{name}/versions                   newest first
-    GET    /models/{name}/versions/{version}         a version number, or @alias (e.g. @champion), or latest
-    GET    /models/{name}/versions/{version}/card    the model card (lineage, params, KPI checks)
-    PATCH  /models/{name}/versions/{version}/card    {"intended_use", "limitations", "notes"}
-    GET    /models/{name}/versions/{version}/file    the skops file
-    PUT    /models/{name}/aliases/{alias}            {"version": N}
-    DELETE /models/{name}/aliases/{alias}
+GET    /models?search=&use_case=                 registered models
+POST   /models                                   {"run_id", "name", "alias", "description", ...} -> the version
+GET    /models/{name}/versions                   newest first
+GET    /models/{name}/versions/{version}         a version number, or @alias (e.g. @champion), or latest
+GET    /models/{name}/versions/{version}/card    the model card (lineage, params, KPI checks)
+PATCH  /models/{name}/versions/{version}/card    {"intended_use", "limitations", "notes"}
+GET    /models/{name}/versions/{version}/file    the skops file
+PUT    /models/{name}/aliases/{alias}            {"version": N}
+DELETE /models/{name}/aliases/{alias}
 """
+
 from __future__ import annotations
 
 from typing import Annotated, Any
@@ -46,7 +47,7 @@ class Card(BaseModel):
 
 
 def _version(db, name: str, version: str):
-    """"3", "v3", "@champion" (an alias) or "latest"."""
+    """ "3", "v3", "@champion" (an alias) or "latest"."""
     v = version.strip()
     if v.startswith("@"):
         return registry.resolve_version(db, model_name=name, alias=v[1:])
@@ -60,8 +61,13 @@ def _version(db, name: str, version: str):
 
 
 @router.get("", summary="Registered models")
-def list_models(db: DB, actor: CurrentActor, page: Pagination, search: str | None = None,
-                use_case: Annotated[str | None, Query(description="use case id or title")] = None) -> dict[str, Any]:
+def list_models(
+    db: DB,
+    actor: CurrentActor,
+    page: Pagination,
+    search: str | None = None,
+    use_case: Annotated[str | None, Query(description="use case id or title")] = None,
+) -> dict[str, Any]:
     uc = usecases.resolve_use_case(db, use_case).id if use_case else None
     rows = registry.list_models(db, search=search, use_case_id=uc, limit=page.limit + 1, offset=page.offset)
     more = len(rows) > page.limit
@@ -70,9 +76,16 @@ def list_models(db: DB, actor: CurrentActor, page: Pagination, search: str | Non
 
 @router.post("", status_code=201, summary="Register a finished run's model as the next version of a model")
 def register(body: Register, db: DB, actor: CurrentActor) -> Any:
-    mv = registry.register_model(db, actor=actor, run_id=run_id_of(str(body.run_id)), name=body.name,
-                                 alias=body.alias, description=body.description, intended_use=body.intended_use,
-                                 limitations=body.limitations)
+    mv = registry.register_model(
+        db,
+        actor=actor,
+        run_id=run_id_of(str(body.run_id)),
+        name=body.name,
+        alias=body.alias,
+        description=body.description,
+        intended_use=body.intended_use,
+        limitations=body.limitations,
+    )
     return finite(dump(mv))
 
 
@@ -97,16 +110,30 @@ def get_card(name: str, version: str, db: DB, actor: CurrentActor) -> Any:
 @router.patch("/{name}/versions/{version}/card", summary="Edit the model card (intended use, limitations, notes)")
 def edit_card(name: str, version: str, body: Card, db: DB, actor: CurrentActor) -> Any:
     mv = _version(db, name, version)
-    return finite(dump(registry.update_card(db, actor=actor, model_version_id=mv.id, intended_use=body.intended_use,
-                                            limitations=body.limitations, notes=body.notes)))
+    return finite(
+        dump(
+            registry.update_card(
+                db,
+                actor=actor,
+                model_version_id=mv.id,
+                intended_use=body.intended_use,
+                limitations=body.limitations,
+                notes=body.notes,
+            )
+        )
+    )
 
 
-@router.get("/{name}/versions/{version}/file", summary="Download the version's model file (skops)",
-            response_class=Response)
+@router.get(
+    "/{name}/versions/{version}/file", summary="Download the version's model file (skops)", response_class=Response
+)
 def download(name: str, version: str, db: DB, actor: CurrentActor) -> Response:
     filename, data = registry.model_file(db, _version(db, name, version).id)
-    return Response(data, media_type="application/octet-stream",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return Response(
+        data,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 @router.put("/{name}/aliases/{alias}", summary="Point an alias (e.g. champion) at a version")

@@ -1,6 +1,7 @@
 """/api/v1/monitoring: per-deployment summaries (latest check, drift, KPIs), alerts (list, acknowledge,
 resolve) and "check now" (a queued job; follow it at /api/v1/jobs/{id}). Same services as the Monitoring
 and Alerts pages."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter
@@ -29,10 +30,16 @@ def summary(name: str, actor: CurrentActor, db: DB) -> dict:
     checks = monitoring.list_checks(db, deployment_name=dep.name, limit=1)
     latest = checks[-1] if checks else None
     drift = [p for p in monitoring.drift_history(db, deployment_name=dep.name) if latest and p.check_id == latest.id]
-    return {"deployment": dep.name, "status": dump(status), "latest_check": dump(latest),
-            "drift": dump(drift), "kpis": dump(latest.kpis) if latest else [],
-            "open_alerts": dump(monitoring.list_alerts(db, states=("open", "acknowledged"),
-                                                       deployment_name=dep.name, limit=50))}
+    return {
+        "deployment": dep.name,
+        "status": dump(status),
+        "latest_check": dump(latest),
+        "drift": dump(drift),
+        "kpis": dump(latest.kpis) if latest else [],
+        "open_alerts": dump(
+            monitoring.list_alerts(db, states=("open", "acknowledged"), deployment_name=dep.name, limit=50)
+        ),
+    }
 
 
 @router.get("/deployments/{name}/checks", summary="Checks of a deployment, newest first")
@@ -41,8 +48,11 @@ def checks(name: str, actor: CurrentActor, db: DB, page: Pagination) -> dict:
     return paginate(list(reversed(rows)), page)
 
 
-@router.post("/deployments/{name}/checks", status_code=202,
-             summary="Run a check now (ops): queued as a job; follow it at /api/v1/jobs/{job_id}")
+@router.post(
+    "/deployments/{name}/checks",
+    status_code=202,
+    summary="Run a check now (ops): queued as a job; follow it at /api/v1/jobs/{job_id}",
+)
 def run_check(name: str, actor: CurrentActor, db: DB) -> dict:
     job_id = monitoring.enqueue_monitor_run(db, actor=actor, deployment_name=name)
     return {"job_id": job_id, "job_url": f"/api/v1/jobs/{job_id}"}
@@ -54,11 +64,26 @@ def get_check(check_id: int, actor: CurrentActor, db: DB):
 
 
 @router.get("/alerts", summary="Alerts, newest first, filtered")
-def list_alerts(actor: CurrentActor, db: DB, page: Pagination, state: str | None = None,
-                deployment: str | None = None, severity: str | None = None, kind: str | None = None,
-                use_case_id: int | None = None) -> dict:
-    rows = monitoring.list_alerts(db, state=state, deployment_name=deployment, severity=severity, kind=kind,
-                                  use_case_id=use_case_id, limit=page.limit + 1, offset=page.offset)
+def list_alerts(
+    actor: CurrentActor,
+    db: DB,
+    page: Pagination,
+    state: str | None = None,
+    deployment: str | None = None,
+    severity: str | None = None,
+    kind: str | None = None,
+    use_case_id: int | None = None,
+) -> dict:
+    rows = monitoring.list_alerts(
+        db,
+        state=state,
+        deployment_name=deployment,
+        severity=severity,
+        kind=kind,
+        use_case_id=use_case_id,
+        limit=page.limit + 1,
+        offset=page.offset,
+    )
     return page_of(rows, page)
 
 

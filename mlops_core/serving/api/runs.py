@@ -14,6 +14,7 @@
 A batch is one transaction (experiments.log_batch). Values are checked here first so a bad one is named:
 metric values must be finite numbers (NaN, inf and strings are refused with the key), at most
 MAX_BATCH_ITEMS values per request (413 past it: split the batch)."""
+
 from __future__ import annotations
 
 import json
@@ -70,6 +71,7 @@ def _use_case_id(db, use_case: int | str | None) -> int | None:
 
 # --- bodies --------------------------------------------------------------------------------------------
 
+
 class CreateRun(BaseModel):
     dataset: str = Field(description='the dataset version, "name@vN"')
     use_case: int | str | None = Field(default=None, description="use case id or title (default: the dataset's)")
@@ -80,8 +82,10 @@ class CreateRun(BaseModel):
 class LaunchRuns(BaseModel):
     use_case: int | str
     dataset: str = Field(description='the dataset version, "name@vN"')
-    config: dict[str, Any] = Field(description="as the Experiments page's launch form: target, task, features, "
-                                               "split, test_size, folds, seed, search, n_iter, algorithm")
+    config: dict[str, Any] = Field(
+        description="as the Experiments page's launch form: target, task, features, "
+        "split, test_size, folds, seed, search, n_iter, algorithm"
+    )
     algorithms: list[str] | None = None
     params_by_algorithm: dict[str, dict[str, Any]] | None = None
     name: str | None = None
@@ -119,8 +123,9 @@ def check_metrics(items: list[Any]) -> list[tuple[str, float, int | None]]:
             raise ValidationError(f'metrics[{i}] must be an object {{"key": "name", "value": 0.5, "step": 0}}')
         key, value, step = m["key"], m["value"], m.get("step")
         if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_LENGTH:
-            raise ValidationError(f"metrics[{i}]: the key must be a name of 1 to {MAX_KEY_LENGTH} characters, "
-                                  f"got {key!r}")
+            raise ValidationError(
+                f"metrics[{i}]: the key must be a name of 1 to {MAX_KEY_LENGTH} characters, got {key!r}"
+            )
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValidationError(f"metric {key!r} must be a number, got {value!r}; send numbers, not text")
         try:
@@ -128,8 +133,10 @@ def check_metrics(items: list[Any]) -> list[tuple[str, float, int | None]]:
         except OverflowError:
             number = math.inf
         if not math.isfinite(number):
-            raise ValidationError(f"metric {key!r} must be a finite number, got {value!r}; NaN and infinity are "
-                                  "refused: skip the value or log it as a tag")
+            raise ValidationError(
+                f"metric {key!r} must be a finite number, got {value!r}; NaN and infinity are "
+                "refused: skip the value or log it as a tag"
+            )
         if step is not None and (isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP):
             raise ValidationError(f"metric {key!r}: step must be a whole number from 0 to {MAX_STEP}, got {step!r}")
         out.append((key, number, step))
@@ -138,8 +145,10 @@ def check_metrics(items: list[Any]) -> list[tuple[str, float, int | None]]:
 
 def _check_size(n: int) -> None:
     if n > MAX_BATCH_ITEMS:
-        raise TooLarge(f"{n:,} values in one request; the limit is {MAX_BATCH_ITEMS:,} params, metric values and "
-                       "tags per request: split them over several requests (the SDK sends 1,000 per batch)")
+        raise TooLarge(
+            f"{n:,} values in one request; the limit is {MAX_BATCH_ITEMS:,} params, metric values and "
+            "tags per request: split them over several requests (the SDK sends 1,000 per batch)"
+        )
 
 
 def _log(db, actor, run_id: str, params: dict | None, metrics: list | None, tags: dict | None) -> dict[str, Any]:
@@ -153,12 +162,14 @@ def _log(db, actor, run_id: str, params: dict | None, metrics: list | None, tags
 
 # --- create and list ------------------------------------------------------------------------------------
 
+
 @router.post("", status_code=201, summary="Start a run logged from code (the SDK's start_run); it is 'running'")
 def create_run(body: CreateRun, db: DB, actor: CurrentActor) -> Any:
     require(actor, "run.start")
     version = datasets.resolve_ref(db, body.dataset)
-    run = experiments.create_sdk_run(db, actor=actor, use_case_id=_use_case_id(db, body.use_case),
-                                     dataset_version_id=version.id, name=body.name)
+    run = experiments.create_sdk_run(
+        db, actor=actor, use_case_id=_use_case_id(db, body.use_case), dataset_version_id=version.id, name=body.name
+    )
     out = finite(dump(run))
     if body.tags:
         _check_size(len(body.tags))
@@ -167,37 +178,68 @@ def create_run(body: CreateRun, db: DB, actor: CurrentActor) -> Any:
     return out
 
 
-@router.post("/launch", status_code=201,
-             summary="Launch no-code training runs (as the Experiments page's Launch): queued for a worker")
+@router.post(
+    "/launch",
+    status_code=201,
+    summary="Launch no-code training runs (as the Experiments page's Launch): queued for a worker",
+)
 def launch_runs(body: LaunchRuns, db: DB, actor: CurrentActor) -> dict[str, Any]:
     require(actor, "run.start")
     version = datasets.resolve_ref(db, body.dataset)
     if len(body.tags) > 100:
         raise ValidationError("at most 100 tags on a launched run")
-    runs = experiments.start_runs(db, actor=actor, use_case_id=_use_case_id(db, body.use_case),
-                                  dataset_version_id=version.id, config=body.config, algorithms=body.algorithms,
-                                  params_by_algorithm=body.params_by_algorithm, name=body.name, source="api",
-                                  tags=body.tags)
+    runs = experiments.start_runs(
+        db,
+        actor=actor,
+        use_case_id=_use_case_id(db, body.use_case),
+        dataset_version_id=version.id,
+        config=body.config,
+        algorithms=body.algorithms,
+        params_by_algorithm=body.params_by_algorithm,
+        name=body.name,
+        source="api",
+        tags=body.tags,
+    )
     return {"runs": finite(dump(runs))}
 
 
 @router.get("", summary="Runs, filtered and sorted (order_by: a column or metric:<key>), paginated")
-def list_runs(db: DB, actor: CurrentActor, page: Pagination,
-              use_case: Annotated[str | None, Query(description="use case id or title")] = None,
-              status: Annotated[list[str] | None, Query()] = None, source: str | None = None,
-              created_by: str | None = None, search: str | None = None,
-              order_by: Annotated[str, Query(description="created_at, id, name, status, algorithm, duration or "
-                                                         "metric:<key>")] = "created_at",
-              order: Literal["asc", "desc"] = "desc") -> dict[str, Any]:
-    result = experiments.list_runs(db, use_case_id=_use_case_id(db, use_case), status=status, source=source,
-                                   created_by=created_by, search=search, sort=order_by,
-                                   descending=order == "desc", limit=page.limit, offset=page.offset)
+def list_runs(
+    db: DB,
+    actor: CurrentActor,
+    page: Pagination,
+    use_case: Annotated[str | None, Query(description="use case id or title")] = None,
+    status: Annotated[list[str] | None, Query()] = None,
+    source: str | None = None,
+    created_by: str | None = None,
+    search: str | None = None,
+    order_by: Annotated[
+        str, Query(description="created_at, id, name, status, algorithm, duration or metric:<key>")
+    ] = "created_at",
+    order: Literal["asc", "desc"] = "desc",
+) -> dict[str, Any]:
+    result = experiments.list_runs(
+        db,
+        use_case_id=_use_case_id(db, use_case),
+        status=status,
+        source=source,
+        created_by=created_by,
+        search=search,
+        sort=order_by,
+        descending=order == "desc",
+        limit=page.limit,
+        offset=page.offset,
+    )
     more = result.offset + len(result.items) < result.total
-    return {"items": finite(dump(result.items)), "total": result.total,
-            "next_offset": result.offset + len(result.items) if more else None}
+    return {
+        "items": finite(dump(result.items)),
+        "total": result.total,
+        "next_offset": result.offset + len(result.items) if more else None,
+    }
 
 
 # --- one run ----------------------------------------------------------------------------------------------
+
 
 @router.get("/{run_id}", summary="A run: status, params, metrics (latest per key), tags, error")
 def get_run(run_id: str, db: DB, actor: CurrentActor) -> Any:
@@ -240,11 +282,15 @@ def finish(run_id: str, db: DB, actor: CurrentActor) -> Any:
 @router.post("/{run_id}/fail", summary="End the run as failed (or cancelled) with the error text")
 def fail(run_id: str, body: Fail, db: DB, actor: CurrentActor) -> Any:
     rid = run_id_of(run_id)
-    return finite(dump(experiments.end_sdk_run(db, actor=actor, run_id=rid, status=body.status,
-                                               error=body.error[:100_000] or None)))
+    return finite(
+        dump(
+            experiments.end_sdk_run(db, actor=actor, run_id=rid, status=body.status, error=body.error[:100_000] or None)
+        )
+    )
 
 
 # --- model and files ------------------------------------------------------------------------------------
+
 
 def _schema(text: str | None) -> list[dict[str, Any]] | None:
     if not text:
@@ -253,16 +299,25 @@ def _schema(text: str | None) -> list[dict[str, Any]] | None:
         schema = json.loads(text)
     except ValueError:
         raise ValidationError('input_schema must be JSON: [{"name": "tenure", "type": "number"}, ...]') from None
-    if not isinstance(schema, list) or not all(isinstance(c, dict) and isinstance(c.get("name"), str)
-                                               and isinstance(c.get("type"), str) for c in schema):
+    if not isinstance(schema, list) or not all(
+        isinstance(c, dict) and isinstance(c.get("name"), str) and isinstance(c.get("type"), str) for c in schema
+    ):
         raise ValidationError('input_schema must be a list like [{"name": "tenure", "type": "number"}, ...]')
     return schema
 
 
-@router.put("/{run_id}/model", summary="Store the run's model: a skops file, checked against the exact type "
-                                       "allow-list (refused types are named; nothing is stored)")
-async def put_model(run_id: str, db: DB, actor: CurrentActor, model: Annotated[UploadFile, File()],
-                    input_schema: Annotated[str | None, Form()] = None) -> dict[str, Any]:
+@router.put(
+    "/{run_id}/model",
+    summary="Store the run's model: a skops file, checked against the exact type "
+    "allow-list (refused types are named; nothing is stored)",
+)
+async def put_model(
+    run_id: str,
+    db: DB,
+    actor: CurrentActor,
+    model: Annotated[UploadFile, File()],
+    input_schema: Annotated[str | None, Form()] = None,
+) -> dict[str, Any]:
     rid = run_id_of(run_id)
     require(actor, "run.start")
     limit = data_io.max_upload_bytes()
@@ -270,8 +325,15 @@ async def put_model(run_id: str, db: DB, actor: CurrentActor, model: Annotated[U
     if len(data) > limit:
         raise TooLarge(f"the model file is over the limit of {limit / 1024 / 1024:,.0f} MB (MLOPS_MAX_UPLOAD_MB)")
     schema = _schema(input_schema)
-    key = await run_in_threadpool(experiments.log_model_bytes, db, actor=actor, run_id=rid, data=data,
-                                  input_schema=schema, label=model.filename or "model")
+    key = await run_in_threadpool(
+        experiments.log_model_bytes,
+        db,
+        actor=actor,
+        run_id=rid,
+        data=data,
+        input_schema=schema,
+        label=model.filename or "model",
+    )
     return {"run_id": rid, "artifact_key": key, "size_bytes": len(data)}
 
 
@@ -279,8 +341,11 @@ async def put_model(run_id: str, db: DB, actor: CurrentActor, model: Annotated[U
 def get_model(run_id: str, db: DB, actor: CurrentActor) -> Response:
     rid = run_id_of(run_id)
     art, data = experiments.artifact_by_path(db, run_id=rid, path="model.skops")
-    return Response(data, media_type="application/octet-stream",
-                    headers={"Content-Disposition": f'attachment; filename="run-{rid}-model.skops"'})
+    return Response(
+        data,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="run-{rid}-model.skops"'},
+    )
 
 
 @router.get("/{run_id}/artifacts", summary="The run's files")
@@ -303,8 +368,9 @@ async def put_artifact(run_id: str, path: str, request: Request, db: DB, actor: 
             raise TooLarge(f"the file is over the limit of {limit / 1024 / 1024:,.0f} MB (MLOPS_MAX_UPLOAD_MB)")
         chunks.append(chunk)
     media = request.headers.get("content-type") or "application/octet-stream"
-    art = await run_in_threadpool(experiments.log_artifact_bytes, db, actor=actor, run_id=rid, path=path,
-                                  data=b"".join(chunks), media_type=media)
+    art = await run_in_threadpool(
+        experiments.log_artifact_bytes, db, actor=actor, run_id=rid, path=path, data=b"".join(chunks), media_type=media
+    )
     return dump(art)
 
 
@@ -312,5 +378,8 @@ async def put_artifact(run_id: str, path: str, request: Request, db: DB, actor: 
 def get_artifact(run_id: str, path: str, db: DB, actor: CurrentActor) -> Response:
     art, data = experiments.artifact_by_path(db, run_id=run_id_of(run_id), path=path)
     # Served as a download, never rendered: a logged .html file must not run in the Hub's origin.
-    return Response(data, media_type="application/octet-stream",
-                    headers={"Content-Disposition": f'attachment; filename="{data_io.sanitize_filename(art.name)}"'})
+    return Response(
+        data,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{data_io.sanitize_filename(art.name)}"'},
+    )

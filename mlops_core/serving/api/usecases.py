@@ -1,6 +1,7 @@
 """/api/v1/use-cases: list, get, create, update (optimistic lock), transition; their KPIs and readings.
 
 Same service calls as the Portfolio and Use case pages (services/usecases.py): roles and audit identical."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -69,14 +70,25 @@ class ReadingCreate(_Body):
 
 
 @router.get("", summary="Use cases, filtered and paginated (portfolio order)")
-def list_use_cases(actor: CurrentActor, db: DB, page: Pagination,
-                   owner: str | None = None, status: str | None = None, tag: str | None = None,
-                   search: Annotated[str | None, Query(max_length=200)] = None) -> dict:
-    result = usecases.list_use_cases(db, actor=actor, owner=owner, status=status, tag=tag, search=search,
-                                     limit=page.limit, offset=page.offset)
+def list_use_cases(
+    actor: CurrentActor,
+    db: DB,
+    page: Pagination,
+    owner: str | None = None,
+    status: str | None = None,
+    tag: str | None = None,
+    search: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict:
+    result = usecases.list_use_cases(
+        db, actor=actor, owner=owner, status=status, tag=tag, search=search, limit=page.limit, offset=page.offset
+    )
     more = page.offset + page.limit < result.total
-    return {"items": dump(result.items), "next_offset": page.offset + page.limit if more else None,
-            "total": result.total, "by_status": result.by_status}
+    return {
+        "items": dump(result.items),
+        "next_offset": page.offset + page.limit if more else None,
+        "total": result.total,
+        "by_status": result.by_status,
+    }
 
 
 @router.post("", status_code=201, summary="Create a use case (business role); it starts as proposed")
@@ -133,8 +145,9 @@ def list_readings(use_case_id: int, kpi_id: int, actor: CurrentActor, db: DB, pa
     return paginate(usecases.list_readings(db, kpi_id), page)
 
 
-@router.post("/{use_case_id}/kpis/{kpi_id}/readings", status_code=201,
-             summary="Enter a business KPI reading (business role)")
+@router.post(
+    "/{use_case_id}/kpis/{kpi_id}/readings", status_code=201, summary="Enter a business KPI reading (business role)"
+)
 def add_reading(use_case_id: int, kpi_id: int, body: ReadingCreate, actor: CurrentActor, db: DB):
     _kpi_of(db, use_case_id, kpi_id)
     return dump(usecases.add_reading(db, actor=actor, kpi_id=kpi_id, **body.model_dump()))

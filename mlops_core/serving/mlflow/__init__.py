@@ -5,6 +5,7 @@ audit identical). Anything else under those prefixes answers MLflow's error JSON
 
     MLFLOW_TRACKING_URI=http://<hub>:<port>  MLFLOW_TRACKING_TOKEN=<hub personal access token>
 """
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
@@ -25,8 +26,12 @@ for _module in (experiments, runs, metrics, artifacts, logged_models, registered
 async def server_info():
     """Probed before artifact downloads: no multipart transfers, no workspaces (served without a token, as
     MLflow's own server does; it says nothing about the Hub's data)."""
-    return {"workspaces_enabled": False, "trace_archival_enabled": False,
-            "multipart_uploads_enabled": False, "multipart_downloads_enabled": False}
+    return {
+        "workspaces_enabled": False,
+        "trace_archival_enabled": False,
+        "multipart_uploads_enabled": False,
+        "multipart_downloads_enabled": False,
+    }
 
 
 @router.get("/version", tags=[TAG], include_in_schema=False)
@@ -36,8 +41,15 @@ async def version():
 
 # Last: whatever the routes above do not serve under the MLflow prefixes.
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
-_NOT_IMPLEMENTED = ("mlflow/traces", "mlflow/gateway", "mlflow/scorers", "mlflow/prompts", "mlflow/webhooks",
-                    "mlflow-artifacts/mpu", "mlflow-artifacts/presigned")
+_NOT_IMPLEMENTED = (
+    "mlflow/traces",
+    "mlflow/gateway",
+    "mlflow/scorers",
+    "mlflow/prompts",
+    "mlflow/webhooks",
+    "mlflow-artifacts/mpu",
+    "mlflow-artifacts/presigned",
+)
 
 
 @router.api_route("/api/{api_version}/mlflow/{rest:path}", methods=_METHODS, include_in_schema=False)
@@ -46,7 +58,18 @@ _NOT_IMPLEMENTED = ("mlflow/traces", "mlflow/gateway", "mlflow/scorers", "mlflow
 async def not_served(request: Request, api_version: str, rest: str):
     path = request.url.path
     if any(f"/{p}" in path for p in _NOT_IMPLEMENTED):
-        return JSONResponse({"error_code": "NOT_IMPLEMENTED", "message": f"{request.method} {path} is not "
-                             "implemented by MLOps Hub's MLflow-compatible API"}, status_code=501)
-    return JSONResponse({"error_code": "ENDPOINT_NOT_FOUND", "message": f"No route for {request.method} {path} in "
-                         "MLOps Hub's MLflow-compatible API (see README: MLflow)"}, status_code=404)
+        return JSONResponse(
+            {
+                "error_code": "NOT_IMPLEMENTED",
+                "message": f"{request.method} {path} is not implemented by MLOps Hub's MLflow-compatible API",
+            },
+            status_code=501,
+        )
+    return JSONResponse(
+        {
+            "error_code": "ENDPOINT_NOT_FOUND",
+            "message": f"No route for {request.method} {path} in "
+            "MLOps Hub's MLflow-compatible API (see README: MLflow)",
+        },
+        status_code=404,
+    )

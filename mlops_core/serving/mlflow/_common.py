@@ -5,6 +5,7 @@ Every route is a plain sync function `fn(call) -> dict` run in the thread pool (
 database). Errors are MLflow's `{"error_code", "message"}` with a 4xx: the MLflow client retries 5xx
 responses for about four minutes, so nothing a caller sent may ever answer 500.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,13 @@ from starlette.concurrency import run_in_threadpool
 
 from ...db import Database, get_database
 from ...errors import (
-    AuthenticationFailed, Conflict, DatabaseUnavailable, DomainError, NotFound, PermissionDenied, ValidationError,
+    AuthenticationFailed,
+    Conflict,
+    DatabaseUnavailable,
+    DomainError,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
 )
 from ...models.experiments import RunPublic
 from ...services import mlflow_bridge
@@ -127,6 +134,7 @@ def _run_call(fn: Callable[[Call], Any], db: Database, token: str, args: dict[st
 def route(router: APIRouter, path: str, methods: list[str], *, prefixes: tuple[str, ...] = PREFIXES):
     """Register sync `fn(call)` under every prefix; GET fields come from the query, others from the JSON body
     (plus the query, for DELETE), path parameters from the path."""
+
     def deco(fn: Callable[[Call], Any]):
         async def endpoint(request: Request):
             try:
@@ -149,21 +157,26 @@ def route(router: APIRouter, path: str, methods: list[str], *, prefixes: tuple[s
 
         endpoint.__name__ = f"mlflow_{fn.__name__}"
         for p in prefixes:
-            router.add_api_route(p + path, endpoint, methods=methods, tags=[TAG], summary=fn.__doc__,
-                                 name=f"{endpoint.__name__}_{p}")
+            router.add_api_route(
+                p + path, endpoint, methods=methods, tags=[TAG], summary=fn.__doc__, name=f"{endpoint.__name__}_{p}"
+            )
         return fn
+
     return deco
 
 
 # --- ids -----------------------------------------------------------------------------------------------
+
 
 def int_id(value: Any, what: str) -> int:
     s = str(value if value is not None else "").strip()
     if not s:
         raise bad(f"Missing value for required parameter '{what}'.")
     if not s.isdigit() or len(s) > 18:
-        raise bad(f"{what.replace('_', ' ').capitalize()} '{s}' is not a Hub id (a decimal number); "
-                  "use the id MLflow returned for it")
+        raise bad(
+            f"{what.replace('_', ' ').capitalize()} '{s}' is not a Hub id (a decimal number); "
+            "use the id MLflow returned for it"
+        )
     return int(s)
 
 
@@ -181,8 +194,13 @@ def ms(dt: datetime | None) -> int | None:
 
 # --- JSON shapes ---------------------------------------------------------------------------------------
 
-STATUS = {"queued": "SCHEDULED", "running": "RUNNING", "finished": "FINISHED", "failed": "FAILED",
-          "cancelled": "KILLED"}
+STATUS = {
+    "queued": "SCHEDULED",
+    "running": "RUNNING",
+    "finished": "FINISHED",
+    "failed": "FAILED",
+    "cancelled": "KILLED",
+}
 
 
 def kv(items: Any) -> dict[str, str]:
@@ -207,11 +225,17 @@ def experiment_id(run: RunPublic) -> str:
 
 
 def run_info(run: RunPublic) -> dict[str, Any]:
-    info = {"run_id": str(run.id), "run_uuid": str(run.id), "run_name": run.name,
-            "experiment_id": experiment_id(run), "user_id": run.created_by,
-            "status": STATUS.get(run.status, "RUNNING"), "start_time": ms(run.started_at or run.created_at),
-            "artifact_uri": f"mlflow-artifacts:/{experiment_id(run)}/{run.id}/artifacts",
-            "lifecycle_stage": "active"}
+    info = {
+        "run_id": str(run.id),
+        "run_uuid": str(run.id),
+        "run_name": run.name,
+        "experiment_id": experiment_id(run),
+        "user_id": run.created_by,
+        "status": STATUS.get(run.status, "RUNNING"),
+        "start_time": ms(run.started_at or run.created_at),
+        "artifact_uri": f"mlflow-artifacts:/{experiment_id(run)}/{run.id}/artifacts",
+        "lifecycle_stage": "active",
+    }
     if run.finished_at is not None:
         info["end_time"] = ms(run.finished_at)
     return info
@@ -223,9 +247,11 @@ def run_json(run: RunPublic) -> dict[str, Any]:
     tags = {"mlflow.runName": run.name, "mlflow.user": run.created_by, **{k: v for k, v in run.tags.items()}}
     return {
         "info": run_info(run),
-        "data": {"metrics": [{"key": k, "value": v, "timestamp": stamp, "step": 0}
-                             for k, v in run.all_metrics.items()],
-                 "params": to_kv(run.params), "tags": to_kv(tags)},
+        "data": {
+            "metrics": [{"key": k, "value": v, "timestamp": stamp, "step": 0} for k, v in run.all_metrics.items()],
+            "params": to_kv(run.params),
+            "tags": to_kv(tags),
+        },
         "inputs": {"dataset_inputs": meta["inputs"], "model_inputs": []},
         "outputs": {"model_outputs": meta["outputs"]},
     }
@@ -233,7 +259,12 @@ def run_json(run: RunPublic) -> dict[str, Any]:
 
 def experiment_json(uc) -> dict[str, Any]:
     created = ms(getattr(uc, "created_at", None))
-    return {"experiment_id": str(uc.id), "name": uc.title, "artifact_location": f"mlflow-artifacts:/{uc.id}",
-            "lifecycle_stage": "active", "creation_time": created,
-            "last_update_time": ms(getattr(uc, "updated_at", None)) or created,
-            "tags": [{"key": "mlops.status", "value": str(getattr(uc, "status", ""))}]}
+    return {
+        "experiment_id": str(uc.id),
+        "name": uc.title,
+        "artifact_location": f"mlflow-artifacts:/{uc.id}",
+        "lifecycle_stage": "active",
+        "creation_time": created,
+        "last_update_time": ms(getattr(uc, "updated_at", None)) or created,
+        "tags": [{"key": "mlops.status", "value": str(getattr(uc, "status", ""))}],
+    }

@@ -5,6 +5,7 @@ URIs handed out: mlflow-artifacts:/<experiment>/<run>/artifacts/<path> for a run
 mlflow-artifacts:/<experiment>/models/<model_id>/artifacts/<file> for a logged model's files; both map to
 the run (a logged model id names its run), so reads and writes are checked against that run.
 Store keys: runs/<run>/mlflow/<path> and runs/<run>/mlflow-models/<model_id>/<file>."""
+
 from __future__ import annotations
 
 import mimetypes
@@ -25,15 +26,15 @@ router = APIRouter()
 PREFIX = "/api/2.0/mlflow-artifacts"
 # Largest single artifact accepted (bytes beyond it are refused mid-stream and nothing is stored). The
 # client only switches to multipart uploads at 500 MiB, which this server does not offer.
-MAX_ARTIFACT_BYTES = 2 * 1024 ** 3
+MAX_ARTIFACT_BYTES = 2 * 1024**3
 
 
 @dataclass
 class Target:
     experiment: str
     run_id: int
-    rel: str               # path inside the run's (or the model's) folder, "" for the folder itself
-    model_id: str | None   # set for a logged model's folder
+    rel: str  # path inside the run's (or the model's) folder, "" for the folder itself
+    model_id: str | None  # set for a logged model's folder
 
     @property
     def name(self) -> str:  # run_artifacts.name
@@ -80,8 +81,10 @@ def _files_of(db, actor, target: Target):
     except NotFound:
         raise not_found(f"Run '{target.run_id}' not found.") from None
     if str(run.use_case_id) != target.experiment:
-        raise not_found(f"run {target.run_id} is not in experiment {target.experiment}; use the artifact URI "
-                        "that MLflow returned for the run")
+        raise not_found(
+            f"run {target.run_id} is not in experiment {target.experiment}; use the artifact URI "
+            "that MLflow returned for the run"
+        )
     rows = experiments.list_artifacts(db, target.run_id)
     if target.model_id:
         return [r for r in rows if r.kind == mlflow_bridge.MODEL_FILE_KIND]
@@ -103,8 +106,11 @@ async def upload(path: str, request: Request):
         actor, target = await run_in_threadpool(_authorise_upload, db, bearer(request), path)
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > MAX_ARTIFACT_BYTES:
-            raise MlflowError("INVALID_PARAMETER_VALUE", f"the artifact is {int(declared):,} bytes; the limit is "
-                              f"{MAX_ARTIFACT_BYTES:,}", 413)
+            raise MlflowError(
+                "INVALID_PARAMETER_VALUE",
+                f"the artifact is {int(declared):,} bytes; the limit is {MAX_ARTIFACT_BYTES:,}",
+                413,
+            )
         size = 0
         # Streamed to a temporary file that becomes the artifact only when the whole body arrived.
         with artifacts.open_for_write(target.key) as tmp:
@@ -112,16 +118,32 @@ async def upload(path: str, request: Request):
                 async for chunk in request.stream():
                     size += len(chunk)
                     if size > MAX_ARTIFACT_BYTES:
-                        raise MlflowError("INVALID_PARAMETER_VALUE", f"the artifact is over the limit of "
-                                          f"{MAX_ARTIFACT_BYTES:,} bytes; nothing was stored", 413)
+                        raise MlflowError(
+                            "INVALID_PARAMETER_VALUE",
+                            f"the artifact is over the limit of {MAX_ARTIFACT_BYTES:,} bytes; nothing was stored",
+                            413,
+                        )
                     f.write(chunk)
         media = request.headers.get("content-type") or mimetypes.guess_type(target.rel)[0] or "application/octet-stream"
         await run_in_threadpool(
-            mlflow_bridge.record_file, db, actor=actor, run_id=target.run_id, name=target.name, key=target.key,
-            size=size, media_type=media, kind=mlflow_bridge.MODEL_FILE_KIND if target.model_id else "file")
+            mlflow_bridge.record_file,
+            db,
+            actor=actor,
+            run_id=target.run_id,
+            name=target.name,
+            key=target.key,
+            size=size,
+            media_type=media,
+            kind=mlflow_bridge.MODEL_FILE_KIND if target.model_id else "file",
+        )
     except ClientDisconnect:
-        return JSONResponse({"error_code": "INVALID_PARAMETER_VALUE",
-                             "message": "the upload was cut off; nothing was stored: send it again"}, status_code=400)
+        return JSONResponse(
+            {
+                "error_code": "INVALID_PARAMETER_VALUE",
+                "message": "the upload was cut off; nothing was stored: send it again",
+            },
+            status_code=400,
+        )
     except Exception as exc:  # noqa: BLE001 - MLflow's error JSON, never a 500
         return error_response(exc)
     return JSONResponse({})
@@ -166,9 +188,10 @@ def _list(db, token: str, path: str) -> dict:
     for r in rows:
         if not r.name.startswith(prefix):
             continue
-        head, sep, _ = r.name[len(prefix):].partition("/")
-        files[head] = {"path": head, "is_dir": True} if sep else {"path": head, "is_dir": False,
-                                                                   "file_size": int(r.size_bytes)}
+        head, sep, _ = r.name[len(prefix) :].partition("/")
+        files[head] = (
+            {"path": head, "is_dir": True} if sep else {"path": head, "is_dir": False, "file_size": int(r.size_bytes)}
+        )
     return {"files": sorted(files.values(), key=lambda f: f["path"])}
 
 

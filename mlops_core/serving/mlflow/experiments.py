@@ -1,4 +1,5 @@
 """MLflow experiments = Hub use cases (the experiment's name is the use case's title, its id the use case id)."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter
@@ -27,8 +28,10 @@ def _by_title(call: Call, name: str):
 
 def use_case_of(call: Call, experiment_id) -> object:
     if str(experiment_id) == "0":
-        raise not_found("MLflow's Default experiment (id 0) does not exist in MLOps Hub: call "
-                        "mlflow.set_experiment('<use case title>') first")
+        raise not_found(
+            "MLflow's Default experiment (id 0) does not exist in MLOps Hub: call "
+            "mlflow.set_experiment('<use case title>') first"
+        )
     try:
         return usecases.get_use_case(call.db, actor=call.actor, use_case_id=int_id(experiment_id, "experiment_id"))
     except NotFound:
@@ -59,11 +62,14 @@ def create(call: Call):
     if _by_title(call, name) is not None:
         raise MlflowError("RESOURCE_ALREADY_EXISTS", f"Experiment(name={name}) already exists.", 400)
     if not can(call.actor, "usecase.write"):
-        raise PermissionDenied(f"experiment '{name}' does not exist; ask a business user to create the use case "
-                               f"'{name}' in MLOps Hub, or set an existing one (mlflow.set_experiment('<title>'))")
+        raise PermissionDenied(
+            f"experiment '{name}' does not exist; ask a business user to create the use case "
+            f"'{name}' in MLOps Hub, or set an existing one (mlflow.set_experiment('<title>'))"
+        )
     try:
-        uc = usecases.create_use_case(call.db, actor=call.actor, title=name,
-                                      problem_statement="Created from MLflow (mlflow.set_experiment).")
+        uc = usecases.create_use_case(
+            call.db, actor=call.actor, title=name, problem_statement="Created from MLflow (mlflow.set_experiment)."
+        )
     except Conflict:
         raise MlflowError("RESOURCE_ALREADY_EXISTS", f"Experiment(name={name}) already exists.", 400) from None
     return {"experiment_id": str(uc.id)}

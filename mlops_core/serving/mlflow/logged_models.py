@@ -1,6 +1,7 @@
 """MLflow 3 logged models: created by log_model/autolog inside a run, their files uploaded through the artifact
 proxy, then marked READY, when the sklearn file becomes the run's model (mlflow_bridge.finalize_logged_model).
 A logged model id is m-<run id>-<hex>: it names its run."""
+
 from __future__ import annotations
 
 import re
@@ -18,12 +19,21 @@ router = APIRouter()
 
 def logged_model_json(run, model_id: str, m: dict) -> dict:
     exp = str(run.use_case_id)
-    return {"info": {"model_id": model_id, "experiment_id": exp, "name": m.get("name", "model"),
-                     "creation_timestamp_ms": m.get("created"), "last_updated_timestamp_ms": m.get("updated"),
-                     "artifact_uri": f"mlflow-artifacts:/{exp}/models/{model_id}/artifacts",
-                     "status": m.get("status", "LOGGED_MODEL_PENDING"), "model_type": m.get("model_type", ""),
-                     "source_run_id": str(run.id), "tags": to_kv(m.get("tags") or {})},
-            "data": {"params": to_kv(m.get("params") or {}), "metrics": []}}
+    return {
+        "info": {
+            "model_id": model_id,
+            "experiment_id": exp,
+            "name": m.get("name", "model"),
+            "creation_timestamp_ms": m.get("created"),
+            "last_updated_timestamp_ms": m.get("updated"),
+            "artifact_uri": f"mlflow-artifacts:/{exp}/models/{model_id}/artifacts",
+            "status": m.get("status", "LOGGED_MODEL_PENDING"),
+            "model_type": m.get("model_type", ""),
+            "source_run_id": str(run.id),
+            "tags": to_kv(m.get("tags") or {}),
+        },
+        "data": {"params": to_kv(m.get("params") or {}), "metrics": []},
+    }
 
 
 def find(call: Call, model_id: str):
@@ -45,16 +55,21 @@ def create(call: Call):
     uc = use_case_of(call, call.need("experiment_id"))
     source = call.get("source_run_id")
     if not source:
-        raise bad("MLOps Hub keeps every model with the run that trained it: log the model inside "
-                  "mlflow.start_run()")
+        raise bad("MLOps Hub keeps every model with the run that trained it: log the model inside mlflow.start_run()")
     run = get_run_public(call, int(source) if str(source).isdigit() else None) if str(source).isdigit() else None
     if run is None:
         raise bad(f"source_run_id '{source}' is not a Hub run id (a decimal number)")
     if run.use_case_id != uc.id:
         raise bad(f"run {run.id} is not in experiment {uc.id}")
     model_id = mlflow_bridge.create_logged_model(
-        call.db, actor=call.actor, run_id=run.id, name=str(call.get("name") or "model"),
-        model_type=str(call.get("model_type") or ""), params=kv(call.get("params")), tags=kv(call.get("tags")))
+        call.db,
+        actor=call.actor,
+        run_id=run.id,
+        name=str(call.get("name") or "model"),
+        model_type=str(call.get("model_type") or ""),
+        params=kv(call.get("params")),
+        tags=kv(call.get("tags")),
+    )
     run, m = find(call, model_id)
     return {"model": logged_model_json(run, model_id, m)}
 
@@ -77,8 +92,9 @@ def search(call: Call):
         uc = use_case_of(call, eid)
         offset = 0
         while True:
-            page = experiments.list_runs(call.db, actor=call.actor, use_case_id=uc.id, source="sdk", limit=500,
-                                         offset=offset, with_total=False)
+            page = experiments.list_runs(
+                call.db, actor=call.actor, use_case_id=uc.id, source="sdk", limit=500, offset=offset, with_total=False
+            )
             for run in page:
                 for model_id, m in mlflow_bridge.mlflow_meta(run)["models"].items():
                     if name is None or m.get("name") == name:

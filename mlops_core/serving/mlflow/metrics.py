@@ -1,4 +1,5 @@
 """MLflow metric history (every logged value of one metric of a run, by step)."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter
@@ -22,7 +23,7 @@ def get_history(call: Call):
         raise bad("max_results and page_token are numbers") from None
     stamp = ms(run.started_at or run.created_at)
     hist = experiments.metric_history(call.db, run.id, key).get(key, [])
-    page = hist[start:start + max(1, n)]
+    page = hist[start : start + max(1, n)]
     out = {"metrics": [{"key": key, "value": v, "timestamp": stamp, "step": int(st or 0)} for st, v in page]}
     if start + n < len(hist):
         out["next_page_token"] = str(start + n)

@@ -1,5 +1,6 @@
 """MLflow model versions = Hub model versions (services/registry.register_model from the run that logged the
 model; the same allow-list check, aliases and deployment gates as a version registered in the UI)."""
+
 from __future__ import annotations
 
 import re
@@ -15,11 +16,20 @@ router = APIRouter()
 
 def model_version_json(mv) -> dict:
     model_id = mlflow_bridge.model_id_of_key(mv.artifact_key)
-    out = {"name": mv.model_name, "version": str(mv.version), "creation_timestamp": ms(mv.created_at),
-           "last_updated_timestamp": ms(mv.created_at), "current_stage": "None",
-           "source": f"models:/{model_id}" if model_id else f"runs:/{mv.run_id}/model",
-           "run_id": str(mv.run_id), "status": "READY", "user_id": mv.created_by,
-           "description": (mv.card or {}).get("notes", ""), "tags": to_kv({}), "aliases": list(mv.aliases or [])}
+    out = {
+        "name": mv.model_name,
+        "version": str(mv.version),
+        "creation_timestamp": ms(mv.created_at),
+        "last_updated_timestamp": ms(mv.created_at),
+        "current_stage": "None",
+        "source": f"models:/{model_id}" if model_id else f"runs:/{mv.run_id}/model",
+        "run_id": str(mv.run_id),
+        "status": "READY",
+        "user_id": mv.created_by,
+        "description": (mv.card or {}).get("notes", ""),
+        "tags": to_kv({}),
+        "aliases": list(mv.aliases or []),
+    }
     if model_id:
         out["model_id"] = model_id
     return out
@@ -50,8 +60,10 @@ def _run_of_source(call: Call) -> tuple[int, str | None]:
     m = re.fullmatch(r"runs:/(\d+)(/.*)?", source)
     rid = call.get("run_id") or (m.group(1) if m else None)
     if rid is None or not str(rid).isdigit():
-        raise bad(f"source '{source}' is not a model this Hub knows: register models:/<model_id> as returned by "
-                  "log_model, or runs:/<run_id>/model")
+        raise bad(
+            f"source '{source}' is not a model this Hub knows: register models:/<model_id> as returned by "
+            "log_model, or runs:/<run_id>/model"
+        )
     return int(rid), None
 
 
@@ -65,8 +77,10 @@ def create(call: Call):
 
         run = get_run_public(call, run_id)
         if mlflow_bridge.model_id_of_key(run.model_artifact_key) != model_id:
-            raise bad(f"logged model {model_id} is not the model of run {run_id} (a Hub run keeps one model: the "
-                      "last one logged and marked ready); register the run's current model or log it again")
+            raise bad(
+                f"logged model {model_id} is not the model of run {run_id} (a Hub run keeps one model: the "
+                "last one logged and marked ready); register the run's current model or log it again"
+            )
     mv = registry.register_model(call.db, actor=call.actor, run_id=run_id, name=name)
     return {"model_version": model_version_json(mv)}
 
@@ -83,6 +97,10 @@ def download_uri(call: Call):
     mv = resolve(call, str(call.need("name")), call.need("version"))
     model_id = mlflow_bridge.model_id_of_key(mv.artifact_key)
     if model_id is None:
-        raise MlflowError("NOT_IMPLEMENTED", f"{mv.model_name} v{mv.version} was trained in MLOps Hub, not logged "
-                          "from MLflow; download it from the Hub API (/api/v1/models) instead", 501)
+        raise MlflowError(
+            "NOT_IMPLEMENTED",
+            f"{mv.model_name} v{mv.version} was trained in MLOps Hub, not logged "
+            "from MLflow; download it from the Hub API (/api/v1/models) instead",
+            501,
+        )
     return {"artifact_uri": f"mlflow-artifacts:/{mv.use_case_id}/models/{model_id}/artifacts"}

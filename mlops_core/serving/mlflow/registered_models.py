@@ -1,6 +1,7 @@
 """MLflow registered models and aliases = the Hub registry (services/registry). A Hub model exists from its
 first version on, so registered-models/create only checks the name and the role; the model appears when
 model-versions/create makes version 1."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter
@@ -24,9 +25,14 @@ def model_named(call: Call, name: str):
 
 
 def registered_model_json(m) -> dict:
-    out = {"name": m.name, "creation_timestamp": ms(m.created_at), "last_updated_timestamp": ms(m.created_at),
-           "description": m.description or "", "tags": [],
-           "aliases": [{"alias": a, "version": str(v)} for a, v in (m.aliases or {}).items()]}
+    out = {
+        "name": m.name,
+        "creation_timestamp": ms(m.created_at),
+        "last_updated_timestamp": ms(m.created_at),
+        "description": m.description or "",
+        "tags": [],
+        "aliases": [{"alias": a, "version": str(v)} for a, v in (m.aliases or {}).items()],
+    }
     return out
 
 
@@ -92,6 +98,7 @@ def get_by_alias(call: Call):
 @route(router, "/registered-models/alias", ["DELETE"])
 def delete_alias(call: Call):
     """Remove an alias."""
-    registry.remove_alias(call.db, actor=call.actor, model_name=str(call.need("name")),
-                          alias=str(call.need("alias")).strip().lower())
+    registry.remove_alias(
+        call.db, actor=call.actor, model_name=str(call.need("name")), alias=str(call.need("alias")).strip().lower()
+    )
     return {}

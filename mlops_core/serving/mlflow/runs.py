@@ -1,5 +1,6 @@
 """MLflow runs = Hub runs (the run id is the Hub run id as a decimal string): create, get, update, log
 params/metrics/tags (one by one or in batches, through experiments.log_batch), inputs/outputs, search."""
+
 from __future__ import annotations
 
 import math
@@ -32,8 +33,10 @@ def _metric(m: Any) -> dict[str, Any]:
         raise bad("every metric is an object {\"key\", \"value\", \"step\", \"timestamp\"}")
     value = m.get("value")
     if isinstance(value, str):  # protobuf JSON sends NaN and infinities as strings
-        raise bad(f"Metric '{m.get('key')}' value '{value}' is not a finite number; MLOps Hub refuses NaN and "
-                  "infinity: log numbers only")
+        raise bad(
+            f"Metric '{m.get('key')}' value '{value}' is not a finite number; MLOps Hub refuses NaN and "
+            "infinity: log numbers only"
+        )
     return m
 
 
@@ -42,9 +45,14 @@ def create(call: Call):
     """Start a run in an experiment (use case)."""
     uc = use_case_of(call, call.need("experiment_id"))
     tags = kv(call.get("tags"))
-    run = mlflow_bridge.create_run(call.db, actor=call.actor, use_case_id=uc.id,
-                                   name=call.get("run_name") or tags.get("mlflow.runName"), tags=tags,
-                                   user_id=str(call.get("user_id") or ""))
+    run = mlflow_bridge.create_run(
+        call.db,
+        actor=call.actor,
+        use_case_id=uc.id,
+        name=call.get("run_name") or tags.get("mlflow.runName"),
+        tags=tags,
+        user_id=str(call.get("user_id") or ""),
+    )
     return {"run": run_json(run)}
 
 
@@ -98,9 +106,11 @@ def log_batch(call: Call):
     if not all(isinstance(x, list) for x in (metrics, params, tags)):
         raise bad("metrics, params and tags are lists")
     if len(metrics) > MAX_METRICS or len(params) > MAX_PARAMS or len(tags) > MAX_TAGS:
-        raise bad(f"a batch holds at most {MAX_METRICS} metrics, {MAX_PARAMS} params and {MAX_TAGS} tags "
-                  f"(got {len(metrics)}, {len(params)}, {len(tags)}); nothing was stored: split it over several "
-                  "calls (mlflow.log_metrics does)")
+        raise bad(
+            f"a batch holds at most {MAX_METRICS} metrics, {MAX_PARAMS} params and {MAX_TAGS} tags "
+            f"(got {len(metrics)}, {len(params)}, {len(tags)}); nothing was stored: split it over several "
+            "calls (mlflow.log_metrics does)"
+        )
     return _log(call, params=kv(params), metrics=[_metric(m) for m in metrics], tags=kv(tags))
 
 
@@ -131,18 +141,32 @@ def log_outputs(call: Call):
 # --- search -------------------------------------------------------------------------------------------
 
 _KEY = r"(`[^`]+`|\"[^\"]+\"|[\w.\-]+)"
-_ORDER = re.compile(rf"^\s*(?:(metrics?|params?|parameters|tags?|attributes?|attr|run)\.)?{_KEY}\s*(ASC|DESC)?\s*$", re.I)
-_CLAUSE = re.compile(rf"^\s*(metrics?|params?|parameters|tags?|attributes?|attr)\.{_KEY}\s*"
-                     r"(<=|>=|!=|=|<|>|LIKE|ILIKE)\s*('(?:[^']*)'|\"(?:[^\"]*)\"|[-+0-9.eE]+)\s*$", re.I)
-SUPPORTED_FILTER = ("attributes.status = 'FINISHED', attributes.run_name = '...', metrics.X > 0.9 (< <= > >= = !=), "
-                    "params.X = 'v', tags.X = 'v' (= != LIKE), joined by AND")
+_ORDER = re.compile(
+    rf"^\s*(?:(metrics?|params?|parameters|tags?|attributes?|attr|run)\.)?{_KEY}\s*(ASC|DESC)?\s*$", re.I
+)
+_CLAUSE = re.compile(
+    rf"^\s*(metrics?|params?|parameters|tags?|attributes?|attr)\.{_KEY}\s*"
+    r"(<=|>=|!=|=|<|>|LIKE|ILIKE)\s*('(?:[^']*)'|\"(?:[^\"]*)\"|[-+0-9.eE]+)\s*$",
+    re.I,
+)
+SUPPORTED_FILTER = (
+    "attributes.status = 'FINISHED', attributes.run_name = '...', metrics.X > 0.9 (< <= > >= = !=), "
+    "params.X = 'v', tags.X = 'v' (= != LIKE), joined by AND"
+)
 _ATTRS = {"status", "run_name", "run_id", "start_time", "end_time", "user_id"}
 
 
 def _kind(k: str | None) -> str:
     k = (k or "attributes").lower()
-    return {"metric": "metrics", "param": "params", "parameters": "params", "tag": "tags", "attribute": "attributes",
-            "attr": "attributes", "run": "attributes"}.get(k, k)
+    return {
+        "metric": "metrics",
+        "param": "params",
+        "parameters": "params",
+        "tag": "tags",
+        "attribute": "attributes",
+        "attr": "attributes",
+        "run": "attributes",
+    }.get(k, k)
 
 
 def _value(row: dict, kind: str, key: str):
@@ -228,8 +252,9 @@ def search(call: Call):
         uc = use_case_of(call, eid)
         offset = 0
         while True:  # every run of the use case (filters on params/tags/metrics are applied here)
-            page = experiments.list_runs(call.db, actor=call.actor, use_case_id=uc.id, limit=500, offset=offset,
-                                         with_total=False)
+            page = experiments.list_runs(
+                call.db, actor=call.actor, use_case_id=uc.id, limit=500, offset=offset, with_total=False
+            )
             rows += [run_json(r) for r in page]
             if len(page) < 500:
                 break
@@ -240,7 +265,7 @@ def search(call: Call):
         missing = [r for r in rows if _value(r, kind, key) is None]
         present.sort(key=lambda r: _sortable(_value(r, kind, key)), reverse=desc)
         rows = present + missing
-    out: dict[str, Any] = {"runs": rows[start:start + max_results]}
+    out: dict[str, Any] = {"runs": rows[start : start + max_results]}
     if start + max_results < len(rows):
         out["next_page_token"] = str(start + max_results)
     return out

@@ -75,6 +75,7 @@ with mlflow.start_run(run_name="autolog-skops") as run:
     auto_skops_id = run.info.run_id
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+
     pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300)).fit(X, y)
 mlflow.sklearn.autolog(disable=True)
 print("autolog skops run", auto_skops_id)
@@ -121,12 +122,17 @@ assert {"notes.txt", "config", "more"} <= set(arts), arts
 print("autolog params", sorted(r.data.params)[:6], "... metrics", sorted(r.data.metrics))
 print("run outputs", [(o.model_id, o.step) for o in r.outputs.model_outputs])
 print("run inputs", [(i.dataset.name, i.dataset.source_type) for i in r.inputs.dataset_inputs])
+
+
 # 6) what the formats look like on the server side
 def mlmodel_of(model_id):
     import yaml
+
     loc = client.get_logged_model(model_id).artifact_location  # mlflow-artifacts:/...
     path = mlflow.artifacts.download_artifacts(artifact_uri=f"{loc}/MLmodel")
     return yaml.safe_load(open(path))["flavors"]["sklearn"]
+
+
 auto_model = client.get_run(auto_id).outputs.model_outputs[0].model_id
 skops_model = client.get_run(auto_skops_id).outputs.model_outputs[0].model_id
 print("autolog default format:", mlmodel_of(auto_model)["serialization_format"])
@@ -140,6 +146,7 @@ print("models:/NAME/latest ->", type(latest).__name__)
 
 # 7) error paths: what the client raises for the Hub's error JSON
 from mlflow.exceptions import MlflowException
+
 for what, call in [
     ("NaN metric", lambda: client.log_metric(manual_id, "bad", float("nan"))),
     ("string run id", lambda: client.get_run("abc")),
@@ -163,6 +170,17 @@ os.environ["MLFLOW_TRACKING_TOKEN"] = old
 import json
 
 print("OK: the whole workload passed")
-print(json.dumps({"experiment_id": exp.experiment_id, "manual": manual_id, "autolog": auto_id,
-                  "autolog_skops": auto_skops_id, "log_model": lm_run_id, "model_id": info.model_id,
-                  "versions": [mv.version, mv2.version], "predictions": pred.tolist()}))
+print(
+    json.dumps(
+        {
+            "experiment_id": exp.experiment_id,
+            "manual": manual_id,
+            "autolog": auto_id,
+            "autolog_skops": auto_skops_id,
+            "log_model": lm_run_id,
+            "model_id": info.model_id,
+            "versions": [mv.version, mv2.version],
+            "predictions": pred.tolist(),
+        }
+    )
+)
