@@ -17,6 +17,7 @@ import time
 
 import httpx
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from mlops_core.demo.customers import FEATURES, make_customers
 from tests.e2e.conftest import login, logout, screenshot_step, start_hub, stop_hub
@@ -387,8 +388,17 @@ def test_a_use_case_goes_from_idea_to_a_retrained_model_in_production_through_th
 
     # The worker moves the proposal on as soon as the run finishes: the run is registered as v2 and
     # requested on the endpoint, a challenger awaiting sign-off and approval (no check needed).
-    _nav(page, "Alerts")
-    page.get_by_text(re.compile(rf"Retrain {DEP} · proposal #{pid} · .*challenger")).wait_for()
+    # The move is a job queued with the run's finish (it registers, requests and checks the gates, the model
+    # check in its own process): open Alerts again until it shows, with a deadline.
+    challenger = re.compile(rf"Retrain {DEP} · proposal #{pid} · .*challenger")
+    deadline = time.monotonic() + 180
+    while True:
+        _nav(page, "Alerts")
+        try:
+            page.get_by_text(challenger).wait_for(timeout=5_000)
+            break
+        except PlaywrightTimeout:
+            assert time.monotonic() < deadline, f"proposal #{pid} did not become a challenger within 180 s"
     logout(page)
 
     # 10. alice signs off the challenger's evidence; omar deploys v2; the API serves it.
