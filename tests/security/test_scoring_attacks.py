@@ -207,9 +207,12 @@ def test_every_response_carries_the_security_headers(scoring):
             c.post("/v1/deployments/nope/predict", json={"records": [s.record]}),  # 404
             c.get("/v1/deployments/churn"),
             c.get("/metrics"),
-            c.get("/docs"),  # no docs page: 404
+            c.get("/docs"),  # the Hub API's OpenAPI page: its own, looser CSP (it loads the docs scripts)
         ]
-    assert [a.status_code for a in answers] == [200, 200, 400, 401, 404, 200, 200, 404]
+    assert [a.status_code for a in answers] == [200, 200, 400, 401, 404, 200, 200, 200]
     for a in answers:
         for name, value in SECURITY_HEADERS.items():
+            if a.request.url.path == "/docs" and name.lower() == "content-security-policy":
+                assert "frame-ancestors 'none'" in a.headers.get(name, ""), dict(a.headers)
+                continue
             assert a.headers.get(name) == value, (a.request.url, name, dict(a.headers))
