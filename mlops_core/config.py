@@ -74,6 +74,36 @@ class Settings(BaseSettings):
     # `demo --scale large`: multiplies every size of the large workspace (kept raw: "" means 1, as before).
     large_factor: str | None = Field(default=None, alias="MLOPS_LARGE_FACTOR")
 
+    # --- Scale-out (Dask) ---
+    # A Dask scheduler address (tcp://host:8786): training searches and batch scoring run there; unset means local.
+    dask_scheduler: str | None = Field(default=None, alias="MLOPS_DASK_SCHEDULER")
+    # Rows per batch for streaming passes over datasets, scoring and monitoring windows.
+    stream_batch_rows: int = Field(default=65_536, alias="MLOPS_STREAM_BATCH_ROWS")
+    # Peak memory a streaming dataset pass may use (MiB); larger files are processed in passes, not loaded whole.
+    stream_memory_mb: int = Field(default=1024, alias="MLOPS_STREAM_MEMORY_MB")
+
+    # --- Notifications (email, chat webhooks) ---
+    # The UI address used in links inside emails and chat messages.
+    public_url: str = Field(default="http://127.0.0.1:8501", alias="MLOPS_PUBLIC_URL")
+    smtp_host: str | None = Field(default=None, alias="MLOPS_SMTP_HOST")
+    smtp_port: int = Field(default=25, alias="MLOPS_SMTP_PORT")
+    smtp_user: str | None = Field(default=None, alias="MLOPS_SMTP_USER")
+    smtp_password: str | None = Field(default=None, alias="MLOPS_SMTP_PASSWORD")
+    smtp_from: str = Field(default="mlops-hub@localhost", alias="MLOPS_SMTP_FROM")
+    smtp_starttls: bool = Field(default=False, alias="MLOPS_SMTP_STARTTLS")
+    # One subscriber gets at most one message per object and event kind within this window.
+    notify_cooldown_minutes: float = Field(default=30.0, alias="MLOPS_NOTIFY_COOLDOWN_MINUTES")
+
+    # --- UI sessions ---
+    # Signs the UI session cookie (a refresh keeps you logged in); unset: a random key kept in the data folder.
+    session_secret: str | None = Field(default=None, alias="MLOPS_SESSION_SECRET")
+
+    # --- Monitoring ---
+    # A segment with fewer rows than this in a window is marked "too few" instead of judged.
+    segment_min_rows: int = Field(default=30, alias="MLOPS_SEGMENT_MIN_ROWS")
+    # A deployment served elsewhere (bundle target) that uploads nothing for this long raises an alert.
+    target_silence_hours: float = Field(default=2.0, alias="MLOPS_TARGET_SILENCE_HOURS")
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

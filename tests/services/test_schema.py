@@ -16,9 +16,9 @@ def test_migrated_schema_matches_the_models(db):
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
         diff = compare_metadata(ctx, SQLModel.metadata)
     assert diff == [], (
-        "the models and the migrations disagree.\nHOW TO FIX: while MLOps Hub has no release, run "
-        "scripts/regen_initial_migration.sh; afterwards add a revision with "
-        "`.venv/bin/alembic revision --autogenerate -m '...'`.\nDifferences: " + repr(diff)
+        "the models and the migrations disagree.\nHOW TO FIX: MLOps Hub has shipped, so never rewrite an "
+        "applied revision; add the change to a new revision in migrations/versions/ (the newest one, if it has "
+        "not landed yet).\nDifferences: " + repr(diff)
     )
 
 
