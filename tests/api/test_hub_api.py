@@ -110,6 +110,47 @@ def test_a_revoked_token_is_refused_on_the_very_next_request(hub):
     assert usecases.list_use_cases(hub.db, search="revoked token").total == 0
 
 
+def test_my_tokens_are_listed_without_their_secret_and_revoked_over_the_api(hub, api):
+    token = users.create_token(hub.db, actor=hub.people["data_engineer"], username="dan", name="ci laptop")
+    dan = hub.client(token)
+    r = dan.get("/me/tokens")
+    assert r.status_code == 200, r.text
+    items = r.json()["items"]
+    mine = next(t for t in items if t["name"] == "ci laptop")
+    assert mine["current"] is True and mine["revoked_at"] is None
+    assert set(mine) >= {"id", "name", "created_at", "expires_at", "last_used_at"}
+    assert token not in r.text and token[10:] not in r.text and "hash" not in r.text  # never the secret
+    assert {t["name"] for t in items} == {t.name for t in users.list_tokens(hub.db, actor=SYSTEM, username="dan")}
+    # Another user's token: refused for a non-admin (the UI's rule), still working afterwards.
+    other = next(t.id for t in users.list_tokens(hub.db, actor=SYSTEM, username="sara") if t.name.endswith("tests"))
+    r = dan.delete(f"/me/tokens/{other}")
+    assert r.status_code == 403 and r.json()["detail"] == _ui_refusal(hub.people["data_engineer"], "user.manage")
+    assert api("data_scientist").get("/me").status_code == 200
+    assert dan.get("/me/tokens", params={"username": "sara"}).status_code == 403
+    assert dan.delete("/me/tokens/987654").status_code == 404
+    # Revoking the token in use: audited under dan, refused on the very next request.
+    r = dan.delete(f"/me/tokens/{mine['id']}")
+    assert r.status_code == 204, r.text
+    assert _audit(hub, username="dan", action="token.revoke")
+    r = dan.get("/me/tokens")
+    assert r.status_code == 401 and r.json()["detail"].startswith("token revoked on ")
+
+
+def test_an_admin_revokes_another_users_token_over_the_api(hub, api):
+    token = users.create_token(hub.db, actor=hub.people["ops"], username="omar", name="leaked")
+    assert hub.client(token).get("/me").status_code == 200
+    admin = api("admin")
+    r = admin.get("/me/tokens", params={"username": "omar"})
+    assert r.status_code == 200, r.text
+    leaked = next(t for t in r.json()["items"] if t["name"] == "leaked")
+    assert leaked["current"] is False
+    assert admin.delete(f"/me/tokens/{leaked['id']}").status_code == 204
+    assert hub.client(token).get("/me").status_code == 401
+    events = _audit(hub, username=hub.people["admin"].username, action="token.revoke")
+    assert any(e.entity_id == str(hub.people["ops"].id) for e in events)
+    assert api("ops").get("/me").status_code == 200  # omar's other token is untouched
+
+
 # --- use cases and KPIs ---------------------------------------------------------------------------------
 
 
