@@ -16,8 +16,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    # --- helper 15A (deployment request form): acknowledged input-schema change ---------------
+    with op.batch_alter_table("deployment_requests") as batch:
+        batch.add_column(sa.Column("schema_change_ack", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False, server_default=""))
+    # --- end helper 15A ------------------------------------------------------------------------
 
 
 def downgrade() -> None:
-    pass
+    # --- helper 15A ----------------------------------------------------------------------------
+    with op.batch_alter_table("deployment_requests") as batch:
+        batch.drop_column("schema_change_ack")
+    # --- end helper 15A ------------------------------------------------------------------------

@@ -83,6 +83,9 @@ class DeploymentRequest(SQLModel, table=True):
     decided_at: datetime | None = None
     note: str = Field(default="", max_length=2000)
     created_at: datetime = Field(default_factory=utcnow, index=True)
+    # Who acknowledged, when requesting, that the model's input schema differs from what the endpoint
+    # serves now ("" = not acknowledged): the gate "schema_match" then counts as waived (issue 15).
+    schema_change_ack: str = Field(default="", max_length=64)
 
 
 class DeploymentEvent(SQLModel, table=True):
@@ -199,6 +202,7 @@ class DeploymentRequestPublic(BaseModel):
     decided_at: datetime | None
     note: str
     created_at: datetime
+    schema_change_ack: str = ""
 
     @property
     def failed_gates(self) -> list[GateResult]:
