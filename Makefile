@@ -34,7 +34,7 @@ test: install $(MLFLOW_STAMP)
 
 # The edit loop: lint (ruff.toml) and the unit tier, in about a minute.
 check: install
-	$(VENV)/bin/ruff check mlops_core hub_ui pages app.py tests benchmarks scripts
+	$(VENV)/bin/ruff check mlops_core hub_ui pages app.py tests benchmarks
 	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
 
 # Benchmarks are not part of `make test`; they print one table of figures vs targets.
