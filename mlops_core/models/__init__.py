@@ -12,3 +12,4 @@ from .deployments import ApiKey, Deployment, DeploymentEvent, DeploymentRequest,
 from .experiments import ModelAlias, ModelVersion, RegisteredModel, Run, RunArtifact, RunLatestMetric, RunMetric  # noqa: F401
 from .jobs import Job, Lease, Schedule, Worker  # noqa: F401
 from .monitoring import Alert, Monitor, MonitorCheck, MonitorCheckColumn, RetrainingProposal  # noqa: F401
+from .ui import UiPreference, UiSession  # noqa: F401
