@@ -60,6 +60,7 @@ from .api import datasets as api_datasets
 from .api import models as api_models
 from .api import runs as api_runs
 from .schema import RecordValidator, frame_to_records, is_valid_text, probe_records, to_jsonable
+from . import v2
 
 log = logging.getLogger("mlops_core.serving")
 
@@ -426,21 +427,26 @@ def _served(endpoint: str):
 
     def dependency(name: str, request: Request, state: ServingState = Depends(get_state)) -> Served:
         request.scope["mlops.metric"] = (endpoint, name)
-        served = state.served.get(name)
-        if served is None:
-            # Never list the deployments: a caller with a key for one must not learn the others' names.
-            raise _Refused(404, f"no deployment named {name!r}, or your key is not for it")
-        header = request.headers.get("authorization", "")
-        if header[:7].lower() != "bearer " or state.keys.get(hash_key(header[7:].strip())) != served.id:
-            raise _Refused(
-                401,
-                f"a valid API key for {name!r} is required: send the header "
-                "'Authorization: Bearer <key>' (create one with `python -m mlops_core apikey "
-                f"create --deployment {name}`)",
-            )
-        return served
+        return authorize(state, name, request)
 
     return dependency
+
+
+def authorize(state: ServingState, name: str, request: Request) -> Served:
+    """The deployment `name` if the request's bearer key is for it; raises _Refused (404/401) otherwise."""
+    served = state.served.get(name)
+    if served is None:
+        # Never list the deployments: a caller with a key for one must not learn the others' names.
+        raise _Refused(404, f"no deployment named {name!r}, or your key is not for it")
+    header = request.headers.get("authorization", "")
+    if header[:7].lower() != "bearer " or state.keys.get(hash_key(header[7:].strip())) != served.id:
+        raise _Refused(
+            401,
+            f"a valid API key for {name!r} is required: send the header "
+            "'Authorization: Bearer <key>' (create one with `python -m mlops_core apikey "
+            f"create --deployment {name}`)",
+        )
+    return served
 
 
 class RequestMetrics:
@@ -544,6 +550,17 @@ async def predict(
         _log_error(state, served, started, err.status_code, json.loads(err.body)["detail"])
         return err
     records = payload["records"]
+    body = score_and_log(state, served, records, started)
+    if isinstance(body, JSONResponse):
+        return body
+    request.scope["mlops.records"] = len(records)
+    return JSONResponse(body)
+
+
+def score_and_log(state: ServingState, served: Served, records: list[dict[str, Any]], started: float):
+    """Score validated records (champion, or the canary for its share), queue their prediction-log rows, and
+    return the /predict body; a model failure is logged and answered as a 500 JSONResponse."""
+    name = served.name
     champion = served.champion
     use_canary = served.canary is not None and random.random() < served.canary_share  # noqa: S311 - a traffic split, not a secret
     try:
@@ -592,13 +609,12 @@ async def predict(
             for i, (rec, p) in enumerate(zip(records, preds))
         ]
     state.writer.put(rows)
-    request.scope["mlops.records"] = n
     body = {"predictions": preds, "model_version": serving.label, "request_id": rid}
     if scores is not None:
         body["scores"] = scores
     if n > 1:
         body["record_ids"] = [r["request_id"] for r in rows]
-    return JSONResponse(body)
+    return body
 
 
 @router.post("/v1/deployments/{name}/feedback")
@@ -702,6 +718,7 @@ def create_app(database_url: str | None = None, *, poll_seconds: float = POLL_SE
     )
     app.state.limits = get_settings()  # read once, when the app is built
     app.include_router(router)
+    app.include_router(v2.router)  # the Open Inference Protocol (/v2/...)
     # The Hub API (/api/v1): one include per resource module.
     api_errors.install(app)
     app.include_router(api_me.router, prefix=API_V1)
@@ -731,7 +748,11 @@ def _check_payload(payload: Any, served: Served, max_records: int) -> JSONRespon
     extra = [k for k in payload if k != "records"]
     if extra:
         return _error(400, f"unexpected fields in the body: {', '.join(map(str, extra))}; send only \"records\"")
-    records = payload["records"]
+    return check_records(payload["records"], served, max_records)
+
+
+def check_records(records: Any, served: Served, max_records: int) -> JSONResponse | None:
+    """The record count limit and the validators of the served version(s): None when the records may be scored."""
     if isinstance(records, list) and len(records) > max_records:
         return _error(
             413,
