@@ -63,7 +63,7 @@ if run.status in ("queued", "running") and session.may("run.cancel"):
     if a1.button("Cancel run", icon=":material/stop_circle:", key="run_cancel"):
         with session.service_call("Cancel requested: the run stops at its next check."):
             experiments.cancel_run(db, actor=actor, run_id=run.id)
-if run.status == "finished" and session.may("run.start") and run.source != "sdk":
+if run.status == "finished" and session.may("run.start") and run.source not in experiments.CODE_SOURCES:
     if a2.button(
         "Reproduce",
         icon=":material/replay:",

@@ -41,7 +41,8 @@ class Run(SQLModel, table=True):
     dataset_version_id: int | None = Field(default=None, index=True)
     dataset_hash: str = Field(default="", max_length=128)
     status: str = Field(default="queued", max_length=16, index=True)
-    # "ui" (no-code launch), "sdk" (tracking SDK), "reproduce", "retrain" (from a monitoring alert)
+    # "ui" (no-code launch), "sdk" (tracking SDK), "mlflow" (MLflow client), "api" / "ci" (no-code launch over
+    # the Hub API / from a CI pipeline), "reproduce", "retrain" (from a monitoring alert)
     source: str = Field(default="ui", max_length=16, index=True)
     task: str = Field(default="", max_length=32)  # "classification" | "regression" | "" (SDK, unknown)
     target: str = Field(default="", max_length=200)

@@ -930,13 +930,17 @@ def compare_runs(
 # --- reproduce -----------------------------------------------------------------------------------------
 
 
+# Runs logged from the user's own code: the Hub holds no configuration it could re-run.
+CODE_SOURCES = ("sdk", "mlflow")
+
+
 def reproduce_run(db: Database, *, actor: Actor, run_id: int) -> RunPublic:
     """Queue a new run with the exact configuration and dataset version of `run_id`."""
     original = get_run(db, run_id)
-    if original.source == "sdk" or not original.config:
+    if original.source in CODE_SOURCES or not original.config:
         raise ValidationError(
-            f"run {run_id} was logged from code (SDK); re-run your script to reproduce it — only runs launched "
-            "from the Experiments page carry a configuration MLOps Hub can re-run"
+            f"run {run_id} was logged from code (SDK or MLflow); re-run your script to reproduce it — only runs "
+            "launched from the Experiments page carry a configuration MLOps Hub can re-run"
         )
     if original.use_case_id is None or original.dataset_version_id is None:
         raise ValidationError(f"run {run_id} has no use case or dataset version to reproduce it on")

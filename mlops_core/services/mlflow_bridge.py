@@ -4,24 +4,35 @@ dataset inputs, model outputs), the files the MLflow artifact proxy stores, and 
 sklearn model into the run's model through the same exact-type allow-list as every other model.
 
 MLflow metadata lives in the run's `config["mlflow"]` (an MLflow run has no no-code launch configuration;
-source "sdk" runs are never reproduced from their config): one row, read with the run itself.
+source "mlflow" runs are never reproduced from their config): one row, read with the run itself.
 Params, metrics and tags go through experiments.log_batch, like the tracking SDK's.
+
+Dataset lineage: an MLflow run has no Hub dataset version when it starts. It gets one (the run's
+dataset_version_id, which the data_validated deployment gate checks) from the tag `mlops.dataset=customers@v2`
+(start_run tags, set_tag, log-batch; an unknown reference is refused with a sentence) or from a log-inputs
+dataset whose name or source is a Hub reference ("customers@v2", or the Hub's download URL
+/api/v1/datasets/customers/versions/2/...) or whose digest is the version's content hash (12+ leading
+characters). The tag always wins; a logged input links only a run that has no dataset yet, and inputs logged
+with an evaluation context (eval, test, validation) never link.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import secrets
+from urllib.parse import unquote
 from typing import Any, Mapping
 
 from sqlmodel import select
 
 from .. import artifacts
 from ..db import Database, utcnow
-from ..errors import NotFound, PermissionDenied, ValidationError
+from ..errors import Conflict, NotFound, PermissionDenied, ValidationError
+from ..models.datasets import Dataset, DatasetVersion, DatasetVersionPublic
 from ..models.experiments import Run, RunArtifact, RunPublic
-from . import audit, experiments
+from . import audit, datasets, experiments
 from .auth import Actor, can, require
 
 MODEL_FILE_KIND = "mlflow_model"  # run_artifacts.kind of a file of an MLflow logged model
@@ -34,6 +45,11 @@ MLFLOW_STATUS = {
     "FAILED": "failed",
     "KILLED": "cancelled",
 }
+DATASET_TAG = "mlops.dataset"  # set_tag("mlops.dataset", "customers@v2") links the run to that version
+_EVAL_CONTEXTS = {"eval", "evaluation", "test", "testing", "validation", "valid", "holdout"}
+_VERSIONED_REF = re.compile(r"^\s*[^@\s/]+\s*@\s*v\d+\s*$", re.IGNORECASE)
+_HUB_URL = re.compile(r"/api/v1/datasets/(?P<name>[^/?#]+)/versions/v?(?P<version>\d+)(?:[/?#]|$)")
+_MIN_DIGEST = 12
 
 
 def _run_row(s, run_id: int) -> Run:
@@ -52,22 +68,26 @@ def _check_owner(run: Run, actor: Actor) -> None:
 def create_run(
     db: Database, *, actor: Actor, use_case_id: int, name: str | None, tags: Mapping[str, str], user_id: str = ""
 ) -> RunPublic:
-    """A run started by mlflow.start_run: "running", source "sdk", in the use case of the MLflow experiment."""
+    """A run started by mlflow.start_run: "running", source "mlflow", in the use case of the MLflow experiment
+    (and on the dataset version its `mlops.dataset` tag names, if any)."""
     require(actor, "run.start")
     from ..ml import training
     from .usecases import get_use_case
 
     get_use_case(db, use_case_id=int(use_case_id))  # NotFound with a sentence
+    linked = dataset_for_tag(db, tags[DATASET_TAG]) if tags.get(DATASET_TAG) else None
     now = utcnow()
     with db.unit_of_work() as s:
         run = Run(
             name=(name or "")[:200],
             use_case_id=int(use_case_id),
             status="running",
-            source="sdk",
+            source="mlflow",
             created_by_id=actor.id,
             created_by=actor.username,
             started_at=now,
+            dataset_version_id=linked.id if linked else None,
+            dataset_hash=linked.content_hash if linked else "",
             code_version=str(tags.get("mlflow.source.git.commit", ""))[:64] or training.code_version(),
             tags={str(k): str(v) for k, v in tags.items()},
             progress_message="logging from MLflow",
@@ -86,7 +106,12 @@ def create_run(
             entity_type="run",
             entity_id=run.id,
             summary=f"run {run.id} started from MLflow in use case {use_case_id}",
-            after={"use_case_id": int(use_case_id), "source": "mlflow", "mlflow_user": user_id[:64]},
+            after={
+                "use_case_id": int(use_case_id),
+                "source": "mlflow",
+                "mlflow_user": user_id[:64],
+                "dataset_version_id": linked.id if linked else None,
+            },
         )
         experiments._note_experimentation(s, actor, int(use_case_id))
         s.flush()
@@ -161,12 +186,16 @@ def log(
         seen = {(k, st, v) for k, hist in history.items() for st, v in hist}
         rows += [r for r in relinks if r not in seen]
     new_name = tags.get("mlflow.runName")
+    linked = dataset_for_tag(db, tags[DATASET_TAG]) if tags.get(DATASET_TAG) else None  # refused before storing
     if params or rows or tags:
         experiments.log_batch(
             db, actor=actor, run_id=int(run_id), params=params or None, metrics=rows or None, tags=tags or None
         )
     if new_name:
         rename_run(db, actor=actor, run_id=run_id, name=new_name)
+    if linked is not None:
+        with db.unit_of_work() as s:
+            _link_dataset(s, _run_row(s, run_id), linked, actor=actor, how=f"tag {DATASET_TAG}")
 
 
 def end_run(db: Database, *, actor: Actor, run_id: int, mlflow_status: str) -> None:
@@ -200,14 +229,16 @@ def mlflow_meta(run: RunPublic) -> dict[str, Any]:
     }
 
 
-def _update_meta(db: Database, *, actor: Actor, run_id: int, change, summary: str, own: bool = True) -> dict:
+def _update_meta(
+    db: Database, *, actor: Actor, run_id: int, change, summary: str, own: bool = True, with_run: bool = False
+) -> dict:
     with db.unit_of_work() as s:
         run = _run_row(s, run_id)
         if own:
             _check_owner(run, actor)
         config = dict(run.config or {})
         meta = dict(config.get("mlflow") or {"models": {}, "inputs": [], "outputs": []})
-        result = change(meta)
+        result = change(meta, run, s) if with_run else change(meta)
         config["mlflow"] = meta
         run.config = config  # a new dict: the JSON column sees the change
         s.add(run)
@@ -216,12 +247,18 @@ def _update_meta(db: Database, *, actor: Actor, run_id: int, change, summary: st
 
 
 def add_inputs(db: Database, *, actor: Actor, run_id: int, datasets: list, models: list) -> None:
-    def change(meta):
+    """Keep MLflow's dataset and model inputs with the run; the first input that names a Hub dataset version
+    links a running run that has none yet (see the module docstring)."""
+    match = next((v for v in (dataset_of_input(db, d) for d in datasets) if v is not None), None)
+
+    def change(meta, run, s):
         inputs = list(meta.get("inputs") or [])
         if len(inputs) + len(datasets) > MAX_INPUTS:
             raise ValidationError(f"a run keeps at most {MAX_INPUTS} dataset inputs")
         meta["inputs"] = inputs + [d for d in datasets if isinstance(d, dict)]
         meta["model_inputs"] = list(meta.get("model_inputs") or []) + [m for m in models if isinstance(m, dict)]
+        if match is not None and run.dataset_version_id is None and run.status == "running":
+            _link_dataset(s, run, match, actor=actor, how="MLflow log-inputs")
 
     _update_meta(
         db,
@@ -229,6 +266,87 @@ def add_inputs(db: Database, *, actor: Actor, run_id: int, datasets: list, model
         run_id=run_id,
         change=change,
         summary=f"run {run_id}: {len(datasets)} dataset inputs logged from MLflow",
+        with_run=True,
+    )
+
+
+# --- dataset lineage ---------------------------------------------------------------------------------
+
+
+def dataset_for_tag(db: Database, ref: str) -> DatasetVersionPublic:
+    """The version an `mlops.dataset` tag names ("customers@v2"; "customers" = its newest version)."""
+    try:
+        return datasets.resolve_ref(db, str(ref))
+    except (ValidationError, NotFound) as exc:
+        raise type(exc)(f"tag {DATASET_TAG}={ref!r}: {exc}") from None
+
+
+def _candidates(dataset: dict) -> list[str]:
+    out = [str(dataset.get("name") or "")]
+    source = dataset.get("source")
+    try:
+        parsed = json.loads(source) if isinstance(source, str) else source
+    except ValueError:
+        parsed = source
+    if isinstance(parsed, dict):  # {"uri": ...} (local), {"url": ...} (http), {"path": ...}, ...
+        out += [str(v) for v in parsed.values() if isinstance(v, str)]
+    elif isinstance(parsed, str):
+        out.append(parsed)
+    return [c.strip() for c in out if c and c.strip()]
+
+
+def dataset_of_input(db: Database, item: Any) -> DatasetVersionPublic | None:
+    """The Hub dataset version one MLflow dataset input names, or None (not ours, or an evaluation set)."""
+    if not isinstance(item, dict) or not isinstance(item.get("dataset"), dict):
+        return None
+    tags = {str(t.get("key")): str(t.get("value")) for t in item.get("tags") or [] if isinstance(t, dict)}
+    if tags.get("mlflow.data.context", "").strip().lower() in _EVAL_CONTEXTS:
+        return None
+    dataset = item["dataset"]
+    for text in _candidates(dataset):
+        ref = None
+        if _VERSIONED_REF.match(text):
+            ref = text
+        elif m := _HUB_URL.search(text):
+            ref = f"{unquote(m.group('name'))}@v{m.group('version')}"
+        if ref:
+            try:
+                return datasets.resolve_ref(db, ref)
+            except (ValidationError, NotFound):
+                continue
+    digest = str(dataset.get("digest") or "").strip().lower()
+    if len(digest) >= _MIN_DIGEST and re.fullmatch(r"[0-9a-f]+", digest):
+        with db.read() as s:
+            rows = s.exec(
+                select(DatasetVersion.id, Dataset.name, DatasetVersion.version)
+                .join(Dataset, DatasetVersion.dataset_id == Dataset.id)
+                .where(DatasetVersion.content_hash.startswith(digest))
+                .limit(2)
+            ).all()
+        if len(rows) == 1:  # two datasets holding the same content: ambiguous, not linked
+            return datasets.resolve_ref(db, f"{rows[0][1]}@v{rows[0][2]}")
+    return None
+
+
+def _link_dataset(s, run: Run, version: DatasetVersionPublic, *, actor: Actor, how: str) -> None:
+    """Record `version` as the run's training data (in the caller's unit of work, audited)."""
+    if run.dataset_version_id == version.id:
+        return
+    if run.status != "running":
+        raise Conflict(f"run {run.id} is {run.status}; link its dataset while it runs (before mlflow.end_run)")
+    before = run.dataset_version_id
+    run.dataset_version_id = int(version.id)
+    run.dataset_hash = version.content_hash
+    s.add(run)
+    audit.record(
+        s,
+        actor=actor,
+        action="run.dataset",
+        entity_type="run",
+        entity_id=run.id,
+        summary=f"run {run.id} trained on {version.ref} (from {how})",
+        before={"dataset_version_id": before},
+        after={"dataset_version_id": int(version.id), "dataset": version.ref},
     )
 
 

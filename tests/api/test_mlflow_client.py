@@ -21,7 +21,7 @@ import pytest
 from mlops_core.config import PROJECT_ROOT
 from mlops_core.errors import ValidationError
 from mlops_core.ml import persistence
-from mlops_core.services import deployments, experiments, registry, users
+from mlops_core.services import datasets, deployments, experiments, registry, users
 
 MLFLOW_VENV = Path(PROJECT_ROOT) / ".venv-mlflow"
 REQUIREMENTS = Path(PROJECT_ROOT) / "requirements-mlflow.txt"
@@ -63,6 +63,11 @@ def workload(hub, mlflow_python):
     """The MLflow workload run once against this leg's Hub: (exit code, output, summary of ids)."""
     created = mlflow_api(hub, "business").post("/api/2.0/mlflow/experiments/create", json={"name": EXP})
     assert created.status_code == 200, created.text
+    from sklearn.datasets import load_iris
+
+    iris = datasets.register_version_from_frame(
+        hub.db, actor=hub.people["data_engineer"], dataset_name="iris", frame=load_iris(as_frame=True).frame
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ARTIFACT_ROOT")}
     env.update(
         QUIET,
@@ -70,6 +75,7 @@ def workload(hub, mlflow_python):
         MLFLOW_TRACKING_TOKEN=hub.tokens["data_scientist"],
         EXP_NAME=EXP,
         MODEL_NAME=MODEL,
+        HUB_DATASET=iris.ref,
         MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
         PYTHONWARNINGS="ignore",
     )
@@ -79,7 +85,7 @@ def workload(hub, mlflow_python):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-6000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"out": out, "experiment_id": created.json()["experiment_id"], **summary}
+    return {"out": out, "experiment_id": created.json()["experiment_id"], "iris": iris, **summary}
 
 
 # --- the workload, read back through the Hub's services --------------------------------------------------
@@ -115,6 +121,9 @@ def test_runs_logged_by_the_mlflow_client_are_hub_runs_of_the_use_case_with_thei
 def test_the_alias_resolves_to_the_logged_model_and_the_hub_loads_it_to_predict_like_the_client(hub, workload):
     champion = registry.resolve_version(hub.db, model_name=MODEL, alias="champion")
     assert champion.version == int(workload["versions"][0]) and champion.run_id == int(workload["log_model"])
+    # mlflow.log_input(from_pandas(X, source="iris@v1")) linked the run to that Hub version: the gate passes
+    gate = {g.gate: g for g in deployments.gate_checks(hub.db, champion.id, environment="staging")}["data_validated"]
+    assert (champion.dataset_version_id, gate.status) == (workload["iris"].id, "passed"), gate.detail
     from sklearn.datasets import load_iris
 
     X, _ = load_iris(return_X_y=True, as_frame=True)

@@ -93,7 +93,13 @@ def search(call: Call):
         offset = 0
         while True:
             page = experiments.list_runs(
-                call.db, actor=call.actor, use_case_id=uc.id, source="sdk", limit=500, offset=offset, with_total=False
+                call.db,
+                actor=call.actor,
+                use_case_id=uc.id,
+                source="mlflow",
+                limit=500,
+                offset=offset,
+                with_total=False,
             )
             for run in page:
                 for model_id, m in mlflow_bridge.mlflow_meta(run)["models"].items():
