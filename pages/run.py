@@ -5,6 +5,7 @@ import streamlit as st
 
 from hub_ui import collab as collab_ui
 from hub_ui import badges, session
+from hub_ui.ci_origin import ci_origin_markdown
 from mlops_core.errors import DomainError
 from mlops_core.services import experiments, registry
 from mlops_core.textsafety import plain_markdown as md_text
@@ -38,6 +39,8 @@ st.caption(
     + (f" · {run.duration_seconds:.1f} s" if run.duration_seconds else "")
     + (f" · reproduction of run {run.reproduced_from_run_id}" if run.reproduced_from_run_id else "")
 )
+if ci_line := ci_origin_markdown(run.source, run.tags):
+    st.caption(ci_line)
 
 
 @st.fragment(run_every=2)

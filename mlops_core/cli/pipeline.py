@@ -372,6 +372,7 @@ def cmd_experiment_run(args, hub: Hub, summary: dict) -> int:
         "params_by_algorithm": spec["params_by_algorithm"],
         "name": args.name or spec["name"],
         "tags": tags,
+        "source": "ci",
     }
     summary.update(use_case=args.use_case, dataset=args.dataset, tags=tags)
     runs = hub.post("/runs/launch", body)["runs"]

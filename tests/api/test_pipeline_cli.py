@@ -24,6 +24,7 @@ from mlops_core.config import PROJECT_ROOT
 from mlops_core.demo.customers import make_customers
 from mlops_core.services import collab, datasets, deployments, experiments, registry, usecases
 from tests.faults import workers as fault_workers
+from tests.pages.helpers import app_as, no_exceptions, texts
 
 DOCS = PROJECT_ROOT / "docs" / "ci"
 CLI_TIMEOUT = 240
@@ -184,7 +185,7 @@ def _assert_pipeline_outputs(hub, world, work: Path, expected_tags: dict[str, st
     assert train["exit_code"] == 0 and train["verdict"] == "met", train
     run = experiments.get_run(hub.db, train["run_id"])
     assert run.status == "finished" and run.use_case_id == world["use_case_id"]
-    assert run.created_by == "sara"
+    assert run.created_by == "sara" and run.source == "ci"  # launched by the pipeline CLI, not a bare API call
     for key, value in expected_tags.items():
         assert run.tags.get(key) == value, (key, run.tags)
     assert len(train["run_ids"]) == 2, "train.toml names two algorithms: one run each"
@@ -250,6 +251,17 @@ def test_the_github_actions_workflow_trains_checks_registers_and_requests_deploy
     assert env["RUN_ID"] == str(out["run"].id)
     assert f"request {out['request'].id}: gates awaiting_signoff" in Path(env["GITHUB_STEP_SUMMARY"]).read_text()
     assert SHA in out["request"].note  # the reviewers see which commit asks
+    # The run page's header says where the run came from, with a link to the pipeline.
+    at = app_as(hub.people["data_scientist"])
+    at.session_state["run_id"] = out["run"].id
+    at.switch_page("pages/run.py")
+    at.run()
+    no_exceptions(at)
+    assert f"{out['run'].status} · ci · by sara" in texts(at)
+    assert [c.value for c in at.caption if c.value.startswith("Started from CI")] == [
+        f"Started from CI (github) · commit `{SHA[:12]}` · "
+        "[pipeline 987654](<https://github.com/acme/churn-model/actions/runs/987654>) · repository `acme/churn-model`"
+    ]
 
 
 def test_the_gitlab_ci_twin_runs_the_same_pipeline_and_tags_the_gitlab_commit(hub, world, tmp_path):
@@ -482,3 +494,12 @@ def test_deploy_request_wait_follows_the_business_signoff_exit_0_approved_exit_1
     code, out, stderr = outcomes[False]
     assert code == 1 and out["verdict"] == "failed", (out, stderr)
     assert any("another month of data" in g["detail"] for g in out["gates"])
+
+
+def test_the_run_header_ci_line_links_only_http_pipeline_urls_and_is_empty_for_other_runs():
+    from hub_ui.ci_origin import ci_origin_markdown
+
+    tags = {"ci.provider": "gitlab", "ci.commit": "abc", "ci.pipeline": "7", "ci.pipeline_url": "javascript:alert(1)"}
+    assert ci_origin_markdown("ci", tags) == "Started from CI (gitlab) · commit `abc` · pipeline 7"
+    assert ci_origin_markdown("ci", {}) == "Started from CI"
+    assert ci_origin_markdown("ui", {"team": "x"}) == ""

@@ -90,6 +90,9 @@ class LaunchRuns(BaseModel):
     params_by_algorithm: dict[str, dict[str, Any]] | None = None
     name: str | None = None
     tags: dict[str, Any] = Field(default_factory=dict)
+    source: Literal["api", "ci"] = Field(
+        "api", description='"ci" from a pipeline (the CLI sends it, with the commit and pipeline as ci.* tags)'
+    )
 
 
 class LogBatch(BaseModel):
@@ -197,7 +200,7 @@ def launch_runs(body: LaunchRuns, db: DB, actor: CurrentActor) -> dict[str, Any]
         algorithms=body.algorithms,
         params_by_algorithm=body.params_by_algorithm,
         name=body.name,
-        source="api",
+        source=body.source,
         tags=body.tags,
     )
     return {"runs": finite(dump(runs))}
