@@ -13,3 +13,4 @@ from .experiments import ModelAlias, ModelVersion, RegisteredModel, Run, RunArti
 from .jobs import Job, Lease, Schedule, Worker  # noqa: F401
 from .monitoring import Alert, Monitor, MonitorCheck, MonitorCheckColumn, RetrainingProposal  # noqa: F401
 from .ui import UiPreference, UiSession  # noqa: F401
+from .targets import DeploymentTarget, UploadBatch, UploadKey  # noqa: F401

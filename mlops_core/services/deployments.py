@@ -933,6 +933,9 @@ def _move(
         before=before,
         after=_snapshot(d),
     )
+    from . import targets  # issue 19: a bundle target's owner is told which version to run now
+
+    targets.notify_version_to_run(s, d, actor=actor, kind=kind)
     return e
 
 

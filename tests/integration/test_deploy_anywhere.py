@@ -24,7 +24,7 @@ from mlops_core.config import reload_settings
 from mlops_core.db import Database, forget_database, upgrade_schema
 from mlops_core.demo.customers import make_customers
 from mlops_core.serving.app import create_app
-from mlops_core.services import apikeys, deployments
+from mlops_core.services import apikeys, collab, deployments
 from tests.conftest import make_people
 from tests.services.deployments_world import make_world
 
@@ -92,6 +92,7 @@ class World:
     key: str
     records: list[dict]
     tmp: Path
+    versions: list[int]
 
     def auth(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.key}"}
@@ -107,7 +108,7 @@ def world(tmp_path_factory):
     db = Database(url)
     upgrade_schema(db)
     people = make_people(db)
-    w = make_world(db, people, versions=1)
+    w = make_world(db, people, versions=2)
     req = deployments.request_deployment(
         db, actor=people["data_scientist"], model_version_id=w.versions[0], deployment_name="churn"
     )
@@ -116,12 +117,13 @@ def world(tmp_path_factory):
     # then allowed; see test_bundle_refused_without_an_override).
     deployments.deploy(db, actor=people["admin"], request_id=req.id, override_reason="test: sign-off later")
     _, key = apikeys.create_key(db, actor=people["ops"], deployment_name="churn")
+    deployments.create_deployment(db, actor=people["ops"], name="churn-other", environment="staging")
     frame = make_customers(40, seed=11).drop(columns=["churned"])
     records = [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in frame.to_dict("records")]
     hub = HubThread(url, free_port())
     hub.start()
     try:
-        yield World(hub=hub, db=db, people=people, key=key, records=records, tmp=tmp)
+        yield World(hub=hub, db=db, people=people, key=key, records=records, tmp=tmp, versions=w.versions)
     finally:
         hub.stop()
         db.dispose()
@@ -210,3 +212,53 @@ def test_tritonclient_http_client_works_unchanged(world):
     result = client.infer("churn", inputs, outputs=outputs, headers=headers)
     v1 = httpx.post(f"{world.hub.url}/v1/deployments/churn/predict", json={"records": records}, headers=headers).json()
     assert result.as_numpy("predict").tolist() == v1["predictions"]
+
+
+def test_a_bundle_target_rollback_tells_its_owner_the_version_to_run(world):
+    from mlops_core.services import targets
+
+    db, people = world.db, world.people
+    targets.set_target(db, actor=people["ops"], deployment_name="churn", target="bundle", owner="sara")
+    req = deployments.request_deployment(
+        db, actor=people["data_scientist"], model_version_id=world.versions[1], deployment_name="churn"
+    )
+    deployments.deploy(db, actor=people["admin"], request_id=req.id, override_reason="test: second version")
+    deployments.rollback(db, actor=people["ops"], deployment_name="churn", reason="bad numbers")
+    assert deployments.get_by_name(db, "churn").model_version_id == world.versions[0]
+    inbox = collab.inbox(db, actor=people["data_scientist"]).items
+    notes = [i.title for i in inbox if i.kind == "bundle_version"]
+    assert notes and notes[0].startswith("churn (rollback): run churn-model v1 now"), notes
+    assert any("churn (deploy): run churn-model v2 now" in n for n in notes)
+
+
+def test_a_silent_bundle_target_raises_one_alert(world):
+    from datetime import timedelta
+
+    from mlops_core.db import utcnow
+    from mlops_core.services.monitoring import alerts, checks
+
+    db = world.db
+    later = utcnow() + timedelta(hours=3)
+    checks.check_system_health(db, now=later)
+    checks.check_system_health(db, now=later)
+    found = [a for a in alerts.list_alerts(db, kind="target_silent") if a.deployment_name == "churn"]
+    assert len(found) == 1 and found[0].title == "churn has sent nothing for 3 h" and found[0].occurrences == 2
+    # An upload over the Hub API (gzip, upload key) ends the silence.
+    import gzip
+    import json
+
+    from mlops_core.services import targets
+
+    _, key = targets.create_upload_key(db, actor=world.people["ops"], deployment_name="churn")
+    _, other = targets.create_upload_key(db, actor=world.people["ops"], deployment_name="churn-other")
+    body = gzip.compress(json.dumps({"batch_id": "silence-0001", "rows": [], "backlog": 7}).encode())
+    url = f"{world.hub.url}/api/v1/deployments/churn/predictions:upload"
+    headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+    assert httpx.post(url, content=body, headers=headers).status_code == 401
+    assert httpx.post(url, content=body, headers={**headers, **world.auth(other)}).status_code == 403
+    assert httpx.post(url, content=body, headers={**headers, **world.auth(world.key)}).status_code == 401  # an API key
+    r = httpx.post(url, content=body, headers={**headers, **world.auth(key)})
+    assert r.status_code == 200 and r.json()["duplicate"] is False, r.text
+    assert targets.get_target(db, "churn").backlog == 7
+    with db.read() as s:
+        assert targets.silent_target_breaches(s, utcnow() + timedelta(hours=1)) == []

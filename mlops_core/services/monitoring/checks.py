@@ -103,6 +103,9 @@ def _system_breaches(s: Session, now: datetime) -> list[Breach]:
                 link="/infrastructure",
             )
         )
+    from ..targets import silent_target_breaches  # issue 19: bundle targets that stopped reporting
+
+    out += silent_target_breaches(s, now)
     return out
 
 
