@@ -15,7 +15,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["drift", "datasets", "tracking", "training_overhead", "scoring", "monitoring", "pages"]
+ORDER = ["drift", "datasets", "tracking", "mlflow_server", "training_overhead", "scoring", "monitoring", "pages"]
+# Arguments a script gets here (sizes that finish in a few minutes; the figures are per-request rates).
+ARGS = {"mlflow_server": ["--runs", "100"]}
 
 
 def scripts() -> list[Path]:
@@ -45,7 +47,7 @@ def main() -> int:
         print(f"== {script.name}", flush=True)
         t0 = time.monotonic()
         p = subprocess.run(
-            [sys.executable, str(script)],
+            [sys.executable, str(script), *ARGS.get(script.stem, [])],
             cwd=HERE.parent,
             capture_output=True,
             text=True,
