@@ -61,6 +61,7 @@ BADGES: dict[str, Badge] = {
     "approved": Badge("thumb_up", "green", "approved"),
     "rejected": Badge("block", "red", "rejected"),
     "deployed": Badge("rocket_launch", "green", "deployed"),
+    "withdrawn": Badge("do_not_disturb_on", "gray", "withdrawn"),
     # KPI lights
     "met": _b(_OK, "met"),
     "warning": _b(_WARN, "warning"),

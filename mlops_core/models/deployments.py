@@ -286,3 +286,34 @@ class ScoredRecordsPublic(BaseModel):
     model_version_id: int | None
     request_id: str
     scores: list[float | None] | None = None  # positive-class probabilities of a binary classifier
+
+
+class SignoffKpiRow(BaseModel):
+    """One KPI of a sign-off's evidence: what business approves, in words and numbers."""
+
+    kpi: str  # "recall >= 0.75"
+    metric: str
+    direction: str
+    target: float
+    value: float | None
+    status: str  # met | warning | missed | unknown
+
+
+class SignoffReviewPublic(BaseModel):
+    """A model-version sign-off's evidence, readable: the KPI table of the use case the request serves,
+    the training data and its validation status, and what to link to (model card, data, run)."""
+
+    signoff_id: int
+    model_version_id: int
+    model_version: str  # "churn-classifier v3"
+    model_name: str
+    use_case_id: int | None
+    use_case: str
+    deployments: list[str]  # the endpoints whose requests wait on this sign-off
+    kpis: list[SignoffKpiRow]
+    dataset_id: int | None
+    dataset_version_id: int | None
+    dataset: str  # "customers@v2"
+    dataset_status: str  # validated | waived | failed | "" (none)
+    run_id: int | None
+    shortfalls: list[str]  # sentences of what falls short (a missed KPI, unvalidated data)

@@ -146,6 +146,74 @@ def unread_count(db: Database, *, actor: Actor) -> int:
         )
 
 
+def close_inbox_items(session: Session, *, kinds: Iterable[str], entity_type: str, entity_id: Any) -> int:
+    """Mark read, for everyone, the unread inbox items of `kinds` about one entity, inside the caller's
+    transaction: what they asked for was decided or withdrawn, so they no longer wait for anyone."""
+    res = session.execute(
+        update(InboxItem)
+        .where(
+            col(InboxItem.kind).in_(list(kinds)),
+            InboxItem.entity_type == _etype(entity_type),
+            InboxItem.entity_id == _eid(entity_id),
+            col(InboxItem.read_at).is_(None),
+        )
+        .values(read_at=utcnow())
+    )
+    return int(res.rowcount or 0)
+
+
+def _close_signoff_items(session: Session, entity_type: str, entity_id: str) -> None:
+    """The "please sign off" items of an entity are read once no sign-off on it is pending any more."""
+    still = session.exec(
+        select(func.count())
+        .select_from(Signoff)
+        .where(Signoff.entity_type == entity_type, Signoff.entity_id == entity_id, Signoff.status == "pending")
+    ).one()
+    if not still:
+        close_inbox_items(session, kinds=("signoff",), entity_type=entity_type, entity_id=entity_id)
+
+
+def withdraw_signoff(session: Session, *, signoff_id: int, actor: Actor, reason: str) -> bool:
+    """Inside the caller's transaction: a pending sign-off whose request was decided or withdrawn is
+    closed ("withdrawn", with the reason), and its inbox items are marked read. False if not pending."""
+    r = session.get(Signoff, signoff_id)
+    if r is None:
+        return False
+    res = session.execute(
+        update(Signoff)
+        .where(col(Signoff.id) == signoff_id, Signoff.status == "pending")
+        .values(status="withdrawn", decided_by=actor.username, decided_at=utcnow(), reason=reason[:2000])
+    )
+    if not res.rowcount:
+        return False
+    session.refresh(r)
+    _close_signoff_items(session, r.entity_type, r.entity_id)
+    audit.record(
+        session,
+        actor=actor,
+        action="signoff.withdraw",
+        entity_type=r.entity_type,
+        entity_id=r.entity_id,
+        summary=f"sign-off “{r.title}” withdrawn: {reason}",
+        before={"status": "pending"},
+        after={"status": "withdrawn", "signoff_id": r.id, "reason": reason},
+    )
+    return True
+
+
+# Checks run before a sign-off is approved, by entity type: fn(db, signoff) -> sentences of what the
+# approver must confirm (e.g. a missed KPI). Later stages register theirs (deployments: "model_version").
+APPROVAL_CHECKS: dict[str, Any] = {}
+
+
+def approval_warnings(db: Database, signoff: SignoffPublic) -> list[str]:
+    """What approving this sign-off would accept although it falls short (empty when nothing)."""
+    if signoff.entity_type == "model_version" and "model_version" not in APPROVAL_CHECKS:
+        from . import deployments  # noqa: F401 - registers its check (a later stage; read-only hook)
+    check = APPROVAL_CHECKS.get(signoff.entity_type)
+    return list(check(db, signoff)) if check else []
+
+
 def mark_read(db: Database, *, actor: Actor, item_ids: Iterable[int] | None = None) -> int:
     """Mark the actor's items read (all unread when `item_ids` is None). Only their own."""
     with db.unit_of_work() as s:
@@ -393,13 +461,24 @@ def may_decide(actor: Actor, signoff: SignoffPublic | Signoff) -> bool:
     return actor.role == signoff.assignee_role
 
 
-def decide_signoff(db: Database, *, actor: Actor, signoff_id: int, approve: bool, reason: str = "") -> SignoffPublic:
-    """Approve or reject a pending sign-off (a rejection needs a reason); the requester is told."""
+def decide_signoff(
+    db: Database, *, actor: Actor, signoff_id: int, approve: bool, reason: str = "", confirm_shortfalls: bool = False
+) -> SignoffPublic:
+    """Approve or reject a pending sign-off (a rejection needs a reason); the requester is told.
+    Approving evidence that falls short (a missed KPI: `approval_warnings`) needs `confirm_shortfalls`."""
     reason = (reason or "").strip()
     if not approve and not reason:
         raise ValidationError("say why you reject it: the reason is required")
     if len(reason) > 2000:
         raise ValidationError("the reason is too long; keep it under 2000 characters")
+    if approve and not confirm_shortfalls:
+        warnings = approval_warnings(db, get_signoff(db, signoff_id))
+        if warnings:
+            raise ValidationError(
+                "the evidence falls short: "
+                + "; ".join(warnings)
+                + ". Confirm that you approve it anyway, or reject it"
+            )
     with db.unit_of_work() as s:
         r = get_or_404(s, Signoff, signoff_id, "sign-off request")
         if not may_decide(actor, r):
@@ -427,6 +506,7 @@ def decide_signoff(db: Database, *, actor: Actor, signoff_id: int, approve: bool
             s.refresh(r)
             raise Conflict(f"this sign-off was just {r.status} by {r.decided_by}; reload the page")
         s.refresh(r)
+        _close_signoff_items(s, r.entity_type, r.entity_id)
         verb = "approved" if approve else "rejected"
         notify(
             s,
@@ -446,7 +526,12 @@ def decide_signoff(db: Database, *, actor: Actor, signoff_id: int, approve: bool
             entity_id=r.entity_id,
             summary=f"{verb} “{r.title}”" + (f": {reason}" if reason else ""),
             before={"status": "pending"},
-            after={"status": r.status, "reason": reason, "signoff_id": r.id},
+            after={
+                "status": r.status,
+                "reason": reason,
+                "signoff_id": r.id,
+                "confirmed_shortfalls": confirm_shortfalls,
+            },
         )
         return _signoff_public(r)
 

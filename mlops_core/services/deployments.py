@@ -40,12 +40,16 @@ from ..models.deployments import (
     GateResult,
     PlacementPublic,
     Prediction,
+    SignoffKpiRow,
+    SignoffReviewPublic,
 )
 from ..ml import model_check, persistence
 from ..models.datasets import Dataset, DatasetVersion
 from ..models.experiments import ModelVersion, RegisteredModel
+from ..models.usecases import UseCase
 from . import audit, collab, datasets, experiments, registry, usecases
 from ._common import deployment_by_name, get_or_404
+from . import value as value_service  # issue 20: the "expected value >= champion's" gate
 from .auth import Actor, can, require
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
@@ -152,6 +156,83 @@ def evidence_hash(evidence: dict[str, Any]) -> str:
     return collab.evidence_hash(evidence)
 
 
+def signoff_review(db: Database, signoff) -> SignoffReviewPublic:
+    """A model-version sign-off's evidence as business reads it (issue 15, problem 4): each KPI of the use
+    case the request serves (the deployment's; the model's own when no request names one) with target,
+    value and met/missed, the training data with its validation status, and the ids to link to."""
+    ev = signoff.evidence or {}
+    mv_id = int(ev.get("model_version_id") or signoff.entity_id)
+    mv = _model_version(db, mv_id)
+    with db.read() as s:
+        rows = s.exec(
+            select(Deployment.name, Deployment.use_case_id, DeploymentRequest.status)
+            .join(DeploymentRequest, col(DeploymentRequest.deployment_id) == col(Deployment.id))
+            .where(DeploymentRequest.signoff_id == signoff.id)
+        ).all()
+        dv_id = ev.get("dataset_version_id", mv.get("dataset_version_id"))
+        dv_row = (
+            s.exec(
+                select(DatasetVersion.version, DatasetVersion.status, DatasetVersion.dataset_id, Dataset.name)
+                .join(Dataset, col(DatasetVersion.dataset_id) == col(Dataset.id))
+                .where(DatasetVersion.id == dv_id)
+            ).first()
+            if dv_id is not None
+            else None
+        )
+    uc = next((u for _, u, _ in rows if u is not None), None)
+    uc = uc if uc is not None else mv.get("use_case_id")
+    metrics = {k: float(v) for k, v in (ev.get("metrics") or {}).items() if v is not None}
+    checks = usecases.evaluate_metrics(db, uc, metrics) if uc is not None else []
+    kpis = [
+        SignoffKpiRow(
+            kpi=f"{c.kpi.metric} {c.kpi.direction} {c.kpi.target:g}",
+            metric=c.kpi.metric or "",
+            direction=c.kpi.direction,
+            target=c.kpi.target,
+            value=c.value,
+            status=c.status,
+        )
+        for c in checks
+    ]
+    shortfalls = [
+        f"{k.metric} is {'missing' if k.value is None else format(k.value, '.3g')}, target {k.direction} {k.target:g}"
+        for k in kpis
+        if k.status in ("missed", "warning", "unknown")
+    ]
+    dataset, dstatus, dataset_id = "", "", None
+    if dv_row is not None:
+        number, dstatus, dataset_id, dname = dv_row
+        dataset = f"{dname}@v{number}"
+        if dstatus == "failed":
+            shortfalls.append(f"the training data {dataset} failed validation")
+    return SignoffReviewPublic(
+        signoff_id=signoff.id,
+        model_version_id=mv_id,
+        model_version=f"{mv.get('model_name')} v{mv.get('version')}",
+        model_name=mv.get("model_name") or "",
+        use_case_id=uc,
+        use_case=_use_case_titles(db, [uc]).get(uc, "") if uc is not None else "",
+        deployments=sorted({n for n, _, _ in rows}),
+        kpis=kpis,
+        dataset_id=dataset_id,
+        dataset_version_id=dv_id,
+        dataset=dataset,
+        dataset_status=dstatus,
+        run_id=mv.get("run_id"),
+        shortfalls=shortfalls,
+    )
+
+
+def _approval_shortfalls(db: Database, signoff) -> list[str]:
+    try:
+        return signoff_review(db, signoff).shortfalls
+    except NotFound:
+        return []
+
+
+collab.APPROVAL_CHECKS[SIGNOFF_ENTITY] = _approval_shortfalls
+
+
 # --- gates -------------------------------------------------------------------------------------
 
 
@@ -198,9 +279,11 @@ def _gate_data(db: Database, mv: dict[str, Any]) -> GateResult:
     )
 
 
-def _gate_kpis(db: Database, mv: dict[str, Any], metrics: dict[str, float]) -> GateResult:
+def _gate_kpis(db: Database, mv: dict[str, Any], metrics: dict[str, float], uc: int | None = None) -> GateResult:
+    """The model KPIs of `uc`: the deployment's use case (issue 15: a wine model requested on the churn
+    endpoint is held to churn's KPIs, not wine's); the model version's own use case for a new endpoint."""
     title = "Model KPIs met on the test metrics"
-    uc = mv.get("use_case_id")
+    uc = uc if uc is not None else mv.get("use_case_id")
     if uc is None:
         return _gate(
             "kpis_met",
@@ -217,6 +300,7 @@ def _gate_kpis(db: Database, mv: dict[str, Any], metrics: dict[str, float]) -> G
             "the use case has no model KPIs; business must define at least one (Use cases page)",
             use_case_id=uc,
         )
+    uc_title = _use_case_titles(db, [uc]).get(uc, f"use case {uc}")
     lines = [
         f"{c.kpi.metric} {c.kpi.direction} {c.kpi.target:g}: "
         f"{'missing' if c.value is None else format(c.value, '.4g')} ({c.status})"
@@ -242,24 +326,130 @@ def _gate_kpis(db: Database, mv: dict[str, Any], metrics: dict[str, float]) -> G
             "kpis_met",
             title,
             "failed",
-            "not met: " + "; ".join(line for line, c in zip(lines, checks) if c.status != "met"),
+            f"KPIs of “{uc_title}” not met: " + "; ".join(line for line, c in zip(lines, checks) if c.status != "met"),
             **ev,
         )
-    return _gate("kpis_met", title, "passed", "; ".join(lines), **ev)
+    return _gate("kpis_met", title, "passed", f"KPIs of “{uc_title}”: " + "; ".join(lines), **ev)
+
+
+def _use_case_titles(db: Database, ids: list[int | None]) -> dict[int, str]:
+    ids = sorted({i for i in ids if i is not None})
+    if not ids:
+        return {}
+    with db.read() as s:
+        return dict(s.exec(select(UseCase.id, UseCase.title).where(col(UseCase.id).in_(ids))).all())
+
+
+def _gate_use_case(db: Database, mv: dict[str, Any], deployment: DeploymentPublic | None) -> GateResult:
+    """The model version belongs to the use case the endpoint serves (issue 15, problem 1)."""
+    title = "Model belongs to the endpoint's use case"
+    label = f"{mv.get('model_name', 'the model')} v{mv.get('version', '?')}"
+    mv_uc = mv.get("use_case_id")
+    titles = _use_case_titles(db, [mv_uc, deployment.use_case_id if deployment else None])
+    ev = {"use_case_id": mv_uc, "deployment_use_case_id": deployment.use_case_id if deployment else None}
+    if deployment is None:
+        where = f"“{titles[mv_uc]}”" if mv_uc in titles else "no use case"
+        return _gate("use_case_match", title, "passed", f"a new endpoint: it will serve {where}", **ev)
+    if deployment.use_case_id is None:
+        return _gate(
+            "use_case_match",
+            title,
+            "passed",
+            f"{deployment.name} is not tied to a use case; any model may serve it",
+            **ev,
+        )
+    if mv_uc == deployment.use_case_id:
+        return _gate(
+            "use_case_match",
+            title,
+            "passed",
+            f"{label} and {deployment.name} both belong to “{titles.get(mv_uc, mv_uc)}”",
+            **ev,
+        )
+    theirs = f"“{titles[mv_uc]}”" if mv_uc in titles else "no use case"
+    return _gate(
+        "use_case_match",
+        title,
+        "failed",
+        f"{label} belongs to {theirs}, but {deployment.name} serves “{titles.get(deployment.use_case_id)}”. "
+        f"Choose a model version of “{titles.get(deployment.use_case_id)}” for {deployment.name}, or request "
+        "a new endpoint for this model",
+        **ev,
+    )
+
+
+def schema_difference(new: list[dict[str, Any]], served: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """What changes for the callers of an endpoint when a model with the input schema `new` replaces
+    one with `served`: columns they must now send, columns no longer used, columns whose type changed."""
+    a = {c["name"]: c.get("type") for c in new or []}
+    b = {c["name"]: c.get("type") for c in served or []}
+    return {
+        "added": sorted(set(a) - set(b)),
+        "removed": sorted(set(b) - set(a)),
+        "changed": sorted(f"{n} ({b[n]} → {a[n]})" for n in set(a) & set(b) if a[n] != b[n]),
+    }
+
+
+def _gate_schema(
+    db: Database, mv: dict[str, Any], deployment: DeploymentPublic | None, acknowledged_by: str = ""
+) -> GateResult:
+    """The model takes the inputs the endpoint's callers send now, or the change was acknowledged."""
+    title = "Input schema matches what the endpoint serves"
+    if deployment is None or deployment.model_version_id is None:
+        return _gate("schema_match", title, "passed", "nothing is served on this endpoint yet: no callers to break")
+    if deployment.model_version_id == mv["id"]:
+        return _gate("schema_match", title, "passed", "this version is the one served now")
+    served = _model_version(db, deployment.model_version_id)
+    served_label = f"{served.get('model_name')} v{served.get('version')}"
+    diff = schema_difference(mv.get("input_schema") or [], served.get("input_schema") or [])
+    ev = {"served_model_version_id": deployment.model_version_id, "served": served_label, **diff}
+    if not any(diff.values()):
+        return _gate("schema_match", title, "passed", f"same input columns and types as {served_label}", **ev)
+    parts = []
+    if diff["added"]:
+        parts.append("callers must now send " + ", ".join(diff["added"]))
+    if diff["removed"]:
+        parts.append("no longer used: " + ", ".join(diff["removed"]))
+    if diff["changed"]:
+        parts.append("type changed: " + ", ".join(diff["changed"]))
+    what = f"the inputs differ from {served_label}, served on {deployment.name} now ({'; '.join(parts)})"
+    if acknowledged_by:
+        return _gate(
+            "schema_match",
+            title,
+            "waived",
+            f"{what}; {acknowledged_by} acknowledged the change when requesting",
+            acknowledged_by=acknowledged_by,
+            **ev,
+        )
+    return _gate(
+        "schema_match",
+        title,
+        "failed",
+        f"{what}. Callers of the endpoint would break: request again and acknowledge the schema change, "
+        "or choose a model with the same inputs",
+        **ev,
+    )
 
 
 def _gate_regression(
-    db: Database, mv: dict[str, Any], metrics: dict[str, float], deployment: DeploymentPublic | None, tolerance: float
+    db: Database,
+    mv: dict[str, Any],
+    metrics: dict[str, float],
+    deployment: DeploymentPublic | None,
+    tolerance: float,
+    uc: int | None = None,
 ) -> GateResult:
     title = "No regression against production"
+    uc = uc if uc is not None else mv.get("use_case_id")
     with db.read() as s:
         q = select(Deployment).where(
             Deployment.environment == "production", col(Deployment.model_version_id).is_not(None)
         )
         if deployment is not None and deployment.environment == "production":
             q = q.where(Deployment.id == deployment.id)
-        elif mv.get("use_case_id") is not None:
-            q = q.where(Deployment.use_case_id == mv["use_case_id"])
+        elif uc is not None:
+            q = q.where(Deployment.use_case_id == uc)
         else:
             q = q.where(Deployment.id == -1)
         current = s.exec(q.order_by(col(Deployment.deployed_at).desc())).first()
@@ -284,8 +474,8 @@ def _gate_regression(
         )
     champ = _run_test_metrics(db, _model_version(db, current.model_version_id))
     directions: dict[str, str] = {}
-    if mv.get("use_case_id") is not None:
-        directions = {k.metric: k.direction for k in usecases.model_kpis(db, mv["use_case_id"])}
+    if uc is not None:
+        directions = {k.metric: k.direction for k in usecases.model_kpis(db, uc)}
     compared, worse = [], []
     for metric, direction in directions.items():
         a = metrics.get(metric, metrics.get(f"test_{metric}"))
@@ -445,11 +635,14 @@ def gate_checks(
     *,
     environment: str | None = None,
     load_model: bool = True,
+    schema_acknowledged_by: str = "",
 ) -> list[GateResult]:
     """Evaluate every gate for putting `model_version_id` on `deployment_name` (or a new endpoint
     in `environment`). Read-only; the result is the checklist shown on the deployment page.
     `load_model=False` leaves out the one gate that is not a database read (loading the artifact and
-    predicting on the training data)."""
+    predicting on the training data). The KPI and regression gates use the deployment's use case;
+    `schema_acknowledged_by` (who acknowledged an input-schema change with the request) waives
+    "schema_match"."""
     mv = _model_version(db, model_version_id)
     deployment = None
     tolerance = 0.01
@@ -463,12 +656,26 @@ def gate_checks(
     environment = environment or "production"
     metrics = _run_test_metrics(db, mv)
     current_hash = evidence_hash(_evidence(mv, metrics))
-    return [
+    uc = deployment.use_case_id if deployment is not None and deployment.use_case_id is not None else None
+    gates = [
+        _gate_use_case(db, mv, deployment),
+        _gate_schema(db, mv, deployment, schema_acknowledged_by),
         _gate_data(db, mv),
-        _gate_kpis(db, mv, metrics),
-        _gate_regression(db, mv, metrics, deployment, tolerance),
+        _gate_kpis(db, mv, metrics, uc),
+        _gate_regression(db, mv, metrics, deployment, tolerance, uc),
         _gate_signoff(db, model_version_id, environment, current_hash),
-    ] + ([_gate_loads(db, mv)] if load_model else [])
+    ]
+    gates += value_service.value_gates(
+        db,
+        model_version_id=model_version_id,
+        champion_model_version_id=deployment.model_version_id if deployment else None,
+    )
+    return gates + ([_gate_loads(db, mv)] if load_model else [])
+
+
+# Gates that say the request itself is wrong (another use case's model, inputs the callers do not send):
+# business is not asked to sign off on such a request.
+WRONG_MODEL_GATES = ("use_case_match", "schema_match")
 
 
 def current_gates(db: Database, request: DeploymentRequestPublic) -> list[GateResult]:
@@ -480,7 +687,12 @@ def current_gates(db: Database, request: DeploymentRequestPublic) -> list[GateRe
     if request.status != "pending":
         return list(request.gates)
     gates = gate_checks(
-        db, request.model_version_id, request.deployment_name or None, environment=request.environment, load_model=False
+        db,
+        request.model_version_id,
+        request.deployment_name or None,
+        environment=request.environment,
+        load_model=False,
+        schema_acknowledged_by=request.schema_change_ack,
     )
     return gates + [g for g in request.gates if g.gate == "model_loads"]
 
@@ -755,9 +967,15 @@ def request_deployment(
     deployment_name: str,
     environment: str = "production",
     note: str = "",
+    acknowledge_schema_change: bool = False,
+    signoff_only_when_passing: bool = False,
 ) -> DeploymentRequestPublic:
     """A data scientist asks for `model_version_id` on `deployment_name` (created if new). The gates are
-    evaluated now and stored; for production a business sign-off tied to the evidence is asked for."""
+    evaluated now and stored; for production a business sign-off tied to the evidence is asked for,
+    unless the request is for the wrong model (another use case's, or inputs the endpoint's callers do not
+    send) or, with `signoff_only_when_passing` (retraining), any other gate fails.
+    `acknowledge_schema_change`: the requester accepts that the endpoint's inputs change (recorded with
+    the request; the "schema_match" gate shows it as waived)."""
     require(actor, "deployment.request")
     deployment_name = check_name(deployment_name)
     if environment not in ENVIRONMENTS:
@@ -772,15 +990,25 @@ def request_deployment(
             )
     except NotFound:
         dep = None
-    gates = gate_checks(db, model_version_id, deployment_name if dep else None, environment=environment)
+    ack_by = actor.username if acknowledge_schema_change else ""
+    gates = gate_checks(
+        db, model_version_id, deployment_name if dep else None, environment=environment, schema_acknowledged_by=ack_by
+    )
     evidence = signoff_evidence(db, model_version_id)
     ehash = evidence_hash(evidence)
     signoff_id = None
     signoff_gate = next(g for g in gates if g.gate == "business_signoff")
+    blocking = [
+        g
+        for g in gates
+        if g.status == "failed"
+        and (g.gate in WRONG_MODEL_GATES or (signoff_only_when_passing and g.gate != "business_signoff"))
+    ]
     if (
         environment == "production"
         and signoff_gate.status == "failed"
         and not signoff_gate.detail.startswith("waiting")
+        and not blocking
     ):
         label = f"{mv.get('model_name', 'model')} v{mv.get('version', '?')}"
         so = collab.request_signoff(
@@ -829,6 +1057,7 @@ def request_deployment(
             evidence_hash=ehash,
             signoff_id=signoff_id,
             note=note[:2000],
+            schema_change_ack=ack_by,
         )
         s.add(r)
         s.flush()
@@ -850,8 +1079,8 @@ def request_deployment(
             action="deployment.request",
             entity_type="deployment",
             entity_id=d.id,
-            summary=f"requested model version {model_version_id} on {deployment_name} ({environment}); "
-            f"gates failing: {', '.join(failed) or 'none'}",
+            summary=f"requested {model_version_label(s, model_version_id)} on {deployment_name} ({environment}); "
+            f"gates failing: {', '.join(failed) or 'none'}" + ("; input schema change acknowledged" if ack_by else ""),
             after={
                 "request_id": r.id,
                 "model_version_id": model_version_id,
@@ -866,7 +1095,13 @@ def reevaluate_request(db: Database, *, actor: Actor, request_id: int) -> Deploy
     """Evaluate the gates of a pending request again (after a sign-off or a data fix) and store them."""
     require(actor, "deployment.reevaluate")
     req = get_request(db, request_id)
-    gates = gate_checks(db, req.model_version_id, req.deployment_name, environment=req.environment)
+    gates = gate_checks(
+        db,
+        req.model_version_id,
+        req.deployment_name,
+        environment=req.environment,
+        schema_acknowledged_by=req.schema_change_ack,
+    )
     return _store_gates(db, actor=actor, request_id=request_id, gates=gates)
 
 
@@ -885,7 +1120,8 @@ def _store_gates(db: Database, *, actor: Actor, request_id: int, gates: list[Gat
             action="deployment.gates",
             entity_type="deployment",
             entity_id=r.deployment_id,
-            summary=f"gates of request {r.id} evaluated: " + ", ".join(f"{g.gate}={g.status}" for g in gates),
+            summary=f"gates of request {r.id} evaluated: "
+            + ", ".join(f"{g.title}: {g.status.replace('_', ' ')}" for g in gates),
             after={g.gate: g.status for g in gates},
         )
         d = s.get(Deployment, r.deployment_id)
@@ -939,14 +1175,56 @@ def _move(
     return e
 
 
-def deploy(db: Database, *, actor: Actor, request_id: int, override_reason: str | None = None) -> DeploymentPublic:
+def _close_request_followups(s: Session, r: DeploymentRequest, *, actor: Actor, outcome: str) -> None:
+    """A decided request closes what it left open, inside the caller's transaction: its business sign-off,
+    if still pending and no other pending request waits on it, is withdrawn (so no inbox offers to approve
+    it any more), and the inbox items about it are marked read for everyone (issue 15, problem 5)."""
+    others = s.exec(
+        select(func.count())
+        .select_from(DeploymentRequest)
+        .where(
+            DeploymentRequest.deployment_id == r.deployment_id,
+            DeploymentRequest.status == "pending",
+            DeploymentRequest.id != r.id,
+        )
+    ).one()
+    if not others:
+        collab.close_inbox_items(s, kinds=("deployment_request",), entity_type="deployment", entity_id=r.deployment_id)
+    if r.signoff_id is None:
+        return
+    shared = s.exec(
+        select(func.count())
+        .select_from(DeploymentRequest)
+        .where(
+            DeploymentRequest.signoff_id == r.signoff_id,
+            DeploymentRequest.status == "pending",
+            DeploymentRequest.id != r.id,
+        )
+    ).one()
+    if not shared:
+        collab.withdraw_signoff(
+            s, signoff_id=r.signoff_id, actor=actor, reason=f"deployment request #{r.id} was {outcome}"
+        )
+
+
+def deploy(
+    db: Database, *, actor: Actor, request_id: int, override_reason: str | None = None, reason: str = ""
+) -> DeploymentPublic:
     """Ops deploys a requested version. Gates are evaluated again; a failed gate blocks unless an
-    admin overrides it with a reason (audited)."""
+    admin overrides it with a reason (audited). `reason` (why now; the page asks for it in its
+    confirmation step) is kept in the history."""
     require(actor, "deployment.deploy")
     req = get_request(db, request_id)
     if req.status != "pending":
         raise Conflict(f"request {request_id} is already {req.status}; request the version again to redeploy it")
-    gates = gate_checks(db, req.model_version_id, req.deployment_name, environment=req.environment)
+    reason = (reason or "").strip()
+    gates = gate_checks(
+        db,
+        req.model_version_id,
+        req.deployment_name,
+        environment=req.environment,
+        schema_acknowledged_by=req.schema_change_ack,
+    )
     req = _store_gates(db, actor=actor, request_id=request_id, gates=gates)
     failed = req.failed_gates
     override_reason = (override_reason or "").strip()
@@ -995,8 +1273,9 @@ def deploy(db: Database, *, actor: Actor, request_id: int, override_reason: str 
             kind="deploy",
             to_version=r.model_version_id,
             request_id=request_id,
-            reason=f"override: {override_reason}" if failed else "",
+            reason="; ".join(x for x in (f"override: {override_reason}" if failed else "", reason) if x),
         )
+        _close_request_followups(s, r, actor=actor, outcome="deployed")
         collab.notify(
             s,
             usernames=[r.requested_by],
@@ -1035,9 +1314,10 @@ def reject_request(db: Database, *, actor: Actor, request_id: int, reason: str) 
             action="deployment.reject",
             entity_type="deployment",
             entity_id=r.deployment_id,
-            summary=f"rejected request {request_id}: {reason}",
+            summary=f"rejected request {request_id} ({model_version_label(s, r.model_version_id)}): {reason}",
             after={"status": "rejected"},
         )
+        _close_request_followups(s, r, actor=actor, outcome=f"rejected: {reason}")
         d = s.get(Deployment, r.deployment_id)
         return _request_public(r, d.name)
 
@@ -1059,9 +1339,11 @@ def previous_version(db: Database, deployment_name: str) -> int | None:
 
 
 def rollback(db: Database, *, actor: Actor, deployment_name: str, reason: str = "") -> DeploymentPublic:
-    """One action: the endpoint serves the version it served before. History shows both moves."""
+    """One action: the endpoint serves the version it served before. History shows both moves.
+    On production the reason is required: the history says why."""
     require(actor, "deployment.deploy")
     prev = previous_version(db, deployment_name)
+    reason = (reason or "").strip()
     with db.unit_of_work() as s:
         d = deployment_by_name(s, deployment_name)
         if prev is None:
@@ -1069,7 +1351,11 @@ def rollback(db: Database, *, actor: Actor, deployment_name: str, reason: str = 
                 f"{deployment_name} has no previous version to roll back to; it has only ever served "
                 f"{model_version_label(s, d.model_version_id)}"
             )
-        _move(s, d, actor=actor, kind="rollback", to_version=prev, reason=reason.strip())
+        if d.environment == "production" and not reason:
+            raise ValidationError(
+                f"say why you roll back {deployment_name}: a production rollback needs a reason, kept in its history"
+            )
+        _move(s, d, actor=actor, kind="rollback", to_version=prev, reason=reason)
         return _public(d)
 
 

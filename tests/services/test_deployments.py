@@ -13,9 +13,11 @@ from mlops_core.demo.customers import make_customers
 from tests.services.deployments_world import CONFIG, make_world, train_version
 
 
-def _approve_signoff(db, people, mv_id):
+def _approve_signoff(db, people, mv_id, *, confirm=False):
     so = next(s for s in collab.signoffs_for(db, "model_version", mv_id) if s.status == "pending")
-    return collab.decide_signoff(db, actor=people["business"], signoff_id=so.id, approve=True)
+    return collab.decide_signoff(
+        db, actor=people["business"], signoff_id=so.id, approve=True, confirm_shortfalls=confirm
+    )
 
 
 def _deployed(db, people, mv_id, name="churn"):
@@ -37,6 +39,8 @@ def test_a_production_request_checks_every_gate_and_asks_business_for_a_signoff(
     )
     gates = {g.gate: g for g in req.gates}
     assert [g.gate for g in req.gates] == [
+        "use_case_match",
+        "schema_match",
         "data_validated",
         "kpis_met",
         "no_regression",
@@ -69,7 +73,15 @@ def test_current_gates_show_a_signoff_at_once_without_loading_the_model_or_stori
     monkeypatch.setattr(deployments, "load_model", lambda *a, **k: pytest.fail("render must not load the model"))
     stored = deployments.get_request(db, req.id)
     now = {g.gate: g for g in deployments.current_gates(db, stored)}
-    assert list(now) == ["data_validated", "kpis_met", "no_regression", "business_signoff", "model_loads"]
+    assert list(now) == [
+        "use_case_match",
+        "schema_match",
+        "data_validated",
+        "kpis_met",
+        "no_regression",
+        "business_signoff",
+        "model_loads",
+    ]
     assert now["business_signoff"].status == "passed" and "approved by alice" in now["business_signoff"].detail
     assert now["model_loads"] == next(g for g in stored.gates if g.gate == "model_loads")  # the stored check
     after = deployments.get_request(db, req.id)  # nothing written: the request keeps its stored checklist
@@ -127,7 +139,10 @@ def test_a_failed_kpi_blocks_and_only_an_admin_may_override_with_a_reason_which_
     req = deployments.request_deployment(
         db, actor=people["data_scientist"], model_version_id=w.versions[0], deployment_name="churn"
     )
-    _approve_signoff(db, people, w.versions[0])
+    # Business sees the missed KPI: approving it anyway needs an explicit confirmation.
+    with pytest.raises(ValidationError, match=r"roc_auc is 0\.\d+, target >= 0\.99.*[Cc]onfirm"):
+        _approve_signoff(db, people, w.versions[0])
+    _approve_signoff(db, people, w.versions[0], confirm=True)
     with pytest.raises(ValidationError, match="Model KPIs met"):
         deployments.deploy(db, actor=people["ops"], request_id=req.id)
     with pytest.raises(PermissionDenied, match="only an admin"):
