@@ -29,6 +29,7 @@ from ..errors import ValidationError
 from .algorithms import ALGORITHMS, TASKS, algorithms_for, default_params
 from .persistence import dump_model
 from .scoring import label_key, positive_label
+from .value import score_histogram
 
 MAX_SEARCH_COMBINATIONS = 200
 MAX_CATEGORIES = 30  # one-hot columns per categorical feature; rarer values share an "infrequent" column
@@ -484,6 +485,8 @@ def plot_data(pipe, X_test, y_test, task: str, y_pred=None, proba=None) -> dict[
                 out["roc"] = dict(zip(("fpr", "tpr"), _thin(fpr, tpr)))
                 out["pr"] = dict(zip(("recall", "precision"), _thin(rec, prec)))
                 out["positive_class"] = str(classes[1])
+            # Scores of classes[1] per bin, positives and negatives apart: the value of any threshold (issue 20).
+            out["score_histogram"] = score_histogram(truth, proba[:, 1])
     else:
         y_true = np.asarray(y_test, dtype=float)
         pred = np.asarray(y_pred, dtype=float)

@@ -57,6 +57,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "monitor.run": frozenset({OPS}),
     "alert.ack": frozenset({OPS}),
     "retraining.decide": frozenset({OPS}),
+    # ML canvas and value model (issue 20)
+    "canvas.write": frozenset({B, DS}),  # both sides agree on the canvas
+    "value.write": frozenset({B}),
+    "threshold.set": frozenset({DS}),
 }
 
 ACTION_LABELS: dict[str, str] = {
@@ -83,6 +87,9 @@ ACTION_LABELS: dict[str, str] = {
     "monitor.run": "run monitors",
     "alert.ack": "acknowledge alerts",
     "retraining.decide": "decide on retraining proposals",
+    "canvas.write": "edit the ML canvas",
+    "value.write": "set the value model",
+    "threshold.set": "choose a decision threshold",
 }
 
 

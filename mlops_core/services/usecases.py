@@ -56,7 +56,8 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 }
 PRIORITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
 MEMBER_ROLES: tuple[str, ...] = tuple(r for r in ROLES if r != "admin")
-KPI_KINDS: tuple[str, ...] = ("model", "business")
+# "value": expected value per period >= the champion's (+ target as a margin), checked by the deployment gate
+KPI_KINDS: tuple[str, ...] = ("model", "business", "value")
 MAX_TAGS = 20
 
 
@@ -568,8 +569,14 @@ def add_kpi(
     require(actor, "kpi.write")
     kind = (kind or "").strip().lower()
     if kind not in KPI_KINDS:
-        raise ValidationError(f"unknown KPI kind {kind!r}; use model (a model metric) or business (readings over time)")
-    if kind == "model":
+        raise ValidationError(
+            f"unknown KPI kind {kind!r}; use model (a model metric), business (readings over time) "
+            "or value (expected value >= the champion's)"
+        )
+    if kind == "value":
+        metric, direction = None, ">="
+        name = _clean_text(name, "KPI name", max_len=200) or "expected value ≥ champion's"
+    elif kind == "model":
         metric = kpi_math.check_metric(metric)
         name = _clean_text(name, "KPI name", max_len=200) or metric
         direction = kpi_math.check_direction(direction or kpi_math.KNOWN_METRICS[metric][1])
@@ -772,6 +779,8 @@ def kpi_status_many(db: Database, use_cases: Iterable[UseCasePublic]) -> dict[in
     for uc in cases:
         checks = []
         for k in uc.kpis:
+            if k.kind == "value":
+                continue  # checked against the champion by the deployment gate, not a light of its own
             value = best.get(uc.id, {}).get(k.metric) if k.kind == "model" else latest.get(k.id)
             checks.append(
                 KpiCheck(kpi=k, value=value, status=kpi_math.evaluate(k.direction, k.target, k.warning, value))
