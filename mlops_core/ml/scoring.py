@@ -63,10 +63,12 @@ def estimator_scored(est: Any, X: Any, positive: int):
     return labels, proba[:, positive]
 
 
-def predict_scored(model: Any, X: Any, positive: int | None = -1):
+def predict_scored(model: Any, X: Any, positive: int | None = -1, threshold: float | None = None):
     """(predictions, scores or None) for a model input frame: model.predict's answer, plus the
     positive-class probability for binary classifiers. A Pipeline is transformed once for both.
-    `positive`: the index from `positive_index` (computed here when -1; None: no scores)."""
+    `positive`: the index from `positive_index` (computed here when -1; None: no scores).
+    `threshold`: a binary classifier's stored decision threshold (the value-maximising one of its model
+    version): the positive class when score >= threshold, instead of the model's own rule."""
     if positive == -1:
         positive = positive_index(model)
     if positive is None:
@@ -78,8 +80,21 @@ def predict_scored(model: Any, X: Any, positive: int | None = -1):
         for _, step in model.steps[:-1]:
             if step is not None and step != "passthrough":
                 Xt = step.transform(Xt)
-        return estimator_scored(model.steps[-1][1], Xt, positive)
-    return estimator_scored(model, X, positive)
+        labels, scores = estimator_scored(model.steps[-1][1], Xt, positive)
+    else:
+        labels, scores = estimator_scored(model, X, positive)
+    return apply_threshold(model, labels, scores, positive, threshold), scores
+
+
+def apply_threshold(model: Any, labels: Any, scores: Any, positive: int | None, threshold: float | None):
+    """`labels` with the decision rule "positive class when score >= threshold" (unchanged without one)."""
+    if threshold is None or positive is None or scores is None:
+        return labels
+    import numpy as np
+
+    classes = np.asarray(model.classes_)
+    s = np.asarray(scores, dtype=float)
+    return np.where(s >= float(threshold), classes[positive], classes[1 - positive])
 
 
 def jsonable_scores(scores: Any, n: int) -> list[float | None]:

@@ -44,8 +44,9 @@ from ..config import get_settings
 from ..db import Database, get_database
 from ..errors import DomainError, ValidationError
 from ..ml.fastpath import compile_fast_path, verify_fast_path
-from ..ml.scoring import jsonable_scores, positive_index, predict_scored
+from ..ml.scoring import apply_threshold, jsonable_scores, positive_index, predict_scored
 from ..services import datasets, deployments, registry
+from ..services import value as value_service
 from ..services.apikeys import hash_key
 from ..services.predictions import PredictionWriter, apply_labels, prediction_row
 from .api import API_V1
@@ -81,8 +82,12 @@ class LoadedModel:
     fast: Any = None
     # Binary classifiers: index in classes_ of the class whose probability is logged as `score` (else None).
     positive: int | None = None
+    # Binary classifiers: the model version's stored decision threshold (issue 20; None: the model's own rule).
+    threshold: float | None = None
 
     def predict(self, records: list[dict[str, Any]]) -> list[Any]:
+        if self.threshold is not None and self.positive is not None:
+            return self.predict_scored(records)[0]
         if self.fast is not None and len(records) == 1:
             return to_jsonable([self.fast(records[0])])
         return to_jsonable(self.model.predict(self.validator.to_frame(records)))
@@ -93,8 +98,10 @@ class LoadedModel:
             return self.predict(records), None
         if self.fast is not None and len(records) == 1:
             label, score = self.fast.scored(records[0])  # a Python float
+            if self.threshold is not None and math.isfinite(score):
+                label = apply_threshold(self.model, [label], [score], self.positive, self.threshold)[0]
             return to_jsonable([label]), [score if math.isfinite(score) else None]
-        labels, scores = predict_scored(self.model, self.validator.to_frame(records), self.positive)
+        labels, scores = predict_scored(self.model, self.validator.to_frame(records), self.positive, self.threshold)
         return to_jsonable(labels), jsonable_scores(scores, len(records))
 
 
@@ -215,6 +222,7 @@ class ServingState:
             validator=RecordValidator(schema),
             input_schema=schema,
             positive=positive_index(model),
+            threshold=value_service.threshold_for(self.db, model_version_id),
         )
         loaded.fast = self._fast_path(loaded, mv)
         self.models[model_version_id] = loaded

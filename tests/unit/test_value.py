@@ -110,3 +110,19 @@ def test_kpi_suggestions_follow_the_costs():
     even = v.ValueModel(outcome_values={"tp": 0, "fp": -10, "fn": -12, "tn": 0}, volume_per_period=1)
     assert v.suggest_kpis(even)[0]["metric"] == "f1"
     assert v.suggest_kpis(v.ValueModel(problem_type="regression"))[0]["metric"] == "mae"
+
+
+def test_scoring_honours_a_stored_threshold():
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from mlops_core.ml.scoring import predict_scored
+
+    X = np.array([[0.0], [1.0], [2.0], [3.0], [4.0], [5.0]])
+    model = LogisticRegression().fit(X, [0, 0, 0, 1, 1, 1])
+    own, scores = predict_scored(model, X)
+    assert list(own) == [0, 0, 0, 1, 1, 1]
+    low, same = predict_scored(model, X, threshold=float(scores[1]))  # positive from the 2nd record up
+    assert list(low) == [0, 1, 1, 1, 1, 1] and list(same) == list(scores)
+    high, _ = predict_scored(model, X, threshold=float(scores[5]))
+    assert list(high) == [0, 0, 0, 0, 0, 1]
