@@ -1,9 +1,13 @@
 """Sara, in chromium against `mlops_core up` (UI + worker): launches a run, watches it finish, compares
-two runs and registers one as a model."""
+two runs and registers one as a model; a run logged by the real MLflow client shows on Experiments (source
+"mlflow") and is compared with a no-code run."""
 
+import os
 import re
+import subprocess
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import login, open_page, screenshot_step
 
@@ -50,3 +54,61 @@ def test_sara_launches_a_run_sees_it_finish_compares_and_registers(hub, page):
     page.get_by_role("button", name="Register", exact=True).click()
     page.get_by_text("Registered churn-e2e v1.").wait_for()
     screenshot_step(page, "experiments_registered")
+
+
+MLFLOW_SCRIPT = """
+import os
+import mlflow
+mlflow.set_experiment("Customer churn")            # the demo use case, by its title
+with mlflow.start_run(run_name="mlflow-e2e") as run:
+    mlflow.log_params({"C": 0.25, "framework": "sklearn"})
+    mlflow.log_metrics({"roc_auc": 0.99991, "accuracy": 0.9})
+print(run.info.run_id)
+"""
+
+
+def _click_row(page, grid, row: int) -> None:
+    """Tick a row's selection marker in a Streamlit dataframe (a canvas grid: header and rows are 35 px high,
+    the marker column is the first ~30 px)."""
+    box = grid.locator("canvas").first.bounding_box()
+    page.mouse.click(box["x"] + 15, box["y"] + 35 + 35 * row + 17)
+
+
+def test_a_run_logged_by_the_mlflow_client_shows_on_experiments_and_compares_with_a_no_code_run(hub, page):
+    from tests.api.test_mlflow_client import QUIET, ensure_mlflow_venv
+
+    token = hub.cli("user", "token", "sara").stdout.strip().splitlines()[-1]
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ARTIFACT_ROOT")}
+    env.update(QUIET, MLFLOW_TRACKING_URI=hub.api_url, MLFLOW_TRACKING_TOKEN=token, PYTHONWARNINGS="ignore")
+    done = subprocess.run(
+        [str(ensure_mlflow_venv()), "-c", MLFLOW_SCRIPT], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-4000:]
+    mlflow_id = done.stdout.strip().splitlines()[-1]
+
+    page.set_default_timeout(90_000)
+    login(page, hub, "sara")
+    open_page(page, "Experiments")
+    page.get_by_role("heading", name="Experiments").wait_for()
+    _choose(page, "Use case", "Customer churn")
+    # Sorted by roc_auc (highest first): the MLflow run (0.99991) is the first row, a no-code run the second.
+    grid = page.get_by_test_id("stDataFrame").last
+    first, second = (page.locator(f'[role=row][aria-rowindex="{i}"]') for i in (2, 3))
+    first.wait_for(state="attached")
+    cells = first.locator("[role=gridcell]").all_inner_texts()
+    assert cells[:2] == [mlflow_id, "mlflow-e2e"] and "mlflow" in cells, cells
+    other = second.locator("[role=gridcell]").all_inner_texts()
+    assert "ui" in other, other  # launched from the Experiments page: no code
+    screenshot_step(page, "experiments_mlflow_run")
+
+    _click_row(page, grid, 0)
+    _click_row(page, grid, 1)
+    compare = page.get_by_role("button", name="Compare selected")
+    expect(compare).to_be_enabled()
+    compare.click()
+    page.get_by_role("heading", name="Compare runs").wait_for()
+    for run_id in (mlflow_id, other[0]):
+        page.locator("[role=columnheader]", has_text=f"run {run_id}").first.wait_for(state="attached")
+    page.locator("[role=gridcell]", has_text="0.99991").first.wait_for(state="attached")  # the MLflow roc_auc
+    page.locator("[role=gridcell]", has_text="framework").first.wait_for(state="attached")  # an MLflow param
+    screenshot_step(page, "experiments_mlflow_compare")
