@@ -81,9 +81,9 @@ else:
         None if last.n_unlabelled is None else f"{last.n_unlabelled:,} without label",
         delta_color="off",
     )
-    er = last.health.get("error_rate")
+    er = last.health.error_rate
     m[3].metric("Error rate", "—" if er is None else f"{er:.1%}")
-    p95 = last.health.get("latency_p95_ms")
+    p95 = last.health.latency_p95_ms
     m[4].metric("Latency p95", "—" if p95 is None else f"{p95:.0f} ms")
 
 tab_drift, tab_report, tab_perf, tab_health, tab_settings, tab_talk = st.tabs(
@@ -140,7 +140,7 @@ with tab_drift:
         )
         st.plotly_chart(fig2, width="stretch", key="dm_drift_heat")
     if checks:
-        ids = [c.id for c in checks if c.drift.get("columns")]
+        ids = [c.id for c in checks if c.drift.columns]
         if ids:
             wanted = st.query_params.get("check")
             default = int(wanted) if wanted and wanted.isdigit() and int(wanted) in ids else ids[-1]
@@ -152,32 +152,21 @@ with tab_drift:
                 key="dm_check",
             )
             c = next(x for x in checks if x.id == chosen)
+            by_column = list(c.drift.columns.items())
+            if c.drift.prediction:
+                by_column.append(("(prediction)", c.drift.prediction))
             st.dataframe(
                 [
                     {
                         "column": col,
-                        "type": v.get("column_type"),
-                        "method": v["method"],
-                        "score": v["score"],
-                        "threshold": v["threshold"],
-                        "drifted": "yes" if v["drifted"] else "no",
+                        "type": v.column_type,
+                        "method": v.method,
+                        "score": v.score,
+                        "threshold": v.threshold,
+                        "drifted": "yes" if v.drifted else "no",
                     }
-                    for col, v in c.drift["columns"].items()
-                ]
-                + (
-                    [
-                        {
-                            "column": "(prediction)",
-                            "type": c.drift["prediction"].get("column_type"),
-                            "method": c.drift["prediction"]["method"],
-                            "score": c.drift["prediction"]["score"],
-                            "threshold": c.drift["prediction"]["threshold"],
-                            "drifted": "yes" if c.drift["prediction"]["drifted"] else "no",
-                        }
-                    ]
-                    if c.drift.get("prediction")
-                    else []
-                ),
+                    for col, v in by_column
+                ],
                 hide_index=True,
                 width="stretch",
             )
@@ -248,12 +237,12 @@ with tab_perf:
             row = {
                 "at": c.window_end,
                 "check": c.id,
-                "labelled": c.performance.get("n_labelled", 0),
+                "labelled": c.performance.n_labelled,
                 "coverage": c.label_coverage,
                 "delay p50 (h)": None if c.label_delay_p50_s is None else c.label_delay_p50_s / 3600,
                 "unlabelled": c.n_unlabelled,
             }
-            row.update(c.performance.get("metrics", {}))
+            row.update(c.performance.metrics)
             perf.append(row)
         pf = pd.DataFrame(perf)
         kpis = checks[-1].kpis
@@ -262,25 +251,25 @@ with tab_perf:
             st.dataframe(
                 [
                     {
-                        "KPI": k["name"],
-                        "metric": k["metric"],
-                        "target": f"{k['direction']} {k['target']:g}",
-                        "value": None if k["value"] is None else round(k["value"], 4),
-                        "status": k["status"],
+                        "KPI": k.name,
+                        "metric": k.metric,
+                        "target": f"{k.direction} {k.target:g}",
+                        "value": None if k.value is None else round(k.value, 4),
+                        "status": k.status,
                     }
                     for k in kpis
                 ],
                 hide_index=True,
                 width="stretch",
             )
-        metrics = sorted({k for c in checks for k in c.performance.get("metrics", {})})
+        metrics = sorted({k for c in checks for k in c.performance.metrics})
         if metrics:
             fig = go.Figure(
                 [go.Scatter(x=pf["at"], y=pf.get(mname), mode="lines+markers", name=mname) for mname in metrics],
                 layout=dict(height=340, margin=MARGIN, title="metrics per check vs KPI targets"),
             )
             for k in kpis:
-                fig.add_hline(y=k["target"], line_dash="dash", annotation_text=f"{k['name']} target {k['target']:g}")
+                fig.add_hline(y=k.target, line_dash="dash", annotation_text=f"{k.name} target {k.target:g}")
             st.plotly_chart(fig, width="stretch", key="dm_perf_chart")
         else:
             st.caption(
@@ -310,11 +299,11 @@ with tab_health:
             [
                 {
                     "at": c.window_end,
-                    "volume": c.health.get("volume"),
-                    "error rate": c.health.get("error_rate"),
-                    "p50": c.health.get("latency_p50_ms"),
-                    "p95": c.health.get("latency_p95_ms"),
-                    "p99": c.health.get("latency_p99_ms"),
+                    "volume": c.health.volume,
+                    "error rate": c.health.error_rate,
+                    "p50": c.health.latency_p50_ms,
+                    "p95": c.health.latency_p95_ms,
+                    "p99": c.health.latency_p99_ms,
                 }
                 for c in checks
             ]

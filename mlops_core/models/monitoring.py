@@ -19,12 +19,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, SerializationInfo, field_serializer
 from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from ..db import utcnow
 from .base import json_field
+from .datasets import ColumnDriftPublic
 
 WINDOW_KINDS = ("last_n", "last_hours")
 RETRAINING_POLICIES = ("off", "propose", "automatic")
@@ -145,6 +146,73 @@ class MonitorCheck(SQLModel, table=True):
     report_key: str | None = Field(default=None, max_length=500)  # evidently HTML in the artifact store
 
 
+# --- what a check stores as JSON (drift, performance, KPIs, health), read into these at the service boundary.
+# Every field has a default, so a check stored by any version reads back (`{}` when nothing was measured);
+# a key written by a newer check is kept (extra="allow"). MonitorCheckPublic dumps them with
+# exclude_unset, so the check's JSON (REST, job results) is exactly what was stored.
+
+
+class _StoredJson(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class CheckDriftPublic(_StoredJson):
+    """A check's drift: `DriftResult.to_dict()` plus the prediction column's drift; empty when none was
+    computed, only `note` when the window was too small."""
+
+    dataset_drifted: bool | None = None
+    drift_share: float | None = None
+    number_of_columns: int | None = None
+    number_of_drifted_columns: int | None = None
+    drift_share_threshold: float | None = None
+    columns: dict[str, ColumnDriftPublic] = {}
+    skipped: dict[str, str] = {}
+    prediction: ColumnDriftPublic | None = None
+    note: str | None = None  # why there is no drift verdict
+
+    @property
+    def drifted_columns(self) -> list[str]:
+        return [c for c, v in self.columns.items() if v.drifted]
+
+
+class CheckPerformancePublic(_StoredJson):
+    """The model's metrics on the window's labelled predictions."""
+
+    task: str = ""
+    metrics: dict[str, float | None] = {}
+    n_labelled: int = 0
+    unreadable_rows: int | None = None  # labelled rows whose logged JSON could not be decoded
+
+
+class CheckKpiPublic(_StoredJson):
+    """One watched model KPI evaluated on the window."""
+
+    kpi_id: int | None = None
+    name: str = ""
+    metric: str | None = None
+    direction: str = ""
+    target: float | None = None
+    warning: float | None = None
+    value: float | None = None
+    status: str = "unknown"  # met | warning | missed | unknown
+
+
+class CheckHealthPublic(_StoredJson):
+    """Volume, error rate and latency of the window (HealthFiguresPublic as stored with the check)."""
+
+    volume: int = 0
+    errors: int = 0
+    error_rate: float | None = None
+    latency_mean_ms: float | None = None
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    latency_p99_ms: float | None = None
+    first_at: str | None = None
+    last_at: str | None = None
+    per_hour: float | None = None
+    unreadable_rows: int | None = None  # logged predictions whose JSON could not be decoded
+
+
 class MonitorCheckPublic(BaseModel):
     id: int
     monitor_id: int
@@ -166,17 +234,25 @@ class MonitorCheckPublic(BaseModel):
     n_drifted_columns: int | None
     n_columns: int | None
     prediction_drifted: bool | None
-    drift: dict[str, Any]
-    performance: dict[str, Any]
-    kpis: list[dict[str, Any]]
+    drift: CheckDriftPublic
+    performance: CheckPerformancePublic
+    kpis: list[CheckKpiPublic]
     kpi_status: str
-    health: dict[str, Any]
+    health: CheckHealthPublic
     health_status: str
     label_coverage: float | None
     n_unlabelled: int | None
     label_delay_p50_s: float | None
     label_delay_max_s: float | None
     report_key: str | None
+
+    @field_serializer("drift", "performance", "health")
+    def _as_stored(self, value: _StoredJson, info: SerializationInfo) -> dict[str, Any]:
+        return value.model_dump(mode=info.mode, exclude_unset=True)
+
+    @field_serializer("kpis")
+    def _kpis_as_stored(self, value: list[CheckKpiPublic], info: SerializationInfo) -> list[dict[str, Any]]:
+        return [k.model_dump(mode=info.mode, exclude_unset=True) for k in value]
 
 
 class MonitorCheckColumn(SQLModel, table=True):

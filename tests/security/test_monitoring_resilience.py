@@ -78,7 +78,7 @@ def test_a_logged_row_with_a_lone_surrogate_is_skipped_and_counted_and_the_check
     assert stored.status == "ok"
     assert "2 logged prediction(s) in the window could not be decoded" in stored.error
     assert "1 labelled prediction(s) could not be decoded" in stored.error
-    assert stored.health["unreadable_rows"] == 2
+    assert stored.health.unreadable_rows == 2
     events = audit.list_events(db, actor=people["admin"], action="monitor.check").events
     assert any("could not be decoded" in e.summary for e in events)
     assert _monitoring_down(db) == []

@@ -172,12 +172,12 @@ def test_monitoring_computes_live_roc_auc_from_logged_scores_and_the_roc_auc_kpi
     )
     monitoring.run_monitor(db, deployment_name="churn")
     check = monitoring.list_checks(db, deployment_name="churn")[-1]
-    live = check.performance["metrics"]
+    live = check.performance.metrics
     assert live["roc_auc"] == pytest.approx(roc_auc_score(truth, scored["score"]), abs=1e-12)
-    kpi = next(k for k in check.kpis if k["metric"] == "roc_auc")
-    assert kpi["value"] == pytest.approx(live["roc_auc"])
-    assert kpi["status"] in ("met", "warning", "missed")
-    assert kpi["status"] == ("met" if live["roc_auc"] >= 0.6 else "missed")
+    kpi = next(k for k in check.kpis if k.metric == "roc_auc")
+    assert kpi.value == pytest.approx(live["roc_auc"])
+    assert kpi.status in ("met", "warning", "missed")
+    assert kpi.status == ("met" if live["roc_auc"] >= 0.6 else "missed")
 
 
 def test_without_a_score_on_every_labelled_prediction_roc_auc_stays_unknown(db, people):
@@ -204,5 +204,5 @@ def test_without_a_score_on_every_labelled_prediction_roc_auc_stays_unknown(db, 
     )
     monitoring.run_monitor(db, deployment_name="churn")
     check = monitoring.list_checks(db, deployment_name="churn")[-1]
-    assert "roc_auc" not in check.performance["metrics"] and check.performance["metrics"]["accuracy"] == 1.0
-    assert next(k for k in check.kpis if k["metric"] == "roc_auc")["status"] == "unknown"
+    assert "roc_auc" not in check.performance.metrics and check.performance.metrics["accuracy"] == 1.0
+    assert next(k for k in check.kpis if k.metric == "roc_auc").status == "unknown"

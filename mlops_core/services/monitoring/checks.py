@@ -15,13 +15,24 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel
 from sqlmodel import Session, col, func, select
 
 from ...db import Database, utcnow
 from ...errors import NotFound, ValidationError
 from ...models.experiments import ModelVersion
 from ...models.jobs import Job, Lease, Worker
-from ...models.monitoring import Alert, Monitor, MonitorCheck, MonitorCheckColumn, MonitorCheckPublic
+from ...models.monitoring import (
+    Alert,
+    CheckDriftPublic,
+    CheckHealthPublic,
+    CheckKpiPublic,
+    CheckPerformancePublic,
+    Monitor,
+    MonitorCheck,
+    MonitorCheckColumn,
+    MonitorCheckPublic,
+)
 from ...monitoring.figures import label_figures, performance_metrics
 from .. import audit, retraining, usecases
 from .._common import aware, deployment_by_name, get_or_404
@@ -115,15 +126,15 @@ def _compute_check(db: Database, monitor: Monitor, dep, as_of: datetime) -> dict
     with db.read() as s:
         window = window_bounds(s, deployment_id=dep.id, kind=monitor.window_kind, size=monitor.window_size, as_of=as_of)
         out["window"] = window
-        # stored as the check's `health` JSON and read by the check kinds as a dict
-        out["health"] = health_figures(s, deployment_id=dep.id, window=window).model_dump()
+        # stored as the check's `health` JSON
+        out["health"] = CheckHealthPublic(**health_figures(s, deployment_id=dep.id, window=window).model_dump())
         n_ok, labelled, out["unreadable_labelled_rows"] = _labelled_rows(s, dep.id, window)
         task = ""
         if dep.model_version_id is not None:
             task = get_or_404(s, ModelVersion, dep.model_version_id, "model version").task or ""
     out["labels"] = label_figures(n_ok, labelled)
     metrics = performance_metrics(task, labelled)
-    out["performance"] = {"task": task, "metrics": metrics, "n_labelled": len(labelled)}
+    out["performance"] = CheckPerformancePublic(task=task, metrics=metrics, n_labelled=len(labelled))
     for kind in CHECKS:
         kind.measure(db, monitor, dep, out)
     return out
@@ -142,12 +153,17 @@ def _breaches_for_check(monitor: Monitor, dep, check: MonitorCheck, figures: dic
     return [b for kind in CHECKS for b in kind.breaches(monitor, dep, check, figures, base)]
 
 
-def _worst_kpi(kpis: list[dict[str, Any]]) -> str:
+def _worst_kpi(kpis: list[CheckKpiPublic]) -> str:
     worst = "unknown"
     for k in kpis:
-        if KPI_RANK.get(k["status"], 0) > KPI_RANK.get(worst, 0):
-            worst = k["status"]
+        if KPI_RANK.get(k.status, 0) > KPI_RANK.get(worst, 0):
+            worst = k.status
     return worst
+
+
+def _stored(value: BaseModel) -> dict[str, Any]:
+    """A check's figure as its JSON column holds it (only the keys that were measured)."""
+    return value.model_dump(exclude_unset=True)
 
 
 def _unreadable_note(figures: dict[str, Any]) -> str:
@@ -173,14 +189,14 @@ def _run_one(
     started = utcnow()
     figures = _compute_check(db, monitor, dep, as_of)
     w: Window = figures["window"]
-    drift = figures.get("drift")
-    h = figures["health"]
+    drift: CheckDriftPublic | None = figures.get("drift")
+    h: CheckHealthPublic = figures["health"]
     lab = figures["labels"]
     skipped_note = _unreadable_note(figures)
     if skipped_note:
         # Stored with the check (health, performance) and shown in its error line even when it is "ok".
-        h = {**h, "unreadable_rows": figures["unreadable_rows"]}
-        figures["performance"]["unreadable_rows"] = figures["unreadable_labelled_rows"]
+        h = h.model_copy(update={"unreadable_rows": figures["unreadable_rows"]})
+        figures["performance"].unreadable_rows = figures["unreadable_labelled_rows"]
         figures["error"] = "; ".join(x for x in (figures["error"], skipped_note) if x)[:2000]
     health_breach = any(kind.breached(monitor, figures) for kind in CHECKS if kind.health)
     created, repeated, retrain_alerts = [], [], []
@@ -196,19 +212,21 @@ def _run_one(
             error=figures["error"],
             window_start=w.start,
             window_end=w.end,
-            n_rows=h["volume"],
+            n_rows=h.volume,
             n_reference_rows=figures.get("n_reference_rows", 0),
-            dataset_drifted=None if not drift else drift["dataset_drifted"],
-            drift_share=None if not drift else drift["drift_share"],
-            n_drifted_columns=None if not drift else drift["number_of_drifted_columns"],
-            n_columns=None if not drift else drift["number_of_columns"],
-            prediction_drifted=None if not drift or not drift.get("prediction") else drift["prediction"]["drifted"],
-            drift=drift or ({"note": figures["drift_note"]} if figures.get("drift_note") else {}),
-            performance=figures["performance"],
-            kpis=figures["kpis"],
+            dataset_drifted=None if not drift else drift.dataset_drifted,
+            drift_share=None if not drift else drift.drift_share,
+            n_drifted_columns=None if not drift else drift.number_of_drifted_columns,
+            n_columns=None if not drift else drift.number_of_columns,
+            prediction_drifted=None if not drift or not drift.prediction else drift.prediction.drifted,
+            drift=_stored(
+                drift or CheckDriftPublic(**({"note": figures["drift_note"]} if figures.get("drift_note") else {}))
+            ),
+            performance=_stored(figures["performance"]),
+            kpis=[_stored(k) for k in figures["kpis"]],
             kpi_status=_worst_kpi(figures["kpis"]),
-            health=h,
-            health_status="unknown" if not h["volume"] else ("breach" if health_breach else "ok"),
+            health=_stored(h),
+            health_status="unknown" if not h.volume else ("breach" if health_breach else "ok"),
             label_coverage=lab["coverage"],
             n_unlabelled=lab["n_unlabelled"],
             label_delay_p50_s=lab["delay_p50_s"],
@@ -216,29 +234,19 @@ def _run_one(
         )
         s.add(check)
         s.flush()
-        for name, c in (drift or {}).get("columns", {}).items():
+        by_column = list(drift.columns.items()) if drift else []
+        if drift and drift.prediction:
+            by_column.append(("(prediction)", drift.prediction))
+        for name, c in by_column:
             s.add(
                 MonitorCheckColumn(
                     check_id=check.id,
                     column=name,
-                    column_type=c.get("column_type", ""),
-                    method=c["method"],
-                    score=c["score"],
-                    threshold=c["threshold"],
-                    drifted=c["drifted"],
-                )
-            )
-        if drift and drift.get("prediction"):
-            c = drift["prediction"]
-            s.add(
-                MonitorCheckColumn(
-                    check_id=check.id,
-                    column="(prediction)",
-                    column_type=c.get("column_type", ""),
-                    method=c["method"],
-                    score=c["score"],
-                    threshold=c["threshold"],
-                    drifted=c["drifted"],
+                    column_type=c.column_type,
+                    method=c.method,
+                    score=c.score,
+                    threshold=c.threshold,
+                    drifted=c.drifted,
                 )
             )
         for b in _breaches_for_check(monitor, dep, check, figures):
@@ -277,16 +285,16 @@ def _run_one(
         "check_id": check_id,
         "status": figures["status"],
         "error": figures["error"],
-        "n_rows": h["volume"],
+        "n_rows": h.volume,
         "window_start": w.start.isoformat() if w.start else None,
         "window_end": w.end.isoformat(),
-        "dataset_drifted": None if not drift else drift["dataset_drifted"],
-        "drift_share": None if not drift else drift["drift_share"],
-        "drifted_columns": [] if not drift else [c for c, v in drift["columns"].items() if v["drifted"]],
+        "dataset_drifted": None if not drift else drift.dataset_drifted,
+        "drift_share": None if not drift else drift.drift_share,
+        "drifted_columns": [] if not drift else drift.drifted_columns,
         "kpi_status": _worst_kpi(figures["kpis"]),
-        "kpis": {k["name"]: k["status"] for k in figures["kpis"]},
-        "metrics": figures["performance"]["metrics"],
-        "health": h,
+        "kpis": {k.name: k.status for k in figures["kpis"]},
+        "metrics": figures["performance"].metrics,
+        "health": _stored(h),
         "labels": lab,
         "alerts_opened": created,
         "alerts_repeated": repeated,

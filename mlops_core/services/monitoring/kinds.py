@@ -20,7 +20,7 @@ import pandas as pd
 
 from ...db import Database
 from ...errors import ValidationError
-from ...models.monitoring import Monitor, MonitorCheck
+from ...models.monitoring import CheckDriftPublic, CheckKpiPublic, Monitor, MonitorCheck
 from ...monitoring.figures import finite
 from .. import usecases
 from .alerts import Breach
@@ -91,7 +91,7 @@ class DriftCheck(CheckKind):
 
         out = figures
         out["drift"] = None
-        if out["health"]["volume"] == 0:
+        if out["health"].volume == 0:
             out["status"] = "no_data"
             return
         if dep.model_version_id is None:
@@ -146,23 +146,23 @@ class DriftCheck(CheckKind):
                 drift["prediction"] = pr.columns["prediction"].to_dict() if "prediction" in pr.columns else None
             except (ValueError, TypeError) as exc:
                 log.info("prediction drift skipped: %s", exc)
-        out["drift"] = drift
+        out["drift"] = CheckDriftPublic.model_validate(drift)
 
     def breaches(self, monitor, dep, check, figures, base):
-        drift = figures.get("drift")
-        if not (drift and drift.get("dataset_drifted")):
+        drift: CheckDriftPublic | None = figures.get("drift")
+        if not (drift and drift.dataset_drifted):
             return []
-        cols = [c for c, v in drift["columns"].items() if v["drifted"]]
+        cols = drift.drifted_columns
         return [
             Breach(
                 kind="drift",
                 severity="warning",
                 key=f"drift:{dep.id}:{monitor.id}",
-                title=f"Data drift on {dep.name}: {len(cols)} of {drift['number_of_columns']} columns drifted",
-                detail=f"drifted columns: {', '.join(cols)} (share {drift['drift_share']:.0%} >= "
-                f"{drift['drift_share_threshold']:.0%}) over {check.n_rows:,} predictions "
+                title=f"Data drift on {dep.name}: {len(cols)} of {drift.number_of_columns} columns drifted",
+                detail=f"drifted columns: {', '.join(cols)} (share {drift.drift_share:.0%} >= "
+                f"{drift.drift_share_threshold:.0%}) over {check.n_rows:,} predictions "
                 f"against the training data.",
-                evidence={"check_id": check.id, "drifted_columns": cols, "drift_share": drift["drift_share"]},
+                evidence={"check_id": check.id, "drifted_columns": cols, "drift_share": drift.drift_share},
                 **base,
             )
         ]
@@ -179,22 +179,22 @@ class KpiCheck(CheckKind):
         figures["kpis"] = []
         if monitor.use_case_id is None:
             return
-        n_labelled = figures["performance"]["n_labelled"]
-        for c in usecases.evaluate_metrics(db, monitor.use_case_id, figures["performance"]["metrics"]):
+        n_labelled = figures["performance"].n_labelled
+        for c in usecases.evaluate_metrics(db, monitor.use_case_id, figures["performance"].metrics):
             if monitor.watch_kpis and c.kpi.name not in monitor.watch_kpis:
                 continue
             status = c.status if n_labelled >= MIN_LABELLED_FOR_KPIS else "unknown"
             figures["kpis"].append(
-                {
-                    "kpi_id": c.kpi.id,
-                    "name": c.kpi.name,
-                    "metric": c.kpi.metric,
-                    "direction": c.kpi.direction,
-                    "target": c.kpi.target,
-                    "warning": c.kpi.warning,
-                    "value": c.value,
-                    "status": status,
-                }
+                CheckKpiPublic(
+                    kpi_id=c.kpi.id,
+                    name=c.kpi.name,
+                    metric=c.kpi.metric,
+                    direction=c.kpi.direction,
+                    target=c.kpi.target,
+                    warning=c.kpi.warning,
+                    value=c.value,
+                    status=status,
+                )
             )
 
     def breaches(self, monitor, dep, check, figures, base):
@@ -202,128 +202,132 @@ class KpiCheck(CheckKind):
             Breach(
                 kind="kpi_missed",
                 severity="critical",
-                key=f"kpi_missed:{dep.id}:{k['name']}",
-                title=f"KPI missed on {dep.name}: {k['name']} = {k['value']:.3f} "
-                f"(target {k['direction']} {k['target']:g})",
-                detail=f"{k['metric']} on {figures['performance']['n_labelled']:,} labelled predictions "
-                f"is {k['value']:.4f}; the use case needs {k['direction']} {k['target']:g}.",
-                evidence={"check_id": check.id, "kpi": k},
+                key=f"kpi_missed:{dep.id}:{k.name}",
+                title=f"KPI missed on {dep.name}: {k.name} = {k.value:.3f} (target {k.direction} {k.target:g})",
+                detail=f"{k.metric} on {figures['performance'].n_labelled:,} labelled predictions "
+                f"is {k.value:.4f}; the use case needs {k.direction} {k.target:g}.",
+                evidence={"check_id": check.id, "kpi": k.model_dump(mode="json", exclude_unset=True)},
                 **base,
             )
             for k in figures.get("kpis") or []
-            if k["status"] == "missed"
+            if k.status == "missed"
         ]
 
 
-class ErrorRateCheck(CheckKind):
+class ThresholdCheck(CheckKind):
+    """A figure of the window against one limit set on the monitor: breached when the figure is known and
+    crosses it (above `limit_field`, or below it when `below`); one alert per deployment."""
+
+    limit_field = ""  # the Monitor column holding the limit (None: not watched)
+    below = False  # breached when the figure falls below the limit (else when it rises above)
+    severity = "warning"
+
+    def figure(self, figures: dict[str, Any]) -> float | None:
+        """The watched figure of this window (None when unknown)."""
+        raise NotImplementedError
+
+    def breached(self, monitor, figures):
+        limit, value = getattr(monitor, self.limit_field), self.figure(figures)
+        if limit is None or value is None:
+            return False
+        return value < limit if self.below else value > limit
+
+    def alert_text(self, monitor, dep, figures) -> tuple[str, str, dict[str, Any]]:
+        """The alert's title, detail and evidence (besides the check id)."""
+        raise NotImplementedError
+
+    def breaches(self, monitor, dep, check, figures, base):
+        if not self.breached(monitor, figures):
+            return []
+        title, detail, evidence = self.alert_text(monitor, dep, figures)
+        return [
+            Breach(
+                kind=self.kind,
+                severity=self.severity,
+                key=f"{self.kind}:{dep.id}",
+                title=title,
+                detail=detail,
+                evidence={"check_id": check.id, **evidence},
+                **base,
+            )
+        ]
+
+
+class ErrorRateCheck(ThresholdCheck):
     """The share of failed requests in the window."""
 
     kind = "error_rate"
     fields = ("max_error_rate",)
+    limit_field = "max_error_rate"
+    severity = "critical"
     health = True
 
     def validate(self, values: dict[str, Any]) -> None:
         if values["max_error_rate"] is not None and not 0 <= float(values["max_error_rate"]) <= 1:
             raise ValidationError("the error-rate threshold is a share between 0 and 1 (e.g. 0.05 for 5 %)")
 
-    def breached(self, monitor, figures):
+    def figure(self, figures):
+        return figures["health"].error_rate
+
+    def alert_text(self, monitor, dep, figures):
         h = figures["health"]
         return (
-            monitor.max_error_rate is not None
-            and h["error_rate"] is not None
-            and h["error_rate"] > monitor.max_error_rate
+            f"Error rate on {dep.name} is {h.error_rate:.1%} (limit {monitor.max_error_rate:.1%})",
+            f"{h.errors:,} of {h.volume:,} requests in the window failed.",
+            {"health": h.model_dump(mode="json", exclude_unset=True)},
         )
 
-    def breaches(self, monitor, dep, check, figures, base):
-        if not self.breached(monitor, figures):
-            return []
-        h = figures["health"]
-        return [
-            Breach(
-                kind="error_rate",
-                severity="critical",
-                key=f"error_rate:{dep.id}",
-                title=f"Error rate on {dep.name} is {h['error_rate']:.1%} (limit {monitor.max_error_rate:.1%})",
-                detail=f"{h['errors']:,} of {h['volume']:,} requests in the window failed.",
-                evidence={"check_id": check.id, "health": h},
-                **base,
-            )
-        ]
 
-
-class LatencyCheck(CheckKind):
+class LatencyCheck(ThresholdCheck):
     """The p95 latency of the window's requests."""
 
     kind = "latency"
     fields = ("max_latency_p95_ms",)
+    limit_field = "max_latency_p95_ms"
     health = True
 
     def validate(self, values: dict[str, Any]) -> None:
         if values["max_latency_p95_ms"] is not None and float(values["max_latency_p95_ms"]) <= 0:
             raise ValidationError("the p95 latency threshold must be a positive number of milliseconds")
 
-    def breached(self, monitor, figures):
+    def figure(self, figures):
+        return figures["health"].latency_p95_ms
+
+    def alert_text(self, monitor, dep, figures):
         h = figures["health"]
         return (
-            monitor.max_latency_p95_ms is not None
-            and h["latency_p95_ms"] is not None
-            and h["latency_p95_ms"] > monitor.max_latency_p95_ms
+            f"p95 latency on {dep.name} is {h.latency_p95_ms:.0f} ms (limit {monitor.max_latency_p95_ms:.0f} ms)",
+            f"p50 {h.latency_p50_ms:.0f} ms, p95 {h.latency_p95_ms:.0f} ms, "
+            f"p99 {h.latency_p99_ms:.0f} ms over {h.volume:,} requests.",
+            {"health": h.model_dump(mode="json", exclude_unset=True)},
         )
 
-    def breaches(self, monitor, dep, check, figures, base):
-        if not self.breached(monitor, figures):
-            return []
-        h = figures["health"]
-        return [
-            Breach(
-                kind="latency",
-                severity="warning",
-                key=f"latency:{dep.id}",
-                title=f"p95 latency on {dep.name} is {h['latency_p95_ms']:.0f} ms "
-                f"(limit {monitor.max_latency_p95_ms:.0f} ms)",
-                detail=f"p50 {h['latency_p50_ms']:.0f} ms, p95 {h['latency_p95_ms']:.0f} ms, "
-                f"p99 {h['latency_p99_ms']:.0f} ms over {h['volume']:,} requests.",
-                evidence={"check_id": check.id, "health": h},
-                **base,
-            )
-        ]
 
-
-class LabelCoverageCheck(CheckKind):
+class LabelCoverageCheck(ThresholdCheck):
     """The share of the window's predictions whose late label has arrived."""
 
     kind = "label_coverage"
     fields = ("min_label_coverage",)
+    limit_field = "min_label_coverage"
+    below = True
+    severity = "info"
 
     def validate(self, values: dict[str, Any]) -> None:
         if values["min_label_coverage"] is not None and not 0 <= float(values["min_label_coverage"]) <= 1:
             raise ValidationError("the label-coverage threshold is a share between 0 and 1")
 
-    def breached(self, monitor, figures):
+    def figure(self, figures):
+        return figures["labels"]["coverage"]
+
+    def alert_text(self, monitor, dep, figures):
         lab = figures["labels"]
         return (
-            monitor.min_label_coverage is not None
-            and lab["coverage"] is not None
-            and lab["coverage"] < monitor.min_label_coverage
+            f"Label coverage on {dep.name} is {lab['coverage']:.0%} "
+            f"(expected at least {monitor.min_label_coverage:.0%})",
+            f"{lab['n_unlabelled']:,} predictions in the window have no label yet; "
+            "performance figures rest on the labelled ones only.",
+            {"labels": lab},
         )
-
-    def breaches(self, monitor, dep, check, figures, base):
-        if not self.breached(monitor, figures):
-            return []
-        lab = figures["labels"]
-        return [
-            Breach(
-                kind="label_coverage",
-                severity="info",
-                key=f"label_coverage:{dep.id}",
-                title=f"Label coverage on {dep.name} is {lab['coverage']:.0%} "
-                f"(expected at least {monitor.min_label_coverage:.0%})",
-                detail=f"{lab['n_unlabelled']:,} predictions in the window have no label yet; "
-                "performance figures rest on the labelled ones only.",
-                evidence={"check_id": check.id, "labels": lab},
-                **base,
-            )
-        ]
 
 
 CHECKS: list[CheckKind] = [DriftCheck(), KpiCheck(), ErrorRateCheck(), LatencyCheck(), LabelCoverageCheck()]

@@ -35,7 +35,7 @@ def summary(name: str, actor: CurrentActor, db: DB) -> dict:
         "status": dump(status),
         "latest_check": dump(latest),
         "drift": dump(drift),
-        "kpis": dump(latest.kpis) if latest else [],
+        "kpis": [k.model_dump(mode="json", exclude_unset=True) for k in latest.kpis] if latest else [],  # as stored
         "open_alerts": dump(
             monitoring.list_alerts(db, states=("open", "acknowledged"), deployment_name=dep.name, limit=50)
         ),
