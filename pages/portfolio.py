@@ -4,6 +4,7 @@ import streamlit as st
 
 from hub_ui import badges, session
 from hub_ui.collab import flash
+from hub_ui import value_ui
 from mlops_core.services import usecases
 from mlops_core.textsafety import plain_markdown as md_text
 
@@ -40,6 +41,7 @@ st.caption(f"{result.total:,} use cases · page {int(page_no)} of {pages}")
 stages = [s for s in usecases.STATUSES if status == ALL or s == status]
 st.markdown(" · ".join(f"**{s.capitalize()}** {result.by_status.get(s, 0)}" for s in stages))
 statuses = usecases.kpi_status_many(db, result.items)  # the lights of every card on this page, in two queries
+values = value_ui.portfolio_values([uc.id for uc in result.items])  # live value per card, totals per currency
 by_stage: dict[str, list] = {}
 for uc in result.items:
     by_stage.setdefault(uc.status, []).append(uc)
@@ -68,6 +70,7 @@ for row_start in range(0, len(shown), 4):
                         f"owner {uc.owner_username} · {uc.priority}"
                         + (f" · {md_text(', '.join(uc.tags))}" if uc.tags else "")
                     )
+                    value_ui.card_value(values.get(uc.id))
                     checks = statuses[uc.id]
                     if not checks:
                         st.caption("no KPIs yet")
@@ -81,6 +84,9 @@ for row_start in range(0, len(shown), 4):
                         )
                         lights.append(f"{badges.badge(c.status)} {md_text(c.kpi.label)} ({value})")
                     st.markdown("  \n".join(lights))
+
+with st.expander("Use cases by live value per period"):
+    value_ui.ranking([uc.id for uc in result.items])
 
 st.divider()
 can_write = session.may("usecase.write")

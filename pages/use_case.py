@@ -8,6 +8,7 @@ import streamlit as st
 
 from hub_ui import collab as collab_ui
 from hub_ui import badges, session
+from hub_ui import value_ui
 from mlops_core import kpi as kpi_math
 from mlops_core.errors import DomainError
 from mlops_core.services import datasets, deployments, experiments, monitoring, registry, usecases, users
@@ -378,3 +379,6 @@ with tab_history:
         hide_index=True,
         width="stretch",
     )
+
+# --- ML canvas, value model, runs by value (issue 20; widgets in hub_ui/value_ui.py) ----------------
+value_ui.use_case_sections(uc)

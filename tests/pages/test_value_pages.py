@@ -1,0 +1,44 @@
+"""The ML canvas and value sections (issue 20) on the use case page, and value on the portfolio, via AppTest."""
+
+import pytest
+
+from mlops_core.services import canvas, usecases, value
+from tests.conftest import make_people
+from tests.pages.helpers import app_as, no_exceptions, texts
+
+
+@pytest.fixture
+def people(sqlite_db):
+    return make_people(sqlite_db)
+
+
+def test_alice_fills_the_canvas_and_the_value_model(people, sqlite_db):
+    uc = usecases.create_use_case(sqlite_db, actor=people["business"], title="Canvas page")
+    at = app_as(people["business"])
+    at.switch_page("pages/use_case.py")
+    at.query_params["id"] = str(uc.id)
+    at.run()
+    no_exceptions(at)
+    at.text_area(key=f"canvas_{uc.id}_decision").input("which customers get a retention call")
+    at.selectbox(key=f"canvas_{uc.id}_problem_type").select("binary")
+    at.text_input(key=f"canvas_{uc.id}_positive").input("1")
+    at.button(key=f"FormSubmitter:canvas_form_{uc.id}-Save canvas").click()
+    at.run()
+    no_exceptions(at)
+    c = canvas.get_canvas(sqlite_db, use_case_id=uc.id)
+    assert (c.version, c.fields["decision"], c.problem_type) == (1, "which customers get a retention call", "binary")
+
+    for key, v in (("vol", "1000"), ("tp", "100"), ("fp", "-10"), ("fn", "-100")):
+        at.text_input(key=f"vm_{uc.id}_{key}").input(v)
+    at.button(key=f"FormSubmitter:value_form_{uc.id}-Save value model").click()
+    at.run()
+    no_exceptions(at)
+    vm = value.get_value_model(sqlite_db, use_case_id=uc.id)
+    assert vm.missing == ["TN"] and vm.outcome_values["fn"] == -100
+    shown = texts(at)
+    assert "Value is incomplete: missing TN" in shown
+    assert "recall >= 0.8" in shown  # a miss costs 10x a false alarm
+
+    pf = app_as(people["business"], page="pages/portfolio.py")
+    no_exceptions(pf)
+    assert "value: not deployed in production" not in texts(pf)
