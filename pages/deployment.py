@@ -6,6 +6,7 @@ import streamlit as st
 
 from hub_ui import collab as collab_ui
 from hub_ui import badges, session
+from hub_ui import targets_ui
 from mlops_core import artifacts, jobs
 from mlops_core.services import apikeys, collab, deployments, predictions, registry
 from mlops_core.textsafety import plain_markdown as md_text
@@ -354,6 +355,7 @@ TABS = {
     "API keys": api_keys,
     "Try it": try_it,
     "Labels & batch scoring": labels_and_batch_scoring,
+    "Target & bundle": lambda: targets_ui.render(db, actor, name),
     "Discussion": discussion,
 }
 for tab, render in zip(st.tabs(list(TABS), key="dep_tab", on_change="rerun"), TABS.values()):
