@@ -17,6 +17,7 @@ from ..db import Database
 from ..services import users
 from ..services.auth import Actor
 from . import datasets, deployments, experiments, large, monitoring, usecases
+from . import value as value_demo
 
 DEMO_ACCOUNTS = [
     ("alice", "business", "Alice Martin", "alice@example.com"),
@@ -33,6 +34,7 @@ STAGE_SEEDERS: list[Callable[[Database, "DemoContext"], None]] = [
     experiments.seed,
     deployments.seed,
     monitoring.seed,
+    value_demo.seed,  # the churn use case's canvas and value model (issue 20)
 ]
 
 
