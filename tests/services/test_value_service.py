@@ -116,7 +116,8 @@ def test_canvas_is_saved_with_history_conflicts_and_field_comments(db, people):
     got = collab.list_comments(db, entity_type=canvas.COMMENT_ENTITY, entity_id=eid)
     assert [c.mentions for c in got] == [["alice"]]
     actions = [
-        e.action for e in audit.list_events(db, actor=people["admin"], entity_type="use_case", entity_id=str(uc.id)).events
+        e.action
+        for e in audit.list_events(db, actor=people["admin"], entity_type="use_case", entity_id=str(uc.id)).events
     ]
     assert actions.count("canvas.save") == 2
 
