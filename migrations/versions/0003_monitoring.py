@@ -16,8 +16,36 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        'monitor_check_estimates',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('check_id', sa.Integer(), nullable=False),
+        sa.Column('deployment_id', sa.Integer(), nullable=False),
+        sa.Column('monitor_id', sa.Integer(), nullable=False),
+        sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column('method', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+        sa.Column('n', sa.Integer(), nullable=False),
+        sa.Column('estimates', sa.JSON(), nullable=False),
+        sa.Column('kpis', sa.JSON(), nullable=False),
+        sa.Column('kpi_status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column('segments', sa.JSON(), nullable=False),
+        sa.Column('drift_ranking', sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(['check_id'], ['monitor_checks.id']),
+        sa.PrimaryKeyConstraint('id'),
+        sa.UniqueConstraint('check_id'),
+    )
+    op.create_index(
+        op.f('ix_monitor_check_estimates_deployment_id'), 'monitor_check_estimates', ['deployment_id'], unique=False
+    )
+    with op.batch_alter_table('monitors') as batch:
+        batch.add_column(sa.Column('alert_on_estimated', sa.Boolean(), nullable=False, server_default=sa.false()))
+        batch.add_column(sa.Column('segments', sa.JSON(), nullable=False, server_default=sa.text("'{}'")))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table('monitors') as batch:
+        batch.drop_column('segments')
+        batch.drop_column('alert_on_estimated')
+    op.drop_index(op.f('ix_monitor_check_estimates_deployment_id'), table_name='monitor_check_estimates')
+    op.drop_table('monitor_check_estimates')

@@ -12,6 +12,7 @@ from .deployments import ApiKey, Deployment, DeploymentEvent, DeploymentRequest,
 from .experiments import ModelAlias, ModelVersion, RegisteredModel, Run, RunArtifact, RunLatestMetric, RunMetric  # noqa: F401
 from .jobs import Job, Lease, Schedule, Worker  # noqa: F401
 from .monitoring import Alert, Monitor, MonitorCheck, MonitorCheckColumn, RetrainingProposal  # noqa: F401
+from .estimates import MonitorCheckEstimate  # noqa: F401
 from .ui import UiPreference, UiSession  # noqa: F401
 from .targets import DeploymentTarget, UploadBatch, UploadKey  # noqa: F401
 from .value import ModelVersionThreshold, UseCaseCanvas, ValueModelRow  # noqa: F401

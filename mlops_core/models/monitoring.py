@@ -39,6 +39,8 @@ ALERT_KINDS = (
     "ingestion_failed",
     "label_coverage",
     "monitoring_down",
+    "kpi_estimated_missed",
+    "segment_kpi_missed",
 )
 SEVERITIES = ("info", "warning", "critical")
 ALERT_STATES = ("open", "acknowledged", "resolved")
@@ -72,6 +74,10 @@ class Monitor(SQLModel, table=True):
     min_label_coverage: float | None = Field(default=None)
     retraining_policy: str = Field(default="propose", max_length=16)
     enabled: bool = Field(default=True)
+    # Alert on a KPI estimated missed (CBPE/DLE) while labels are too few for a realized verdict.
+    alert_on_estimated: bool = Field(default=False)
+    # Segment columns: {column: None (categorical) | [bin edges] (numeric)}; see services/monitoring/estimates.py.
+    segments: dict[str, Any] = json_field()
     version: int = Field(default=1)
     created_by: str = Field(default="", max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
@@ -97,6 +103,8 @@ class MonitorPublic(BaseModel):
     min_label_coverage: float | None
     retraining_policy: str
     enabled: bool
+    alert_on_estimated: bool = False
+    segments: dict[str, Any] = {}
     version: int
     created_by: str
     created_at: datetime

@@ -234,6 +234,8 @@ def _run_one(
         )
         s.add(check)
         s.flush()
+        for kind in CHECKS:
+            kind.store(s, check, figures)
         by_column = list(drift.columns.items()) if drift else []
         if drift and drift.prediction:
             by_column.append(("(prediction)", drift.prediction))

@@ -59,6 +59,9 @@ class CheckKind:
         """The alerts to raise (`base`: deployment, monitor, check and link fields every breach carries)."""
         return []
 
+    def store(self, s, check: MonitorCheck, figures: dict[str, Any]) -> None:
+        """Write this kind's own rows for the check (inside the check's unit of work, `check.id` is set)."""
+
 
 class DriftCheck(CheckKind):
     """Data drift of the window's inputs (and predictions) against the model's training reference."""
@@ -331,5 +334,9 @@ class LabelCoverageCheck(ThresholdCheck):
 
 
 CHECKS: list[CheckKind] = [DriftCheck(), KpiCheck(), ErrorRateCheck(), LatencyCheck(), LabelCoverageCheck()]
+# Estimated KPIs and segments (issue 17): subclasses of CheckKind above, in their own module.
+from .estimates import EstimatedKpiCheck, SegmentCheck  # noqa: E402
+
+CHECKS += [EstimatedKpiCheck(), SegmentCheck()]
 # Alert kinds that start the retraining loop when newly opened.
 RETRAINING_KINDS = frozenset(k.kind for k in CHECKS if k.retrains)

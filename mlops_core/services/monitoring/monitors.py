@@ -69,6 +69,8 @@ MONITOR_FIELDS = (
     "min_label_coverage",
     "retraining_policy",
     "enabled",
+    "alert_on_estimated",
+    "segments",
 )
 
 
@@ -91,6 +93,8 @@ def configure_monitor(
     min_label_coverage: float | None = None,
     retraining_policy: str = "propose",
     enabled: bool = True,
+    alert_on_estimated: bool = False,
+    segments: dict[str, Any] | None = None,
     expected_version: int | None = None,
 ) -> MonitorPublic:
     """Create or update the monitor `name` of a deployment (and its schedule)."""
@@ -109,6 +113,8 @@ def configure_monitor(
         min_label_coverage=None if min_label_coverage is None else float(min_label_coverage),
         retraining_policy=retraining_policy,
         enabled=bool(enabled),
+        alert_on_estimated=bool(alert_on_estimated),
+        segments=dict(segments or {}),
     )
     _check_monitor_fields(values)
     values["threshold_overrides"] = {k: float(v) for k, v in values["threshold_overrides"].items()}

@@ -1,0 +1,59 @@
+"""Estimated KPIs, segments and importance-ranked drift of a monitor check (issue 17).
+
+Table `monitor_check_estimates`: one row per check (written in the check's unit of work) with
+- `estimates`: {metric: {value, lower, upper, std, n, reason}} from CBPE (classifiers) or DLE (regressors)
+  over the whole window (`mlops_core.monitoring.estimation`);
+- `kpis`: the watched model KPIs judged on the estimates: [{name, metric, direction, target, value, lower,
+  upper, status, realized, realized_status}] and `kpi_status`, the worst "estimated" verdict;
+- `segments`: per segment of the monitor's segment columns: volume, drift, realized and estimated KPIs;
+- `drift_ranking`: drifted columns ranked by permutation importance x drift score.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlmodel import Field, SQLModel
+
+from ..db import utcnow
+from .base import json_field
+
+
+class MonitorCheckEstimate(SQLModel, table=True):
+    __tablename__ = "monitor_check_estimates"
+
+    id: int | None = Field(default=None, primary_key=True)
+    check_id: int = Field(foreign_key="monitor_checks.id", unique=True)
+    deployment_id: int = Field(index=True)
+    monitor_id: int
+    created_at: datetime = Field(default_factory=utcnow)
+    method: str = Field(default="", max_length=16)  # "cbpe" | "dle" | ""
+    reason: str = Field(default="", max_length=1000)  # why there is no estimate ("" when there is)
+    n: int = Field(default=0)
+    estimates: dict[str, Any] = json_field()
+    kpis: list[dict[str, Any]] = json_field(default_factory=list)
+    kpi_status: str = Field(default="unknown", max_length=16)  # met | warning | missed | unknown (estimated)
+    segments: list[dict[str, Any]] = json_field(default_factory=list)
+    drift_ranking: list[dict[str, Any]] = json_field(default_factory=list)
+
+
+class CheckEstimatePublic(BaseModel):
+    """A check's estimates, with the check's window and realized metrics for charts."""
+
+    check_id: int
+    deployment_id: int
+    monitor_id: int
+    started_at: datetime | None = None
+    window_end: datetime | None = None
+    n_labelled: int = 0
+    realized: dict[str, float | None] = {}
+    method: str
+    reason: str
+    n: int
+    estimates: dict[str, Any]
+    kpis: list[dict[str, Any]]
+    kpi_status: str
+    segments: list[dict[str, Any]]
+    drift_ranking: list[dict[str, Any]]
