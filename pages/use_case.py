@@ -258,6 +258,13 @@ with tab_kpis:
                 st.rerun()
 
     DIRS = {"usual for the metric": None, ">= (higher is better)": ">=", "<= (lower is better)": "<="}
+    if st.session_state.pop(f"_kpi_reset_{uc.id}", False):
+        # After a KPI was added the form starts empty: the values are set before the widgets exist (deleting
+        # the keys after the rerun left the browser showing the previous values).
+        for f in ("name", "target", "warning", "unit", "baseline"):
+            st.session_state[f"kpi_{f}_{uc.id}"] = ""
+        for f in ("kind", "metric", "dir"):
+            st.session_state.pop(f"kpi_{f}_{uc.id}", None)
     with st.form(f"kpi_new_{uc.id}"):
         st.markdown("**Add a KPI**")
         kind = st.radio(
@@ -297,8 +304,7 @@ with tab_kpis:
                 baseline=baseline if kind == "business" else None,
             )
         if done is not None:
-            for f in ("name", "target", "warning", "unit", "baseline"):
-                st.session_state.pop(f"kpi_{f}_{uc.id}", None)
+            st.session_state[f"_kpi_reset_{uc.id}"] = True
             collab_ui.flash("use_case", f"KPI added: {plain_markdown(done.label)}.")
             st.rerun()
 
