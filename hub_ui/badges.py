@@ -67,6 +67,10 @@ BADGES: dict[str, Badge] = {
     "warning": _b(_WARN, "warning"),
     "missed": _b(_BAD, "missed"),
     "unknown": _b(_NONE, "unknown"),
+    # KPI lights judged on estimates (no labels yet): the word says "estimated"
+    "estimated_met": Badge("query_stats", "green", "estimated met"),
+    "estimated_warning": Badge("query_stats", "orange", "estimated warning"),
+    "estimated_missed": Badge("query_stats", "red", "estimated missed"),
     # monitoring traffic lights (drift / KPIs / health of the latest check)
     "green": _b(_OK, "ok"),
     "amber": _b(_WARN, "warning"),

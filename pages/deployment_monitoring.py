@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from hub_ui import collab as collab_ui
+from hub_ui import badges, estimates_ui
 from hub_ui import session
 from mlops_core import jobs
 from mlops_core.errors import DomainError
@@ -74,7 +75,9 @@ else:
         None if last.drift_share is None else f"{last.n_drifted_columns} of {last.n_columns} columns",
         delta_color="off",
     )
-    m[1].metric("KPIs", last.kpi_status)
+    est_rows = monitoring.list_estimates(db, deployment_name=name, limit=1)
+    kpi_word = estimates_ui.kpi_light(last.kpi_status, est_rows[-1].kpi_status if est_rows else None)
+    m[1].metric("KPIs", badges.label(kpi_word))
     m[2].metric(
         "Label coverage",
         "—" if last.label_coverage is None else f"{last.label_coverage:.0%}",
@@ -86,9 +89,20 @@ else:
     p95 = last.health.latency_p95_ms
     m[4].metric("Latency p95", "—" if p95 is None else f"{p95:.0f} ms")
 
-tab_drift, tab_report, tab_perf, tab_health, tab_settings, tab_talk = st.tabs(
-    ["Drift", "Evidently report", "Performance & labels", "Health", "Monitor settings", "Discussion"]
+tab_drift, tab_report, tab_perf, tab_est, tab_health, tab_settings, tab_talk = st.tabs(
+    [
+        "Drift",
+        "Evidently report",
+        "Performance & labels",
+        "Estimated & segments",
+        "Health",
+        "Monitor settings",
+        "Discussion",
+    ]
 )
+
+with tab_est:
+    estimates_ui.render(db, name)
 
 with tab_drift:
     history = monitoring.drift_history(db, deployment_name=name)
@@ -417,6 +431,18 @@ with tab_settings:
             "Per-column thresholds (column=value, comma separated)",
             value=", ".join(f"{k}={v:g}" for k, v in (mon.threshold_overrides if mon else {}).items()),
         )
+        alert_on_estimated = st.checkbox(
+            "Alert on an estimated KPI miss (while labels are too few)",
+            value=bool(mon.alert_on_estimated) if mon else False,
+        )
+        segments_text = st.text_input(
+            "Segment columns (column, or column:edge|edge for numeric bins; comma separated)",
+            value=", ".join(
+                k if not v else f"{k}:{'|'.join(f'{e:g}' for e in v)}"
+                for k, v in ((mon.segments or {}) if mon else {}).items()
+            ),
+            help="e.g. region, age:30|50 — each segment gets its own volume, drift and KPIs",
+        )
         save = st.form_submit_button("Save monitor", disabled=not can)
     if not can:
         st.caption("Only ops and admins change monitors.")
@@ -449,6 +475,11 @@ with tab_settings:
                 watch_kpis=mon.watch_kpis if mon else None,
                 columns=mon.columns if mon else None,
                 min_label_coverage=mon.min_label_coverage if mon else None,
+                alert_on_estimated=alert_on_estimated,
+                segments={
+                    k.strip(): [e for e in v.split("|") if e.strip()] or None
+                    for k, _, v in (p.strip().partition(":") for p in segments_text.split(",") if p.strip())
+                },
                 expected_version=mon.version if mon else None,
             )
             collab_ui.flash("dm", "Monitor saved.")
