@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from contextlib import contextmanager
 
@@ -10,13 +11,24 @@ import streamlit as st
 from mlops_core.config import get_settings
 from mlops_core.db import Database, check_schema, get_database
 from mlops_core.errors import AuthenticationFailed, DomainError, PermissionDenied
-from mlops_core.services import users
+from mlops_core.services import ui_sessions, users
 from mlops_core.services.auth import Actor, can
 from mlops_core.textsafety import plain_markdown
 
 # Session keys: the logged-in Actor, when this session last interacted (time.time(); tests shift it to
 # simulate an idle session), and a message for the login form after a forced log-out.
 ACTOR, LAST_SEEN, LOGIN_NOTICE = "actor", "_last_seen", "_login_notice"
+# The browser session behind the cookie (docs/SECURITY.md, "UI sessions"): its row id, a hand-off code the
+# browser still has to trade for the cookie, a request to delete the cookie, whether this Streamlit session
+# already looked at the cookie, and when it last moved the row's last-seen time.
+UI_SESSION, HANDOFF, CLEAR_COOKIE, COOKIE_TRIED, LAST_TOUCH = (
+    "_ui_session_id",
+    "_ui_handoff",
+    "_ui_clear_cookie",
+    "_ui_cookie_tried",
+    "_ui_last_touch",
+)
+TOUCH_SECONDS = 60
 
 
 @st.cache_resource(show_spinner=False)
@@ -56,13 +68,98 @@ def client_address() -> str | None:
 
 
 def log_out(notice: str | None = None) -> None:
-    """Forget everything about this session; the login form shows `notice`."""
+    """Forget everything about this session and revoke its browser session (the cookie stops working at
+    once); the login form shows `notice` and asks the browser to delete the cookie."""
+    session_id, who = st.session_state.get(UI_SESSION), st.session_state.get(ACTOR)
+    if session_id is not None:
+        try:
+            ui_sessions.end(db(), actor=who, session_id=session_id)
+        except DomainError:
+            pass  # a database hiccup must not keep anyone logged in here; the row also expires on its own
     st.session_state.clear()
+    st.session_state[CLEAR_COOKIE] = True
+    st.session_state[COOKIE_TRIED] = True  # the old cookie names a revoked session: do not read it again
     if notice:
         st.session_state[LOGIN_NOTICE] = notice
     user = getattr(st, "user", None)
     if user is not None and getattr(user, "is_logged_in", False):
         st.logout()  # single sign-on: otherwise the login page would sign the same identity in again
+
+
+def logged_in(a: Actor) -> None:
+    """The login page's success: remember the actor and open a browser session; the next render asks the
+    browser to trade the one-time code for the httpOnly cookie (see cookie_scripts)."""
+    st.session_state[ACTOR] = a
+    st.session_state[LAST_SEEN] = time.time()
+    st.session_state[COOKIE_TRIED] = True
+    try:
+        code = ui_sessions.begin(db(), actor=a, client=client_address())
+        st.session_state[UI_SESSION] = ui_sessions.session_id_for_code(db(), code=code)
+        st.session_state[HANDOFF] = code
+    except DomainError:
+        pass  # logged in for this tab only, as before sessions survived a refresh
+
+
+def _cookie() -> str | None:
+    try:
+        value = st.context.cookies.get(ui_sessions.COOKIE_NAME)
+    except Exception:  # noqa: BLE001 - no script run context, or AppTest's mock context
+        return None
+    return value if isinstance(value, str) and value else None
+
+
+def _resume_from_cookie() -> Actor | None:
+    """A new Streamlit session (a refresh, a new tab, a link): log in from the session cookie if it is valid."""
+    if st.session_state.get(COOKIE_TRIED):
+        return None
+    st.session_state[COOKIE_TRIED] = True
+    cookie = _cookie()
+    if cookie is None:
+        return None
+    try:
+        resumed = ui_sessions.resume(db(), cookie=cookie)
+    except AuthenticationFailed as exc:
+        st.session_state[CLEAR_COOKIE] = True
+        if not str(exc).startswith("you logged out"):
+            st.session_state[LOGIN_NOTICE] = str(exc)
+        return None
+    except DomainError:
+        return None
+    st.session_state[ACTOR] = resumed.actor
+    st.session_state[UI_SESSION] = resumed.session_id
+    st.session_state[LAST_TOUCH] = time.time()
+    return resumed.actor
+
+
+def _touch(now: float) -> None:
+    session_id = st.session_state.get(UI_SESSION)
+    if session_id is None or now - float(st.session_state.get(LAST_TOUCH) or 0) < TOUCH_SECONDS:
+        return
+    st.session_state[LAST_TOUCH] = now
+    try:
+        ui_sessions.touch(db(), session_id=session_id)
+    except DomainError:
+        pass
+
+
+def cookie_scripts() -> None:
+    """Once after a login or a log-out: a same-origin request that sets or deletes the httpOnly cookie
+    (hub_ui/session_routes.py). Invisible; JavaScript cannot read the cookie, only this server can."""
+    code = st.session_state.pop(HANDOFF, None)
+    clear = st.session_state.pop(CLEAR_COOKIE, None)
+    if code:
+        body = "code=" + code  # token_urlsafe: no character needs escaping
+        url = "/_hub/session"
+    elif clear:
+        body, url = "", "/_hub/logout"
+    else:
+        return
+    st.html(
+        "<script>fetch(" + json.dumps(url) + ", {method: 'POST', credentials: 'same-origin', "
+        "headers: {'Content-Type': 'application/x-www-form-urlencoded'}, body: " + json.dumps(body) + "});</script>",
+        unsafe_allow_javascript=True,
+        width="content",
+    )
 
 
 def refresh_actor() -> Actor | None:
@@ -74,7 +171,9 @@ def refresh_actor() -> Actor | None:
     st.session_state[LAST_SEEN] = now
     a = st.session_state.get(ACTOR)
     if a is None:
-        return None
+        a = _resume_from_cookie()
+        if a is None:
+            return None
     idle_hours = get_settings().session_idle_hours
     if last is not None and now - float(last) > idle_hours * 3600:
         log_out(f"your session expired after {idle_hours:g} hours without activity; please log in again")
@@ -86,6 +185,7 @@ def refresh_actor() -> Actor | None:
     except AuthenticationFailed as exc:
         log_out(str(exc))
         return None
+    _touch(now)
     if fresh != a:
         st.session_state[ACTOR] = fresh
         if fresh.role != a.role:

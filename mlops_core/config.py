@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     # --- UI sessions ---
     # Signs the UI session cookie (a refresh keeps you logged in); unset: a random key kept in the data folder.
     session_secret: str | None = Field(default=None, alias="MLOPS_SESSION_SECRET")
+    # A UI session ends this long after login even when used all along (idle expiry: MLOPS_SESSION_IDLE_HOURS).
+    session_max_days: float = Field(default=7.0, alias="MLOPS_SESSION_MAX_DAYS")
 
     # --- Monitoring ---
     # A segment with fewer rows than this in a window is marked "too few" instead of judged.

@@ -26,7 +26,7 @@ if _oidc_configured():
     user = getattr(st, "user", None)
     if user is not None and getattr(user, "is_logged_in", False):
         try:
-            st.session_state["actor"] = users.actor_for_email(session.db(), email=user.get("email", ""))
+            session.logged_in(users.actor_for_email(session.db(), email=user.get("email", "")))
             st.rerun()
         except AuthenticationFailed as exc:
             st.error(plain_markdown(str(exc)))
@@ -43,8 +43,8 @@ if submitted:
     try:
         # Throttled in the service: a wait of a few seconds at most after failures (this session's thread
         # only), then a temporary lock.
-        st.session_state["actor"] = users.authenticate(
-            session.db(), username=username, password=password, client=session.client_address()
+        session.logged_in(
+            users.authenticate(session.db(), username=username, password=password, client=session.client_address())
         )
         st.rerun()
     except AuthenticationFailed as exc:

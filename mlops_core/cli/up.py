@@ -47,7 +47,7 @@ def streamlit_argv(port: int, host: str | None = None) -> list[str]:
         "-m",
         "streamlit",
         "run",
-        str(PROJECT_ROOT / "app.py"),
+        str(PROJECT_ROOT / "hub_server.py"),  # app.py under Streamlit's server plus the session-cookie routes
         "--server.port",
         str(port),
         "--server.address",

@@ -10,7 +10,7 @@ import pytest
 
 from mlops_core.config import PROJECT_ROOT
 
-PATHS = ["mlops_core", "hub_ui", "pages", "app.py", "tests", "benchmarks"]
+PATHS = ["mlops_core", "hub_ui", "pages", "app.py", "hub_server.py", "tests", "benchmarks"]
 RUFF = Path(sys.executable).with_name("ruff")
 
 

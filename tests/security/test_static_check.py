@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mlops_core.config import PROJECT_ROOT
 
-PATHS = ["mlops_core", "hub_ui", "pages", "app.py"]
+PATHS = ["mlops_core", "hub_ui", "pages", "app.py", "hub_server.py"]
 
 
 def _ruff() -> str:
