@@ -9,6 +9,7 @@ import streamlit as st
 from hub_ui import collab as collab_ui
 from hub_ui import badges, session
 from hub_ui import value_ui
+from hub_ui.empty import nothing_yet
 from mlops_core import kpi as kpi_math
 from mlops_core.errors import DomainError
 from mlops_core.services import datasets, deployments, experiments, monitoring, registry, usecases, users
@@ -19,10 +20,13 @@ db = session.db()
 
 everything = usecases.list_use_cases(db, actor=actor, limit=500).items
 if not everything:
-    st.title("Use case")
-    st.info("There is no use case yet. Create the first one on the portfolio page.")
-    st.page_link("pages/portfolio.py", label="Open the portfolio", icon=":material/view_kanban:")
-    st.stop()
+    nothing_yet(
+        "There is no use case yet. Create the first one on the portfolio page.",
+        title="Use case",
+        page="pages/portfolio.py",
+        label="Open the portfolio",
+        icon=":material/view_kanban:",
+    )
 
 titles = {u.id: u.title for u in everything}
 chosen = session.pick_id_from_query(

@@ -173,21 +173,28 @@ def _close_signoff_items(session: Session, entity_type: str, entity_id: str) -> 
         close_inbox_items(session, kinds=("signoff",), entity_type=entity_type, entity_id=entity_id)
 
 
+def _settle(session: Session, r: Signoff, *, status: str, actor: Actor, reason: str) -> bool:
+    """Move a pending sign-off to `status` with a conditional update (two people deciding at once cannot
+    both win) and refresh `r`; its "please sign off" items are read once none is pending. False when it
+    was no longer pending."""
+    res = session.execute(
+        update(Signoff)
+        .where(col(Signoff.id) == r.id, Signoff.status == "pending")
+        .values(status=status, decided_by=actor.username, decided_at=utcnow(), reason=reason)
+    )
+    session.refresh(r)
+    if not res.rowcount:
+        return False
+    _close_signoff_items(session, r.entity_type, r.entity_id)
+    return True
+
+
 def withdraw_signoff(session: Session, *, signoff_id: int, actor: Actor, reason: str) -> bool:
     """Inside the caller's transaction: a pending sign-off whose request was decided or withdrawn is
     closed ("withdrawn", with the reason), and its inbox items are marked read. False if not pending."""
     r = session.get(Signoff, signoff_id)
-    if r is None:
+    if r is None or not _settle(session, r, status="withdrawn", actor=actor, reason=reason[:2000]):
         return False
-    res = session.execute(
-        update(Signoff)
-        .where(col(Signoff.id) == signoff_id, Signoff.status == "pending")
-        .values(status="withdrawn", decided_by=actor.username, decided_at=utcnow(), reason=reason[:2000])
-    )
-    if not res.rowcount:
-        return False
-    session.refresh(r)
-    _close_signoff_items(session, r.entity_type, r.entity_id)
     audit.record(
         session,
         actor=actor,
@@ -491,22 +498,8 @@ def decide_signoff(
                 f"this sign-off was already {r.status} by {r.decided_by} at "
                 f"{r.decided_at:%Y-%m-%d %H:%M} UTC; reload the page"
             )
-        # Conditional update: two people deciding at once cannot both win.
-        res = s.execute(
-            update(Signoff)
-            .where(col(Signoff.id) == r.id, Signoff.status == "pending")
-            .values(
-                status="approved" if approve else "rejected",
-                decided_by=actor.username,
-                decided_at=utcnow(),
-                reason=reason,
-            )
-        )
-        if res.rowcount == 0:
-            s.refresh(r)
+        if not _settle(s, r, status="approved" if approve else "rejected", actor=actor, reason=reason):
             raise Conflict(f"this sign-off was just {r.status} by {r.decided_by}; reload the page")
-        s.refresh(r)
-        _close_signoff_items(s, r.entity_type, r.entity_id)
         verb = "approved" if approve else "rejected"
         notify(
             s,
@@ -542,33 +535,29 @@ def get_signoff(db: Database, signoff_id: int) -> SignoffPublic:
         return _signoff_public(r)
 
 
+def _signoffs(db: Database, *where: Any, newest_first: bool = True, limit: int | None = None) -> list[SignoffPublic]:
+    """The sign-offs matching `where`, by id (newest first unless told otherwise)."""
+    with db.read() as s:
+        q = select(Signoff).where(*where).order_by(col(Signoff.id).desc() if newest_first else col(Signoff.id))
+        rows = s.exec(q if limit is None else q.limit(limit)).all()
+        return [_signoff_public(r) for r in rows]
+
+
 def signoffs_for(db: Database, entity_type: str, entity_id: Any) -> list[SignoffPublic]:
     """Every sign-off of an entity, newest first (the history: pending, approved, rejected)."""
-    with db.read() as s:
-        rows = s.exec(
-            select(Signoff)
-            .where(Signoff.entity_type == _etype(entity_type), Signoff.entity_id == _eid(entity_id))
-            .order_by(col(Signoff.id).desc())
-        ).all()
-        return [_signoff_public(r) for r in rows]
+    return _signoffs(db, Signoff.entity_type == _etype(entity_type), Signoff.entity_id == _eid(entity_id))
 
 
 def pending_for(db: Database, *, actor: Actor, limit: int = 100) -> list[SignoffPublic]:
     """Pending sign-offs this actor may decide (asked of them or of their role), oldest first."""
-    with db.read() as s:
-        q = select(Signoff).where(Signoff.status == "pending")
-        if not can(actor, "signoff.decide_any"):
-            q = q.where(
-                or_(Signoff.assignee_username == actor.username, Signoff.assignee_role == actor.role),
-                Signoff.requested_by != actor.username,
-            )
-        rows = s.exec(q.order_by(Signoff.id).limit(limit)).all()
-        return [_signoff_public(r) for r in rows]
+    where: list[Any] = [Signoff.status == "pending"]
+    if not can(actor, "signoff.decide_any"):
+        where += [
+            or_(Signoff.assignee_username == actor.username, Signoff.assignee_role == actor.role),
+            Signoff.requested_by != actor.username,
+        ]
+    return _signoffs(db, *where, newest_first=False, limit=limit)
 
 
 def requested_by_me(db: Database, *, actor: Actor, limit: int = 50) -> list[SignoffPublic]:
-    with db.read() as s:
-        rows = s.exec(
-            select(Signoff).where(Signoff.requested_by == actor.username).order_by(col(Signoff.id).desc()).limit(limit)
-        ).all()
-        return [_signoff_public(r) for r in rows]
+    return _signoffs(db, Signoff.requested_by == actor.username, limit=limit)

@@ -23,7 +23,7 @@ import shutil
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -656,9 +656,35 @@ def _register_converted(
         converted.discard()
 
 
-def _start(actor: Actor, dataset_name: str) -> str:
+def _ingest(
+    db: Database,
+    *,
+    actor: Actor,
+    dataset_name: str,
+    convert: Callable[[Progress], tuple[data_io.ConvertedData, str]],
+    use_case_id: int | None,
+    source_kind: str,
+    description: str,
+    progress: Progress | None,
+) -> DatasetVersionPublic:
+    """The one registration path of every source: role and name checked first, then `convert` turns the
+    source into Parquet (reporting into the first half of the progress) and says what to record as its
+    source, then the content is registered (deduplicated, validated, profiled)."""
     require(actor, "dataset.write")
-    return check_name(dataset_name)
+    name = check_name(dataset_name)
+    progress = progress or noop_progress
+    converted, source = convert(progress)
+    return _register_converted(
+        db,
+        actor=actor,
+        dataset_name=name,
+        converted=converted,
+        use_case_id=use_case_id,
+        source_kind=source_kind,
+        source=source,
+        description=description,
+        progress=progress,
+    )
 
 
 def register_version_from_frame(
@@ -673,17 +699,17 @@ def register_version_from_frame(
     progress: Progress | None = None,
 ) -> DatasetVersionPublic:
     """Register a pandas DataFrame as a version (dedup by content; validated). The SDK's entry point."""
-    name = _start(actor, dataset_name)
-    progress = progress or noop_progress
-    converted = data_io.frame_to_parquet(frame, progress=lambda f, m: progress(0.5 * f, m))
-    return _register_converted(
+
+    def convert(progress: Progress) -> tuple[data_io.ConvertedData, str]:
+        return data_io.frame_to_parquet(frame, progress=lambda f, m: progress(0.5 * f, m)), source
+
+    return _ingest(
         db,
         actor=actor,
-        dataset_name=name,
-        converted=converted,
+        dataset_name=dataset_name,
+        convert=convert,
         use_case_id=use_case_id,
         source_kind="sdk" if source == "sdk" else "frame",
-        source=source,
         description=description,
         progress=progress,
     )
@@ -702,22 +728,22 @@ def register_version_from_upload(
     progress: Progress | None = None,
 ) -> DatasetVersionPublic:
     """An uploaded CSV or Parquet file: size-checked before reading, staged in chunks, then registered."""
-    name = _start(actor, dataset_name)
-    progress = progress or noop_progress
-    safe_name = data_io.sanitize_filename(filename)
-    staged = data_io.stage_upload(fileobj, safe_name, progress=lambda f, m: progress(0.2 * f, m))
-    try:
-        converted = data_io.convert_file(staged, safe_name, progress=lambda f, m: progress(0.2 + 0.3 * f, m))
-    finally:
-        staged.unlink(missing_ok=True)
-    return _register_converted(
+
+    def convert(progress: Progress) -> tuple[data_io.ConvertedData, str]:
+        safe_name = data_io.sanitize_filename(filename)
+        staged = data_io.stage_upload(fileobj, safe_name, progress=lambda f, m: progress(0.2 * f, m))
+        try:
+            return data_io.convert_file(staged, safe_name, progress=lambda f, m: progress(0.2 + 0.3 * f, m)), safe_name
+        finally:
+            staged.unlink(missing_ok=True)
+
+    return _ingest(
         db,
         actor=actor,
-        dataset_name=name,
-        converted=converted,
+        dataset_name=dataset_name,
+        convert=convert,
         use_case_id=use_case_id,
         source_kind=source_kind,
-        source=safe_name,
         description=description,
         progress=progress,
     )
@@ -737,24 +763,24 @@ def register_version_from_path(
 ) -> DatasetVersionPublic:
     """A CSV or Parquet file on this machine. From the UI only inside MLOPS_INGEST_ROOTS; the CLI and SDK
     (which run as the user on their own machine) pass restrict_to_roots=False."""
-    name = _start(actor, dataset_name)
-    progress = progress or noop_progress
-    if restrict_to_roots:
-        p = data_io.check_server_path(path)
-    else:
-        p = Path(path).expanduser()
-        if not p.is_file():
-            raise ValidationError(f"no file at {p}; check the path")
-    data_io.check_file_size(p)
-    converted = data_io.convert_file(p, p.name, progress=lambda f, m: progress(0.5 * f, m))
-    return _register_converted(
+
+    def convert(progress: Progress) -> tuple[data_io.ConvertedData, str]:
+        if restrict_to_roots:
+            p = data_io.check_server_path(path)
+        else:
+            p = Path(path).expanduser()
+            if not p.is_file():
+                raise ValidationError(f"no file at {p}; check the path")
+        data_io.check_file_size(p)
+        return data_io.convert_file(p, p.name, progress=lambda f, m: progress(0.5 * f, m)), str(p)
+
+    return _ingest(
         db,
         actor=actor,
-        dataset_name=name,
-        converted=converted,
+        dataset_name=dataset_name,
+        convert=convert,
         use_case_id=use_case_id,
         source_kind=source_kind,
-        source=str(p),
         description=description,
         progress=progress,
     )
@@ -773,19 +799,19 @@ def register_version_from_sql(
     progress: Progress | None = None,
 ) -> DatasetVersionPublic:
     """The result of a read-only query on a named connection (MLOPS_SQL_CONNECTIONS)."""
-    name = _start(actor, dataset_name)
-    progress = progress or noop_progress
-    # app_db: the source is compared with this database by identity, not only by URL spelling.
-    converted = data_io.query_to_parquet(connection, query, progress=lambda f, m: progress(0.5 * f, m), app_db=db)
-    source = f"sql:{connection}: {' '.join(query.split())}"
-    return _register_converted(
+
+    def convert(progress: Progress) -> tuple[data_io.ConvertedData, str]:
+        # app_db: the source is compared with this database by identity, not only by URL spelling.
+        converted = data_io.query_to_parquet(connection, query, progress=lambda f, m: progress(0.5 * f, m), app_db=db)
+        return converted, f"sql:{connection}: {' '.join(query.split())}"
+
+    return _ingest(
         db,
         actor=actor,
-        dataset_name=name,
-        converted=converted,
+        dataset_name=dataset_name,
+        convert=convert,
         use_case_id=use_case_id,
         source_kind=source_kind,
-        source=source,
         description=description,
         progress=progress,
     )
