@@ -7,7 +7,7 @@ from hub_ui import badges, session
 from mlops_core.ml import training
 from mlops_core.ml.algorithms import ALGORITHMS, TASKS, algorithms_for
 from mlops_core.errors import DomainError
-from mlops_core.services import datasets, experiments, usecases
+from mlops_core.services import canvas, datasets, experiments, usecases
 from mlops_core.textsafety import plain_markdown as md_text
 
 actor = session.require_actor()
@@ -52,13 +52,15 @@ if session.may("run.start"):
             default_target = "churned" if "churned" in columns else columns[-1]
             target = st.selectbox("Target column", columns, index=columns.index(default_target), key="exp_target")
             suggested = experiments.suggest_task_for(db, dataset_version_id=version_id, target=target)
+            stated = canvas.problem_settings(db, use_case_id)[0]  # the ML canvas's problem type wins (issue 20)
+            suggested = ("regression" if stated == "regression" else "classification") if stated else suggested
             task = st.radio(
                 "Task",
                 TASKS,
                 index=TASKS.index(suggested),
                 horizontal=True,
                 key=f"exp_task_{version_id}_{target}",
-                help=f"suggested from the target: {suggested}",
+                help=f"from the ML canvas: {stated}" if stated else f"suggested from the target: {suggested}",
             )
             features = st.multiselect(
                 "Features",

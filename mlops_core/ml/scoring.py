@@ -28,22 +28,26 @@ def label_key(v: Any) -> str:
     return str(v)
 
 
-def positive_label(keys: Iterable[str]) -> str:
-    """The positive class among label keys (`label_key`): a known positive name, else the last in order."""
+def positive_label(keys: Iterable[str], preferred: str | None = None) -> str:
+    """The positive class among label keys (`label_key`): `preferred` (the ML canvas's positive class) when
+    it is one of them, else a known positive name, else the last in order."""
     keys = sorted(set(keys))
+    if preferred and label_key(preferred) in keys:
+        return label_key(preferred)
     return next((label_key(c) for c in POSITIVE_LABELS if label_key(c) in keys), keys[-1])
 
 
-def positive_index(model: Any) -> int | None:
+def positive_index(model: Any, preferred: str | None = None) -> int | None:
     """Index in model.classes_ of the positive class when the model is a binary classifier with
-    predict_proba; None otherwise (regressors, multiclass, no probabilities: no score is logged)."""
+    predict_proba; None otherwise (regressors, multiclass, no probabilities: no score is logged).
+    `preferred`: the positive class the use case's ML canvas states (used when it is one of the classes)."""
     classes = getattr(model, "classes_", None)
     if getattr(classes, "ndim", 0) != 1 or len(classes) != 2 or not hasattr(model, "predict_proba"):
         return None  # (a multi-output classifier's classes_ is a list of arrays)
     keys = [label_key(c) for c in classes]
     if keys[0] == keys[1]:
         return None
-    return keys.index(positive_label(keys))
+    return keys.index(positive_label(keys, preferred))
 
 
 # Estimators whose predict() is, in scikit-learn's code, classes_.take(argmax(predict_proba)) (up to a

@@ -50,8 +50,11 @@ def prediction_value(p: Any) -> Any:
     return p
 
 
-def performance_metrics(task: str, labelled: list[tuple[Any, Any, float]]) -> dict[str, float]:
-    """The model's metrics on labelled predictions (names as in mlops_core.kpi.KNOWN_METRICS)."""
+def performance_metrics(
+    task: str, labelled: list[tuple[Any, Any, float]], positive: str | None = None
+) -> dict[str, float]:
+    """The model's metrics on labelled predictions (names as in mlops_core.kpi.KNOWN_METRICS).
+    `positive`: the use case's positive class from its ML canvas (else the shared rule picks it)."""
     if not labelled:
         return {}
     y_pred = [prediction_value(p) for p, _, _ in labelled]
@@ -91,7 +94,7 @@ def performance_metrics(task: str, labelled: list[tuple[Any, Any, float]]) -> di
     out: dict[str, float] = {"accuracy": float(np.mean(t == p))}
     if len(classes) <= 2:
         # binary: counts with numpy (sklearn's input validation costs more than the arithmetic here)
-        pos = positive_label(classes)  # the class whose probability the logged score is
+        pos = positive_label(classes, positive)  # the class whose probability the logged score is
         tp = float(np.sum((t == pos) & (p == pos)))
         fp = float(np.sum((t != pos) & (p == pos)))
         fn = float(np.sum((t == pos) & (p != pos)))

@@ -46,6 +46,7 @@ from ..errors import DomainError, ValidationError
 from ..ml.fastpath import compile_fast_path, verify_fast_path
 from ..ml.scoring import apply_threshold, jsonable_scores, positive_index, predict_scored
 from ..services import datasets, deployments, registry
+from ..services import canvas
 from ..services import value as value_service
 from ..services.apikeys import hash_key
 from ..services.predictions import PredictionWriter, apply_labels, prediction_row
@@ -221,7 +222,7 @@ class ServingState:
             model=model,
             validator=RecordValidator(schema),
             input_schema=schema,
-            positive=positive_index(model),
+            positive=positive_index(model, canvas.problem_settings(self.db, mv.get("use_case_id"))[1]),
             threshold=value_service.threshold_for(self.db, model_version_id),
         )
         loaded.fast = self._fast_path(loaded, mv)

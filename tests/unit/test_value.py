@@ -126,3 +126,19 @@ def test_scoring_honours_a_stored_threshold():
     assert list(low) == [0, 1, 1, 1, 1, 1] and list(same) == list(scores)
     high, _ = predict_scored(model, X, threshold=float(scores[5]))
     assert list(high) == [0, 0, 0, 0, 0, 1]
+
+
+def test_the_canvas_positive_class_wins_over_the_shared_rule():
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from mlops_core.ml.scoring import positive_index, positive_label
+    from mlops_core.monitoring.figures import performance_metrics
+
+    assert positive_label(["0", "1"]) == "1" and positive_label(["0", "1"], "0") == "0"
+    assert positive_label(["0", "1"], "maybe") == "1"  # not a class: the rule stands
+    model = LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), [0, 0, 1, 1])
+    assert positive_index(model) == 1 and positive_index(model, "0") == 0
+    labelled = [(1, 1, 0.0), (1, 0, 0.0), (0, 0, 0.0), (0, 0, 0.0)]  # (prediction, label, latency)
+    assert performance_metrics("classification", labelled)["recall"] == 1.0  # positive 1: 1 of 1 found
+    assert performance_metrics("classification", labelled, "0")["recall"] == pytest.approx(2 / 3)

@@ -34,7 +34,7 @@ from ...models.monitoring import (
     MonitorCheckPublic,
 )
 from ...monitoring.figures import label_figures, performance_metrics
-from .. import audit, retraining, usecases
+from .. import audit, canvas, retraining, usecases
 from .._common import aware, deployment_by_name, get_or_404
 from ..auth import Actor, require
 from .alerts import Breach, _notify_alert, _queue_webhook, _raise_alert
@@ -133,7 +133,8 @@ def _compute_check(db: Database, monitor: Monitor, dep, as_of: datetime) -> dict
         if dep.model_version_id is not None:
             task = get_or_404(s, ModelVersion, dep.model_version_id, "model version").task or ""
     out["labels"] = label_figures(n_ok, labelled)
-    metrics = performance_metrics(task, labelled)
+    positive = canvas.problem_settings(db, dep.use_case_id)[1]  # the ML canvas's positive class (issue 20)
+    metrics = performance_metrics(task, labelled, positive or None)
     out["performance"] = CheckPerformancePublic(task=task, metrics=metrics, n_labelled=len(labelled))
     for kind in CHECKS:
         kind.measure(db, monitor, dep, out)
