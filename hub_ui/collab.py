@@ -21,7 +21,16 @@ from mlops_core.textsafety import plain_markdown, safe_markdown
 from . import badges, session
 
 # entity_type -> the page that shows one (opened with ?id=<entity_id>); stages add theirs.
-ENTITY_PAGES: dict[str, str] = {"use_case": "pages/use_case.py", "dataset": "pages/dataset.py", "run": "pages/run.py"}
+ENTITY_PAGES: dict[str, str] = {
+    "use_case": "pages/use_case.py",
+    "dataset": "pages/dataset.py",
+    "run": "pages/run.py",
+    # every kind of notification opens its object (issue 15): these pages take ?id= too
+    "model_version": "pages/models.py",
+    "deployment": "pages/deployment.py",
+    "alert": "pages/alerts.py",
+    "retraining_proposal": "pages/alerts.py",
+}
 
 
 def _key(*parts: Any) -> str:
@@ -94,23 +103,40 @@ def _post(entity_type: str, entity_id: Any, text: str, *, parent_id: int | None,
     st.rerun()
 
 
-def decide_controls(so: SignoffPublic, *, key: str, flash_key: str | None = None) -> None:
-    """Approve / reject buttons with a reason, for a pending sign-off the actor may decide."""
+def decide_controls(
+    so: SignoffPublic, *, key: str, flash_key: str | None = None, shortfalls: list[str] | None = None
+) -> None:
+    """Approve / reject buttons with a reason, for a pending sign-off the actor may decide. Evidence that
+    falls short (`shortfalls`, e.g. a missed KPI) must be confirmed before Approve does anything."""
     actor = session.require_actor()
     if so.status != "pending":
         return
     if not collab.may_decide(actor, so):
         st.caption(f"Waiting for {so.assignee}.")
         return
+    confirmed = False
+    if shortfalls:
+        st.warning("Falls short: " + plain_markdown("; ".join(shortfalls)) + ".")
+        confirmed = st.checkbox(
+            "I approve it although it falls short of the targets above", key=_key(key, "confirm", so.id)
+        )
     reason = st.text_input("Reason (required to reject)", key=_key(key, "reason", so.id))
     c1, c2 = st.columns(2)
     approve = c1.button("Approve", key=_key(key, "approve", so.id), type="primary", icon=":material/check:")
     reject = c2.button("Reject", key=_key(key, "reject", so.id), icon=":material/close:")
+    if approve and shortfalls and not confirmed:
+        st.error("Tick the confirmation first: the evidence falls short of its targets.")
+        return
     if approve or reject:
         done = None
         with session.service_call():
             done = collab.decide_signoff(
-                session.db(), actor=actor, signoff_id=so.id, approve=bool(approve), reason=reason
+                session.db(),
+                actor=actor,
+                signoff_id=so.id,
+                approve=bool(approve),
+                reason=reason,
+                confirm_shortfalls=confirmed,
             )
         if done is not None:
             flash(flash_key or key, f"Sign-off “{plain_markdown(done.title)}” {done.status}.")
@@ -128,10 +154,18 @@ def signoff_card(so: SignoffPublic, *, key: str, flash_key: str | None = None) -
         )
         if so.reason:
             st.markdown(safe_markdown(f"> {so.reason}"))
-        if so.evidence:
+        shortfalls: list[str] = []
+        if so.entity_type == "model_version" and so.evidence:
+            from . import signoff_view  # reads the deployment stage's evidence review
+
+            shortfalls = signoff_view.model_version_evidence(so) if so.status == "pending" else []
+            if so.status != "pending":
+                with st.expander("Evidence"):
+                    signoff_view.model_version_evidence(so)
+        elif so.evidence:
             with st.expander("Evidence"):
                 st.json(so.evidence)
-        decide_controls(so, key=key, flash_key=flash_key)
+        decide_controls(so, key=key, flash_key=flash_key, shortfalls=shortfalls)
 
 
 def signoffs(

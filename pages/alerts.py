@@ -31,12 +31,30 @@ for p in proposals[:10]:
         )
         st.caption(
             f"champion's configuration (run {p.base_run_id}, algorithm "
-            f"{p.config.get('algorithm', '?')}) on dataset version {p.dataset_version_id} "
-            f"(newest trainable)"
-            + (f" · run {p.run_id}" if p.run_id else "")
+            f"{p.config.get('algorithm', '?')}) on the newest usable data"
             + (f" · decided by {p.decided_by}" if p.decided_by else "")
-            + (f" · {md_text(p.note)}" if p.note else "")
         )
+        same_data = retraining.same_data_warning(db, p) if p.state == "proposed" else ""
+        if same_data:
+            st.warning(md_text(same_data[0].upper() + same_data[1:]) + ".")
+        explained = (p.gate_summary or {}).get("explained") or []
+        if p.state == "finished" and explained:
+            # a failed gate in words, with the run and the request, and what to do next (no internal names)
+            st.error(md_text(p.note))
+        elif p.note and not same_data:
+            st.caption(md_text(p.note))
+        links = st.columns(3)
+        if p.run_id:
+            links[0].page_link(
+                "pages/run.py", label=f"Run {p.run_id}", icon=":material/science:", query_params={"id": str(p.run_id)}
+            )
+        if (p.gate_summary or {}).get("request_id"):
+            links[1].page_link(
+                "pages/deployment.py",
+                label=f"Gates on {p.deployment_name}",
+                icon=":material/rule:",
+                query_params={"deployment": p.deployment_name},
+            )
         if p.state == "proposed" and session.may("retraining.decide"):
             note = st.text_input("Note", key=f"prop_note_{p.id}")
             c1, c2, _ = st.columns([1, 1, 4])

@@ -8,7 +8,7 @@ import streamlit as st
 from hub_ui import collab as collab_ui
 from hub_ui import badges, session
 from hub_ui.collab import flash
-from hub_ui.empty import nothing_yet
+from mlops_core.errors import DomainError
 from mlops_core.models.datasets import COLUMN_TYPES
 from mlops_core.profiling import profile_figure
 from mlops_core.services import datasets
@@ -21,15 +21,20 @@ SEVERITY = {"error": st.error, "warning": st.warning, "info": st.info}
 
 all_sets = datasets.list_datasets(db)
 if not all_sets:
-    nothing_yet(
-        "There are no datasets yet.",
-        title="Dataset",
-        page="pages/datasets.py",
-        label="Go to Datasets",
-        icon=":material/table:",
-    )
+    st.title("Dataset")
+    st.info("There are no datasets yet.")
+    st.page_link("pages/datasets.py", label="Go to Datasets", icon=":material/table:")
+    st.stop()
 
 names = {d.id: d.name for d in all_sets}
+_v = st.query_params.get("v")
+if _v and _v.isdigit() and not (st.query_params.get("id") or "").isdigit():
+    # a link naming only the version (its id is global): open that version's own dataset, never the one
+    # picked before (issue 15: "customers@v2" opened wine_lab@v2)
+    try:
+        st.query_params["id"] = str(datasets.get_version(db, int(_v)).dataset_id)
+    except DomainError:
+        pass
 dataset_id = session.pick_id_from_query("Dataset", names, key="ds_pick", param="id")
 
 d = datasets.get_dataset(db, dataset_id)
@@ -66,10 +71,15 @@ st.dataframe(
     width="stretch",
 )
 by_id = {v.id: v for v in versions}
-version_id = session.pick_id_from_query(
-    "Version", {i: f"v{x.version} · {badges.label(x.status)}" for i, x in by_id.items()}, key="ds_ver", param="v"
-)
+# The option is the version number only: the status is shown next to it from this run's data (an option
+# label with the status kept saying "failed" after a waiver).
+vc = st.columns([3, 2], vertical_alignment="bottom")
+with vc[0]:
+    version_id = session.pick_id_from_query(
+        "Version", {i: f"v{x.version}" for i, x in by_id.items()}, key="ds_ver", param="v"
+    )
 v = by_id[version_id]
+vc[1].markdown(badges.badge(v.status))
 
 tab_report, tab_profile, tab_schema, tab_diff, tab_ingest, tab_talk = st.tabs(
     ["Validation report", "Profile", "Schema", "Compare versions", "Ingestion", "Discussion"]

@@ -6,6 +6,7 @@ import streamlit as st
 from hub_ui import badges, session
 from hub_ui.collab import flash
 from mlops_core import data_io
+from mlops_core.errors import DomainError, PermissionDenied
 from mlops_core.services import datasets, usecases
 from mlops_core.textsafety import plain_markdown as md_text
 
@@ -87,24 +88,35 @@ def _show_result(v) -> None:
             f"({v.n_errors} errors, {v.n_warnings} warnings)."
         )
     flash("datasets", msg, "success" if v.status != "failed" else "warning")
-    st.session_state["ds_last"] = v.dataset_id
+    st.session_state["ds_last"] = (v.dataset_id, v.id, v.ref)
     st.rerun()
 
 
 def _run(label: str, call):
-    """Run one registration inside a status box with a progress bar; nothing is stored if it fails."""
-    result = None
+    """Run one registration inside a status box with a progress bar; nothing is stored if it fails. A
+    refusal says why at once, in an error box of its own (not inside the collapsed status), and the link
+    to a dataset registered earlier goes away."""
+    result, refused = None, ""
+    st.session_state.pop("ds_last", None)
     with st.status(label, expanded=True) as box:
         bar = st.progress(0.0, text="starting")
 
         def progress(fraction: float, message: str) -> None:
             bar.progress(min(1.0, max(0.0, float(fraction))), text=message)
 
-        with session.service_call():
+        try:
             result = call(progress)
+        except PermissionDenied as exc:
+            refused = f"Not allowed: {exc}"
+        except DomainError as exc:
+            refused = str(exc)
         box.update(
-            label=label + (" — done" if result else " — nothing stored"), state="complete" if result else "error"
+            label=label + (" — done" if result else " — refused, nothing stored"),
+            state="complete" if result else "error",
+            expanded=False,
         )
+    if refused:
+        st.error(f"**Nothing was stored.** {md_text(refused, line_start=False)}", icon=":material/error:")
     return result
 
 
@@ -224,10 +236,11 @@ with tab_sched:
                 flash("datasets", f"Scheduled {src.schedule_name}: the worker will read {src.location}.")
                 st.rerun()
 
-if st.session_state.get("ds_last"):
+last = st.session_state.get("ds_last")
+if isinstance(last, tuple):  # only right after a registration that stored something: that version
     st.page_link(
         "pages/dataset.py",
-        label="Open the dataset you just registered",
+        label=f"Open {md_text(last[2])}, which you just registered",
         icon=":material/arrow_forward:",
-        query_params={"id": str(st.session_state["ds_last"])},
+        query_params={"id": str(last[0]), "v": str(last[1])},
     )

@@ -7,7 +7,6 @@ import streamlit as st
 from hub_ui import collab as collab_ui
 from hub_ui import badges, session
 from hub_ui import targets_ui
-from hub_ui.empty import nothing_yet
 from mlops_core import artifacts, jobs
 from mlops_core.services import apikeys, collab, deployments, predictions, registry
 from mlops_core.textsafety import plain_markdown as md_text
@@ -20,12 +19,13 @@ st.title("Deployment")
 all_deps = deployments.list_deployments(db)
 names = [d.name for d in all_deps]
 if not names:
-    nothing_yet(
-        "No deployment yet.",
-        page="pages/deployments.py",
-        label="Request one on Deployments",
-        icon=":material/rocket_launch:",
-    )
+    st.info("No deployment yet.")
+    st.page_link("pages/deployments.py", label="Request one on Deployments", icon=":material/rocket_launch:")
+    st.stop()
+_by_id = st.query_params.get("id")  # inbox items name a deployment by its id
+if _by_id and _by_id.isdigit() and "deployment" not in st.query_params:
+    st.query_params["deployment"] = next((d.name for d in all_deps if d.id == int(_by_id)), names[0])
+    del st.query_params["id"]
 name = session.pick_from_query("Deployment", names, key="dep_pick", param="deployment")
 collab_ui.flash("dep")
 
@@ -66,6 +66,39 @@ def _done(message: str) -> None:
     st.rerun()
 
 
+CONFIRM = "dep_confirm"  # which production action waits for its confirmation: "<kind>:<target>"
+
+
+def _ask(kind: str, target) -> None:
+    """First click on Deploy / Override / Roll back: show its confirmation step (reason required)."""
+    st.session_state[CONFIRM] = f"{kind}:{target}"
+
+
+def _confirmation(kind: str, target, *, what: str, detail: str, button: str) -> str | None:
+    """The confirmation step of a production action: what happens, a required reason, Confirm / Cancel.
+    Returns the reason once confirmed (None until then)."""
+    if st.session_state.get(CONFIRM) != f"{kind}:{target}":
+        return None
+    with st.container(border=True, key=f"dep_confirm_{kind}_{target}"):
+        st.warning(f"**{what}**")
+        if detail:
+            st.markdown(detail)
+        reason = st.text_input("Reason (required, kept in the history)", key=f"dep_confirm_reason_{kind}_{target}")
+        c = st.columns([2, 1, 3])
+        ok = c[0].button(button, type="primary", key=f"dep_confirm_ok_{kind}_{target}")
+        cancel = c[1].button("Cancel", key=f"dep_confirm_cancel_{kind}_{target}")
+    if cancel:
+        st.session_state.pop(CONFIRM, None)
+        st.rerun()
+    if ok:
+        if not reason.strip():
+            st.error("Say why: the reason is required and kept in the deployment's history.")
+            return None
+        st.session_state.pop(CONFIRM, None)
+        return reason.strip()
+    return None
+
+
 # --- requests and gates ------------------------------------------------------------------------------
 def requests_and_gates() -> None:
     reqs = deployments.list_requests(db, deployment_name=name, limit=20)
@@ -98,11 +131,15 @@ def requests_and_gates() -> None:
                 st.markdown(f"{badges.badge(g.status)} **{md_text(g.title)}** — " + md_text(g.detail, line_start=False))
                 links = []
                 if g.evidence.get("dataset_version_id"):
+                    # the dataset's id AND the version's: a version number alone opened another dataset's v2
+                    params = {"v": str(g.evidence["dataset_version_id"])}
+                    if g.evidence.get("dataset_id"):
+                        params["id"] = str(g.evidence["dataset_id"])
                     links.append(
                         (
                             "pages/dataset.py",
                             f"dataset version {g.evidence.get('dataset', '')}".strip(),
-                            {"v": str(g.evidence["dataset_version_id"])},
+                            params,
                         )
                     )
                 if g.evidence.get("run_id"):
@@ -113,9 +150,10 @@ def requests_and_gates() -> None:
                 st.json({"evidence": r.evidence, "gates": [g.model_dump() for g in gates]})
             if r.status != "pending":
                 continue
-            # Business sign-off on this version's evidence (decided here or from the inbox).
+            # The business sign-off of THIS request (decided here or from the inbox), not any pending
+            # sign-off of the same model version asked for another endpoint.
             for so in collab.signoffs_for(db, "model_version", r.model_version_id):
-                if so.status == "pending":
+                if so.status == "pending" and so.id == r.signoff_id:
                     collab_ui.signoff_card(so, key=f"dep_so_{r.id}", flash_key="dep")
             c = st.columns(4)
             if c[0].button(
@@ -129,35 +167,60 @@ def requests_and_gates() -> None:
                     deployments.reevaluate_request(db, actor=actor, request_id=r.id)
                     _done(f"Gates of request #{r.id} checked again.")
             if session.may("deployment.deploy"):
+                label = md_text(req_labels.get(r.model_version_id))
                 if c[1].button("Deploy", key=f"dep_deploy_{r.id}", type="primary", icon=":material/rocket_launch:"):
-                    with st.spinner("Checking the gates and deploying…"), session.service_call():
-                        deployments.deploy(db, actor=actor, request_id=r.id)
-                        _done(
-                            f"Deployed {md_text(req_labels.get(r.model_version_id))} on {name}. Running scoring services "
-                            "pick it up within seconds."
-                        )
-                reason = c[2].text_input("Reason (reject / override)", key=f"dep_reason_{r.id}")
+                    _ask("deploy", r.id)
+                reason = c[2].text_input("Reason to reject", key=f"dep_reason_{r.id}")
                 if c[3].button("Reject", key=f"dep_reject_{r.id}"):
                     with session.service_call():
                         deployments.reject_request(db, actor=actor, request_id=r.id, reason=reason)
-                        _done(f"Request #{r.id} rejected.")
-                if session.may("deployment.override_gates") and any(g.status == "failed" for g in gates):
-                    if st.button("Override failed gates and deploy (admin, audited)", key=f"dep_override_{r.id}"):
-                        with session.service_call():
-                            deployments.deploy(db, actor=actor, request_id=r.id, override_reason=reason)
-                            _done(f"Deployed with an override: {md_text(reason)}")
+                        _done(f"Request #{r.id} rejected: its sign-off and notifications are closed.")
+                failed = [g for g in gates if g.status == "failed"]
+                if session.may("deployment.override_gates") and failed:
+                    if st.button("Override failed gates and deploy (admin, audited)…", key=f"dep_override_{r.id}"):
+                        _ask("override", r.id)
+                why = _confirmation(
+                    "deploy",
+                    r.id,
+                    what=f"Deploy {label} on {name} ({r.environment})?",
+                    detail=f"It replaces {md_text(serving or 'nothing')} for every caller within seconds. "
+                    "The gates are checked again first.",
+                    button="Confirm deploy",
+                )
+                if why:
+                    with st.spinner("Checking the gates and deploying…"), session.service_call():
+                        deployments.deploy(db, actor=actor, request_id=r.id, reason=why)
+                        _done(f"Deployed {label} on {name}. Running scoring services pick it up within seconds.")
+                override = _confirmation(
+                    "override",
+                    r.id,
+                    what=f"Override {len(failed)} failed gate(s) and deploy {label} on {name}?",
+                    detail="Failing: " + "; ".join(md_text(g.title) for g in failed) + ". The override is audited.",
+                    button="Confirm override and deploy",
+                )
+                if override:
+                    with session.service_call():
+                        deployments.deploy(db, actor=actor, request_id=r.id, override_reason=override)
+                        _done(f"Deployed with an override: {md_text(override)}")
 
     if session.may("deployment.deploy") and dep.model_version_id is not None:
         st.subheader("Operate")
         prev = deployments.previous_version(db, name)
         c1, c2 = st.columns(2)
         with c1:
-            with st.form("dep_rollback"):
-                prev_label = deployments.version_labels(db, [prev]).get(prev) if prev else None
+            prev_label = deployments.version_labels(db, [prev]).get(prev) if prev else None
+            with st.container(border=True):
                 st.markdown(f"**Roll back** to {md_text(prev_label or 'the previous version')}")
-                why = st.text_input("Why", key="dep_rb_reason")
-                rb = st.form_submit_button("Roll back", disabled=prev is None, icon=":material/undo:")
-            if rb:
+                if st.button("Roll back…", key="dep_rollback", disabled=prev is None, icon=":material/undo:"):
+                    _ask("rollback", name)
+            why = _confirmation(
+                "rollback",
+                name,
+                what=f"Roll back {name} ({dep.environment}) from {md_text(serving)} to {md_text(prev_label)}?",
+                detail="Every caller is served the previous version within seconds.",
+                button="Confirm rollback",
+            )
+            if why:
                 with session.service_call():
                     done = deployments.rollback(db, actor=actor, deployment_name=name, reason=why)
                     back_to = deployments.version_labels(db, [done.model_version_id]).get(done.model_version_id)
@@ -217,7 +280,7 @@ def history() -> None:
             [
                 {
                     "when": session.fmt_time(e.at),
-                    "what": e.kind,
+                    "what": e.kind.replace("_", " "),
                     "from": ev_labels.get(e.from_model_version_id, "—"),
                     "to": ev_labels.get(e.to_model_version_id, "—"),
                     "who": e.actor_username,

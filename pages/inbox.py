@@ -8,6 +8,15 @@ from mlops_core.services import collab
 from mlops_core.textsafety import plain_markdown as md_text
 
 ENTITY_PAGES = collab_ui.ENTITY_PAGES
+KINDS = {
+    "mention": "mention",
+    "signoff": "sign-off request",
+    "signoff_decided": "sign-off decision",
+    "deployment_request": "deployment request",
+    "deployment_done": "deployment",
+    "alert": "alert",
+    "retraining": "retraining proposal",
+}
 
 actor = session.require_actor()
 db = session.db()
@@ -22,7 +31,12 @@ for so in waiting:
     collab_ui.signoff_card(so, key="inbox_so", flash_key="inbox")
     page = ENTITY_PAGES.get(so.entity_type)
     if page:
-        st.page_link(page, label=f"Open the {so.entity_type.replace('_', ' ')}", query_params={"id": so.entity_id})
+        st.page_link(
+            page,
+            label=f"Open the {so.entity_type.replace('_', ' ')}",
+            icon=":material/open_in_new:",
+            query_params={"id": so.entity_id},
+        )
 
 page_size = 30
 c1, c2, c3 = st.columns([2, 1, 1])
@@ -46,13 +60,20 @@ for item in box.items:
         a.markdown(
             (":blue[:material/fiber_manual_record:] " if item.read_at is None else "") + f"**{md_text(item.title)}**"
         )
+        # words, not internal ids: the title already names the object ("churn-classifier v3")
         a.caption(
-            f"{item.kind.replace('_', ' ')} · {item.entity_type.replace('_', ' ')} {item.entity_id} · "
-            f"{session.fmt_time(item.created_at)}"
+            f"{KINDS.get(item.kind, item.kind.replace('_', ' '))}"
+            + (f" · from {item.from_username}" if item.from_username else "")
+            + f" · {session.fmt_time(item.created_at)}"
         )
         page = ENTITY_PAGES.get(item.entity_type)
         if page:
-            a.page_link(page, label="Open", query_params={"id": item.entity_id})
+            a.page_link(
+                page,
+                label=f"Open the {item.entity_type.replace('_', ' ')}",
+                icon=":material/open_in_new:",
+                query_params={"id": item.entity_id},
+            )
         if item.read_at is None and b.button("Mark read", key=f"inbox_read_{item.id}"):
             collab.mark_read(db, actor=actor, item_ids=[item.id])
             st.rerun()

@@ -33,6 +33,15 @@ st.dataframe(
     width="stretch",
 )
 names = [m.name for m in models]
+_want = st.query_params.get("id")  # ?id=<model version id>: links from sign-offs and notifications
+if _want and _want.isdigit() and st.session_state.get("_models_qp") != _want:
+    st.session_state["_models_qp"] = _want
+    try:
+        _linked = registry.get_model_version(db, int(_want))
+        st.session_state["models_pick"] = _linked.model_name
+        st.session_state[f"models_v_{_linked.model_name}"] = _linked.version
+    except DomainError:
+        pass
 if st.session_state.get("models_pick") not in names:
     st.session_state["models_pick"] = names[0]
 name = st.selectbox("Model", names, key="models_pick")
@@ -62,6 +71,13 @@ number = st.selectbox(
     key=f"models_v_{name}",
 )
 mv = by_number[number]
+if session.may("deployment.request"):
+    st.page_link(
+        "pages/deployments.py",
+        label=f"Request deployment of {md_text(name)} v{mv.version}",
+        icon=":material/rocket_launch:",
+        query_params={"mv": str(mv.id)},
+    )
 
 if session.may("model.register"):
     with st.expander("Aliases", icon=":material/label:"):

@@ -263,7 +263,8 @@ def _gate_data(db: Database, mv: dict[str, Any]) -> GateResult:
             )
         dv, dname = row
         ref, status = f"{dname}@v{dv.version}", dv.status
-    link = {"dataset_version_id": dv_id, "dataset": ref, "dataset_status": status}
+        dataset_id = dv.dataset_id
+    link = {"dataset_id": dataset_id, "dataset_version_id": dv_id, "dataset": ref, "dataset_status": status}
     if status == "validated":
         return _gate("data_validated", title, "passed", f"{ref} passed validation", **link)
     if status == "waived":

@@ -52,7 +52,48 @@ def _champion_plan(db: Database, dep) -> dict[str, Any]:
         if newest is not None:
             dataset_version_id = newest.id
     plan["dataset_version_id"] = dataset_version_id
+    plan["same_data_warning"] = _same_data_sentence(db, dataset_version_id, base_dataset)
     return plan
+
+
+def _same_data_sentence(db: Database, dataset_version_id: int | None, champion_dataset_version_id: int | None) -> str:
+    """A warning when retraining would train on the very data the champion was trained on (issue 15,
+    problem 7: the result is a copy of production), else ""."""
+    if dataset_version_id is None or dataset_version_id != champion_dataset_version_id:
+        return ""
+    ref = datasets.get_version(db, dataset_version_id).ref
+    return (
+        f"no newer data than the champion: {ref} is still the newest usable version of its dataset, so "
+        "retraining would most likely reproduce the model in production. Register newer data first "
+        "(Datasets page), or reject this proposal"
+    )
+
+
+def same_data_warning(db: Database, proposal: RetrainingProposalPublic) -> str:
+    """What the Alerts page shows before anyone approves: "" when the proposal trains on newer data."""
+    if proposal.champion_model_version_id is None:
+        return ""
+    with db.read() as s:
+        mv = s.get(ModelVersion, proposal.champion_model_version_id)
+        champion_data = mv.dataset_version_id if mv is not None else None
+    try:
+        return _same_data_sentence(db, proposal.dataset_version_id, champion_data)
+    except NotFound:
+        return ""
+
+
+# The next step to suggest when a retrained model fails a gate, in words (no internal gate names).
+NEXT_STEPS = {
+    "use_case_match": "the retrained model belongs to another use case; retrain from the use case's own runs",
+    "schema_match": "the retrained model expects other inputs than the endpoint serves; check the features of "
+    "the champion's run",
+    "data_validated": "fix or waive the training data on its dataset page, then approve a new retraining",
+    "kpis_met": "the new model misses the use case's KPIs: register newer or more data, or try other algorithms "
+    "or parameters in Experiments",
+    "no_regression": "the new model is not better than production: keep the champion, and retrain once newer "
+    "data arrives or try other algorithms in Experiments",
+    "model_loads": "the model file does not load; open the run to see why",
+}
 
 
 def propose_retraining(db: Database, *, monitor: Monitor, dep, alert_id: int) -> dict[str, Any] | None:
@@ -75,7 +116,7 @@ def propose_retraining(db: Database, *, monitor: Monitor, dep, alert_id: int) ->
             dataset_version_id=plan.get("dataset_version_id"),
             config=plan.get("config") or {},
             reason=f"{alert.kind}: {alert.title}"[:1000],
-            note=plan.get("error", "")[:2000],
+            note=(plan.get("error") or plan.get("same_data_warning") or "")[:2000],
         )
         s.add(p)
         s.flush()
@@ -249,22 +290,38 @@ def _promote_retrained(db: Database, pid: int, run_id: int) -> None:
         env = s.exec(select(Deployment.environment).where(Deployment.id == p.deployment_id)).one()
     system = Actor.system()
     mv = registry.register_model(db, actor=system, run_id=run_id, name=model_name)
+    # Business is asked to sign off only a challenger that passes every other gate (not a copy of production).
     req = deployments.request_deployment(
-        db, actor=system, model_version_id=mv.id, deployment_name=dep_name, environment=env
+        db,
+        actor=system,
+        model_version_id=mv.id,
+        deployment_name=dep_name,
+        environment=env,
+        signoff_only_when_passing=True,
     )
     # The business sign-off is requested with the deployment request itself: pending, it is part of the
     # approval the challenger now awaits, not a reason to drop it.
-    failed = [g.gate for g in getattr(req, "gates", []) if g.status == "failed" and "signoff" not in g.gate]
+    failed_gates = [g for g in getattr(req, "gates", []) if g.status == "failed" and "signoff" not in g.gate]
+    failed = [g.gate for g in failed_gates]
     gates = {
         "request_id": req.id,
+        "run_id": run_id,
+        "model_version": f"{mv.model_name} v{mv.version}",
         "failed": failed,
+        "explained": [
+            {"title": g.title, "detail": g.detail, "next_step": NEXT_STEPS.get(g.gate, "")} for g in failed_gates
+        ],
         "gates": [{"gate": g.gate, "status": g.status} for g in getattr(req, "gates", [])],
     }
     state = "challenger" if not failed else "finished"
     note = (
-        f"passes the deployment gates: a challenger awaiting sign-off and approval (request {req.id})"
+        f"{mv.model_name} v{mv.version} passes the deployment gates: a challenger awaiting sign-off and "
+        f"approval (request {req.id})"
         if not failed
-        else f"did not pass the gates: {', '.join(failed)}"
+        else f"{mv.model_name} v{mv.version} (run {run_id}) did not pass the deployment gates: "
+        + "; ".join(f"{g.title.lower()}: {g.detail}" for g in failed_gates)
+        + ". Next step: "
+        + "; ".join(dict.fromkeys(NEXT_STEPS[g] for g in failed if g in NEXT_STEPS) or ["see the run"])
     )
     _set_proposal(db, pid, state=state, model_version_id=mv.id, gate_summary=gates, note=note)
 

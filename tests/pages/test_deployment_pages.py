@@ -118,15 +118,33 @@ def test_alice_signs_off_and_omar_deploys_from_the_gate_checklist_then_rolls_bac
     deploy.click()
     at.run()
     no_exceptions(at)
+    # Deploy asks for a confirmation with a reason first: nothing moved yet.
+    assert "Deploy churn-model v2 on churn (production)?" in texts(at)
+    assert deployments.get_by_name(sqlite_db, "churn").model_version_id == w.versions[0]
+    at.button(key=f"dep_confirm_ok_deploy_{r2.id}").click()
+    at.run()
+    assert "the reason is required" in texts(at)  # an empty reason is refused
+    assert deployments.get_by_name(sqlite_db, "churn").model_version_id == w.versions[0]
+    at.text_input(key=f"dep_confirm_reason_deploy_{r2.id}").input("better recall")
+    at.button(key=f"dep_confirm_ok_deploy_{r2.id}").click()
+    at.run()
+    no_exceptions(at)
     assert "Deployed churn-model v2 on churn" in texts(at)
     assert deployments.get_by_name(sqlite_db, "churn").model_version_id == w.versions[1]
 
-    at.button(key="FormSubmitter:dep_rollback-Roll back").click()
+    at.button(key="dep_rollback").click()
+    at.run()
+    no_exceptions(at)
+    assert "Roll back churn (production) from churn-model v2 to churn-model v1?" in texts(at)
+    assert deployments.get_by_name(sqlite_db, "churn").model_version_id == w.versions[1]  # not yet
+    at.text_input(key="dep_confirm_reason_rollback_churn").input("complaints from the call centre")
+    at.button(key="dep_confirm_ok_rollback_churn").click()
     at.run()
     no_exceptions(at)
     assert "Rolled back churn to churn-model v1" in texts(at)
-    kinds = [e.kind for e in deployments.history(sqlite_db, deployment_name="churn")]
-    assert kinds[:2] == ["rollback", "deploy"]
+    events = deployments.history(sqlite_db, deployment_name="churn")
+    assert [e.kind for e in events][:2] == ["rollback", "deploy"]
+    assert events[0].reason == "complaints from the call centre" and events[1].reason == "better recall"
 
 
 def test_ops_create_a_key_that_is_shown_once_and_revoke_it(people, world, sqlite_db):
@@ -139,7 +157,7 @@ def test_ops_create_a_key_that_is_shown_once_and_revoke_it(people, world, sqlite
     # The page stays on the API keys tab, where the key is shown once; the other tabs are not even rendered.
     assert at.session_state["dep_tab"] == "API keys"
     assert "Key created. Copy it now: it is shown only once." in texts(at)
-    assert not [w for w in at.text_input if w.label == "Reason (reject / override)"]  # Requests & gates tab
+    assert not [w for w in at.text_input if w.label == "Reason to reject"]  # Requests & gates tab
     assert "No API key yet." not in texts(at) and any("crm" in md.value for md in at.markdown)  # already listed
     secret = at.code[0].value
     assert secret.startswith("mlk_")
