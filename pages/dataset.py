@@ -8,6 +8,7 @@ import streamlit as st
 from hub_ui import collab as collab_ui
 from hub_ui import badges, session
 from hub_ui.collab import flash
+from hub_ui.empty import nothing_yet
 from mlops_core.errors import DomainError
 from mlops_core.models.datasets import COLUMN_TYPES
 from mlops_core.profiling import profile_figure
@@ -21,10 +22,13 @@ SEVERITY = {"error": st.error, "warning": st.warning, "info": st.info}
 
 all_sets = datasets.list_datasets(db)
 if not all_sets:
-    st.title("Dataset")
-    st.info("There are no datasets yet.")
-    st.page_link("pages/datasets.py", label="Go to Datasets", icon=":material/table:")
-    st.stop()
+    nothing_yet(
+        "There are no datasets yet.",
+        title="Dataset",
+        page="pages/datasets.py",
+        label="Go to Datasets",
+        icon=":material/table:",
+    )
 
 names = {d.id: d.name for d in all_sets}
 _v = st.query_params.get("v")

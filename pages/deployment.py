@@ -7,6 +7,7 @@ import streamlit as st
 from hub_ui import collab as collab_ui
 from hub_ui import badges, session
 from hub_ui import targets_ui
+from hub_ui.empty import nothing_yet
 from mlops_core import artifacts, jobs
 from mlops_core.services import apikeys, collab, deployments, predictions, registry
 from mlops_core.textsafety import plain_markdown as md_text
@@ -19,9 +20,12 @@ st.title("Deployment")
 all_deps = deployments.list_deployments(db)
 names = [d.name for d in all_deps]
 if not names:
-    st.info("No deployment yet.")
-    st.page_link("pages/deployments.py", label="Request one on Deployments", icon=":material/rocket_launch:")
-    st.stop()
+    nothing_yet(
+        "No deployment yet.",
+        page="pages/deployments.py",
+        label="Request one on Deployments",
+        icon=":material/rocket_launch:",
+    )
 _by_id = st.query_params.get("id")  # inbox items name a deployment by its id
 if _by_id and _by_id.isdigit() and "deployment" not in st.query_params:
     st.query_params["deployment"] = next((d.name for d in all_deps if d.id == int(_by_id)), names[0])
