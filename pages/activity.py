@@ -3,7 +3,7 @@
 import streamlit as st
 
 from hub_ui import session
-from mlops_core.services import audit
+from mlops_core.services import audit, deployments
 
 actor = session.require_actor()
 st.title("Activity")
@@ -25,17 +25,19 @@ result = audit.list_events(
     offset=(int(page) - 1) * page_size,
 )
 st.caption(f"{result.total:,} events · page {int(page)} of {max(1, -(-result.total // page_size))}")
+# names, not internal ids: "churn-classifier v3", the deployment's name (issue 15)
+names = deployments.entity_labels(session.db(), [(e.entity_type, e.entity_id) for e in result.events])
 st.dataframe(
     [
         {
             "when": session.fmt_time(e.at),
             "who": e.actor_username,
             "action": e.action,
-            "entity": e.entity_type,
-            "id": e.entity_id,
+            "entity": (e.entity_type or "").replace("_", " "),
+            "which": names.get((e.entity_type, e.entity_id), e.entity_id),
             "summary": e.summary,
-            "before": e.before,
-            "after": e.after,
+            "before": e.before if e.before is not None else "",
+            "after": e.after if e.after is not None else "",
         }
         for e in result.events
     ],

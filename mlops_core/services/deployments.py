@@ -116,6 +116,22 @@ def version_labels(db: Database, ids: list[int | None]) -> dict[int, str]:
     return {i: f"{n} v{v}" for i, n, v in rows}
 
 
+def entity_labels(db: Database, entities: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """Readable names of audit/inbox entities of this stage, by (entity_type, entity_id as text):
+    a model version is "churn-classifier v3" (not "model version 4"), a deployment its name. Others are
+    left out (the caller shows their id)."""
+    mv_ids = [int(i) for t, i in entities if t == "model_version" and str(i).isdigit()]
+    dep_ids = [int(i) for t, i in entities if t == "deployment" and str(i).isdigit()]
+    out = {("model_version", str(i)): label for i, label in version_labels(db, mv_ids).items()}
+    if dep_ids:
+        with db.read() as s:
+            rows = s.exec(
+                select(Deployment.id, Deployment.name).where(col(Deployment.id).in_(sorted(set(dep_ids))))
+            ).all()
+        out.update({("deployment", str(i)): n for i, n in rows})
+    return out
+
+
 def _model_version(db: Database, model_version_id: int) -> dict[str, Any]:
     """The model version as a dict (the registry's public view)."""
     return registry.get_model_version(db, model_version_id).model_dump()
