@@ -12,7 +12,7 @@ import streamlit as st
 
 from mlops_core.ml import value as value_math
 from mlops_core.models.value import ValuePublic
-from mlops_core.services import canvas, registry, value
+from mlops_core.services import canvas, registry, usecases, value
 from mlops_core.textsafety import plain_markdown as md_text
 
 from . import collab as collab_ui
@@ -184,6 +184,18 @@ def value_model_form(uc) -> None:
         for k in suggestions:
             target = f" {k['target']:g}" if k.get("target") is not None else ""
             st.markdown(f"- `{k['metric']} {k['direction']}{target}`: {md_text(k['why'])}")
+    gate_kpi = next((k for k in uc.kpis if k.kind == value.VALUE_KPI_KIND), None)
+    if gate_kpi is not None:
+        st.caption(f"Deployment gate: {md_text(gate_kpi.name)} (margin {gate_kpi.target:g} {vm.currency}).")
+    elif session.may("kpi.write") and st.button(
+        "Require expected value ≥ the champion's at deployment", key=f"vm_{uc.id}_gate"
+    ):
+        with session.service_call():
+            usecases.add_kpi(db, actor=session.require_actor(), use_case_id=uc.id, kind=value.VALUE_KPI_KIND, target=0)
+            collab_ui.flash(
+                f"value_{uc.id}", "Deployments of this use case now need an expected value ≥ the champion's."
+            )
+            st.rerun()
     live = value.live_value(db, use_case_id=uc.id)
     st.markdown("**Live value**" + (f" (deployment {md_text(live['deployment'])})" if live["deployment"] else ""))
     for what in ("realised", "estimated"):
@@ -192,6 +204,14 @@ def value_model_form(uc) -> None:
             st.markdown(f"- {what.capitalize()}: {value_text(v)} — {md_text(v.basis)}")
     if live.get("realised") is None and live.get("estimated") is None:
         st.caption(value_text(live["headline"]))
+    business = [k for k in uc.kpis if k.kind == "business"]
+    if business:
+        latest = usecases.latest_readings(db, [k.id for k in business])
+        st.markdown("**Business KPIs to compare with the value the model claims**")
+        for k in business:
+            reading = latest.get(k.id)
+            shown = "no reading yet" if reading is None else f"{reading:g} {md_text(k.unit)}"
+            st.markdown(f"- {md_text(k.name)}: latest {shown} (target {k.direction} {k.target:g})")
 
 
 def runs_by_value(uc) -> None:

@@ -4,6 +4,7 @@ import pytest
 
 from mlops_core.services import canvas, usecases, value
 from tests.conftest import make_people
+from tests.services.test_value_service import GOOD, _run
 from tests.pages.helpers import app_as, no_exceptions, texts
 
 
@@ -38,6 +39,28 @@ def test_alice_fills_the_canvas_and_the_value_model(people, sqlite_db):
     shown = texts(at)
     assert "Value is incomplete: missing TN" in shown
     assert "recall >= 0.8" in shown  # a miss costs 10x a false alarm
+
+    at.button(key=f"vm_{uc.id}_gate").click()
+    at.run()
+    no_exceptions(at)
+    assert [k.kind for k in usecases.get_use_case(sqlite_db, use_case_id=uc.id).kpis] == ["value"]
+
+    # a finished run shows its expected value on the test split: TN set to 0 completes the model
+    value.set_value_model(
+        sqlite_db,
+        actor=people["business"],
+        use_case_id=uc.id,
+        problem_type="binary",
+        currency="EUR",
+        volume_per_period=1000,
+        outcome_values={"tp": 100, "fp": -10, "fn": -200, "tn": 0},
+    )
+    with sqlite_db.unit_of_work() as s:
+        _run(s, uc.id, GOOD, "good")
+    at.run()
+    no_exceptions(at)
+    table = next(d.value for d in at.dataframe if "expected value per period (test split)" in d.value.columns)
+    assert list(table["expected value per period (test split)"]) == ["8,000 EUR per month"]
 
     pf = app_as(people["business"], page="pages/portfolio.py")
     no_exceptions(pf)
