@@ -57,3 +57,29 @@ class CheckEstimatePublic(BaseModel):
     kpi_status: str
     segments: list[dict[str, Any]]
     drift_ranking: list[dict[str, Any]]
+
+
+class DeploymentFairness(SQLModel, table=True):
+    """The fairness gate of a deployment: the largest gap of `metric` between the groups of `column` on the
+    model's test split must stay within `tolerance` (fairlearn's MetricFrame, `difference()`)."""
+
+    __tablename__ = "deployment_fairness"
+
+    id: int | None = Field(default=None, primary_key=True)
+    deployment_id: int = Field(foreign_key="deployments.id", unique=True)
+    column: str = Field(max_length=200)
+    metric: str = Field(max_length=32)
+    tolerance: float
+    enabled: bool = Field(default=True)
+    updated_by: str = Field(default="", max_length=64)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class FairnessGatePublic(BaseModel):
+    deployment_id: int
+    column: str
+    metric: str
+    tolerance: float
+    enabled: bool
+    updated_by: str
+    updated_at: datetime

@@ -50,6 +50,7 @@ from ..models.usecases import UseCase
 from . import audit, collab, datasets, experiments, registry, usecases
 from ._common import deployment_by_name, get_or_404
 from . import value as value_service  # issue 20: the "expected value >= champion's" gate
+from . import fairness  # issue 17: the fairness gate (KPI gap between groups)
 from .auth import Actor, can, require
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
@@ -687,6 +688,7 @@ def gate_checks(
         model_version_id=model_version_id,
         champion_model_version_id=deployment.model_version_id if deployment else None,
     )
+    gates += fairness.fairness_gates(db, model_version_id=model_version_id, deployment_name=deployment_name)
     return gates + ([_gate_loads(db, mv)] if load_model else [])
 
 

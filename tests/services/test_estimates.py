@@ -119,3 +119,46 @@ def test_predictions_without_scores_say_why_there_is_no_estimate(db, people):
     assert est.estimates["recall"]["value"] is None and "no scores" in est.estimates["recall"]["reason"]
     assert est.kpi_status == "unknown"
     assert not [a for a in monitoring.list_alerts(db, deployment_name="churn") if a.kind == "kpi_estimated_missed"]
+
+
+def test_the_fairness_gate_compares_groups_of_a_column_on_the_test_split(db, people):
+    from mlops_core.services import deployments, fairness
+
+    w = make_world(db, people, n=600)
+    _deploy(db, people, w.versions[0], "churn")
+    mv = w.versions[0]
+    assert not [g for g in deployments.gate_checks(db, mv, "churn", load_model=False) if g.gate == "fairness"]
+    with pytest.raises(ValidationError, match="metric must be one of"):
+        fairness.set_fairness_gate(db, actor=people["ops"], deployment_name="churn", column="region", metric="auc")
+    with pytest.raises(Exception, match="permission|not allowed|may not|role"):
+        fairness.set_fairness_gate(db, actor=people["business"], deployment_name="churn", column="region")
+    fairness.set_fairness_gate(
+        db, actor=people["ops"], deployment_name="churn", column="region", metric="accuracy", tolerance=0.0
+    )
+    [g] = [g for g in deployments.gate_checks(db, mv, "churn", load_model=False) if g.gate == "fairness"]
+    assert g.status == "failed" and "largest accuracy gap between region groups" in g.detail
+    assert set(g.evidence["by_group"]) <= {"north", "south", "east", "west"} and g.evidence["gap"] > 0
+    gap = g.evidence["gap"]
+    by = g.evidence["by_group"]
+    assert gap == pytest.approx(max(by.values()) - min(by.values()))
+    fairness.set_fairness_gate(
+        db, actor=people["ops"], deployment_name="churn", column="region", metric="accuracy", tolerance=gap + 0.01
+    )
+    [g] = [g for g in deployments.gate_checks(db, mv, "churn", load_model=False) if g.gate == "fairness"]
+    assert g.status == "passed" and "within the tolerance" in g.detail
+    fairness.set_fairness_gate(db, actor=people["ops"], deployment_name="churn", column="nope", metric="recall")
+    [g] = [g for g in deployments.gate_checks(db, mv, "churn", load_model=False) if g.gate == "fairness"]
+    assert g.status == "failed" and "'nope' is not one of the model's inputs" in g.detail
+    assert fairness.get_fairness_gate(db, deployment_name="churn").column == "nope"
+
+
+def test_group_gap_leaves_out_small_groups_and_matches_a_hand_count():
+    from mlops_core.services.fairness import group_gap
+
+    y = [1, 1, 0, 0, 1, 1, 0, 0, 1, 0]
+    p = [1, 0, 0, 0, 1, 1, 0, 1, 1, 1]
+    g = ["a", "a", "a", "a", "b", "b", "b", "b", "c", None]
+    out = group_gap(y, p, g, "recall", min_rows=3)
+    assert out["by_group"] == {"a": 0.5, "b": 1.0}
+    assert out["gap"] == pytest.approx(0.5)
+    assert out["left_out"] == {"c": 1, "(missing)": 1}
