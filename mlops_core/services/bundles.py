@@ -9,6 +9,7 @@
       Dockerfile, .dockerignore, README.md
       mlops_bundle_server/     the server (copied from mlops_core/bundle_server) and copies of the Hub's pure
                                scoring modules: schema, scoring, fastpath, oip, persistence
+      mlflow_model/            the same model as an MLflow python_function model (`mlflow models serve -m`)
 
 The signature is HMAC-SHA256 over the manifest's canonical JSON (sorted keys, without `signature`) with the Hub's
 signing key (MLOPS_SESSION_SECRET, else a random key kept in the artifact store): `verify_manifest` tells
@@ -49,7 +50,7 @@ PURE_MODULES = [
         [("from ..errors import ValidationError", "from .errors import ValidationError")],
     ),
 ]
-SERVER_FILES = ["__init__.py", "__main__.py", "server.py", "uploader.py"]
+SERVER_FILES = ["__init__.py", "__main__.py", "server.py", "uploader.py", "mlflow_pyfunc.py"]
 SHIMS = {
     "errors.py": '"""The one error type the copied modules raise."""\n\n\nclass ValidationError(ValueError):\n    pass\n',
     "config.py": '"""The one setting the copied schema module may read."""\n\nimport os\nfrom types import SimpleNamespace\n\n\n'
@@ -179,6 +180,12 @@ The same request/response contract as the Hub's service (/v1/deployments/{dep}/p
 Open Inference Protocol under /v2). Predictions and labels are buffered in MLOPS_BUFFER_DIR (bounded by
 MLOPS_BUFFER_MAX_ROWS; the oldest rows are dropped and counted when full) and sent to the Hub in batches.
 Check the files: `python -m mlops_core deploy verify-bundle {folder}` on the Hub.
+
+## As an MLflow model (MLflow, and through it SageMaker, Azure ML, Databricks)
+    mlflow models serve -m {folder}/mlflow_model --env-manager local -p {port}
+    curl -s localhost:{port}/invocations -H 'Content-Type: application/json' -d '{{"dataframe_records": [{{...}}]}}'
+(MLflow's server answers {{"predictions": [...]}} and does not send the log to the Hub: use the bundle server
+for hybrid monitoring.)
 """
 
 
@@ -196,6 +203,41 @@ def _copy_server(dest: Path) -> None:
         (pkg / name).write_text(text)
     for name, text in SHIMS.items():
         (pkg / name).write_text(text)
+
+
+def mlmodel_text(python_version: str, sklearn_version: str, created: str) -> str:
+    """The MLmodel file of the bundle's MLflow-format model (a python_function model, loader in code/)."""
+    import uuid
+
+    return (
+        "flavors:\n"
+        "  python_function:\n"
+        "    code: code\n"
+        "    data: model.skops\n"
+        "    env:\n"
+        "      virtualenv: python_env.yaml\n"
+        f"    loader_module: {SERVER_PACKAGE}.mlflow_pyfunc\n"
+        f"    python_version: {python_version}\n"
+        "metadata:\n"
+        "  serialization_format: skops\n"
+        f"  sklearn_version: {sklearn_version}\n"
+        f"model_uuid: {uuid.uuid4().hex}\n"
+        f"utc_time_created: '{created}'\n"
+    )
+
+
+def _write_mlflow_model(out: Path, data: bytes, schema_json: str, reqs: str, py: str, sklearn_version: str) -> None:
+    """DIR/mlflow_model: the same model file and schema, the server package as its code, an MLmodel file."""
+    mdir = out / "mlflow_model"
+    (mdir / "code").mkdir(parents=True)
+    (mdir / "model.skops").write_bytes(data)
+    (mdir / "input_schema.json").write_text(schema_json)
+    shutil.copytree(out / SERVER_PACKAGE, mdir / "code" / SERVER_PACKAGE)
+    (mdir / "requirements.txt").write_text(reqs)
+    (mdir / "python_env.yaml").write_text(
+        f"python: {py}\nbuild_dependencies:\n  - pip\ndependencies:\n  - -r requirements.txt\n"
+    )
+    (mdir / "MLmodel").write_text(mlmodel_text(py, sklearn_version, utcnow().strftime("%Y-%m-%d %H:%M:%S.%f")))
 
 
 def build_bundle(
@@ -236,6 +278,14 @@ def build_bundle(
     (out / "Dockerfile").write_text(dockerfile(py))
     (out / ".dockerignore").write_text("buffer/\n.venv/\n__pycache__/\n*.pyc\n")
     _copy_server(out)
+    _write_mlflow_model(
+        out,
+        data,
+        (out / "input_schema.json").read_text(),
+        (out / "requirements.txt").read_text(),
+        py,
+        str(training.get("scikit-learn") or version("scikit-learn")),
+    )
     settings = get_settings()
     files = {
         str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()

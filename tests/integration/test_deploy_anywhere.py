@@ -512,3 +512,49 @@ def test_a_bundle_of_a_version_that_failed_its_gates_needs_an_admin_override(wor
                 r = s.get(DeploymentRequest, rid)
                 r.overridden_by = who
                 s.add(r)
+
+
+def test_the_mlflow_format_export_served_by_mlflow_gives_the_same_predictions(world, bundle):
+    """`mlflow models serve` from the MLflow virtualenv (.venv-mlflow, built by `make test`) on DIR/mlflow_model."""
+    import signal
+    import subprocess
+
+    from mlops_core.config import PROJECT_ROOT
+
+    mlflow_exe = PROJECT_ROOT / ".venv-mlflow" / "bin" / "mlflow"
+    if not mlflow_exe.exists():
+        pytest.skip("no MLflow virtualenv (.venv-mlflow); `make test` builds it")
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(mlflow_exe), "models", "serve", "-m", str(bundle["out"] / "mlflow_model"), "--env-manager", "local"]
+        + ["-h", "127.0.0.1", "-p", str(port)],
+        # mlflow starts `uvicorn` from PATH: the MLflow virtualenv's
+        env={"PATH": f"{mlflow_exe.parent}:{os.environ.get('PATH', '')}", "HOME": str(world.tmp)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+        try:
+            return httpx.get(f"{url}/ping", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(up, 90, "mlflow models serve answering /ping")
+        hub = httpx.post(
+            f"{world.hub.url}/v1/deployments/churn/predict", json={"records": world.records}, headers=world.auth()
+        ).json()
+        r = httpx.post(f"{url}/invocations", json={"dataframe_records": world.records}, timeout=30)
+        assert r.status_code == 200, r.text
+        assert r.json()["predictions"] == hub["predictions"]
+        bad = httpx.post(f"{url}/invocations", json={"dataframe_records": [dict(world.records[0], contract=None, x=1)]})
+        assert bad.status_code >= 400 and "unexpected columns: x" in bad.text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
