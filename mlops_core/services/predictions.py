@@ -334,6 +334,17 @@ def _served_model(db: Database, deployment_name: str):
     return d, model, RecordValidator(mv.get("input_schema") or [])
 
 
+def _decision(db: Database, d, model) -> tuple[int | None, float | None]:
+    """(positive index, decision threshold) as the scoring service uses them: the ML canvas's positive
+    class and the served model version's stored threshold (issue 20)."""
+    from . import canvas
+    from . import value as value_service
+
+    positive = positive_index(model, canvas.problem_settings(db, d.use_case_id)[1])
+    threshold = value_service.threshold_for(db, d.model_version_id) if d.model_version_id is not None else None
+    return positive, threshold
+
+
 def score_records(
     db: Database, *, actor: Actor, deployment_name: str, records: list[dict[str, Any]]
 ) -> ScoredRecordsPublic:
@@ -347,7 +358,8 @@ def score_records(
     except InputError as exc:
         raise ValidationError(str(exc)) from None
     t0 = time.perf_counter()
-    raw, raw_scores = predict_scored(model, validator.to_frame(records))
+    positive, threshold = _decision(db, d, model)
+    raw, raw_scores = predict_scored(model, validator.to_frame(records), positive, threshold)
     preds = to_jsonable(raw)
     scores = jsonable_scores(raw_scores, len(preds))
     latency = (time.perf_counter() - t0) * 1000
@@ -391,7 +403,7 @@ def score_frame(db: Database, *, deployment_name: str, frame, progress=None, chu
     except InputError as exc:
         raise ValidationError(str(exc)) from None
     batch_id = uuid.uuid4().hex
-    positive = positive_index(model)
+    positive, threshold = _decision(db, d, model)
     preds: list[Any] = []
     scores: list[float | None] = []
     ids: list[str] = []
@@ -402,7 +414,7 @@ def score_frame(db: Database, *, deployment_name: str, frame, progress=None, chu
         if part.empty:
             break
         t0 = time.perf_counter()
-        raw_out, raw_scores = predict_scored(model, part, positive)
+        raw_out, raw_scores = predict_scored(model, part, positive, threshold)
         out = to_jsonable(raw_out)
         out_scores = jsonable_scores(raw_scores, len(out))
         per_row = (time.perf_counter() - t0) * 1000 / len(part)

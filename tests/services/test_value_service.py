@@ -231,3 +231,50 @@ def test_portfolio_live_value_realised_estimated_and_totals_per_currency(db, peo
     assert items[1].value.value_per_period == pytest.approx(400.0)  # (.5 x 10 - .5 x 2) x 100
     assert items[2].value.value_per_period is None and items[2].use_case_id == idle.id
     assert totals == {"EUR per month": pytest.approx(24500.0), "USD per month": pytest.approx(400.0)}
+
+
+@pytest.mark.slow
+def test_the_chosen_threshold_travels_with_the_model_version_into_serving_and_batch_scoring(sqlite_db):
+    """SQLite only: the storage is covered on both legs above; this is about the scoring paths."""
+    from fastapi.testclient import TestClient
+
+    from tests.conftest import make_people
+
+    from mlops_core.serving.app import create_app
+    from mlops_core.services import apikeys, predictions
+    from tests.services.deployments_world import make_world
+    from tests.services.test_prediction_scores import _deploy, _records
+
+    db = sqlite_db
+    people = make_people(db)
+    w = make_world(db, people)
+    mv_id = w.versions[0]
+    uc_id = deployments._model_version(db, mv_id)["use_case_id"]
+    # a miss is far dearer than a false alarm: the value-maximising threshold is low
+    value.set_value_model(
+        db,
+        actor=people["business"],
+        use_case_id=uc_id,
+        problem_type="binary",
+        currency="EUR",
+        volume_per_period=1000,
+        outcome_values={"tp": 100, "fp": -5, "fn": -300, "tn": 0},
+    )
+    t = value.choose_threshold(db, actor=people["data_scientist"], model_version_id=mv_id)
+    assert 0 < t.threshold < 0.5 and t.value_per_period >= t.default_value_per_period
+    _deploy(db, people, mv_id, "churn")
+    v, records, frame = _records(mv_id, db, 40, seed=11)
+    scored = predictions.score_frame(db, deployment_name="churn", frame=frame.drop(columns=["churned"]))
+    assert [int(p) for p in scored["prediction"]] == [int(s >= t.threshold) for s in scored["score"]]
+    _, key = apikeys.create_key(db, actor=people["ops"], deployment_name="churn")
+    app = create_app(db.url, poll_seconds=60)
+    with TestClient(app) as client:
+        many = client.post(
+            "/v1/deployments/churn/predict", json={"records": records}, headers={"Authorization": f"Bearer {key}"}
+        ).json()
+        one = client.post(
+            "/v1/deployments/churn/predict", json={"records": records[:1]}, headers={"Authorization": f"Bearer {key}"}
+        ).json()
+    assert many["predictions"] == [int(s >= t.threshold) for s in many["scores"]]
+    assert sum(many["predictions"]) > sum(int(s > 0.5) for s in many["scores"])  # the threshold changed answers
+    assert one["predictions"] == [int(one["scores"][0] >= t.threshold)]  # the one-record fast path too
