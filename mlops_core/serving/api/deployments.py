@@ -29,12 +29,16 @@ class DeploymentRequestCreate(_Body):
     model_version_id: int | None = Field(None, description="instead of `model`: the model version's id")
     environment: str = "production"
     note: str = Field("", max_length=2000)
+    acknowledge_schema_change: bool = Field(
+        False, description="the endpoint's inputs change with this model; recorded with the request (gate schema_match)"
+    )
 
 
 class Decision(_Body):
     override_reason: str | None = Field(
         None, max_length=2000, description="admins only: deploy despite failed gates, saying why"
     )
+    reason: str = Field("", max_length=2000, description="why now; kept in the deployment's history")
 
 
 class Reason(_Body):
@@ -101,7 +105,13 @@ def list_requests(name: str, actor: CurrentActor, db: DB, page: Pagination, stat
 def request_deployment(name: str, body: DeploymentRequestCreate, actor: CurrentActor, db: DB) -> dict:
     mv_id = resolve_model(db, body.model, body.model_version_id)
     req = deployments.request_deployment(
-        db, actor=actor, model_version_id=mv_id, deployment_name=name, environment=body.environment, note=body.note
+        db,
+        actor=actor,
+        model_version_id=mv_id,
+        deployment_name=name,
+        environment=body.environment,
+        note=body.note,
+        acknowledge_schema_change=body.acknowledge_schema_change,
     )
     return _request_with_gates(db, req)
 
@@ -125,7 +135,11 @@ def reevaluate(request_id: int, actor: CurrentActor, db: DB) -> dict:
 def deploy(request_id: int, actor: CurrentActor, db: DB, body: Decision | None = None):
     return dump(
         deployments.deploy(
-            db, actor=actor, request_id=request_id, override_reason=body.override_reason if body else None
+            db,
+            actor=actor,
+            request_id=request_id,
+            override_reason=body.override_reason if body else None,
+            reason=body.reason if body else "",
         )
     )
 
