@@ -17,11 +17,14 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+import pandas as pd
 from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
-from .. import artifacts, kpi as kpi_math
+from .. import artifacts, jobs, kpi as kpi_math
 from ..db import Database, utcnow
+from ..jobs import JobCancelled
+from ..ml import persistence, training
 from ..errors import Conflict, NotFound, ValidationError
 from ..models.experiments import (
     FINAL_STATUSES,
@@ -34,8 +37,9 @@ from ..models.experiments import (
     RunMetric,
     RunPublic,
 )
+from ..models.jobs import Job
 from ..models.usecases import Kpi, KpiCheck, KpiPublic
-from . import audit, usecases
+from . import audit, datasets, usecases
 from .auth import Actor, can, require
 
 MAX_PAGE = 500
@@ -88,7 +92,6 @@ def _public(run: Run, metrics: dict[str, float] | None = None, job=None) -> RunP
 
 
 def _publics(s: Session, runs: list[Run]) -> list[RunPublic]:
-    from ..models.jobs import Job
 
     ids = [r.id for r in runs]
     metrics = _latest_metrics(s, ids)
@@ -124,7 +127,6 @@ def _get_row(s: Session, run_id: int) -> Run:
 
 def _stale(s: Session, run_ids: Iterable[int] | None = None) -> list:
     """Unfinished runs whose job already ended failed or cancelled: (run id, job status, job error)."""
-    from ..models.jobs import Job
 
     q = (
         select(Run.id, Job.status, Job.error)
@@ -177,7 +179,6 @@ def _sync_with_jobs(db: Database, run_ids: Iterable[int] | None = None, stale: l
 
 
 def _dataset_version(db: Database, dataset_version_id: int):
-    from . import datasets
 
     try:
         return datasets.get_version(db, int(dataset_version_id))
@@ -186,7 +187,6 @@ def _dataset_version(db: Database, dataset_version_id: int):
 
 
 def _check_trainable(version) -> None:
-    from . import datasets
 
     if not datasets.is_trainable(version):
         label = _version_label(version)
@@ -202,7 +202,6 @@ def _version_label(version) -> str:
 
 
 def _load_frame(db: Database, dataset_version_id: int):
-    from . import datasets
 
     return datasets.load_frame(db, int(dataset_version_id))
 
@@ -212,7 +211,6 @@ def _load_frame(db: Database, dataset_version_id: int):
 
 def validate_launch(db: Database, *, dataset_version_id: int, config: dict[str, Any]) -> dict[str, Any]:
     """The config checked against the dataset version (no write): the normalised config, or a ValidationError."""
-    from ..ml import training
 
     version = _dataset_version(db, dataset_version_id)
     _check_trainable(version)
@@ -237,8 +235,6 @@ def start_runs(
 ) -> list[RunPublic]:
     """Queue one run per algorithm (same data, target, split and seed) and its "train" job, in one transaction."""
     require(actor, "run.start")
-    from .. import jobs
-    from ..ml import training
 
     usecases.get_use_case(db, use_case_id=int(use_case_id))
     version = _dataset_version(db, dataset_version_id)
@@ -393,9 +389,6 @@ def _record_training(
 
 def run_training(ctx) -> dict[str, Any]:
     """The "train" job handler: fit the run's pipeline on its dataset version and record everything."""
-    from ..ml import persistence, training
-    from .. import jobs
-    from ..jobs import JobCancelled
 
     db: Database = ctx.db
     run_id = int(ctx.payload["run_id"])
@@ -508,7 +501,6 @@ def cancel_run(db: Database, *, actor: Actor, run_id: int) -> RunPublic:
     """Stop a queued or running run. A queued one is cancelled at once; a running one stops at its next
     check (the worker terminates it if it does not)."""
     require(actor, "run.cancel")
-    from .. import jobs
 
     with db.unit_of_work() as s:
         run = _get_row(s, run_id)
@@ -729,8 +721,6 @@ def plot_data(db: Database, run_id: int) -> PlotDataPublic | None:
 
 def suggest_task_for(db: Database, *, dataset_version_id: int, target: str) -> str:
     """Classification or regression, suggested from the target column's values (reads that column only)."""
-    from ..ml import training
-    from . import datasets
 
     if not target:
         return "classification"
@@ -1001,7 +991,6 @@ def create_sdk_run(
 ) -> RunPublic:
     """A run logged from code: created "running" (the caller's process trains)."""
     require(actor, "run.start")
-    from ..ml import training
 
     version = _dataset_version(db, dataset_version_id)
     _check_trainable(version)
@@ -1129,14 +1118,11 @@ def log_model_for_run(db: Database, *, actor: Actor, run_id: int, estimator, inp
     """Store a fitted estimator of an SDK run with skops; the input schema comes from `input_example`
     (a DataFrame of training features) or, failing that, from the estimator's `feature_names_in_`."""
     require(actor, "run.start")
-    from ..ml import persistence, training
 
     with db.read() as s:
         _own_running_run(s, actor, run_id)
     schema = None
     if input_example is not None:
-        import pandas as pd
-
         schema = training.infer_input_schema(pd.DataFrame(input_example))
     elif getattr(estimator, "feature_names_in_", None) is not None:
         schema = [{"name": str(n), "type": "number"} for n in estimator.feature_names_in_]
@@ -1164,7 +1150,6 @@ def log_model_bytes(
     """Store a skops model file of a running run (the Hub API receives bytes, never an object): refused by
     name, and nothing stored, if it holds a type outside the exact allow-list."""
     require(actor, "run.start")
-    from ..ml import persistence
 
     with db.read() as s:
         _own_running_run(s, actor, run_id)

@@ -21,13 +21,17 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, func, insert, update
 from sqlmodel import col, select
 
+from .. import artifacts
+from ..data_io import to_safe_csv
 from ..db import Database, utcnow
 from ..errors import DomainError, ValidationError
+from ..jobs import queue
 from ..ml.scoring import jsonable_scores, positive_index, predict_scored
 from ..models.deployments import Prediction, PredictionPublic, ScoredRecordsPublic
+from ..serving.schema import InputError, RecordValidator, to_jsonable
 from . import audit, deployments
 from .auth import Actor, require
 
@@ -308,7 +312,6 @@ def recent_predictions(db: Database, *, deployment_name: str, limit: int = 50) -
 
 
 def count_predictions(db: Database, *, deployment_id: int | None = None, status: str | None = None) -> int:
-    from sqlalchemy import func
 
     with db.read() as s:
         q = select(func.count()).select_from(Prediction)
@@ -323,8 +326,6 @@ def count_predictions(db: Database, *, deployment_id: int | None = None, status:
 
 
 def _served_model(db: Database, deployment_name: str):
-    from ..serving.schema import RecordValidator
-    from . import deployments
 
     d = deployments.get_by_name(db, deployment_name)
     if d.model_version_id is None:
@@ -350,7 +351,6 @@ def score_records(
 ) -> ScoredRecordsPublic:
     """Score records from the UI ("try it"), logged like API predictions (source "ui")."""
     require(actor, "batch.score")
-    from ..serving.schema import InputError, to_jsonable
 
     d, model, validator = _served_model(db, deployment_name)
     try:
@@ -393,9 +393,7 @@ def score_frame(db: Database, *, deployment_name: str, frame, progress=None, chu
     """Score a DataFrame with the deployment's model; every row is logged (source "batch").
     Returns the frame with `request_id` and `prediction` columns added (and `score`, the positive-class
     probability, for a binary classifier)."""
-    import numpy as np
-
-    from ..serving.schema import InputError, to_jsonable
+    import numpy as np  # numpy/pandas only where records are scored or files read, not at import
 
     d, model, validator = _served_model(db, deployment_name)
     try:
@@ -460,8 +458,6 @@ def submit_batch_scoring(db: Database, *, actor: Actor, deployment_name: str, fi
     """Store an uploaded CSV/Parquet file and enqueue a job that scores it (pages never score inline).
     Returns the job id; the job's result names the artifact with the scored file."""
     require(actor, "batch.score")
-    from .. import artifacts
-    from ..jobs import queue
 
     d = deployments.get_by_name(db, deployment_name)
     if d.model_version_id is None:
@@ -492,7 +488,7 @@ def submit_batch_scoring(db: Database, *, actor: Actor, deployment_name: str, fi
 
 
 def read_upload(data: bytes, filename: str):
-    import pandas as pd
+    import pandas as pd  # pandas only where a file is read, not at import
 
     try:
         if filename.lower().endswith(".parquet"):
@@ -504,7 +500,6 @@ def read_upload(data: bytes, filename: str):
 
 def batch_score_job(ctx) -> dict[str, Any]:
     """Job handler "batch_score": read the stored upload, score it, store the scored CSV."""
-    from .. import artifacts
 
     p = ctx.payload
     ctx.progress(0.02, "reading the file")
@@ -515,7 +510,6 @@ def batch_score_job(ctx) -> dict[str, Any]:
         )
     except DomainError:
         raise
-    from ..data_io import to_safe_csv
 
     # A downloaded CSV must not run formulas in a spreadsheet: cells and column names (the input's own) alike.
     out_key = p["input_key"].rsplit("/", 1)[0] + "/scored.csv"

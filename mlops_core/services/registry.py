@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 from .. import artifacts
 from ..db import Database, utcnow
 from ..errors import NotFound, ValidationError
+from ..ml import persistence
 from ..models.deployments import Deployment
 from ..models.experiments import (
     ModelAlias,
@@ -30,8 +31,9 @@ from ..models.experiments import (
     Run,
     RunLatestMetric,
 )
-from . import audit
+from . import audit, datasets
 from .auth import Actor, require
+from .usecases import evaluate_metrics, get_use_case
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,99}$")
 ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
@@ -106,7 +108,6 @@ def _model_public(s: Session, m: RegisteredModel) -> RegisteredModelPublic:
 def _check_run_model_file(db: Database, run_id: int) -> None:
     """Refuse to register a run whose model file holds types we do not load (a file that reached the store
     by another way than log_model): reads the file's schema only, builds nothing."""
-    from ..ml import persistence
 
     with db.read() as s:
         run = s.get(Run, int(run_id))
@@ -401,7 +402,6 @@ def load_model(db: Database, model_version_id: int):
     """The fitted pipeline of a model version (skops; a file naming any type outside the exact allow-list is
     refused by name before anything is built: persistence.load_model_bytes). Cached per process:
     the file behind a version never changes."""
-    from ..ml import persistence
 
     mv = get_model_version(db, model_version_id)
     # Keyed by the store and the key, not the key alone: the same key under another ARTIFACT_ROOT
@@ -459,8 +459,6 @@ def _dataset_label(db: Database, dataset_version_id: int | None) -> str | None:
     if dataset_version_id is None:
         return None
     try:
-        from . import datasets
-
         v = datasets.get_version(db, int(dataset_version_id))
     except Exception:  # noqa: BLE001 - the card still shows the rest
         return f"dataset version #{dataset_version_id}"
@@ -470,7 +468,6 @@ def _dataset_label(db: Database, dataset_version_id: int | None) -> str | None:
 
 def model_card(db: Database, model_version_id: int) -> ModelCard:
     """Use case, data lineage, metrics against KPIs, intended use and limitations, from the database."""
-    from .usecases import evaluate_metrics, get_use_case
 
     mv = get_model_version(db, model_version_id)
     with db.read() as s:
