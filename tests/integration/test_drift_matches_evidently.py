@@ -1,5 +1,8 @@
 """detect_drift must give the same verdicts as evidently 0.7.23's DataDriftPreset defaults.
 
+Integration tier: it runs evidently itself (ten scenarios up to 20,000 rows, ~70 s of CPU), which
+`make check`'s unit tier cannot afford; `make test` runs it.
+
 evidently is slow, so each scenario (one mixed frame per window size, with and without injected
 drift) is run through evidently once and shared by the per-kind tests below.
 """
