@@ -313,3 +313,15 @@ def card_value(v: ValuePublic | None) -> None:
     if v is None or (v.value_per_period is None and not v.missing):
         return
     st.caption(f"value: {value_text(v)}")
+
+
+def run_value_line(run_id: int) -> None:
+    """The run's expected value per period on its test split, next to its KPI check (run page)."""
+    rv = value.run_value(session.db(), run_id=run_id)
+    if rv.value.status == "unavailable" and not rv.value.currency:
+        return  # the use case has no value model
+    line = f"**Expected value** (test split): {value_text(rv.value)}"
+    if rv.best_threshold is not None and rv.best_value_per_period is not None:
+        money = value_math.format_money(rv.best_value_per_period, rv.value.currency)
+        line += f" · at the value-maximising threshold {rv.best_threshold:g}: {money} per {rv.value.period}"
+    st.markdown(line)

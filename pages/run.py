@@ -6,6 +6,7 @@ import streamlit as st
 from hub_ui import collab as collab_ui
 from hub_ui import badges, session
 from hub_ui.ci_origin import ci_origin_markdown
+from hub_ui import value_ui
 from mlops_core.errors import DomainError
 from mlops_core.services import experiments, registry
 from mlops_core.textsafety import plain_markdown as md_text
@@ -151,6 +152,7 @@ with tab_m:
         st.dataframe([{"KPI": c.kpi.label, "value": c.value, "status": c.status} for c in checks], hide_index=True)
     else:
         st.caption("The use case has no model KPIs yet.")
+    value_ui.run_value_line(run.id)  # expected value per period next to the KPIs (issue 20)
     history = experiments.metric_history(db, run.id)
     stepped = {k: v for k, v in history.items() if len(v) > 1 and not k.startswith(("fold_", "staged_"))}
     if stepped:

@@ -56,11 +56,17 @@ def test_alice_fills_the_canvas_and_the_value_model(people, sqlite_db):
         outcome_values={"tp": 100, "fp": -10, "fn": -200, "tn": 0},
     )
     with sqlite_db.unit_of_work() as s:
-        _run(s, uc.id, GOOD, "good")
+        run_id = _run(s, uc.id, GOOD, "good").id
     at.run()
     no_exceptions(at)
     table = next(d.value for d in at.dataframe if "expected value per period (test split)" in d.value.columns)
     assert list(table["expected value per period (test split)"]) == ["8,000 EUR per month"]
+
+    rp = app_as(people["business"], page="pages/run.py")
+    rp.query_params["id"] = str(run_id)
+    rp.run()
+    no_exceptions(rp)
+    assert "Expected value (test split): 8,000 EUR per month" in texts(rp).replace("**", "")
 
     pf = app_as(people["business"], page="pages/portfolio.py")
     no_exceptions(pf)
