@@ -61,6 +61,31 @@ def test_a_data_engineer_registers_a_server_file_and_sees_the_result(people, sql
     assert datasets.resolve_ref(sqlite_db, "fresh@v1").n_rows == 200
 
 
+def test_a_refused_registration_says_why_at_once_and_drops_the_link_to_an_earlier_one(
+    people, sqlite_db, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("MLOPS_INGEST_ROOTS", str(tmp_path))
+    good = tmp_path / "extract.csv"
+    make_customers(50, seed=3).to_csv(good, index=False)
+    at = app_as(people["data_engineer"], page="pages/datasets.py")
+    at.text_input(key="path_name").input("fresh")
+    at.text_input(key="path_path").input(str(good))
+    at.button(key="FormSubmitter:ds_path-Register and validate").click()
+    at.run()
+    stored = datasets.resolve_ref(sqlite_db, "fresh@v1")
+    [link] = [link for link in at.page_link if "which you just registered" in link.value]
+    assert link.value == "Open fresh@v1, which you just registered" and f"v={stored.id}" in str(link.proto)
+
+    at.text_input(key="path_name").input("other")
+    at.text_input(key="path_path").input(str(tmp_path / "missing.csv"))
+    at.button(key="FormSubmitter:ds_path-Register and validate").click()
+    at.run()
+    no_exceptions(at)
+    # the reason is an error box of its own, not inside the collapsed status; the old link is gone
+    assert any(e.value.startswith("**Nothing was stored.**") for e in at.error)
+    assert not [link for link in at.page_link if "which you just registered" in link.value]
+
+
 def test_a_path_outside_the_allowed_folders_is_refused_on_the_page(people, sqlite_db, tmp_path, monkeypatch):
     monkeypatch.setenv("MLOPS_INGEST_ROOTS", str(tmp_path / "inbox"))
     at = app_as(people["data_engineer"], page="pages/datasets.py")
@@ -92,6 +117,10 @@ def test_a_data_engineer_waives_a_failed_version_with_a_reason(people, customers
     no_exceptions(at)
     assert datasets.get_version(sqlite_db, v2.id).status == "waived"
     assert "waived; it can now be used for training" in texts(at)
+    # the version selector no longer says "failed": the status next to it is this run's
+    version = by_label(at.selectbox, "Version")
+    assert version.value == v2.id and "failed" not in " ".join(version.options)
+    assert any(md.value.endswith("waived]") for md in at.markdown)
 
 
 def test_the_profile_tab_draws_stored_charts(people, customers):
