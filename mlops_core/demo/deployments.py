@@ -52,6 +52,7 @@ def seed(db: Database, ctx) -> None:
                 signoff_id=so.id,
                 approve=True,
                 reason="Ranking quality is good enough for the campaign pilot.",
+                confirm_shortfalls=True,  # she approves the pilot although recall misses its target
             )
     deployments.set_regression_tolerance(db, actor=omar, deployment_name="churn", tolerance=0.02)
     try:
