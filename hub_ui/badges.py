@@ -89,6 +89,11 @@ BADGES: dict[str, Badge] = {
     # retraining proposals (proposed | approved | rejected | training | finished | failed | challenger)
     "training": Badge("model_training", "blue", "training"),
     "challenger": Badge("compare_arrows", "violet", "challenger"),
+    # a use case's stage tiles and portfolio cards (services/stage_status.py states)
+    "stage_good": _b(_OK, "on track"),
+    "stage_warn": _b(_WARN, "watch"),
+    "stage_bad": Badge("error", "red", "needs attention"),
+    "stage_none": _b(_NONE, "not yet"),
     # use-case lifecycle stages
     "proposed": Badge("lightbulb", "gray", "proposed"),
     "data": Badge("database", "blue", "data"),

@@ -8,11 +8,10 @@ import streamlit as st
 
 from hub_ui import collab as collab_ui
 from hub_ui import badges, session
-from hub_ui import value_ui
+from hub_ui import stage_ui, value_ui
 from hub_ui.empty import nothing_yet
 from mlops_core import kpi as kpi_math
-from mlops_core.errors import DomainError
-from mlops_core.services import datasets, deployments, experiments, monitoring, registry, usecases, users
+from mlops_core.services import stage_status, usecases, users
 from mlops_core.textsafety import plain_markdown, safe_markdown
 
 actor = session.require_actor()
@@ -57,6 +56,8 @@ st.caption(
     + f" · version {uc.version}, last changed by {uc.updated_by} {session.fmt_time(uc.updated_at)}"
 )
 collab_ui.flash("use_case")
+# Where it stands: one tile per stage (data, best model, deployed, live KPIs, alerts, sign-offs), each a link.
+stage_ui.status_strip(stage_status.use_case_status(db, actor=actor, use_case_id=uc.id))
 if not can_edit:
     st.info(
         "You can read this use case and take part in the discussion; editing it and its KPIs is for "
@@ -100,71 +101,84 @@ with tab_overview:
                 collab_ui.flash("use_case", f"Moved to {moved.status}.")
                 st.rerun()
 
-    st.subheader("Edit")
-    all_users = [u.username for u in users.list_users(db, actor=actor) if u.is_active]
-    with st.form(f"uc_edit_{uc.id}"):
-        new_title = st.text_input("Title", value=uc.title, key=EDIT_KEYS[0], disabled=not can_edit)
-        new_problem = st.text_area(
-            "Problem statement", value=uc.problem_statement, key=EDIT_KEYS[1], disabled=not can_edit
-        )
-        new_objectives = st.text_area("Objectives", value=uc.objectives, key=EDIT_KEYS[2], disabled=not can_edit)
-        e1, e2, e3 = st.columns(3)
-        new_owner = e1.selectbox(
-            "Business owner",
-            all_users,
-            index=all_users.index(uc.owner_username) if uc.owner_username in all_users else 0,
-            key=EDIT_KEYS[3],
-            disabled=not can_edit,
-        )
-        new_priority = e2.selectbox(
-            "Priority",
-            usecases.PRIORITIES,
-            index=usecases.PRIORITIES.index(uc.priority),
-            key=EDIT_KEYS[4],
-            disabled=not can_edit,
-        )
-        new_target = e3.date_input("Target date", value=uc.target_date, key=EDIT_KEYS[5], disabled=not can_edit)
-        new_tags = st.text_input(
-            "Tags (comma separated)", value=", ".join(uc.tags), key=EDIT_KEYS[6], disabled=not can_edit
-        )
-        team_roles = {}
-        t_cols = st.columns(len(usecases.MEMBER_ROLES))
-        for tc, role in zip(t_cols, usecases.MEMBER_ROLES):
-            current = [m.username for m in uc.members if m.role == role]
-            team_roles[role] = tc.multiselect(
-                role.replace("_", " ").capitalize(),
+    # Editing is a choice, not an always-open form: the overview reads as a page.
+    editing_key = f"uc_editing_{uc.id}"
+    if can_edit and not st.session_state.get(editing_key):
+        if st.button("Edit", key=f"uc_edit_open_{uc.id}", icon=":material/edit:"):
+            st.session_state[editing_key] = True
+            st.rerun()
+    if can_edit and st.session_state.get(editing_key):
+        st.subheader("Edit")
+        all_users = [u.username for u in users.list_users(db, actor=actor) if u.is_active]
+        with st.form(f"uc_edit_{uc.id}"):
+            new_title = st.text_input("Title", value=uc.title, key=EDIT_KEYS[0], disabled=not can_edit)
+            new_problem = st.text_area(
+                "Problem statement", value=uc.problem_statement, key=EDIT_KEYS[1], disabled=not can_edit
+            )
+            new_objectives = st.text_area("Objectives", value=uc.objectives, key=EDIT_KEYS[2], disabled=not can_edit)
+            e1, e2, e3 = st.columns(3)
+            new_owner = e1.selectbox(
+                "Business owner",
                 all_users,
-                default=current,
-                key=f"uc_edit_team_{role}_{uc.id}",
+                index=all_users.index(uc.owner_username) if uc.owner_username in all_users else 0,
+                key=EDIT_KEYS[3],
                 disabled=not can_edit,
             )
-        save = st.form_submit_button("Save changes", type="primary", disabled=not can_edit)
-    if save:
-        saved = None
-        with session.service_call():
-            saved = usecases.update_use_case(
-                db,
-                actor=actor,
-                use_case_id=uc.id,
-                expected_version=st.session_state[seen_key],
-                title=new_title,
-                problem_statement=new_problem,
-                objectives=new_objectives,
-                owner_username=new_owner,
-                priority=new_priority,
-                target_date=new_target,
-                tags=new_tags,
-                members=team_roles,
+            new_priority = e2.selectbox(
+                "Priority",
+                usecases.PRIORITIES,
+                index=usecases.PRIORITIES.index(uc.priority),
+                key=EDIT_KEYS[4],
+                disabled=not can_edit,
             )
-        if saved is not None:
-            st.session_state[seen_key] = saved.version
-            collab_ui.flash("use_case", "Saved.")
+            new_target = e3.date_input("Target date", value=uc.target_date, key=EDIT_KEYS[5], disabled=not can_edit)
+            new_tags = st.text_input(
+                "Tags (comma separated)", value=", ".join(uc.tags), key=EDIT_KEYS[6], disabled=not can_edit
+            )
+            team_roles = {}
+            t_cols = st.columns(len(usecases.MEMBER_ROLES))
+            for tc, role in zip(t_cols, usecases.MEMBER_ROLES):
+                current = [m.username for m in uc.members if m.role == role]
+                team_roles[role] = tc.multiselect(
+                    role.replace("_", " ").capitalize(),
+                    all_users,
+                    default=current,
+                    key=f"uc_edit_team_{role}_{uc.id}",
+                    disabled=not can_edit,
+                )
+            save = st.form_submit_button("Save changes", type="primary", disabled=not can_edit)
+            cancel = st.form_submit_button("Cancel")
+        if cancel:
+            reload_edits()
+            st.session_state[editing_key] = False
             st.rerun()
-    if st.session_state[seen_key] != uc.version:
-        st.warning(f"This use case changed since you opened it (now version {uc.version}, by {uc.updated_by}).")
-    if can_edit and st.button("Reload", key=f"uc_reload_{uc.id}", icon=":material/refresh:"):
-        reload_edits()
-        st.rerun()
+        if save:
+            saved = None
+            with session.service_call():
+                saved = usecases.update_use_case(
+                    db,
+                    actor=actor,
+                    use_case_id=uc.id,
+                    expected_version=st.session_state[seen_key],
+                    title=new_title,
+                    problem_statement=new_problem,
+                    objectives=new_objectives,
+                    owner_username=new_owner,
+                    priority=new_priority,
+                    target_date=new_target,
+                    tags=new_tags,
+                    members=team_roles,
+                )
+            if saved is not None:
+                st.session_state[seen_key] = saved.version
+                st.session_state[editing_key] = False
+                collab_ui.flash("use_case", "Saved.")
+                st.rerun()
+        if st.session_state[seen_key] != uc.version:
+            st.warning(f"This use case changed since you opened it (now version {uc.version}, by {uc.updated_by}).")
+        if can_edit and st.button("Reload", key=f"uc_reload_{uc.id}", icon=":material/refresh:"):
+            reload_edits()
+            st.rerun()
 
 # --- KPIs ----------------------------------------------------------------------------------
 with tab_kpis:
@@ -330,48 +344,9 @@ with tab_signoffs:
     )
 
 
-# --- what the other stages built for this use case -------------------------------------------
-def _cell(v):
-    if v is None or isinstance(v, (str, int, float, bool)):
-        return v
-    if hasattr(v, "isoformat"):
-        return v.isoformat(timespec="minutes") if hasattr(v, "hour") else v.isoformat()
-    return str(v)
-
-
-def _plumbing(column: str) -> bool:
-    """Ids, hashes and storage keys: true, but not what a reader of this summary needs."""
-    return (column.endswith(("_id", "_hash", "_key")) or column in ("description", "content_hash")) and column != "id"
-
-
-def linked(func, label: str, **kw) -> None:
-    """Rows from another stage's read hook (docs/CONTRACTS_INTERNAL.md, Stage 1), or an empty-state line."""
-    st.subheader(label.capitalize())
-    try:
-        result = func(db, use_case_id=uc.id, **kw)
-        rows = list(getattr(result, "items", result))  # a list, or a page object with `items`
-    except DomainError as exc:
-        st.caption(f"Cannot list {label} here: {exc}")
-        return
-    if not rows:
-        st.caption(f"No {label} for this use case yet.")
-        return
-    table = []
-    for r in rows:
-        d = r.model_dump() if hasattr(r, "model_dump") else dict(r)
-        # scalar columns only: nested params/metrics/schemas belong on that stage's own page
-        table.append(
-            {k: _cell(v) for k, v in d.items() if not isinstance(v, (dict, list, tuple, set)) and not _plumbing(k)}
-        )
-    st.dataframe(table, hide_index=True, width="stretch")
-
-
+# --- what the other stages built for this use case: readable tables, each row a link -------------------
 with tab_delivery:
-    linked(datasets.list_datasets, "datasets")
-    linked(experiments.list_runs, "runs", limit=20)
-    linked(registry.list_model_versions, "models")
-    linked(deployments.list_deployments, "deployments")
-    linked(monitoring.list_alerts, "alerts", limit=20)
+    stage_ui.delivery_tables(db, uc)
 
 with tab_history:
     hist = usecases.history(db, actor=actor, use_case_id=uc.id)
