@@ -43,6 +43,7 @@ from .auth import Actor, require
 VALUE_KPI_KIND = "value"
 LIVE_DAYS = 30  # live value is measured over the last 30 days of predictions
 MIN_REALISED = 30  # fewer labelled predictions than this: the card shows the estimate
+MAX_LIVE_ROWS = 50_000  # the newest predictions of the window that live value reads (per deployment)
 
 
 # --- the value model ------------------------------------------------------------------------------------
@@ -494,7 +495,8 @@ def _live_for_deployment(
             Prediction.model_version_id,
         )
         .where(Prediction.deployment_id == d.id, Prediction.status == "ok", Prediction.created_at >= since)
-        .limit(200_000)
+        .order_by(col(Prediction.created_at).desc())
+        .limit(MAX_LIVE_ROWS)
     ).all()
     m = to_math(vmp)
     out: dict[str, ValuePublic] = {}
