@@ -23,6 +23,7 @@ import atexit
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -75,7 +76,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def wait_ready(url: str, proc: subprocess.Popen, what: str, log: Path) -> None:
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300  # four MLflow workers importing mlflow on a busy machine take a while
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             break
@@ -86,7 +87,7 @@ def wait_ready(url: str, proc: subprocess.Popen, what: str, log: Path) -> None:
             pass
         time.sleep(0.2)
     tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-    raise SystemExit(f"{what} did not answer {url} within 120 s (exit {proc.poll()}):\n{tail}")
+    raise SystemExit(f"{what} did not answer {url} within 300 s (exit {proc.poll()}):\n{tail}")
 
 
 def start_mlflow_server(tmp: Path) -> str:
@@ -162,7 +163,8 @@ def start_hub(tmp: Path) -> dict:
 def run_mlflow_client(url: str, token: str | None, experiment: str, args, tmp: Path) -> dict:
     py = ensure_venv(CLIENT_VENV, CLIENT_REQUIREMENTS)
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ARTIFACT_ROOT", "MLFLOW_TRACKING_TOKEN")}
-    env.update(QUIET, MLFLOW_TRACKING_URI=url, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+    # A few retries as a notebook has (a keep-alive connection the server just closed is resent, not fatal).
+    env.update(QUIET, MLFLOW_TRACKING_URI=url, MLFLOW_HTTP_REQUEST_MAX_RETRIES="3")
     if token:
         env["MLFLOW_TRACKING_TOKEN"] = token
     cmd = [str(py), str(CLIENT_SCRIPT), "--experiment", experiment]
@@ -221,6 +223,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=10, help="repeats of the top-10 search (median)")
     ap.add_argument("--hub-only", action="store_true", help="only the Hub side (before/after comparisons)")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: still stop the servers (atexit)
     workload = f"{args.runs} runs x {args.params} params x {args.metrics} metrics x {args.steps} steps"
     print(f"workload: {workload}", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="mlops-bench-mlflow-server-"))
