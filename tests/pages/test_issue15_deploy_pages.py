@@ -49,6 +49,18 @@ def test_the_request_form_prefills_nothing_and_offers_the_models_endpoints_then_
     assert by_label(at.selectbox, "Model version").value is None  # the form starts empty again
     assert deployments.list_requests(sqlite_db, deployment_name="churn")[0].model_version_id == w.versions[0]
 
+    # "Request deployment" on the model page opens the form with that model version chosen
+    at = app_as(people["data_scientist"], page="pages/models.py")
+    no_exceptions(at)
+    [link] = [link for link in at.page_link if link.value == "Request deployment of churn-model v1"]
+    assert f"mv={w.versions[0]}" in str(link.proto)
+    at.query_params["mv"] = str(w.versions[0])
+    at.switch_page("pages/deployments.py")
+    at.run()
+    no_exceptions(at)
+    assert by_label(at.selectbox, "Model version").value == w.versions[0]
+    assert by_label(at.selectbox, "Endpoint").value is None
+
 
 def test_business_reads_the_evidence_as_a_kpi_table_and_must_confirm_a_missed_kpi(people, world, sqlite_db):
     w, _ = world
