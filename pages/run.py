@@ -230,6 +230,21 @@ with tab_plots:
         )
         fig.update_layout(title=f"{stg.metric} by boosting stage", xaxis_title="stage", height=350)
         st.plotly_chart(fig, width="stretch")
+    if plots and plots.permutation_importance:
+        pi = plots.permutation_importance[:25][::-1]
+        fig = go.Figure(
+            go.Bar(
+                x=[f.importance for f in pi],
+                y=[f.feature for f in pi],
+                orientation="h",
+                error_x=dict(type="data", array=[f.std or 0 for f in pi]),
+            )
+        )
+        fig.update_layout(
+            title="Permutation importance on the test split (score drop when a column is shuffled)",
+            height=max(300, 22 * len(pi)),
+        )
+        st.plotly_chart(fig, width="stretch")
     if plots and plots.feature_importance:
         fi = plots.feature_importance[::-1]
         fig = go.Figure(go.Bar(x=[f.importance for f in fi], y=[f.feature for f in fi], orientation="h"))

@@ -13,6 +13,7 @@ categories), so the stored model takes raw records as the scoring service receiv
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import platform
 import subprocess
@@ -30,6 +31,8 @@ from .algorithms import ALGORITHMS, TASKS, algorithms_for, default_params
 from .persistence import dump_model
 from .scoring import label_key, positive_label
 from .value import score_histogram
+
+log = logging.getLogger(__name__)
 
 MAX_SEARCH_COMBINATIONS = 200
 MAX_CATEGORIES = 30  # one-hot columns per categorical feature; rarer values share an "infrequent" column
@@ -520,6 +523,48 @@ def feature_importance(pipe, top: int = 25) -> list[dict[str, Any]]:
     return [{"feature": str(names[i]), "importance": round(float(values[i]), 6)} for i in order]
 
 
+def plain_feature_name(name: str) -> str:
+    """A transformed feature's input column: "num__age" -> "age", "cat__plan_basic" stays "plan_basic"
+    (only the ColumnTransformer's prefix is dropped)."""
+    return str(name).split("__", 1)[1] if "__" in str(name) else str(name)
+
+
+# Permutation importance: rows of the test split used (a sample beyond this) and shuffles per column.
+PERMUTATION_MAX_ROWS = 2000
+PERMUTATION_REPEATS = 3
+
+
+def permutation_importances(pipe, X_test, y_test, task: str, seed: int = 0) -> list[dict[str, Any]]:
+    """scikit-learn's permutation importance of each *input column* on the test split: how much the score
+    (roc_auc for a binary classifier with probabilities, accuracy for others, r2 for regressors) drops when
+    that column is shuffled. Names are the original columns (the pipeline is permuted before preprocessing).
+    [] when it cannot be computed (a note is logged)."""
+    from sklearn.inspection import permutation_importance
+
+    X, y = X_test, y_test
+    if len(X) > PERMUTATION_MAX_ROWS:
+        idx = np.random.default_rng(seed).choice(len(X), PERMUTATION_MAX_ROWS, replace=False)
+        X, y = X.iloc[idx], y.iloc[idx]
+    scoring = None
+    if task == "classification" and hasattr(pipe, "predict_proba") and len(getattr(pipe, "classes_", [])) == 2:
+        if len(set(np.asarray(y).tolist())) == 2:
+            scoring = "roc_auc"
+    try:
+        r = permutation_importance(pipe, X, y, scoring=scoring, n_repeats=PERMUTATION_REPEATS, random_state=seed)
+    except Exception as exc:  # noqa: BLE001 - importance is a nicety; the run still finishes
+        log.info("permutation importance skipped: %s", exc)
+        return []
+    order = np.argsort(-r.importances_mean)
+    return [
+        {
+            "feature": str(X.columns[i]),
+            "importance": round(float(r.importances_mean[i]), 6),
+            "std": round(float(r.importances_std[i]), 6),
+        }
+        for i in order
+    ]
+
+
 def staged_scores(pipe, X_train, y_train, X_test, y_test, task: str, max_points: int = 100) -> dict[str, list]:
     """Per-stage train/test score of a boosting model (log loss or RMSE), for the learning curve."""
     model = pipe.named_steps["model"]
@@ -673,6 +718,8 @@ def _train(
         train_metrics = evaluate(pipe, X_tr, y_tr, cfg.task)
         plots = plot_data(pipe, X_te, y_te, cfg.task)
         plots["staged"] = staged_scores(pipe, X_tr, y_tr, X_te, y_te, cfg.task)
+        progress(base + 0.4 * (1 - base), "permutation importance on the test split")
+        plots["permutation_importance"] = permutation_importances(pipe, X_te, y_te, cfg.task, cfg.seed)
         n_train, n_test = len(X_tr), len(X_te)
     else:
         splits = list(_splitter(cfg, cfg.folds).split(X, y))

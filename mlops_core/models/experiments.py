@@ -286,6 +286,7 @@ class FeatureImportancePublic(BaseModel):
 
     feature: str
     importance: float
+    std: float | None = None  # permutation importance: spread over the shuffles
 
 
 class StagedCurvePublic(BaseModel):
@@ -314,6 +315,8 @@ class PlotDataPublic(BaseModel):
     positive_class: str | None = None
     residuals: ResidualsPublic | None = None
     feature_importance: list[FeatureImportancePublic] = []
+    # permutation importance of each input column on the test split (original column names)
+    permutation_importance: list[FeatureImportancePublic] = []
     staged: StagedCurvePublic | None = None
     search_results: list[SearchResultPublic] = []
     n_train: int | None = None

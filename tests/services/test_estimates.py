@@ -92,16 +92,23 @@ def test_a_check_stores_estimates_and_segments_and_alerts_on_an_estimated_miss(d
     judged = [s for s in est.segments if s["status"] == "ok"]
     assert judged and all(k["basis"] == "estimated" for s in judged for k in s["kpis"])
     assert all(s["drift"] is not None and 0 <= s["drift"] <= 1 for s in judged)
+    # drift ranked by importance x drift: every model input, those with an importance first, in order
+    ranking = est.drift_ranking
+    assert ranking and {r["column"] for r in ranking} >= {"region", "contract"}
+    scored_rows = [r["rank_score"] for r in ranking if r["rank_score"] is not None]
+    assert scored_rows and scored_rows == sorted(scored_rows, reverse=True)
     seg_alerts = [a for a in alerts if a.kind == "segment_kpi_missed"]
     assert seg_alerts, kinds
     assert any(
         a.title.startswith("churn: recall for region=") and "(estimated), target 0.97" in a.title for a in seg_alerts
     )
 
+    _fairness_gate(db, people, w)
+    _no_scores(db, people, dep)
 
-def test_predictions_without_scores_say_why_there_is_no_estimate(db, people):
-    w = make_world(db, people, n=300)
-    dep = _deploy(db, people, w.versions[0], "churn")
+
+def _no_scores(db, people, dep):
+    """Predictions logged without a score: the estimate is unavailable and says why."""
     rows = [
         predictions.prediction_row(
             request_id=f"r{i}", deployment_id=dep.id, model_version_id=dep.model_version_id,
@@ -111,21 +118,22 @@ def test_predictions_without_scores_say_why_there_is_no_estimate(db, people):
     ]  # fmt: skip
     predictions.log_predictions(db, rows)
     monitoring.configure_monitor(
-        db, actor=people["ops"], deployment_name="churn", schedule_seconds=None, alert_on_estimated=True
-    )
-    monitoring.run_monitor(db, deployment_name="churn")
-    [est] = monitoring.list_estimates(db, deployment_name="churn")
-    assert est.reason.startswith("no scores were logged")
+        db, actor=people["ops"], deployment_name="churn", schedule_seconds=None, alert_on_estimated=True,
+        window_size=50, max_latency_p95_ms=None,
+    )  # fmt: skip
+    estimated_alerts = {a.id for a in monitoring.list_alerts(db, deployment_name="churn", kind="kpi_estimated_missed")}
+    out = monitoring.run_monitor(db, deployment_name="churn")
+    est = monitoring.list_estimates(db, deployment_name="churn")[-1]
+    assert est.n == 0 and est.reason.startswith("no scores were logged")
     assert est.estimates["recall"]["value"] is None and "no scores" in est.estimates["recall"]["reason"]
     assert est.kpi_status == "unknown"
-    assert not [a for a in monitoring.list_alerts(db, deployment_name="churn") if a.kind == "kpi_estimated_missed"]
+    assert not estimated_alerts & set(out["alerts_opened"] + out["alerts_repeated"])
 
 
-def test_the_fairness_gate_compares_groups_of_a_column_on_the_test_split(db, people):
+def _fairness_gate(db, people, w):
+    """The fairness gate compares the groups of a column on the test split."""
     from mlops_core.services import deployments, fairness
 
-    w = make_world(db, people, n=600)
-    _deploy(db, people, w.versions[0], "churn")
     mv = w.versions[0]
     assert not [g for g in deployments.gate_checks(db, mv, "churn", load_model=False) if g.gate == "fairness"]
     with pytest.raises(ValidationError, match="metric must be one of"):
@@ -162,3 +170,21 @@ def test_group_gap_leaves_out_small_groups_and_matches_a_hand_count():
     assert out["by_group"] == {"a": 0.5, "b": 1.0}
     assert out["gap"] == pytest.approx(0.5)
     assert out["left_out"] == {"c": 1, "(missing)": 1}
+
+
+def test_drift_ranking_puts_drift_in_an_important_feature_first():
+    from mlops_core.services.monitoring.estimates import drift_intensity, drift_ranking
+
+    assert drift_intensity("ks", 0.005, 0.05) == pytest.approx(10.0)
+    assert drift_intensity("wasserstein", 0.2, 0.1) == pytest.approx(2.0)
+    assert drift_intensity("ks", None, 0.05) is None
+    drift = {
+        "columns": {
+            "noise": {"method": "wasserstein", "score": 0.5, "threshold": 0.1, "drifted": True},
+            "tenure": {"method": "wasserstein", "score": 0.15, "threshold": 0.1, "drifted": True},
+            "id": {"method": "chisquare", "score": 0.001, "threshold": 0.05, "drifted": True},
+        }
+    }
+    ranked = drift_ranking(drift, {"noise": 0.001, "tenure": 0.2})
+    assert [r["column"] for r in ranked] == ["tenure", "noise", "id"]
+    assert ranked[0]["rank_score"] == pytest.approx(0.2 * 1.5) and ranked[2]["rank_score"] is None

@@ -152,3 +152,25 @@ def test_binary_metrics_score_the_same_positive_class_as_serving_and_monitoring(
     assert m["recall"] == recall_score(y_true, y_pred, pos_label="churn") == 1 / 3
     assert m["precision"] == precision_score(y_true, y_pred, pos_label="churn") == 0.5
     assert m["roc_auc"] == roc_auc_score(y_true == "churn", p_churn)
+
+
+def test_permutation_importance_names_original_columns_and_ranks_the_signal_first():
+    rng = np.random.default_rng(3)
+    n = 400
+    df = pd.DataFrame(
+        {
+            "signal": rng.normal(size=n),
+            "noise": rng.normal(size=n),
+            "plan": rng.choice(["basic", "plus"], n),
+        }
+    )
+    df["y"] = (df["signal"] + 0.3 * rng.normal(size=n) > 0).astype(int)
+    cfg = training.validate_config(
+        df, {"algorithm": "logistic_regression", "target": "y", "params": {}, "split": "holdout", "seed": 1}
+    )
+    result = training.train(df, cfg)
+    pi = result.plots["permutation_importance"]
+    assert {p["feature"] for p in pi} == {"signal", "noise", "plan"}  # no num__/cat__ prefixes
+    assert pi[0]["feature"] == "signal" and pi[0]["importance"] > 0.2
+    assert all(abs(p["importance"]) < 0.05 for p in pi[1:]) and all(p["std"] >= 0 for p in pi)
+    assert training.plain_feature_name("num__age") == "age" and training.plain_feature_name("age") == "age"

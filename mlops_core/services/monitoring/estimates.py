@@ -396,6 +396,68 @@ def compute_segments(db: Database, monitor, ref: dict[str, Any], win: dict[str, 
     return out
 
 
+# --- importance x drift -------------------------------------------------------------------------
+
+P_VALUE_METHODS = frozenset({"ks", "chisquare", "z"})
+_IMPORTANCE_CACHE: dict[tuple, dict[str, float]] = {}
+
+
+def drift_intensity(method: str, score: float | None, threshold: float) -> float | None:
+    """How far a column's drift statistic is past its threshold, on one scale for every method: 1 at the
+    threshold, above 1 when drifted (p-value tests: threshold / p; distances: distance / threshold), capped at 10."""
+    if score is None or threshold is None or threshold <= 0:
+        return None
+    if method in P_VALUE_METHODS:
+        return float(min(10.0, threshold / max(score, 1e-12)))
+    return float(min(10.0, max(0.0, score) / threshold))
+
+
+def model_importance(db: Database, model_version_id: int) -> dict[str, float]:
+    """{input column: permutation importance on the test split} of the model version's run ({} if none)."""
+    key = (db.url, artifacts.store_id(), model_version_id)
+    if key in _IMPORTANCE_CACHE:
+        return _IMPORTANCE_CACHE[key]
+    from .. import experiments
+
+    out: dict[str, float] = {}
+    try:
+        with db.read() as s:
+            mv = s.get(ModelVersion, model_version_id)
+            run_id = mv.run_id if mv is not None else None
+        plots = experiments.plot_data(db, run_id) if run_id is not None else None
+        if plots is not None:
+            out = {p.feature: float(p.importance) for p in plots.permutation_importance}
+    except Exception as exc:  # noqa: BLE001 - ranking is a nicety; drift itself is stored anyway
+        log.info("no permutation importance for model version %s: %s", model_version_id, exc)
+    if len(_IMPORTANCE_CACHE) > 64:
+        _IMPORTANCE_CACHE.clear()
+    _IMPORTANCE_CACHE[key] = out
+    return out
+
+
+def drift_ranking(drift: Any, importance: dict[str, float]) -> list[dict[str, Any]]:
+    """The drift check's columns ranked by importance x drift intensity (drift in a feature that matters
+    first); columns without an importance rank by drift alone, after those with one."""
+    columns = _get(drift, "columns", {}) or {}
+    rows = []
+    for name, c in columns.items():
+        intensity = drift_intensity(_get(c, "method", ""), _get(c, "score"), _get(c, "threshold"))
+        imp = importance.get(name)
+        rows.append(
+            {
+                "column": name,
+                "method": _get(c, "method", ""),
+                "score": _get(c, "score"),
+                "drifted": bool(_get(c, "drifted", False)),
+                "intensity": intensity,
+                "importance": imp,
+                "rank_score": None if imp is None or intensity is None else max(0.0, imp) * intensity,
+            }
+        )
+    rows.sort(key=lambda r: (r["rank_score"] is None, -(r["rank_score"] or 0.0), -(r["intensity"] or 0.0), r["column"]))
+    return rows
+
+
 # --- check kinds -------------------------------------------------------------------------------
 
 
@@ -412,8 +474,11 @@ class EstimatedKpiCheck(CheckKind):
         figures["estimation"] = None
         figures["estimated_kpis"] = []
         figures["segments"] = []
+        figures["drift_ranking"] = []
         if _get(figures["health"], "volume", 0) == 0 or dep.model_version_id is None:
             return
+        if figures.get("drift"):
+            figures["drift_ranking"] = drift_ranking(figures["drift"], model_importance(db, dep.model_version_id))
         ref = reference(db, dep.model_version_id)
         need_inputs = ref.get("task") == "regression" or bool(getattr(monitor, "segments", None))
         win = window_rows(db, deployment_id=dep.id, window=figures["window"], inputs=need_inputs)
@@ -454,7 +519,7 @@ class EstimatedKpiCheck(CheckKind):
     def store(self, s, check: MonitorCheck, figures: dict[str, Any]) -> None:
         result: EstimationResult | None = figures.get("estimation")
         kpis = figures.get("estimated_kpis") or []
-        if result is None and not figures.get("segments"):
+        if result is None and not figures.get("segments") and not figures.get("drift_ranking"):
             return
         s.add(
             MonitorCheckEstimate(
