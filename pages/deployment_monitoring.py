@@ -10,6 +10,7 @@ import streamlit as st
 
 from hub_ui import collab as collab_ui
 from hub_ui import badges, estimates_ui
+from hub_ui.axes import category_axis, time_axis
 from hub_ui import session
 from mlops_core import jobs
 from mlops_core.errors import DomainError
@@ -33,8 +34,19 @@ if not names:
 name = session.pick_from_query("Deployment", names, key="dm_pick", param="deployment")
 collab_ui.flash("dm")
 
-checks = monitoring.list_checks(db, deployment_name=name, limit=200)
-monitors = monitoring.list_monitors(db, deployment_name=name)
+
+@st.fragment(run_every=1.0)
+def follow_check(job_id: int) -> None:
+    """Polls the queued check; when it ends, reruns the whole page once so the new check shows at once
+    (before, the page kept saying "not checked yet" until another deployment was picked)."""
+    job = jobs.get_job(db, job_id)
+    if not job.is_final:
+        with st.status(f"Check queued (job {job_id}): {job.progress_message or job.status}"):
+            st.progress(job.progress)
+        return
+    st.session_state["dm_run_seen"] = job_id
+    st.rerun(scope="app")
+
 
 top = st.columns([3, 1])
 with top[1]:
@@ -43,16 +55,18 @@ with top[1]:
             with session.service_call():
                 job_id = monitoring.enqueue_monitor_run(db, actor=actor, deployment_name=name)
                 st.session_state["dm_run_job"] = job_id
+                st.session_state["dm_run_for"] = name
         job_id = st.session_state.get("dm_run_job")
-        if job_id:
+        if job_id and st.session_state.get("dm_run_for") == name:
             job = jobs.get_job(db, job_id)
-            if job.is_final:
-                st.caption(f"Check job {job_id}: {job.status}. {plain_markdown(job.error or '')}")
+            if job.is_final and st.session_state.get("dm_run_seen") == job_id:
+                st.caption(f"Check job {job_id}: {badges.badge(job.status)} {plain_markdown(job.error or '')}")
             else:
-                with st.status(f"Check queued (job {job_id}): {job.progress_message or job.status}"):
-                    st.progress(job.progress)
-                if st.button("Refresh", key="dm_refresh"):
-                    st.rerun()
+                follow_check(job_id)
+
+# Read after the job above: a check that just finished is on this very render.
+checks = monitoring.list_checks(db, deployment_name=name, limit=200)
+monitors = monitoring.list_monitors(db, deployment_name=name)
 
 if not checks:
     with top[0]:
@@ -133,7 +147,7 @@ with tab_drift:
             layout=dict(
                 height=380,
                 margin=MARGIN,
-                xaxis=dict(title="window end"),
+                xaxis=time_axis(frame["at"], "window end"),
                 yaxis=dict(title="drift score"),
                 legend=dict(title=dict(text="column")),
             ),
@@ -150,7 +164,13 @@ with tab_drift:
                 zmax=1,
                 showscale=False,
             ),
-            layout=dict(height=60 + 28 * len(heat.index), margin=MARGIN, title="drifted (red) per check"),
+            layout=dict(
+                height=60 + 28 * len(heat.index),
+                margin=MARGIN,
+                title="drifted (red) per check",
+                xaxis=category_axis(),
+                yaxis=category_axis(),
+            ),
         )
         st.plotly_chart(fig2, width="stretch", key="dm_drift_heat")
     if checks:
@@ -280,7 +300,9 @@ with tab_perf:
         if metrics:
             fig = go.Figure(
                 [go.Scatter(x=pf["at"], y=pf.get(mname), mode="lines+markers", name=mname) for mname in metrics],
-                layout=dict(height=340, margin=MARGIN, title="metrics per check vs KPI targets"),
+                layout=dict(
+                    height=340, margin=MARGIN, title="metrics per check vs KPI targets", xaxis=time_axis(pf["at"])
+                ),
             )
             for k in kpis:
                 fig.add_hline(y=k.target, line_dash="dash", annotation_text=f"{k.name} target {k.target:g}")
@@ -301,6 +323,7 @@ with tab_perf:
             layout=dict(
                 height=300,
                 margin=MARGIN,
+                xaxis=time_axis(pf["at"]),
                 yaxis=dict(title="coverage", range=[0, 1], tickformat=".0%"),
                 yaxis2=dict(title="hours", overlaying="y", side="right"),
             ),
@@ -328,7 +351,7 @@ with tab_health:
                 height=300,
                 margin=MARGIN_TITLED,
                 title="latency per check window (ms)",
-                xaxis=dict(title="window end"),
+                xaxis=time_axis(hf["at"], "window end"),
                 yaxis=dict(title="ms"),
                 legend=dict(title=dict(text="percentile")),
             ),
@@ -340,7 +363,7 @@ with tab_health:
                 height=260,
                 margin=MARGIN_TITLED,
                 title="predictions per check window",
-                xaxis=dict(title="window end"),
+                xaxis=time_axis(hf["at"], "window end"),
                 yaxis=dict(title="predictions"),
             ),
         )
