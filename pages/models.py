@@ -4,7 +4,7 @@ import streamlit as st
 
 from hub_ui import session
 from mlops_core.errors import DomainError
-from mlops_core.services import registry
+from mlops_core.services import experiments, registry
 from mlops_core.textsafety import code_span
 from mlops_core.textsafety import plain_markdown as md_text
 from mlops_core.textsafety import safe_markdown
@@ -119,6 +119,14 @@ with tab_card:
             [{"KPI": c.kpi.label, "value": c.value, "status": c.status} for c in card.kpi_checks], hide_index=True
         )
     st.dataframe([{"metric": k, "value": v} for k, v in sorted(mv.metrics.items())], hide_index=True)
+    run_plots = experiments.plot_data(db, mv.run_id)
+    importance = run_plots.permutation_importance if run_plots else []
+    if importance:
+        st.markdown("**What the model relies on** (permutation importance on the test split: score drop when shuffled)")
+        st.dataframe(
+            [{"feature": f.feature, "importance": f.importance, "± std": f.std} for f in importance[:10]],
+            hide_index=True,
+        )
     st.markdown("**Intended use:** " + (safe_markdown(card.intended_use) or "—"))
     st.markdown("**Limitations:** " + (safe_markdown(card.limitations) or "—"))
     if mv.input_schema:

@@ -97,6 +97,7 @@ def test_the_run_page_shows_metrics_kpis_and_plots_and_registers_a_model(trained
     page = texts(at)
     assert f"Run {runs[1].id}" in page and "test roc_auc" in page
     assert len(at.get("plotly_chart")) >= 4  # confusion matrix, ROC, PR, importance
+    assert any("Permutation importance on the test split" in str(c.proto) for c in at.get("plotly_chart"))
     by_label(at.text_input, "Model name").input("churn-classifier")
     by_label(at.button, "Register").click()
     at.run()
@@ -132,3 +133,4 @@ def test_the_models_page_shows_the_card_with_lineage(trained):
     page = texts(at)
     assert "churn-classifier v1" in page and "monthly retention campaign" in page
     assert "customers@v1" in page and "Churn customers" in page
+    assert "What the model relies on" in page  # permutation importance on the model card
