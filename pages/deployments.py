@@ -5,7 +5,7 @@ import streamlit as st
 
 from hub_ui import collab as collab_ui
 from hub_ui import session
-from mlops_core.services import deployments, registry
+from mlops_core.services import deployments, registry, targets
 from mlops_core.textsafety import plain_markdown as md_text
 
 actor = session.require_actor()
@@ -26,6 +26,7 @@ rows = deployments.overview(db, hours=hours)
 if not rows:
     st.info("No deployment yet. A data scientist requests one below from a registered model version; ops deploys it.")
 else:
+    bundles = targets.bundle_targets(db)  # the deployments run elsewhere (issue 19); the rest run on the Hub
     for r in rows:
         with st.container(border=True, key=f"dep_row_{r.name}"):
             c = st.columns([3, 2, 2, 2, 2])
@@ -35,7 +36,16 @@ else:
                 icon=":material/rocket_launch:",
                 query_params={"deployment": r.name},
             )
-            c[0].caption(f"`POST {r.endpoint}` · {r.environment}")
+            t = bundles.get(r.name)
+            c[0].caption(
+                f"`POST {r.endpoint}` · {r.environment}"
+                + (
+                    f" · runs as a bundle, last upload {session.fmt_time(t.last_upload_at) if t.last_upload_at else 'never'}"
+                    f", backlog {t.backlog:,}"
+                    if t
+                    else " · runs on the Hub"
+                )
+            )
             c[1].metric("Serving", r.model_version if r.model_version_id else "nothing yet")
             c[1].caption(f"since {session.fmt_time(r.since)}" + (f" · canary {r.canary}" if r.canary else ""))
             c[2].metric("Requests", f"{r.requests:,}")

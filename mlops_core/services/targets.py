@@ -75,6 +75,18 @@ def get_target(db: Database, deployment_name: str) -> TargetPublic:
         return _public(s, d, _row(s, d))
 
 
+def bundle_targets(db: Database) -> dict[str, TargetPublic]:
+    """Deployment name -> its target, for the deployments that run as a bundle (the rest run on the Hub)."""
+    with db.read() as s:
+        now = utcnow()
+        rows = s.exec(
+            select(DeploymentTarget, Deployment)
+            .join(Deployment, col(Deployment.id) == DeploymentTarget.deployment_id)
+            .where(DeploymentTarget.target == "bundle")
+        ).all()
+        return {d.name: _public(s, d, t, now) for t, d in rows}
+
+
 def set_target(db: Database, *, actor: Actor, deployment_name: str, target: str, owner: str = "") -> TargetPublic:
     """Where the deployment runs (`hub` or `bundle`) and who is told when its version to run changes."""
     require(actor, "deployment.deploy")

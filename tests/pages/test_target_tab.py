@@ -47,3 +47,13 @@ def test_a_business_user_sees_the_target_without_controls(people):
     at = _tab(people["business"])
     assert "Target" in texts(at)
     assert not [b for b in at.button if b.label in ("Save target", "Create upload key", "Build the bundle")]
+
+
+def test_the_deployments_overview_says_where_each_deployment_runs(people, sqlite_db):
+    deployments.create_deployment(sqlite_db, actor=people["ops"], name="churn-hub", environment="staging")
+    targets.set_target(sqlite_db, actor=people["ops"], deployment_name="wine-edge", target="bundle")
+    at = app_as(people["ops"], "pages/deployments.py")
+    no_exceptions(at)
+    captions = [c.value for c in at.caption]
+    assert any("runs as a bundle, last upload never" in c for c in captions), captions
+    assert any("runs on the Hub" in c for c in captions)
