@@ -60,6 +60,10 @@ def seed(db: Database, ctx) -> None:
         max_error_rate=0.05,
         max_latency_p95_ms=250.0,
         min_label_coverage=None,
+        # issue 17: KPIs estimated from the scores before labels arrive, alerts on an estimated miss, and
+        # per-segment KPIs (longer contracts and some regions fare worse than the rest)
+        alert_on_estimated=True,
+        segments={"contract": None, "region": None},
     )
     if _predictions_count(db, dep.id) < 100:
         model = registry.load_model(db, dep.model_version_id)
