@@ -356,6 +356,17 @@ def test_the_bundle_folder_is_complete_signed_and_verifiable(world, bundle):
     assert targets.get_target(world.db, "churn").bundle_manifest["model_sha256"] == manifest["model_sha256"]
     tampered = dict(manifest, model_version="churn-model v9")
     assert not bundles.verify_manifest(tampered)
+    # Self-contained: the server and its MLflow loader use the bundle's copies, never the Hub's package.
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, mlops_bundle_server.server as s, mlops_bundle_server.mlflow_pyfunc as m; "
+        "print(sorted({n.split('.')[0] for n in sys.modules if n.startswith('mlops')}), s.fastpath.__file__)"
+    )
+    r = subprocess.run([sys.executable, "-c", probe], cwd=out, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("['mlops_bundle_server'] ") and str(out) in r.stdout, r.stdout
 
 
 def test_hadolint_passes_on_the_dockerfile(bundle):
