@@ -84,20 +84,56 @@ if test_metrics:
     st.plotly_chart(fig, width="stretch")
 
 st.subheader("Parallel coordinates")
+
+
+def _label(key: str) -> str:
+    return key.replace("_", " ")
+
+
+def _dimension(label: str, vals: list[float], *, unit_range: bool) -> dict:
+    """One axis: labelled in words, integers as integers, and a range that hugs the data (a metric at 1.0
+    on every run is not drawn on a 0.9–1.1 axis)."""
+    lo, hi = min(vals), max(vals)
+    pad = (hi - lo) * 0.05 or max(abs(hi) * 0.01, 0.01)
+    lo, hi = lo - pad, hi + pad
+    if unit_range:
+        lo, hi = max(0.0, lo), min(1.0, hi)
+    dim = dict(label=label, values=vals, range=[lo, hi])
+    if all(float(v).is_integer() for v in vals):
+        dim["tickformat"] = "d"
+    return dim
+
+
 dims = []
 for k in cmp.param_keys:
     vals = [r.params.get(k) for r in cmp.runs]
+    # A parameter only some runs' algorithms have cannot be an axis (a blank is not a value).
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals) and len(set(vals)) > 1:
-        dims.append(dict(label=k, values=vals))
+        dims.append(_dimension(_label(k), [float(v) for v in vals], unit_range=False))
 for k in test_metrics:
     vals = [r.metrics.get(k) for r in cmp.runs]
     if all(v is not None for v in vals):
-        dims.append(dict(label=k, values=vals))
+        unit = all(0.0 <= v <= 1.0 for v in vals) and k not in ("log_loss", "rmse", "mae", "mse")
+        dims.append(_dimension(_label(k), [float(v) for v in vals], unit_range=unit))
 if len(dims) >= 2:
     color_key = "roc_auc" if "roc_auc" in test_metrics else (test_metrics[0] if test_metrics else None)
     color = [r.metrics.get(color_key, 0) for r in cmp.runs] if color_key else None
-    fig = go.Figure(go.Parcoords(line=dict(color=color, colorscale="Viridis", showscale=True), dimensions=dims))
-    fig.update_layout(height=420)
-    st.plotly_chart(fig, width="stretch")
+    fig = go.Figure(
+        go.Parcoords(
+            line=dict(
+                color=color,
+                colorscale="Viridis",
+                showscale=bool(color_key),
+                colorbar=dict(title=dict(text=_label(color_key or "")), thickness=14),
+            ),
+            dimensions=dims,
+            labelangle=-20,
+            labelside="top",
+        ),
+        # Room on the left for the first axis label and on top for the angled labels.
+        layout=dict(height=440, margin=dict(l=80, r=90, t=90, b=30)),
+    )
+    st.plotly_chart(fig, width="stretch", key="cmp_parcoords")
+    st.caption(f"One line per run, coloured by {_label(color_key or '')}.")
 else:
     st.caption("Not enough numeric parameters and metrics shared by these runs for a parallel-coordinates plot.")

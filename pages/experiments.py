@@ -7,7 +7,7 @@ from hub_ui import badges, session
 from mlops_core.ml import training
 from mlops_core.ml.algorithms import ALGORITHMS, TASKS, algorithms_for
 from mlops_core.errors import DomainError
-from mlops_core.services import canvas, datasets, experiments, usecases
+from mlops_core.services import canvas, datasets, experiments, preferences, usecases
 from mlops_core.textsafety import plain_markdown as md_text
 
 actor = session.require_actor()
@@ -200,22 +200,60 @@ except DomainError as exc:
     st.stop()
 st.caption(f"{page.total:,} runs · page {int(page_no)} of {max(1, -(-page.total // page_size))}")
 lights = experiments.kpi_lights(db, page.items)
-metric_cols = [k for k in choices["metric"]][:6]
+# Which columns: chosen per person (remembered in their preferences, like MLflow's and W&B's run tables);
+# the metric the table is sorted by always shows, right after the name, so the order is visible.
+BASE_COLS = ["status", "algorithm", "source", "KPIs", "by", "created", "seconds"]
+param_keys = sorted({k for r in page.items for k, v in r.params.items() if v is not None and v != ""})
+col_options = BASE_COLS + list(choices["metric"]) + [f"param: {k}" for k in param_keys]
+if "exp_cols" not in st.session_state:
+    saved = preferences.run_columns(db, actor=actor)
+    default_cols = ["status", "algorithm", "KPIs", "created"] + list(choices["metric"])[:4]
+    st.session_state["exp_cols"] = [c for c in (saved if saved is not None else default_cols) if c in col_options]
+else:
+    st.session_state["exp_cols"] = [c for c in st.session_state["exp_cols"] if c in col_options]
+
+
+def _save_columns() -> None:
+    with session.service_call():
+        preferences.set_run_columns(db, actor=actor, columns=st.session_state["exp_cols"])
+
+
+shown_cols = st.multiselect(
+    "Columns", col_options, key="exp_cols", on_change=_save_columns, help="Remembered for you on every visit."
+)
+sort_metric = sort.removeprefix("metric:") if sort.startswith("metric:") else None
+ordered = ([sort_metric] if sort_metric else []) + [c for c in shown_cols if c != sort_metric]
+
+
+def _param_cell(v) -> str:
+    """Text (a column may mix numbers and words): blank where the algorithm has no such parameter, integers
+    as integers."""
+    if v is None or v == "":
+        return ""
+    if isinstance(v, float) and v.is_integer() and not isinstance(v, bool):
+        return str(int(v))
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
 rows = []
 for r in page.items:
-    row = {
-        "run": r.id,
-        "name": r.name,
-        "status": r.status,
-        "algorithm": r.algorithm,
+    base = {
+        "status": badges.label(r.status),
+        "algorithm": r.algorithm.replace("_", " "),
         "source": r.source,
         "KPIs": ", ".join(f"{c.kpi.metric} {badges.label(c.status)}" for c in lights.get(r.id, [])),
         "by": r.created_by,
         "created": session.fmt_time(r.created_at),
         "seconds": round(r.duration_seconds, 1) if r.duration_seconds else None,
     }
-    for k in metric_cols:
-        row[k] = r.metrics.get(k)
+    row = {"run": r.id, "name": r.name}
+    for c in ordered:
+        if c in base:
+            row[c] = base[c]
+        elif c.startswith("param: "):
+            row[c] = _param_cell(r.params.get(c.removeprefix("param: ")))
+        else:
+            row[c] = r.metrics.get(c)
     rows.append(row)
 if rows:
     event = st.dataframe(

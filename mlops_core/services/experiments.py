@@ -862,7 +862,10 @@ class Comparison:
     kpi: dict[int, list[KpiCheck]] = field(default_factory=dict)
 
     def params_table(self) -> list[dict[str, Any]]:
-        return [{"param": k, **{f"run {r.id}": _fmt(r.params.get(k)) for r in self.runs}} for k in self.param_keys]
+        """Text cells: a parameter a run's algorithm does not have is blank, integers stay integers."""
+        return [
+            {"param": k, **{f"run {r.id}": _param_text(r.params.get(k)) for r in self.runs}} for k in self.param_keys
+        ]
 
     def metrics_table(self) -> list[dict[str, Any]]:
         return [{"metric": k, **{f"run {r.id}": r.all_metrics.get(k) for r in self.runs}} for k in self.metric_keys]
@@ -872,6 +875,23 @@ def _fmt(v: Any) -> Any:
     if isinstance(v, (dict, list)):
         return json.dumps(v, sort_keys=True)
     return v
+
+
+def _applies(v: Any) -> bool:
+    """A parameter that means something for this run (None / "" : its algorithm has no such parameter)."""
+    return v is not None and v != ""
+
+
+def _param_text(v: Any) -> str:
+    if not _applies(v):
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and abs(v) < 1e15):
+        return str(int(v))
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(_fmt(v))
 
 
 MAX_COMPARE = 50
@@ -905,7 +925,10 @@ def compare_runs(
         },
         key=lambda k: (k.startswith(HIDDEN_PREFIXES), k),
     )
-    differing_params = [k for k in param_keys if len({repr(r.params.get(k)) for r in runs}) > 1]
+    # Compared among the runs it applies to: a parameter another algorithm lacks is not a difference.
+    differing_params = [
+        k for k in param_keys if len({_param_text(r.params.get(k)) for r in runs if _applies(r.params.get(k))}) > 1
+    ]
     differing_metrics = [k for k in metric_keys if len({r.all_metrics.get(k) for r in runs}) > 1]
     return Comparison(
         runs=runs,
