@@ -1,11 +1,11 @@
 """Sara, in chromium against `mlops_core up` (UI + worker): launches a run, watches it finish, compares
-two runs and registers one as a model; a run logged by the real MLflow client shows on Experiments (source
-"mlflow") and is compared with a no-code run."""
+two runs and registers one as a model; a run logged through the MLflow REST routes (as the MLflow client
+logs it) shows on Experiments (source "mlflow") and is compared with a no-code run."""
 
-import os
 import re
-import subprocess
+import time
 
+import httpx
 import pytest
 from playwright.sync_api import expect
 
@@ -56,15 +56,48 @@ def test_sara_launches_a_run_sees_it_finish_compares_and_registers(hub, page):
     screenshot_step(page, "experiments_registered")
 
 
-MLFLOW_SCRIPT = """
-import os
-import mlflow
-mlflow.set_experiment("Customer churn")            # the demo use case, by its title
-with mlflow.start_run(run_name="mlflow-e2e") as run:
-    mlflow.log_params({"C": 0.25, "framework": "sklearn"})
-    mlflow.log_metrics({"roc_auc": 0.99991, "accuracy": 0.9})
-print(run.info.run_id)
-"""
+def _log_like_the_mlflow_client(api_url: str, token: str) -> str:
+    """What mlflow-skinny 3.17.2 sends for set_experiment("Customer churn"), start_run(run_name=...),
+    log_params, log_metrics and the end of the `with` block (the real client runs in tests/api/
+    test_mlflow_client.py; starting it here cost ~24 s of this test's time)."""
+    deadline = time.monotonic() + 120  # `up` answers on the UI port first; the API process may still start
+    while True:
+        try:
+            if httpx.get(f"{api_url}/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"the Hub API at {api_url} did not answer /healthz within 120 s"
+        time.sleep(0.3)
+    now = int(time.time() * 1000)
+    with httpx.Client(base_url=f"{api_url}/api/2.0/mlflow", headers={"Authorization": f"Bearer {token}"}) as c:
+        exp = c.get("/experiments/get-by-name", params={"experiment_name": "Customer churn"})
+        assert exp.status_code == 200, exp.text
+        created = c.post(
+            "/runs/create",
+            json={
+                "experiment_id": exp.json()["experiment"]["experiment_id"],
+                "user_id": "sara",
+                "start_time": now,
+                "run_name": "mlflow-e2e",
+                "tags": [
+                    {"key": "mlflow.runName", "value": "mlflow-e2e"},
+                    {"key": "mlflow.user", "value": "sara"},
+                    {"key": "mlflow.source.type", "value": "LOCAL"},
+                ],
+            },
+        )
+        assert created.status_code == 200, created.text
+        run_id = created.json()["run"]["info"]["run_id"]
+        for body in (
+            {"params": [{"key": "C", "value": "0.25"}, {"key": "framework", "value": "sklearn"}]},
+            {"metrics": [{"key": "roc_auc", "value": 0.99991, "timestamp": now, "step": 0}]},
+        ):
+            r = c.post("/runs/log-batch", json={"run_id": run_id, "params": [], "metrics": [], "tags": [], **body})
+            assert r.status_code == 200, r.text
+        r = c.post("/runs/update", json={"run_id": run_id, "run_uuid": run_id, "status": "FINISHED", "end_time": now})
+        assert r.status_code == 200, r.text
+    return run_id
 
 
 def _click_row(page, grid, row: int) -> None:
@@ -74,17 +107,9 @@ def _click_row(page, grid, row: int) -> None:
     page.mouse.click(box["x"] + 15, box["y"] + 35 + 35 * row + 17)
 
 
-def test_a_run_logged_by_the_mlflow_client_shows_on_experiments_and_compares_with_a_no_code_run(hub, page):
-    from tests.api.test_mlflow_client import QUIET, ensure_mlflow_venv
-
+def test_a_run_logged_from_mlflow_shows_on_experiments_and_compares_with_a_no_code_run(hub, page):
     token = hub.cli("user", "token", "sara").stdout.strip().splitlines()[-1]
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ARTIFACT_ROOT")}
-    env.update(QUIET, MLFLOW_TRACKING_URI=hub.api_url, MLFLOW_TRACKING_TOKEN=token, PYTHONWARNINGS="ignore")
-    done = subprocess.run(
-        [str(ensure_mlflow_venv()), "-c", MLFLOW_SCRIPT], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stdout + done.stderr[-4000:]
-    mlflow_id = done.stdout.strip().splitlines()[-1]
+    mlflow_id = _log_like_the_mlflow_client(hub.api_url, token)
 
     page.set_default_timeout(90_000)
     login(page, hub, "sara")
