@@ -58,8 +58,8 @@ def test_sara_launches_a_run_sees_it_finish_compares_and_registers(hub, page):
 
 def _log_like_the_mlflow_client(api_url: str, token: str) -> str:
     """What mlflow-skinny 3.17.2 sends for set_experiment("Customer churn"), start_run(run_name=...),
-    log_params, log_metrics and the end of the `with` block (the real client runs in tests/api/
-    test_mlflow_client.py; starting it here cost ~24 s of this test's time)."""
+    log_params, log_metrics and the end of the `with` block. The real client (its own virtualenv, ~4 s just to
+    import) is run by tests/api/test_mlflow_client.py; this test is about what the pages show."""
     deadline = time.monotonic() + 120  # `up` answers on the UI port first; the API process may still start
     while True:
         try:
