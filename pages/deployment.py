@@ -134,7 +134,7 @@ def requests_and_gates() -> None:
             for g in gates:
                 st.markdown(f"{badges.badge(g.status)} **{md_text(g.title)}** — " + md_text(g.detail, line_start=False))
                 links = []
-                if g.evidence.get("dataset_version_id"):
+                if g.evidence.get("dataset_version_id") and g.evidence.get("dataset"):
                     # the dataset's id AND the version's: a version number alone opened another dataset's v2
                     params = {"v": str(g.evidence["dataset_version_id"])}
                     if g.evidence.get("dataset_id"):
