@@ -67,6 +67,7 @@ def is_url(root: str) -> bool:
 
 def _missing_package(protocol: str) -> str | None:
     """The pip package an fsspec protocol needs when it is not installed, else None."""
+    # fsspec only for non-local artifact stores
     from fsspec.registry import known_implementations
 
     impl = known_implementations.get(protocol)
@@ -77,6 +78,7 @@ def _missing_package(protocol: str) -> str | None:
 
 
 def _filesystem(root: str):
+    # fsspec only for non-local artifact stores
     import fsspec
     from fsspec.registry import known_implementations, registry
 
@@ -107,6 +109,7 @@ def _open(root: str, pid: int) -> _Store:
     if not is_url(root):
         folder = Path(root).expanduser()
         return _Store(id=str(folder), local=folder)
+    # fsspec only for non-local artifact stores
     from fsspec.implementations.local import LocalFileSystem
 
     fs, base = _filesystem(root)

@@ -471,6 +471,7 @@ def query_to_parquet(
                 raise _query_error(connection, exc, timeout) from None
 
             def batches() -> Iterator[Any]:
+                # pyarrow is heavy and not a client dependency: loaded only when a file is read or written
                 import pyarrow as pa
 
                 try:
@@ -534,6 +535,7 @@ class ConvertedData:
 
 def column_type(arrow_type) -> str:
     """Our word for an Arrow type (the same words as a model's input_schema)."""
+    # pyarrow is heavy and not a client dependency: loaded only when a file is read or written
     import pyarrow as pa
     import pyarrow.types as t
 
@@ -556,6 +558,7 @@ def column_type(arrow_type) -> str:
 
 def _canonical_type(arrow_type):
     """One Arrow type per kind, so the same values give the same bytes and hash however they arrived."""
+    # pyarrow is heavy and not a client dependency: loaded only when a file is read or written
     import pyarrow as pa
     import pyarrow.types as t
 
@@ -575,6 +578,7 @@ def _canonical_type(arrow_type):
 
 
 def _canonical_schema(schema):
+    # pyarrow is heavy and not a client dependency: loaded only when a file is read or written
     import pyarrow as pa
 
     names = [str(n).strip() for n in schema.names]
@@ -626,6 +630,7 @@ def _column_hashes(arr) -> "Any":
 
     Text is dictionary-encoded first, so each distinct string is hashed once (no Python object per row).
     """
+    # numpy only when figures are computed, not at import
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -663,6 +668,7 @@ def _column_hashes(arr) -> "Any":
 
 def row_hashes(table_or_batch) -> "Any":
     """One uint64 per row, independent of how the rows were chunked (and of nulls changing dtypes)."""
+    # numpy only when figures are computed, not at import
     import numpy as np
 
     h = np.zeros(table_or_batch.num_rows, dtype=np.uint64)
@@ -680,6 +686,7 @@ def _write_canonical(
     tables: Iterator[Any], *, progress: Progress, total_bytes: int | None, position: Callable[[], int] | None = None
 ) -> ConvertedData:
     """Write Arrow tables/batches to one canonical staging Parquet file, hashing as it goes."""
+    # pyarrow is heavy and not a client dependency: loaded only when a file is read or written
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -815,6 +822,7 @@ def csv_to_parquet(path: Path, *, progress: Progress = _noop, block_size: int = 
     (e.g. "n/a" in a column of numbers) the column is widened (integer -> number -> text) and the
     file read again, so a late odd value never makes a whole upload fail.
     """
+    # pyarrow is heavy and not a client dependency: loaded only when a file is read or written
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -871,6 +879,7 @@ def csv_to_parquet(path: Path, *, progress: Progress = _noop, block_size: int = 
 def parquet_to_parquet(path: Path, *, progress: Progress = _noop, batch_rows: int = 65_536) -> ConvertedData:
     """Parquet -> canonical Parquet: the footer is checked against the limits first, then the rows are
     read in batches of `batch_rows` (a whole row group may hold millions of rows: never read one at once)."""
+    # pyarrow is heavy and not a client dependency: loaded only when a file is read or written
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -912,6 +921,7 @@ def convert_file(path: Path, filename: str = "", *, progress: Progress = _noop) 
 
 def frame_to_parquet(frame, *, progress: Progress = _noop, chunk_rows: int = 100_000) -> ConvertedData:
     """A pandas DataFrame (the SDK's input) -> canonical staging Parquet."""
+    # pandas is heavy: loaded only when a frame is built
     import pandas as pd
     import pyarrow as pa
 
@@ -942,6 +952,7 @@ def frame_to_parquet(frame, *, progress: Progress = _noop, chunk_rows: int = 100
 
 
 def iter_batches(path: Path, batch_size: int = 65_536, columns: list[str] | None = None) -> Iterator[Any]:
+    # pyarrow is heavy and not a client dependency: loaded only when a file is read or written
     import pyarrow.parquet as pq
 
     pf = pq.ParquetFile(path)
@@ -949,6 +960,7 @@ def iter_batches(path: Path, batch_size: int = 65_536, columns: list[str] | None
 
 
 def read_frame(path: Path, columns: list[str] | None = None):
+    # pyarrow is heavy and not a client dependency: loaded only when a file is read or written
     import pyarrow.parquet as pq
 
     return pq.read_table(path, columns=columns).to_pandas()

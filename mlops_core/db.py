@@ -209,6 +209,7 @@ def forget_database(url: str) -> None:
 
 
 def alembic_config(db: Database):
+    # alembic only for schema checks and upgrades, not at every import of db
     from alembic.config import Config
 
     cfg = Config()
@@ -218,6 +219,7 @@ def alembic_config(db: Database):
 
 
 def head_revision(db: Database) -> str:
+    # alembic only for schema checks and upgrades, not at every import of db
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(alembic_config(db))
@@ -226,6 +228,7 @@ def head_revision(db: Database) -> str:
 
 
 def current_revision(db: Database) -> str | None:
+    # alembic only for schema checks and upgrades, not at every import of db
     from alembic.runtime.migration import MigrationContext
 
     try:
@@ -237,6 +240,7 @@ def current_revision(db: Database) -> str | None:
 
 def upgrade_schema(db: Database) -> tuple[str | None, str]:
     """Upgrade to head; returns (revision before, revision after)."""
+    # alembic only for schema checks and upgrades, not at every import of db
     from alembic import command
 
     before = current_revision(db)
@@ -252,6 +256,7 @@ def upgrade_schema(db: Database) -> tuple[str | None, str]:
 
 
 def _refuse_newer_schema(db: Database, current: str | None) -> None:
+    # alembic only for schema checks and upgrades, not at every import of db
     from alembic.script import ScriptDirectory
 
     if current is None:

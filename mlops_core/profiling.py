@@ -94,6 +94,7 @@ def scan_parquet(
 ) -> Scan:
     """One pass over the file. `columns`: [{"name","type"}] of the version; `schema`: the dataset schema;
     `rules`: the validation rules, each asked per schema column whether it gathers figures of its own."""
+    # pandas is heavy: loaded only when a frame is built
     import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -274,6 +275,7 @@ def build_profile(scan: Scan) -> dict[str, Any]:
 
 def profile_figure(column_profile: ColumnProfilePublic):
     """A plotly figure for one column's stored chart data (used by the dataset page)."""
+    # plotly is heavy: loaded only when a chart is drawn
     import plotly.graph_objects as go
 
     chart = column_profile.chart

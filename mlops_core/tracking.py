@@ -212,6 +212,7 @@ def register_dataset(name: str, data, use_case: int | str | None = None) -> str:
                 headers={"Content-Type": "application/octet-stream"},
             )
     else:
+        # pandas is heavy: loaded only when a frame is built
         import pandas as pd
 
         if not isinstance(data, pd.DataFrame):
@@ -233,6 +234,7 @@ def register_dataset(name: str, data, use_case: int | str | None = None) -> str:
 
 def load_dataset(ref: str):
     """The data of a dataset version ("name@vN") as a pandas DataFrame — train on exactly what the run records."""
+    # pandas is heavy: loaded only when a frame is built
     import pandas as pd
 
     name, version = _split_ref(ref)
@@ -310,6 +312,7 @@ class TrackedRun:
             ) from exc
         schema = None
         if input_example is not None:
+            # pandas is heavy: loaded only when a frame is built
             import pandas as pd
 
             schema = training.infer_input_schema(pd.DataFrame(input_example))

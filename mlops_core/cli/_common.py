@@ -13,6 +13,7 @@ class CliError(Exception):
 
 def database():
     """The configured database, schema not checked (for `init`, which creates or upgrades it)."""
+    # kept out of the CLI's top level so --help stays fast
     from ..db import get_database
 
     return get_database()
@@ -20,6 +21,7 @@ def database():
 
 def checked_db():
     """The configured database; refuses a missing or old schema with the command that fixes it."""
+    # kept out of the CLI's top level so --help stays fast
     from ..db import check_schema
 
     db = database()
@@ -29,6 +31,7 @@ def checked_db():
 
 def system_actor():
     """The CLI acts as the system account of this machine (whoever can run it can read the database)."""
+    # kept out of the CLI's top level so --help stays fast
     from ..services.auth import Actor
 
     return Actor.system()

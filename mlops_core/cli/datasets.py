@@ -12,6 +12,7 @@ from ._common import checked_db, system_actor
 
 
 def cmd_dataset_add(args) -> int:
+    # kept out of the CLI's top level so --help stays fast
     from ..services import datasets
 
     db = checked_db()
@@ -52,6 +53,7 @@ def cmd_dataset_add(args) -> int:
 
 
 def cmd_dataset_list(args) -> int:
+    # kept out of the CLI's top level so --help stays fast
     from ..services import datasets
 
     db = checked_db()

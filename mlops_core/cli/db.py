@@ -6,6 +6,7 @@ from ._common import checked_db, database
 
 
 def cmd_init(args) -> int:
+    # kept out of the CLI's top level so --help stays fast
     from ..db import describe_url, upgrade_schema
 
     db = database()

@@ -12,6 +12,7 @@ from ._common import checked_db
 
 
 def cmd_monitor_run(args) -> int:
+    # kept out of the CLI's top level so --help stays fast
     from ..services import monitoring
 
     summary = monitoring.run_monitor(checked_db(), deployment_name=args.deployment)

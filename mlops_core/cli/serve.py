@@ -35,6 +35,7 @@ def cmd_serve(args) -> int:
 
 
 def cmd_apikey_create(args) -> int:
+    # kept out of the CLI's top level so --help stays fast
     from ..services import apikeys
 
     k, key = apikeys.create_key(
@@ -48,6 +49,7 @@ def cmd_apikey_create(args) -> int:
 
 
 def cmd_apikey_list(args) -> int:
+    # kept out of the CLI's top level so --help stays fast
     from ..services import apikeys
 
     rows = apikeys.list_keys(checked_db(), deployment_name=args.deployment)
@@ -62,6 +64,7 @@ def cmd_apikey_list(args) -> int:
 
 
 def cmd_apikey_revoke(args) -> int:
+    # kept out of the CLI's top level so --help stays fast
     from ..services import apikeys
 
     k = apikeys.revoke_key(checked_db(), actor=system_actor(), key_id=args.id)

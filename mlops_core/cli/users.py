@@ -9,6 +9,7 @@ from ._common import CliError, checked_db, system_actor
 
 
 def cmd_user_add(args) -> int:
+    # kept out of the CLI's top level so --help stays fast
     from ..services import users
 
     password = args.password or os.environ.get("MLOPS_NEW_PASSWORD")
@@ -28,6 +29,7 @@ def cmd_user_add(args) -> int:
 
 
 def cmd_user_list(args) -> int:
+    # kept out of the CLI's top level so --help stays fast
     from ..services import users
 
     rows = users.list_users(checked_db(), actor=system_actor())
@@ -41,6 +43,7 @@ def cmd_user_list(args) -> int:
 
 
 def cmd_user_set_role(args) -> int:
+    # kept out of the CLI's top level so --help stays fast
     from ..services import users
 
     u = users.set_role(checked_db(), actor=system_actor(), username=args.username, role=args.role)
@@ -49,6 +52,7 @@ def cmd_user_set_role(args) -> int:
 
 
 def cmd_user_unlock(args) -> int:
+    # kept out of the CLI's top level so --help stays fast
     from ..services import users
 
     users.unlock_login(checked_db(), actor=system_actor(), username=args.username)
@@ -57,6 +61,7 @@ def cmd_user_unlock(args) -> int:
 
 
 def cmd_user_token(args) -> int:
+    # kept out of the CLI's top level so --help stays fast
     from ..services import users
 
     token = users.create_token(checked_db(), actor=system_actor(), username=args.username, name=args.name)

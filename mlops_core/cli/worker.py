@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 def cmd_worker(args) -> int:
+    # kept out of the CLI's top level so --help stays fast
     from ..jobs.worker import run_worker
 
     scheduler = False if args.no_scheduler else None  # None: MLOPS_SCHEDULER decides (default on)

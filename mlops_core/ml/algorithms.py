@@ -57,18 +57,21 @@ class Algorithm:
 
 
 def _logistic_regression(task: str, p: dict[str, Any], seed: int):
+    # scikit-learn is heavy: loaded only when a model is built or scored
     from sklearn.linear_model import LogisticRegression
 
     return LogisticRegression(C=p["C"], max_iter=p["max_iter"], random_state=seed)
 
 
 def _ridge(task: str, p: dict[str, Any], seed: int):
+    # scikit-learn is heavy: loaded only when a model is built or scored
     from sklearn.linear_model import Ridge
 
     return Ridge(alpha=p["alpha"], random_state=seed)
 
 
 def _random_forest(task: str, p: dict[str, Any], seed: int):
+    # scikit-learn is heavy: loaded only when a model is built or scored
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
     cls = RandomForestClassifier if task == "classification" else RandomForestRegressor
@@ -82,6 +85,7 @@ def _random_forest(task: str, p: dict[str, Any], seed: int):
 
 
 def _gradient_boosting(task: str, p: dict[str, Any], seed: int):
+    # scikit-learn is heavy: loaded only when a model is built or scored
     from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
 
     cls = GradientBoostingClassifier if task == "classification" else GradientBoostingRegressor
@@ -91,6 +95,7 @@ def _gradient_boosting(task: str, p: dict[str, Any], seed: int):
 
 
 def _hist_gradient_boosting(task: str, p: dict[str, Any], seed: int):
+    # scikit-learn is heavy: loaded only when a model is built or scored
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
     cls = HistGradientBoostingClassifier if task == "classification" else HistGradientBoostingRegressor

@@ -29,12 +29,14 @@ _UNSEEN = "\x00unseen-category\x00"
 
 
 def _steps(trans) -> list:
+    # scikit-learn is heavy: loaded only when a model is built or scored
     from sklearn.pipeline import Pipeline
 
     return [s for _, s in trans.steps] if isinstance(trans, Pipeline) else [trans]
 
 
 def _numeric_block(trans, cols: list[str]):
+    # numpy only when figures are computed, not at import
     import numpy as np
     from sklearn.impute import SimpleImputer
     from sklearn.preprocessing import StandardScaler
@@ -60,6 +62,7 @@ def _numeric_block(trans, cols: list[str]):
 
 
 def _categorical_block(trans, cols: list[str]):
+    # numpy only when figures are computed, not at import
     import numpy as np
     import pandas as pd
     from sklearn.impute import SimpleImputer
@@ -107,6 +110,7 @@ def compile_fast_path(model, names: list[str], positive: int | None = None) -> C
     With `positive` (the index of the positive class of a binary classifier), the function also has
     `.scored(record) -> (prediction, positive-class probability)`."""
     try:
+        # numpy only when figures are computed, not at import
         import numpy as np
         from sklearn.compose import ColumnTransformer
         from sklearn.linear_model import LogisticRegression
@@ -212,6 +216,7 @@ def verify_fast_path(fast, model, validator, records: list[dict[str, Any]], posi
     """True when `fast` gives exactly model.predict's answer on every record (and its transform matches);
     with `positive`, also when `fast.scored` gives model.predict_proba[:, positive] (within 1e-9) and the
     same label on every record."""
+    # numpy only when figures are computed, not at import
     import numpy as np
 
     if not records:

@@ -156,6 +156,7 @@ def _result_from(code: int, out: bytes, err: bytes, pid: int, limits: dict, n: i
 
 def _limit_self() -> None:
     """Apply the limits to this process before anything heavy is imported (so the imports count too)."""
+    # POSIX only: imported where the limits are set
     import resource
 
     # MLOPS_CHECK_* are set by check_model above (from Settings), not by a user: the child's environment
@@ -174,6 +175,7 @@ def _memory_sentence(stage: str, n: int) -> str:
 
 
 def _check(folder: Path) -> dict[str, Any]:
+    # pandas is heavy: loaded only when a frame is built
     import pandas as pd
 
     from ..errors import ValidationError

@@ -79,6 +79,7 @@ def trusted_model_types() -> frozenset[str]:
     importing skops.io runs anyway) plus the internal types that fitted estimators keep, found by dumping
     real models (tests/unit/test_model_files.py dumps each of our algorithms and common estimators, so a
     scikit-learn upgrade that adds an internal type fails there, loudly)."""
+    # scipy is heavy: loaded only when this runs
     import scipy.sparse as sp
     import sklearn._loss._loss as cy_loss
     import sklearn._loss.link as link
@@ -202,6 +203,7 @@ def _schema_type_names(data: bytes) -> set[str]:
 def refused_model_types(data: bytes) -> list[str]:
     """The types of a skops file that MLOps Hub does not load (empty: the file may be loaded). Reads the
     schema only; nothing in the file is imported or built."""
+    # skops is heavy: loaded only when a model file is read or written
     import skops.io as sio
 
     trusted = trusted_model_types()
@@ -228,6 +230,7 @@ def check_model_bytes(data: bytes) -> None:
 
 
 def dump_model(pipeline) -> bytes:
+    # skops is heavy: loaded only when a model file is read or written
     import skops.io as sio
 
     return sio.dumps(pipeline)
@@ -236,6 +239,7 @@ def dump_model(pipeline) -> bytes:
 def load_model_bytes(data: bytes):
     """Load a skops file, trusting exactly the allow-listed types; anything else is refused by name
     before skops builds anything."""
+    # skops is heavy: loaded only when a model file is read or written
     import skops.io as sio
 
     check_model_bytes(data)

@@ -57,6 +57,7 @@ _ARGMAX_ESTIMATORS = ("RandomForestClassifier", "ExtraTreesClassifier", "Decisio
 
 def estimator_scored(est: Any, X: Any, positive: int):
     """(labels, positive-class probabilities) of a fitted binary classifier on model input X."""
+    # numpy only when figures are computed, not at import
     import numpy as np
 
     proba = np.asarray(est.predict_proba(X))
@@ -77,6 +78,7 @@ def predict_scored(model: Any, X: Any, positive: int | None = -1, threshold: flo
         positive = positive_index(model)
     if positive is None:
         return model.predict(X), None
+    # scikit-learn is heavy: loaded only when a model is built or scored
     from sklearn.pipeline import Pipeline
 
     if isinstance(model, Pipeline):
@@ -94,6 +96,7 @@ def apply_threshold(model: Any, labels: Any, scores: Any, positive: int | None, 
     """`labels` with the decision rule "positive class when score >= threshold" (unchanged without one)."""
     if threshold is None or positive is None or scores is None:
         return labels
+    # numpy only when figures are computed, not at import
     import numpy as np
 
     classes = np.asarray(model.classes_)

@@ -27,6 +27,7 @@ _DATA_BLOCK = re.compile(
 
 
 def _run_preset(reference: pd.DataFrame, current: pd.DataFrame, columns: Optional[Sequence[str]], drift_share: float):
+    # evidently is heavy (seconds): loaded only when a report is rendered
     from evidently import Report
     from evidently.presets import DataDriftPreset
 
@@ -37,6 +38,7 @@ def _run_preset(reference: pd.DataFrame, current: pd.DataFrame, columns: Optiona
 
 def _method_names() -> Dict[str, str]:
     """evidently reports a test's display name ("K-S p_value"); map it back to its short name ("ks")."""
+    # evidently is heavy (seconds): loaded only when a report is rendered
     from evidently.legacy.calculations import stattests
     from evidently.legacy.calculations.stattests.registry import StatTest
 
