@@ -14,5 +14,6 @@ from .jobs import Job, Lease, Schedule, Worker  # noqa: F401
 from .monitoring import Alert, Monitor, MonitorCheck, MonitorCheckColumn, RetrainingProposal  # noqa: F401
 from .estimates import MonitorCheckEstimate  # noqa: F401
 from .ui import UiPreference, UiSession  # noqa: F401
-from .targets import DeploymentTarget, UploadBatch, UploadKey  # noqa: F401
 from .value import ModelVersionThreshold, UseCaseCanvas, ValueModelRow  # noqa: F401
+from .targets import DeploymentTarget, UploadBatch, UploadKey  # noqa: F401
+from .subscriptions import ChatWebhook, Delivery, NotificationEvent, NotificationSetting, Subscription  # noqa: F401
