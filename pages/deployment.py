@@ -9,7 +9,7 @@ from hub_ui import badges, session
 from hub_ui import targets_ui
 from hub_ui.empty import nothing_yet
 from mlops_core import artifacts, jobs
-from mlops_core.services import apikeys, collab, deployments, predictions, registry
+from mlops_core.services import apikeys, collab, deployments, predictions, registry, scoring_examples
 from mlops_core.textsafety import plain_markdown as md_text
 from mlops_core.textsafety import safe_markdown
 
@@ -310,10 +310,14 @@ def api_keys() -> None:
                 k, secret = apikeys.create_key(db, actor=actor, deployment_name=name, name=kname)
                 st.success("Key created. Copy it now: it is shown only once.")
                 st.code(secret, language=None)
+                # Runnable as shown: the scoring service's real address and one typical training record.
+                example = (
+                    scoring_examples.typical_record(db, model_version_id=dep.model_version_id)
+                    if dep.model_version_id
+                    else {}
+                )
                 st.code(
-                    f"curl -s -X POST http://HOST:PORT/v1/deployments/{name}/predict \\\n"
-                    f"  -H 'Authorization: Bearer {secret}' -H 'Content-Type: application/json' \\\n"
-                    "  -d '{\"records\": [{...}]}'",
+                    scoring_examples.curl_command(deployment_name=name, api_key=secret, record=example),
                     language="bash",
                 )
     keys = apikeys.list_keys(db, deployment_name=name)
@@ -340,6 +344,7 @@ def try_it() -> None:
         st.caption("Nothing is served yet.")
     else:
         mv = registry.get_model_version(db, dep.model_version_id)
+        typical = scoring_examples.typical_record(db, model_version_id=mv.id)  # training medians and modes
         with st.form("dep_try"):
             st.markdown(f"Score one record with {md_text(mv.model_name)} v{mv.version} (logged like an API call)")
             record = {}
@@ -347,16 +352,24 @@ def try_it() -> None:
             for i, col in enumerate(mv.input_schema):
                 with cols[i % 3]:
                     key = f"dep_try_{col['name']}"
+                    usual = typical.get(col["name"])
                     if col["type"] == "category":
-                        record[col["name"]] = st.selectbox(md_text(col["name"]), col.get("categories") or [], key=key)
+                        cats = col.get("categories") or []
+                        record[col["name"]] = st.selectbox(
+                            md_text(col["name"]), cats, index=cats.index(usual) if usual in cats else 0, key=key
+                        )
                     elif col["type"] == "boolean":
-                        record[col["name"]] = st.checkbox(md_text(col["name"]), key=key)
+                        record[col["name"]] = st.checkbox(md_text(col["name"]), value=bool(usual), key=key)
                     elif col["type"] == "integer":
-                        record[col["name"]] = int(st.number_input(md_text(col["name"]), value=0, step=1, key=key))
+                        record[col["name"]] = int(
+                            st.number_input(md_text(col["name"]), value=int(usual or 0), step=1, key=key)
+                        )
                     elif col["type"] == "number":
-                        record[col["name"]] = float(st.number_input(md_text(col["name"]), value=0.0, key=key))
+                        record[col["name"]] = float(
+                            st.number_input(md_text(col["name"]), value=float(usual or 0.0), key=key)
+                        )
                     else:
-                        record[col["name"]] = st.text_input(md_text(col["name"]), key=key)
+                        record[col["name"]] = st.text_input(md_text(col["name"]), value=str(usual or ""), key=key)
             score = st.form_submit_button("Predict", type="primary", disabled=not session.may("batch.score"))
         if not session.may("batch.score"):
             st.caption("Ops and data scientists can try the model here.")
