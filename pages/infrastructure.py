@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from hub_ui import session
-from mlops_core.services import infrastructure
+from hub_ui import badges, session
+from mlops_core.services import infrastructure, processes
 
 actor = session.require_actor()
 db = session.db()
@@ -30,6 +30,55 @@ c3.metric("Jobs queued / running", f"{info.job_counts.get('queued', 0)} / {info.
 c4.metric("Jobs failed", info.job_counts.get("failed", 0))
 
 st.subheader("Processes")
+st.caption(
+    "Every UI, scoring and worker process: workers report through their heartbeat, the UI and the scoring "
+    "service are found on this host (the scoring service's heartbeat is its answer to /healthz)."
+)
+
+
+def _ago(dt) -> str:
+    if dt is None:
+        return "—"
+    s = max(0.0, (now - dt).total_seconds())
+    return f"{s:.0f} s ago" if s < 120 else (f"{s / 60:.0f} min ago" if s < 7200 else f"{s / 3600:.1f} h ago")
+
+
+def _uptime(dt) -> str:
+    if dt is None:
+        return "—"
+    s = max(0.0, (now - dt).total_seconds())
+    return f"{s / 60:.0f} min" if s < 7200 else (f"{s / 3600:.1f} h" if s < 172800 else f"{s / 86400:.1f} days")
+
+
+procs = processes.list_processes(db)
+host_mb = info.this_process.get("memory_total_mb") or max([p.rss_mb or 0 for p in procs] + [1.0])
+st.dataframe(
+    [
+        {
+            "process": p.name,
+            "kind": p.kind,
+            "status": badges.label(p.status),
+            "host": p.host,
+            "CPU %": p.cpu_percent,
+            "memory (MB)": p.rss_mb,
+            "up for": _uptime(p.started_at),
+            "last heartbeat": _ago(p.heartbeat_at),
+            "note": p.note,
+        }
+        for p in procs
+    ],
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "memory (MB)": st.column_config.ProgressColumn(
+            "memory (MB)", format="%.0f MB", min_value=0, max_value=float(host_mb)
+        ),
+        "CPU %": st.column_config.NumberColumn("CPU %", format="%.1f"),
+    },
+    key="infra_procs",
+)
+
+st.subheader("Workers")
 if not info.workers:
     st.caption("No worker has started yet (`python -m mlops_core worker`, or `up`).")
 else:
@@ -54,18 +103,6 @@ else:
         hide_index=True,
         width="stretch",
     )
-    live = [w for w in info.workers if w.status in ("running", "stopping")]
-    if live:
-        import plotly.express as px
-
-        fig = px.bar(
-            x=[w.name for w in live],
-            y=[w.rss_mb for w in live],
-            labels={"x": "process", "y": "MB"},
-            title="memory per live process",
-        )
-        fig.update_layout(height=260, margin=dict(l=10, r=10, t=40, b=10))
-        st.plotly_chart(fig, width="stretch", key="infra_mem")
 
 st.subheader("This UI process")
 p = info.this_process

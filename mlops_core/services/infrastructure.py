@@ -47,6 +47,7 @@ def infrastructure_status(db: Database) -> Infrastructure:
             "cpu_percent": psutil.cpu_percent(interval=None),
             "rss_mb": proc.memory_info().rss / 2**20,
             "memory_percent": psutil.virtual_memory().percent,
+            "memory_total_mb": psutil.virtual_memory().total / 2**20,
             "cpus": psutil.cpu_count() or 1,
         },
     )
