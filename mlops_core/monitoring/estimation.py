@@ -140,6 +140,16 @@ def _key(v: Any) -> str:
     return str(v)
 
 
+def label_keys(values) -> np.ndarray:
+    """`_key` of many values at once (numbers and booleans without a per-value Python call)."""
+    arr = np.asarray(values) if not isinstance(values, np.ndarray) else values
+    if arr.dtype.kind in "biuf":
+        f = arr.astype(float)
+        if np.isfinite(f).all() and (f == np.round(f)).all():
+            return f.astype(np.int64).astype(str).astype(object)
+    return np.array([_key(v) for v in values], dtype=object)
+
+
 # --- CBPE --------------------------------------------------------------------------------------
 
 
@@ -214,7 +224,7 @@ class CBPE:
         if reference_scores is None or len(reference_scores) == 0:
             raise EstimationUnavailable("the reference data has no model scores, so the scores cannot be calibrated")
         scores = np.asarray(reference_scores, dtype=float)
-        labels = np.array([_key(v) for v in reference_labels], dtype=object)
+        labels = label_keys(reference_labels)
         if len(labels) != len(scores):
             raise EstimationUnavailable("the reference scores and labels differ in length")
         ok = np.isfinite(scores) if scores.ndim == 1 else np.isfinite(scores).all(axis=1)
@@ -282,6 +292,7 @@ class CBPE:
         predictions: Sequence[Any] | None = None,
         metrics: Sequence[str] = CLASSIFICATION_METRICS,
         seed: int = 0,
+        keyed: bool = False,
     ) -> EstimationResult:
         """Estimate `metrics` on live scores. `predictions`: the served classes (default: the score against
         the threshold, or the most likely class). Rows without a finite score are left out (see `note`)."""
@@ -300,7 +311,10 @@ class CBPE:
             return unavailable(
                 "cbpe", "no scores were logged in the window, so performance cannot be estimated", 0, metrics
             )
-        preds = None if predictions is None else np.array([_key(v) for v in predictions], dtype=object)[ok]
+        if predictions is None:
+            preds = None
+        else:  # `keyed`: already `label_keys` output (callers estimating many subsets key once)
+            preds = (np.asarray(predictions, dtype=object) if keyed else label_keys(predictions))[ok]
         rng = np.random.default_rng(seed)
         res = self._binary(s, preds, metrics, rng) if self.binary else self._multiclass(s, preds, metrics, rng)
         res.note = note

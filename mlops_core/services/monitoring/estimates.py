@@ -161,30 +161,38 @@ def _build_reference(db: Database, model_version_id: int) -> dict[str, Any]:
 # --- window ------------------------------------------------------------------------------------
 
 
-def window_rows(db: Database, *, deployment_id: int, window, inputs: bool) -> dict[str, Any]:
-    """The window's ok predictions as arrays: predictions, scores (NaN: none), labels (None: not yet
-    arrived by the window's end) and, when `inputs`, the logged inputs as a DataFrame."""
+def window_rows(db: Database, *, deployment_id: int, window, inputs: bool, columns: list[str] = ()) -> dict[str, Any]:
+    """The window's ok predictions as arrays: predictions (and their label keys), scores (NaN: none), labels
+    (None: not yet arrived by the window's end) and the logged inputs as a DataFrame: every input when
+    `inputs`, else only `columns` (read with the database's JSON functions, without decoding whole records)."""
     import pandas as pd
+
+    from ...monitoring.estimation import label_keys
 
     labelled = sa.case((col(Prediction.labelled_at) <= window.end, sa.cast(Prediction.label, sa.Text)), else_=None)
     cols = [sa.cast(Prediction.prediction, sa.Text), Prediction.score, labelled]
     if inputs:
         cols.append(sa.cast(Prediction.inputs, sa.Text))
+    else:
+        cols += [Prediction.inputs[c].as_string() for c in columns]
     conds = _window_conds(deployment_id, window) + [Prediction.status == "ok"]
     with db.read() as s:
         rows = s.connection().execute(select(*cols).where(*conds)).all()
     preds, _ = _loads_many([r[0] for r in rows])
     labels, _ = _loads_many([r[2] for r in rows])
-    frame = None
     if inputs:
         raw, _ = _loads_many([r[3] for r in rows], empty="{}")
         frame = pd.DataFrame.from_records([x if isinstance(x, dict) else {} for x in raw])
+    else:
+        frame = pd.DataFrame({c: [r[3 + k] for r in rows] for k, c in enumerate(columns)}, index=range(len(rows)))
+    values = [None if p is UNREADABLE else prediction_value(p) for p in preds]
     return {
-        "predictions": [None if p is UNREADABLE else prediction_value(p) for p in preds],
+        "predictions": values,
+        "keys": label_keys(values) if values else np.array([], dtype=object),
         "raw_predictions": preds,
         "scores": np.array([np.nan if r[1] is None else float(r[1]) for r in rows], dtype=float),
         "labels": [None if lab is UNREADABLE else lab for lab in labels],
-        "frame": frame if frame is not None else pd.DataFrame(index=range(len(rows))),
+        "frame": frame,
     }
 
 
@@ -204,7 +212,8 @@ def _estimate(ref: dict[str, Any], win: dict[str, Any], idx=None) -> EstimationR
             return unavailable(
                 "cbpe", "no scores were logged in the window, so performance cannot be estimated", 0, metrics
             )
-        return est.estimate(scores, predictions=preds, metrics=metrics)
+        keys = win["keys"] if idx is None else win["keys"][idx]
+        return est.estimate(scores, predictions=keys, metrics=metrics, keyed=True)
     frame = win["frame"] if idx is None else win["frame"].iloc[idx]
     return est.estimate(frame, preds, metrics=metrics)
 
@@ -480,8 +489,24 @@ class EstimatedKpiCheck(CheckKind):
         if figures.get("drift"):
             figures["drift_ranking"] = drift_ranking(figures["drift"], model_importance(db, dep.model_version_id))
         ref = reference(db, dep.model_version_id)
-        need_inputs = ref.get("task") == "regression" or bool(getattr(monitor, "segments", None))
-        win = window_rows(db, deployment_id=dep.id, window=figures["window"], inputs=need_inputs)
+        if ref.get("estimator") is None and not getattr(monitor, "segments", None):
+            # nothing to estimate with: say why without reading the window again
+            task = ref.get("task") or ""
+            figures["estimation"] = unavailable(
+                "dle" if task == "regression" else "cbpe",
+                ref.get("reason") or "no estimate",
+                0,
+                ESTIMABLE.get(task, ()),
+            )
+            return
+        segs = validate_segments(getattr(monitor, "segments", None))
+        win = window_rows(
+            db,
+            deployment_id=dep.id,
+            window=figures["window"],
+            inputs=ref.get("task") == "regression",
+            columns=list(segs),
+        )
         if not win["predictions"]:
             return
         result = _estimate(ref, win)
