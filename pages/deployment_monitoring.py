@@ -389,6 +389,38 @@ with tab_health:
             ),
         )
         st.plotly_chart(fig, width="stretch", key="dm_live_chart")
+        # The client's mistakes (4xx: a missing key, a malformed record) apart from the service's failures.
+        n = int(lf["volume"].sum())
+        c4, c5 = int(lf["client_errors"].sum()), int(lf["server_errors"].sum())
+        e1, e2 = st.columns(2)
+        e1.metric("Server errors (5xx), 24 h", f"{c5 / n:.1%}", f"{c5:,} of {n:,} requests", delta_color="off")
+        e2.metric("Client errors (4xx), 24 h", f"{c4 / n:.1%}", f"{c4:,} of {n:,} requests", delta_color="off")
+        fig = go.Figure(
+            [
+                go.Scatter(
+                    x=lf["start"],
+                    y=lf["server_error_rate"],
+                    name="server errors (5xx)",
+                    mode="lines+markers",
+                    line=dict(color="#c62828"),
+                ),
+                go.Scatter(
+                    x=lf["start"],
+                    y=lf["client_error_rate"],
+                    name="client errors (4xx)",
+                    mode="lines+markers",
+                    line=dict(color="#ef6c00", dash="dot"),
+                ),
+            ],
+            layout=dict(
+                height=260,
+                margin=MARGIN_TITLED,
+                title="last 24 hours: error rate per hour, client vs server",
+                xaxis=time_axis(lf["start"], "hour"),
+                yaxis=dict(title="share of requests", tickformat=".0%", rangemode="tozero"),
+            ),
+        )
+        st.plotly_chart(fig, width="stretch", key="dm_error_split_chart")
     else:
         st.caption("No requests in the last 24 hours.")
 

@@ -431,9 +431,13 @@ class HealthBucketPublic(BaseModel):
 
     start: datetime
     volume: int
-    errors: int
+    errors: int  # every failed request; split below into the client's (4xx) and the service's (5xx and others)
     latency_p95_ms: float | None
     error_rate: float | None
+    client_errors: int = 0
+    server_errors: int = 0
+    client_error_rate: float | None = None
+    server_error_rate: float | None = None
 
 
 class DeploymentStatusPublic(BaseModel):

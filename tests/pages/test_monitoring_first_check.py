@@ -45,13 +45,17 @@ def test_run_a_check_now_shows_the_new_check_on_the_same_deployment_with_sane_ax
     at.run()
     no_exceptions(at)
     assert "dm_refresh" not in [b.key for b in at.button]  # no manual refresh: the page follows the job itself
-    assert run_jobs(db) == ["finished"]
+    assert set(run_jobs(db)) == {"finished"}  # the check (and whatever it queues next)
 
     at.run()  # what the follower's next tick does: the job ended, so the whole page renders again
     no_exceptions(at)
     page = texts(at)
     assert "has not been checked yet" not in page and "Latest check #" in page
     assert by_label(at.selectbox, "Deployment").value == "churn"
+    # Health: the client's 4xx apart from the service's 5xx (problem 13), as figures and over time.
+    labels = [m.label for m in at.metric]
+    assert "Server errors (5xx), 24 h" in labels and "Client errors (4xx), 24 h" in labels
+    assert _axes(at, "dm_error_split_chart")["yaxis"]["tickformat"] == ".0%"
 
     # One check: the time axis spans an hour and ticks to the minute, the heatmap's check axis is a label.
     drift = _axes(at, "dm_drift_chart")

@@ -27,6 +27,10 @@ from ...monitoring.figures import finite
 from .._common import aware, deployment_by_name
 
 
+# A request the scoring service refused as the client's mistake: its logged error starts "4xx: ".
+CLIENT_ERROR = "4__:%"
+
+
 def drift_history(db: Database, *, deployment_name: str, limit: int = 200) -> list[DriftPointPublic]:
     """Per-column drift of the latest checks, straight from the stored scores (nothing recomputed)."""
     with db.read() as s:
@@ -131,6 +135,9 @@ def live_health(db: Database, *, deployment_name: str, hours: int = 24, buckets:
         if conn.dialect.name == "postgresql":
             conds = (Prediction.deployment_id == dep.id, Prediction.created_at >= start)
             is_err = sa.case((Prediction.status != "ok", 1), else_=0)
+            # The scoring service logs a refused request with its HTTP status first ("401: ..."): 4xx is the
+            # client's mistake, not the service failing.
+            is_client = sa.case((sa.and_(Prediction.status != "ok", Prediction.error.like(CLIENT_ERROR)), 1), else_=0)
             # timestamps are stored as UTC without a zone: epoch of the nominal value = UTC epoch
             bucket = sa.func.floor((sa.extract("epoch", Prediction.created_at) - start.timestamp()) / width_s)
             rows = conn.execute(
@@ -139,15 +146,17 @@ def live_health(db: Database, *, deployment_name: str, hours: int = 24, buckets:
                     func.count(),
                     func.sum(is_err),
                     sa.func.percentile_cont(0.95).within_group(Prediction.latency_ms),
+                    func.sum(is_client),
                 )
                 .where(*conds)
                 .group_by(bucket)
             ).all()
             out = _empty_buckets(start, width_s, buckets)
-            for b, n, n_err, p95 in rows:
+            for b, n, n_err, p95, n_client in rows:
                 o = out[min(buckets - 1, max(0, int(b)))]
                 o["volume"] += int(n)
                 o["errors"] += int(n_err or 0)
+                o["client_errors"] += int(n_client or 0)
                 p = finite(p95)  # (two groups share a bucket only when clamped at the edges: keep the worse)
                 if p is not None:
                     o["latency_p95_ms"] = p if o["latency_p95_ms"] is None else max(o["latency_p95_ms"], p)
@@ -159,31 +168,52 @@ def live_health(db: Database, *, deployment_name: str, hours: int = 24, buckets:
             try:
                 cur.execute(
                     "SELECT CAST(((julianday(created_at) - 2440587.5) * 86400.0 - ?) / ? AS INTEGER), "
-                    "status != 'ok', latency_ms FROM predictions WHERE deployment_id = ? AND created_at >= ?",
-                    [start.timestamp(), width_s, dep.id, to_db(start)],
+                    "status != 'ok', latency_ms, (status != 'ok' AND error LIKE ?) "
+                    "FROM predictions WHERE deployment_id = ? AND created_at >= ?",
+                    [start.timestamp(), width_s, CLIENT_ERROR, dep.id, to_db(start)],
                 )
                 rows = cur.fetchall()
             finally:
                 cur.close()
             out = _empty_buckets(start, width_s, buckets)
             if rows:
-                arr = np.fromiter(itertools.chain.from_iterable(rows), dtype=float, count=3 * len(rows)).reshape(-1, 3)
+                arr = np.fromiter(itertools.chain.from_iterable(rows), dtype=float, count=4 * len(rows)).reshape(-1, 4)
                 b = np.clip(arr[:, 0].astype(np.int64), 0, buckets - 1)
                 volume = np.bincount(b, minlength=buckets)
                 errors = np.bincount(b, weights=arr[:, 1], minlength=buckets)
+                client = np.bincount(b, weights=arr[:, 3], minlength=buckets)
                 order = np.lexsort((arr[:, 2], b))
                 lat_sorted, b_sorted = arr[order, 2], b[order]
                 bounds = np.searchsorted(b_sorted, np.arange(buckets + 1))
                 for i in range(buckets):
                     out[i]["volume"] = int(volume[i])
                     out[i]["errors"] = int(errors[i])
+                    out[i]["client_errors"] = int(client[i])
                     if bounds[i + 1] > bounds[i]:
                         out[i]["latency_p95_ms"] = float(np.percentile(lat_sorted[bounds[i] : bounds[i + 1]], 95))
-    return [HealthBucketPublic(**o, error_rate=o["errors"] / o["volume"] if o["volume"] else None) for o in out]
+    return [_bucket(o) for o in out]
+
+
+def _bucket(o: dict[str, Any]) -> HealthBucketPublic:
+    n, client = o["volume"], o["client_errors"]
+    server = o["errors"] - client
+    return HealthBucketPublic(
+        **o,
+        server_errors=server,
+        error_rate=o["errors"] / n if n else None,
+        client_error_rate=client / n if n else None,
+        server_error_rate=server / n if n else None,
+    )
 
 
 def _empty_buckets(start: datetime, width_s: float, buckets: int) -> list[dict[str, Any]]:
     return [
-        {"start": start + timedelta(seconds=i * width_s), "volume": 0, "errors": 0, "latency_p95_ms": None}
+        {
+            "start": start + timedelta(seconds=i * width_s),
+            "volume": 0,
+            "errors": 0,
+            "client_errors": 0,
+            "latency_p95_ms": None,
+        }
         for i in range(buckets)
     ]
