@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode, urlsplit
+
 import streamlit as st
 
 from hub_ui import badges, session
@@ -71,10 +73,23 @@ def _when(dt) -> str:
 # --- "Datasets, runs, models, deployments": readable tables with links ---------------------------------------
 
 
+def _origin() -> str:
+    """scheme://host:port of the page being served (a link column wants a full URL); "" when unknown."""
+    try:
+        url = st.context.url
+    except Exception:  # noqa: BLE001 - no script run context, or AppTest's mock context
+        return ""
+    if not isinstance(url, str):
+        return ""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/" if parts.scheme in ("http", "https") and parts.netloc else ""
+
+
 def _link(page_url: str, **params) -> str:
-    """A relative link to another screen (same host, works under a base path); LinkColumn shows "Open"."""
-    query = "&".join(f"{k}={v}" for k, v in params.items())
-    return f"{page_url}?{query}" if query else page_url
+    """A link to another screen of this app; LinkColumn shows it as "Open"."""
+    query = urlencode({k: str(v) for k, v in params.items()})
+    path = f"{page_url}?{query}" if query else page_url
+    return _origin() + path
 
 
 def _table(rows: list[dict], link_label: str = "Open") -> None:
