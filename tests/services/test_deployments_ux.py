@@ -12,7 +12,23 @@ from mlops_core.demo.customers import make_customers
 from mlops_core.errors import ValidationError
 from mlops_core.models.collab import InboxItem
 from mlops_core.services import collab, datasets, deployments, retraining, usecases
+from tests.conftest import make_people
 from tests.services.deployments_world import CONFIG, make_world, train_version
+
+
+@pytest.fixture
+def quick_loads(monkeypatch):
+    """The model-load gate (a separate process per check, tested in test_deployments.py) passes at once:
+    these tests are about the other gates."""
+    monkeypatch.setattr(
+        deployments, "_gate_loads", lambda db, mv: deployments._gate("model_loads", "Model loads", "passed", "stubbed")
+    )
+
+
+@pytest.fixture
+def lite(sqlite_db):
+    """SQLite only for the training-heavy tests (the CI time budget): their logic is not SQL-dialect specific."""
+    return sqlite_db, make_people(sqlite_db)
 
 
 def _unread(db, username: str, kind: str) -> int:
@@ -37,8 +53,9 @@ def _deploy(db, people, mv_id: int, name: str, environment: str = "production") 
     deployments.deploy(db, actor=people["ops"], request_id=req.id, reason="first release")
 
 
-def test_another_use_cases_model_fails_its_gates_in_words_and_a_schema_change_must_be_acknowledged(db, people):
-    w = make_world(db, people)  # "Customer churn": customers@v1, churn-model v1, roc_auc >= 0.6
+def test_another_use_cases_model_fails_its_gates_in_words_and_a_schema_change_must_be_acknowledged(lite, quick_loads):
+    db, people = lite
+    w = make_world(db, people, versions=2)  # "Customer churn": customers@v1, churn-model v1, roc_auc >= 0.6
     _deploy(db, people, w.versions[0], "churn")
     wine = usecases.create_use_case(
         db, actor=people["business"], title="Wine quality grading", problem_statement="Grade wines."
@@ -101,8 +118,7 @@ def test_another_use_cases_model_fails_its_gates_in_words_and_a_schema_change_mu
 
     # production: a rollback without a reason is refused
     deployments.set_regression_tolerance(db, actor=people["ops"], deployment_name="churn", tolerance=1.0)
-    v2 = train_version(db, people, use_case_id=w.use_case_id, dataset_version_id=w.dataset_version_id)
-    _deploy(db, people, v2, "churn")
+    _deploy(db, people, w.versions[1], "churn")
     with pytest.raises(ValidationError, match="needs a reason"):
         deployments.rollback(db, actor=people["ops"], deployment_name="churn", reason="  ")
     assert (
@@ -111,7 +127,9 @@ def test_another_use_cases_model_fails_its_gates_in_words_and_a_schema_change_mu
     )
 
 
-def test_a_rejected_request_closes_its_signoff_and_notifications_and_the_review_shows_the_missed_kpi(db, people):
+def test_a_rejected_request_closes_its_signoff_and_notifications_and_the_review_shows_the_missed_kpi(
+    db, people, quick_loads
+):
     w = make_world(db, people, target=0.99)  # roc_auc misses its target
     req = deployments.request_deployment(
         db, actor=people["data_scientist"], model_version_id=w.versions[0], deployment_name="churn"
@@ -148,7 +166,8 @@ def test_a_decided_signoff_is_read_for_everyone_it_was_asked_of(db, people):
     assert _unread(db, "alice", "signoff") == 0
 
 
-def test_retraining_on_the_champions_own_data_warns_first_and_a_failed_gate_is_explained(db, people):
+def test_retraining_on_the_champions_own_data_warns_first_and_a_failed_gate_is_explained(lite, quick_loads):
+    db, people = lite
     from mlops_core.jobs import queue, runner
     from mlops_core.services import monitoring
     from tests.services.monitoring_world import customers, log_traffic
