@@ -16,6 +16,14 @@ def people(sqlite_db):
     return make_people(sqlite_db)
 
 
+@pytest.fixture(autouse=True)
+def quick_loads(monkeypatch):
+    """The model-load gate (a separate process per check; tested with the services) passes at once."""
+    monkeypatch.setattr(
+        deployments, "_gate_loads", lambda db, mv: deployments._gate("model_loads", "Model loads", "passed", "stubbed")
+    )
+
+
 @pytest.fixture
 def world(sqlite_db, people):
     """churn-model v1 trained on customers@v1, with a KPI it misses (roc_auc >= 0.99); a second dataset
