@@ -25,6 +25,9 @@ HANDLERS: dict[str, str] = {
     "monitor_report": "mlops_core.services.monitoring.reports:report_job",
     "retraining_advance": "mlops_core.services.retraining:advance_job",
     "batch_score": "mlops_core.services.predictions:batch_score_job",
+    "notify_deliver": "mlops_core.services.delivery:deliver_job",
+    "notify_retry": "mlops_core.services.delivery:retry_job",
+    "notify_digest": "mlops_core.services.delivery:digest_job",
 }
 
 

@@ -61,6 +61,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "canvas.write": frozenset({B, DS}),  # both sides agree on the canvas
     "value.write": frozenset({B}),
     "threshold.set": frozenset({DS}),
+    # subscriptions and notifications (issue 18)
+    "notify.watch": EVERYONE,
+    "notify.usecase_webhook": frozenset({B, OPS}),
+    "notify.delivery_log": frozenset({ADMIN}),
 }
 
 ACTION_LABELS: dict[str, str] = {
@@ -90,6 +94,8 @@ ACTION_LABELS: dict[str, str] = {
     "canvas.write": "edit the ML canvas",
     "value.write": "set the value model",
     "threshold.set": "choose a decision threshold",
+    "notify.usecase_webhook": "set a use case's chat webhook",
+    "notify.delivery_log": "read the notification delivery log",
 }
 
 

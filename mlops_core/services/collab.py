@@ -81,6 +81,19 @@ def notify(
     names = {u.strip() for u in usernames if u and u.strip()}
     roles = tuple(r for r in roles if r)
     skip = set(exclude)
+    # issue 18: every inbox notification point also feeds watchers (email, chat), delivered by the worker
+    from . import subscriptions
+
+    subscriptions.emit(
+        session,
+        kind=kind,
+        title=title,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        actor_username=from_username,
+        direct_usernames=names - skip,
+        direct_roles=roles,
+    )
     conds = []
     if names:
         conds.append(col(User.username).in_(names))
