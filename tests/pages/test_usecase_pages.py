@@ -62,6 +62,10 @@ def test_business_user_creates_a_use_case_and_a_kpi_end_to_end(people, sqlite_db
     assert "KPI added: recall >= 0.8." in texts(at)
     kpis = usecases.model_kpis(sqlite_db, uc.id)
     assert [(k.metric, k.target, k.warning) for k in kpis] == [("recall", 0.8, 0.05)]
+    # the form starts empty again: no previous target, band or metric left in it (issue 15)
+    assert at.text_input(key=f"kpi_target_{uc.id}").value == ""
+    assert at.text_input(key=f"kpi_warning_{uc.id}").value == ""
+    assert at.selectbox(key=f"kpi_metric_{uc.id}").value != "recall"
 
 
 def test_a_kpi_without_a_target_shows_what_to_fix_and_adds_nothing(people, sqlite_db):
