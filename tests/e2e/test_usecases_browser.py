@@ -86,3 +86,43 @@ def test_alice_creates_a_use_case_with_two_kpis_and_admin_approves_her_signoff_f
     page.get_by_text(
         "admin approved: Approve “Late payments” and its two KPIs — Both KPIs agreed with finance"
     ).wait_for()
+
+
+def test_alice_fills_the_ml_canvas_sets_costs_and_sees_value(hub, page):
+    """Issue 20: the guided canvas and the value model of a new use case; the demo churn runs' expected
+    value; live value on the portfolio."""
+    page.set_default_timeout(60_000)
+    login(page, hub, "alice")
+    open_page(page, "Portfolio")
+    page.get_by_label("Title", exact=True).fill("Dispatch delays")
+    page.get_by_role("button", name="Create use case").click()
+    page.get_by_role("heading", name="Dispatch delays").wait_for()
+
+    page.get_by_role("heading", name="ML canvas and value").scroll_into_view_if_needed()
+    _open_tab(page, "ML canvas")
+    page.get_by_label("Decision the prediction supports").fill("Which parcels get a priority courier")
+    page.get_by_label("Positive class (the label the model must find, e.g. 1 or churned)").fill("1")
+    page.get_by_role("button", name="Save canvas").click()
+    page.get_by_text("Canvas saved (version 1).").wait_for()
+    _settle(page)
+
+    _open_tab(page, "Value model")
+    page.get_by_label("Records scored per period").fill("1000")
+    for outcome, v in (("TP", "100"), ("FP", "-10"), ("FN", "-100"), ("TN", "0")):
+        page.get_by_role("textbox", name=f"Value of a {outcome}").fill(v)
+    page.get_by_role("button", name="Save value model").click()
+    page.get_by_text("Value model saved (version 1).").wait_for()
+    # a miss loses 200 (100 gained - 100 lost), a false alarm 10: the suggested KPI is recall
+    page.get_by_text("a false negative costs 20x a false positive").wait_for()
+    screenshot_step(page, "value_model_saved")
+
+    # the demo's churn use case has a value model and trained runs: each run's expected value per month
+    open_page(page, "Portfolio")
+    page.get_by_role("link", name="Customer churn").first.click()
+    page.get_by_role("heading", name="Customer churn").wait_for()
+    _open_tab(page, "Runs by value")
+    page.locator("[role=gridcell]", has_text="EUR per month").first.wait_for(state="attached")
+
+    open_page(page, "Portfolio")
+    page.get_by_text(re.compile(r"Live value per period.*EUR per month")).wait_for()
+    page.get_by_text(re.compile(r"^value: -?[\d,]+ EUR per month")).first.wait_for()
