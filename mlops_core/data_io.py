@@ -27,12 +27,20 @@ import io
 import json
 import os
 import re
+import sqlite3
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from . import artifacts
 from .config import DATA_DIR, Settings, get_settings
+from .db import normalise_url
 from .errors import ValidationError
 
 Progress = Callable[[float, str], None]
@@ -95,7 +103,6 @@ def _declared_size(fileobj: Any) -> int | None:
 def staging_dir() -> Path:
     """Local scratch for temporary files: inside a folder ARTIFACT_ROOT (so the final rename stays on one
     filesystem), under ARTIFACT_CACHE_DIR for a URL store (never the remote store itself)."""
-    from . import artifacts
 
     return artifacts.staging_dir()
 
@@ -244,9 +251,6 @@ _SQLITE_CHECK_EVERY = 10_000  # SQLite VM steps between two looks at the clock (
 
 
 def _parse_source_url(name: str, url: str):
-    from sqlalchemy.engine import make_url
-
-    from .db import normalise_url
 
     try:
         u = make_url(normalise_url(url))
@@ -309,9 +313,6 @@ def sql_connections() -> dict[str, str]:
     stay in the environment. A URL that is malformed, of another kind than SQLite/Postgres, or that
     points at MLOps Hub's own database makes the whole setting refused, with one line saying which.
     """
-    from sqlalchemy.engine import make_url
-
-    from .db import normalise_url
 
     raw = (Settings().sql_connections or "").strip()  # read at each call, like allowed_roots
     if not raw:
@@ -337,11 +338,6 @@ def sql_connections() -> dict[str, str]:
 
 
 def _sqlite_source_engine(name: str, u, timeout: float):
-    import sqlite3
-    import time
-
-    from sqlalchemy import create_engine
-    from sqlalchemy.pool import NullPool
 
     path = _sqlite_file(u)
     if path is None:
@@ -363,8 +359,6 @@ def _sqlite_source_engine(name: str, u, timeout: float):
 
 
 def _postgres_source_engine(u, timeout: float):
-    from sqlalchemy import create_engine
-    from sqlalchemy.pool import NullPool
 
     ms = max(1, int(timeout * 1000))
     # Server-side defaults too, so even a statement sent before our SETs is read-only and bounded.
@@ -374,7 +368,6 @@ def _postgres_source_engine(u, timeout: float):
 
 def _check_source_identity(name: str, u, conn, app_db) -> None:
     """At use: refuse the app's own database, whatever spelling the URL used; refuse file-reading roles."""
-    from sqlalchemy import text
 
     if u.get_backend_name() == "sqlite":
         if app_db is not None and app_db.engine.dialect.name == "sqlite":
@@ -438,10 +431,8 @@ def query_to_parquet(
 
     `app_db` (MLOps Hub's own Database) lets the source be compared with it by identity at use.
     """
-    import time
 
     import pandas as pd
-    from sqlalchemy import text
 
     conns = sql_connections()
     if connection not in conns:

@@ -10,6 +10,7 @@ Stages add one line each. Keep this module free of heavy imports.
 
 from __future__ import annotations
 
+import os
 import time
 
 HANDLERS: dict[str, str] = {
@@ -35,8 +36,6 @@ def _log_run(ctx) -> None:
     """With payload["log_file"], append one line per execution (tests count how often a job ran)."""
     path = ctx.payload.get("log_file")
     if path:
-        import os
-
         with open(path, "a", encoding="utf-8") as f:
             f.write(f"{ctx.job_id} {ctx.worker} {os.getpid()}\n")
 
@@ -58,8 +57,6 @@ def sleep(ctx) -> dict:
     start = time.monotonic()
     while (elapsed := time.monotonic() - start) < seconds:
         if crash_at is not None and elapsed >= float(crash_at):
-            import os
-
             os._exit(3)
         if not ignore_cancel:
             ctx.check_cancelled()

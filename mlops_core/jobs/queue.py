@@ -20,8 +20,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
+from ..config import get_settings
 from ..db import Database, utcnow
 from ..errors import NotFound, ValidationError
 from ..models.jobs import (
@@ -68,7 +71,7 @@ class _UnitOfWork:
 
 
 def _known_kinds() -> dict[str, str]:
-    from .handlers import HANDLERS
+    from .handlers import HANDLERS  # a real cycle: the handlers import the services, which import this package
 
     return HANDLERS
 
@@ -125,10 +128,7 @@ def enqueue(
         session.flush()
         return int(job.id)
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = dialect_insert(Job).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
     session.execute(stmt)
     existing = session.exec(select(Job.id).where(Job.dedupe_key == dedupe_key)).one()
@@ -409,8 +409,6 @@ __all__ = [
 def list_workers(db: Database | Session, *, include_stopped: bool = True, limit: int = 200) -> list[WorkerPublic]:
     """Worker processes, newest heartbeat first. A worker whose heartbeat is older than
     MLOPS_JOB_HEARTBEAT_TIMEOUT is reported with status "lost" even before a reaper noticed."""
-    from ..config import get_settings
-
     timeout = get_settings().job_heartbeat_timeout
     now = utcnow()
     with _UnitOfWork(db, write=False) as s:

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import importlib
 import json
+import gc
 import logging
+import os
+import signal
 import sys
 import time
 import traceback
 from typing import Any, Callable
 
-from .queue import JobCancelled
+from ..config import get_settings
+from ..db import Database
+from .queue import JobCancelled, fail_job, finish_job, is_cancel_requested, mark_cancelled, set_progress
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +49,6 @@ class JobContext:
         if fraction < 1.0 and now - self._last_progress < PROGRESS_EVERY_S:
             return
         self._last_progress = now
-        from .queue import set_progress
-
         try:
             set_progress(
                 self.db,
@@ -63,8 +66,6 @@ class JobContext:
         now = time.monotonic()
         if not self._cancelled and now - self._last_cancel_check >= CANCEL_CHECK_EVERY_S:
             self._last_cancel_check = now
-            from .queue import is_cancel_requested
-
             try:
                 self._cancelled = is_cancel_requested(self.db, self.job_id)
             except Exception as exc:  # noqa: BLE001
@@ -82,7 +83,7 @@ class JobContext:
 
 
 def resolve_handler(kind: str) -> Callable:
-    from .handlers import HANDLERS
+    from .handlers import HANDLERS  # a real cycle: the handlers import the services, which import this package
 
     target = HANDLERS.get(kind)
     if target is None:
@@ -101,8 +102,6 @@ def _json_safe(value: Any) -> dict[str, Any] | None:
 
 def execute(db, *, job_id: int, kind: str, payload: dict[str, Any], worker: str, attempt: int) -> str:
     """Run one claimed job in this process and record its outcome. Returns the status written."""
-    from .queue import fail_job, finish_job, mark_cancelled
-
     ctx = JobContext(job_id=job_id, payload=payload, db=db, attempt=attempt, worker=worker)
     try:
         fn = resolve_handler(kind)
@@ -126,17 +125,11 @@ STATUS_BY_EXIT_CODE = {v: k for k, v in EXIT_CODES.items()}
 
 def child_main(database_url: str, job_id: int, kind: str, payload: dict[str, Any], worker: str, attempt: int) -> None:
     """Entry point of a job's process (multiprocessing target)."""
-    import os
-    import signal
-
     # Ctrl-C in a terminal (SIGINT) and `systemctl stop` (SIGTERM) reach the whole process group:
     # the worker decides what happens to its jobs (finish, or give back), so a job ignores both;
     # the worker stops a job with SIGKILL.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from ..config import get_settings
-    from ..db import Database
-
     logging.basicConfig(
         level=get_settings().log_level,
         format=f"%(asctime)s %(levelname)s job-{job_id}[{os.getpid()}] %(name)s: %(message)s",
@@ -180,12 +173,10 @@ def _preload() -> None:
     """Import the handler modules and the libraries they use once in the fork server, so each job
     starts in milliseconds and trains at once. Best effort: a module that fails to import fails its
     own jobs later, with the traceback."""
-    import signal
-
     # The fork server must outlive a SIGTERM sent to the whole process group while the worker
     # drains its jobs; it exits by itself when the worker is gone.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from .handlers import HANDLERS
+    from .handlers import HANDLERS  # the same cycle as resolve_handler's
 
     for name in [t.partition(":")[0] for t in sorted(set(HANDLERS.values()))] + list(PRELOAD_MODULES):
         try:
@@ -193,7 +184,7 @@ def _preload() -> None:
         except Exception:  # noqa: BLE001, S110 - best effort, nothing to do if it fails
             pass
     try:
-        from ..ml import training
+        from ..ml import training  # inside the try: preloading is best effort
 
         # Facts every run records (importlib.metadata scan, `git rev-parse`): read once, here, where
         # the code the jobs will run was imported, instead of in every job process.
@@ -203,15 +194,11 @@ def _preload() -> None:
     except Exception:  # noqa: BLE001, S110 - best effort, nothing to do if it fails
         pass
     try:
-        from .. import config
-
-        config.get_settings()
+        get_settings()
     except Exception:  # noqa: BLE001, S110 - best effort, nothing to do if it fails
         pass
     # Everything loaded so far lives as long as the fork server: keep it out of the garbage collector
     # of the job processes, whose collections would otherwise walk (and copy-on-write) all of it.
-    import gc
-
     gc.collect()
     gc.freeze()
     try:

@@ -19,6 +19,7 @@ gives back the rest to the queue, and exits 0.
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
 import os
 import signal
 import socket
@@ -28,13 +29,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from multiprocessing.connection import wait as mp_wait
 
+import psutil
 from sqlalchemy import delete, update
-from sqlmodel import select
+from sqlmodel import col, select
 
 from ..config import get_settings
-from ..db import Database, utcnow
+from ..db import Database, check_schema, get_database, utcnow
 from ..models.jobs import Job, Worker as WorkerRow
 from . import queue
+from .runner import STATUS_BY_EXIT_CODE, child_main
 from .schedules import Scheduler
 from .wake import WAKE_CHECK_S, EnqueueListener
 
@@ -71,8 +74,6 @@ def _signal_name(code: int) -> str:
 
 
 def _mp_context():
-    import multiprocessing as mp
-
     try:
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload(["mlops_core.jobs._preload"])
@@ -83,8 +84,6 @@ def _mp_context():
 
 def _child_entry(database_url, job_id, kind, payload, worker, attempt, worker_pid):  # pragma: no cover - child
     _die_with_worker(worker_pid)
-    from .runner import child_main
-
     child_main(database_url, job_id, kind, payload, worker, attempt)
 
 
@@ -190,7 +189,7 @@ class JobWorker:
         self._mp = _mp_context()
         if self._mp.get_start_method() == "forkserver":
             # Start the fork server (and its preloading of the handler modules) now, not at the first job.
-            from multiprocessing import forkserver
+            from multiprocessing import forkserver  # only where a fork server exists (not on Windows)
 
             forkserver.ensure_running()
             # Wait for the fork server to finish preloading now: starting a job must not block the loop.
@@ -327,11 +326,7 @@ class JobWorker:
         return True, out
 
     def _register(self) -> None:
-        from ..db import check_schema
-
         check_schema(self.db)
-        import psutil
-
         self._psutil_proc = psutil.Process()
         self._psutil_proc.cpu_percent(None)
         now = utcnow()
@@ -389,8 +384,6 @@ class JobWorker:
         with self.db.read() as s:
             q = select(Job.id).where(Job.status == "queued")
             if self.kinds:
-                from sqlmodel import col
-
                 q = q.where(col(Job.kind).in_(self.kinds))
             return s.exec(q.limit(1)).first() is not None
 
@@ -439,8 +432,6 @@ class JobWorker:
 
     def _settle(self, rj: RunningJob, code: int) -> None:
         """Record what the job's process could not: its death, a cancel we enforced, a drain."""
-        from .runner import STATUS_BY_EXIT_CODE
-
         took = time.monotonic() - rj.started
         if code in STATUS_BY_EXIT_CODE:
             status = STATUS_BY_EXIT_CODE[code]  # recorded by the job process itself
@@ -574,8 +565,6 @@ class JobWorker:
         ids = [jid for jid, rj in self.running.items() if rj.stop_reason is None and rj.proc.exitcode is None]
         if not ids:
             return
-        from sqlmodel import col
-
         with self.db.read() as s:
             wanted = set(s.exec(select(Job.id).where(col(Job.id).in_(ids), Job.cancel_requested == True)).all())  # noqa: E712
         now = time.monotonic()
@@ -676,8 +665,6 @@ def run_worker(
     database_url: str | None = None,
 ) -> int:
     """Entry point of `python -m mlops_core worker`."""
-    from ..db import get_database
-
     db = get_database(database_url)
     return JobWorker(
         db, name=name, once=once, scheduler=scheduler, concurrency=concurrency, drain_seconds=drain_seconds

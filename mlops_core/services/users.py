@@ -622,10 +622,8 @@ def token_info(db: Database, *, token: str) -> TokenPublic:
 
 
 def count_users(db: Database) -> int:
-    from sqlalchemy import func
-
     with db.read() as s:
-        return s.exec(select(func.count()).select_from(User)).one()
+        return s.exec(select(sa.func.count()).select_from(User)).one()
 
 
 def bootstrap_admin_actor() -> Actor:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..config import get_settings
+
 MAX_PROBLEMS = 10
 # The largest integer that still converts to a float (beyond it float(value) raises OverflowError).
 MAX_FLOAT_INT = int(1.7976931348623157e308)
@@ -60,8 +62,6 @@ class RecordValidator:
     def __init__(self, input_schema: list[dict[str, Any]], *, max_string_length: int | None = None):
         """`max_string_length`: longest text accepted in a field by `problems` (default: the setting)."""
         if max_string_length is None:
-            from ..config import get_settings
-
             max_string_length = get_settings().max_string_length
         self.max_string_length = int(max_string_length)
         self.schema = list(input_schema)

@@ -30,6 +30,7 @@ from ...errors import (
 )
 from ...models.experiments import RunPublic
 from ...services import mlflow_bridge
+from ...services._common import aware
 from ...services.auth import Actor
 from ...services.users import authenticate_token
 
@@ -187,7 +188,6 @@ def run_id_of(call: Call) -> int:
 def ms(dt: datetime | None) -> int | None:
     if dt is None:
         return None
-    from ...services._common import aware
 
     return int(aware(dt).timestamp() * 1000)
 

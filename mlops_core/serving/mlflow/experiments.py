@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter
 
 from ...errors import Conflict, NotFound, PermissionDenied
@@ -81,8 +83,6 @@ def search(call: Call):
     flt = str(call.get("filter") or "").strip()
     search_text = None
     if flt:
-        import re
-
         m = re.fullmatch(r"(?:attributes\.)?name\s*(=|LIKE|ILIKE)\s*'([^']*)'", flt, re.I)
         if not m:
             raise bad(f"filter {flt!r} is not supported; use name = '<title>' or name LIKE '%text%'")

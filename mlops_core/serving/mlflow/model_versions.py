@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from ...errors import NotFound
 from ...services import mlflow_bridge, registry
 from ._common import Call, MlflowError, bad, ms, not_found, route, to_kv
+from .runs import get_run_public
 
 router = APIRouter()
 
@@ -73,8 +74,6 @@ def create(call: Call):
     name = str(call.need("name"))
     run_id, model_id = _run_of_source(call)
     if model_id:
-        from .runs import get_run_public
-
         run = get_run_public(call, run_id)
         if mlflow_bridge.model_id_of_key(run.model_artifact_key) != model_id:
             raise bad(
