@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from hub_ui import session
+from hub_ui import notify_ui, session
 from mlops_core.services import users
 from mlops_core.textsafety import plain_markdown
 
@@ -54,3 +54,5 @@ if change:
                 current_password=current,
                 client=session.client_address(),
             )
+
+notify_ui.settings_section()

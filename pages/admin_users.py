@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from hub_ui import session
+from hub_ui import notify_ui, session
 from mlops_core.models.base import ROLES
 from mlops_core.services import users
 
@@ -72,3 +72,5 @@ with right:
     if unlock:
         with session.service_call(success=f"{who3} may log in again."):
             users.unlock_login(db, actor=actor, username=who3)
+
+notify_ui.delivery_log_section()

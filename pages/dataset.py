@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from hub_ui import collab as collab_ui
-from hub_ui import badges, session
+from hub_ui import badges, notify_ui, session
 from hub_ui.collab import flash
 from hub_ui.empty import nothing_yet
 from mlops_core.errors import DomainError
@@ -44,6 +44,7 @@ dataset_id = session.pick_id_from_query("Dataset", names, key="ds_pick", param="
 d = datasets.get_dataset(db, dataset_id)
 versions = datasets.list_versions(db, d.id)
 st.title(md_text(d.name))
+notify_ui.watch_button("dataset", d.id)
 st.caption(
     (md_text(d.description) + " · " if d.description else "")
     + f"{d.n_versions} version{'s' if d.n_versions != 1 else ''} · created {session.fmt_time(d.created_at)}"

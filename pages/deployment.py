@@ -6,7 +6,7 @@ import streamlit as st
 
 from hub_ui import collab as collab_ui
 from hub_ui import badges, session
-from hub_ui import targets_ui
+from hub_ui import notify_ui, targets_ui
 from hub_ui.empty import nothing_yet
 from mlops_core import artifacts, jobs
 from mlops_core.services import apikeys, collab, deployments, predictions, registry, scoring_examples
@@ -34,6 +34,7 @@ name = session.pick_from_query("Deployment", names, key="dep_pick", param="deplo
 collab_ui.flash("dep")
 
 dep = deployments.get_by_name(db, name)
+notify_ui.watch_button("deployment", dep.id)
 labels = deployments.version_labels(db, [dep.model_version_id, dep.canary_model_version_id])
 stats = next(iter(deployments.overview(db, hours=24, name=name)), None)
 serving = labels.get(dep.model_version_id)
