@@ -651,16 +651,89 @@ def train(
     *,
     progress: Progress = _noop_progress,
     check_cancelled: Callable[[], None] = _noop,
+    dask_scheduler: str | None = None,
 ) -> TrainingResult:
-    """Fit, evaluate and describe one run. `check_cancelled` is called between fits (it may raise)."""
+    """Fit, evaluate and describe one run. `check_cancelled` is called between fits (it may raise).
+
+    With `dask_scheduler` (a Dask scheduler address, passed in by the job handler from MLOPS_DASK_SCHEDULER)
+    the search's candidates run on that Dask cluster (`dask_exec.py`); the result is the same as locally.
+    `extra` then says where it ran (`dask_scheduler`, `dask_workers`, `dask_workers_lost`)."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=TRAIN_THREADS):
-        return _train(frame, cfg, progress=progress, check_cancelled=check_cancelled)
+        return _train(frame, cfg, progress=progress, check_cancelled=check_cancelled, dask_scheduler=dask_scheduler)
+
+
+@dataclass
+class SearchData:
+    """What every candidate of a search needs (shipped once to each Dask worker)."""
+
+    X: pd.DataFrame
+    y: pd.Series
+    splits: list[tuple[np.ndarray, np.ndarray]]
+    algorithm: str
+    task: str
+    seed: int
+
+
+def fit_candidate(
+    data: SearchData,
+    cand: dict[str, Any],
+    *,
+    check_cancelled: Callable[[], None] = _noop,
+    on_fold: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """One candidate's mean validation score over the search folds, and the seconds it took. The same code
+    runs locally and as a Dask task (module-level, so Dask workers import it), single-threaded either way."""
+    from threadpoolctl import threadpool_limits
+
+    started = time.perf_counter()
+    scores = []
+    with threadpool_limits(limits=TRAIN_THREADS):
+        for i, (tr_idx, va_idx) in enumerate(data.splits):
+            check_cancelled()
+            pipe = build_pipeline(data.X, data.algorithm, data.task, cand, data.seed)
+            pipe.fit(data.X.iloc[tr_idx], data.y.iloc[tr_idx])
+            scores.append(_score(evaluate(pipe, data.X.iloc[va_idx], data.y.iloc[va_idx], data.task), data.task))
+            if on_fold is not None:
+                on_fold(i + 1)
+    return {"params": cand, "score": float(np.mean(scores)), "seconds": round(time.perf_counter() - started, 4)}
+
+
+def _search_on_dask(
+    address: str,
+    data: SearchData,
+    cands: list[dict[str, Any]],
+    progress: Progress,
+    check_cancelled: Callable[[], None],
+    extra: dict[str, Any],
+) -> list[dict[str, Any]]:
+    from . import dask_exec
+
+    progress(0.0, f"search: connecting to the Dask scheduler at {address}")
+    results, info = dask_exec.map_candidates(
+        address,
+        fit_candidate,
+        cands,
+        data,
+        on_done=lambda k, n: progress(0.6 * k / n, f"search: {k} of {n} candidates finished on Dask"),
+        check_cancelled=check_cancelled,
+    )
+    extra.update(
+        dask_scheduler=info.scheduler,
+        dask_workers=info.n_workers,
+        dask_workers_lost=info.workers_lost,
+    )
+    return results
 
 
 def _train(
-    frame: pd.DataFrame, cfg: TrainingConfig, *, progress: Progress, check_cancelled: Callable[[], None]
+    frame: pd.DataFrame,
+    cfg: TrainingConfig,
+    *,
+    progress: Progress,
+    check_cancelled: Callable[[], None],
+    dask_scheduler: str | None = None,
 ) -> TrainingResult:
     from sklearn.model_selection import train_test_split
 
@@ -683,26 +756,33 @@ def _train(
 
     # 1) choose hyperparameters (only when there is more than one candidate): k-fold on the training part.
     search_results: list[dict[str, Any]] = []
+    extra: dict[str, Any] = {}
     best = cands[0]
+    search_started = time.perf_counter()
     if len(cands) > 1:
         search_folds = cfg.folds if cfg.split == "cv" else 3
         splits = list(_splitter(cfg, search_folds).split(X_tr, y_tr))
-        total = len(cands) * len(splits)
-        done = 0
+        data = SearchData(X_tr, y_tr, splits, cfg.algorithm, cfg.task, cfg.seed)
+        if dask_scheduler:
+            search_results = _search_on_dask(dask_scheduler, data, cands, progress, check_cancelled, extra)
+        else:
+            total = len(cands) * len(splits)
+            for cand in cands:
+                search_results.append(
+                    fit_candidate(
+                        data,
+                        cand,
+                        check_cancelled=check_cancelled,
+                        on_fold=lambda done, n=len(search_results): progress(
+                            0.6 * (n * len(splits) + done) / total, f"search: candidate {n + 1} of {len(cands)}"
+                        ),
+                    )
+                )
         best_score = -math.inf
-        for cand in cands:
-            scores = []
-            for tr_idx, va_idx in splits:
-                check_cancelled()
-                pipe = build_pipeline(X_tr, cfg.algorithm, cfg.task, cand, cfg.seed)
-                pipe.fit(X_tr.iloc[tr_idx], y_tr.iloc[tr_idx])
-                scores.append(_score(evaluate(pipe, X_tr.iloc[va_idx], y_tr.iloc[va_idx], cfg.task), cfg.task))
-                done += 1
-                progress(0.6 * done / total, f"search: candidate {len(search_results) + 1} of {len(cands)}")
-            mean = float(np.mean(scores))
-            search_results.append({"params": cand, "score": mean})
-            if mean > best_score:
-                best_score, best = mean, cand
+        for r in search_results:  # the first best in candidate order, locally and on Dask alike
+            if r["score"] > best_score:
+                best_score, best = r["score"], r["params"]
+    search_seconds = time.perf_counter() - search_started
     base = 0.6 if len(cands) > 1 else 0.0
 
     # 2) evaluate the chosen hyperparameters.
@@ -760,6 +840,7 @@ def _train(
         plots["staged"] = {}
         n_train, n_test = len(X), len(X)
     progress(0.97, "saving")
+    extra["search_seconds"] = round(search_seconds, 3) if len(cands) > 1 else 0.0
     return TrainingResult(
         pipeline=pipe,
         config=cfg,
@@ -773,6 +854,7 @@ def _train(
         duration_seconds=time.perf_counter() - started,
         n_train=n_train,
         n_test=n_test,
+        extra=extra,
     )
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
 from .. import artifacts, jobs, kpi as kpi_math
+from ..config import get_settings
 from ..db import Database, utcnow
 from ..jobs import JobCancelled
 from ..ml import persistence, training
@@ -415,7 +416,11 @@ def run_training(ctx) -> dict[str, Any]:
         frame = _load_frame(db, dataset_version_id)
         cfg = training.validate_config(frame, config)
         result = training.train(
-            frame, cfg, progress=lambda f, m: ctx.progress(0.05 + 0.9 * f, m), check_cancelled=ctx.check_cancelled
+            frame,
+            cfg,
+            progress=lambda f, m: ctx.progress(0.05 + 0.9 * f, m),
+            check_cancelled=ctx.check_cancelled,
+            dask_scheduler=get_settings().dask_scheduler,  # issue 16: the search's candidates run on Dask
         )
         ctx.check_cancelled()
         model_bytes = persistence.dump_model(result.pipeline)
@@ -433,6 +438,7 @@ def run_training(ctx) -> dict[str, Any]:
             _record_training(s, run, result, model_key, plots_key, len(plots_bytes), len(model_bytes))
             run.status = "finished"
             run.params = dict(result.params)
+            run.tags = {**run.tags, **_executor_tags(result)}
             run.input_schema = result.input_schema
             run.model_artifact_key = model_key
             run.finished_at = finished
@@ -463,6 +469,22 @@ def run_training(ctx) -> dict[str, Any]:
     except BaseException as exc:
         _end_run(db, run_id, "failed", f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}", wall)
         raise
+
+
+def _executor_tags(result: training.TrainingResult) -> dict[str, Any]:
+    """Where the search ran (local, or the Dask scheduler and its worker count) and the seconds per candidate."""
+    extra = result.extra or {}
+    if not extra.get("dask_scheduler") and not result.search_results:
+        return {}  # a single fit, locally: nothing to add
+    tags: dict[str, Any] = {"executor": "dask" if extra.get("dask_scheduler") else "local"}
+    if extra.get("dask_scheduler"):
+        tags["dask_scheduler"] = extra["dask_scheduler"]
+        tags["dask_workers"] = int(extra.get("dask_workers", 0))
+        tags["dask_workers_lost"] = int(extra.get("dask_workers_lost", 0))
+    if result.search_results:
+        tags["search_seconds"] = extra.get("search_seconds")
+        tags["search_candidate_seconds"] = [r.get("seconds") for r in result.search_results]
+    return tags
 
 
 def _end_run(

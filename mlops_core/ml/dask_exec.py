@@ -1,0 +1,210 @@
+"""Run the candidates of one training search on a Dask cluster (issue 16, MLOPS_DASK_SCHEDULER).
+
+Pure ML glue like the rest of `mlops_core.ml`: it imports no service and reads no setting; the "train" job
+handler passes the scheduler address in. The job queue stays in charge of *what* runs; Dask runs the
+candidates of one job. One Dask task per candidate (all its folds in it), submitted with `client.submit`
+rather than joblib's Dask backend: the search here is our own loop (not GridSearchCV), and one future per
+candidate gives the time per candidate, progress per finished candidate and cancellable futures directly.
+
+- `connect()` reaches the scheduler within `CONNECT_TIMEOUT_S` (else `DaskUnavailable` naming the address and
+  what to check), waits for at least one Dask worker, and refuses workers whose scikit-learn / numpy / pandas
+  differ from this process's (both versions named): a model fitted with other versions would not load here.
+- `map_candidates()` ships the data once (replicated to every Dask worker, so a lost worker loses no data), submits
+  one task per candidate, reports progress as candidates finish, calls `check_cancelled` while waiting and
+  cancels the futures when it raises. A Dask worker lost mid-search: Dask reruns its tasks elsewhere. The
+  scheduler lost mid-search: `DaskUnavailable`, so the run fails before anything is stored.
+- The task function must be importable on the workers (module-level, in a package the workers have): the
+  workers need this project's code and the same packages.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+CONNECT_TIMEOUT_S = 10.0
+WORKERS_TIMEOUT_S = 10.0
+POLL_S = 0.25
+# Packages whose versions must match between this process and every Dask worker.
+CHECKED_PACKAGES = ("scikit-learn", "numpy", "pandas")
+
+
+class DaskUnavailable(RuntimeError):
+    """The Dask cluster cannot be used (unreachable, no workers, lost mid-search, mismatched packages)."""
+
+
+@dataclass
+class ClusterRun:
+    """Where a search ran and how: recorded on the run."""
+
+    scheduler: str
+    n_workers: int
+    workers_seen: set[str] = field(default_factory=set)
+    workers_lost: int = 0
+    candidate_seconds: list[float] = field(default_factory=list)
+
+
+def local_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in CHECKED_PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _what_to_check(address: str) -> str:
+    return (
+        f"check that MLOPS_DASK_SCHEDULER ({address}) is right, that `dask scheduler` is running there, and that its "
+        "port is reachable from this worker (firewall, host name); unset MLOPS_DASK_SCHEDULER to train locally"
+    )
+
+
+def connect(address: str, *, timeout: float = CONNECT_TIMEOUT_S, workers_timeout: float = WORKERS_TIMEOUT_S):
+    """A `distributed.Client` on `address`, checked: reachable, >= 1 worker, same package versions."""
+    try:
+        from distributed import Client
+    except ImportError as exc:
+        raise DaskUnavailable(
+            f"MLOPS_DASK_SCHEDULER is set ({address}) but dask[distributed] is not installed on this worker: "
+            "pip install 'dask[distributed]==2026.8.0' (the [dask] extra), or unset MLOPS_DASK_SCHEDULER"
+        ) from exc
+    try:
+        client = Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise DaskUnavailable(
+            f"could not reach the Dask scheduler at {address} within {timeout:g} s "
+            f"({type(exc).__name__}: {exc}); {_what_to_check(address)}"
+        ) from None
+    try:
+        try:
+            client.wait_for_workers(1, timeout=workers_timeout)
+        except (TimeoutError, OSError):
+            raise DaskUnavailable(
+                f"the Dask scheduler at {address} has no workers (waited {workers_timeout:g} s); start `dask worker "
+                f"{address}` on the machines that should train, with the same packages as this worker"
+            ) from None
+        check_versions(client, address)
+    except BaseException:
+        _close(client)
+        raise
+    return client
+
+
+def _worker_versions() -> dict[str, str]:  # runs on each Dask worker
+    return local_versions()
+
+
+def check_versions(client, address: str) -> None:
+    """Refuse workers whose scikit-learn/numpy/pandas differ from this process's, naming both versions."""
+    mine = local_versions()
+    try:
+        theirs = client.run(_worker_versions)
+    except Exception as exc:  # noqa: BLE001 - an unreadable worker is as unusable as a mismatched one
+        raise DaskUnavailable(
+            f"could not read package versions from the Dask workers at {address}: {type(exc).__name__}: {exc}"
+        ) from None
+    problems = []
+    for worker, versions in sorted(theirs.items()):
+        for pkg in CHECKED_PACKAGES:
+            if versions.get(pkg) != mine[pkg]:
+                problems.append(f"{pkg} {versions.get(pkg)} on Dask worker {worker} vs {mine[pkg]} on this worker")
+    if problems:
+        raise DaskUnavailable(
+            "incompatible package versions on the Dask cluster at "
+            f"{address}: {'; '.join(problems)}; install the same versions (requirements.txt) on every Dask worker"
+        )
+
+
+def _close(client) -> None:
+    try:
+        client.close(timeout=5)
+    except Exception:  # noqa: BLE001, S110 - closing a client whose scheduler is gone may itself fail
+        pass
+
+
+def _worker_addresses(client) -> set[str]:
+    try:
+        return set(client.scheduler_info(n_workers=-1)["workers"])
+    except TypeError:  # older signature without n_workers
+        return set(client.scheduler_info()["workers"])
+
+
+def map_candidates(
+    address: str,
+    fn: Callable[..., dict[str, Any]],
+    candidates: list[dict[str, Any]],
+    data: Any,
+    *,
+    on_done: Callable[[int, int], None],
+    check_cancelled: Callable[[], None],
+    client=None,
+) -> tuple[list[dict[str, Any]], ClusterRun]:
+    """`[fn(data, cand) for cand in candidates]` on the cluster, in candidate order.
+
+    `fn(data, cand)` returns a dict (its "seconds" key, if any, is collected as the time per candidate);
+    `on_done(finished, total)` is called as candidates finish; `check_cancelled()` is called while waiting
+    and, when it raises, the futures are cancelled and the exception propagates."""
+    own = client is None
+    client = client or connect(address)
+    try:
+        workers = _worker_addresses(client)
+        info = ClusterRun(scheduler=address, n_workers=len(workers), workers_seen=set(workers))
+        # Replicated to every worker: a worker lost mid-search does not lose the data the others need.
+        [data_f] = client.scatter([data], broadcast=True, hash=False)
+        futures = [
+            client.submit(fn, data_f, cand, pure=False, key=f"candidate-{i}") for i, cand in enumerate(candidates)
+        ]
+        pending = set(futures)
+        woke = threading.Event()
+        for f in futures:
+            f.add_done_callback(lambda _f: woke.set())
+        finished = 0
+        try:
+            while pending:
+                check_cancelled()
+                if client.status not in ("running", "connecting"):
+                    raise DaskUnavailable(
+                        f"lost the Dask scheduler at {address} mid-search (client {client.status}); "
+                        f"the run stored nothing; {_what_to_check(address)}"
+                    )
+                done = {f for f in pending if f.done()}
+                if not done:
+                    # Wake at the first status change (finished, error, cancelled) or after POLL_S at most.
+                    woke.wait(POLL_S)
+                    woke.clear()
+                    continue
+                pending -= done
+                for f in done:
+                    if f.status == "error":
+                        f.result()  # raises the task's own exception
+                    if f.status != "finished":
+                        raise DaskUnavailable(
+                            f"lost the Dask scheduler at {address} mid-search (task {f.key} {f.status}); "
+                            f"the run stored nothing; {_what_to_check(address)}"
+                        )
+                    finished += 1
+                    on_done(finished, len(futures))
+                try:
+                    info.workers_seen |= _worker_addresses(client)
+                except Exception:  # noqa: BLE001, S110 - a scheduler hiccup shows up in the futures' status
+                    pass
+            results = [f.result() for f in futures]
+        except BaseException:
+            if client.status == "running":
+                client.cancel(futures, force=True)
+            raise
+        try:
+            now = _worker_addresses(client)
+            info.workers_lost = len(info.workers_seen - now)
+        except Exception:  # noqa: BLE001, S110 - only a nicety for the run's record
+            pass
+        info.candidate_seconds = [float(r.get("seconds", 0.0)) for r in results]
+        return results, info
+    finally:
+        if own:
+            _close(client)

@@ -1,0 +1,216 @@
+"""Training searches on a real Dask cluster (issue 16): a `dask scheduler` and two `dask worker` processes
+from .venv/bin on free ports. A 24-candidate search on them equals the local run with the same seed, even
+with one worker killed mid-search; an unreachable scheduler fails fast naming the address; a lost scheduler
+fails the search; a cancelled job cancels its futures."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("distributed")
+
+from mlops_core.ml import dask_exec, training  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cluster:
+    """A scheduler and `n` single-threaded workers (no nanny, so killing a worker's process kills the worker)."""
+
+    def __init__(self, n_workers: int):
+        self.address = f"tcp://127.0.0.1:{_free_port()}"
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the workers import mlops_core.ml.training
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": ROOT, "env": env}
+        port = self.address.rsplit(":", 1)[1]
+        self.scheduler = subprocess.Popen(
+            [BIN / "dask", "scheduler", "--host", "127.0.0.1", "--port", port, "--dashboard-address", ":0"], **quiet
+        )
+        self.workers = [
+            subprocess.Popen(
+                [BIN / "dask", "worker", self.address, "--nthreads", "1", "--no-nanny", "--no-dashboard"]
+                + ["--memory-limit", "0"],
+                **quiet,
+            )
+            for _ in range(n_workers)
+        ]
+        self._wait_for_workers(n_workers)
+
+    def _wait_for_workers(self, n: int, deadline_s: float = 60.0) -> None:
+        from distributed import Client
+
+        deadline = time.monotonic() + deadline_s
+        while True:
+            try:
+                with Client(self.address, timeout=5, set_as_default=False) as c:
+                    c.wait_for_workers(n, timeout=max(1.0, deadline - time.monotonic()))
+                    return
+            except (OSError, TimeoutError):
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise
+
+    def stop(self) -> None:
+        for p in [*self.workers, self.scheduler]:
+            if p.poll() is None:
+                p.kill()
+            p.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = Cluster(2)
+    yield c
+    c.stop()
+
+
+def _data() -> tuple[pd.DataFrame, training.TrainingConfig]:
+    rng = np.random.default_rng(7)
+    n = 120
+    frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "c": rng.choice(["x", "y", "z"], n)})
+    frame["y"] = (frame["a"] - frame["b"] + rng.normal(size=n) * 0.7 > 0).astype(int)
+    cfg = training.validate_config(
+        frame,
+        {
+            "target": "y",
+            "algorithm": "logistic_regression",
+            "params": {"C": [0.001, 0.01, 0.1, 1, 10, 100], "max_iter": [20, 40, 60, 80]},
+            "split": "cv",
+            "folds": 2,
+            "seed": 3,
+        },
+    )
+    return frame, cfg
+
+
+def _scores(result) -> list[tuple[dict, float]]:
+    return [(r["params"], r["score"]) for r in result.search_results]
+
+
+def test_search_on_dask_equals_local_even_with_a_worker_killed_mid_search(cluster):
+    frame, cfg = _data()
+    assert len(training.candidates(cfg)) >= 24
+    local = training.train(frame, cfg)
+
+    first_done = threading.Event()
+    messages: list[str] = []
+
+    def progress(_f: float, m: str) -> None:
+        messages.append(m)
+        if "finished on Dask" in m:
+            first_done.set()
+
+    out: dict = {}
+
+    def run() -> None:
+        try:
+            out["result"] = training.train(frame, cfg, progress=progress, dask_scheduler=cluster.address)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the test thread below
+            out["error"] = exc
+
+    t = threading.Thread(target=run)
+    t.start()
+    assert first_done.wait(60), f"no candidate finished on Dask within 60 s; progress: {messages[-3:]}"
+    victim = cluster.workers[1]
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+    t.join(120)
+    assert not t.is_alive(), "the Dask search did not finish within 120 s of a worker being killed"
+    if "error" in out:
+        raise out["error"]
+    remote = out["result"]
+
+    assert _scores(remote) == _scores(local)  # same candidates, same order, bit-equal scores
+    assert remote.params == local.params and remote.test_metrics == local.test_metrics
+    assert remote.extra["dask_scheduler"] == cluster.address and remote.extra["dask_workers"] == 2
+    assert remote.extra["dask_workers_lost"] == 1
+    assert all(r["seconds"] > 0 for r in remote.search_results)  # time per candidate
+    assert any(m.startswith(f"search: {len(remote.search_results)} of ") for m in messages)
+
+
+def test_cancelling_cancels_the_futures(cluster):
+    from distributed import Client
+
+    frame, cfg = _data()
+
+    class Cancelled(Exception):
+        pass
+
+    calls = {"n": 0}
+
+    def check_cancelled() -> None:
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        training.train(frame, cfg, check_cancelled=check_cancelled, dask_scheduler=cluster.address)
+    with Client(cluster.address, timeout=5, set_as_default=False) as c:
+        deadline = time.monotonic() + 20
+        while (left := c.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.1)
+        assert left == 0, f"{left} tasks still on the scheduler after the search was cancelled"
+
+
+def test_unreachable_scheduler_fails_fast_with_the_address():
+    frame, cfg = _data()
+    address = f"tcp://127.0.0.1:{_free_port()}"  # nobody listens
+    started = time.monotonic()
+    with pytest.raises(dask_exec.DaskUnavailable) as err:
+        training.train(frame, cfg, dask_scheduler=address)
+    assert time.monotonic() - started < 30
+    assert address in str(err.value) and "dask scheduler" in str(err.value)
+    assert "MLOPS_DASK_SCHEDULER" in str(err.value)
+
+
+def test_mismatched_package_versions_are_refused_naming_both(cluster, monkeypatch):
+    monkeypatch.setattr(dask_exec, "local_versions", lambda: {"scikit-learn": "0.0.1", "numpy": "x", "pandas": "y"})
+    # Only this process's view is changed: the workers report their real versions.
+    with pytest.raises(dask_exec.DaskUnavailable) as err:
+        dask_exec.connect(cluster.address)
+    msg = str(err.value)
+    import sklearn
+
+    assert f"scikit-learn {sklearn.__version__} on Dask worker" in msg and "vs 0.0.1 on this worker" in msg
+
+
+def test_lost_scheduler_fails_the_search():
+    frame, cfg = _data()
+    c = Cluster(1)
+    try:
+        started = threading.Event()
+
+        def progress(_f: float, m: str) -> None:
+            if "finished on Dask" in m and not started.is_set():
+                started.set()
+                c.scheduler.kill()
+
+        t0 = time.monotonic()
+        with pytest.raises(dask_exec.DaskUnavailable) as err:
+            training.train(frame, cfg, progress=progress, dask_scheduler=c.address)
+        assert started.is_set()
+        assert "lost the Dask scheduler" in str(err.value) and c.address in str(err.value)
+        assert time.monotonic() - t0 < 60
+    finally:
+        c.stop()
