@@ -30,6 +30,24 @@ def _open_deployment_page(page) -> None:
     _settle(page)
 
 
+def _confirm(page, kind: str, target, reason: str, button: str) -> None:
+    """The confirmation step of a production action (deploy, override, rollback): a reason, then confirm."""
+    box = page.locator(f".st-key-dep_confirm_{kind}_{target}")
+    box.get_by_label("Reason (required, kept in the history)").fill(reason)
+    box.get_by_label("Reason (required, kept in the history)").press("Tab")
+    _settle(page)
+    box.get_by_role("button", name=button).click()
+
+
+def _approve(page, card) -> None:
+    """Approve a sign-off; evidence that falls short of a KPI asks for a tick first."""
+    tick = card.get_by_text("I approve it although it falls short of the targets above")
+    if tick.count():
+        tick.click()
+        _settle(page)
+    card.get_by_role("button", name="Approve").click()
+
+
 def _serving(hub, key: str) -> str | None:
     try:
         return _ask_serving(hub, key)
@@ -84,7 +102,7 @@ def test_omar_deploys_the_challenger_after_alices_signoff_then_rolls_back(hub, p
     _open_deployment_page(page)
     card = page.locator(f".st-key-dep_req_{pending.id}")
     card.get_by_text("waiting for business").first.wait_for()
-    card.get_by_role("button", name="Approve").click()
+    _approve(page, card)
     page.get_by_text("approved.").first.wait_for()
     _settle(page)
     assert card.get_by_role("button", name="Deploy").count() == 0  # business cannot deploy
@@ -94,16 +112,23 @@ def test_omar_deploys_the_challenger_after_alices_signoff_then_rolls_back(hub, p
     _open_deployment_page(page)
     card = page.locator(f".st-key-dep_req_{pending.id}")
     card.get_by_role("button", name="Deploy").click()
+    # a confirmation step with a required reason, before anything moves
+    page.get_by_text(f"Deploy {labels[pending.model_version_id]} on churn (production)?").wait_for()
+    assert _serving(hub, key) == labels[champion]
+    screenshot_step(page, "deployments_confirm_deploy")
+    _confirm(page, "deploy", pending.id, "the challenger passed every gate", "Confirm deploy")
     page.get_by_text(f"Deployed {labels[pending.model_version_id]} on churn").wait_for(timeout=60_000)
     screenshot_step(page, "deployments_deployed")
     _wait_serving(page, hub, key, labels[pending.model_version_id])  # hot reload, no restart
 
     _settle(page)
-    page.get_by_role("button", name="Roll back").click()
+    page.get_by_role("button", name="Roll back…").click()
+    _confirm(page, "rollback", "churn", "complaints from the call centre", "Confirm rollback")
     page.get_by_text(f"Rolled back churn to {labels[champion]}").wait_for(timeout=60_000)
     _wait_serving(page, hub, key, labels[champion])
     _settle(page)
     page.get_by_role("tab", name="History").click()
     page.locator("[role=gridcell]", has_text="rollback").first.wait_for(state="attached")
     page.locator("[role=gridcell]", has_text="deploy").first.wait_for(state="attached")
+    page.locator("[role=gridcell]", has_text="complaints from the call centre").first.wait_for(state="attached")
     screenshot_step(page, "deployments_rolled_back")

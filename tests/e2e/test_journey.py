@@ -201,11 +201,25 @@ def _send(hub, key: str, frame, batch: int = 100) -> int:
 # --- the journey -----------------------------------------------------------------------------------
 
 
+def _confirm_deploy(page, req: int, reason: str) -> None:
+    """Deploy asks for a confirmation with a required reason (issue 15) before anything moves."""
+    page.locator(f".st-key-dep_req_{req}").get_by_role("button", name="Deploy").click()
+    box = page.locator(f".st-key-dep_confirm_deploy_{req}")
+    box.get_by_label("Reason (required, kept in the history)").fill(reason)
+    box.get_by_label("Reason (required, kept in the history)").press("Tab")
+    _settle(page)
+    box.get_by_role("button", name="Confirm deploy").click()
+
+
 def _alice_signs_off(page, hub, n: int, shot: str) -> int:
     """alice approves the business sign-off of deployment request number n; returns the request id."""
     login(page, hub, "alice")
     _open_deployment(page)
     req = _request_id(page, n)
+    tick = page.locator(f".st-key-dep_req_{req}").get_by_text("I approve it although it falls short")
+    if tick.count():  # evidence short of a KPI asks for a tick first
+        tick.click()
+        _settle(page)
     page.locator(f".st-key-dep_req_{req}").get_by_role("button", name="Approve").click()
     page.get_by_text("approved.").first.wait_for()
     _settle(page)
@@ -308,11 +322,13 @@ def test_a_use_case_goes_from_idea_to_a_retrained_model_in_production_through_th
 
     # sara asks for production; the gates run and business is asked to sign off.
     _nav(page, "Deployments")
-    form = page.get_by_test_id("stForm").filter(has_text="Request deployment")
-    _choose(page, "Model version", re.compile(rf"^{re.escape(MODEL)} v1 "), scope=form)
-    form.get_by_label(re.compile("Deployment name")).fill(DEP)
-    form.get_by_label(re.compile("Deployment name")).press("Tab")
-    form.get_by_role("button", name="Request deployment").click()
+    # nothing is pre-chosen: the model version, then an endpoint of its use case (here a new one)
+    _choose(page, "Model version", re.compile(rf"^{re.escape(MODEL)} v1 "))
+    _choose(page, "Endpoint", "A new endpoint…")
+    page.get_by_label(re.compile("New endpoint name")).fill(DEP)
+    page.get_by_label(re.compile("New endpoint name")).press("Tab")
+    _settle(page)
+    page.get_by_role("button", name="Request deployment").click()
     page.get_by_text(re.compile(rf"Requested {re.escape(MODEL)} v1 on {DEP} \(production\)")).wait_for()
     screenshot_step(page, "journey_08_deployment_requested")
     logout(page)
@@ -327,7 +343,7 @@ def test_a_use_case_goes_from_idea_to_a_retrained_model_in_production_through_th
     card = page.locator(f".st-key-dep_req_{req1}")
     card.get_by_text(re.compile(r"passed\s*Business sign-off —")).first.wait_for()
     assert card.get_by_text(re.compile(r"\bfailed\s+[A-Z][^—]*—")).count() == 0, "a gate still fails"
-    page.locator(f".st-key-dep_req_{req1}").get_by_role("button", name="Deploy").click()
+    _confirm_deploy(page, req1, "first release of the journey")
     page.get_by_text(f"Deployed {MODEL} v1 on {DEP}").wait_for()
     _settle(page)
     screenshot_step(page, "journey_10_deployed_v1")
@@ -408,7 +424,7 @@ def test_a_use_case_goes_from_idea_to_a_retrained_model_in_production_through_th
     _open_deployment(page)
     card = page.locator(f".st-key-dep_req_{req2}")
     card.get_by_text(re.compile(r"passed\s*Business sign-off —")).first.wait_for()
-    card.get_by_role("button", name="Deploy").click()
+    _confirm_deploy(page, req2, "the challenger beats the champion")
     page.get_by_text(f"Deployed {MODEL} v2 on {DEP}").wait_for()
     _settle(page)
     page.get_by_test_id("stMetric").filter(has_text="Serving").get_by_text("v2", exact=True).wait_for()
