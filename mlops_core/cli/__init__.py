@@ -17,11 +17,11 @@ import sys
 
 from ..config import get_settings
 from ..errors import DomainError
-from . import datasets, db, monitor, pipeline, serve, up, users, worker
+from . import datasets, db, monitor, pipeline, report, serve, up, users, worker
 from ._common import CliError
 
 # Order of the groups in `--help`.
-GROUPS = (db, users, up, worker, serve, datasets, monitor, pipeline)
+GROUPS = (db, users, up, worker, serve, datasets, monitor, pipeline, report)
 
 
 def build_parser() -> argparse.ArgumentParser:
