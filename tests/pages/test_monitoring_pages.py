@@ -80,6 +80,8 @@ def test_ops_approve_a_retraining_proposal_and_a_run_is_queued(drifting):
     db, people, _ = drifting
     p = retraining.list_proposals(db)[0]
     at = app_as(people["ops"], "pages/alerts.py")
+    # warned before approving: the champion's own data is still the newest (issue 15)
+    assert any(w.value.startswith("No newer data than the champion:") for w in at.warning)
     at.button(key=f"prop_ok_{p.id}").click()
     at.run()
     no_exceptions(at)
