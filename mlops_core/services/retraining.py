@@ -115,7 +115,7 @@ def propose_retraining(db: Database, *, monitor: Monitor, dep, alert_id: int) ->
             base_run_id=plan.get("base_run_id"),
             dataset_version_id=plan.get("dataset_version_id"),
             config=plan.get("config") or {},
-            reason=f"{alert.kind}: {alert.title}"[:1000],
+            reason=f"{alert.kind.replace('_', ' ')}: {alert.title}"[:1000],
             note=(plan.get("error") or plan.get("same_data_warning") or "")[:2000],
         )
         s.add(p)
