@@ -71,6 +71,8 @@ def test_a_check_stores_estimates_and_segments_and_alerts_on_an_estimated_miss(d
     assert recall["status"] == "missed" and recall["realized_status"] == "unknown"
     assert est.kpi_status == "missed"
     assert monitoring.estimated_kpi_status(db, deployment_id=dep.id) == "missed"
+    [row] = [r for r in monitoring.overview(db) if r.deployment == "churn"]
+    assert row.kpi_status == "unknown" and row.kpis == "estimated_missed"  # the light says it is estimated
     alerts = monitoring.list_alerts(db, deployment_name="churn")
     kinds = {a.kind for a in alerts}
     assert "kpi_estimated_missed" in kinds and "kpi_missed" not in kinds

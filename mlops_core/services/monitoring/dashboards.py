@@ -15,6 +15,7 @@ from sqlmodel import col, func, select
 
 from ...db import Database, utcnow
 from ...models.deployments import Deployment, Prediction
+from ...models.estimates import MonitorCheckEstimate
 from ...models.monitoring import (
     Alert,
     DeploymentStatusPublic,
@@ -80,6 +81,18 @@ def overview(db: Database) -> list[DeploymentStatusPublic]:
             if latest_ids
             else {}
         )
+        # the estimated KPI verdict of those checks (issue 17): the light when labels are too few for a realized one
+        estimated = (
+            dict(
+                s.exec(
+                    select(MonitorCheckEstimate.check_id, MonitorCheckEstimate.kpi_status).where(
+                        col(MonitorCheckEstimate.check_id).in_([c.id for c in latest.values()])
+                    )
+                ).all()
+            )
+            if latest
+            else {}
+        )
         open_counts = dict(
             s.exec(
                 select(Alert.deployment_id, func.count())
@@ -99,6 +112,8 @@ def overview(db: Database) -> list[DeploymentStatusPublic]:
                     else ("red" if c.dataset_drifted else ("amber" if (c.n_drifted_columns or 0) > 0 else "green"))
                 )
                 kpis = {"met": "green", "warning": "amber", "missed": "red"}.get(c.kpi_status, "grey")
+                if c.kpi_status == "unknown" and estimated.get(c.id) in ("met", "warning", "missed"):
+                    kpis = f"estimated_{estimated[c.id]}"  # a badge word of its own: "estimated missed"
                 health = {"ok": "green", "breach": "red"}.get(c.health_status, "grey")
             out.append(
                 DeploymentStatusPublic(
