@@ -8,7 +8,7 @@ import streamlit as st
 
 from hub_ui import collab as collab_ui
 from hub_ui import badges, session
-from hub_ui import notify_ui, stage_ui, value_ui
+from hub_ui import notify_ui, report_ui, stage_ui, value_ui
 from hub_ui.empty import nothing_yet
 from mlops_core import kpi as kpi_math
 from mlops_core.services import stage_status, usecases, users
@@ -56,7 +56,11 @@ st.caption(
     + f" · version {uc.version}, last changed by {uc.updated_by} {session.fmt_time(uc.updated_at)}"
 )
 collab_ui.flash("use_case")
-notify_ui.watch_button("use_case", uc.id)
+_watch_col, _report_col = st.columns([1, 1], width=420)
+with _watch_col:
+    notify_ui.watch_button("use_case", uc.id)
+with _report_col:
+    report_ui.download_button(uc.id, uc.title)
 # Where it stands: one tile per stage (data, best model, deployed, live KPIs, alerts, sign-offs), each a link.
 stage_ui.status_strip(stage_status.use_case_status(db, actor=actor, use_case_id=uc.id))
 if not can_edit:

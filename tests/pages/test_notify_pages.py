@@ -1,5 +1,5 @@
 """Issue 18 in the UI: notification settings on My account (a malformed address refused), the Watch button
-on a use case page, and the admins' delivery log."""
+and the report download on a use case page, and the admins' delivery log."""
 
 import pytest
 
@@ -37,6 +37,7 @@ def test_settings_watch_button_and_delivery_log(sqlite_db, people):
     at.run()
     assert subscriptions.is_watching(sqlite_db, actor=sara, entity_type="use_case", entity_id=uc.id)
     assert at.button(key=f"watch_use_case_{uc.id}").label == "Unwatch"
+    assert any("Download report" in str(el.proto) for el in at.get("download_button"))
 
     admin = app_as(people["admin"], "pages/admin_users.py")
     no_exceptions(admin)
