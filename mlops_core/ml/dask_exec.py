@@ -189,16 +189,12 @@ def map_candidates(
                         )
                     finished += 1
                     on_done(finished, len(futures))
-                try:
-                    info.workers_seen |= _worker_addresses(client)
-                except Exception:  # noqa: BLE001, S110 - a scheduler hiccup shows up in the futures' status
-                    pass
             results = [f.result() for f in futures]
         except BaseException:
             if client.status == "running":
                 client.cancel(futures, force=True)
             raise
-        try:
+        try:  # no scheduler round trip inside the loop: a dead scheduler would block it for the comm timeout
             now = _worker_addresses(client)
             info.workers_lost = len(info.workers_seen - now)
         except Exception:  # noqa: BLE001, S110 - only a nicety for the run's record
