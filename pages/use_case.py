@@ -8,7 +8,7 @@ import streamlit as st
 
 from hub_ui import collab as collab_ui
 from hub_ui import badges, session
-from hub_ui import notify_ui, report_ui, stage_ui, value_ui
+from hub_ui import lineage_ui, notify_ui, report_ui, stage_ui, value_ui
 from hub_ui.empty import nothing_yet
 from mlops_core import kpi as kpi_math
 from mlops_core.services import stage_status, usecases, users
@@ -351,6 +351,8 @@ with tab_signoffs:
 
 # --- what the other stages built for this use case: readable tables, each row a link -------------------
 with tab_delivery:
+    st.subheader("Lineage")
+    lineage_ui.lineage_section(uc.id)
     stage_ui.delivery_tables(db, uc)
 
 with tab_history:

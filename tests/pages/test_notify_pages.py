@@ -39,6 +39,14 @@ def test_settings_watch_button_and_delivery_log(sqlite_db, people):
     assert at.button(key=f"watch_use_case_{uc.id}").label == "Unwatch"
     assert any("Download report" in str(el.proto) for el in at.get("download_button"))
 
+    from tests.services.monitoring_world import make_world
+
+    w = make_world(sqlite_db, people)  # a served model: the lineage tab draws its graph
+    at.query_params["id"] = str(w.use_case_id)
+    at.run()
+    no_exceptions(at)
+    assert "Lineage" in texts(at) and len(at.get("plotly_chart")) >= 1
+
     admin = app_as(people["admin"], "pages/admin_users.py")
     no_exceptions(admin)
     assert "Notification delivery log" in texts(admin)
