@@ -131,3 +131,39 @@ def render(db, deployment_name: str) -> None:
             hide_index=True,
             width="stretch",
         )
+
+
+def fairness_form(db, actor, deployment_name: str, *, can: bool) -> None:
+    """The deployment's fairness gate: a column, a KPI metric and the largest gap allowed between its groups."""
+    from hub_ui import session
+    from mlops_core.services import fairness
+
+    gate = fairness.get_fairness_gate(db, deployment_name=deployment_name)
+    with st.expander("Fairness gate (checked before every deployment on this endpoint)", expanded=gate is not None):
+        st.caption(
+            "The largest gap of a metric between the groups of a column, on the model's test split, must stay "
+            "within the tolerance (fairlearn's MetricFrame). Groups with too few rows are left out and named."
+        )
+        with st.form("dm_fairness"):
+            c1, c2, c3 = st.columns(3)
+            column = c1.text_input("Group column", value=gate.column if gate else "")
+            metrics = list(fairness.METRICS)
+            metric = c2.selectbox(
+                "Fairness metric", metrics, index=metrics.index(gate.metric) if gate else metrics.index("recall")
+            )
+            tolerance = c3.number_input(
+                "Largest gap allowed", min_value=0.0, value=float(gate.tolerance) if gate else 0.1, step=0.01
+            )
+            enabled = st.checkbox("Gate on", value=gate.enabled if gate else True)
+            save = st.form_submit_button("Save fairness gate", disabled=not can)
+        if save:
+            with session.service_call("Fairness gate saved."):
+                fairness.set_fairness_gate(
+                    db,
+                    actor=actor,
+                    deployment_name=deployment_name,
+                    column=column,
+                    metric=metric,
+                    tolerance=float(tolerance),
+                    enabled=enabled,
+                )

@@ -501,6 +501,7 @@ with tab_settings:
         save = st.form_submit_button("Save monitor", disabled=not can)
     if not can:
         st.caption("Only ops and admins change monitors.")
+    estimates_ui.fairness_form(db, actor, name, can=session.may("deployment.deploy"))
     if save:
 
         def pairs(text):

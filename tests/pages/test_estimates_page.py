@@ -4,9 +4,9 @@ realized line, and the segments worst first (issue 17)."""
 from __future__ import annotations
 
 from mlops_core.demo.customers import make_customers
-from mlops_core.services import monitoring, predictions, usecases
+from mlops_core.services import fairness, monitoring, predictions, usecases
 from tests.conftest import make_people
-from tests.pages.helpers import app_as, no_exceptions, texts
+from tests.pages.helpers import app_as, by_label, no_exceptions, texts
 from tests.services.deployments_world import make_world
 from tests.services.test_prediction_scores import _deploy
 
@@ -45,3 +45,12 @@ def test_ops_see_the_estimated_kpi_light_band_and_segments(sqlite_db):
     assert segs["volume"].sum() == 300
     kpis = next(d.value for d in at.dataframe if "estimated status" in d.value.columns)
     assert "estimated missed" in set(kpis["estimated status"])
+    # ops set the deployment's fairness gate from the same page
+    by_label(at.text_input, "Group column").input("region")
+    by_label(at.selectbox, "Fairness metric").select("accuracy")
+    by_label(at.number_input, "Largest gap allowed").set_value(0.2)
+    by_label(at.button, "Save fairness gate").click()
+    at.run()
+    no_exceptions(at)
+    gate = fairness.get_fairness_gate(db, deployment_name="churn")
+    assert (gate.column, gate.metric, gate.tolerance) == ("region", "accuracy", 0.2)
