@@ -526,7 +526,8 @@ def lineage(db: Database, model_version_id: int) -> list[LineageNode]:
                 .where(Deployment.use_case_id == mv.use_case_id, Deployment.model_version_id == mv.id)
                 .order_by(Deployment.name)
             ).all()
-        nodes += [LineageNode("deployment", d.id, d.name, d.environment) for d in deps]
+            # inside the read: its rollback expires the rows (a served version's lineage raised DetachedInstanceError)
+            nodes += [LineageNode("deployment", d.id, d.name, d.environment) for d in deps]
     return nodes
 
 
