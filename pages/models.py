@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from hub_ui import collab as collab_ui
 from hub_ui import session
 from mlops_core.errors import DomainError
 from mlops_core.services import experiments, registry
@@ -102,7 +103,7 @@ except DomainError as exc:
     st.error(str(exc))
     st.stop()
 
-tab_card, tab_lineage = st.tabs(["Model card", "Lineage"])
+tab_card, tab_lineage, tab_discussion = st.tabs(["Model card", "Lineage", "Discussion"])
 with tab_card:
     st.markdown(f"### {md_text(mv.model_name, line_start=False)} v{mv.version}")
     st.markdown(
@@ -172,3 +173,6 @@ with tab_lineage:
         + "}"
     )
     st.graphviz_chart(dot)
+
+with tab_discussion:  # comments with @mentions on a model version (issue 18)
+    collab_ui.discussion("model_version", mv.id, title="")

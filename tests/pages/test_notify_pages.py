@@ -3,7 +3,7 @@ and the report download on a use case page, and the admins' delivery log."""
 
 import pytest
 
-from mlops_core.services import subscriptions, usecases
+from mlops_core.services import collab, subscriptions, usecases
 from tests.conftest import make_people
 from tests.pages.helpers import app_as, by_label, no_exceptions, texts
 
@@ -46,6 +46,19 @@ def test_settings_watch_button_and_delivery_log(sqlite_db, people):
     at.run()
     no_exceptions(at)
     assert "Lineage" in texts(at) and len(at.get("plotly_chart")) >= 1
+
+    # a model version has its discussion too: a comment with a mention reaches the inbox
+    at.switch_page("pages/models.py")
+    at.query_params["id"] = str(w.model_version_id)
+    at.run()
+    no_exceptions(at)
+    at.text_area(key=f"disc_model_version_{w.model_version_id}_text").set_value("@omar is v1 ready?")
+    at.button(key=f"FormSubmitter:disc_model_version_{w.model_version_id}_new-Post comment").click()
+    at.run()
+    no_exceptions(at)
+    assert collab.list_comments(sqlite_db, entity_type="model_version", entity_id=w.model_version_id)[0].mentions == [
+        "omar"
+    ]
 
     admin = app_as(people["admin"], "pages/admin_users.py")
     no_exceptions(admin)
