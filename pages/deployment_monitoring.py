@@ -498,6 +498,13 @@ with tab_settings:
             ),
             help="e.g. region, age:30|50 — each segment gets its own volume, drift and KPIs",
         )
+        min_importance = st.number_input(
+            "Drift alerts need importance × drift of at least (0 = any drift)",
+            min_value=0.0,
+            value=float(mon.drift_min_importance or 0.0) if mon else 0.0,
+            step=0.01,
+            help="importance: the column's permutation importance at training; drift: its statistic over the threshold",
+        )
         save = st.form_submit_button("Save monitor", disabled=not can)
     if not can:
         st.caption("Only ops and admins change monitors.")
@@ -532,6 +539,7 @@ with tab_settings:
                 columns=mon.columns if mon else None,
                 min_label_coverage=mon.min_label_coverage if mon else None,
                 alert_on_estimated=alert_on_estimated,
+                drift_min_importance=float(min_importance) or None,
                 segments={
                     k.strip(): [e for e in v.split("|") if e.strip()] or None
                     for k, _, v in (p.strip().partition(":") for p in segments_text.split(",") if p.strip())

@@ -55,10 +55,12 @@ def upgrade() -> None:
     with op.batch_alter_table('monitors') as batch:
         batch.add_column(sa.Column('alert_on_estimated', sa.Boolean(), nullable=False, server_default=sa.false()))
         batch.add_column(sa.Column('segments', sa.JSON(), nullable=False, server_default=sa.text("'{}'")))
+        batch.add_column(sa.Column('drift_min_importance', sa.Float(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('monitors') as batch:
+        batch.drop_column('drift_min_importance')
         batch.drop_column('segments')
         batch.drop_column('alert_on_estimated')
     op.drop_table('deployment_fairness')

@@ -78,6 +78,8 @@ class Monitor(SQLModel, table=True):
     alert_on_estimated: bool = Field(default=False)
     # Segment columns: {column: None (categorical) | [bin edges] (numeric)}; see services/monitoring/estimates.py.
     segments: dict[str, Any] = json_field()
+    # A drift alert needs a drifted column whose importance x drift intensity reaches this (None: any drift).
+    drift_min_importance: float | None = Field(default=None)
     version: int = Field(default=1)
     created_by: str = Field(default="", max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
@@ -105,6 +107,7 @@ class MonitorPublic(BaseModel):
     enabled: bool
     alert_on_estimated: bool = False
     segments: dict[str, Any] = {}
+    drift_min_importance: float | None = None
     version: int
     created_by: str
     created_at: datetime

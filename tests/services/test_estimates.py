@@ -190,3 +190,40 @@ def test_drift_ranking_puts_drift_in_an_important_feature_first():
     ranked = drift_ranking(drift, {"noise": 0.001, "tenure": 0.2})
     assert [r["column"] for r in ranked] == ["tenure", "noise", "id"]
     assert ranked[0]["rank_score"] == pytest.approx(0.2 * 1.5) and ranked[2]["rank_score"] is None
+
+
+def test_a_drift_alert_can_require_drift_in_an_important_feature():
+    from types import SimpleNamespace
+
+    from mlops_core.models.monitoring import CheckDriftPublic
+    from mlops_core.services.monitoring.kinds import DriftCheck
+
+    drift = CheckDriftPublic.model_validate(
+        {
+            "dataset_drifted": True,
+            "drift_share": 0.5,
+            "number_of_columns": 2,
+            "number_of_drifted_columns": 1,
+            "drift_share_threshold": 0.5,
+            "columns": {
+                "noise": {"method": "wasserstein", "score": 0.5, "threshold": 0.1, "drifted": True},
+                "tenure": {"method": "wasserstein", "score": 0.05, "threshold": 0.1, "drifted": False},
+            },
+        }
+    )
+    ranking = [
+        {"column": "noise", "drifted": True, "rank_score": 0.01},
+        {"column": "tenure", "drifted": False, "rank_score": 0.2},
+    ]
+    figures = {"drift": drift, "drift_ranking": ranking}
+    dep, check = SimpleNamespace(id=1, name="churn"), SimpleNamespace(id=7, n_rows=100)
+
+    def alerts(need):
+        return DriftCheck().breaches(
+            SimpleNamespace(id=1, drift_min_importance=need), dep, check, figures, {"link": "/x"}
+        )
+
+    assert len(alerts(None)) == 1  # any drift alerts
+    assert alerts(0.05) == []  # only an unimportant column drifted
+    [b] = alerts(0.005)
+    assert "noise" in b.detail

@@ -44,6 +44,14 @@ from .windows import UNREADABLE, _loads_many, _window_conds
 
 log = logging.getLogger(__name__)
 
+
+def finite_number(x: Any) -> bool:
+    try:
+        return math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
 ESTIMABLE = {
     "classification": ("accuracy", "precision", "recall", "f1", "roc_auc"),
     "regression": ("mae", "rmse"),
@@ -480,10 +488,15 @@ class EstimatedKpiCheck(CheckKind):
     """KPIs estimated without labels (CBPE / DLE) over the window; alerts on an estimated miss if asked."""
 
     kind = "kpi_estimated_missed"
-    fields = ("alert_on_estimated", "segments")
+    fields = ("alert_on_estimated", "segments", "drift_min_importance")
 
     def validate(self, values: dict[str, Any]) -> None:
         values["segments"] = validate_segments(values.get("segments"))
+        need = values.get("drift_min_importance")
+        if need is not None and not (finite_number(need) and float(need) >= 0):
+            raise ValidationError(
+                "the importance x drift a drift alert needs is a number >= 0 (e.g. 0.05), or empty for any drift"
+            )
 
     def measure(self, db: Database, monitor, dep, figures: dict[str, Any]) -> None:
         figures["estimation"] = None

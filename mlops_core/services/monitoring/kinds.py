@@ -156,6 +156,12 @@ class DriftCheck(CheckKind):
         if not (drift and drift.dataset_drifted):
             return []
         cols = drift.drifted_columns
+        need = getattr(monitor, "drift_min_importance", None)
+        if need is not None:  # issue 17: only drift in a feature that matters alerts
+            ranked = [r for r in figures.get("drift_ranking") or [] if r["drifted"] and (r["rank_score"] or 0) >= need]
+            if not ranked:
+                return []
+            cols = [r["column"] for r in ranked] + [c for c in cols if c not in {r["column"] for r in ranked}]
         return [
             Breach(
                 kind="drift",

@@ -71,6 +71,7 @@ MONITOR_FIELDS = (
     "enabled",
     "alert_on_estimated",
     "segments",
+    "drift_min_importance",
 )
 
 
@@ -95,6 +96,7 @@ def configure_monitor(
     enabled: bool = True,
     alert_on_estimated: bool = False,
     segments: dict[str, Any] | None = None,
+    drift_min_importance: float | None = None,
     expected_version: int | None = None,
 ) -> MonitorPublic:
     """Create or update the monitor `name` of a deployment (and its schedule)."""
@@ -115,6 +117,7 @@ def configure_monitor(
         enabled=bool(enabled),
         alert_on_estimated=bool(alert_on_estimated),
         segments=dict(segments or {}),
+        drift_min_importance=None if drift_min_importance is None else float(drift_min_importance),
     )
     _check_monitor_fields(values)
     values["threshold_overrides"] = {k: float(v) for k, v in values["threshold_overrides"].items()}
