@@ -201,3 +201,17 @@ def test_a_deactivated_user_stops_receiving_and_unwatch_mutes_a_role_default(db,
         collab.notify(s, kind="kpi", title="KPI missed", entity_type="use_case", entity_id=uc.id, roles=["nobody"])
     assert delivery.deliver_event(db, _event_ids(db)[-1]) == {}
     assert smtp == []
+
+
+def test_a_use_case_webhook_gets_every_event_of_the_use_case_teams_compatible(db, people, hook):
+    url, posts = hook
+    uc = usecases.create_use_case(db, actor=people["business"], title="Churn chat")
+    with pytest.raises(PermissionDenied):
+        subscriptions.set_use_case_webhook(db, actor=people["data_engineer"], use_case_id=uc.id, url=url)
+    subscriptions.set_use_case_webhook(db, actor=people["business"], use_case_id=uc.id, url=url, flavor="teams")
+    with db.unit_of_work() as s:
+        collab.notify(s, kind="kpi", title="KPI <missed>", entity_type="use_case", entity_id=uc.id, roles=["nobody"])
+    assert delivery.deliver_event(db, _event_ids(db)[-1]) == {"sent": 1}
+    (body,) = posts
+    assert body["@type"] == "MessageCard" and body["text"] == "KPI &lt;missed&gt;"
+    assert body["potentialAction"][0]["targets"][0]["uri"].endswith(f"/use-case?id={uc.id}")
