@@ -15,7 +15,17 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["drift", "datasets", "tracking", "mlflow_server", "training_overhead", "scoring", "monitoring", "pages"]
+ORDER = [
+    "drift",
+    "datasets",
+    "tracking",
+    "mlflow_server",
+    "training_overhead",
+    "dask_search",
+    "scoring",
+    "monitoring",
+    "pages",
+]
 # Arguments a script gets here (sizes that finish in a few minutes; the figures are per-request rates).
 ARGS = {"mlflow_server": ["--runs", "100"]}
 
