@@ -658,7 +658,6 @@ def _register_converted(
 
 def _ingest(
     db: Database,
-    *,
     actor: Actor,
     dataset_name: str,
     convert: Callable[[Progress], tuple[data_io.ConvertedData, str]],
@@ -703,16 +702,8 @@ def register_version_from_frame(
     def convert(progress: Progress) -> tuple[data_io.ConvertedData, str]:
         return data_io.frame_to_parquet(frame, progress=lambda f, m: progress(0.5 * f, m)), source
 
-    return _ingest(
-        db,
-        actor=actor,
-        dataset_name=dataset_name,
-        convert=convert,
-        use_case_id=use_case_id,
-        source_kind="sdk" if source == "sdk" else "frame",
-        description=description,
-        progress=progress,
-    )
+    source_kind = "sdk" if source == "sdk" else "frame"
+    return _ingest(db, actor, dataset_name, convert, use_case_id, source_kind, description, progress)
 
 
 def register_version_from_upload(
@@ -737,16 +728,7 @@ def register_version_from_upload(
         finally:
             staged.unlink(missing_ok=True)
 
-    return _ingest(
-        db,
-        actor=actor,
-        dataset_name=dataset_name,
-        convert=convert,
-        use_case_id=use_case_id,
-        source_kind=source_kind,
-        description=description,
-        progress=progress,
-    )
+    return _ingest(db, actor, dataset_name, convert, use_case_id, source_kind, description, progress)
 
 
 def register_version_from_path(
@@ -774,16 +756,7 @@ def register_version_from_path(
         data_io.check_file_size(p)
         return data_io.convert_file(p, p.name, progress=lambda f, m: progress(0.5 * f, m)), str(p)
 
-    return _ingest(
-        db,
-        actor=actor,
-        dataset_name=dataset_name,
-        convert=convert,
-        use_case_id=use_case_id,
-        source_kind=source_kind,
-        description=description,
-        progress=progress,
-    )
+    return _ingest(db, actor, dataset_name, convert, use_case_id, source_kind, description, progress)
 
 
 def register_version_from_sql(
@@ -805,16 +778,7 @@ def register_version_from_sql(
         converted = data_io.query_to_parquet(connection, query, progress=lambda f, m: progress(0.5 * f, m), app_db=db)
         return converted, f"sql:{connection}: {' '.join(query.split())}"
 
-    return _ingest(
-        db,
-        actor=actor,
-        dataset_name=dataset_name,
-        convert=convert,
-        use_case_id=use_case_id,
-        source_kind=source_kind,
-        description=description,
-        progress=progress,
-    )
+    return _ingest(db, actor, dataset_name, convert, use_case_id, source_kind, description, progress)
 
 
 # --- waivers and re-validation -------------------------------------------------------------

@@ -924,26 +924,33 @@ def create_deployment(
             raise Conflict(
                 f"a deployment named {name!r} already exists; choose another name or request a new version on it"
             )
-        d = Deployment(
-            name=name,
-            environment=environment,
+        d = _add_deployment(
+            s,
+            actor,
+            name,
+            environment,
             use_case_id=use_case_id,
-            created_by=actor.username,
             regression_tolerance=tolerance,
             description=description[:2000],
         )
-        s.add(d)
-        s.flush()
-        audit.record(
-            s,
-            actor=actor,
-            action="deployment.create",
-            entity_type="deployment",
-            entity_id=d.id,
-            summary=f"created {environment} endpoint {name}",
-            after={"name": name, "environment": environment},
-        )
         return _public(d)
+
+
+def _add_deployment(s: Session, actor: Actor, name: str, environment: str, **fields: Any) -> Deployment:
+    """Insert a new endpoint and audit its creation, in the caller's unit of work."""
+    d = Deployment(name=name, environment=environment, created_by=actor.username, **fields)
+    s.add(d)
+    s.flush()
+    audit.record(
+        s,
+        actor=actor,
+        action="deployment.create",
+        entity_type="deployment",
+        entity_id=d.id,
+        summary=f"created {environment} endpoint {name}",
+        after={"name": name, "environment": environment},
+    )
+    return d
 
 
 def _check_tolerance(value: float) -> float:
@@ -1049,23 +1056,7 @@ def request_deployment(
     with db.unit_of_work() as s:
         d = s.exec(select(Deployment).where(Deployment.name == deployment_name)).first()
         if d is None:
-            d = Deployment(
-                name=deployment_name,
-                environment=environment,
-                use_case_id=mv.get("use_case_id"),
-                created_by=actor.username,
-            )
-            s.add(d)
-            s.flush()
-            audit.record(
-                s,
-                actor=actor,
-                action="deployment.create",
-                entity_type="deployment",
-                entity_id=d.id,
-                summary=f"created {environment} endpoint {deployment_name}",
-                after={"name": deployment_name, "environment": environment},
-            )
+            d = _add_deployment(s, actor, deployment_name, environment, use_case_id=mv.get("use_case_id"))
         r = DeploymentRequest(
             deployment_id=d.id,
             model_version_id=model_version_id,
@@ -1198,29 +1189,19 @@ def _close_request_followups(s: Session, r: DeploymentRequest, *, actor: Actor, 
     """A decided request closes what it left open, inside the caller's transaction: its business sign-off,
     if still pending and no other pending request waits on it, is withdrawn (so no inbox offers to approve
     it any more), and the inbox items about it are marked read for everyone (issue 15, problem 5)."""
-    others = s.exec(
-        select(func.count())
-        .select_from(DeploymentRequest)
-        .where(
-            DeploymentRequest.deployment_id == r.deployment_id,
-            DeploymentRequest.status == "pending",
-            DeploymentRequest.id != r.id,
-        )
-    ).one()
-    if not others:
+
+    def others_pending(*where: Any) -> int:
+        return s.exec(
+            select(func.count())
+            .select_from(DeploymentRequest)
+            .where(*where, DeploymentRequest.status == "pending", DeploymentRequest.id != r.id)
+        ).one()
+
+    if not others_pending(DeploymentRequest.deployment_id == r.deployment_id):
         collab.close_inbox_items(s, kinds=("deployment_request",), entity_type="deployment", entity_id=r.deployment_id)
     if r.signoff_id is None:
         return
-    shared = s.exec(
-        select(func.count())
-        .select_from(DeploymentRequest)
-        .where(
-            DeploymentRequest.signoff_id == r.signoff_id,
-            DeploymentRequest.status == "pending",
-            DeploymentRequest.id != r.id,
-        )
-    ).one()
-    if not shared:
+    if not others_pending(DeploymentRequest.signoff_id == r.signoff_id):
         collab.withdraw_signoff(
             s, signoff_id=r.signoff_id, actor=actor, reason=f"deployment request #{r.id} was {outcome}"
         )

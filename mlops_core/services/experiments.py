@@ -1183,6 +1183,28 @@ def log_model_for_run(db: Database, *, actor: Actor, run_id: int, estimator, inp
     )
 
 
+def refuse_disallowed_model(
+    db: Database, *, actor: Actor, run_id: int, data: bytes, what: str, record_types: bool = False
+) -> None:
+    """Refuse now, by name and audited, a skops file that holds what nothing would ever load (builtins.eval,
+    numpy.full_like, ...): the types are read from the file's schema, nothing is built, nothing is stored.
+    Raises the ValidationError naming the refused types; returns when the file is fine."""
+    refused = persistence.refused_model_types(data)
+    if not refused:
+        return
+    with db.unit_of_work() as s:
+        audit.record(
+            s,
+            actor=actor,
+            action="run.log_model_refused",
+            entity_type="run",
+            entity_id=run_id,
+            summary=f"run {run_id}: {what} refused: it contains {', '.join(refused)}"[:500],
+            after={"refused_types": refused[:50]} if record_types else None,
+        )
+    persistence.check_model_bytes(data)  # raises the ValidationError naming the refused types
+
+
 def log_model_bytes(
     db: Database,
     *,
@@ -1198,21 +1220,7 @@ def log_model_bytes(
 
     with db.read() as s:
         _own_running_run(s, actor, run_id)
-    # Refuse now, by name, what nothing would ever load (builtins.eval, numpy.full_like, ...): the types are
-    # read from the file's schema, nothing is built here, and nothing is stored.
-    refused = persistence.refused_model_types(data)
-    if refused:
-        with db.unit_of_work() as s:
-            audit.record(
-                s,
-                actor=actor,
-                action="run.log_model_refused",
-                entity_type="run",
-                entity_id=run_id,
-                summary=f"run {run_id}: model {label} refused: it contains {', '.join(refused)}"[:500],
-                after={"refused_types": refused[:50]},
-            )
-        persistence.check_model_bytes(data)  # raises the ValidationError naming the refused types
+    refuse_disallowed_model(db, actor=actor, run_id=run_id, data=data, what=f"model {label}", record_types=True)
     key = artifacts.put_bytes(f"runs/{run_id}/model.skops", data)
     with db.unit_of_work() as s:
         run = _own_running_run(s, actor, run_id)

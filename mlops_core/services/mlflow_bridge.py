@@ -25,15 +25,18 @@ import secrets
 from urllib.parse import unquote
 from typing import Any, Mapping
 
+import yaml
 from sqlmodel import select
 
 from .. import artifacts
 from ..db import Database, utcnow
 from ..errors import Conflict, NotFound, PermissionDenied, ValidationError
+from ..ml import training
 from ..models.datasets import Dataset, DatasetVersion, DatasetVersionPublic
 from ..models.experiments import Run, RunArtifact, RunPublic
 from . import audit, datasets, experiments
 from .auth import Actor, can, require
+from .usecases import get_use_case
 
 MODEL_FILE_KIND = "mlflow_model"  # run_artifacts.kind of a file of an MLflow logged model
 MODELS_PREFIX = "mlflow-models/"  # run_artifacts.name prefix of those files: mlflow-models/<model_id>/<file>
@@ -71,9 +74,6 @@ def create_run(
     """A run started by mlflow.start_run: "running", source "mlflow", in the use case of the MLflow experiment
     (and on the dataset version its `mlops.dataset` tag names, if any)."""
     require(actor, "run.start")
-    from ..ml import training
-    from .usecases import get_use_case
-
     get_use_case(db, use_case_id=int(use_case_id))  # NotFound with a sentence
     linked = dataset_for_tag(db, tags[DATASET_TAG]) if tags.get(DATASET_TAG) else None
     now = utcnow()
@@ -491,10 +491,6 @@ def finalize_logged_model(db: Database, *, actor: Actor, model_id: str, status: 
     the exact-type allow-list (refused by name otherwise, nothing changes); a pickle/cloudpickle file is
     kept and becomes the run's model too, but it is never loaded, so deploying it is refused with a
     sentence (ml.persistence.PICKLE_REFUSED)."""
-    import yaml
-
-    from ..ml import persistence
-
     run_id = run_of_model_id(model_id)
     with db.read() as s:
         run = _run_row(s, run_id)
@@ -525,21 +521,9 @@ def finalize_logged_model(db: Database, *, actor: Actor, model_id: str, status: 
             if flavor and model_key is None:
                 raise ValidationError(f"the logged model has no {flavor.get('pickled_model')!r} file; log it again")
             if fmt == "skops" and model_key:
-                data = artifacts.get_bytes(model_key)
-                refused = persistence.refused_model_types(data)
-                if refused:
-                    with db.unit_of_work() as s:
-                        audit.record(
-                            s,
-                            actor=actor,
-                            action="run.log_model_refused",
-                            entity_type="run",
-                            entity_id=run_id,
-                            summary=f"run {run_id}: MLflow model {model_id} refused: it contains {', '.join(refused)}"[
-                                :500
-                            ],
-                        )
-                    persistence.check_model_bytes(data)
+                experiments.refuse_disallowed_model(
+                    db, actor=actor, run_id=run_id, data=artifacts.get_bytes(model_key), what=f"MLflow model {model_id}"
+                )
             elif model_key and fmt not in ("pickle", "cloudpickle"):
                 raise ValidationError(f"unknown sklearn serialization_format {fmt!r}; use 'skops'")
 

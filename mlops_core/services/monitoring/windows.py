@@ -120,30 +120,22 @@ def health_figures(s: Session, *, deployment_id: int, window: Window) -> HealthF
     first, last = conn.execute(
         select(func.min(Prediction.created_at), func.max(Prediction.created_at)).where(*conds)
     ).one()
-    if conn.dialect.name == "postgresql":
-        n, n_err, mean_lat, p50, p95, p99 = conn.execute(
-            select(
-                func.count(),
-                func.sum(sa.case((Prediction.status != "ok", 1), else_=0)),
-                func.avg(Prediction.latency_ms),
-                *[sa.func.percentile_cont(q).within_group(Prediction.latency_ms) for q in (0.5, 0.95, 0.99)],
-            ).where(*conds)
-        ).one()
-        n, n_err = int(n or 0), int(n_err or 0)
-        p50, p95, p99, mean_lat = finite(p50), finite(p95), finite(p99), finite(mean_lat)
-    else:
-        n, n_err, mean_lat = conn.execute(
-            select(
-                func.count(),
-                func.sum(sa.case((Prediction.status != "ok", 1), else_=0)),
-                func.avg(Prediction.latency_ms),
-            ).where(*conds)
-        ).one()
-        n, n_err, mean_lat = int(n or 0), int(n_err or 0), finite(mean_lat)
-        p50 = p95 = p99 = None
-        if n:
-            lat = _sqlite_latencies(conn, deployment_id, window)
-            p50, p95, p99 = (float(v) for v in np.percentile(lat, [50, 95, 99]))
+    postgres = conn.dialect.name == "postgresql"
+    figures = [
+        func.count(),
+        func.sum(sa.case((Prediction.status != "ok", 1), else_=0)),
+        func.avg(Prediction.latency_ms),
+    ]
+    if postgres:  # percentiles in SQL; SQLite has no percentile_cont, so they are computed below
+        figures += [sa.func.percentile_cont(q).within_group(Prediction.latency_ms) for q in (0.5, 0.95, 0.99)]
+    row = conn.execute(select(*figures).where(*conds)).one()
+    n, n_err, mean_lat = int(row[0] or 0), int(row[1] or 0), finite(row[2])
+    p50 = p95 = p99 = None
+    if postgres:
+        p50, p95, p99 = finite(row[3]), finite(row[4]), finite(row[5])
+    elif n:
+        lat = _sqlite_latencies(conn, deployment_id, window)
+        p50, p95, p99 = (float(v) for v in np.percentile(lat, [50, 95, 99]))
     first, last = aware(first), aware(last)
     span_h = ((last - first).total_seconds() / 3600.0) if (first and last and last > first) else None
     return HealthFiguresPublic(
