@@ -252,7 +252,13 @@ with tab_plots:
         st.plotly_chart(fig, width="stretch")
     if plots and plots.search_results:
         st.markdown("**Hyperparameter search** (mean validation score per candidate)")
-        st.dataframe([{**r.params, "score": r.score} for r in plots.search_results], hide_index=True)
+        st.dataframe(
+            [
+                {**r.params, "score": r.score, **({"seconds": r.seconds} if r.seconds is not None else {})}
+                for r in plots.search_results
+            ],
+            hide_index=True,
+        )
 
 with tab_art:
     arts = experiments.list_artifacts(db, run.id)

@@ -303,6 +303,7 @@ class SearchResultPublic(BaseModel):
 
     params: dict[str, Any]
     score: float
+    seconds: float | None = None  # time to fit and score its folds (runs trained before issue 16 have none)
 
 
 class PlotDataPublic(BaseModel):

@@ -47,6 +47,8 @@ def test_a_dask_run_records_where_it_ran_and_a_lost_scheduler_fails_it_without_a
     assert tags["executor"] == "dask" and tags["dask_scheduler"] == ADDRESS
     assert tags["dask_workers"] == 2 and tags["dask_workers_lost"] == 1
     assert len(tags["search_candidate_seconds"]) == 3 and all(s > 0 for s in tags["search_candidate_seconds"])
+    searched = experiments.plot_data(db, run.id).search_results  # the run page's search table
+    assert [r.seconds for r in searched] == tags["search_candidate_seconds"]
 
     def lost(address, *a, **k):
         raise dask_exec.DaskUnavailable(f"lost the Dask scheduler at {address} mid-search (task candidate-1 cancelled)")
