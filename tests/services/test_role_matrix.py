@@ -33,6 +33,10 @@ EXPECTED = {
     "canvas.write": {"business", "data_scientist", "admin"},
     "value.write": {"business", "admin"},
     "threshold.set": {"data_scientist", "admin"},
+    # issue 18: anyone watches; the business owner or ops set a use case's chat webhook; admins read the delivery log
+    "notify.watch": {"business", "data_engineer", "data_scientist", "ops", "admin"},
+    "notify.usecase_webhook": {"business", "ops", "admin"},
+    "notify.delivery_log": {"admin"},
     "run.cancel": {"data_scientist", "admin"},
     "prediction.label": {"ops", "data_scientist", "admin"},
     "batch.score": {"ops", "data_scientist", "admin"},
