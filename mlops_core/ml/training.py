@@ -359,6 +359,7 @@ def prepare_features(X: pd.DataFrame) -> pd.DataFrame:
 
 def build_pipeline(X: pd.DataFrame, algorithm: str, task: str, params: dict[str, Any], seed: int):
     """ColumnTransformer (impute + scale numbers; impute + one-hot the rest) -> estimator, in one Pipeline."""
+    # scikit-learn is heavy: loaded only when a model is built or scored
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
@@ -398,6 +399,7 @@ def build_pipeline(X: pd.DataFrame, algorithm: str, task: str, params: dict[str,
 
 
 def classification_metrics(y_true, y_pred, proba, classes) -> dict[str, float]:
+    # scikit-learn is heavy: loaded only when a model is built or scored
     from sklearn.metrics import accuracy_score, f1_score, log_loss, precision_score, recall_score, roc_auc_score
 
     binary = len(classes) == 2
@@ -431,6 +433,7 @@ def classification_metrics(y_true, y_pred, proba, classes) -> dict[str, float]:
 
 
 def regression_metrics(y_true, y_pred) -> dict[str, float]:
+    # scikit-learn is heavy: loaded only when a model is built or scored
     from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
     return {
@@ -469,6 +472,7 @@ def _thin(xs, ys, n: int = 200) -> tuple[list[float], list[float]]:
 
 def plot_data(pipe, X_test, y_test, task: str, y_pred=None, proba=None) -> dict[str, Any]:
     """What the run page plots (confusion matrix, ROC/PR, residuals, feature importance), as plain JSON."""
+    # scikit-learn is heavy: loaded only when a model is built or scored
     from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
     out: dict[str, Any] = {"task": task}
@@ -539,6 +543,7 @@ def permutation_importances(pipe, X_test, y_test, task: str, seed: int = 0) -> l
     (roc_auc for a binary classifier with probabilities, accuracy for others, r2 for regressors) drops when
     that column is shuffled. Names are the original columns (the pipeline is permuted before preprocessing).
     [] when it cannot be computed (a note is logged)."""
+    # scikit-learn is heavy: loaded only when a model is built or scored
     from sklearn.inspection import permutation_importance
 
     X, y = X_test, y_test
@@ -572,6 +577,7 @@ def staged_scores(pipe, X_train, y_train, X_test, y_test, task: str, max_points:
         return {}
     pre = pipe.named_steps["preprocess"]
     Xtr, Xte = pre.transform(X_train), pre.transform(X_test)
+    # scikit-learn is heavy: loaded only when a model is built or scored
     from sklearn.metrics import log_loss, mean_squared_error
 
     def curve(Xp, y):
@@ -624,6 +630,7 @@ def _noop() -> None:
 
 
 def _splitter(cfg: TrainingConfig, folds: int):
+    # scikit-learn is heavy: loaded only when a model is built or scored
     from sklearn.model_selection import KFold, StratifiedKFold
 
     if cfg.task == "classification":
@@ -658,6 +665,7 @@ def train(
     With `dask_scheduler` (a Dask scheduler address, passed in by the job handler from MLOPS_DASK_SCHEDULER)
     the search's candidates run on that Dask cluster (`dask_exec.py`); the result is the same as locally.
     `extra` then says where it ran (`dask_scheduler`, `dask_workers`, `dask_workers_lost`)."""
+    # threadpoolctl only around a fit
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=TRAIN_THREADS):
@@ -685,6 +693,7 @@ def fit_candidate(
 ) -> dict[str, Any]:
     """One candidate's mean validation score over the search folds, and the seconds it took. The same code
     runs locally and as a Dask task (module-level, so Dask workers import it), single-threaded either way."""
+    # threadpoolctl only around a fit
     from threadpoolctl import threadpool_limits
 
     started = time.perf_counter()
@@ -735,6 +744,7 @@ def _train(
     check_cancelled: Callable[[], None],
     dask_scheduler: str | None = None,
 ) -> TrainingResult:
+    # scikit-learn is heavy: loaded only when a model is built or scored
     from sklearn.model_selection import train_test_split
 
     started = time.perf_counter()
