@@ -31,7 +31,7 @@ from ..models.experiments import (
     Run,
     RunLatestMetric,
 )
-from . import audit, datasets
+from . import audit, datasets, subscriptions
 from .auth import Actor, require
 from .usecases import evaluate_metrics, get_use_case
 
@@ -206,6 +206,14 @@ def register_model(
             summary=f"{name} v{mv.version} registered from run {run.id}",
             after={"model": name, "version": mv.version, "run_id": run.id, "metrics": metrics},
         )
+        subscriptions.emit(  # watchers of the use case hear of it (issue 18)
+            s,
+            kind="model_registered",
+            title=f"{name} v{mv.version} registered from run {run.id}",
+            entity_type="model_version",
+            entity_id=mv.id,
+            actor_username=actor.username,
+        )
         if alias:
             _set_alias_in(s, actor=actor, model=model, alias=alias, mv=mv)
         s.flush()
@@ -233,6 +241,14 @@ def _set_alias_in(s: Session, *, actor: Actor, model: RegisteredModel, alias: st
         summary=f"{model.name}@{alias} -> v{mv.version}",
         before=before,
         after={"version": mv.version},
+    )
+    subscriptions.emit(  # watchers of the version and its use case hear of it (issue 18)
+        s,
+        kind="model_aliased",
+        title=f"{model.name}@{alias} now points at v{mv.version}",
+        entity_type="model_version",
+        entity_id=mv.id,
+        actor_username=actor.username,
     )
 
 

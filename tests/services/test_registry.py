@@ -1,6 +1,7 @@
 """Model registry: versions from runs, aliases, model card, lineage, loading with skops."""
 
 import pytest
+from sqlmodel import select
 
 from mlops_core.errors import PermissionDenied, ValidationError
 from mlops_core.services import audit, experiments, registry
@@ -41,6 +42,16 @@ def test_registering_runs_numbers_versions_and_moves_the_champion_alias(db, peop
     assert v1.aliases == ["champion"] and v1.input_schema[0]["name"] == "tenure_months"
     registry.set_alias(db, actor=sara, model_name="churn-classifier", alias="champion", version=2)
     assert registry.resolve_version(db, model_name="churn-classifier", alias="champion").version == 2
+    with db.read() as s:  # issue 18: watchers hear of registrations and alias moves
+        from mlops_core.models.subscriptions import NotificationEvent
+
+        kinds = [(e.kind, e.entity_id) for e in s.exec(select(NotificationEvent).order_by(NotificationEvent.id))]
+    assert kinds == [
+        ("model_registered", str(v1.id)),
+        ("model_aliased", str(v1.id)),
+        ("model_registered", str(v2.id)),
+        ("model_aliased", str(v2.id)),
+    ]
     assert registry.get_model_version(db, v1.id).aliases == []
     events = audit.list_events(db, actor=sara, action="model.").events
     assert {"model.register", "model.alias", "model.create"} <= {e.action for e in events}
