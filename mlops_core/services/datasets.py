@@ -649,6 +649,16 @@ def _register_converted(
                     "errors": report.counts.get("error", 0),
                 },
             )
+            from . import subscriptions  # issue 18: watchers of the dataset and its use case hear of it
+
+            subscriptions.emit(
+                s,
+                kind=f"dataset_version_{status}"[:32],
+                title=f"{d.name}@v{v.version}: {status} ({v.n_rows:,} rows)",
+                entity_type="dataset",
+                entity_id=d.id,
+                actor_username=actor.username,
+            )
             pub = _version_public(v, d)
         progress(1.0, f"{pub.ref}: {status}")
         return pub

@@ -455,6 +455,7 @@ def run_training(ctx) -> dict[str, Any]:
                 + ", ".join(f"{k}={v:.4g}" for k, v in list(result.test_metrics.items())[:4]),
                 after={"status": "finished", "metrics": result.test_metrics},
             )
+            _emit_run(s, run, "finished")
             if run.triggered_by_alert_id is not None:
                 # Close the loop at once: a retraining run that just finished is registered and requested on
                 # its endpoint (a challenger if its gates pass) by a job queued with the finish, not at the next
@@ -514,6 +515,21 @@ def _end_run(
             summary=f"run {run_id} {status}" + (f": {first}" if first else ""),
             after={"status": status},
         )
+        _emit_run(s, run, status)
+
+
+def _emit_run(s: Session, run: Run, status: str) -> None:
+    """Watchers of the run's use case hear that it finished or failed (issue 18)."""
+    from . import subscriptions
+
+    subscriptions.emit(
+        s,
+        kind=f"run_{status}"[:32],
+        title=f"run {run.id} ({run.name or run.algorithm}) {status}",
+        entity_type="run",
+        entity_id=run.id,
+        actor_username=run.created_by or "",
+    )
 
 
 # --- cancel ------------------------------------------------------------------------------------------

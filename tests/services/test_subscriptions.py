@@ -215,3 +215,38 @@ def test_a_use_case_webhook_gets_every_event_of_the_use_case_teams_compatible(db
     (body,) = posts
     assert body["@type"] == "MessageCard" and body["text"] == "KPI &lt;missed&gt;"
     assert body["potentialAction"][0]["targets"][0]["uri"].endswith(f"/use-case?id={uc.id}")
+
+
+def test_dataset_versions_and_run_ends_are_events_for_watchers(db, people, smtp):
+    import pandas as pd
+
+    from mlops_core.models.experiments import Run
+    from mlops_core.services import datasets, experiments
+
+    dan = people["data_engineer"]
+    subscriptions.save_notification_settings(db, actor=dan, email="dan@example.com")
+    frame = pd.DataFrame({"a": [1, 2, 3, 4], "y": [0, 1, 0, 1]})
+    dv = datasets.register_version_from_frame(db, actor=dan, dataset_name="tiny", frame=frame)
+    subscriptions.watch(db, actor=dan, entity_type="dataset", entity_id=dv.dataset_id)
+    datasets.register_version_from_frame(db, actor=dan, dataset_name="tiny", frame=frame.assign(a=[5, 6, 7, 8]))
+    with db.unit_of_work() as s:
+        run = Run(
+            name="r",
+            status="running",
+            source="ui",
+            task="classification",
+            target="y",
+            algorithm="x",
+            config={},
+            created_by="sara",
+        )
+        s.add(run)
+        s.flush()
+        run_id = run.id
+    experiments._end_run(db, run_id, "failed", "boom")
+    with db.read() as s:
+        evs = [(e.kind, e.entity_type) for e in s.exec(select(NotificationEvent).order_by(NotificationEvent.id))]
+    assert evs[0][1] == "dataset" and evs[0][0].startswith("dataset_version_")
+    assert evs[-1] == ("run_failed", "run")
+    delivery.deliver_event(db, _event_ids(db)[1])
+    assert len(smtp) == 1 and "tiny@v2" in smtp[0].content.decode()
