@@ -1163,6 +1163,28 @@ def _move(
     d.deployed_at = now
     if d.canary_model_version_id == to_version:
         d.canary_model_version_id, d.canary_share = None, 0.0
+    _record_change(
+        s,
+        d,
+        e,
+        actor=actor,
+        kind=kind,
+        before=before,
+        summary=f"{kind} {d.name}: {model_version_label(s, before['model_version_id'])} -> "
+        f"{model_version_label(s, to_version)}" + (f" ({reason})" if reason else ""),
+        now=now,
+    )
+    from . import targets  # issue 19: a bundle target's owner is told which version to run now
+
+    targets.notify_version_to_run(s, d, actor=actor, kind=kind)
+    return e
+
+
+def _record_change(
+    s: Session, d: Deployment, e, *, actor: Actor, kind: str, before: dict[str, Any], summary: str, now
+) -> None:
+    """A change of what the endpoint serves: its generation goes up (serving processes reload it), the
+    event is stored and the change audited with the endpoint before and after."""
     d.updated_at = now
     d.generation += 1
     s.add(d)
@@ -1174,15 +1196,10 @@ def _move(
         action=f"deployment.{kind}",
         entity_type="deployment",
         entity_id=d.id,
-        summary=f"{kind} {d.name}: {model_version_label(s, before['model_version_id'])} -> "
-        f"{model_version_label(s, to_version)}" + (f" ({reason})" if reason else ""),
+        summary=summary,
         before=before,
         after=_snapshot(d),
     )
-    from . import targets  # issue 19: a bundle target's owner is told which version to run now
-
-    targets.notify_version_to_run(s, d, actor=actor, kind=kind)
-    return e
 
 
 def _close_request_followups(s: Session, r: DeploymentRequest, *, actor: Actor, outcome: str) -> None:
@@ -1400,19 +1417,15 @@ def set_canary(
         )
         d.canary_model_version_id = model_version_id
         d.canary_share = share if model_version_id is not None else 0.0
-        d.updated_at = utcnow()
-        d.generation += 1
-        s.add(d)
-        s.add(e)
-        audit.record(
+        _record_change(
             s,
+            d,
+            e,
             actor=actor,
-            action=f"deployment.{kind}",
-            entity_type="deployment",
-            entity_id=d.id,
+            kind=kind,
+            before=before,
             summary=f"{kind.replace('_', ' ')} on {d.name}: "
             f"{model_version_label(s, model_version_id or before['canary_model_version_id'])}",
-            before=before,
-            after=_snapshot(d),
+            now=utcnow(),
         )
         return _public(d)
