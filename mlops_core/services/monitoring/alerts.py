@@ -120,6 +120,16 @@ def _queue_webhook(s: Session, alert: Alert) -> None:
     )
 
 
+def _open_alert(s: Session, b: Breach, members: list[str]) -> tuple[Alert, bool]:
+    """Raise the breach's alert; a new one is announced (inbox of `members`, the webhook). Returns
+    (alert, created)."""
+    alert, is_new = _raise_alert(s, b)
+    if is_new:
+        _notify_alert(s, alert, members)
+        _queue_webhook(s, alert)
+    return alert, is_new
+
+
 def webhook_body(alert: AlertPublic, base_url: str = "") -> dict[str, Any]:
     """A Slack-compatible message (the `text` fallback plus one mrkdwn section)."""
     link = f"{base_url.rstrip('/')}{alert.evidence_link}" if alert.evidence_link else ""

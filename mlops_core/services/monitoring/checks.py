@@ -37,7 +37,7 @@ from ...monitoring.figures import label_figures, performance_metrics
 from .. import audit, canvas, retraining, usecases
 from .._common import aware, deployment_by_name, get_or_404
 from ..auth import Actor, require
-from .alerts import Breach, _notify_alert, _queue_webhook, _raise_alert
+from .alerts import Breach, _open_alert
 from .kinds import CHECKS, RETRAINING_KINDS
 from .monitors import _ensure_default_monitor
 from .windows import Window, _labelled_rows, health_figures, window_bounds
@@ -253,11 +253,9 @@ def _run_one(
                 )
             )
         for b in _breaches_for_check(monitor, dep, check, figures):
-            alert, is_new = _raise_alert(s, b)
+            alert, is_new = _open_alert(s, b, members)
             if is_new:
                 created.append(alert.id)
-                _notify_alert(s, alert, members)
-                _queue_webhook(s, alert)
                 if b.kind in RETRAINING_KINDS and monitor.retraining_policy != "off":
                     retrain_alerts.append(alert.id)
             else:
@@ -380,10 +378,8 @@ def _monitoring_down(db: Database, deployment_name: str, exc: BaseException) -> 
             deployment_name=deployment_name,
             use_case_id=dep.use_case_id,
         )
-        alert, is_new = _raise_alert(s, b)
+        alert, is_new = _open_alert(s, b, members)
         if is_new:
-            _notify_alert(s, alert, members)
-            _queue_webhook(s, alert)
             audit.record(
                 s,
                 actor=Actor.system(),
@@ -462,11 +458,9 @@ def check_system_health(db: Database, *, now: datetime | None = None) -> dict[st
     created, repeated = [], []
     with db.unit_of_work() as s:
         for b in _system_breaches(s, now):
-            alert, is_new = _raise_alert(s, b)
+            alert, is_new = _open_alert(s, b, [])
             if is_new:
                 created.append(alert.id)
-                _notify_alert(s, alert, [])
-                _queue_webhook(s, alert)
             else:
                 repeated.append(alert.id)
     return {"alerts_opened": created, "alerts_repeated": repeated}
