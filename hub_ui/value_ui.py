@@ -102,6 +102,32 @@ def canvas_form(uc) -> None:
                 st.caption(md_text("; ".join(f"{canvas.FIELD_LABELS[k]}: {v}" for k, v in h.fields.items())) or "empty")
 
 
+def new_canvas_fields(disabled: bool = False) -> dict[str, str]:
+    """The guided canvas inside the portfolio's "New use case" form (no form of its own): returns
+    {"canvas_fields": ..., "problem_type": ..., "positive_class": ...} for usecases.create_use_case."""
+    st.markdown("**ML canvas** (optional: what the model must do; saved as the canvas's first version)")
+    values: dict[str, str] = {}
+    cols = st.columns(2)
+    for i, (key, label, help_text) in enumerate(canvas.FIELDS):
+        values[key] = cols[i % 2].text_area(
+            label, placeholder=help_text, height=80, key=f"new_uc_canvas_{key}", disabled=disabled
+        )
+    c1, c2 = st.columns(2)
+    problem_type = c1.selectbox(
+        "Problem type",
+        ["", *value_math.PROBLEM_TYPES],
+        format_func=lambda t: t or "(not stated)",
+        key="new_uc_canvas_problem_type",
+        disabled=disabled,
+    )
+    positive = c2.text_input(
+        "Positive class (the label the model must find, e.g. 1 or churned)",
+        key="new_uc_canvas_positive",
+        disabled=disabled,
+    )
+    return {"canvas_fields": values, "problem_type": problem_type or "", "positive_class": positive}
+
+
 def value_model_form(uc) -> None:
     db = session.db()
     vm = value.get_value_model(db, use_case_id=uc.id)

@@ -104,6 +104,7 @@ with st.form("new_use_case"):
     priority = f1.selectbox("Priority", usecases.PRIORITIES, index=1, key="new_uc_priority", disabled=not can_write)
     target_date = f2.date_input("Target date", value=None, key="new_uc_target", disabled=not can_write)
     tags = f3.text_input("Tags (comma separated)", key="new_uc_tags", disabled=not can_write)
+    canvas_args = value_ui.new_canvas_fields(disabled=not can_write)
     create = st.form_submit_button("Create use case", type="primary", disabled=not can_write)
 if create:
     created = None
@@ -117,6 +118,7 @@ if create:
             priority=priority,
             target_date=target_date,
             tags=tags,
+            **canvas_args,
         )
     if created is not None:
         st.session_state["use_case_id"] = created.id

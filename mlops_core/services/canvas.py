@@ -131,6 +131,55 @@ def _clean_fields(fields: Mapping[str, Any] | None) -> dict[str, str]:
     return out
 
 
+def validate(
+    fields: Mapping[str, Any] | None, problem_type: str = "", positive_class: str = ""
+) -> tuple[dict[str, str], str, str]:
+    """The cleaned (fields, problem type, positive class) of a canvas form; ValidationError when wrong."""
+    clean = _clean_fields(fields)
+    pt = (problem_type or "").strip().lower()
+    if pt and pt not in value_math.PROBLEM_TYPES:
+        raise ValidationError(
+            f"unknown problem type {problem_type!r}; use one of: {', '.join(value_math.PROBLEM_TYPES)}"
+        )
+    pos = (positive_class or "").strip()
+    if len(pos) > 64:
+        raise ValidationError("the positive class is longer than 64 characters; use the label as the data has it")
+    if pos and pt == "regression":
+        raise ValidationError("a regression use case has no positive class; leave it empty")
+    return clean, pt, pos
+
+
+def first_version(
+    s: Session, *, actor: Actor, uc: UseCase, fields: dict[str, str], problem_type: str, positive_class: str
+) -> UseCaseCanvas | None:
+    """Version 1 of a new use case's canvas, in the caller's unit of work (fields already `validate`d);
+    None when the form was left empty."""
+    if not fields and not problem_type and not positive_class:
+        return None
+    require(actor, "canvas.write")
+    row = UseCaseCanvas(
+        use_case_id=uc.id,
+        version=1,
+        fields=fields,
+        problem_type=problem_type,
+        positive_class=positive_class,
+        created_by=actor.username,
+    )
+    s.add(row)
+    s.flush()
+    audit.record(
+        s,
+        actor=actor,
+        action="canvas.save",
+        entity_type="use_case",
+        entity_id=uc.id,
+        summary=f"saved the ML canvas of {uc.title!r} (version 1) with the new use case",
+        before={"version": 0, "problem_type": "", "fields": {}},
+        after={"version": 1, "problem_type": problem_type, "positive_class": positive_class, "fields": fields},
+    )
+    return row
+
+
 def save_canvas(
     db: Database,
     *,
@@ -144,17 +193,7 @@ def save_canvas(
     """Save the canvas as a new version (nothing changes when it is the same). `expected_version`: the
     version the form was loaded with; a newer one saved meanwhile is a Conflict (reload and merge)."""
     require(actor, "canvas.write")
-    clean = _clean_fields(fields)
-    pt = (problem_type or "").strip().lower()
-    if pt and pt not in value_math.PROBLEM_TYPES:
-        raise ValidationError(
-            f"unknown problem type {problem_type!r}; use one of: {', '.join(value_math.PROBLEM_TYPES)}"
-        )
-    pos = (positive_class or "").strip()
-    if len(pos) > 64:
-        raise ValidationError("the positive class is longer than 64 characters; use the label as the data has it")
-    if pos and pt == "regression":
-        raise ValidationError("a regression use case has no positive class; leave it empty")
+    clean, pt, pos = validate(fields, problem_type, positive_class)
     with db.unit_of_work() as s:
         uc = get_or_404(s, UseCase, int(use_case_id), "use case", "open one from the portfolio")
         cur = _latest(s, uc.id)

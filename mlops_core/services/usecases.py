@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import case, func, update
 from sqlmodel import Session, col, select
@@ -262,9 +263,16 @@ def create_use_case(
     target_date: date | str | None = None,
     tags: Iterable[str] | str | None = None,
     members: Mapping[str, Iterable[str]] | None = None,
+    canvas_fields: Mapping[str, Any] | None = None,
+    problem_type: str = "",
+    positive_class: str = "",
 ) -> UseCasePublic:
-    """A new use case in status "proposed"; the owner defaults to the creator."""
+    """A new use case in status "proposed"; the owner defaults to the creator. `canvas_fields`,
+    `problem_type`, `positive_class`: the guided ML canvas, saved as its version 1 in the same transaction."""
+    from . import canvas  # canvas imports this module's models only; imported here to keep load order simple
+
     require(actor, "usecase.write")
+    canvas_clean = canvas.validate(canvas_fields, problem_type, positive_class)
     title = _clean_text(title, "title", required=True, max_len=200)
     problem_statement = _clean_text(problem_statement, "problem statement")
     objectives = _clean_text(objectives, "objectives")
@@ -298,6 +306,9 @@ def create_use_case(
         )
         s.flush()
         after = _snapshot(s, uc)
+        canvas.first_version(
+            s, actor=actor, uc=uc, fields=canvas_clean[0], problem_type=canvas_clean[1], positive_class=canvas_clean[2]
+        )
         audit.record(
             s,
             actor=actor,
