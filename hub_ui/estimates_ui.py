@@ -167,3 +167,16 @@ def fairness_form(db, actor, deployment_name: str, *, can: bool) -> None:
                     tolerance=float(tolerance),
                     enabled=enabled,
                 )
+
+
+def card_lines(items) -> None:
+    """A portfolio card's estimated KPI lights (services.monitoring.estimated_kpis_many), marked as estimates."""
+    if not items:
+        return
+    st.markdown(
+        "  \n".join(
+            f"{badges.badge('estimated_' + e.status)} {plain_markdown(e.kpi_name)} ≈ {e.value:.2f} "
+            f"(estimated, {e.status}; {plain_markdown(e.deployment_name)}, {e.n_labelled:,} labels)"
+            for e in items
+        )
+    )

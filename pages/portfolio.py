@@ -4,8 +4,8 @@ import streamlit as st
 
 from hub_ui import badges, session
 from hub_ui.collab import flash
-from hub_ui import stage_ui, value_ui
-from mlops_core.services import stage_status, usecases
+from hub_ui import estimates_ui, stage_ui, value_ui
+from mlops_core.services import monitoring, stage_status, usecases
 from mlops_core.textsafety import plain_markdown as md_text
 
 actor = session.require_actor()
@@ -44,6 +44,8 @@ statuses = usecases.kpi_status_many(db, result.items)  # the lights of every car
 values = value_ui.portfolio_values([uc.id for uc in result.items])  # live value per card, totals per currency
 # Deployments, open alerts, waiting sign-offs and the next step of every card, in a fixed number of queries.
 stages_now = stage_status.status_many(db, actor=actor, use_cases=result.items)
+# Deployed models' KPIs estimated from their scores where the latest check had too few labels (issue 17).
+estimated = monitoring.estimated_kpis_many(db, use_case_ids=[uc.id for uc in result.items])
 by_stage: dict[str, list] = {}
 for uc in result.items:
     by_stage.setdefault(uc.status, []).append(uc)
@@ -74,6 +76,7 @@ for row_start in range(0, len(shown), 4):
                     )
                     value_ui.card_value(values.get(uc.id))
                     stage_ui.card_lines(stages_now.get(uc.id))
+                    estimates_ui.card_lines(estimated.get(uc.id))
                     checks = statuses[uc.id]
                     if not checks:
                         st.caption("no KPIs yet")

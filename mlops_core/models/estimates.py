@@ -59,6 +59,19 @@ class CheckEstimatePublic(BaseModel):
     drift_ranking: list[dict[str, Any]]
 
 
+class EstimatedKpiPublic(BaseModel):
+    """One model KPI of a deployed use case judged on the estimate of its latest check (too few labels to judge
+    it on realized values): the portfolio card's "estimated" light."""
+
+    use_case_id: int
+    deployment_name: str
+    kpi_name: str
+    metric: str
+    value: float
+    status: str  # met | warning | missed (estimated)
+    n_labelled: int = 0
+
+
 class DeploymentFairness(SQLModel, table=True):
     """The fairness gate of a deployment: the largest gap of `metric` between the groups of `column` on the
     model's test split must stay within `tolerance` (fairlearn's MetricFrame, `difference()`)."""

@@ -45,6 +45,11 @@ def test_ops_see_the_estimated_kpi_light_band_and_segments(sqlite_db):
     assert segs["volume"].sum() == 300
     kpis = next(d.value for d in at.dataframe if "estimated status" in d.value.columns)
     assert "estimated missed" in set(kpis["estimated status"])
+    # the portfolio card shows the same KPI as an estimate, marked as such (too few labels to judge it)
+    pf = app_as(people["ops"], "pages/portfolio.py")
+    no_exceptions(pf)
+    card = next(m.value for m in pf.markdown if "(estimated, missed" in m.value)
+    assert "recall ≈ 0." in card and "churn, 5 labels" in card
     # ops set the deployment's fairness gate from the same page
     by_label(at.text_input, "Group column").input("region")
     by_label(at.selectbox, "Fairness metric").select("accuracy")

@@ -71,6 +71,13 @@ def test_a_check_stores_estimates_and_segments_and_alerts_on_an_estimated_miss(d
     assert recall["status"] == "missed" and recall["realized_status"] == "unknown"
     assert est.kpi_status == "missed"
     assert monitoring.estimated_kpi_status(db, deployment_id=dep.id) == "missed"
+    # the portfolio card reads the same estimate, per use case (none for a use case without deployments)
+    cards = monitoring.estimated_kpis_many(db, use_case_ids=[w.use_case_id, 10**6])
+    assert cards[10**6] == []
+    [card] = [c for c in cards[w.use_case_id] if c.kpi_name == "recall"]
+    assert {c.deployment_name for c in cards[w.use_case_id]} == {"churn"}
+    assert (card.deployment_name, card.kpi_name, card.status, card.n_labelled) == ("churn", "recall", "missed", 10)
+    assert card.value == pytest.approx(recall["value"])
     [row] = [r for r in monitoring.overview(db) if r.deployment == "churn"]
     assert row.kpi_status == "unknown" and row.kpis == "estimated_missed"  # the light says it is estimated
     alerts = monitoring.list_alerts(db, deployment_name="churn")

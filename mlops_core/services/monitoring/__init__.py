@@ -26,7 +26,7 @@ from .alerts import (
 )
 from .checks import check_system_health, get_check, list_checks, monitor_job, run_monitor
 from .dashboards import drift_history, live_health, overview
-from .estimates import estimated_kpi_status, list_estimates
+from .estimates import estimated_kpi_status, estimated_kpis_many, list_estimates
 from .kinds import CHECKS
 from .monitors import MONITOR_FIELDS, configure_monitor, enqueue_monitor_run, list_monitors
 from .reports import render_report, report_html, report_job, request_report
@@ -45,6 +45,7 @@ __all__ = [
     "drift_history",
     "enqueue_monitor_run",
     "estimated_kpi_status",
+    "estimated_kpis_many",
     "get_alert",
     "get_check",
     "health_figures",

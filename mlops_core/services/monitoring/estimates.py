@@ -31,7 +31,8 @@ from ...config import get_settings
 from ...db import Database
 from ...errors import ValidationError
 from ...models.deployments import Prediction
-from ...models.estimates import CheckEstimatePublic, MonitorCheckEstimate
+from ...models.deployments import Deployment
+from ...models.estimates import CheckEstimatePublic, EstimatedKpiPublic, MonitorCheckEstimate
 from ...models.experiments import ModelVersion, Run
 from ...models.monitoring import MonitorCheck
 from ...monitoring.estimation import CBPE, DLE, EstimationResult, EstimationUnavailable, unavailable
@@ -657,15 +658,57 @@ def list_estimates(db: Database, *, deployment_name: str, limit: int = 200) -> l
         return out
 
 
+def _latest_estimates(s, deployment_ids: list[int]) -> dict[int, MonitorCheckEstimate]:
+    """The latest check estimate of each deployment (one query)."""
+    if not deployment_ids:
+        return {}
+    latest = (
+        select(sa.func.max(MonitorCheckEstimate.id))
+        .where(col(MonitorCheckEstimate.deployment_id).in_(deployment_ids))
+        .group_by(MonitorCheckEstimate.deployment_id)
+    )
+    rows = s.exec(select(MonitorCheckEstimate).where(col(MonitorCheckEstimate.id).in_(latest))).all()
+    return {r.deployment_id: r for r in rows}
+
+
 def estimated_kpi_status(db: Database, *, deployment_id: int) -> str | None:
     """The latest check's estimated KPI verdict of a deployment (None when none was estimated)."""
     with db.read() as s:
-        row = s.exec(
-            select(MonitorCheckEstimate.kpi_status, MonitorCheckEstimate.kpis)
-            .where(MonitorCheckEstimate.deployment_id == deployment_id)
-            .order_by(col(MonitorCheckEstimate.id).desc())
-            .limit(1)
-        ).first()
-    if row is None or not row[1]:
-        return None
-    return row[0]
+        row = _latest_estimates(s, [deployment_id]).get(deployment_id)
+        if row is None or not row.kpis:
+            return None
+        return row.kpi_status
+
+
+def estimated_kpis_many(db: Database, *, use_case_ids: list[int]) -> dict[int, list[EstimatedKpiPublic]]:
+    """Per use case, its deployed models' KPIs as estimated by their latest check where labels were too few
+    for a realized verdict (the portfolio cards' "estimated" lights); two queries for the whole page."""
+    out: dict[int, list[EstimatedKpiPublic]] = {uid: [] for uid in use_case_ids}
+    if not use_case_ids:
+        return out
+    with db.read() as s:
+        deps = s.exec(
+            select(Deployment)
+            .where(col(Deployment.use_case_id).in_(use_case_ids), col(Deployment.model_version_id).is_not(None))
+            .order_by(col(Deployment.name))
+        ).all()
+        latest = _latest_estimates(s, [d.id for d in deps])
+        for d in deps:
+            est = latest.get(d.id)
+            for k in (est.kpis if est is not None else None) or []:
+                if k.get("value") is None or k.get("status") not in ("met", "warning", "missed"):
+                    continue
+                if k.get("realized_status") not in (None, "unknown"):
+                    continue  # enough labels: the realized light speaks
+                out[d.use_case_id].append(
+                    EstimatedKpiPublic(
+                        use_case_id=d.use_case_id,
+                        deployment_name=d.name,
+                        kpi_name=k["name"],
+                        metric=k["metric"],
+                        value=float(k["value"]),
+                        status=k["status"],
+                        n_labelled=int(k.get("n_labelled") or 0),
+                    )
+                )
+    return out
