@@ -296,8 +296,21 @@ def emit(
     )
     session.add(ev)
     session.flush()
-    enqueue(session, kind="notify_deliver", payload={"event_id": ev.id}, max_attempts=3)
+    if _anyone_reachable(session):  # no email or webhook set anywhere: nothing to deliver, no job
+        enqueue(session, kind="notify_deliver", payload={"event_id": ev.id}, max_attempts=3)
     return int(ev.id)
+
+
+def _anyone_reachable(session: Session) -> bool:
+    """Has anyone set an email address or a chat webhook? (two indexed one-row reads)"""
+    if session.exec(select(ChatWebhook.id).limit(1)).first() is not None:
+        return True
+    return (
+        session.exec(
+            select(NotificationSetting.user_id).where(col(NotificationSetting.email).is_not(None)).limit(1)
+        ).first()
+        is not None
+    )
 
 
 def s_ids(session: Session, cond) -> list[int]:

@@ -185,6 +185,11 @@ def test_malformed_addresses_and_webhooks_are_refused_when_saved(db, people):
     with pytest.raises(ValidationError):
         subscriptions.save_notification_settings(db, actor=people["ops"], email="", webhook_url="ftp://x/y")
     assert subscriptions.get_notification_settings(db, actor=people["ops"]).email is None
+    with db.unit_of_work() as s:  # nobody reachable outside the Hub: the event is kept, no delivery job queued
+        collab.notify(s, usernames=["omar"], kind="alert", title="x", entity_type="deployment", entity_id=1)
+    with db.read() as s:
+        assert s.exec(select(Job).where(Job.kind == "notify_deliver")).first() is None
+    assert len(_event_ids(db)) == 1
 
 
 def test_a_deactivated_user_stops_receiving_and_unwatch_mutes_a_role_default(db, people, smtp):
