@@ -398,7 +398,15 @@ def build_pipeline(X: pd.DataFrame, algorithm: str, task: str, params: dict[str,
 # --- metrics --------------------------------------------------------------------------------------
 
 
-def classification_metrics(y_true, y_pred, proba, classes) -> dict[str, float]:
+def _positive_index(classes, preferred: str | None = None) -> int:
+    """Index of the positive class of a binary classifier: `preferred` (the use case's ML canvas) when it is
+    one of the classes, else the rule serving and monitoring use (1 / true / "yes" / "churn"... else the last)."""
+    keys = [label_key(c) for c in classes]
+    return keys.index(positive_label(keys, preferred)) if keys[0] != keys[1] else 1
+
+
+def classification_metrics(y_true, y_pred, proba, classes, positive_class: str | None = None) -> dict[str, float]:
+    """`positive_class`: the ML canvas's positive class (binary precision, recall, f1, AUC are about it)."""
     # scikit-learn is heavy: loaded only when a model is built or scored
     from sklearn.metrics import accuracy_score, f1_score, log_loss, precision_score, recall_score, roc_auc_score
 
@@ -406,10 +414,9 @@ def classification_metrics(y_true, y_pred, proba, classes) -> dict[str, float]:
     avg = "binary" if binary else "macro"
     pos, k = None, 1
     if binary:
-        # The positive class by the one rule serving and monitoring use (1 / true / "yes" / "churn"... else the
-        # last class), so a recall KPI means the same thing at the deploy gate and on live traffic.
-        keys = [label_key(c) for c in classes]
-        k = keys.index(positive_label(keys)) if keys[0] != keys[1] else 1
+        # The positive class by the one rule serving and monitoring use (the canvas's, else 1 / true / "yes" /
+        # "churn"... else the last class), so a recall KPI means the same thing at the deploy gate and live.
+        k = _positive_index(classes, positive_class)
         pos = classes[k]
     kw = {"average": avg, "zero_division": 0}
     if binary:
@@ -447,11 +454,11 @@ def _predict_proba(pipe, X):
     return pipe.predict_proba(X) if hasattr(pipe, "predict_proba") else None
 
 
-def evaluate(pipe, X, y, task: str) -> dict[str, float]:
+def evaluate(pipe, X, y, task: str, positive_class: str | None = None) -> dict[str, float]:
     pred = pipe.predict(X)
     if task == "classification":
         classes = list(pipe.classes_)
-        return classification_metrics(y, pred, _predict_proba(pipe, X), classes)
+        return classification_metrics(y, pred, _predict_proba(pipe, X), classes, positive_class)
     return regression_metrics(y, pred)
 
 
@@ -470,8 +477,11 @@ def _thin(xs, ys, n: int = 200) -> tuple[list[float], list[float]]:
     return [round(float(v), 6) for v in xs], [round(float(v), 6) for v in ys]
 
 
-def plot_data(pipe, X_test, y_test, task: str, y_pred=None, proba=None) -> dict[str, Any]:
-    """What the run page plots (confusion matrix, ROC/PR, residuals, feature importance), as plain JSON."""
+def plot_data(
+    pipe, X_test, y_test, task: str, y_pred=None, proba=None, positive_class: str | None = None
+) -> dict[str, Any]:
+    """What the run page plots (confusion matrix, ROC/PR, residuals, feature importance), as plain JSON.
+    Binary curves are about `positive_class` (the ML canvas's) when it is one of the classes, else classes_[1]."""
     # scikit-learn is heavy: loaded only when a model is built or scored
     from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
@@ -485,15 +495,18 @@ def plot_data(pipe, X_test, y_test, task: str, y_pred=None, proba=None) -> dict[
         cm = confusion_matrix(y_test, y_pred, labels=classes)
         out["confusion_matrix"] = {"labels": [str(c) for c in classes], "matrix": cm.tolist()}
         if proba is not None and len(classes) == 2:
-            truth = np.asarray(y_test) == classes[1]
+            keys = [label_key(c) for c in classes]
+            k = keys.index(label_key(positive_class)) if positive_class and label_key(positive_class) in keys else 1
+            truth = np.asarray(y_test) == classes[k]
             if truth.any() and (~truth).any():
-                fpr, tpr, _ = roc_curve(truth, proba[:, 1])
-                prec, rec, _ = precision_recall_curve(truth, proba[:, 1])
+                fpr, tpr, _ = roc_curve(truth, proba[:, k])
+                prec, rec, _ = precision_recall_curve(truth, proba[:, k])
                 out["roc"] = dict(zip(("fpr", "tpr"), _thin(fpr, tpr)))
                 out["pr"] = dict(zip(("recall", "precision"), _thin(rec, prec)))
-                out["positive_class"] = str(classes[1])
-            # Scores of classes[1] per bin, positives and negatives apart: the value of any threshold (issue 20).
-            out["score_histogram"] = score_histogram(truth, proba[:, 1])
+                out["positive_class"] = str(classes[k])
+            # Scores of the positive class per bin, positives and negatives apart: the value of any threshold
+            # (issue 20); "positive_class" says which class they are about.
+            out["score_histogram"] = score_histogram(truth, proba[:, k])
     else:
         y_true = np.asarray(y_test, dtype=float)
         pred = np.asarray(y_pred, dtype=float)
@@ -659,8 +672,11 @@ def train(
     progress: Progress = _noop_progress,
     check_cancelled: Callable[[], None] = _noop,
     dask_scheduler: str | None = None,
+    positive_class: str | None = None,
 ) -> TrainingResult:
     """Fit, evaluate and describe one run. `check_cancelled` is called between fits (it may raise).
+    `positive_class`: the use case's ML canvas positive class, passed in by the caller; binary precision,
+    recall, f1, AUC and the curves are about it when it is one of the classes (else the usual rule).
 
     With `dask_scheduler` (a Dask scheduler address, passed in by the job handler from MLOPS_DASK_SCHEDULER)
     the search's candidates run on that Dask cluster (`dask_exec.py`); the result is the same as locally.
@@ -669,7 +685,14 @@ def train(
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=TRAIN_THREADS):
-        return _train(frame, cfg, progress=progress, check_cancelled=check_cancelled, dask_scheduler=dask_scheduler)
+        return _train(
+            frame,
+            cfg,
+            progress=progress,
+            check_cancelled=check_cancelled,
+            dask_scheduler=dask_scheduler,
+            positive_class=positive_class,
+        )
 
 
 @dataclass
@@ -682,6 +705,7 @@ class SearchData:
     algorithm: str
     task: str
     seed: int
+    positive_class: str | None = None  # the ML canvas's (binary metrics are about it)
 
 
 def fit_candidate(
@@ -703,7 +727,8 @@ def fit_candidate(
             check_cancelled()
             pipe = build_pipeline(data.X, data.algorithm, data.task, cand, data.seed)
             pipe.fit(data.X.iloc[tr_idx], data.y.iloc[tr_idx])
-            scores.append(_score(evaluate(pipe, data.X.iloc[va_idx], data.y.iloc[va_idx], data.task), data.task))
+            metrics = evaluate(pipe, data.X.iloc[va_idx], data.y.iloc[va_idx], data.task, data.positive_class)
+            scores.append(_score(metrics, data.task))
             if on_fold is not None:
                 on_fold(i + 1)
     return {"params": cand, "score": float(np.mean(scores)), "seconds": round(time.perf_counter() - started, 4)}
@@ -743,6 +768,7 @@ def _train(
     progress: Progress,
     check_cancelled: Callable[[], None],
     dask_scheduler: str | None = None,
+    positive_class: str | None = None,
 ) -> TrainingResult:
     # scikit-learn is heavy: loaded only when a model is built or scored
     from sklearn.model_selection import train_test_split
@@ -772,7 +798,7 @@ def _train(
     if len(cands) > 1:
         search_folds = cfg.folds if cfg.split == "cv" else 3
         splits = list(_splitter(cfg, search_folds).split(X_tr, y_tr))
-        data = SearchData(X_tr, y_tr, splits, cfg.algorithm, cfg.task, cfg.seed)
+        data = SearchData(X_tr, y_tr, splits, cfg.algorithm, cfg.task, cfg.seed, positive_class or None)
         if dask_scheduler:
             search_results = _search_on_dask(dask_scheduler, data, cands, progress, check_cancelled, extra)
         else:
@@ -804,9 +830,9 @@ def _train(
         pipe.fit(X_tr, y_tr)
         check_cancelled()
         progress(base + 0.3 * (1 - base), "evaluating")
-        test_metrics = evaluate(pipe, X_te, y_te, cfg.task)
-        train_metrics = evaluate(pipe, X_tr, y_tr, cfg.task)
-        plots = plot_data(pipe, X_te, y_te, cfg.task)
+        test_metrics = evaluate(pipe, X_te, y_te, cfg.task, positive_class)
+        train_metrics = evaluate(pipe, X_tr, y_tr, cfg.task, positive_class)
+        plots = plot_data(pipe, X_te, y_te, cfg.task, positive_class=positive_class)
         plots["staged"] = staged_scores(pipe, X_tr, y_tr, X_te, y_te, cfg.task)
         progress(base + 0.4 * (1 - base), "permutation importance on the test split")
         plots["permutation_importance"] = permutation_importances(pipe, X_te, y_te, cfg.task, cfg.seed)
@@ -821,8 +847,8 @@ def _train(
             progress(base + (1 - base) * 0.8 * i / len(splits), f"fold {i + 1} of {len(splits)}")
             pipe = build_pipeline(X, cfg.algorithm, cfg.task, best, cfg.seed)
             pipe.fit(X.iloc[tr_idx], y.iloc[tr_idx])
-            fold_metrics.append(evaluate(pipe, X.iloc[te_idx], y.iloc[te_idx], cfg.task))
-            train_folds.append(evaluate(pipe, X.iloc[tr_idx], y.iloc[tr_idx], cfg.task))
+            fold_metrics.append(evaluate(pipe, X.iloc[te_idx], y.iloc[te_idx], cfg.task, positive_class))
+            train_folds.append(evaluate(pipe, X.iloc[tr_idx], y.iloc[tr_idx], cfg.task, positive_class))
             oof_pred[te_idx] = pipe.predict(X.iloc[te_idx])
             if cfg.task == "classification":
                 p = _predict_proba(pipe, X.iloc[te_idx])
@@ -846,6 +872,7 @@ def _train(
             cfg.task,
             y_pred=oof_pred if cfg.task == "classification" else oof_pred.astype(float),
             proba=oof_proba,
+            positive_class=positive_class,
         )
         plots["staged"] = {}
         n_train, n_test = len(X), len(X)

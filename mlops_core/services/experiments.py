@@ -398,6 +398,10 @@ def run_training(ctx) -> dict[str, Any]:
         if run.status in FINAL_STATUSES:
             return {"run_id": run_id, "status": run.status, "note": "run already ended"}
         config, dataset_version_id = dict(run.config), run.dataset_version_id
+        use_case_id = run.use_case_id
+    from . import canvas  # issue 20: the canvas's positive class is what binary metrics are about
+
+    _, positive_class = canvas.problem_settings(db, use_case_id)
     started = utcnow()
     _set_status(
         db,
@@ -421,6 +425,7 @@ def run_training(ctx) -> dict[str, Any]:
             progress=lambda f, m: ctx.progress(0.05 + 0.9 * f, m),
             check_cancelled=ctx.check_cancelled,
             dask_scheduler=get_settings().dask_scheduler,  # issue 16: the search's candidates run on Dask
+            positive_class=positive_class or None,
         )
         ctx.check_cancelled()
         model_bytes = persistence.dump_model(result.pipeline)

@@ -311,3 +311,23 @@ def test_runs_without_a_value_of_a_nullable_sort_column_come_last_either_way_and
     newest = experiments.list_runs(db, use_case_id=world.use_case_id, sort="created_at").items
     assert newest[0].id == waiting.id
     assert [r.id for r in experiments.list_runs(db, sort="created_at", descending=False).items][-1] == waiting.id
+
+
+def test_training_metrics_are_about_the_canvas_positive_class(db, people):
+    """Issue 20: with the canvas's positive class "0" (not the default "1"), recall and the curves are about 0."""
+    from mlops_core.services import canvas
+
+    world = make_world(db, people)
+    canvas.save_canvas(
+        db, actor=people["business"], use_case_id=world.use_case_id, problem_type="binary", positive_class="0"
+    )
+    [run] = _start(db, people, world)
+    run_jobs(db)  # the train job (and whatever else the canvas save queued)
+    got = experiments.get_run(db, run.id)
+    assert got.status == "finished", got.error
+    plots = experiments.plot_data(db, run.id)
+    assert plots.positive_class == "0"
+    labels, cm = plots.confusion_matrix.labels, plots.confusion_matrix.matrix
+    i = labels.index("0")
+    assert got.metrics["recall"] == pytest.approx(cm[i][i] / sum(cm[i]))
+    assert got.metrics["precision"] == pytest.approx(cm[i][i] / sum(row[i] for row in cm))
