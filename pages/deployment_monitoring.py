@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from hub_ui import collab as collab_ui
-from hub_ui import badges, estimates_ui
+from hub_ui import badges, estimates_ui, prediction_view_ui
 from hub_ui.axes import category_axis, time_axis
 from hub_ui import session
 from mlops_core import jobs
@@ -117,6 +117,8 @@ tab_drift, tab_report, tab_perf, tab_est, tab_health, tab_settings, tab_talk = s
 
 with tab_est:
     estimates_ui.render(db, name)
+    st.divider()
+    prediction_view_ui.render(db, name)
 
 with tab_drift:
     history = monitoring.drift_history(db, deployment_name=name)

@@ -72,6 +72,30 @@ class EstimatedKpiPublic(BaseModel):
     n_labelled: int = 0
 
 
+class InputPlacePublic(BaseModel):
+    """A logged prediction's input placed in the model's training data (the single prediction view)."""
+
+    column: str
+    value: Any = None
+    kind: str  # numeric | categorical | missing (no value, or a column the training data lacks)
+    percentile: float | None = None  # numeric: share of training values <= value, in %
+    share: float | None = None  # categorical: share of training rows with this category, in %
+    reference_median: float | None = None
+    reference_top: str | None = None  # categorical: the most common training category
+
+
+class PredictionViewPublic(BaseModel):
+    request_id: str
+    deployment_name: str
+    model_version_id: int | None
+    prediction: Any = None
+    score: float | None = None
+    label: Any = None
+    reference_rows: int = 0
+    reference_note: str = ""
+    inputs: list[InputPlacePublic] = []
+
+
 class DeploymentFairness(SQLModel, table=True):
     """The fairness gate of a deployment: the largest gap of `metric` between the groups of `column` on the
     model's test split must stay within `tolerance` (fairlearn's MetricFrame, `difference()`)."""

@@ -45,6 +45,15 @@ def test_ops_see_the_estimated_kpi_light_band_and_segments(sqlite_db):
     assert segs["volume"].sum() == 300
     kpis = next(d.value for d in at.dataframe if "estimated status" in d.value.columns)
     assert "estimated missed" in set(kpis["estimated status"])
+    # one logged prediction next to the training data: percentile of a numeric input, share of a category
+    rid = scored["request_id"].iloc[-2]
+    by_label(at.selectbox, "Request id").select(rid)
+    at.run()
+    no_exceptions(at)
+    one = next(d.value for d in at.dataframe if "in the training data" in d.value.columns)
+    places = dict(zip(one["column"], one["in the training data"]))
+    assert places["age"].startswith("percentile ") and "% of training rows" in places["region"]
+    assert next(m for m in at.metric if m.label == "Score").value != "—"
     # the portfolio card shows the same KPI as an estimate, marked as such (too few labels to judge it)
     pf = app_as(people["ops"], "pages/portfolio.py")
     no_exceptions(pf)

@@ -234,3 +234,14 @@ def test_a_drift_alert_can_require_drift_in_an_important_feature():
     assert alerts(0.05) == []  # only an unimportant column drifted
     [b] = alerts(0.005)
     assert "noise" in b.detail
+
+
+def test_a_prediction_s_inputs_are_placed_in_the_reference_data():
+    from mlops_core.services.monitoring.prediction_view import place_inputs
+
+    ref = pd.DataFrame({"age": [10, 20, 30, 40], "region": ["n", "n", "s", None], "x": [1, 2, 3, 4]})
+    got = {i.column: i for i in place_inputs({"age": 30, "region": "s", "new": 1, "x": None}, ref)}
+    assert (got["age"].kind, got["age"].percentile, got["age"].reference_median) == ("numeric", 75.0, 25.0)
+    assert (got["region"].kind, got["region"].share, got["region"].reference_top) == ("categorical", 33.3, "n")
+    assert got["new"].kind == "missing"
+    assert got["x"].kind == "missing" and got["x"].percentile is None  # no value: nothing to place
