@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from hub_ui import notify_ui, session
+from hub_ui import notify_ui, role_matrix_ui, session
 from mlops_core.models.base import ROLES
 from mlops_core.services import users
 
@@ -74,3 +74,4 @@ with right:
             users.unlock_login(db, actor=actor, username=who3)
 
 notify_ui.delivery_log_section()
+role_matrix_ui.role_matrix_section()
