@@ -18,7 +18,7 @@ from mlops_core.models.collab import CommentPublic, SignoffPublic
 from mlops_core.services import collab, users
 from mlops_core.textsafety import plain_markdown, safe_markdown
 
-from . import badges, session
+from . import badges, session, signoff_report_ui
 
 # entity_type -> the page that shows one (opened with ?id=<entity_id>); stages add theirs.
 ENTITY_PAGES: dict[str, str] = {
@@ -154,6 +154,7 @@ def signoff_card(so: SignoffPublic, *, key: str, flash_key: str | None = None) -
         )
         if so.reason:
             st.markdown(safe_markdown(f"> {so.reason}"))
+        signoff_report_ui.attached_report(so, key=key)
         shortfalls: list[str] = []
         if so.entity_type == "model_version" and so.evidence:
             from . import signoff_view  # reads the deployment stage's evidence review
@@ -198,6 +199,7 @@ def signoffs(
         ask = st.radio("Ask", ["a person", "a role"], horizontal=True, key=_key(base, "ask"))
         person = st.selectbox("Person", people, key=_key(base, "person"))
         role = st.selectbox("Role", list(ROLES), key=_key(base, "role"))
+        with_report = signoff_report_ui.attach_option(key=_key(base, "report"))
         send = st.form_submit_button("Request sign-off", disabled=not session.may("signoff.request"))
     if send:
         ev = evidence() if callable(evidence) else dict(evidence or {})
@@ -212,6 +214,7 @@ def signoffs(
                 assignee_username=person if ask == "a person" else None,
                 assignee_role=role if ask == "a role" else None,
                 evidence=ev,
+                attach_report=with_report,
             )
         if done is not None:
             flash(base, f"Sign-off requested from {done.assignee}.")

@@ -386,8 +386,12 @@ def request_signoff(
     assignee_username: str | None = None,
     assignee_role: str | None = None,
     evidence: dict[str, Any] | None = None,
+    attach_report: bool = False,
 ) -> SignoffPublic:
-    """Ask one person or anyone holding a role to approve something; stores the evidence and its hash."""
+    """Ask one person or anyone holding a role to approve something; stores the evidence and its hash.
+
+    `attach_report`: the use case report is stored as an artifact and its sha256 joins the evidence (under
+    "report", services/signoff_report.py), so the evidence hash covers the document the approver reads."""
     require(actor, "signoff.request")
     entity_type, entity_id = _etype(entity_type), _eid(entity_id)
     title = (title or "").strip()
@@ -407,6 +411,10 @@ def request_signoff(
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"the evidence cannot be stored as JSON ({exc})") from None
     evidence = json.loads(json.dumps(evidence, default=str))
+    if attach_report:
+        from . import signoff_report  # imports report, which imports this module
+
+        evidence[signoff_report.EVIDENCE_KEY] = signoff_report.attach(db, entity_type=entity_type, entity_id=entity_id)
     with db.unit_of_work() as s:
         if assignee_username:
             u = s.exec(select(User).where(User.username == assignee_username)).first()
