@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from hub_ui import session
+from hub_ui import activity_ui, session
 from mlops_core.services import audit, deployments
 
 actor = session.require_actor()
@@ -15,16 +15,19 @@ username = c2.selectbox("Who", ["(all)"] + choices["username"], key="act_who")
 action = c3.text_input("Action starts with", key="act_action")
 page_size = 50
 page = c4.number_input("Page", min_value=1, value=1, step=1, key="act_page")
-result = audit.list_events(
-    session.db(),
-    actor=actor,
+d1, d2, d3 = st.columns([2, 1, 1])
+days = d1.date_input("Dates (UTC, both days included)", value=[], key="act_dates", format="YYYY-MM-DD")
+show = d2.radio("Show", ["Everything", "Logins"], horizontal=True, key="act_show")
+filters = dict(
     entity_type=None if entity_type == "(all)" else entity_type,
     username=None if username == "(all)" else username,
     action=action or None,
-    limit=page_size,
-    offset=(int(page) - 1) * page_size,
+    actions=audit.LOGIN_ACTIONS if show == "Logins" else None,
+    **activity_ui.date_bounds(days),
 )
+result = audit.list_events(session.db(), actor=actor, limit=page_size, offset=(int(page) - 1) * page_size, **filters)
 st.caption(f"{result.total:,} events · page {int(page)} of {max(1, -(-result.total // page_size))}")
+activity_ui.csv_download(d3, session.db(), actor, filters, disabled=result.total == 0)
 # names, not internal ids: "churn-classifier v3", the deployment's name (issue 15)
 names = deployments.entity_labels(session.db(), [(e.entity_type, e.entity_id) for e in result.events])
 st.dataframe(
@@ -36,8 +39,7 @@ st.dataframe(
             "entity": (e.entity_type or "").replace("_", " "),
             "which": names.get((e.entity_type, e.entity_id), e.entity_id),
             "summary": e.summary,
-            "before": e.before if e.before is not None else "",
-            "after": e.after if e.after is not None else "",
+            "changes": "; ".join(audit.describe_changes(e.before, e.after)),
         }
         for e in result.events
     ],

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -70,6 +73,40 @@ class AuditPage:
     total: int
 
 
+# The Activity page's "Logins" filter: the login attempts users.authenticate writes (and an admin's unlock).
+LOGIN_ACTIONS: tuple[str, ...] = ("user.login", "user.login_failed", "user.login_locked", "user.login_unlock")
+EXPORT_MAX_ROWS = 50_000
+
+
+def _conditions(
+    *,
+    entity_type: str | None = None,
+    entity_id: str | None = None,
+    username: str | None = None,
+    action: str | None = None,
+    actions: Sequence[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list:
+    """The WHERE clauses of a filtered audit listing (shared by the page listing and the CSV export)."""
+    conds = []
+    if entity_type:
+        conds.append(AuditEvent.entity_type == entity_type)
+    if entity_id:
+        conds.append(AuditEvent.entity_id == str(entity_id))
+    if username:
+        conds.append(AuditEvent.actor_username == username)
+    if action:
+        conds.append(col(AuditEvent.action).like(f"{action}%"))
+    if actions:
+        conds.append(col(AuditEvent.action).in_(list(actions)))
+    if since:
+        conds.append(AuditEvent.at >= since)
+    if until:
+        conds.append(AuditEvent.at < until)
+    return conds
+
+
 def list_events(
     db: Database,
     *,
@@ -78,33 +115,104 @@ def list_events(
     entity_id: str | None = None,
     username: str | None = None,
     action: str | None = None,
+    actions: Sequence[str] | None = None,
     since: datetime | None = None,
+    until: datetime | None = None,
     limit: int = 50,
     offset: int = 0,
+    max_limit: int = 500,
 ) -> AuditPage:
-    """Newest first, filtered and paginated in SQL."""
+    """Newest first, filtered and paginated in SQL. `action` is a prefix, `actions` exact names (e.g.
+    LOGIN_ACTIONS); `since` is inclusive and `until` exclusive."""
     require(actor, "audit.read")
-    limit = max(1, min(int(limit), 500))
+    limit = max(1, min(int(limit), max_limit))
+    conds = _conditions(
+        entity_type=entity_type,
+        entity_id=entity_id,
+        username=username,
+        action=action,
+        actions=actions,
+        since=since,
+        until=until,
+    )
     with db.read() as s:
         q = select(AuditEvent)
         cq = select(func.count()).select_from(AuditEvent)
-        conds = []
-        if entity_type:
-            conds.append(AuditEvent.entity_type == entity_type)
-        if entity_id:
-            conds.append(AuditEvent.entity_id == str(entity_id))
-        if username:
-            conds.append(AuditEvent.actor_username == username)
-        if action:
-            conds.append(col(AuditEvent.action).like(f"{action}%"))
-        if since:
-            conds.append(AuditEvent.at >= since)
         for c in conds:
             q = q.where(c)
             cq = cq.where(c)
         total = s.exec(cq).one()
         rows = s.exec(q.order_by(col(AuditEvent.id).desc()).offset(offset).limit(limit)).all()
         return AuditPage(events=[AuditEventPublic.model_validate(r, from_attributes=True) for r in rows], total=total)
+
+
+def _fmt_value(v: Any) -> str:
+    if v is None:
+        return "none"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (dict, list)):
+        v = json.dumps(v, separators=(", ", ": "), default=str)
+    text = str(v)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def describe_changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
+    """Before/after as lines a person reads: "role: data_scientist → ops" for a changed field, "name: churn"
+    for a field that only has a new value, "notes: old → (removed)" for one that went away. Unchanged
+    fields are left out."""
+    before, after = before or {}, after or {}
+    lines = []
+    for key in list(dict.fromkeys([*before, *after])):
+        label = key.replace("_", " ")
+        if key in before and key in after:
+            if before[key] != after[key]:
+                lines.append(f"{label}: {_fmt_value(before[key])} → {_fmt_value(after[key])}")
+        elif key in after:
+            lines.append(f"{label}: {_fmt_value(after[key])}")
+        else:
+            lines.append(f"{label}: {_fmt_value(before[key])} → (removed)")
+    return lines
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def export_csv(
+    db: Database,
+    *,
+    actor: Actor,
+    labeler: Callable[[list[tuple[str, str]]], dict[tuple[str, str], str]] | None = None,
+    **filters: Any,
+) -> str:
+    """The filtered events (same filters as list_events, read in SQL) as CSV text, newest first, at most
+    EXPORT_MAX_ROWS rows. `labeler` names entities ((entity_type, entity_id) -> "churn-classifier v3").
+    Cells that a spreadsheet would run as a formula (=, +, -, @) are quoted with a leading apostrophe."""
+    page = list_events(db, actor=actor, limit=EXPORT_MAX_ROWS, max_limit=EXPORT_MAX_ROWS, **filters)
+    labels = labeler([(e.entity_type, e.entity_id) for e in page.events]) if labeler else {}
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["when (UTC)", "who", "action", "entity", "which", "summary", "changes", "before", "after"])
+    for e in page.events:
+        w.writerow(
+            _cell(v)
+            for v in [
+                e.at.strftime("%Y-%m-%d %H:%M:%S"),
+                e.actor_username,
+                e.action,
+                e.entity_type,
+                labels.get((e.entity_type, e.entity_id), e.entity_id),
+                e.summary,
+                "; ".join(describe_changes(e.before, e.after)),
+                json.dumps(e.before, default=str) if e.before is not None else "",
+                json.dumps(e.after, default=str) if e.after is not None else "",
+            ]
+        )
+    return buf.getvalue()
 
 
 def distinct_values(db: Database, *, actor: Actor) -> dict[str, list[str]]:
