@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from hub_ui import collab as collab_ui
-from hub_ui import badges, notify_ui, session
+from hub_ui import badges, drift_format, notify_ui, session
 from hub_ui.collab import flash
 from hub_ui.empty import nothing_yet
 from mlops_core.errors import DomainError
@@ -125,12 +125,7 @@ with tab_report:
     if drift:
         with st.expander(f"Drift per column ({drift.number_of_drifted_columns} of {drift.number_of_columns} drifted)"):
             st.dataframe(
-                [
-                    {"column": c, "method": x.method, "score": x.score, "threshold": x.threshold, "drifted": x.drifted}
-                    for c, x in drift.columns.items()
-                ],
-                hide_index=True,
-                width="stretch",
+                [drift_format.column_row(c, x) for c, x in drift.columns.items()], hide_index=True, width="stretch"
             )
     if v.status == "failed" and session.may("dataset.approve"):
         with st.form(f"waive_{v.id}"):
@@ -300,10 +295,10 @@ with tab_diff:
         )
 
         def pair(x):
-            a, b = x
+            a, b = (drift_format.num(v) if isinstance(v, float) else v for v in x)
             return "—" if a is None and b is None else f"{a if a is not None else '—'} → {b if b is not None else '—'}"
 
-        drifted = {c: x.drifted for c, x in diff.drift.columns.items()} if diff.drift else {}
+        drift_cols = diff.drift.columns if diff.drift else {}
         st.dataframe(
             [
                 {
@@ -315,7 +310,15 @@ with tab_diff:
                     "min": pair(r.min),
                     "max": pair(r.max),
                     "distinct": pair(r.distinct),
-                    "drifted": drifted.get(r.column, ""),
+                    "drifted": drift_format.yes_no(drift_cols[r.column].drifted) if r.column in drift_cols else "",
+                    "shift": drift_format.effect_text(drift_cols[r.column].effect) if r.column in drift_cols else "",
+                    "test": (
+                        drift_format.stat_text(
+                            drift_cols[r.column].method, drift_cols[r.column].score, drift_cols[r.column].statistic
+                        )
+                        if r.column in drift_cols
+                        else ""
+                    ),
                 }
                 for r in diff.columns
             ],

@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from hub_ui import collab as collab_ui
-from hub_ui import badges, estimates_ui, prediction_view_ui
+from hub_ui import badges, drift_format, estimates_ui, prediction_view_ui
 from hub_ui.axes import category_axis, time_axis
 from hub_ui import session
 from mlops_core import jobs
@@ -191,21 +191,7 @@ with tab_drift:
             by_column = list(c.drift.columns.items())
             if c.drift.prediction:
                 by_column.append(("(prediction)", c.drift.prediction))
-            st.dataframe(
-                [
-                    {
-                        "column": col,
-                        "type": v.column_type,
-                        "method": v.method,
-                        "score": v.score,
-                        "threshold": v.threshold,
-                        "drifted": "yes" if v.drifted else "no",
-                    }
-                    for col, v in by_column
-                ],
-                hide_index=True,
-                width="stretch",
-            )
+            st.dataframe([drift_format.column_row(col, v) for col, v in by_column], hide_index=True, width="stretch")
             st.session_state["dm_report_check"] = chosen
 
 with tab_report:

@@ -235,6 +235,11 @@ class ColumnDriftPublic(BaseModel):
     threshold: float
     drifted: bool
     column_type: str = "num"
+    # Added by issue 15: the test statistic behind a p-value score (None for distances) and the size of
+    # the shift in plain units ({"kind": "mean", reference_mean, current_mean, reference_std, shift_sd}
+    # or {"kind": "share", value, reference_share, current_share, change}); None in older stored results.
+    statistic: float | None = None
+    effect: dict[str, Any] | None = None
 
 
 class DataDriftPublic(BaseModel):

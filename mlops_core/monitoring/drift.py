@@ -54,7 +54,16 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial import distance
 
-__all__ = ["ColumnDrift", "DriftResult", "detect_drift", "infer_column_type", "SUPPORTED_METHODS"]
+__all__ = [
+    "ColumnDrift",
+    "DriftResult",
+    "detect_drift",
+    "infer_column_type",
+    "SUPPORTED_METHODS",
+    "P_VALUE_METHODS",
+    "numeric_effect",
+    "categorical_effect",
+]
 
 NUM = "num"
 CAT = "cat"
@@ -99,33 +108,96 @@ def _clean_float(value: float) -> Optional[float]:
 
 @dataclasses.dataclass(frozen=True)
 class ColumnDrift:
-    """Drift verdict for one column."""
+    """Drift verdict for one column.
+
+    ``score`` is what the verdict compares with ``threshold``: a p-value for ks, chisquare and z, a
+    distance otherwise. Added fields (never part of the verdict): ``statistic`` is the test statistic
+    behind a p-value (ks D, chi-square, |z|; None for distances, whose score is the statistic) and
+    ``effect`` the size of the shift in plain units (see :func:`numeric_effect` / :func:`categorical_effect`).
+    """
 
     method: str
     score: float
     threshold: float
     drifted: bool
     column_type: str
+    statistic: Optional[float] = None
+    effect: Optional[Dict[str, Any]] = None
 
     def to_dict(self) -> Dict[str, Any]:
-        return {
+        out = {
             "method": self.method,
             "score": _clean_float(self.score),
             "threshold": float(self.threshold),
             "drifted": bool(self.drifted),
             "column_type": self.column_type,
         }
+        if self.statistic is not None:
+            out["statistic"] = _clean_float(self.statistic)
+        if self.effect is not None:
+            out["effect"] = dict(self.effect)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ColumnDrift":
         score = data.get("score")
+        statistic = data.get("statistic")
+        effect = data.get("effect")
         return cls(
             method=str(data["method"]),
             score=float("nan") if score is None else float(score),
             threshold=float(data["threshold"]),
             drifted=bool(data["drifted"]),
             column_type=str(data.get("column_type", NUM)),
+            statistic=None if statistic is None else float(statistic),
+            effect=None if effect is None else dict(effect),
         )
+
+
+#: The methods whose score is a p-value (drift below the threshold); the others score a distance.
+P_VALUE_METHODS = ("ks", "chisquare", "z")
+
+
+def _rounded(value: float) -> Optional[float]:
+    value = float(value)
+    return float(f"{value:.6g}") if math.isfinite(value) else None
+
+
+def numeric_effect(ref: np.ndarray, cur: np.ndarray) -> Dict[str, Any]:
+    """Plain-unit size of a numeric shift: the two means, the reference sd and the shift in reference sds."""
+    ref = np.asarray(ref, dtype=np.float64)
+    cur = np.asarray(cur, dtype=np.float64)
+    ref_mean, cur_mean = float(ref.mean()), float(cur.mean())
+    ref_std = float(ref.std())
+    shift = (cur_mean - ref_mean) / ref_std if ref_std > 0 else None
+    return {
+        "kind": "mean",
+        "reference_mean": _rounded(ref_mean),
+        "current_mean": _rounded(cur_mean),
+        "reference_std": _rounded(ref_std),
+        "shift_sd": None if shift is None else _rounded(shift),
+    }
+
+
+def categorical_effect(keys: np.ndarray, ref_counts: np.ndarray, cur_counts: np.ndarray) -> Dict[str, Any]:
+    """Plain-unit size of a categorical shift: the value whose share changed most, with both shares."""
+    ref_share = ref_counts / max(int(ref_counts.sum()), 1)
+    cur_share = cur_counts / max(int(cur_counts.sum()), 1)
+    change = cur_share - ref_share
+    i = int(np.argmax(np.abs(change))) if len(keys) else 0
+    if not len(keys):
+        return {"kind": "share", "value": None, "reference_share": None, "current_share": None, "change": None}
+    value = keys[i]
+    value = value.item() if isinstance(value, np.generic) else value
+    if not isinstance(value, (str, int, float, bool)):
+        value = str(value)
+    return {
+        "kind": "share",
+        "value": value,
+        "reference_share": _rounded(ref_share[i]),
+        "current_share": _rounded(cur_share[i]),
+        "change": _rounded(change[i]),
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,19 +339,22 @@ def _category_counts(
 # --------------------------------------------------------------------------------------------
 
 
-def _chisquare_from_counts(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
+def _chisquare_test(ref_counts: np.ndarray, cur_counts: np.ndarray) -> Tuple[float, float]:
+    """(chi-square statistic, p-value)."""
     k_norm = cur_counts.sum() / ref_counts.sum()
     f_exp = [float(c) * k_norm for c in ref_counts]
     f_obs = [int(c) for c in cur_counts]
     with np.errstate(divide="ignore", invalid="ignore"):  # a value new in current: f_exp 0 -> p 0
-        return float(stats.chisquare(f_obs, f_exp)[1])
+        stat, p = stats.chisquare(f_obs, f_exp)
+    return float(stat), float(p)
 
 
-def _z_from_counts(keys: np.ndarray, ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
+def _z_test(keys: np.ndarray, ref_counts: np.ndarray, cur_counts: np.ndarray) -> Tuple[float, float]:
+    """(|z|, p-value) of the two-proportion z test."""
     ref_present = ref_counts > 0
     cur_present = cur_counts > 0
     if ref_present.sum() == 1 and cur_present.sum() == 1 and np.array_equal(ref_present, cur_present):
-        return 1.0
+        return 0.0, 1.0
     key_list = list(keys)
     try:
         first = min(range(len(key_list)), key=lambda i: key_list[i])
@@ -292,7 +367,7 @@ def _z_from_counts(keys: np.ndarray, ref_counts: np.ndarray, cur_counts: np.ndar
     pooled = float(p1 * n1 + p2 * n2) / (n1 + n2)
     with np.errstate(divide="ignore", invalid="ignore"):
         z_stat = (p1 - p2) / np.sqrt(pooled * (1 - pooled) * (1.0 / n1 + 1.0 / n2))
-    return float(2 * (1 - stats.norm.cdf(np.abs(z_stat))))
+    return float(np.abs(z_stat)), float(2 * (1 - stats.norm.cdf(np.abs(z_stat))))
 
 
 def _jensenshannon_from_counts(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
@@ -384,8 +459,10 @@ def _check_numeric(
         default = "wasserstein" if n_values > 5 else "jensenshannon"
     method, threshold = _resolve(method, threshold, default)
 
+    statistic = None
     if method == "ks":
-        score = float(stats.ks_2samp(ref, cur)[1])
+        ks_stat, ks_p = stats.ks_2samp(ref, cur)
+        score, statistic = float(ks_p), float(ks_stat)
     elif method == "wasserstein":
         norm = max(float(np.std(ref)), 0.001)
         score = _wasserstein_sorted(ref_sorted, cur_sorted) / norm
@@ -394,10 +471,12 @@ def _check_numeric(
     else:  # chisquare / z chosen by the defaults for numeric columns with <= 5 values
         keys, ref_counts, cur_counts = _discrete_counts(ref_sorted, cur_sorted)
         if method == "chisquare":
-            score = _chisquare_from_counts(ref_counts, cur_counts)
+            statistic, score = _chisquare_test(ref_counts, cur_counts)
         else:
-            score = _z_from_counts(keys, ref_counts, cur_counts)
-    return ColumnDrift(method, score, threshold, _decide(method, score, threshold), NUM)
+            statistic, score = _z_test(keys, ref_counts, cur_counts)
+    return ColumnDrift(
+        method, score, threshold, _decide(method, score, threshold), NUM, statistic, numeric_effect(ref, cur)
+    )
 
 
 def _check_categorical(
@@ -419,13 +498,22 @@ def _check_categorical(
     else:
         default = "jensenshannon"
     method, threshold = _resolve(method, threshold, default)
+    statistic = None
     if method == "chisquare":
-        score = _chisquare_from_counts(ref_counts, cur_counts)
+        statistic, score = _chisquare_test(ref_counts, cur_counts)
     elif method == "z":
-        score = _z_from_counts(keys, ref_counts, cur_counts)
+        statistic, score = _z_test(keys, ref_counts, cur_counts)
     else:
         score = _jensenshannon_from_counts(ref_counts, cur_counts)
-    return ColumnDrift(method, score, threshold, _decide(method, score, threshold), CAT)
+    return ColumnDrift(
+        method,
+        score,
+        threshold,
+        _decide(method, score, threshold),
+        CAT,
+        statistic,
+        categorical_effect(keys, ref_counts, cur_counts),
+    )
 
 
 def _text_values(series: pd.Series) -> pd.Series:
