@@ -6,9 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from hub_ui import collab as collab_ui
-from hub_ui import badges, drift_format, notify_ui, session
+from hub_ui import badges, compare_ui, drift_format, notify_ui, session
 from hub_ui.collab import flash
 from hub_ui.empty import nothing_yet
+from hub_ui import dataset_quality_ui
 from mlops_core.errors import DomainError
 from mlops_core.models.datasets import COLUMN_TYPES
 from mlops_core.profiling import profile_figure
@@ -75,6 +76,7 @@ st.dataframe(
     hide_index=True,
     width="stretch",
 )
+dataset_quality_ui.quality_trends(db, d.id, n_versions=len(versions))
 by_id = {v.id: v for v in versions}
 # The option is the version number only: the status is shown next to it from this run's data (an option
 # label with the status kept saying "failed" after a waiver).
@@ -127,6 +129,7 @@ with tab_report:
             st.dataframe(
                 [drift_format.column_row(c, x) for c, x in drift.columns.items()], hide_index=True, width="stretch"
             )
+    dataset_quality_ui.report_downloads(db, v)
     if v.status == "failed" and session.may("dataset.approve"):
         with st.form(f"waive_{v.id}"):
             reason = st.text_area(
@@ -277,6 +280,7 @@ with tab_schema:
                         f"**v{h.version}** · {h.created_by} · {session.fmt_time(h.created_at)} — "
                         + md_text(h.note or "—", line_start=False)
                     )
+        dataset_quality_ui.schema_diff_section(db, d.id, history)
 
 with tab_diff:
     if len(versions) < 2:
@@ -293,6 +297,14 @@ with tab_diff:
             f"{md_text(diff.from_ref)} → {md_text(diff.to_ref, line_start=False)}: "
             f"rows {diff.rows[0]:,} → {diff.rows[1]:,}"
         )
+        for change, verb in (("removed", "Removed in"), ("added", "Added in"), ("type changed", "Type changed in")):
+            named = [r.column for r in diff.columns if r.change == change]
+            if named:
+                st.warning(
+                    f"**{verb} {md_text(diff.to_ref, line_start=False)}:** "
+                    + ", ".join(code_span(c) for c in named)
+                    + (" (not in the newer version)" if change == "removed" else "")
+                )
 
         def pair(x):
             a, b = (drift_format.num(v) if isinstance(v, float) else v for v in x)
@@ -330,6 +342,7 @@ with tab_diff:
                 f"Drift on sampled rows: {diff.drift.number_of_drifted_columns} of "
                 f"{diff.drift.number_of_columns} columns drifted (share {diff.drift.drift_share:.0%})."
             )
+        compare_ui.render_distribution(db, older, newer, [r.column for r in diff.columns if not r.change])
 
 with tab_ingest:
     sources = datasets.list_ingestion_sources(db, d.id)
