@@ -1373,6 +1373,17 @@ def rollback(db: Database, *, actor: Actor, deployment_name: str, reason: str = 
                 f"say why you roll back {deployment_name}: a production rollback needs a reason, kept in its history"
             )
         _move(s, d, actor=actor, kind="rollback", to_version=prev, reason=reason)
+        from . import subscriptions
+
+        subscriptions.emit(  # watchers of the deployment and its use case hear of it (issue 18)
+            s,
+            kind="deployment_rolled_back",
+            title=f"{actor.username} rolled {d.name} back to {model_version_label(s, prev)}"
+            + (f": {reason}" if reason else ""),
+            entity_type="deployment",
+            entity_id=d.id,
+            actor_username=actor.username,
+        )
         return _public(d)
 
 

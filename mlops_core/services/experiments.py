@@ -535,6 +535,10 @@ def _emit_run(s: Session, run: Run, status: str) -> None:
         entity_id=run.id,
         actor_username=run.created_by or "",
     )
+    if status == "finished":
+        from . import kpi_events
+
+        kpi_events.on_run_finished(s, run)  # "KPI met / missed" when the verdict changes
 
 
 # --- cancel ------------------------------------------------------------------------------------------

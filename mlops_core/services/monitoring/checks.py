@@ -34,7 +34,7 @@ from ...models.monitoring import (
     MonitorCheckPublic,
 )
 from ...monitoring.figures import label_figures, performance_metrics
-from .. import audit, canvas, retraining, usecases
+from .. import audit, canvas, kpi_events, retraining, usecases
 from .._common import aware, deployment_by_name, get_or_404
 from ..auth import Actor, require
 from .alerts import Breach, _open_alert
@@ -263,6 +263,7 @@ def _run_one(
         check.finished_at = utcnow()
         check.duration_ms = (time.perf_counter() - t0) * 1000
         s.add(check)
+        kpi_events.on_check(s, check, dep.name)  # "KPI met / missed" when the light changes (issue 18)
         audit.record(
             s,
             actor=Actor.system() if triggered_by == "system" else Actor(None, triggered_by, "ops"),
