@@ -8,7 +8,7 @@ import streamlit as st
 
 from hub_ui import collab as collab_ui
 from hub_ui import badges, session
-from hub_ui import lineage_ui, notify_ui, report_ui, stage_ui, value_ui
+from hub_ui import lineage_ui, notify_ui, report_ui, stage_ui, usecase_webhook_ui, value_ui
 from hub_ui.empty import nothing_yet
 from mlops_core import kpi as kpi_math
 from mlops_core.services import stage_status, usecases, users
@@ -334,6 +334,7 @@ with tab_kpis:
 # --- discussion and sign-offs ---------------------------------------------------------------
 with tab_discussion:
     collab_ui.discussion("use_case", uc.id)
+    usecase_webhook_ui.section(uc.id)  # the use case's Slack/Teams webhook (issue 18)
 
 with tab_signoffs:
     collab_ui.signoffs(

@@ -33,7 +33,7 @@ from ..models.subscriptions import (
 from ..models.users import User
 from ..models.usecases import UseCase
 from . import audit
-from .auth import Actor, require
+from .auth import Actor, can, require
 
 # local@domain.tld, no spaces, no second @, a dot in the domain
 EMAIL_RE = re.compile(
@@ -256,6 +256,20 @@ def set_use_case_webhook(
             entity_id=use_case_id,
             summary="chat webhook " + ("set" if clean else "removed"),
         )
+
+
+def get_use_case_webhook(db: Database, *, actor: Actor, use_case_id: int) -> dict[str, str] | None:
+    """The use case's chat webhook as {"url", "flavor"} (None when none is set). The URL is a credential:
+    only those who may set it (`notify.usecase_webhook`) see it; for others it is blanked."""
+    with db.read() as s:
+        h = s.exec(
+            select(ChatWebhook.url, ChatWebhook.flavor)
+            .where(ChatWebhook.use_case_id == use_case_id)
+            .order_by(col(ChatWebhook.id))
+        ).first()
+    if h is None:
+        return None
+    return {"url": h[0] if can(actor, "notify.usecase_webhook") else "", "flavor": h[1]}
 
 
 # --- events ------------------------------------------------------------------------------------
