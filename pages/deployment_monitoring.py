@@ -493,6 +493,13 @@ with tab_settings:
             step=0.01,
             help="importance: the column's permutation importance at training; drift: its statistic over the threshold",
         )
+        known = [col for c in checks for col in c.drift.columns] + list((mon.important_columns or []) if mon else [])
+        important = st.multiselect(
+            "Important columns (each alerts on its own drift, below the drift share too)",
+            list(dict.fromkeys(known)),
+            default=list((mon.important_columns or []) if mon else []),
+            help="e.g. tenure: “tenure drifted: mean 13.0 → 15.5, 4.1 sd” even when few other columns drift",
+        )
         save = st.form_submit_button("Save monitor", disabled=not can)
     if not can:
         st.caption("Only ops and admins change monitors.")
@@ -528,6 +535,7 @@ with tab_settings:
                 min_label_coverage=mon.min_label_coverage if mon else None,
                 alert_on_estimated=alert_on_estimated,
                 drift_min_importance=float(min_importance) or None,
+                important_columns=important or None,
                 segments={
                     k.strip(): [e for e in v.split("|") if e.strip()] or None
                     for k, _, v in (p.strip().partition(":") for p in segments_text.split(",") if p.strip())

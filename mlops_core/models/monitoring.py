@@ -80,6 +80,9 @@ class Monitor(SQLModel, table=True):
     segments: dict[str, Any] = json_field()
     # A drift alert needs a drifted column whose importance x drift intensity reaches this (None: any drift).
     drift_min_importance: float | None = Field(default=None)
+    # Columns marked important (issue 15): a drift of one of them alone raises a drift alert for it, even
+    # when the share of drifted columns stays below drift_share (None: no per-column alerts).
+    important_columns: list[str] | None = json_field(default_factory=lambda: None, nullable=True)
     version: int = Field(default=1)
     created_by: str = Field(default="", max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
@@ -108,6 +111,7 @@ class MonitorPublic(BaseModel):
     alert_on_estimated: bool = False
     segments: dict[str, Any] = {}
     drift_min_importance: float | None = None
+    important_columns: list[str] | None = None
     version: int
     created_by: str
     created_at: datetime

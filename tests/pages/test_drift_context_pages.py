@@ -49,3 +49,19 @@ def test_compare_versions_names_a_removed_column_first_and_overlays_distribution
     assert '"barmode":"group"' in chart.replace(" ", "")
     assert "age" not in by_label(at.selectbox, "Distribution of column").options
     assert "rows 300 → 300" in texts(at)
+
+
+def test_ops_mark_important_columns_in_the_monitor_settings(drifting):  # noqa: F811
+    from mlops_core.services import monitoring
+    from tests.pages.helpers import by_label
+
+    db, people_, _ = drifting
+    at = app_as(people_["ops"], "pages/deployment_monitoring.py")
+    no_exceptions(at)
+    pick = by_label(at.multiselect, "Important columns (each alerts on its own drift, below the drift share too)")
+    assert "age" in pick.options
+    pick.select("age")
+    by_label(at.button, "Save monitor").click()
+    at.run()
+    no_exceptions(at)
+    assert monitoring.list_monitors(db, deployment_name="churn")[0].important_columns == ["age"]

@@ -63,11 +63,25 @@ class CheckKind:
         """Write this kind's own rows for the check (inside the check's unit of work, `check.id` is set)."""
 
 
+def effect_words(effect: dict[str, Any] | None) -> str:
+    """ "mean 13.0 → 15.5, 4.1 sd" or "north 32% → 51%" from a drift result's effect ('' without one)."""
+    if not effect:
+        return ""
+    if effect.get("kind") == "mean" and effect.get("reference_mean") is not None:
+        text = f"mean {effect['reference_mean']:.3g} → {effect['current_mean']:.3g}"
+        if effect.get("shift_sd") is not None:
+            text += f", {abs(effect['shift_sd']):.1f} sd"
+        return text
+    if effect.get("kind") == "share" and effect.get("value") is not None:
+        return f"{effect['value']} {effect['reference_share']:.0%} → {effect['current_share']:.0%}"
+    return ""
+
+
 class DriftCheck(CheckKind):
     """Data drift of the window's inputs (and predictions) against the model's training reference."""
 
     kind = "drift"
-    fields = ("columns", "method_overrides", "threshold_overrides", "drift_share")
+    fields = ("columns", "method_overrides", "threshold_overrides", "drift_share", "important_columns")
     retrains = True
 
     def validate(self, values: dict[str, Any]) -> None:
@@ -87,6 +101,11 @@ class DriftCheck(CheckKind):
         for column, thr in (values["threshold_overrides"] or {}).items():
             if finite(thr) is None:
                 raise ValidationError(f"the drift threshold of column {column!r} must be a number (got {thr!r})")
+        important = values.get("important_columns")
+        if important is not None and (
+            not isinstance(important, list) or not all(isinstance(c, str) and c for c in important)
+        ):
+            raise ValidationError("important columns must be a list of column names")
 
     def measure(self, db: Database, monitor: Monitor, dep, figures: dict[str, Any]) -> None:
         # scipy again (see validate): only a worker running a check pays for it
@@ -152,6 +171,46 @@ class DriftCheck(CheckKind):
         out["drift"] = CheckDriftPublic.model_validate(drift)
 
     def breaches(self, monitor, dep, check, figures, base):
+        dataset = self._dataset_breaches(monitor, dep, check, figures, base)
+        if dataset:
+            return dataset
+        return self._important_column_breaches(monitor, dep, check, figures, base)
+
+    def _important_column_breaches(self, monitor, dep, check, figures, base):
+        """Issue 15: a drifted column marked important alerts on its own, one alert per column."""
+        drift: CheckDriftPublic | None = figures.get("drift")
+        important = getattr(monitor, "important_columns", None) or []
+        if not (drift and important):
+            return []
+        out = []
+        for col in important:
+            res = drift.columns.get(col)
+            if res is None or not res.drifted:
+                continue
+            shift = effect_words(res.effect)
+            out.append(
+                Breach(
+                    kind="drift",
+                    severity="warning",
+                    key=f"drift:{dep.id}:{monitor.id}:column:{col}",
+                    title=f"{col} drifted on {dep.name}" + (f": {shift}" if shift else ""),
+                    detail=f"{col} is marked important on the monitor and drifted ({res.method}, score "
+                    f"{res.score:.3g} against threshold {res.threshold:.3g}) over {check.n_rows:,} predictions, "
+                    f"although only {drift.number_of_drifted_columns} of {drift.number_of_columns} columns "
+                    "drifted in all.",
+                    evidence={
+                        "check_id": check.id,
+                        "drifted_columns": [col],
+                        "column": col,
+                        "effect": res.effect,
+                        "drift_share": drift.drift_share,
+                    },
+                    **base,
+                )
+            )
+        return out
+
+    def _dataset_breaches(self, monitor, dep, check, figures, base):
         drift: CheckDriftPublic | None = figures.get("drift")
         if not (drift and drift.dataset_drifted):
             return []

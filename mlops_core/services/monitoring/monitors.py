@@ -72,6 +72,7 @@ MONITOR_FIELDS = (
     "alert_on_estimated",
     "segments",
     "drift_min_importance",
+    "important_columns",
 )
 
 
@@ -97,6 +98,7 @@ def configure_monitor(
     alert_on_estimated: bool = False,
     segments: dict[str, Any] | None = None,
     drift_min_importance: float | None = None,
+    important_columns: list[str] | None = None,
     expected_version: int | None = None,
 ) -> MonitorPublic:
     """Create or update the monitor `name` of a deployment (and its schedule)."""
@@ -118,6 +120,9 @@ def configure_monitor(
         alert_on_estimated=bool(alert_on_estimated),
         segments=dict(segments or {}),
         drift_min_importance=None if drift_min_importance is None else float(drift_min_importance),
+        important_columns=[c.strip() if isinstance(c, str) else c for c in important_columns] or None
+        if important_columns
+        else None,
     )
     _check_monitor_fields(values)
     values["threshold_overrides"] = {k: float(v) for k, v in values["threshold_overrides"].items()}
