@@ -216,8 +216,10 @@ class CheckHealthPublic(_StoredJson):
     """Volume, error rate and latency of the window (HealthFiguresPublic as stored with the check)."""
 
     volume: int = 0
-    errors: int = 0
+    errors: int = 0  # the service's failures only (5xx and unclassified), since issue 15
     error_rate: float | None = None
+    client_errors: int | None = None  # 4xx refusals, not in error_rate (None in checks stored before)
+    client_error_rate: float | None = None
     latency_mean_ms: float | None = None
     latency_p50_ms: float | None = None
     latency_p95_ms: float | None = None
@@ -410,8 +412,10 @@ class HealthFiguresPublic(BaseModel):
     """Volume, error rate and latency percentiles of one window (stored as a check's `health`)."""
 
     volume: int
-    errors: int
+    errors: int  # the service's failures (5xx and unclassified); 4xx client errors are client_errors
     error_rate: float | None
+    client_errors: int = 0
+    client_error_rate: float | None = None
     latency_mean_ms: float | None
     latency_p50_ms: float | None
     latency_p95_ms: float | None

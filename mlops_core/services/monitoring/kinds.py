@@ -322,7 +322,7 @@ class ThresholdCheck(CheckKind):
 
 
 class ErrorRateCheck(ThresholdCheck):
-    """The share of failed requests in the window."""
+    """The share of requests the service failed (5xx) in the window; the client's 4xx are not counted."""
 
     kind = "error_rate"
     fields = ("max_error_rate",)
@@ -341,7 +341,8 @@ class ErrorRateCheck(ThresholdCheck):
         h = figures["health"]
         return (
             f"Error rate on {dep.name} is {h.error_rate:.1%} (limit {monitor.max_error_rate:.1%})",
-            f"{h.errors:,} of {h.volume:,} requests in the window failed.",
+            f"{h.errors:,} of {h.volume:,} requests in the window failed on the service side (5xx)"
+            + (f"; {h.client_errors:,} client errors (4xx) are not counted." if h.client_errors else "."),
             {"health": h.model_dump(mode="json", exclude_unset=True)},
         )
 

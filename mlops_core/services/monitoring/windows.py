@@ -108,8 +108,13 @@ def _sqlite_latencies(conn, deployment_id: int, window: Window):
     return np.fromiter(itertools.chain.from_iterable(rows), dtype=float, count=len(rows))
 
 
+# A request refused as the client's mistake: its logged error starts "4xx: " (as dashboards.CLIENT_ERROR).
+CLIENT_ERROR = "4__:%"
+
+
 def health_figures(s: Session, *, deployment_id: int, window: Window) -> HealthFiguresPublic:
-    """Volume, error rate and latency percentiles of one window.
+    """Volume, error rate (server-side failures only; 4xx client errors counted apart) and latency
+    percentiles of one window.
 
     Postgres aggregates everything in SQL (percentile_cont). SQLite has no percentile function: it
     streams the two small columns of the window (status flag, latency) through Core — not the ORM —
@@ -121,18 +126,22 @@ def health_figures(s: Session, *, deployment_id: int, window: Window) -> HealthF
         select(func.min(Prediction.created_at), func.max(Prediction.created_at)).where(*conds)
     ).one()
     postgres = conn.dialect.name == "postgresql"
+    # The scoring service logs a refused request with its HTTP status first ("401: ..."): 4xx is the client's
+    # mistake, so the error rate (and its alert) counts only the service's failures; 4xx are counted apart.
+    is_client = sa.and_(Prediction.status != "ok", Prediction.error.like(CLIENT_ERROR))
     figures = [
         func.count(),
-        func.sum(sa.case((Prediction.status != "ok", 1), else_=0)),
+        func.sum(sa.case((sa.and_(Prediction.status != "ok", sa.not_(is_client)), 1), else_=0)),
         func.avg(Prediction.latency_ms),
+        func.sum(sa.case((is_client, 1), else_=0)),
     ]
     if postgres:  # percentiles in SQL; SQLite has no percentile_cont, so they are computed below
         figures += [sa.func.percentile_cont(q).within_group(Prediction.latency_ms) for q in (0.5, 0.95, 0.99)]
     row = conn.execute(select(*figures).where(*conds)).one()
-    n, n_err, mean_lat = int(row[0] or 0), int(row[1] or 0), finite(row[2])
+    n, n_err, mean_lat, n_client = int(row[0] or 0), int(row[1] or 0), finite(row[2]), int(row[3] or 0)
     p50 = p95 = p99 = None
     if postgres:
-        p50, p95, p99 = finite(row[3]), finite(row[4]), finite(row[5])
+        p50, p95, p99 = finite(row[4]), finite(row[5]), finite(row[6])
     elif n:
         lat = _sqlite_latencies(conn, deployment_id, window)
         p50, p95, p99 = (float(v) for v in np.percentile(lat, [50, 95, 99]))
@@ -143,6 +152,8 @@ def health_figures(s: Session, *, deployment_id: int, window: Window) -> HealthF
             "volume": n,
             "errors": n_err,
             "error_rate": (n_err / n) if n else None,
+            "client_errors": n_client,
+            "client_error_rate": (n_client / n) if n else None,
             "latency_mean_ms": mean_lat,
             "latency_p50_ms": p50,
             "latency_p95_ms": p95,
