@@ -30,7 +30,7 @@ def test_dan_uploads_a_csv_and_sees_its_validation_report(hub, page, tmp_path):
     form.get_by_role("button", name="Upload and validate").click()
 
     page.get_by_text("Registered customers@v4: 400 rows × 11 columns").wait_for(timeout=90_000)
-    page.get_by_role("link", name="Open the dataset you just registered").click()
+    page.get_by_role("link", name="Open customers@v4, which you just registered").click()
     page.get_by_role("heading", name="customers").wait_for()
     page.get_by_text("Failed validation").wait_for()
     page.get_by_text("6 below the minimum 0").wait_for()
