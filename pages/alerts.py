@@ -119,7 +119,8 @@ for a in alerts:
     label = f"{badges.badge(a.severity)} {md_text(a.title)} · {badges.badge(a.state)}" + (
         f" · seen {a.occurrences}×" if a.occurrences > 1 else ""
     )
-    with st.expander(label, expanded=len(alerts) <= 3):
+    # a notification's link (alerts?id=N) opens its alert
+    with st.expander(label, expanded=len(alerts) <= 3 or st.query_params.get("id") == str(a.id)):
         st.markdown(
             f"**#{a.id}** · {a.kind} · {a.severity} · first {session.fmt_time(a.created_at)} · "
             f"last seen {session.fmt_time(a.last_seen_at)}"
