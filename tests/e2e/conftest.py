@@ -80,6 +80,7 @@ def start_hub(tmp: Path, *, extra_env: dict | None = None, demo: bool = True) ->
         "MLOPS_API_PORT": str(api_port),
         "MLOPS_UI_PORT": str(ui_port),
         "MLOPS_WORKER_POLL_SECONDS": "0.3",
+        "MLOPS_PUBLIC_URL": f"http://127.0.0.1:{ui_port}",  # notification links point at this hub
         **(extra_env or {}),
     }
     log = tmp / "hub.log"
