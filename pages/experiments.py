@@ -207,7 +207,7 @@ param_keys = sorted({k for r in page.items for k, v in r.params.items() if v is 
 col_options = BASE_COLS + list(choices["metric"]) + [f"param: {k}" for k in param_keys]
 if "exp_cols" not in st.session_state:
     saved = preferences.run_columns(db, actor=actor)
-    default_cols = ["status", "algorithm", "KPIs", "created"] + list(choices["metric"])[:4]
+    default_cols = ["status", "algorithm", "source", "KPIs", "created"] + list(choices["metric"])[:4]
     st.session_state["exp_cols"] = [c for c in (saved if saved is not None else default_cols) if c in col_options]
 else:
     st.session_state["exp_cols"] = [c for c in st.session_state["exp_cols"] if c in col_options]
