@@ -12,6 +12,10 @@ from ._common import CliError, checked_db, system_actor
 
 
 def cmd_bundle(args) -> int:
+    from . import _hubfiles
+
+    if _hubfiles.token_set():  # MLOPS_TOKEN: over the Hub API, as the token's user (role and gates checked)
+        return _hubfiles.run_bundle(args)
     from ..services import bundles
 
     manifest = bundles.build_bundle(

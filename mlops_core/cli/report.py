@@ -13,6 +13,10 @@ from ._common import checked_db
 
 
 def cmd_report(args) -> int:
+    from . import _hubfiles
+
+    if _hubfiles.token_set():  # MLOPS_TOKEN: over the Hub API (a CI job with no database credentials)
+        return _hubfiles.run_report(args)
     from ..services import report
 
     rep = report.build_report(checked_db(), use_case=args.use_case)

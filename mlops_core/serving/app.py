@@ -62,6 +62,7 @@ from .api import datasets as api_datasets
 from .api import models as api_models
 from .api import runs as api_runs
 from .api import uploads as api_uploads
+from .api import reports as api_reports
 from .schema import RecordValidator, frame_to_records, is_valid_text, probe_records, to_jsonable
 from . import v2
 
@@ -740,6 +741,7 @@ def create_app(database_url: str | None = None, *, poll_seconds: float = POLL_SE
     app.include_router(api_runs.router, prefix=API_V1)
     app.include_router(api_models.router, prefix=API_V1)
     app.include_router(api_uploads.router, prefix=API_V1)  # bundles' prediction logs and labels
+    app.include_router(api_reports.router, prefix=API_V1)  # the use case report, a deployment's bundle
     app.include_router(mlflow_api.router)  # /api/2.0/mlflow..., /ajax-api/..., /api/2.0/mlflow-artifacts/...
     app.add_middleware(RequestMetrics)
     app.add_middleware(SecurityHeaders)
