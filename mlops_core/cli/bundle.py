@@ -1,6 +1,7 @@
 """`deploy bundle`, `deploy upload-key`, `deploy target`, `deploy verify-bundle` (issue 19): a deployment's model
-version as a folder to run anywhere, and the keys and target of its hybrid monitoring. They act on the Hub's
-database as the system account (like `apikey create`), so they run where the Hub runs.
+version as a folder to run anywhere, and the keys and target of its hybrid monitoring. With MLOPS_TOKEN set,
+`deploy bundle` goes over the Hub API as that person (role and gate rules apply; cli/_hubfiles.py); without one,
+these commands act on the Hub's database as the system account (like `apikey create`), where the Hub runs.
 
 The last line of stdout is machine-readable (the bundle's manifest summary, the upload key, the target)."""
 
