@@ -1,5 +1,5 @@
 """Shared pieces of the MLflow-compatible routes: registration on both prefixes, the token, MLflow's error
-JSON, and the JSON shapes of runs and experiments (see /work/notes/mlflow/routes.md for the client side).
+JSON, and the JSON shapes of runs and experiments (the client side: tests/api/mlflow_scripts/).
 
 Every route is a plain sync function `fn(call) -> dict` run in the thread pool (services block on the
 database). Errors are MLflow's `{"error_code", "message"}` with a 4xx: the MLflow client retries 5xx

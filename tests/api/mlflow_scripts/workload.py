@@ -5,9 +5,8 @@ by tests/api/test_mlflow_client.py, as a data scientist whose use case (EXP_NAME
         .venv-mlflow/bin/python tests/api/mlflow_scripts/workload.py
 
 Exits 0 only when every step worked and the results read back are right; the last line is a JSON summary
-(run ids, model ids) for the test to check on the Hub's side. Copied from the route research
-(/work/notes/mlflow/client_script.py); differences: a data scientist may not create use cases, so the
-explicit create_experiment must be refused, and the summary line.
+(run ids, model ids) for the test to check on the Hub's side. A data scientist may not create use cases, so
+the explicit create_experiment must be refused.
 """
 
 # ruff: noqa: E402 - a script in steps: each imports what it needs where it starts (as the research copy)
