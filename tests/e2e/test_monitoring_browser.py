@@ -114,6 +114,8 @@ def test_omar_opens_the_drift_report_acknowledges_the_alert_and_approves_retrain
     # Back to the alert: acknowledge it with a note.
     _nav(page, "Alerts")
     alert = _expanded(page.get_by_test_id("stExpander").filter(has_text="Data drift on churn").first)
+    _settle(page)  # opening the expander may coincide with a rerun that draws it again, collapsed
+    alert = _expanded(alert)
     alert.get_by_label("Note").fill("contract mix shifted after the price change; retraining")
     alert.get_by_role("button", name="Acknowledge").click()
     page.get_by_text(re.compile(r"Alert #\d+ acknowledged\.")).wait_for()
