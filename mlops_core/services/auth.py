@@ -42,6 +42,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "model.register": frozenset({DS}),
     # log to, or end, an SDK run someone else started
     "run.write_any": frozenset({ADMIN}),
+    # edit the notes and tags of someone else's run (the run's owner may always edit their own)
+    "run.annotate": frozenset({DS}),
     # stage 4: deployment
     "deployment.request": frozenset({DS}),
     "deployment.create": frozenset({OPS, DS}),  # an empty endpoint (data scientists also create one by requesting)
@@ -79,6 +81,7 @@ ACTION_LABELS: dict[str, str] = {
     "run.cancel": "cancel runs",
     "model.register": "register models",
     "run.write_any": "log to someone else's run",
+    "run.annotate": "edit the notes and tags of someone else's run",
     "signoff.decide_any": "decide a sign-off asked of someone else",
     "deployment.create": "create deployments",
     "deployment.reevaluate": "re-evaluate deployment gates",

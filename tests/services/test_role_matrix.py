@@ -45,6 +45,7 @@ EXPECTED = {
     "signoff.request": {"business", "data_engineer", "data_scientist", "ops", "admin"},
     "signoff.decide_any": {"admin"},
     "run.write_any": {"admin"},
+    "run.annotate": {"data_scientist", "admin"},  # issue 15: run notes and tags (the owner always may)
     "deployment.create": {"ops", "data_scientist", "admin"},
     "deployment.reevaluate": {"ops", "data_scientist", "admin"},
     "deployment.override_gates": {"admin"},
