@@ -17,3 +17,4 @@ from .ui import UiPreference, UiSession  # noqa: F401
 from .value import ModelVersionThreshold, UseCaseCanvas, ValueModelRow  # noqa: F401
 from .targets import DeploymentTarget, UploadBatch, UploadKey  # noqa: F401
 from .subscriptions import ChatWebhook, Delivery, NotificationEvent, NotificationSetting, Subscription  # noqa: F401
+from .infra import ServiceReplica  # noqa: F401

@@ -31,6 +31,8 @@ class Job(SQLModel, table=True):
     __table_args__ = (
         # The claim query: the oldest queued job whose time has come.
         Index("ix_jobs_status_available", "status", "available_at"),
+        # Queue wait and utilisation figures read the jobs started in the last hour / day.
+        Index("ix_jobs_started_at", "started_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
