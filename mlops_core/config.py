@@ -82,6 +82,17 @@ class Settings(BaseSettings):
     # Peak memory a streaming dataset pass may use (MiB); larger files are processed in passes, not loaded whole.
     stream_memory_mb: int = Field(default=1024, alias="MLOPS_STREAM_MEMORY_MB")
 
+    # --- Scaling advice (Infrastructure page; the same figures are Prometheus metrics) ---
+    # Jobs waited longer than this at p95 over the last hour: add a worker.
+    scale_queue_wait_p95_seconds: float = Field(default=60.0, alias="MLOPS_SCALE_QUEUE_WAIT_P95_SECONDS")
+    # Workers busy this share of the last hour while jobs wait: add a worker; each under the idle share: one fewer.
+    scale_worker_busy_ratio: float = Field(default=0.85, alias="MLOPS_SCALE_WORKER_BUSY_RATIO")
+    scale_worker_idle_ratio: float = Field(default=0.05, alias="MLOPS_SCALE_WORKER_IDLE_RATIO")
+    # Scoring p95 latency over this (ms) at this CPU % (100 = one core), or more requests in flight: add a replica.
+    scale_replica_p95_ms: float = Field(default=300.0, alias="MLOPS_SCALE_REPLICA_P95_MS")
+    scale_replica_cpu_percent: float = Field(default=80.0, alias="MLOPS_SCALE_REPLICA_CPU_PERCENT")
+    scale_replica_in_flight: float = Field(default=8.0, alias="MLOPS_SCALE_REPLICA_IN_FLIGHT")
+
     # --- Notifications (email, chat webhooks) ---
     # The UI address used in links inside emails and chat messages.
     public_url: str = Field(default="http://127.0.0.1:8501", alias="MLOPS_PUBLIC_URL")
