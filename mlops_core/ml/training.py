@@ -507,6 +507,7 @@ def plot_data(
             # Scores of the positive class per bin, positives and negatives apart: the value of any threshold
             # (issue 20); "positive_class" says which class they are about.
             out["score_histogram"] = score_histogram(truth, proba[:, k])
+        out.update(class_report(y_test, y_pred, proba, classes, positive_class))
     else:
         y_true = np.asarray(y_test, dtype=float)
         pred = np.asarray(y_pred, dtype=float)
@@ -518,6 +519,70 @@ def plot_data(
             "residual": [round(float(v), 6) for v in (y_true - pred)],
         }
     out["feature_importance"] = feature_importance(pipe)
+    return out
+
+
+def class_report(y_true, y_pred, proba, classes, positive_class: str | None = None) -> dict[str, Any]:
+    """Per-class metrics and curves of a classifier on the test split (issue 15), as plain JSON:
+    - `class_counts`: rows of each class in the test split (what every metric is computed on);
+    - `per_class`: precision, recall, f1 and support of each class;
+    - `roc_curves` / `pr_curves`: binary, one curve about the positive class (as `roc`/`pr`); multiclass, one
+      one-vs-rest curve per class, each with its area (ROC AUC; average precision for PR). A class with no
+      positive or no negative row in the split has no curve (its area is undefined)."""
+    # scikit-learn is heavy: loaded only when a model is built or scored
+    from sklearn.metrics import (
+        average_precision_score,
+        precision_recall_curve,
+        precision_recall_fscore_support,
+        roc_auc_score,
+        roc_curve,
+    )
+
+    y_true = np.asarray(y_true)
+    classes = list(classes)
+    prec, rec, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=classes, zero_division=0)
+    out: dict[str, Any] = {
+        "class_counts": {str(c): int(n) for c, n in zip(classes, support)},
+        "per_class": [
+            {
+                "label": str(c),
+                "precision": round(float(p), 6),
+                "recall": round(float(r), 6),
+                "f1": round(float(f), 6),
+                "support": int(n),
+            }
+            for c, p, r, f, n in zip(classes, prec, rec, f1, support)
+        ],
+        "roc_curves": [],
+        "pr_curves": [],
+    }
+    if proba is None or len(classes) < 2:
+        return out
+    if len(classes) == 2:
+        about = [_positive_index(classes, positive_class)]
+    else:
+        about = list(range(len(classes)))
+    for k in about:
+        truth = y_true == classes[k]
+        if not truth.any() or truth.all():
+            continue
+        score = np.asarray(proba)[:, k]
+        fpr, tpr, _ = roc_curve(truth, score)
+        p, r, _ = precision_recall_curve(truth, score)
+        x, y = _thin(fpr, tpr)
+        out["roc_curves"].append(
+            {"label": str(classes[k]), "fpr": x, "tpr": y, "auc": round(float(roc_auc_score(truth, score)), 6)}
+        )
+        x, y = _thin(r, p)
+        out["pr_curves"].append(
+            {
+                "label": str(classes[k]),
+                "recall": x,
+                "precision": y,
+                "average_precision": round(float(average_precision_score(truth, score)), 6),
+                "prevalence": round(float(truth.mean()), 6),
+            }
+        )
     return out
 
 
@@ -537,7 +602,8 @@ def feature_importance(pipe, top: int = 25) -> list[dict[str, Any]]:
         return []
     names = names if names is not None and len(names) == len(values) else [f"x{i}" for i in range(len(values))]
     order = np.argsort(-values)[:top]
-    return [{"feature": str(names[i]), "importance": round(float(values[i]), 6)} for i in order]
+    # the input column (or column_category) without the ColumnTransformer's "num__"/"cat__" prefix
+    return [{"feature": plain_feature_name(names[i]), "importance": round(float(values[i]), 6)} for i in order]
 
 
 def plain_feature_name(name: str) -> str:

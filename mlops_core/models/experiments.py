@@ -274,6 +274,35 @@ class PrCurvePublic(BaseModel):
     precision: list[float]
 
 
+class ClassMetricsPublic(BaseModel):
+    """Precision, recall, f1 of one class on the test split, and its support (rows of that class)."""
+
+    label: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+class ClassRocCurvePublic(BaseModel):
+    """ROC curve of one class (binary: the positive class; multiclass: one-vs-rest) and its area."""
+
+    label: str
+    fpr: list[float]
+    tpr: list[float]
+    auc: float | None = None
+
+
+class ClassPrCurvePublic(BaseModel):
+    """Precision-recall curve of one class, its average precision and the class's share of rows (chance)."""
+
+    label: str
+    recall: list[float]
+    precision: list[float]
+    average_precision: float | None = None
+    prevalence: float | None = None
+
+
 class ResidualsPublic(BaseModel):
     """Predicted value and actual minus predicted, for up to 1,000 test rows of a regression."""
 
@@ -322,6 +351,23 @@ class PlotDataPublic(BaseModel):
     search_results: list[SearchResultPublic] = []
     n_train: int | None = None
     n_test: int | None = None
+    # issue 15, classifiers: rows per class in the test split, per-class metrics, one ROC/PR curve per class
+    # (binary: the positive class). Empty for runs trained before: the page says "not recorded for this run".
+    class_counts: dict[str, int] = {}
+    per_class: list[ClassMetricsPublic] = []
+    roc_curves: list[ClassRocCurvePublic] = []
+    pr_curves: list[ClassPrCurvePublic] = []
+
+    @field_validator("feature_importance", mode="before")
+    @classmethod
+    def _plain_names(cls, v: Any) -> Any:
+        """Runs trained before issue 15 stored the ColumnTransformer's names ("num__age", "cat__plan_basic")."""
+        out = []
+        for f in v or []:
+            if isinstance(f, dict) and str(f.get("feature", "")).startswith(("num__", "cat__")):
+                f = {**f, "feature": str(f["feature"]).split("__", 1)[1]}
+            out.append(f)
+        return out
 
     @field_validator("staged", mode="before")
     @classmethod
