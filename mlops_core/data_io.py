@@ -682,13 +682,15 @@ def _write_canonical(
     import pyarrow.parquet as pq
 
     max_rows = int(get_settings().max_dataset_rows)
+    # a row group is also bounded in bytes (wide files), so every later pass can read one whole
+    group_bytes = max(1 << 20, int(get_settings().stream_memory_mb) * 1024 * 1024 // 16)
     dest = new_staging_path(".parquet")
     writer = None
     schema = None
     hasher = hashlib.sha256()
     n_rows = 0
     pending: list[Any] = []
-    pending_rows = 0
+    pending_rows = pending_bytes = 0
     try:
         for piece in tables:
             if isinstance(piece, pa.RecordBatch):
@@ -714,9 +716,10 @@ def _write_canonical(
                 hasher.update(row_hashes(piece).tobytes())
                 pending.append(piece)
                 pending_rows += piece.num_rows
-                if pending_rows >= ROW_GROUP_ROWS:
+                pending_bytes += piece.nbytes
+                if pending_rows >= ROW_GROUP_ROWS or pending_bytes >= group_bytes:
                     writer.write_table(pa.concat_tables(pending))
-                    pending, pending_rows = [], 0
+                    pending, pending_rows, pending_bytes = [], 0, 0
             n_rows += piece.num_rows
             if n_rows > max_rows:  # stopped as soon as it passes, before the next block is read
                 raise _too_many_rows(max_rows)
@@ -970,8 +973,9 @@ def neutralise_cell(value: Any) -> Any:
     return value
 
 
-def to_safe_csv(frame) -> bytes:
-    """CSV bytes of `frame` that are safe to open in a spreadsheet (OWASP CSV injection advice)."""
+def to_safe_csv(frame, *, header: bool = True) -> bytes:
+    """CSV bytes of `frame` that are safe to open in a spreadsheet (OWASP CSV injection advice).
+    `header=False`: the rows only (a later part of a file written in parts, e.g. streamed batch scoring)."""
     out = frame.copy()
     for col in out.columns:
         if out[col].dtype == object or str(out[col].dtype) in ("string", "str"):
@@ -981,5 +985,5 @@ def to_safe_csv(frame) -> bytes:
     buf = io.StringIO()
     # CRLF line ends (RFC 4180) make the writer quote any field holding a CR or LF; with "\n" a bare CR
     # was written unquoted and split the row in a spreadsheet.
-    out.to_csv(buf, index=False, lineterminator="\r\n")
+    out.to_csv(buf, index=False, header=header, lineterminator="\r\n")
     return buf.getvalue().encode("utf-8")
