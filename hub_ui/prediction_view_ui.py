@@ -2,6 +2,8 @@
 
 `render(db, deployment_name)`: pick a request id from the recent prediction log; its inputs with their
 percentile (numeric) or category share (categorical) in the model's training data, and the model's score.
+The training data's summary is cached per model version (immutable, like its dataset version), so picking
+another prediction does not read the dataset again.
 """
 
 from __future__ import annotations
@@ -9,8 +11,14 @@ from __future__ import annotations
 import streamlit as st
 
 from mlops_core.services import predictions
-from mlops_core.services.monitoring.prediction_view import prediction_view
+from mlops_core.services.monitoring.prediction_view import ReferenceSummary, prediction_view, reference_summary
 from mlops_core.textsafety import plain_markdown
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _reference(db_url: str, model_version_id: int | None, _db) -> ReferenceSummary:
+    """The training data's summary of a model version (keyed by the database and the version id)."""
+    return reference_summary(_db, model_version_id)
 
 
 def _place(i) -> str:
@@ -28,7 +36,12 @@ def render(db, deployment_name: str) -> None:
         st.caption("No logged predictions yet.")
         return
     rid = st.selectbox("Request id", [p.request_id for p in recent], key="pv_request")
-    view = prediction_view(db, deployment_name=deployment_name, request_id=rid)
+    view = prediction_view(
+        db,
+        deployment_name=deployment_name,
+        request_id=rid,
+        reference=lambda mv: _reference(str(db.url), mv, db),
+    )
     c = st.columns(3)
     c[0].metric("Prediction", str(view.prediction))
     c[1].metric("Score", "—" if view.score is None else f"{view.score:.3f}")

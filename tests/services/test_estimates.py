@@ -245,3 +245,19 @@ def test_a_prediction_s_inputs_are_placed_in_the_reference_data():
     assert (got["region"].kind, got["region"].share, got["region"].reference_top) == ("categorical", 33.3, "n")
     assert got["new"].kind == "missing"
     assert got["x"].kind == "missing" and got["x"].percentile is None  # no value: nothing to place
+
+
+def test_a_reference_summary_places_inputs_like_the_frame_it_summarizes():
+    from mlops_core.services.monitoring.prediction_view import place_inputs, summarize_reference
+
+    rng = np.random.default_rng(3)
+    ref = pd.DataFrame({"age": rng.integers(18, 90, 500), "region": rng.choice(["n", "s", "e"], 500)})
+    summary = summarize_reference(ref)
+    got = {i.column: i for i in place_inputs({"age": 40, "region": "s"}, summary)}
+    assert got["age"].percentile == round(100.0 * float((ref["age"] <= 40).mean()), 1)
+    assert got["region"].share == round(100.0 * float((ref["region"] == "s").mean()), 1)
+    assert got["age"].reference_median == float(ref["age"].median())
+    assert got["region"].reference_top == ref["region"].value_counts().index[0]
+    low = place_inputs({"age": 17, "region": "w"}, summary)  # below every training value, an unseen category
+    assert (low[0].percentile, low[1].share) == (0.0, 0.0)
+    assert place_inputs({"age": "forty"}, summary)[0].kind == "missing"  # a non-number in a numeric column
