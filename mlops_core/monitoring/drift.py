@@ -62,6 +62,7 @@ __all__ = [
     "SUPPORTED_METHODS",
     "P_VALUE_METHODS",
     "numeric_effect",
+    "effect_from_moments",
     "categorical_effect",
 ]
 
@@ -167,8 +168,11 @@ def numeric_effect(ref: np.ndarray, cur: np.ndarray) -> Dict[str, Any]:
     """Plain-unit size of a numeric shift: the two means, the reference sd and the shift in reference sds."""
     ref = np.asarray(ref, dtype=np.float64)
     cur = np.asarray(cur, dtype=np.float64)
-    ref_mean, cur_mean = float(ref.mean()), float(cur.mean())
-    ref_std = float(ref.std())
+    return effect_from_moments(float(ref.mean()), float(ref.std()), float(cur.mean()))
+
+
+def effect_from_moments(ref_mean: float, ref_std: float, cur_mean: float) -> Dict[str, Any]:
+    """:func:`numeric_effect` from the moments alone (what sketches keep)."""
     shift = (cur_mean - ref_mean) / ref_std if ref_std > 0 else None
     return {
         "kind": "mean",
