@@ -292,10 +292,13 @@ class ColumnProfilePublic(BaseModel):
     max: float | None = None
     mean: float | None = None
     std: float | None = None
-    quantiles: dict[str, float | None] | None = None  # p5..p95 of the sample
-    distinct: int | str | None = None  # a sentence ("more than 1,000") past the tracked maximum
+    quantiles: dict[str, float | None] | None = None  # p5..p95 (exact, or a t-digest over the whole file)
+    distinct: int | str | None = None  # exact, a HyperLogLog estimate, or a sentence ("more than 1,000")
     top: list[CategoryCountPublic] | None = None
     chart: ChartPublic | None = None
+    # per figure: "exact" or the sketch that made it ("sketch: t-digest", "sketch: HyperLogLog",
+    # "sketch: Misra-Gries"); None on profiles stored before issue 16
+    kinds: dict[str, str] | None = None
 
 
 class ProfilePublic(BaseModel):
