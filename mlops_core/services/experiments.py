@@ -26,7 +26,7 @@ from ..config import get_settings
 from ..db import Database, utcnow
 from ..jobs import JobCancelled
 from ..ml import persistence, training
-from ..errors import Conflict, NotFound, ValidationError
+from ..errors import Conflict, NotFound, PermissionDenied, ValidationError
 from ..models.experiments import (
     FINAL_STATUSES,
     RUN_STATUSES,
@@ -1346,3 +1346,108 @@ def end_sdk_run(
             raise ValidationError(f"run {run_id} belongs to {run.created_by}")
     _end_run(db, run_id, status, error, actor=actor)
     return get_run(db, run_id)
+
+
+# --- notes and tags (issue 15: what MLflow and W&B users edit on a run) ------------------------------------
+
+# The run's notes are MLflow's: the tag `mlflow.note.content`, so an MLflow client sees them as the run's
+# description and a note set from code shows on the run page.
+NOTE_TAG = "mlflow.note.content"
+# Tags the hub or a client's integration sets and reads (run name, dataset link, CI origin, where the search
+# ran): shown, never edited by hand.
+SYSTEM_TAG_PREFIXES = ("mlflow.", "mlops.", "ci.")
+SYSTEM_TAG_KEYS = frozenset(
+    {"executor", "dask_scheduler", "dask_workers", "dask_workers_lost", "search_seconds", "search_candidate_seconds"}
+)
+MAX_TAG_KEY = 250  # MLflow's limit
+MAX_TAG_VALUE = 5000
+MAX_NOTES = 50_000
+MAX_USER_TAGS = 100
+
+
+def is_system_tag(key: str) -> bool:
+    return key in SYSTEM_TAG_KEYS or key.startswith(SYSTEM_TAG_PREFIXES)
+
+
+def run_notes(run: RunPublic) -> str:
+    return str(run.tags.get(NOTE_TAG) or "")
+
+
+def user_tags(run: RunPublic) -> dict[str, str]:
+    """The run's own tags (what people set), without the notes and the system tags."""
+    return {k: str(v) for k, v in sorted(run.tags.items()) if not is_system_tag(k)}
+
+
+def may_annotate(actor: Actor | None, run: RunPublic) -> bool:
+    """The run's owner, or a role with run.annotate (data scientists, admins)."""
+    return actor is not None and (run.created_by == actor.username or can(actor, "run.annotate"))
+
+
+def _tag_key(key: Any) -> str:
+    text = str(key).strip()
+    if not text or len(text) > MAX_TAG_KEY:
+        raise ValidationError(f"a tag name has 1 to {MAX_TAG_KEY} characters, got {str(key)[:40]!r}")
+    if is_system_tag(text):
+        raise ValidationError(
+            f"tag {text!r} is set by the hub or a client integration (names starting with "
+            f"{', '.join(SYSTEM_TAG_PREFIXES)} and where the search ran); choose another name"
+        )
+    return text
+
+
+def annotate_run(
+    db: Database,
+    *,
+    actor: Actor,
+    run_id: int,
+    notes: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    remove_tags: Iterable[str] = (),
+) -> RunPublic:
+    """Edit a run's notes (None: unchanged, "": cleared) and tags (set `tags`, delete `remove_tags`), in any
+    status. The run's owner may; anyone else needs run.annotate. One unit of work, audited before/after."""
+    if actor is None:
+        raise PermissionDenied("you must be logged in to do this")
+    new_tags = {_tag_key(k): str(v if v is not None else "") for k, v in (tags or {}).items()}
+    for k, v in new_tags.items():
+        if len(v) > MAX_TAG_VALUE:
+            raise ValidationError(f"tag {k!r}: a value has at most {MAX_TAG_VALUE:,} characters, got {len(v):,}")
+    gone = {_tag_key(k) for k in remove_tags} - set(new_tags)
+    if notes is not None and len(notes) > MAX_NOTES:
+        raise ValidationError(f"notes have at most {MAX_NOTES:,} characters, got {len(notes):,}")
+    with db.unit_of_work() as s:
+        run = _get_row(s, run_id)
+        if run.created_by != actor.username and not can(actor, "run.annotate"):
+            require(actor, "run.annotate")  # raises with the sentence naming the roles that may
+        old = dict(run.tags)
+        merged = {k: v for k, v in old.items() if k not in gone}
+        merged.update(new_tags)
+        if notes is not None:
+            if notes.strip():
+                merged[NOTE_TAG] = notes
+            else:
+                merged.pop(NOTE_TAG, None)
+        if len([k for k in merged if not is_system_tag(k)]) > MAX_USER_TAGS:
+            raise ValidationError(f"a run has at most {MAX_USER_TAGS} tags of its own; remove some first")
+        changed = sorted(k for k in set(old) | set(merged) if old.get(k) != merged.get(k))
+        if not changed:
+            return _publics(s, [run])[0]
+        run.tags = merged
+        s.add(run)
+        what = []
+        if NOTE_TAG in changed:
+            what.append("notes")
+        if tag_changes := [k for k in changed if k != NOTE_TAG]:
+            what.append("tags " + ", ".join(tag_changes[:10]) + (" …" if len(tag_changes) > 10 else ""))
+        audit.record(
+            s,
+            actor=actor,
+            action="run.annotate",
+            entity_type="run",
+            entity_id=run.id,
+            summary=f"run {run.id}: edited {' and '.join(what)}",
+            before={k: old.get(k) for k in changed},
+            after={k: merged.get(k) for k in changed},
+        )
+        s.flush()
+        return _publics(s, [run])[0]
