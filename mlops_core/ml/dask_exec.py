@@ -204,3 +204,213 @@ def map_candidates(
     finally:
         if own:
             _close(client)
+
+
+# --- batch scoring: partitions of a Parquet file (issue 16, point 2) ------------------------------------------------
+#
+# The file to score is in the shared artifact store; each Dask worker reads its own row groups from there (in
+# batches of `batch_rows`, so a worker's memory is bounded by the batch, not the partition) and loads the model
+# from the store once per worker process (checked against the sha256 the job saw). Only the predictions and scores
+# travel back; the job writes the scored rows itself, partition after partition in file order, with at most
+# `window` partitions in flight (memory on the job's side stays bounded too).
+
+
+@dataclass(frozen=True)
+class Partition:
+    """Consecutive row groups of one Parquet file: rows [first_row, first_row + n_rows)."""
+
+    index: int
+    row_groups: tuple[int, ...]
+    first_row: int
+    n_rows: int
+
+
+@dataclass(frozen=True)
+class ScoringTask:
+    """What every partition of one batch scoring job shares (sent to each Dask worker once)."""
+
+    data_location: str  # a path on the shared artifact folder, or the fsspec URL of the store's object
+    model_location: str
+    model_sha256: str
+    columns: tuple[str, ...]  # the model's input columns
+    to_model_input: Callable[[Any], Any]  # DataFrame -> model input (the deployment's RecordValidator)
+    positive: int | None
+    threshold: float | None
+    batch_rows: int
+
+
+def plan_partitions(row_group_rows: list[int], target_rows: int) -> list[Partition]:
+    """Group consecutive row groups into partitions of at least `target_rows` rows (the last may be smaller)."""
+    out: list[Partition] = []
+    groups: list[int] = []
+    first = rows = 0
+    for i, n in enumerate(row_group_rows):
+        groups.append(i)
+        rows += int(n)
+        if rows >= target_rows:
+            out.append(Partition(len(out), tuple(groups), first, rows))
+            first, groups, rows = first + rows, [], 0
+    if groups:
+        out.append(Partition(len(out), tuple(groups), first, rows))
+    return out
+
+
+def _read_location(location: str) -> bytes:
+    if "://" in location or "::" in location:
+        import fsspec  # only for an object-store artifact root (the worker needs its credentials)
+
+        with fsspec.open(location, "rb") as f:
+            return f.read()
+    with open(location, "rb") as f:
+        return f.read()
+
+
+def _parquet_file(location: str):
+    import pyarrow.parquet as pq
+
+    if "://" in location or "::" in location:
+        import fsspec
+
+        return pq.ParquetFile(fsspec.open(location, "rb").open())
+    return pq.ParquetFile(location)
+
+
+_WORKER_MODELS: dict[tuple[str, str], Any] = {}
+_WORKER_MODELS_LOCK = threading.Lock()
+_WORKER_MODELS_MAX = 4
+
+
+def worker_model(location: str, sha256: str):
+    """The model at `location`, loaded once per worker process (skops, allow-listed types only)."""
+    import hashlib
+
+    from .persistence import load_model_bytes
+
+    key = (location, sha256)
+    with _WORKER_MODELS_LOCK:
+        if key in _WORKER_MODELS:
+            return _WORKER_MODELS[key]
+    data = _read_location(location)
+    got = hashlib.sha256(data).hexdigest()
+    if got != sha256:
+        raise DaskUnavailable(
+            f"the model file at {location} on this Dask worker is not the one the job loaded (sha256 {got[:12]} vs "
+            f"{sha256[:12]}); the Dask workers must see the same artifact store (ARTIFACT_ROOT) as the job's worker"
+        )
+    model = load_model_bytes(data)
+    with _WORKER_MODELS_LOCK:
+        _WORKER_MODELS[key] = model
+        while len(_WORKER_MODELS) > _WORKER_MODELS_MAX:
+            _WORKER_MODELS.pop(next(iter(_WORKER_MODELS)))
+    return model
+
+
+def score_partition(task: ScoringTask, part: Partition) -> dict[str, Any]:
+    """Runs on a Dask worker: score one partition, batch by batch. Returns its predictions and scores (numpy)."""
+    import time
+
+    import numpy as np
+
+    from .scoring import score_arrow
+
+    t0 = time.perf_counter()
+    model = worker_model(task.model_location, task.model_sha256)
+    pf = _parquet_file(task.data_location)
+    preds: list[Any] = []
+    scores: list[Any] = []
+    for batch in pf.iter_batches(
+        batch_size=task.batch_rows, row_groups=list(part.row_groups), columns=list(task.columns), use_threads=False
+    ):
+        p, s = score_arrow(model, batch, task.to_model_input, task.positive, task.threshold)
+        preds.append(np.asarray(p))
+        if s is not None:
+            scores.append(np.asarray(s, dtype=float))
+    n = sum(len(p) for p in preds)
+    if n != part.n_rows:
+        raise RuntimeError(f"partition {part.index}: read {n} rows, the footer says {part.n_rows}")
+    return {
+        "index": part.index,
+        "predictions": np.concatenate(preds) if preds else np.array([]),
+        "scores": np.concatenate(scores) if scores else None,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def map_partitions(
+    address: str,
+    task: ScoringTask,
+    partitions: list[Partition],
+    *,
+    on_done: Callable[[int, int], None],
+    check_cancelled: Callable[[], None],
+    window: int | None = None,
+    client=None,
+    run: ClusterRun | None = None,
+):
+    """Yield `score_partition(task, part)` for each partition, in partition order, scored on the cluster.
+
+    At most `window` partitions are submitted ahead of the one being yielded (default: 2 per Dask worker), so
+    the results waiting to be written stay bounded. A Dask worker lost mid-way: Dask reruns its partitions
+    elsewhere (the function only reads). The scheduler lost: `DaskUnavailable`. `check_cancelled()` raising,
+    or the consumer stopping early, cancels what is still queued on the cluster."""
+    import uuid
+
+    own = client is None
+    client = client or connect(address)
+    futures: dict[int, Any] = {}
+    try:
+        workers = _worker_addresses(client)
+        if run is not None:
+            run.n_workers, run.workers_seen = len(workers), set(workers)
+        window = max(1, window or 2 * max(1, len(workers)))
+        [task_f] = client.scatter([task], broadcast=True, hash=False)
+        token = uuid.uuid4().hex[:12]
+        woke = threading.Event()
+
+        def submit(i: int) -> None:
+            f = client.submit(score_partition, task_f, partitions[i], pure=False, key=f"score-{token}-{i}")
+            f.add_done_callback(lambda _f: woke.set())
+            futures[i] = f
+
+        ahead = 0
+        while ahead < min(window, len(partitions)):
+            submit(ahead)
+            ahead += 1
+        for i in range(len(partitions)):
+            f = futures[i]
+            while not f.done():
+                check_cancelled()
+                if client.status not in ("running", "connecting"):
+                    raise DaskUnavailable(
+                        f"lost the Dask scheduler at {address} mid-way through batch scoring (client {client.status});"
+                        f" {_what_to_check(address)}"
+                    )
+                woke.wait(POLL_S)
+                woke.clear()
+            if f.status == "error":
+                f.result()  # raises the task's own exception
+            if f.status != "finished":
+                raise DaskUnavailable(
+                    f"lost the Dask scheduler at {address} mid-way through batch scoring (task {f.key} {f.status}); "
+                    f"{_what_to_check(address)}"
+                )
+            result = f.result()
+            del futures[i]
+            f.release()
+            if ahead < len(partitions):
+                submit(ahead)
+                ahead += 1
+            on_done(i + 1, len(partitions))
+            yield result
+        if run is not None:
+            try:
+                run.workers_lost = len(run.workers_seen - _worker_addresses(client))
+            except Exception:  # noqa: BLE001, S110 - only a nicety for the job's record
+                pass
+    except BaseException:
+        if futures and client.status == "running":
+            client.cancel(list(futures.values()), force=True)
+        raise
+    finally:
+        if own:
+            _close(client)

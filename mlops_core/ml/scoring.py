@@ -113,3 +113,10 @@ def jsonable_scores(scores: Any, n: int) -> list[float | None]:
         f = float(v)
         out.append(f if f == f and abs(f) != float("inf") else None)
     return out
+
+
+def score_arrow(model: Any, batch: Any, to_model_input: Any, positive: int | None = -1, threshold: float | None = None):
+    """`predict_scored` on an Arrow record batch (or table) of the model's input columns: the one scoring step of
+    streamed batch scoring, on this process or on a Dask worker, so both give the same answers.
+    `to_model_input`: DataFrame -> model input frame (the deployment's `RecordValidator.frame_to_model_input`)."""
+    return predict_scored(model, to_model_input(batch.to_pandas()), positive, threshold)

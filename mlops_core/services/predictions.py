@@ -5,7 +5,8 @@
   database commit. `close()` (clean shutdown) writes everything still queued: nothing is lost.
 - Labels arrive later by request id (`/feedback`, or a CSV of request_id,label in the UI) and are
   joined to their predictions; unknown ids are reported one by one, the others are kept.
-- Batch scoring: a file scored with a deployment's model in a job, logged like API predictions.
+- Batch scoring: an uploaded file or a dataset version scored with a deployment's model in a job, streamed in
+  bounded batches (on a Dask cluster when MLOPS_DASK_SCHEDULER is set), logged like API predictions.
 """
 
 from __future__ import annotations
@@ -19,20 +20,20 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from pathlib import Path
+from typing import IO, Any, Iterable
 
 from sqlalchemy import bindparam, func, insert, update
 from sqlmodel import col, select
 
-from .. import artifacts
-from ..data_io import to_safe_csv
+from .. import artifacts, data_io
 from ..db import Database, utcnow
-from ..errors import DomainError, ValidationError
+from ..errors import NotFound, ValidationError
 from ..jobs import queue
-from ..ml.scoring import jsonable_scores, positive_index, predict_scored
+from ..ml.scoring import jsonable_scores, positive_index, predict_scored, score_arrow
 from ..models.deployments import Prediction, PredictionPublic, ScoredRecordsPublic
 from ..serving.schema import InputError, RecordValidator, to_jsonable
-from . import audit, deployments
+from . import audit, deployments, registry
 from .auth import Actor, require
 
 log = logging.getLogger(__name__)
@@ -454,21 +455,63 @@ def _jsonable_record(rec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def submit_batch_scoring(db: Database, *, actor: Actor, deployment_name: str, filename: str, data: bytes) -> int:
+def _check_upload(name: str, size: int) -> None:
+    if not name.endswith((".csv", ".parquet")):
+        raise ValidationError("upload a .csv or .parquet file")
+    if not size:
+        raise ValidationError("the uploaded file is empty")
+
+
+def _check_parquet_upload(source: Any, filename: str) -> None:
+    """A Parquet upload's footer against the dataset limits (issue 12), before any row is read or a job queued."""
+    import pyarrow as pa  # pyarrow only where a file is read
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(source)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ValidationError(
+            f"{filename} could not be read as Parquet ({str(exc).splitlines()[0]}); export it again"
+        ) from None
+    data_io.check_parquet_footer(pf)
+
+
+def submit_batch_scoring(
+    db: Database, *, actor: Actor, deployment_name: str, filename: str, data: bytes | IO[bytes]
+) -> int:
     """Store an uploaded CSV/Parquet file and enqueue a job that scores it (pages never score inline).
-    Returns the job id; the job's result names the artifact with the scored file."""
+    `data`: the bytes, or a file object (copied to the store in chunks). The upload limits apply here: the size
+    (MLOPS_MAX_UPLOAD_MB) and a Parquet footer's rows, columns and expanded size (MLOPS_MAX_DATASET_*), so a
+    file that claims 2 billion rows is refused before a job is queued. Returns the job id; the job's result names
+    the artifacts with the scored file (CSV `output_key`, Parquet `parquet_key`)."""
     require(actor, "batch.score")
 
     d = deployments.get_by_name(db, deployment_name)
     if d.model_version_id is None:
         raise ValidationError(f"{deployment_name} serves no model version yet; deploy one first")
     name = (filename or "upload.csv").lower()
-    if not name.endswith((".csv", ".parquet")):
-        raise ValidationError("upload a .csv or .parquet file")
-    if not data:
-        raise ValidationError("the uploaded file is empty")
-    key = f"batch_scoring/{uuid.uuid4().hex}/input{'.parquet' if name.endswith('.parquet') else '.csv'}"
-    artifacts.put_bytes(key, data)
+    is_parquet = name.endswith(".parquet")
+    key = f"batch_scoring/{uuid.uuid4().hex}/input{'.parquet' if is_parquet else '.csv'}"
+    if isinstance(data, (bytes, bytearray)):
+        _check_upload(name, len(data))
+        limit = data_io.max_upload_bytes()
+        if len(data) > limit:
+            raise data_io._too_big(len(data), limit)
+        if is_parquet:
+            _check_parquet_upload(io.BytesIO(data), filename)
+        artifacts.put_bytes(key, bytes(data))
+        size = len(data)
+    else:
+        _check_upload(name, 1)
+        staged = data_io.stage_upload(data, filename)  # refused as soon as it passes the size limit
+        try:
+            size = staged.stat().st_size
+            _check_upload(name, size)
+            if is_parquet:
+                _check_parquet_upload(staged, filename)
+            artifacts.put_file(key, staged)
+        finally:
+            staged.unlink(missing_ok=True)
     with db.unit_of_work() as s:
         job_id = queue.enqueue(
             s,
@@ -482,12 +525,52 @@ def submit_batch_scoring(db: Database, *, actor: Actor, deployment_name: str, fi
             entity_type="deployment",
             entity_id=d.id,
             summary=f"batch scoring of {filename} on {deployment_name} queued (job {job_id})",
-            after={"job_id": job_id, "bytes": len(data)},
+            after={"job_id": job_id, "bytes": size},
+        )
+    return job_id
+
+
+def submit_dataset_scoring(db: Database, *, actor: Actor, deployment_name: str, dataset_ref: str | int) -> int:
+    """Enqueue a job that scores a registered dataset version (`customers@v3`, or its id) with a deployment's
+    model, streamed from its stored Parquet file like an upload. Returns the job id."""
+    require(actor, "batch.score")
+    from . import datasets
+
+    d = deployments.get_by_name(db, deployment_name)
+    if d.model_version_id is None:
+        raise ValidationError(f"{deployment_name} serves no model version yet; deploy one first")
+    v = (
+        datasets.get_version(db, int(dataset_ref))
+        if isinstance(dataset_ref, int) or str(dataset_ref).isdigit()
+        else datasets.resolve_ref(db, str(dataset_ref))
+    )
+    out_dir = f"batch_scoring/{uuid.uuid4().hex}"
+    with db.unit_of_work() as s:
+        job_id = queue.enqueue(
+            s,
+            kind="batch_score",
+            payload={
+                "deployment": deployment_name,
+                "dataset_version_id": v.id,
+                "output_dir": out_dir,
+                "filename": v.ref,
+                "actor": actor.username,
+            },
+        )
+        audit.record(
+            s,
+            actor=actor,
+            action="batch.score",
+            entity_type="deployment",
+            entity_id=d.id,
+            summary=f"batch scoring of {v.ref} ({v.n_rows:,} rows) on {deployment_name} queued (job {job_id})",
+            after={"job_id": job_id, "dataset_version_id": v.id},
         )
     return job_id
 
 
 def read_upload(data: bytes, filename: str):
+    """A whole uploaded file as a DataFrame (small files only: batch scoring streams, see `batch_score_job`)."""
     import pandas as pd  # pandas only where a file is read, not at import
 
     try:
@@ -498,21 +581,326 @@ def read_upload(data: bytes, filename: str):
         raise ValidationError(f"cannot read {filename}: {exc}") from None
 
 
+# --- streamed batch scoring (issue 16, point 2) --------------------------------------------------------
+#
+# The job never holds the file: an upload is first streamed into canonical Parquet (data_io.convert_file: the
+# row, column and size limits apply while reading) and stored beside it; a dataset version already is one. The
+# Parquet file is then read in batches of MLOPS_STREAM_BATCH_ROWS rows; each batch is scored, logged (prediction
+# log, in chunks of LOG_CHUNK rows) and appended to the scored Parquet (one row group per batch) and CSV files,
+# which enter the artifact store whole at the end. With MLOPS_DASK_SCHEDULER set the row-group partitions are
+# scored on the Dask cluster (ml/dask_exec.map_partitions) and written here in file order, the same way.
+
+LOG_CHUNK = 5000
+_RESERVED = ("request_id", "prediction")
+
+
+def _numeric_problem(validator: RecordValidator, name: str, column, first_row: int) -> str | None:
+    """The validator's own words for a column the model needs as numbers, with the row numbered in the file."""
+    try:
+        one = RecordValidator([{"name": name, "type": "number"}], max_string_length=validator.max_string_length)
+        one.frame_to_model_input(column.to_pandas().to_frame(name))
+    except InputError as exc:
+        return re.sub(r"in row (\d+)", lambda m: f"in row {first_row + int(m.group(1)) + 1:,} of the file", str(exc))
+    return None
+
+
+def _precheck(pf, validator: RecordValidator, batch_rows: int, progress) -> None:
+    """Refuse the file before any row is scored or logged: missing model columns (from the schema), and values
+    the model cannot take in the columns it needs as numbers (only those columns are read; integer and boolean
+    columns need no pass). The same refusals as whole-file scoring, so nothing is half logged."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    schema = pf.schema_arrow
+    missing = [n for n in validator.names if n not in schema.names]
+    if missing:
+        raise ValidationError(
+            f"missing columns: {', '.join(missing)}; the model was trained on: {validator.trained_on}"
+        )
+    check = [
+        n
+        for n in validator.names
+        if validator.types[n] in ("number", "integer")
+        and not (pa.types.is_integer(schema.field(n).type) or pa.types.is_boolean(schema.field(n).type))
+    ]
+    if not check:
+        return
+    progress(0.0, f"checking {', '.join(check)} before scoring")
+    first = 0
+    for batch in pf.iter_batches(batch_size=batch_rows, columns=check, use_threads=False):
+        for name in check:
+            column = batch.column(name)
+            if pa.types.is_floating(column.type):
+                if pc.any(pc.is_inf(column)).as_py():
+                    raise ValidationError(f"column `{name}` contains infinite values; remove or blank them")
+            elif problem := _numeric_problem(validator, name, column, first):
+                raise ValidationError(problem)
+        first += batch.num_rows
+
+
+def _input_records(batch) -> list[dict[str, Any]]:
+    """The model's input columns of a batch as JSON-ready records (NaN and nulls -> None; dates as text)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns = []
+    for column in batch.columns:
+        t = column.type
+        if pa.types.is_floating(t) and column.null_count < len(column):
+            column = pc.if_else(pc.is_nan(column), pa.scalar(None, t), column)
+        elif pa.types.is_temporal(t):
+            column = column.cast(pa.string())
+        columns.append(column)
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names).to_pylist()
+
+
+class _ScoredSink:
+    """Where scored batches go, in file order: the prediction log, a Parquet file and a CSV file (local paths)."""
+
+    def __init__(self, db: Database, *, deployment, validator: RecordValidator, positive, parquet_path, csv_path):
+        self.db = db
+        self.deployment = deployment
+        self.validator = validator
+        self.with_score = positive is not None
+        self.batch_id = uuid.uuid4().hex
+        self.parquet_path, self.csv_path = parquet_path, csv_path
+        self._parquet = None
+        self._csv = None
+        self._schema = None
+        self.rows = 0
+        self.batches = 0
+
+    def _table(self, batch, ids: list[str], preds: list[Any], scores: list[float | None]):
+        import pyarrow as pa
+
+        score_name = "prediction_score" if "score" in batch.schema.names else "score"
+        keep = [n for n in batch.schema.names if n not in _RESERVED and n != (score_name if self.with_score else "")]
+        arrays = [batch.column(n) for n in keep] + [pa.array(ids, pa.string())]
+        names = [*keep, "request_id", "prediction"]
+        prediction_type = self._schema.field("prediction").type if self._schema is not None else None
+        arrays.append(pa.array(preds, type=prediction_type))
+        if self.with_score:
+            arrays.append(pa.array(scores, pa.float64()))
+            names.append(score_name)
+        table = pa.Table.from_arrays(arrays, names=names)
+        if self._schema is None:
+            self._schema = table.schema
+        return table.cast(self._schema)
+
+    def write(self, batch, first_row: int, raw_preds, raw_scores, seconds: float) -> None:
+        import pandas as pd
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        n = batch.num_rows
+        if n == 0:
+            return
+        if first_row != self.rows:
+            raise RuntimeError(f"batch scoring wrote rows out of order (row {first_row}, expected {self.rows})")
+        preds = to_jsonable(raw_preds)
+        scores = jsonable_scores(raw_scores, n)
+        ids = [f"{self.batch_id}.{first_row + i}" for i in range(n)]
+        per_row = seconds * 1000 / n
+        d = self.deployment
+        inputs = batch.select(self.validator.names)
+        for start in range(0, n, LOG_CHUNK):
+            records = _input_records(inputs.slice(start, LOG_CHUNK))
+            log_predictions(
+                self.db,
+                [
+                    prediction_row(
+                        request_id=ids[start + i],
+                        deployment_id=d.id,
+                        model_version_id=d.model_version_id,
+                        inputs=rec,
+                        prediction=preds[start + i],
+                        latency_ms=per_row,
+                        source="batch",
+                        score=scores[start + i],
+                    )
+                    for i, rec in enumerate(records)
+                ],
+            )
+        table = self._table(batch, ids, preds, scores)
+        if self._parquet is None:
+            self._parquet = pq.ParquetWriter(self.parquet_path, table.schema, compression="zstd")
+            self._csv = open(self.csv_path, "wb")  # noqa: SIM115 - closed in close()
+        self._parquet.write_table(table)
+        # Integers with gaps stay integers in the CSV (1, not 1.0), whichever batch the gaps fall in.
+        frame = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int64Dtype()}.get)
+        self._csv.write(data_io.to_safe_csv(frame, header=self.batches == 0))
+        self.rows += n
+        self.batches += 1
+
+    def close(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+            self._csv.close()
+            self._parquet = self._csv = None
+
+    def abort(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001, S110 - the files are discarded anyway
+            pass
+
+
+def _worker_location(key: str) -> str:
+    """Where a Dask worker reads an artifact: the same path in a shared artifact folder, or the store's URL."""
+    root = artifacts.root()
+    return str(root / key) if isinstance(root, Path) else f"{str(root).rstrip('/')}/{key}"
+
+
+def _score_locally(pf, sink: _ScoredSink, model, validator, positive, threshold, batch_rows: int, progress, ctx):
+    done, total = 0, max(1, pf.metadata.num_rows)
+    for batch in pf.iter_batches(batch_size=batch_rows, use_threads=False):
+        ctx.check_cancelled()
+        t0 = time.perf_counter()
+        preds, scores = score_arrow(
+            model, batch.select(validator.names), validator.frame_to_model_input, positive, threshold
+        )
+        sink.write(batch, done, preds, scores, time.perf_counter() - t0)
+        done += batch.num_rows
+        progress(done / total, f"scored {done:,} of {total:,} rows (batch {sink.batches})")
+    return {"executor": "local"}
+
+
+def _score_on_dask(
+    address: str, pf, data_key: str, mv, sink: _ScoredSink, validator, positive, threshold, batch_rows, progress, ctx
+):
+    import hashlib
+
+    from ..ml import dask_exec
+
+    md = pf.metadata
+    parts = dask_exec.plan_partitions([md.row_group(i).num_rows for i in range(md.num_row_groups)], batch_rows)
+    task = dask_exec.ScoringTask(
+        data_location=_worker_location(data_key),
+        model_location=_worker_location(mv.artifact_key),
+        model_sha256=hashlib.sha256(artifacts.get_bytes(mv.artifact_key)).hexdigest(),
+        columns=tuple(validator.names),
+        to_model_input=validator.frame_to_model_input,
+        positive=positive,
+        threshold=threshold,
+        batch_rows=batch_rows,
+    )
+    run = dask_exec.ClusterRun(scheduler=address, n_workers=0)
+    total = max(1, md.num_rows)
+    progress(0.0, f"connecting to the Dask scheduler at {address}")
+    for res in dask_exec.map_partitions(
+        address, task, parts, on_done=lambda k, n: None, check_cancelled=ctx.check_cancelled, run=run
+    ):
+        part = parts[res["index"]]
+        preds, scores, offset = res["predictions"], res["scores"], 0
+        # The scored rows are written here, partition after partition: read the partition's rows again.
+        for batch in pf.iter_batches(batch_size=batch_rows, row_groups=list(part.row_groups), use_threads=False):
+            k = batch.num_rows
+            sink.write(
+                batch,
+                part.first_row + offset,
+                preds[offset : offset + k],
+                None if scores is None else scores[offset : offset + k],
+                res["seconds"] * k / max(1, part.n_rows),
+            )
+            offset += k
+        progress(
+            sink.rows / total,
+            f"scored {sink.rows:,} of {total:,} rows on Dask ({part.index + 1} of {len(parts)} partitions)",
+        )
+    return {
+        "executor": "dask",
+        "dask_scheduler": run.scheduler,
+        "dask_workers": run.n_workers,
+        "dask_workers_lost": run.workers_lost,
+        "partitions": len(parts),
+    }
+
+
+def _canonical_input(p: dict[str, Any], progress) -> str:
+    """An upload streamed into canonical Parquet (limits checked while reading), stored beside it; its key."""
+    src = artifacts.path(p["input_key"])
+    if not src.exists():
+        raise NotFound(f"the uploaded file is missing from the artifact store ({p['input_key']})")
+    converted = data_io.convert_file(src, p.get("filename", "input.csv"), progress=progress)
+    key = p["input_key"].rsplit("/", 1)[0] + "/canonical.parquet"
+    try:
+        artifacts.put_file(key, converted.path)
+    finally:
+        converted.path.unlink(missing_ok=True)
+    return key
+
+
 def batch_score_job(ctx) -> dict[str, Any]:
-    """Job handler "batch_score": read the stored upload, score it, store the scored CSV."""
+    """Job handler "batch_score": stream an upload or a dataset version through the deployment's model, batch by
+    batch, writing the scored Parquet and CSV and the prediction log as it goes (memory bounded by the batch)."""
+    import pyarrow.parquet as pq  # pyarrow only where a file is read
+
+    from ..config import get_settings
+    from . import datasets
 
     p = ctx.payload
-    ctx.progress(0.02, "reading the file")
-    frame = read_upload(artifacts.get_bytes(p["input_key"]), p.get("filename", "input.csv"))
-    try:
-        result = score_frame(
-            ctx.db, deployment_name=p["deployment"], frame=frame, progress=lambda f, m: ctx.progress(0.05 + 0.9 * f, m)
-        )
-    except DomainError:
-        raise
+    db = ctx.db
+    settings = get_settings()
+    batch_rows = max(1, int(settings.stream_batch_rows))
+    d, model, validator = _served_model(db, p["deployment"])
+    positive, threshold = _decision(db, d, model)
+    if p.get("dataset_version_id"):
+        v = datasets.get_version(db, int(p["dataset_version_id"]))
+        data_key, out_dir = v.artifact_key, p["output_dir"]
+    else:
+        ctx.progress(0.01, "reading the file")
+        data_key = _canonical_input(p, lambda f, m: ctx.progress(0.01 + 0.09 * f, m))
+        out_dir = p["input_key"].rsplit("/", 1)[0]
+    path = artifacts.path(data_key)
+    if not path.exists():
+        raise NotFound(f"the data to score is missing from the artifact store ({data_key})")
+    pf = pq.ParquetFile(path)
+    data_io.check_parquet_footer(pf)  # a stored version is held to today's limits too
+    _precheck(pf, validator, batch_rows, lambda f, m: ctx.progress(0.1, m))
 
-    # A downloaded CSV must not run formulas in a spreadsheet: cells and column names (the input's own) alike.
-    out_key = p["input_key"].rsplit("/", 1)[0] + "/scored.csv"
-    artifacts.put_bytes(out_key, to_safe_csv(result))
-    ctx.progress(1.0, f"scored {len(result):,} rows")
-    return {"rows": len(result), "output_key": out_key, "deployment": p["deployment"]}
+    def progress(fraction: float, message: str) -> None:
+        ctx.progress(0.12 + 0.86 * min(1.0, fraction), message)
+
+    out_key, parquet_key = f"{out_dir}/scored.csv", f"{out_dir}/scored.parquet"
+    started = time.perf_counter()
+    with artifacts.open_for_write(parquet_key) as parquet_tmp, artifacts.open_for_write(out_key) as csv_tmp:
+        sink = _ScoredSink(
+            db, deployment=d, validator=validator, positive=positive, parquet_path=parquet_tmp, csv_path=csv_tmp
+        )
+        try:
+            if settings.dask_scheduler:
+                where = _score_on_dask(
+                    settings.dask_scheduler,
+                    pf,
+                    data_key,
+                    registry.get_model_version(db, d.model_version_id),
+                    sink,
+                    validator,
+                    positive,
+                    threshold,
+                    batch_rows,
+                    progress,
+                    ctx,
+                )
+            else:
+                where = _score_locally(pf, sink, model, validator, positive, threshold, batch_rows, progress, ctx)
+        except InputError as exc:
+            sink.abort()
+            raise ValidationError(str(exc)) from None
+        except BaseException:
+            sink.abort()
+            raise
+        sink.close()
+    seconds = time.perf_counter() - started
+    ctx.progress(1.0, f"scored {sink.rows:,} rows in {sink.batches:,} batches")
+    return {
+        "rows": sink.rows,
+        "output_key": out_key,
+        "parquet_key": parquet_key,
+        "deployment": p["deployment"],
+        "source": p.get("filename", ""),
+        "batches": sink.batches,
+        "batch_rows": batch_rows,
+        "seconds": round(seconds, 3),
+        **where,
+    }

@@ -107,19 +107,31 @@ def test_registering_from_a_path_outside_the_folders_says_outside_and_stores_not
 
 def test_the_batch_scoring_download_neutralises_formula_column_names_and_cells(sqlite_db, monkeypatch):
     """The scored CSV of a batch upload carries the uploader's own column names back to whoever downloads it."""
+    from types import SimpleNamespace
+
     from mlops_core import artifacts
+    from mlops_core.serving.schema import RecordValidator
     from mlops_core.services import predictions
 
-    scored = pd.DataFrame({FORMULA_NAMES[0]: ["=1+1", "ok"], "prediction": [1, 0]})
-    monkeypatch.setattr(predictions, "read_upload", lambda data, filename: scored)
-    monkeypatch.setattr(predictions, "score_frame", lambda db, **kw: scored)
-    key = artifacts.put_bytes("batch_scoring/t/input.csv", b"ignored")
+    class Model:  # answers 1 for every row; no classes_, so no score column
+        def predict(self, X):
+            return [1] * len(X)
+
+    served = (SimpleNamespace(id=1, model_version_id=1), Model(), RecordValidator([{"name": FORMULA_NAMES[0]}]))
+    monkeypatch.setattr(predictions, "_served_model", lambda db, name: served)
+    monkeypatch.setattr(predictions, "_decision", lambda db, d, model: (None, None))
+    monkeypatch.setattr(predictions, "log_predictions", lambda db, rows: len(rows))
+    upload = pd.DataFrame({FORMULA_NAMES[0]: ["=1+1", "ok"]}).to_csv(index=False).encode()
+    key = artifacts.put_bytes("batch_scoring/t/input.csv", upload)
 
     class Ctx:
         db = sqlite_db
         payload = {"input_key": key, "filename": "input.csv", "deployment": "churn"}
 
         def progress(self, fraction, message):
+            pass
+
+        def check_cancelled(self):
             pass
 
     out = predictions.batch_score_job(Ctx())
