@@ -105,12 +105,10 @@ class DeploymentEvent(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow)
 
 
-class ApiKey(SQLModel, table=True):
-    """A scoring API key for one deployment; only its SHA-256 is stored."""
+class DeploymentKeyBase(SQLModel):
+    """The columns every per-deployment key table has (scoring `api_keys`, bundle `upload_keys`): only the key's
+    SHA-256 is stored, with the first characters to recognise it by, and who created/revoked it."""
 
-    __tablename__ = "api_keys"
-
-    id: int | None = Field(default=None, primary_key=True)
     deployment_id: int = Field(foreign_key="deployments.id", index=True)
     name: str = Field(default="", max_length=200)
     key_hash: str = Field(max_length=64, unique=True, index=True)
@@ -119,6 +117,14 @@ class ApiKey(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     revoked_at: datetime | None = None
     revoked_by: str | None = Field(default=None, max_length=64)
+
+
+class ApiKey(DeploymentKeyBase, table=True):
+    """A scoring API key for one deployment; only its SHA-256 is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
 
 
 class Prediction(SQLModel, table=True):
@@ -221,7 +227,9 @@ class DeploymentEventPublic(BaseModel):
     at: datetime
 
 
-class ApiKeyPublic(BaseModel):
+class DeploymentKeyPublic(BaseModel):
+    """A per-deployment key as shown (never the key or its hash)."""
+
     id: int
     deployment_id: int
     name: str
@@ -230,6 +238,10 @@ class ApiKeyPublic(BaseModel):
     created_at: datetime
     revoked_at: datetime | None
     revoked_by: str | None
+
+
+class ApiKeyPublic(DeploymentKeyPublic):
+    pass
 
 
 class PredictionPublic(BaseModel):

@@ -19,6 +19,7 @@ from sqlalchemy import JSON, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from ..db import utcnow
+from .deployments import DeploymentKeyBase, DeploymentKeyPublic
 
 TARGETS = ("hub", "bundle")
 
@@ -38,18 +39,10 @@ class DeploymentTarget(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
-class UploadKey(SQLModel, table=True):
+class UploadKey(DeploymentKeyBase, table=True):
     __tablename__ = "upload_keys"
 
     id: int | None = Field(default=None, primary_key=True)
-    deployment_id: int = Field(foreign_key="deployments.id", index=True)
-    name: str = Field(default="", max_length=200)
-    key_hash: str = Field(max_length=64, unique=True, index=True)
-    prefix: str = Field(max_length=16)
-    created_by: str = Field(max_length=64)
-    created_at: datetime = Field(default_factory=utcnow)
-    revoked_at: datetime | None = None
-    revoked_by: str | None = Field(default=None, max_length=64)
 
 
 class UploadBatch(SQLModel, table=True):
@@ -78,12 +71,5 @@ class TargetPublic(BaseModel):
     silent_hours: float | None  # hours since the last upload (None: never uploaded, or a hub target)
 
 
-class UploadKeyPublic(BaseModel):
-    id: int
-    deployment_id: int
-    name: str
-    prefix: str
-    created_by: str
-    created_at: datetime
-    revoked_at: datetime | None
-    revoked_by: str | None
+class UploadKeyPublic(DeploymentKeyPublic):
+    pass

@@ -15,9 +15,7 @@ A bundle target that has sent nothing for Settings.target_silence_hours raises a
 
 from __future__ import annotations
 
-import hashlib
 import math
-import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,8 +28,8 @@ from ..db import Database, utcnow
 from ..errors import AuthenticationFailed, Conflict, PermissionDenied, ValidationError
 from ..models.deployments import Deployment, DeploymentRequest, Prediction
 from ..models.targets import TARGETS, DeploymentTarget, TargetPublic, UploadBatch, UploadKey, UploadKeyPublic
-from . import audit, collab
-from ._common import aware, deployment_by_name, get_or_404
+from . import apikeys, audit, collab
+from ._common import aware, deployment_by_name
 from .auth import Actor, can, require
 
 UPLOAD_KEY_PREFIX = "mlu_"
@@ -40,8 +38,7 @@ _PRED_TABLE = Prediction.__table__  # type: ignore[attr-defined]
 _ROW_FIELDS = ("request_id", "model_version_id", "created_at", "inputs", "prediction", "score", "latency_ms")
 
 
-def hash_upload_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+hash_upload_key = apikeys.hash_key
 
 
 def _row(s: Session, d: Deployment) -> DeploymentTarget | None:
@@ -118,67 +115,22 @@ def set_target(db: Database, *, actor: Actor, deployment_name: str, target: str,
 # --- upload keys ------------------------------------------------------------------------------------------
 
 
-def _key_public(k: UploadKey) -> UploadKeyPublic:
-    return UploadKeyPublic.model_validate(k, from_attributes=True)
+UPLOAD_KEYS = apikeys.KeyKind(UploadKey, UploadKeyPublic, UPLOAD_KEY_PREFIX, "upload key", "uploadkey", "upload key")
 
 
 def create_upload_key(
     db: Database, *, actor: Actor, deployment_name: str, name: str = ""
 ) -> tuple[UploadKeyPublic, str]:
     """A key a bundle of `deployment_name` uploads its log with. Returns (public view, key): shown once."""
-    require(actor, "apikey.manage")
-    name = (name or "").strip()
-    if len(name) > 200:
-        raise ValidationError("the key name is too long; keep it under 200 characters")
-    key = UPLOAD_KEY_PREFIX + secrets.token_urlsafe(32)
-    with db.unit_of_work() as s:
-        d = deployment_by_name(s, deployment_name)
-        k = UploadKey(
-            deployment_id=d.id,
-            name=name or f"upload key for {d.name}",
-            key_hash=hash_upload_key(key),
-            prefix=key[:10],
-            created_by=actor.username,
-        )
-        s.add(k)
-        s.flush()
-        audit.record(
-            s,
-            actor=actor,
-            action="uploadkey.create",
-            entity_type="deployment",
-            entity_id=d.id,
-            summary=f"created upload key {k.prefix}… for {d.name}",
-            after={"key_id": k.id, "prefix": k.prefix},
-        )
-        return _key_public(k), key
+    return apikeys.create_kind_key(db, UPLOAD_KEYS, actor=actor, deployment_name=deployment_name, name=name)  # type: ignore[return-value]
 
 
 def list_upload_keys(db: Database, *, deployment_name: str) -> list[UploadKeyPublic]:
-    with db.read() as s:
-        d = deployment_by_name(s, deployment_name)
-        rows = s.exec(select(UploadKey).where(UploadKey.deployment_id == d.id).order_by(col(UploadKey.id).desc()))
-        return [_key_public(k) for k in rows.all()]
+    return apikeys.list_kind_keys(db, UPLOAD_KEYS, deployment_name=deployment_name)  # type: ignore[return-value]
 
 
 def revoke_upload_key(db: Database, *, actor: Actor, key_id: int) -> UploadKeyPublic:
-    require(actor, "apikey.manage")
-    with db.unit_of_work() as s:
-        k = get_or_404(s, UploadKey, key_id, "upload key", "see the deployment's upload keys")
-        if k.revoked_at is not None:
-            raise Conflict(f"upload key {k.prefix}… was already revoked by {k.revoked_by}")
-        k.revoked_at, k.revoked_by = utcnow(), actor.username
-        s.add(k)
-        audit.record(
-            s,
-            actor=actor,
-            action="uploadkey.revoke",
-            entity_type="deployment",
-            entity_id=k.deployment_id,
-            summary=f"revoked upload key {k.prefix}…",
-            after={"key_id": k.id},
-        )
-        return _key_public(k)
+    return apikeys.revoke_kind_key(db, UPLOAD_KEYS, actor=actor, key_id=key_id)  # type: ignore[return-value]
 
 
 def _authenticate(s: Session, deployment_name: str, key: str) -> Deployment:
