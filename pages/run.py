@@ -6,6 +6,7 @@ import streamlit as st
 from hub_ui import collab as collab_ui
 from hub_ui import badges, session
 from hub_ui.ci_origin import ci_origin_markdown
+from hub_ui import run_metrics_ui as rm_ui
 from hub_ui import value_ui
 from mlops_core.errors import DomainError
 from mlops_core.services import experiments, registry
@@ -42,6 +43,8 @@ st.caption(
 )
 if ci_line := ci_origin_markdown(run.source, run.tags):
     st.caption(ci_line)
+rm_ui.dataset_link(run, key="run_dataset")
+rm_ui.notes_and_tags(run)
 
 
 @st.fragment(run_every=2)
@@ -124,32 +127,43 @@ if versions:
 tab_m, tab_p, tab_plots, tab_art, tab_talk = st.tabs(
     ["Metrics & KPIs", "Parameters", "Plots", "Artifacts", "Discussion"]
 )
+plots = experiments.plot_data(db, run.id)
+rows_on = rm_ui.rows_phrase(plots, run)
 with tab_m:
     if run.metrics:
-        cols = st.columns(min(6, len(run.metrics)))
+        st.caption(rm_ui.size_line(plots, run))
+        cols = st.columns(min(4, len(run.metrics)))
         for i, (k, v) in enumerate(sorted(run.metrics.items())):
             train_v = run.train_metrics.get(k)
             cols[i % len(cols)].metric(
-                f"test {k}", f"{v:.4f}", help=f"train: {train_v:.4f}" if train_v is not None else None
+                f"test {k} ({plots.n_test:,} rows)" if rows_on and plots else f"test {k}",
+                f"{v:.4f}",
+                help=f"train: {train_v:.4f}" if train_v is not None else None,
             )
         st.dataframe(
-            [
-                {
-                    "metric": k,
-                    "test": v,
-                    "train": run.train_metrics.get(k),
-                    "cv std": run.all_metrics.get(f"cv_std_{k}"),
-                }
-                for k, v in sorted(run.metrics.items())
-            ],
+            rm_ui.metrics_table(
+                run.metrics,
+                plots,
+                run,
+                train=run.train_metrics,
+                cv_std={k: run.all_metrics.get(f"cv_std_{k}") for k in run.metrics},
+            ),
             hide_index=True,
         )
     else:
         st.caption("No metrics yet.")
+    if run.status == "finished" and (run.task == "classification" or (plots and plots.task == "classification")):
+        rm_ui.per_class_table(plots, key="run_per_class")
     checks = experiments.kpi_checks(db, run.id)
     st.markdown("**KPI check** (the use case's model KPIs)")
     if checks:
-        st.dataframe([{"KPI": c.kpi.label, "value": c.value, "status": c.status} for c in checks], hide_index=True)
+        st.dataframe(
+            [
+                {"KPI": c.kpi.label, "value": c.value, "status": c.status, "computed on": rows_on or "not recorded"}
+                for c in checks
+            ],
+            hide_index=True,
+        )
     else:
         st.caption("The use case has no model KPIs yet.")
     value_ui.run_value_line(run.id)  # expected value per period next to the KPIs (issue 20)
@@ -191,7 +205,6 @@ with tab_p:
         st.dataframe(run.input_schema, hide_index=True)
 
 with tab_plots:
-    plots = experiments.plot_data(db, run.id)
     if plots is None:
         st.caption("No plots for this run (runs logged from code carry only what they logged).")
     if plots and plots.confusion_matrix:
@@ -203,22 +216,7 @@ with tab_plots:
         )
         fig.update_layout(title="Confusion matrix", xaxis_title="predicted", yaxis_title="actual", height=380)
         st.plotly_chart(fig, width="stretch")
-    c1, c2 = st.columns(2)
-    if plots and plots.roc:
-        fig = go.Figure(
-            [
-                go.Scatter(x=plots.roc.fpr, y=plots.roc.tpr, name="ROC"),
-                go.Scatter(x=[0, 1], y=[0, 1], name="chance", line=dict(dash="dash")),
-            ]
-        )
-        fig.update_layout(
-            title="ROC curve", xaxis_title="false positive rate", yaxis_title="true positive rate", height=350
-        )
-        c1.plotly_chart(fig, width="stretch")
-    if plots and plots.pr:
-        fig = go.Figure(go.Scatter(x=plots.pr.recall, y=plots.pr.precision, name="PR"))
-        fig.update_layout(title="Precision-recall curve", xaxis_title="recall", yaxis_title="precision", height=350)
-        c2.plotly_chart(fig, width="stretch")
+    rm_ui.curves(plots, run, key="run_curves")
     if plots and plots.residuals:
         fig = go.Figure(go.Scatter(x=plots.residuals.predicted, y=plots.residuals.residual, mode="markers"))
         fig.update_layout(title="Residuals", xaxis_title="predicted", yaxis_title="actual − predicted", height=350)
@@ -242,13 +240,14 @@ with tab_plots:
         )
         fig.update_layout(
             title="Permutation importance on the test split (score drop when a column is shuffled)",
+            xaxis_title="score drop",
             height=max(300, 22 * len(pi)),
         )
         st.plotly_chart(fig, width="stretch")
     if plots and plots.feature_importance:
         fi = plots.feature_importance[::-1]
         fig = go.Figure(go.Bar(x=[f.importance for f in fi], y=[f.feature for f in fi], orientation="h"))
-        fig.update_layout(title="Feature importance", height=max(300, 22 * len(fi)))
+        fig.update_layout(title="Feature importance", xaxis_title="importance", height=max(300, 22 * len(fi)))
         st.plotly_chart(fig, width="stretch")
     if plots and plots.search_results:
         st.markdown("**Hyperparameter search** (mean validation score per candidate)")
