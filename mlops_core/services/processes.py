@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import psutil
 from pydantic import BaseModel
+from sqlalchemy import delete
+from sqlmodel import col, select
 
 from .. import jobs
-from ..db import Database
+from ..db import Database, utcnow
+from ..models.infra import ServiceReplica, ServiceReplicaPublic
 from ..models.jobs import WorkerPublic
 from . import scoring_examples
 from ._common import aware
@@ -99,7 +102,25 @@ def list_processes(db: Database) -> list[ProcessPublic]:
     for i, p in enumerate(out):
         if p.kind == "scoring service":
             out[i] = p.model_copy(update={"heartbeat_at": beat, "status": "running" if beat else "not answering"})
-    if not scoring and beat is not None:
+    # Replicas of the HTTP service on other hosts report through the database (service_replicas).
+    here = os.uname().nodename
+    remote = [r for r in list_replicas(db) if not (r.hostname == here and r.pid in found)]
+    for r in remote:
+        out.append(
+            ProcessPublic(
+                kind="scoring service",
+                name=f"scoring service {r.name}",
+                host=r.hostname,
+                pid=r.pid,
+                status=r.status,
+                cpu_percent=r.cpu_percent,
+                rss_mb=r.rss_mb,
+                started_at=r.started_at,
+                heartbeat_at=r.heartbeat_at,
+                note="reports its load with its heartbeat",
+            )
+        )
+    if not scoring and not remote and beat is not None:
         out.append(
             ProcessPublic(
                 kind="scoring service",
@@ -133,3 +154,80 @@ def _worker(w: WorkerPublic) -> ProcessPublic:
         heartbeat_at=aware(w.heartbeat_at),
         note=f"job {w.current_job_id}" if w.current_job_id else "",
     )
+
+
+# --- scoring replicas (the HTTP service's heartbeat, issue 16 "scaled as needed") ---------------------------
+
+# Each HTTP service process writes its row this often; a row older than REPLICA_LOST_AFTER_S is shown as lost.
+REPLICA_HEARTBEAT_S = 5.0
+REPLICA_LOST_AFTER_S = 30.0
+# Stopped or lost replica rows are forgotten after this long (one row per process start would pile up).
+REPLICA_ROWS_KEPT_FOR = timedelta(days=1)
+
+
+def replica_name() -> str:
+    return f"{os.uname().nodename}:{os.getpid()}"
+
+
+def record_replica_heartbeat(
+    db: Database,
+    *,
+    name: str,
+    started_at: datetime,
+    requests_per_s: float,
+    in_flight: int,
+    p95_ms: float | None,
+    cpu_percent: float,
+    rss_mb: float,
+    requests_total: int,
+    status: str = "running",
+) -> None:
+    """Write this replica's row (insert or update; only this process writes it) and forget long-gone replicas.
+    A system write like a worker's heartbeat: no actor, no audit event."""
+    now = utcnow()
+    values = dict(
+        status=status,
+        heartbeat_at=now,
+        requests_per_s=round(float(requests_per_s), 3),
+        in_flight=int(in_flight),
+        p95_ms=None if p95_ms is None else round(float(p95_ms), 2),
+        cpu_percent=round(float(cpu_percent), 1),
+        rss_mb=round(float(rss_mb), 1),
+        requests_total=int(requests_total),
+    )
+    with db.unit_of_work() as s:
+        row = s.exec(select(ServiceReplica).where(ServiceReplica.name == name)).first()
+        if row is None:
+            host, _, pid = name.rpartition(":")
+            row = ServiceReplica(name=name, hostname=host, pid=int(pid) if pid.isdigit() else 0, started_at=started_at)
+        for k, v in values.items():
+            setattr(row, k, v)
+        s.add(row)
+        s.execute(
+            delete(ServiceReplica).where(
+                col(ServiceReplica.heartbeat_at) < now - REPLICA_ROWS_KEPT_FOR, ServiceReplica.name != name
+            )
+        )
+
+
+def list_replicas(
+    db: Database, *, include_stopped: bool = False, now: datetime | None = None
+) -> list[ServiceReplicaPublic]:
+    """The HTTP service processes that reported in the last day, newest first; a silent one is "lost"."""
+    now = now or utcnow()
+    with db.read() as s:
+        rows = s.exec(
+            select(ServiceReplica)
+            .where(col(ServiceReplica.heartbeat_at) >= now - REPLICA_ROWS_KEPT_FOR)
+            .order_by(col(ServiceReplica.heartbeat_at).desc())
+            .limit(200)
+        ).all()
+        out = []
+        for r in rows:
+            p = ServiceReplicaPublic.model_validate(r, from_attributes=True)
+            p.started_at, p.heartbeat_at = aware(p.started_at), aware(p.heartbeat_at)
+            if p.status == "running" and (now - p.heartbeat_at).total_seconds() > REPLICA_LOST_AFTER_S:
+                p.status = "lost"
+            if include_stopped or p.status == "running":
+                out.append(p)
+    return out

@@ -38,6 +38,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from ..config import get_settings
@@ -45,7 +46,7 @@ from ..db import Database, get_database
 from ..errors import DomainError, ValidationError
 from ..ml.fastpath import compile_fast_path, verify_fast_path
 from ..ml.scoring import apply_threshold, jsonable_scores, positive_index, predict_scored
-from ..services import datasets, deployments, registry
+from ..services import datasets, deployments, infrastructure, registry
 from ..services import canvas
 from ..services import value as value_service
 from ..services.apikeys import hash_key
@@ -63,6 +64,7 @@ from .api import models as api_models
 from .api import runs as api_runs
 from .api import uploads as api_uploads
 from .api import reports as api_reports
+from .replica import ReplicaReporter
 from .schema import RecordValidator, frame_to_records, is_valid_text, probe_records, to_jsonable
 from . import v2
 
@@ -70,6 +72,8 @@ log = logging.getLogger("mlops_core.serving")
 
 POLL_SECONDS = 1.0
 ENDPOINTS = ("predict", "feedback", "describe")
+# Not counted as requests in flight: the scraper's and the health check's own requests.
+UNCOUNTED = frozenset({"/metrics", "/healthz"})
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -129,6 +133,8 @@ class Metrics:
     buckets: dict[str, list[int]] = field(default_factory=dict)
     latency_sum: dict[str, float] = field(default_factory=dict)
     latency_count: dict[str, int] = field(default_factory=dict)
+    # HTTP requests being answered now (RequestMetrics; /metrics and /healthz not counted).
+    in_flight: int = 0
 
     def observe(self, deployment: str, endpoint: str, status: int, seconds: float, n_records: int = 0) -> None:
         key = (deployment, endpoint, status)
@@ -207,6 +213,7 @@ class ServingState:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_poll_error = ""
+        self.reporter: ReplicaReporter | None = None
 
     # -- polling ------------------------------------------------------------------------------
 
@@ -300,11 +307,16 @@ class ServingState:
             log.warning("first poll of deployments failed: %s", exc)
         self._thread = threading.Thread(target=self._poll_loop, name="deployment-poller", daemon=True)
         self._thread.start()
+        # This replica's load, written to the database every few seconds (Infrastructure page, /metrics).
+        self.reporter = ReplicaReporter(self.db, self.metrics, LATENCY_BUCKETS)
+        self.reporter.start()
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
+        if self.reporter is not None:
+            self.reporter.stop()
         self.writer.close()
 
 
@@ -474,6 +486,9 @@ class RequestMetrics:
             return
         started = time.perf_counter()
         status = 0
+        counted = getattr(scope["app"].state, "serving", None) if scope.get("path") not in UNCOUNTED else None
+        if counted is not None:
+            counted.metrics.in_flight += 1
 
         async def send_observed(message):
             nonlocal status
@@ -481,7 +496,11 @@ class RequestMetrics:
                 status = message["status"]
             await send(message)
 
-        await self.app(scope, receive, send_observed)
+        try:
+            await self.app(scope, receive, send_observed)
+        finally:
+            if counted is not None:
+                counted.metrics.in_flight -= 1
         tag = scope.get("mlops.metric")
         if tag is not None and status:
             state: ServingState = scope["app"].state.serving
@@ -677,8 +696,18 @@ async def metrics(request: Request, state: ServingState = Depends(get_state)):
             "/metrics answers only local clients (127.0.0.1, ::1) unless MLOPS_METRICS_TOKEN is "
             "set; set it and scrape with 'Authorization: Bearer <token>'",
         )
+    # Scaling figures of the whole hub (queue, workers, all replicas, Dask) from the database, cached a few seconds.
+    try:
+        scaling = await run_in_threadpool(infrastructure.prometheus_text, state.db)
+    except Exception as exc:  # noqa: BLE001 - this process's own metrics still answer without the database
+        log.warning("scaling metrics unavailable: %s", exc)
+        scaling = "# scaling metrics unavailable: the database did not answer\n"
     return PlainTextResponse(
-        state.metrics.render(pending=state.writer.pending, written=state.writer.written),
+        state.metrics.render(pending=state.writer.pending, written=state.writer.written)
+        + "# HELP mlops_in_flight_requests HTTP requests this process is answering now.\n"
+        + "# TYPE mlops_in_flight_requests gauge\n"
+        + f"mlops_in_flight_requests {state.metrics.in_flight}\n"
+        + scaling,
         media_type="text/plain; version=0.0.4; charset=utf-8",
     )
 
