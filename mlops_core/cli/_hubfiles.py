@@ -41,6 +41,7 @@ def _report(args, hub, summary: dict) -> int:
     if not args.out:
         sys.stdout.write(data.decode("utf-8"))
         sys.stdout.write("\n")
+        summary["_payload_on_stdout"] = True  # the JSON summary goes to stderr: stdout stays the HTML alone
     else:
         out = Path(args.out)
         out.write_bytes(data)

@@ -162,7 +162,10 @@ def _say(msg: str) -> None:
 
 def _finish(summary: dict[str, Any], code: int) -> int:
     summary["exit_code"] = code
-    print(json.dumps(summary, default=str, sort_keys=True), flush=True)
+    # A command whose stdout is its payload (the report's HTML without --out) says so: the summary then goes to
+    # stderr, so `report ... > report.html` is a clean file.
+    stream = sys.stderr if summary.pop("_payload_on_stdout", False) else sys.stdout
+    print(json.dumps(summary, default=str, sort_keys=True), file=stream, flush=True)
     return code
 
 

@@ -50,6 +50,13 @@ def test_report_over_the_api_writes_the_html_and_an_unknown_use_case_exits_2(hub
     assert text.lstrip().lower().startswith("<!doctype html") and "Customer churn" in text
     assert "https://" not in text and "http://" not in text.replace("http://www.w3.org", "")
 
+    # Without --out stdout is the HTML alone (`report ... > file.html`); the JSON summary goes to stderr.
+    p = run(hub, "business", "report", "--use-case", "customer churn", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    page = p.stdout.rstrip("\n")
+    assert page.lstrip().lower().startswith("<!doctype html") and page.rstrip().lower().endswith("</html>")
+    assert last_json(p.stderr)["sha256"] == hashlib.sha256(page.encode()).hexdigest()
+
     p = run(hub, "business", "report", "--use-case", "no such thing", cwd=tmp_path)
     assert p.returncode == 2
     summary = last_json(p.stdout)
