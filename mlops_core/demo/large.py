@@ -33,6 +33,7 @@ from ..models.monitoring import Alert, Monitor, MonitorCheck, MonitorCheckColumn
 from ..models.usecases import Kpi, UseCase, UseCaseMember
 from ..services.usecases import STATUSES
 from .customers import FEATURES, TARGET, make_customers
+from .large_estimates import seed_estimates
 
 SIZES = {
     "use_cases": 50,
@@ -773,6 +774,7 @@ def _monitoring(db, ctx, rnd, factor, now, deps, counts) -> None:
                 }
             )
     _insert(db, _t(MonitorCheckColumn), col_rows)
+    seed_estimates(db, ctx, check_ids, checks)  # issue 17: estimated KPIs and segments, like the small demo
     n_alerts = _n("alerts", factor)
     alerts = []
     for i in range(n_alerts):

@@ -59,6 +59,23 @@ def test_large_workspace_at_a_thousandth_has_every_kind_of_row_and_opens_like_th
     assert counts["alerts"] >= 1 and counts["monitor_checks"] >= 30
     assert any("large workspace" in line for line in ctx.lines)
 
+    # Estimated KPIs like the small demo's (issue 17): CBPE per check with a band, judged on the use case's
+    # model KPIs, by region; labels come back two days late, so the latest check's KPIs are estimates only.
+    from mlops_core.services import monitoring
+
+    with db.read() as s:
+        dep_name, uc_id = s.execute(select(Deployment.__table__.c.name, Deployment.__table__.c.use_case_id)).first()
+    est = monitoring.list_estimates(db, deployment_name=dep_name)
+    assert len(est) >= 25 and all(e.method == "cbpe" and not e.reason for e in est)
+    last = est[-1]
+    recall = last.estimates["recall"]
+    assert recall["lower"] < recall["value"] < recall["upper"]
+    assert 0.6 < last.estimates["accuracy"]["value"] < 0.95  # the generator serves the truth 80% of the time
+    assert {k["metric"] for k in last.kpis} == {"roc_auc", "recall"} and last.n_labelled == 0
+    assert {sg["column"] for sg in last.segments} == {"region"} and sum(sg["volume"] for sg in last.segments) == last.n
+    lights = monitoring.estimated_kpis_many(db, use_case_ids=[uc_id])[uc_id]
+    assert {e.metric for e in lights} == {"roc_auc", "recall"}
+
     # A dataset version opens (real Parquet) and a run shows its test metrics, as on their pages.
     with db.read() as s:
         version_id = s.execute(select(DatasetVersion.__table__.c.id).limit(1)).scalar_one()
