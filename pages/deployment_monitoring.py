@@ -244,10 +244,15 @@ with tab_report:
             # The report holds values from live traffic and runs evidently's scripts: it is shown in an iframe
             # sandboxed WITHOUT allow-same-origin, so its scripts run in an opaque origin and cannot reach
             # this app (its session, its pages). The wrapper itself has no script.
+            # The wrapper has no body margin (8 px of it pushed the report's right edge out of view) and the report
+            # scrolls inside its own frame when it is wider than the page.
+            fit = "<style>html,body{max-width:100%;overflow-x:auto !important}</style>"
             st.iframe(
+                "<style>html,body{margin:0;padding:0;overflow:hidden}</style>"
                 '<iframe sandbox="allow-scripts" referrerpolicy="no-referrer" title="evidently report" '
-                f'style="width:100%;height:880px;border:0" srcdoc="{escape(html, quote=True)}"></iframe>',
-                height=900,
+                'style="display:block;width:100%;height:880px;border:0;box-sizing:border-box" '
+                f'srcdoc="{escape(html + fit, quote=True)}"></iframe>',
+                height=880,
             )
 
 with tab_perf:

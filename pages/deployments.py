@@ -46,8 +46,10 @@ else:
                     else " · runs on the Hub"
                 )
             )
-            c[1].metric("Serving", r.model_version if r.model_version_id else "nothing yet")
-            c[1].caption(f"since {session.fmt_time(r.since)}" + (f" · canary {r.canary}" if r.canary else ""))
+            # The served model's full name, wrapped: a metric cut long names off ("churn-classifier-gradi…").
+            c[1].caption("Serving")
+            c[1].markdown(f"**{md_text(r.model_version)}**" if r.model_version_id else "nothing yet")
+            c[1].caption(f"since {session.fmt_time(r.since)}" + (f" · canary {md_text(r.canary)}" if r.canary else ""))
             c[2].metric("Requests", f"{r.requests:,}")
             c[3].metric("Error rate", f"{r.error_rate:.1%}" if r.requests else "—")
             c[4].metric("Avg latency", f"{r.avg_latency_ms:.1f} ms" if r.avg_latency_ms is not None else "—")

@@ -142,11 +142,6 @@ with tab_card:
                     registry.update_card(db, actor=actor, model_version_id=mv.id, intended_use=use, limitations=lim)
 
 
-def _dot(text: str) -> str:
-    """A user-written label inside a DOT string: a quote would end it and let the text add attributes."""
-    return str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
-
-
 with tab_lineage:
     nodes = registry.lineage(db, mv.id)
     cols = st.columns(len(nodes) * 2 - 1)
@@ -165,14 +160,6 @@ with tab_lineage:
                 st.caption(md_text(n.detail))
         if i < len(nodes) - 1:
             cols[i * 2 + 1].markdown("### →")
-    dot = (
-        "digraph { rankdir=LR; node [shape=box, style=rounded];\n"
-        + "\n".join(f'n{i} [label="{titles.get(n.kind, n.kind)}\\n{_dot(n.label)}"];' for i, n in enumerate(nodes))
-        + "\n"
-        + "\n".join(f"n{i} -> n{i + 1};" for i in range(len(nodes) - 1))
-        + "}"
-    )
-    st.graphviz_chart(dot)
 
 with tab_discussion:  # comments with @mentions on a model version (issue 18)
     collab_ui.discussion("model_version", mv.id, title="")
