@@ -1,12 +1,13 @@
 """One deployment: gate checklists of its requests with the evidence, sign-off, deploy / reject /
-override, rollback, canary, history, API keys, a "try it" form built from the model's input schema,
-label upload, batch scoring (a job) with download, and the discussion."""
+override, rollback, canary and its results (champion vs challenger side by side), history, API keys, a
+"try it" form built from the model's input schema, label upload, batch scoring (a job) with download, and
+the discussion."""
 
 import streamlit as st
 
 from hub_ui import collab as collab_ui
 from hub_ui import badges, session
-from hub_ui import notify_ui, targets_ui
+from hub_ui import canary_ui, notify_ui, targets_ui
 from hub_ui.empty import nothing_yet
 from mlops_core import artifacts, jobs
 from mlops_core.services import apikeys, collab, deployments, predictions, registry, scoring_examples
@@ -151,8 +152,18 @@ def requests_and_gates() -> None:
                     links.append(("pages/run.py", f"run {g.evidence['run_id']}", {"id": str(g.evidence["run_id"])}))
                 for page, label, params in links:
                     st.page_link(page, label=f"Evidence: {md_text(label)}", icon=":material/link:", query_params=params)
-            with st.expander("Evidence (JSON)"):
-                st.json({"evidence": r.evidence, "gates": [g.model_dump() for g in gates]})
+            # The same gates as JSON for those who check the record itself: what the sign-off approves (and
+            # its hash), then each gate's verdict and evidence keyed by gate; collapsed, two levels open.
+            with st.expander("Evidence (JSON)", expanded=False):
+                st.json(
+                    {
+                        "request": r.id,
+                        "evidence_hash": r.evidence_hash,
+                        "evidence": r.evidence,
+                        "gates": {g.gate: {"status": g.status, "evidence": g.evidence} for g in gates},
+                    },
+                    expanded=2,
+                )
             if r.status != "pending":
                 continue
             # The business sign-off of THIS request (decided here or from the inbox), not any pending
@@ -436,6 +447,7 @@ def discussion() -> None:
 # the open tab's content is computed.
 TABS = {
     "Requests & gates": requests_and_gates,
+    "Canary": lambda: canary_ui.render(db, name),
     "History": history,
     "API keys": api_keys,
     "Try it": try_it,
