@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     segment_min_rows: int = Field(default=30, alias="MLOPS_SEGMENT_MIN_ROWS")
     # A deployment served elsewhere (bundle target) that uploads nothing for this long raises an alert.
     target_silence_hours: float = Field(default=2.0, alias="MLOPS_TARGET_SILENCE_HOURS")
+    # A window of more logged predictions than this is checked for drift from binned sketches, read once in
+    # batches of MLOPS_STREAM_BATCH_ROWS (bounded memory); smaller windows are loaded whole (exact). 0: always sketches.
+    drift_sketch_rows: int = Field(default=200_000, alias="MLOPS_DRIFT_SKETCH_ROWS")
 
     @property
     def is_sqlite(self) -> bool:

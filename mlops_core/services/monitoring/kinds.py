@@ -120,6 +120,11 @@ class DriftCheck(CheckKind):
             out["status"] = "failed"
             out["error"] = f"deployment {dep.name} serves no model version yet, so there is no training reference"
             return
+        from .checks import drift_from_sketches, use_sketches  # issue 16.4: large windows from sketches
+
+        if use_sketches(out["health"].volume):
+            drift_from_sketches(db, monitor, dep, out)
+            return
         try:
             ref, ref_pred, ref_version = reference_frame(db, model_version_id=dep.model_version_id)
         except Exception as exc:  # noqa: BLE001 - a check without reference still stores health and performance

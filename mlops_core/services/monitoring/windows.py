@@ -297,3 +297,167 @@ def align(current, reference):
         except (TypeError, ValueError):
             pass
     return cur[list(reference.columns)]
+
+
+# --- Monitoring at scale (issue 16, point 4): reference sketches and a window read once, in batches ---------
+
+
+@dataclass
+class ReferenceSketches:
+    """A model version's reference summarised once: its inputs, its predictions (None without a model)."""
+
+    inputs: Any  # monitoring.sketches.FrameSketch
+    prediction: Any  # FrameSketch of one column "prediction", or None
+    dataset_version_id: int
+    n_rows: int
+
+
+def _sketch_key(model_version_id: int, dataset_version_id: int) -> str:
+    """Where a model version's reference sketches are stored; another sketch format is another file."""
+    from ...monitoring.sketches import SKETCH_FORMAT
+
+    return f"monitoring/reference-sketches/mv{model_version_id}-dv{dataset_version_id}-f{SKETCH_FORMAT}.json"
+
+
+_SKETCH_CACHE: dict[tuple[str, str, str], ReferenceSketches] = {}
+
+
+def _prediction_reference(ref_pred: list | None):
+    """The reference predictions as kinds.DriftCheck compares them: numeric as they are, else as text."""
+    from ...monitoring.sketches import FrameSketch
+
+    if ref_pred is None:
+        return None
+    ref_s = pd.Series(ref_pred)
+    if ref_s.dtype.kind not in "fiub":
+        ref_s = ref_s.astype(str).astype(object)
+    return FrameSketch.reference(pd.DataFrame({"prediction": ref_s}))
+
+
+def reference_sketches(db: Database, *, model_version_id: int) -> ReferenceSketches:
+    """The model version's reference sketches: computed once from its training data (and the model's
+    predictions on it) and stored as a JSON artifact; later checks, in any process, read that file."""
+    from ...monitoring.sketches import FrameSketch
+
+    with db.read() as s:
+        mv = get_or_404(s, ModelVersion, model_version_id, "model version")
+        dataset_version_id = mv.dataset_version_id
+    if dataset_version_id is None:
+        raise ValidationError(
+            f"model version {model_version_id} has no training dataset version, so there is "
+            "nothing to compare live inputs with; register models from runs on a dataset version"
+        )
+    key = _sketch_key(model_version_id, dataset_version_id)
+    cache_key = (db.url, artifacts.store_id(), key)
+    if cache_key in _SKETCH_CACHE:
+        return _SKETCH_CACHE[cache_key]
+    stored = None
+    if artifacts.exists(key):
+        try:
+            data = orjson.loads(artifacts.get_bytes(key))
+            stored = ReferenceSketches(
+                inputs=FrameSketch.from_dict(data["inputs"]),
+                prediction=None if data.get("prediction") is None else FrameSketch.from_dict(data["prediction"]),
+                dataset_version_id=int(data["dataset_version_id"]),
+                n_rows=int(data["n_rows"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:  # damaged or of an older format: computed again
+            log.warning("reference sketches %s unreadable (%s); computing them again", key, exc)
+    if stored is None:
+        ref, ref_pred, dv = reference_frame(db, model_version_id=model_version_id)
+        stored = ReferenceSketches(
+            inputs=FrameSketch.reference(ref),
+            prediction=_prediction_reference(ref_pred),
+            dataset_version_id=dv,
+            n_rows=len(ref),
+        )
+        artifacts.put_bytes(
+            key,
+            orjson.dumps(
+                {
+                    "inputs": stored.inputs.to_dict(),
+                    "prediction": None if stored.prediction is None else stored.prediction.to_dict(),
+                    "dataset_version_id": dv,
+                    "n_rows": stored.n_rows,
+                }
+            ),
+        )
+    if len(_SKETCH_CACHE) > 16:
+        _SKETCH_CACHE.clear()
+    _SKETCH_CACHE[cache_key] = stored
+    return stored
+
+
+@dataclass
+class WindowSketches:
+    inputs: Any  # FrameSketch of the window's aligned inputs
+    prediction: Any  # FrameSketch of its predictions, None without reference predictions
+    n_rows: int  # readable ok rows
+    unreadable_rows: int
+    prediction_note: str = ""  # why prediction drift cannot be computed from sketches ("" when it can)
+
+
+def _iter_window_texts(s: Session, deployment_id: int, window: Window, batch_rows: int):
+    """The window's ok rows as (inputs JSON text, prediction JSON text) lists of at most `batch_rows`,
+    streamed from the database (a server-side cursor on Postgres): memory is bounded by the batch."""
+    conds = _window_conds(deployment_id, window) + [Prediction.status == "ok"]
+    stmt = select(sa.cast(Prediction.inputs, sa.Text), sa.cast(Prediction.prediction, sa.Text)).where(*conds)
+    result = s.connection().execution_options(stream_results=True, yield_per=batch_rows).execute(stmt)
+    try:
+        for part in result.partitions(batch_rows):
+            yield [r[0] for r in part], [r[1] for r in part]
+    finally:
+        result.close()
+
+
+def _prediction_batch(preds: list[Any], ref_dtype: str) -> pd.DataFrame | None:
+    """One batch of predictions as kinds.DriftCheck casts them; None when a numeric reference meets
+    non-numeric predictions (the exact path then compares both as text: not done from sketches)."""
+    cur_s = pd.Series([prediction_value(p) for p in preds])
+    if ref_dtype.startswith(("float", "int", "uint")) or ref_dtype == "bool":
+        if cur_s.notna().any() and not pd.api.types.is_numeric_dtype(cur_s):
+            return None
+        cur_s = cur_s.astype(ref_dtype if cur_s.notna().all() else float)
+    else:
+        cur_s = cur_s.astype(str).astype(object)
+    return pd.DataFrame({"prediction": cur_s})
+
+
+def window_sketches(
+    s: Session, *, deployment_id: int, window: Window, reference: ReferenceSketches, batch_rows: int
+) -> WindowSketches:
+    """Read the window once, in batches, into sketches on the reference's edges and categories.
+
+    Each batch is decoded and aligned to the reference's dtypes exactly as `load_window_frame` + `align`
+    treat the whole window, then summarised and merged; unreadable JSON rows are left out and counted."""
+    ref_in = reference.inputs
+    columns = list(ref_in.columns)
+    like = ref_in.empty_frame()
+    acc_in = ref_in.empty_like()
+    ref_pred = reference.prediction
+    acc_pred = ref_pred.empty_like() if ref_pred is not None else None
+    pred_dtype = ref_pred.dtypes["prediction"] if ref_pred is not None else ""
+    note = ""
+    n_rows = unreadable = 0
+    for texts_in, texts_pred in _iter_window_texts(s, deployment_id, window, batch_rows):
+        inputs, bad_i = _loads_many(texts_in, empty="{}")
+        preds, bad_p = _loads_many(texts_pred)
+        if bad_i or bad_p or not all(isinstance(i, dict) for i in inputs):
+            keep = [i is not UNREADABLE and p is not UNREADABLE and isinstance(i, dict) for i, p in zip(inputs, preds)]
+            unreadable += keep.count(False)
+            inputs = [i for i, k in zip(inputs, keep) if k]
+            preds = [p for p, k in zip(preds, keep) if k]
+        if not inputs:
+            continue
+        n_rows += len(inputs)
+        batch = align(pd.DataFrame.from_records(inputs, columns=columns), like)
+        acc_in = acc_in.merge(ref_in.from_batch(batch))
+        if acc_pred is not None:
+            pb = _prediction_batch(preds, pred_dtype)
+            if pb is None:
+                acc_pred, note = None, "predictions are not numeric like the reference's: prediction drift skipped"
+            else:
+                acc_pred = acc_pred.merge(ref_pred.from_batch(pb))
+    return WindowSketches(
+        inputs=acc_in, prediction=acc_pred, n_rows=n_rows, unreadable_rows=unreadable, prediction_note=note
+    )
