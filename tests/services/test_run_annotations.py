@@ -12,8 +12,7 @@ from mlops_core.services.auth import Actor
 from .experiments_world import make_world
 
 
-@pytest.fixture
-def finished_run(db, people):
+def _finished_run(db, people):
     world = make_world(db, people)
     run = experiments.create_sdk_run(
         db, actor=people["data_scientist"], use_case_id=world.use_case_id, dataset_version_id=world.version_id
@@ -21,6 +20,11 @@ def finished_run(db, people):
     experiments.log_batch(db, actor=people["data_scientist"], run_id=run.id, tags={"ci.commit": "abc123"})
     experiments.end_sdk_run(db, actor=people["data_scientist"], run_id=run.id)
     return experiments.get_run(db, run.id)
+
+
+@pytest.fixture
+def finished_run(db, people):
+    return _finished_run(db, people)
 
 
 def _events(db, people, run_id):
@@ -110,3 +114,39 @@ def test_system_tags_and_oversized_values_are_refused_with_a_sentence(db, people
         experiments.annotate_run(db, actor=ds, run_id=finished_run.id, tags={"long": "x" * 5001})
     assert experiments.get_run(db, finished_run.id).tags == finished_run.tags
     assert _events(db, people, finished_run.id) == []
+
+
+def test_the_hub_api_patches_notes_and_tags_with_the_same_rules(sqlite_db):
+    """PATCH /api/v1/runs/{id}, in process; SQLite only: the route is a thin call of annotate_run, whose
+    storage the tests above cover on both legs."""
+    from fastapi.testclient import TestClient
+
+    from mlops_core.serving.app import create_app
+    from mlops_core.services import users
+    from tests.conftest import make_people
+
+    db = sqlite_db
+    people = make_people(db)
+    finished_run = _finished_run(db, people)
+
+    def token(role):
+        actor = people[role]
+        return {"Authorization": f"Bearer {users.create_token(db, actor=actor, username=actor.username)}"}
+
+    url = f"/api/v1/runs/{finished_run.id}"
+    with TestClient(create_app(db.url, poll_seconds=60)) as client:
+        ok = client.patch(url, json={"notes": "from CI", "tags": {"pr": 42}}, headers=token("data_scientist"))
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["tags"][experiments.NOTE_TAG] == "from CI" and ok.json()["tags"]["pr"] == "42"
+        refused = client.patch(url, json={"notes": "nope"}, headers=token("ops"))
+        assert refused.status_code == 403 and "data_scientist" in refused.text
+        bad = client.patch(url, json={"tags": {"mlflow.runName": "x"}}, headers=token("admin"))
+        assert bad.status_code in (400, 422) and "set by the hub" in bad.text
+        gone = client.patch(url, json={"notes": "", "remove_tags": ["pr"]}, headers=token("admin"))
+        assert gone.status_code == 200 and experiments.NOTE_TAG not in gone.json()["tags"]
+    got = experiments.get_run(db, finished_run.id)
+    assert "pr" not in got.tags and got.tags["ci.commit"] == "abc123"
+    events = _events(db, people, finished_run.id)
+    assert sorted(e.actor_username for e in events) == sorted(
+        [people["admin"].username, people["data_scientist"].username]
+    )

@@ -10,6 +10,8 @@
     GET  /runs/{id}/model              the skops file
     PUT/GET /runs/{id}/artifacts/{path}, GET /runs/{id}/artifacts
     GET  /runs/{id}, GET /runs/{id}/metrics/history?key=, GET /runs?order_by=metric:roc_auc&order=desc
+    PATCH /runs/{id}                   {"notes": "...", "tags": {...}, "remove_tags": [...]}: notes and tags of a run
+                                       in any status (the run page's editor; the owner, data scientists, admins)
 
 A batch is one transaction (experiments.log_batch). Values are checked here first so a bad one is named:
 metric values must be finite numbers (NaN, inf and strings are refused with the key), at most
@@ -111,6 +113,12 @@ class Metrics(BaseModel):
 
 class Tags(BaseModel):
     tags: dict[str, Any]
+
+
+class Annotate(BaseModel):
+    notes: str | None = Field(default=None, description='markdown; "" clears them, absent leaves them')
+    tags: dict[str, Any] = Field(default_factory=dict, description="tags to set (values are stored as text)")
+    remove_tags: list[str] = Field(default_factory=list, description="tag names to delete")
 
 
 class Fail(BaseModel):
@@ -247,6 +255,15 @@ def list_runs(
 @router.get("/{run_id}", summary="A run: status, params, metrics (latest per key), tags, error")
 def get_run(run_id: str, db: DB, actor: CurrentActor) -> Any:
     return _run(db, run_id_of(run_id))
+
+
+@router.patch("/{run_id}", summary="Edit a run's notes and tags, in any status (the owner, data scientists and admins)")
+def annotate_run(run_id: str, body: Annotate, db: DB, actor: CurrentActor) -> Any:
+    _check_size(len(body.tags) + len(body.remove_tags))
+    run = experiments.annotate_run(
+        db, actor=actor, run_id=run_id_of(run_id), notes=body.notes, tags=body.tags, remove_tags=body.remove_tags
+    )
+    return finite(dump(run))
 
 
 @router.get("/{run_id}/metrics/history", summary="Every logged value of the run's metrics: key -> [[step, value]]")
