@@ -1,4 +1,5 @@
-"""Infrastructure: worker processes (CPU and memory from their heartbeats), the scheduler, the job queue."""
+"""Infrastructure: worker processes (CPU and memory from their heartbeats), the scheduler, the job queue; and
+whether to scale (issue 16): queue wait, worker utilisation, scoring replica load, the Dask cluster, advice."""
 
 from datetime import UTC, datetime
 
@@ -28,6 +29,131 @@ c2.metric(
 )
 c3.metric("Jobs queued / running", f"{info.job_counts.get('queued', 0)} / {info.job_counts.get('running', 0)}")
 c4.metric("Jobs failed", info.job_counts.get("failed", 0))
+
+scale = infrastructure.scaling_status(db)
+
+
+def _secs(x) -> str:
+    if x is None:
+        return "—"
+    return (
+        f"{x:.1f} s"
+        if x < 10
+        else (f"{x:.0f} s" if x < 120 else (f"{x / 60:.0f} min" if x < 7200 else f"{x / 3600:.1f} h"))
+    )
+
+
+st.subheader("Scaling")
+for item in scale.advice:
+    show = {"add": st.warning, "remove": st.info, "warn": st.error}.get(item.level, st.success)
+    show(item.text, icon={"add": "⬆️", "remove": "⬇️", "warn": "⚠️"}.get(item.level, "✅"))
+t = scale.thresholds
+st.caption(
+    f"Rules: queue wait p95 over {t.queue_wait_p95_s:g} s or workers busy over {t.worker_busy_ratio:.0%} with jobs "
+    f"waiting → add a worker; scoring p95 over {t.replica_p95_ms:g} ms at {t.replica_cpu_percent:g}% CPU or over "
+    f"{t.replica_in_flight:g} requests in flight per replica → add a replica (settings MLOPS_SCALE_*). The same "
+    "figures are Prometheus metrics on the HTTP service's /metrics (mlops_jobs_waiting, "
+    "mlops_job_queue_wait_seconds, mlops_worker_busy_ratio, mlops_replica_*, mlops_dask_*), so an autoscaler "
+    "can act on them: docs/autoscaling.md."
+)
+
+st.markdown("**Job queue**")
+q = scale.queue
+q1, q2, q3, q4 = st.columns(4)
+q1.metric("Waiting now", q.waiting, help="Queued jobs whose time has come (not those in a retry back-off).")
+q2.metric("Oldest waiting", _secs(q.oldest_wait_s))
+q3.metric(
+    "Wait p50 / p95, last hour",
+    f"{_secs(q.p50_1h)} / {_secs(q.p95_1h)}",
+    help=f"Time from enqueued (or due) to started, of the {q.n_1h} jobs started in the last hour.",
+)
+q4.metric(
+    "Wait p50 / p95, 24 h",
+    f"{_secs(q.p50_24h)} / {_secs(q.p95_24h)}",
+    help=f"Of the {q.n_24h} jobs started in the last 24 hours.",
+)
+
+st.markdown("**Worker utilisation, last hour**")
+if not scale.workers:
+    st.caption("No worker was alive in the last hour.")
+else:
+    st.dataframe(
+        [
+            {
+                "worker": w.name,
+                "status": w.status,
+                "busy": w.busy_ratio,
+                "busy time": _secs(w.busy_s),
+                "alive in the hour": _secs(w.alive_s),
+                "jobs": w.jobs,
+                "concurrency": w.concurrency,
+                "CPU %": round(w.cpu_percent, 1),
+            }
+            for w in scale.workers
+        ],
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "busy": st.column_config.ProgressColumn("busy", format="percent", min_value=0.0, max_value=1.0),
+        },
+        key="infra_utilisation",
+    )
+    st.caption("Busy = time running jobs ÷ (concurrency × time alive in the last hour), from job start/finish times.")
+
+st.markdown("**Scoring replicas**")
+if not scale.replicas:
+    st.caption(
+        "No HTTP service process has reported in the last hour (`python -m mlops_core serve`; each replica "
+        "writes its load every few seconds)."
+    )
+else:
+    st.dataframe(
+        [
+            {
+                "replica": r.name,
+                "status": badges.label(r.status),
+                "requests/s": round(r.requests_per_s, 2),
+                "in flight": r.in_flight,
+                "p95 latency (ms)": None if r.p95_ms is None else round(r.p95_ms, 1),
+                "CPU %": round(r.cpu_percent, 1),
+                "memory (MB)": round(r.rss_mb, 1),
+            }
+            for r in scale.replicas
+        ],
+        hide_index=True,
+        width="stretch",
+        key="infra_replicas",
+    )
+    st.caption("Requests/s and p95 latency (predict) over each replica's last heartbeat interval (5 s).")
+
+st.markdown("**Dask cluster**")
+d = scale.dask
+if d is None:
+    st.caption("No Dask cluster configured (MLOPS_DASK_SCHEDULER unset): searches run inside the workers.")
+elif not d.reachable:
+    st.error(f"unreachable: {d.address}" + (f" — {d.error}" if d.error else ""))
+else:
+    d1, d2, d3, d4 = st.columns(4)
+    d1.metric("Dask workers", d.n_workers, d.address, delta_color="off")
+    d2.metric("Threads", d.threads)
+    d3.metric("Memory used", f"{d.memory_bytes / 2**30:.1f} GiB")
+    d4.metric("Tasks processing", d.processing)
+    if d.workers:
+        st.dataframe(
+            [
+                {
+                    "worker": w["address"],
+                    "threads": w["threads"],
+                    "memory (MiB)": round(w["memory_bytes"] / 2**20),
+                    "memory limit (MiB)": round(w["memory_limit_bytes"] / 2**20),
+                    "tasks processing": w["processing"],
+                }
+                for w in d.workers
+            ],
+            hide_index=True,
+            width="stretch",
+            key="infra_dask",
+        )
 
 st.subheader("Processes")
 st.caption(

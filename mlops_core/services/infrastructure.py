@@ -246,13 +246,15 @@ def dask_status(
 ) -> DaskFigures | None:
     """The Dask cluster at `address` (default MLOPS_DASK_SCHEDULER; None when unset): its workers with threads,
     memory and tasks processing, from `distributed.Client.scheduler_info()` within `timeout` seconds, or
-    unreachable with the reason. Cached `max_age` seconds per address, so a page or a scrape waits at most once."""
+    unreachable with the reason. Cached `max_age` seconds per address (an unreachable one 60 s at least), so a page
+    or a scrape waits at most once in a while."""
     address = address if address is not None else get_settings().dask_scheduler
     if not address:
         return None
     with _cache_lock:
         hit = _dask_cache.get(address)
-    if hit is not None and time.monotonic() - hit[0] < max_age:
+    # An unreachable scheduler is asked again after a minute at the soonest: each probe waits out the timeout.
+    if hit is not None and time.monotonic() - hit[0] < (max_age if hit[1].reachable else max(max_age, 60.0)):
         return hit[1]
     figures = _probe_dask(address, timeout)
     with _cache_lock:
