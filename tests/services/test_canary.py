@@ -66,3 +66,26 @@ def test_below_the_minimum_it_says_not_enough_yet(db, people):
         "not enough requests yet to tell (n=200 champion, 7 challenger; 30 each needed)"
     )
     assert "not enough labels yet" in _by_metric(out)["accuracy (labelled)"]["verdict"]
+
+
+def test_the_hub_api_serves_the_canary_results(db, people):
+    """GET /api/v1/deployments/{name}/canary with a personal access token (in-process app, both legs)."""
+    from starlette.testclient import TestClient
+
+    from mlops_core.serving.app import create_app
+    from mlops_core.services import users
+
+    w = make_world(db, people)
+    v2 = add_challenger(db, w)
+    log_arm(db, w, challenger_id=None, n=40, latency=20, accuracy=0.6)
+    log_arm(db, w, challenger_id=v2, n=5, latency=30, accuracy=0.9, seed=4)
+    token = users.create_token(db, actor=people["business"], username="alice")
+    with TestClient(create_app(db.url, poll_seconds=5), client=("127.0.0.1", 50000)) as c:
+        c.headers["Authorization"] = f"Bearer {token}"
+        r = c.get("/api/v1/deployments/churn/canary")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["active"] is True and body["challenger"]["requests"] == 5
+        err = next(x for x in body["comparisons"] if x["metric"] == "error rate (5xx)")
+        assert err["enough"] is False and err["verdict"].startswith("not enough requests yet to tell (n=40")
+        assert c.get("/api/v1/deployments/nope/canary").status_code == 404

@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...errors import ValidationError
-from ...services import deployments, registry
+from ...services import canary, deployments, registry
 from .deps import DB, CurrentActor, Pagination, dump, paginate
 
 router = APIRouter(tags=["deployments"])
@@ -88,6 +88,17 @@ def get_deployment(name: str, actor: CurrentActor, db: DB) -> dict:
 @router.get("/deployments/{name}/history", summary="Every deploy and rollback, newest first")
 def history(name: str, actor: CurrentActor, db: DB, page: Pagination) -> dict:
     return paginate(deployments.history(db, deployment_name=name), page)
+
+
+@router.get(
+    "/deployments/{name}/canary",
+    summary="Canary results: champion vs challenger of the current or last canary, with significance",
+)
+def canary_results(name: str, actor: CurrentActor, db: DB) -> dict:
+    """Both arms' requests, 5xx, latency, scores and realized KPI metrics, and per figure the difference
+    (challenger minus champion), its 95% interval, the p-value and whether it is significant
+    (`significant: null` and `enough: false` below the minimum of requests per arm)."""
+    return dump(canary.canary_comparison(db, deployment_name=name))
 
 
 @router.get("/deployments/{name}/requests", summary="Requests for a deployment, newest first")
