@@ -186,3 +186,15 @@ def test_an_unreachable_dask_scheduler_is_reported_within_the_timeout_and_cached
         infrastructure.ScalingStatus(infrastructure.QueueFigures(), [], [], d, [], infrastructure.Thresholds())
     )
     assert f'mlops_dask_up{{scheduler="{address}"}} 0' in text
+
+
+def test_a_reachable_dask_cluster_lists_its_workers_threads_memory_and_tasks():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        d = infrastructure.dask_status(cluster.scheduler_address, timeout=5.0, max_age=0)
+    assert d is not None and d.reachable and d.error == ""
+    assert d.n_workers == 2 and d.threads == 2 and d.processing == 0
+    assert all(w["memory_bytes"] > 0 and w["memory_limit_bytes"] > 0 for w in d.workers)
+    assert infrastructure.advise(infrastructure.QueueFigures(), [], [], d)[0].level == "ok"
