@@ -4,9 +4,9 @@ Revision ID: 0010
 Revises: 0009
 """
 
-from alembic import op  # noqa: F401
-import sqlalchemy as sa  # noqa: F401
-import sqlmodel  # noqa: F401
+from alembic import op
+import sqlalchemy as sa
+import sqlmodel
 
 
 revision = '0010'
@@ -16,8 +16,24 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        'ops_settings',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('deployment_id', sa.Integer(), nullable=False),
+        sa.Column('slo_availability', sa.Float(), nullable=True),
+        sa.Column('slo_window_days', sa.Integer(), nullable=False),
+        sa.Column('alert_routes', sa.JSON(), nullable=False),
+        sa.Column('webhook_url', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+        sa.Column('webhook_flavor', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column('version', sa.Integer(), nullable=False),
+        sa.Column('updated_by', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(['deployment_id'], ['deployments.id']),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_index('ix_ops_settings_deployment_id', 'ops_settings', ['deployment_id'], unique=True)
 
 
 def downgrade() -> None:
-    pass
+    op.drop_index('ix_ops_settings_deployment_id', table_name='ops_settings')
+    op.drop_table('ops_settings')

@@ -18,3 +18,4 @@ from .value import ModelVersionThreshold, UseCaseCanvas, ValueModelRow  # noqa: 
 from .targets import DeploymentTarget, UploadBatch, UploadKey  # noqa: F401
 from .subscriptions import ChatWebhook, Delivery, NotificationEvent, NotificationSetting, Subscription  # noqa: F401
 from .infra import ServiceReplica  # noqa: F401
+from .ops_settings import OpsSettings  # noqa: F401
