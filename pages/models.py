@@ -3,6 +3,7 @@
 import streamlit as st
 
 from hub_ui import collab as collab_ui
+from hub_ui import run_metrics_ui as rm_ui
 from hub_ui import session
 from mlops_core.errors import DomainError
 from mlops_core.services import experiments, registry
@@ -114,18 +115,41 @@ with tab_card:
         f"- **Task:** {mv.task or '—'}, target {code_span(mv.target or '—')}\n"
         f"- **Code version:** `{card.code_version[:12] or '—'}`"
     )
+    run_plots = experiments.plot_data(db, mv.run_id)
+    try:
+        card_run = experiments.get_run(db, mv.run_id)
+    except DomainError:
+        card_run = None
+    rows_on = rm_ui.rows_phrase(run_plots, card_run) or "not recorded"
     st.markdown("**Metrics vs KPIs**")
+    st.caption(rm_ui.size_line(run_plots, card_run))
     if card.kpi_checks:
         st.dataframe(
-            [{"KPI": c.kpi.label, "value": c.value, "status": c.status} for c in card.kpi_checks], hide_index=True
+            [
+                {"KPI": c.kpi.label, "value": c.value, "status": c.status, "computed on": rows_on}
+                for c in card.kpi_checks
+            ],
+            hide_index=True,
         )
-    st.dataframe([{"metric": k, "value": v} for k, v in sorted(mv.metrics.items())], hide_index=True)
-    run_plots = experiments.plot_data(db, mv.run_id)
+    st.dataframe(
+        [{"metric": k, "value": v, "computed on": rows_on} for k, v in sorted(mv.metrics.items())], hide_index=True
+    )
+    if mv.task == "classification":
+        rm_ui.per_class_table(run_plots, key=f"models_per_class_{mv.id}")
+        if run_plots is not None and (run_plots.roc_curves or run_plots.roc):
+            with st.expander("ROC and precision-recall curves", icon=":material/show_chart:"):
+                rm_ui.curves(run_plots, card_run, key=f"models_curves_{mv.id}")
     importance = run_plots.permutation_importance if run_plots else []
     if importance:
         st.markdown("**What the model relies on** (permutation importance on the test split: score drop when shuffled)")
         st.dataframe(
             [{"feature": f.feature, "importance": f.importance, "± std": f.std} for f in importance[:10]],
+            hide_index=True,
+        )
+    elif run_plots and run_plots.feature_importance:  # cross-validated runs: the model's own importances
+        st.markdown("**What the model relies on** (the model's own feature importances)")
+        st.dataframe(
+            [{"feature": f.feature, "importance": f.importance} for f in run_plots.feature_importance[:10]],
             hide_index=True,
         )
     st.markdown("**Intended use:** " + (safe_markdown(card.intended_use) or "—"))

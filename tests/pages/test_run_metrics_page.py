@@ -14,7 +14,7 @@ from mlops_core import artifacts
 from mlops_core.config import reload_settings
 from mlops_core.db import Database, forget_database
 from mlops_core.models.experiments import RunArtifact
-from mlops_core.services import datasets, experiments
+from mlops_core.services import datasets, experiments, registry
 from tests.conftest import make_people
 from tests.pages.helpers import app_as, by_label, no_exceptions, texts
 from tests.services.experiments_world import FAST, make_world, run_jobs
@@ -181,3 +181,22 @@ def test_a_data_scientist_edits_notes_and_tags_on_the_page(trained):
     at.run()
     assert "set by the hub" in texts(at)
     assert experiments.user_tags(experiments.get_run(db, multi.id)) == {"stage": "baseline", "reviewed": ""}
+
+
+def test_the_model_card_shows_sizes_per_class_metrics_and_curves(trained):
+    db, people, binary, multi, old, tiers = trained
+    mv = registry.register_model(db, actor=people["data_scientist"], run_id=binary.id, name="churn-sizes")
+    n = experiments.plot_data(db, binary.id).n_test
+    at = app_as(people["business"], None)
+    at.query_params["id"] = str(mv.id)
+    at.switch_page("pages/models.py")
+    at.run()
+    no_exceptions(at)
+    assert f"computed on the {n} rows of the test split" in texts(at)
+    metrics = next(d.value for d in at.dataframe if "computed on" in d.value.columns and "metric" in d.value.columns)
+    assert list(metrics["metric"]) == sorted(mv.metrics) and set(metrics["computed on"]) == {f"{n} test rows"}
+    per = next(d.value for d in at.dataframe if "class" in d.value.columns)
+    assert per["test rows"].sum() == n
+    names, layout = _curve_names(at, "ROC")
+    assert "AUC" in names[0] and layout["xaxis"]["title"]["text"] == "false positive rate"
+    assert "num__" not in json.dumps([d.value.to_dict() for d in at.dataframe], default=str)
