@@ -5,14 +5,9 @@ fails the search (before anything is stored); a cancelled job cancels its future
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,66 +16,15 @@ import pytest
 pytest.importorskip("distributed")
 
 from mlops_core.ml import dask_exec, training  # noqa: E402
+from tests.integration.conftest import free_port  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Cluster:
-    """A scheduler and `n` single-threaded workers (no nanny, so killing a worker's process kills the worker)."""
-
-    def __init__(self, n_workers: int):
-        self.address = f"tcp://127.0.0.1:{_free_port()}"
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the workers import mlops_core.ml.training
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": ROOT, "env": env}
-        port = self.address.rsplit(":", 1)[1]
-        self.scheduler = subprocess.Popen(
-            [BIN / "dask", "scheduler", "--host", "127.0.0.1", "--port", port, "--dashboard-address", ":0"], **quiet
-        )
-        self.workers = [
-            subprocess.Popen(
-                [BIN / "dask", "worker", self.address, "--nthreads", "1", "--no-nanny", "--no-dashboard"]
-                + ["--memory-limit", "0"],
-                **quiet,
-            )
-            for _ in range(n_workers)
-        ]
-        self._wait_for_workers(n_workers)
-
-    def _wait_for_workers(self, n: int, deadline_s: float = 60.0) -> None:
-        from distributed import Client
-
-        deadline = time.monotonic() + deadline_s
-        while True:
-            try:
-                with Client(self.address, timeout=5, set_as_default=False) as c:
-                    c.wait_for_workers(n, timeout=max(1.0, deadline - time.monotonic()))
-                    return
-            except (OSError, TimeoutError):
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise
-
-    def stop(self) -> None:
-        for p in [*self.workers, self.scheduler]:
-            if p.poll() is None:
-                p.kill()
-            p.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    c = Cluster(2)
-    yield c
-    c.stop()
+@pytest.fixture
+def cluster(dask_cluster):
+    """The session's shared cluster (tests/integration/conftest.py), made whole before each test."""
+    return dask_cluster
 
 
 def _data() -> tuple[pd.DataFrame, training.TrainingConfig]:
@@ -161,7 +105,7 @@ def test_cancelling_cancels_the_futures(cluster):
 
 def test_unreachable_scheduler_fails_fast_with_the_address():
     frame, cfg = _data()
-    address = f"tcp://127.0.0.1:{_free_port()}"  # nobody listens
+    address = f"tcp://127.0.0.1:{free_port()}"  # nobody listens
     started = time.monotonic()
     with pytest.raises(dask_exec.DaskUnavailable) as err:
         training.train(frame, cfg, dask_scheduler=address)
@@ -182,7 +126,7 @@ def test_mismatched_package_versions_are_refused_naming_both(cluster, monkeypatc
 
 
 def test_lost_scheduler_fails_the_search(cluster):
-    """Last in this module: it kills the module's scheduler (its workers are warm, so this costs little)."""
+    """It kills the shared scheduler; the `dask_cluster` fixture starts a new cluster for the next test that needs one."""
     frame, cfg = _data()
     killed = threading.Event()
 
