@@ -23,6 +23,7 @@ ORDER = [
     "training_overhead",
     "dask_search",
     "scoring",
+    "batch_scoring",
     "monitoring",
     "pages",
 ]
