@@ -309,8 +309,9 @@ def render_prometheus(st: ScalingStatus) -> str:
         ("1h", q.p50_1h, q.p95_1h, q.n_1h, q.sum_1h),
         ("24h", q.p50_24h, q.p95_24h, q.n_24h, q.sum_24h),
     ):
-        lines.append(f'mlops_job_queue_wait_seconds{{window="{window}",quantile="0.5"}} {_num(p50)}')
-        lines.append(f'mlops_job_queue_wait_seconds{{window="{window}",quantile="0.95"}} {_num(p95)}')
+        # No job started in the window: 0, not NaN (an autoscaler's query must stay a number).
+        lines.append(f'mlops_job_queue_wait_seconds{{window="{window}",quantile="0.5"}} {_num(p50 or 0.0)}')
+        lines.append(f'mlops_job_queue_wait_seconds{{window="{window}",quantile="0.95"}} {_num(p95 or 0.0)}')
         lines.append(f'mlops_job_queue_wait_seconds_sum{{window="{window}"}} {_num(float(total))}')
         lines.append(f'mlops_job_queue_wait_seconds_count{{window="{window}"}} {n}')
     alive = [w for w in st.workers if w.status in ("running", "stopping")]
@@ -343,8 +344,8 @@ def render_prometheus(st: ScalingStatus) -> str:
     metric(
         "mlops_replica_latency_p95_seconds",
         "gauge",
-        "p95 latency of predict requests of each replica over its last heartbeat interval (NaN: no request).",
-        [(f'{{replica="{_label(r.name)}"}}', None if r.p95_ms is None else r.p95_ms / 1000) for r in live],
+        "p95 latency of predict requests of each replica over its last heartbeat interval (0: no request).",
+        [(f'{{replica="{_label(r.name)}"}}', 0.0 if r.p95_ms is None else r.p95_ms / 1000) for r in live],
     )
     metric(
         "mlops_replica_cpu_percent",
