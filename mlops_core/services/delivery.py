@@ -165,6 +165,15 @@ def fan_out(db: Database, event_id: int, *, now: datetime | None = None) -> list
         if existing:
             return [d.id for d in existing if d.status == "pending" and not d.digest and d.attempts == 0]
         people, uc_id = _recipients(s, ev)
+        routed_hooks: list[str] = []
+        if ev.entity_type == "alert" and ev.entity_id.isdigit():  # issue 15: the deployment's alert routes
+            from .ops_settings import routed_deliveries
+
+            routed, routed_hooks = routed_deliveries(s, int(ev.entity_id))
+            active = set(s.exec(select(User.id).where(col(User.id).in_(list(routed)), col(User.is_active).is_(True))))
+            for uid, chans in routed.items():
+                if uid in active:
+                    people.setdefault(uid, set()).update(chans)
         rows: list[Delivery] = []
 
         def add(user_id: int | None, channel: str, target: str, digest: bool = False) -> None:
@@ -196,6 +205,8 @@ def fan_out(db: Database, event_id: int, *, now: datetime | None = None) -> list
         if uc_id is not None:
             for h in s.exec(select(ChatWebhook).where(ChatWebhook.use_case_id == uc_id)):
                 add(None, "chat", h.url)
+        for url in routed_hooks:
+            add(None, "chat", url)
         return [d.id for d in rows if d.status == "pending" and not d.digest]
 
 

@@ -319,6 +319,10 @@ def _anyone_reachable(session: Session) -> bool:
     """Has anyone set an email address or a chat webhook? (two indexed one-row reads)"""
     if session.exec(select(ChatWebhook.id).limit(1)).first() is not None:
         return True
+    from ..models.ops_settings import OpsSettings  # a deployment's alert webhook (issue 15)
+
+    if session.exec(select(OpsSettings.id).where(OpsSettings.webhook_url != "").limit(1)).first() is not None:
+        return True
     return (
         session.exec(
             select(NotificationSetting.user_id).where(col(NotificationSetting.email).is_not(None)).limit(1)

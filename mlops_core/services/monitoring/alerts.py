@@ -87,6 +87,10 @@ def _raise_alert(s: Session, b: Breach) -> tuple[Alert, bool]:
 
 def _notify_alert(s: Session, alert: Alert, members: list[str]) -> None:
     title = f"[{alert.severity}] {alert.title}"
+    # issue 15: the deployment's alert routes add recipients (inbox here; email/chat/webhook in delivery.fan_out)
+    from ..ops_settings import route_alert
+
+    route_alert(s, alert, title=title, skip=set(members))
     if members:
         collab.notify(
             s,
