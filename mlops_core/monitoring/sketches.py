@@ -837,3 +837,74 @@ def detect_drift_from_sketches(
         drift_share_threshold=float(drift_share),
         skipped=skipped,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Arrow batches (the fast path of a monitor reading its window: JSON parsed by pyarrow, no Python rows)
+# --------------------------------------------------------------------------------------------
+
+
+def arrow_schema(sketch: FrameSketch):
+    """The pyarrow schema a window's JSON inputs are parsed with: each summarised column typed as the
+    reference's dtype. A value of another JSON type makes the parse fail, and the caller falls back to
+    decoding those rows one by one (with ``windows.align``'s coercions)."""
+    import pyarrow as pa
+
+    fields = []
+    for c, sk in sketch.columns.items():
+        if sk is None:
+            continue
+        dt = sketch.dtypes[c]
+        if dt.startswith("float"):
+            fields.append((c, pa.float64()))
+        elif dt.startswith(("int", "uint")):
+            fields.append((c, pa.int64()))
+        elif dt == "bool":
+            fields.append((c, pa.bool_()))
+        else:
+            fields.append((c, pa.string()))
+    return pa.schema(fields)
+
+
+def _categorical_from_arrow(arr, keys: Sequence[Any], index: Dict[Any, int]) -> CategoricalSketch:
+    import pyarrow.compute as pc
+
+    out = CategoricalSketch.empty(keys)
+    out._index = index
+    out.nulls = int(arr.null_count)
+    if len(arr) == out.nulls:
+        return out
+    present = arr.drop_null()
+    out.first = present[0].as_py()
+    out.last = present[len(present) - 1].as_py()
+    counted = pc.value_counts(present)
+    others: Dict[Any, int] = {}
+    for key, c in zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()):
+        i = index.get(key)
+        if i is None:
+            others[key] = others.get(key, 0) + int(c)
+            out.other_total += int(c)
+        else:
+            out.counts[i] += int(c)
+    out.others = others if len(others) <= MAX_OTHERS else None
+    return out
+
+
+def frame_sketch_from_arrow(reference: FrameSketch, table) -> FrameSketch:
+    """The sketch of one batch parsed by pyarrow with :func:`arrow_schema` (same result as
+    ``reference.from_batch(align(frame))`` on the same rows)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cols: Dict[str, Sketch] = {}
+    for c, sk in reference.columns.items():
+        if sk is None:
+            cols[c] = None
+            continue
+        arr = table.column(c).combine_chunks()
+        if isinstance(sk, NumericSketch):
+            values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+            cols[c] = NumericSketch.from_batch(values, sk.edges, exact=sk.exact)
+        else:
+            cols[c] = _categorical_from_arrow(arr, sk.keys, sk.index())
+    return FrameSketch(dtypes=dict(reference.dtypes), columns=cols, n_rows=table.num_rows)

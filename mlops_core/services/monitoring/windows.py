@@ -92,7 +92,8 @@ def _loads_many(texts: list[str | None], empty: str = "null") -> tuple[list[Any]
 
 def _sqlite_latencies(conn, deployment_id: int, window: Window):
     """The window's latencies as a numpy array, read with the driver's cursor: for a million rows the
-    per-row cost of SQLAlchemy's result objects would dominate the whole health check."""
+    per-row cost of SQLAlchemy's result objects would dominate the whole health check. Fetched in chunks
+    into one float array (8 bytes a row): 10 million rows as Python tuples would take about a gigabyte."""
     to_db = conn.dialect.type_descriptor(sa.DateTime()).bind_processor(conn.dialect) or (lambda v: v)
     sql = "SELECT latency_ms FROM predictions WHERE deployment_id = ? AND created_at <= ?"
     params: list[Any] = [deployment_id, to_db(window.end)]
@@ -100,12 +101,14 @@ def _sqlite_latencies(conn, deployment_id: int, window: Window):
         sql += " AND created_at >= ?"
         params.append(to_db(window.start))
     cur = conn.connection.driver_connection.cursor()
+    chunks: list[np.ndarray] = []
     try:
         cur.execute(sql, params)
-        rows = cur.fetchall()
+        while rows := cur.fetchmany(262_144):
+            chunks.append(np.fromiter(itertools.chain.from_iterable(rows), dtype=float, count=len(rows)))
     finally:
         cur.close()
-    return np.fromiter(itertools.chain.from_iterable(rows), dtype=float, count=len(rows))
+    return np.concatenate(chunks) if chunks else np.empty(0)
 
 
 # A request refused as the client's mistake: its logged error starts "4xx: " (as dashboards.CLIENT_ERROR).
@@ -397,17 +400,70 @@ class WindowSketches:
     prediction_note: str = ""  # why prediction drift cannot be computed from sketches ("" when it can)
 
 
-def _iter_window_texts(s: Session, deployment_id: int, window: Window, batch_rows: int):
-    """The window's ok rows as (inputs JSON text, prediction JSON text) lists of at most `batch_rows`,
-    streamed from the database (a server-side cursor on Postgres): memory is bounded by the batch."""
+def _window_ids(s: Session, deployment_id: int, window: Window) -> tuple[int, int] | None:
+    """(first id - 1, last id) of the window's rows, or None when it is empty."""
     conds = _window_conds(deployment_id, window) + [Prediction.status == "ok"]
-    stmt = select(sa.cast(Prediction.inputs, sa.Text), sa.cast(Prediction.prediction, sa.Text)).where(*conds)
-    result = s.connection().execution_options(stream_results=True, yield_per=batch_rows).execute(stmt)
-    try:
-        for part in result.partitions(batch_rows):
-            yield [r[0] for r in part], [r[1] for r in part]
-    finally:
-        result.close()
+    lo, hi = s.connection().execute(select(func.min(Prediction.id), func.max(Prediction.id)).where(*conds)).one()
+    return None if lo is None else (int(lo) - 1, int(hi))
+
+
+def _iter_window_batches(s: Session, deployment_id: int, window: Window, batch_rows: int, predictions: bool):
+    """The window's ok rows in id order, `batch_rows` at a time, each batch as
+    (count, inputs as newline-delimited JSON, predictions as one JSON array or None, after id, last id).
+
+    The database joins each batch's texts itself (group_concat / string_agg), so no Python object is
+    made per row; keyset pagination on the id (a rowid range scan on SQLite) keeps every query short."""
+    bounds = _window_ids(s, deployment_id, window)
+    if bounds is None:
+        return
+    after, last = bounds
+    conn = s.connection()
+    postgres = conn.dialect.name == "postgresql"
+    where = "deployment_id = :dep AND status = 'ok' AND created_at <= :end AND id > :after AND id <= :last"
+    if window.start is not None:
+        where += " AND created_at >= :start"
+    if postgres:
+        inner = f"SELECT id, inputs::text AS i, prediction::text AS p FROM predictions WHERE {where}"  # noqa: S608 - constant fragments, values bound
+        agg = "count(*), max(id), string_agg(coalesce(i, '{}'), E'\\n' ORDER BY id)"
+        if predictions:
+            agg += ", '[' || string_agg(coalesce(p, 'null'), ',' ORDER BY id) || ']'"
+    else:  # NOT INDEXED: a rowid range scan, never the (deployment, time) index plus a sort per batch
+        inner = f"SELECT id, inputs AS i, prediction AS p FROM predictions NOT INDEXED WHERE {where}"  # noqa: S608 - constant fragments, values bound
+        agg = "count(*), max(id), group_concat(coalesce(i, '{}'), char(10))"
+        if predictions:
+            agg += ", '[' || group_concat(coalesce(p, 'null'), ',') || ']'"
+    sql = sa.text(f"SELECT {agg} FROM ({inner} ORDER BY id LIMIT :n) AS b")  # noqa: S608 - constant fragments, values bound
+    to_db = conn.dialect.type_descriptor(sa.DateTime()).bind_processor(conn.dialect) or (lambda v: v)
+    params: dict[str, Any] = {"dep": deployment_id, "end": to_db(window.end), "last": last, "n": int(batch_rows)}
+    if window.start is not None:
+        params["start"] = to_db(window.start)
+    while after < last:
+        row = conn.execute(sql, {**params, "after": after}).one()
+        count = int(row[0] or 0)
+        if not count:
+            return
+        yield count, row[2], (row[3] if predictions else None), after, int(row[1])
+        after = int(row[1])
+
+
+def _batch_texts(s: Session, deployment_id: int, window: Window, after: int, upto: int) -> tuple[list, list]:
+    """One batch's rows one by one (inputs, prediction JSON texts): the fallback when the batch cannot be
+    parsed at once (a value of another type than the reference's, or JSON that cannot be decoded)."""
+    conds = _window_conds(deployment_id, window) + [
+        Prediction.status == "ok",
+        Prediction.id > after,
+        Prediction.id <= upto,
+    ]
+    rows = (
+        s.connection()
+        .execute(
+            select(sa.cast(Prediction.inputs, sa.Text), sa.cast(Prediction.prediction, sa.Text))
+            .where(*conds)
+            .order_by(Prediction.id)
+        )
+        .all()
+    )
+    return [r[0] for r in rows], [r[1] for r in rows]
 
 
 def _prediction_batch(preds: list[Any], ref_dtype: str) -> pd.DataFrame | None:
@@ -428,30 +484,56 @@ def window_sketches(
 ) -> WindowSketches:
     """Read the window once, in batches, into sketches on the reference's edges and categories.
 
-    Each batch is decoded and aligned to the reference's dtypes exactly as `load_window_frame` + `align`
-    treat the whole window, then summarised and merged; unreadable JSON rows are left out and counted."""
+    A batch's inputs are parsed by pyarrow's JSON reader typed as the reference (no Python object per
+    row); a batch it refuses (a value of another type, JSON that cannot be decoded) is decoded row by row
+    and aligned to the reference's dtypes exactly as `load_window_frame` + `align` treat the whole window.
+    Unreadable rows are left out and counted. Memory is bounded by the batch, not by the window."""
+    import pyarrow as pa
+    import pyarrow.json as pa_json
+
+    from ...monitoring.sketches import arrow_schema, frame_sketch_from_arrow
+
     ref_in = reference.inputs
     columns = list(ref_in.columns)
     like = ref_in.empty_frame()
+    parse = pa_json.ParseOptions(explicit_schema=arrow_schema(ref_in), unexpected_field_behavior="ignore")
     acc_in = ref_in.empty_like()
     ref_pred = reference.prediction
     acc_pred = ref_pred.empty_like() if ref_pred is not None else None
     pred_dtype = ref_pred.dtypes["prediction"] if ref_pred is not None else ""
     note = ""
     n_rows = unreadable = 0
-    for texts_in, texts_pred in _iter_window_texts(s, deployment_id, window, batch_rows):
-        inputs, bad_i = _loads_many(texts_in, empty="{}")
-        preds, bad_p = _loads_many(texts_pred)
-        if bad_i or bad_p or not all(isinstance(i, dict) for i in inputs):
-            keep = [i is not UNREADABLE and p is not UNREADABLE and isinstance(i, dict) for i, p in zip(inputs, preds)]
-            unreadable += keep.count(False)
-            inputs = [i for i, k in zip(inputs, keep) if k]
-            preds = [p for p, k in zip(preds, keep) if k]
-        if not inputs:
-            continue
-        n_rows += len(inputs)
-        batch = align(pd.DataFrame.from_records(inputs, columns=columns), like)
-        acc_in = acc_in.merge(ref_in.from_batch(batch))
+    batches = _iter_window_batches(s, deployment_id, window, batch_rows, predictions=acc_pred is not None)
+    for count, joined, preds_json, after, upto in batches:
+        data = joined.encode()
+        block = max(1 << 20, len(data) // 2 + 1)  # two blocks: parsed on two threads
+        batch_sketch, preds = None, None
+        try:
+            table = pa_json.read_json(pa.py_buffer(data), pa_json.ReadOptions(block_size=block), parse)
+            if table.num_rows == count:
+                batch_sketch = frame_sketch_from_arrow(ref_in, table)
+                if preds_json is not None:
+                    preds = orjson.loads(preds_json)
+        except (pa.ArrowInvalid, orjson.JSONDecodeError):
+            batch_sketch = None
+        del data, joined
+        if batch_sketch is None or (preds_json is not None and preds is None):
+            texts_in, texts_pred = _batch_texts(s, deployment_id, window, after, upto)
+            inputs, bad_i = _loads_many(texts_in, empty="{}")
+            preds, bad_p = _loads_many(texts_pred)
+            if bad_i or bad_p or not all(isinstance(i, dict) for i in inputs):
+                keep = [
+                    i is not UNREADABLE and p is not UNREADABLE and isinstance(i, dict) for i, p in zip(inputs, preds)
+                ]
+                unreadable += keep.count(False)
+                inputs = [i for i, k in zip(inputs, keep) if k]
+                preds = [p for p, k in zip(preds, keep) if k]
+            if not inputs:
+                continue
+            count = len(inputs)
+            batch_sketch = ref_in.from_batch(align(pd.DataFrame.from_records(inputs, columns=columns), like))
+        n_rows += count
+        acc_in = acc_in.merge(batch_sketch)
         if acc_pred is not None:
             pb = _prediction_batch(preds, pred_dtype)
             if pb is None:
