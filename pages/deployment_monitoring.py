@@ -1,5 +1,6 @@
 """One deployment's monitoring: drift over time per column, per-column detail, the evidently report on
-demand, performance vs KPIs with label coverage and delay, health charts, and the monitor's settings."""
+demand, performance vs KPIs with label coverage and delay, health charts, the monitor's settings, and the
+deployment's SLOs and alert routing."""
 
 import time
 from html import escape
@@ -9,7 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from hub_ui import collab as collab_ui
-from hub_ui import badges, drift_format, estimates_ui, prediction_view_ui
+from hub_ui import badges, drift_format, estimates_ui, ops_settings_ui, prediction_view_ui
 from hub_ui.axes import category_axis, time_axis
 from hub_ui import session
 from mlops_core import jobs
@@ -103,7 +104,7 @@ else:
     p95 = last.health.latency_p95_ms
     m[4].metric("Latency p95", "—" if p95 is None else f"{p95:.0f} ms")
 
-tab_drift, tab_report, tab_perf, tab_est, tab_health, tab_settings, tab_talk = st.tabs(
+tab_drift, tab_report, tab_perf, tab_est, tab_health, tab_settings, tab_ops, tab_talk = st.tabs(
     [
         "Drift",
         "Evidently report",
@@ -111,9 +112,13 @@ tab_drift, tab_report, tab_perf, tab_est, tab_health, tab_settings, tab_talk = s
         "Estimated & segments",
         "Health",
         "Monitor settings",
+        "SLOs & alert routing",
         "Discussion",
     ]
 )
+
+with tab_ops:  # issue 15: objectives the health check uses, and who hears of which alerts
+    ops_settings_ui.render(db, actor, name)
 
 with tab_est:
     estimates_ui.render(db, name)

@@ -125,3 +125,67 @@ def test_a_model_versions_lineage_is_drawn_once(sqlite_db, people):
     no_exceptions(at)
     assert not at.get("graphviz_chart")  # the boxes and arrows only: a second drawing repeated them
     assert "Dataset version" in texts(at) and "Deployment" in texts(at)
+
+
+def _monitoring_page(actor):
+    at = app_as(actor, page="pages/deployment_monitoring.py")
+    no_exceptions(at)
+    return at
+
+
+def test_ops_sets_slos_and_adds_an_alert_route_on_the_monitoring_page(sqlite_db, people):
+    from mlops_core.services import monitoring, ops_settings
+
+    make_world(sqlite_db, people)
+    at = _monitoring_page(people["ops"])
+    assert "No route yet: alerts go to the use case's team only." in texts(at)
+    at.number_input(key="dm_slo_err").set_value(2.0)
+    at.number_input(key="dm_slo_lat").set_value(300.0)
+    at.number_input(key="dm_slo_avail").set_value(99.5)
+    next(b for b in at.button if b.label == "Save objectives").click()
+    at.run()
+    no_exceptions(at)
+    [mon] = monitoring.list_monitors(sqlite_db, deployment_name="churn")
+    assert mon.max_error_rate == pytest.approx(0.02) and mon.max_latency_p95_ms == 300.0  # the health check's
+    assert "SLOs and alert routing saved." in texts(at)
+
+    at.multiselect(key="dm_rt_kinds").set_value(["error_rate"])
+    at.multiselect(key="dm_rt_who").set_value(["dan", "role:ops"])
+    at.multiselect(key="dm_rt_ch").set_value(["in_app", "email"])
+    next(b for b in at.button if b.label == "Add route").click()
+    at.run()
+    no_exceptions(at)
+    cur = ops_settings.get_ops_settings(sqlite_db, actor=people["ops"], deployment_name="churn")
+    assert cur.slo_availability == pytest.approx(0.995) and cur.version == 2
+    assert [r.model_dump() for r in cur.alert_routes] == [
+        {
+            "kinds": ["error_rate"],
+            "min_severity": "warning",
+            "recipients": ["dan", "role:ops"],
+            "channels": ["in_app", "email"],
+        }
+    ]
+    [row] = [r for d in at.dataframe for r in d.value.to_dict("records") if "route" in r]
+    assert row["to"] == "dan, every ops" and row["channels"] == "inbox, email" and row["alerts"] == "error rate"
+
+
+def test_business_reads_the_slos_and_routes_but_cannot_change_them(sqlite_db, people):
+    from mlops_core.services import ops_settings
+
+    make_world(sqlite_db, people)
+    ops_settings.save_ops_settings(
+        sqlite_db,
+        actor=people["ops"],
+        deployment_name="churn",
+        max_error_rate=0.02,
+        max_latency_p95_ms=300.0,
+        slo_availability=0.99,
+        alert_routes=[{"recipients": ["dan"], "channels": ["email"]}],
+        webhook_url="https://hooks.example.com/secret-token",
+    )
+    at = _monitoring_page(people["business"])
+    page = texts(at)
+    assert "Only ops and admins change SLOs and alert routing." in page
+    assert "Deployment webhook: set" in page and "secret-token" not in page  # a credential
+    assert next(b for b in at.button if b.label == "Save objectives").disabled
+    assert not [b for b in at.button if b.label == "Add route"]
