@@ -82,7 +82,7 @@ def place_inputs(inputs: dict[str, Any], reference: ReferenceSummary | pd.DataFr
                     value=value,
                     kind="numeric",
                     percentile=round(100.0 * float(np.searchsorted(vals, x, side="right")) / len(vals), 1),
-                    reference_median=float(np.median(vals)),
+                    reference_median=float(vals[(len(vals) - 1) // 2] + vals[len(vals) // 2]) / 2,  # sorted
                 )
             )
         elif value is not None and column in ref.shares:
