@@ -172,11 +172,12 @@ with tab_profile:
         st.info("No profile is stored for this version.")
     else:
         st.caption(
-            f"{profile.n_rows:,} rows · {profile.duplicate_rows:,} duplicate rows · quantiles from "
-            f"{profile.sample_rows:,} sampled rows · computed once at registration"
+            f"{profile.n_rows:,} rows · {profile.duplicate_rows:,} duplicate rows · computed once at registration"
+            " · figures: exact, or ≈ a sketch (t-digest quantiles, HyperLogLog distinct counts, Misra-Gries top values)"
         )
         summary = []
         for c in profile.columns:
+            sketched = [f"{k} ({v.removeprefix('sketch: ')})" for k, v in (c.kinds or {}).items() if v != "exact"]
             summary.append(
                 {
                     "column": c.name,
@@ -188,6 +189,7 @@ with tab_profile:
                     "max": c.max,
                     "std": c.std,
                     "distinct": "" if c.distinct is None else str(c.distinct),
+                    "figures": ("≈ " + ", ".join(sketched)) if sketched else ("exact" if c.kinds else ""),
                 }
             )
         st.dataframe(summary, hide_index=True, width="stretch")

@@ -128,6 +128,9 @@ def test_the_profile_tab_draws_stored_charts(people, customers):
     no_exceptions(at)
     assert "computed once at registration" in texts(at)
     assert len(at.get("plotly_chart")) >= 10
+    # issue 16: each row says whether its figures are exact or sketched (300 rows: all exact)
+    profile = [d.value for d in at.dataframe if "figures" in getattr(d.value, "columns", [])]
+    assert profile and set(profile[0]["figures"]) == {"exact"}
 
 
 def test_a_data_engineer_saves_an_edited_schema_as_a_new_version(people, customers, sqlite_db):
