@@ -1,4 +1,5 @@
-"""Run the candidates of one training search on a Dask cluster (issue 16, MLOPS_DASK_SCHEDULER).
+"""Run the candidates of one training search, or the partitions of a batch scoring job, on a Dask cluster (issue 16,
+MLOPS_DASK_SCHEDULER).
 
 Pure ML glue like the rest of `mlops_core.ml`: it imports no service and reads no setting; the "train" job
 handler passes the scheduler address in. The job queue stays in charge of *what* runs; Dask runs the
@@ -13,6 +14,9 @@ candidate gives the time per candidate, progress per finished candidate and canc
   one task per candidate, reports progress as candidates finish, calls `check_cancelled` while waiting and
   cancels the futures when it raises. A Dask worker lost mid-search: Dask reruns its tasks elsewhere. The
   scheduler lost mid-search: `DaskUnavailable`, so the run fails before anything is stored.
+- `map_partitions()` / `score_partition()` score the row-group partitions of a Parquet file for batch scoring:
+  each worker reads its own row groups from the shared artifact store and loads the model once per process;
+  results come back in partition order, a bounded number in flight (see the section at the end).
 - The task function must be importable on the workers (module-level, in a package the workers have): the
   workers need this project's code and the same packages.
 """
