@@ -382,6 +382,7 @@ def map_partitions(
             ahead += 1
         for i in range(len(partitions)):
             f = futures[i]
+            check_cancelled()  # also when every result is ready: writing them is the slow part here
             while not f.done():
                 check_cancelled()
                 if client.status not in ("running", "connecting"):
