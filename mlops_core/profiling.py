@@ -209,7 +209,7 @@ def sketch_parquet(
     with tempfile.TemporaryDirectory(dir=staging_dir(), prefix="duckdb-") as spill:
         con = duckdb.connect(
             config={
-                "memory_limit": f"{max(64, memory_mb // 2)}MB",
+                "memory_limit": f"{max(16, memory_mb // 2)}MB",
                 "threads": max(1, min(4, os.cpu_count() or 1)),
                 "preserve_insertion_order": False,
                 "temp_directory": spill,
@@ -485,11 +485,15 @@ def build_profile(scan: Scan) -> dict[str, Any]:
                 entry["distinct"], kinds["distinct"] = int(sketched["distinct"]), HLL
             else:
                 entry["distinct"] = f"more than {MAX_TRACKED:,}"
-            if s.heavy:
-                top = sorted(s.heavy.items(), key=lambda kv: (-kv[1], str(kv[0])))
+            if complete and s.name in scan.sample:  # the sample is the data: exact top values
+                vc = scan.sample[s.name].value_counts(dropna=True)
+                top, kind = sorted(vc.items(), key=lambda kv: (-kv[1], str(kv[0])))[:TOP_CATEGORIES], EXACT
+            else:
+                top, kind = sorted((s.heavy or {}).items(), key=lambda kv: (-kv[1], str(kv[0]))), MISRA_GRIES
+            if top:
                 entry["top"] = [{"value": str(k), "count": int(v)} for k, v in top[:TOP_CATEGORIES]]
                 entry["chart"] = _bar(top, s.count)
-                kinds.update(top=MISRA_GRIES, chart=MISRA_GRIES)
+                kinds.update(top=kind, chart=kind)
         entry["kinds"] = kinds
         cols.append(entry)
     return {
