@@ -249,9 +249,10 @@ with tab_report:
             # The report holds values from live traffic and runs evidently's scripts: it is shown in an iframe
             # sandboxed WITHOUT allow-same-origin, so its scripts run in an opaque origin and cannot reach
             # this app (its session, its pages). The wrapper itself has no script.
-            # The wrapper has no body margin (8 px of it pushed the report's right edge out of view) and the report
-            # scrolls inside its own frame when it is wider than the page.
-            fit = "<style>html,body{max-width:100%;overflow-x:auto !important}</style>"
+            # Evidently's layout clips what does not fit a narrow frame (its right columns were cut off, with no
+            # way to scroll): the report is laid out at least 1000 px wide and scrolls inside its own frame; the
+            # wrapper has no body margin around that frame.
+            fit = "<style>html{overflow-x:auto !important}body{min-width:1000px}</style>"
             st.iframe(
                 "<style>html,body{margin:0;padding:0;overflow:hidden}</style>"
                 '<iframe sandbox="allow-scripts" referrerpolicy="no-referrer" title="evidently report" '
