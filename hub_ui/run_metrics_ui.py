@@ -39,10 +39,10 @@ def rows_phrase(plots: PlotDataPublic | None, run: RunPublic | None = None) -> s
 
 
 def class_counts_phrase(plots: PlotDataPublic | None) -> str:
-    """ "no 1,600 · yes 400" for a classifier whose test split's classes were recorded, else ""."""
+    """ "no: 1,600 · yes: 400" for a classifier whose test split's classes were recorded, else ""."""
     if plots is None or not plots.class_counts:
         return ""
-    return " · ".join(f"{md_text(k, line_start=False)} {n:,}" for k, n in plots.class_counts.items())
+    return " · ".join(f"{md_text(k, line_start=False)}: {n:,}" for k, n in plots.class_counts.items())
 
 
 def size_line(plots: PlotDataPublic | None, run: RunPublic | None = None) -> str:
@@ -57,7 +57,7 @@ def size_line(plots: PlotDataPublic | None, run: RunPublic | None = None) -> str
         + (f" (training used {plots.n_train:,})" if plots.n_train else "")
     )
     counts = class_counts_phrase(plots)
-    return f"Every test metric is computed on {where}" + (f"; classes: {counts}." if counts else ".")
+    return f"Every test metric is computed on {where}" + (f"; rows per class: {counts}." if counts else ".")
 
 
 def metric_with_size(name: str, value: float | None, plots: PlotDataPublic | None, run: RunPublic | None = None) -> str:
@@ -73,6 +73,7 @@ def metric_with_size(name: str, value: float | None, plots: PlotDataPublic | Non
 def metrics_table(metrics: dict[str, float], plots: PlotDataPublic | None, run: RunPublic | None = None, **extra):
     """Rows for st.dataframe: metric, test value, what it was computed on, and `extra` columns (key -> dict)."""
     rows_text = rows_phrase(plots, run) or "not recorded"
+    extra = {c: v for c, v in extra.items() if any(v.get(k) is not None for k in metrics)}  # no column of "None"
     out = []
     for k, v in sorted(metrics.items()):
         row: dict[str, Any] = {"metric": k, "test": v, "computed on": rows_text}
@@ -116,14 +117,21 @@ def per_class_table(plots: PlotDataPublic | None, *, key: str) -> None:
 # --- curves -------------------------------------------------------------------------------------------------
 
 
-def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
+def _layout(fig: go.Figure, title: str, x: str, y: str, *, legend_left: bool = False) -> go.Figure:
+    """Axes 0-1 and the legend in the corner the curves leave empty (ROC: bottom right; PR: bottom left)."""
     fig.update_layout(
         title=title,
         xaxis_title=x,
         yaxis_title=y,
         height=380,
         margin=dict(t=50, l=60, r=20, b=50),
-        legend=dict(title="class (area)", x=1, xanchor="right", y=0, yanchor="bottom"),
+        legend=dict(
+            title="class (area)",
+            x=0.02 if legend_left else 1,
+            xanchor="left" if legend_left else "right",
+            y=0.02,
+            yanchor="bottom",
+        ),
     )
     fig.update_xaxes(range=[0, 1], constrain="domain")
     fig.update_yaxes(range=[0, 1.02])
@@ -183,7 +191,7 @@ def pr_figure(plots: PlotDataPublic) -> go.Figure | None:
             )
         )
     title = "Precision-recall curve" if len(plots.pr_curves) <= 1 else "Precision-recall curves, one class vs the rest"
-    return _layout(go.Figure(traces), title, "recall", "precision")
+    return _layout(go.Figure(traces), title, "recall", "precision", legend_left=True)
 
 
 def curves(plots: PlotDataPublic | None, run: RunPublic | None = None, *, key: str) -> None:

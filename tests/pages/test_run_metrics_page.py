@@ -114,8 +114,8 @@ def test_binary_run_shows_dataset_sizes_per_class_table_and_one_curve_with_its_a
     assert "customers@v1" in link.proto.label.replace("\\", "")
     # the size next to every metric: the line above them, each tile, each table row, the KPI check
     assert f"computed on the {n} rows of the test split" in page
-    counts = " · ".join(f"{k} {v}" for k, v in plots.class_counts.items())
-    assert counts in page
+    counts = " · ".join(f"{k}: {v}" for k, v in plots.class_counts.items())
+    assert f"rows per class: {counts}." in page
     assert f"test recall ({n} rows)" in page and f"test roc_auc ({n} rows)" in page
     metrics = next(d.value for d in at.dataframe if "computed on" in d.value.columns and "metric" in d.value.columns)
     assert set(metrics["computed on"]) == {f"{n} test rows"}
@@ -200,3 +200,18 @@ def test_the_model_card_shows_sizes_per_class_metrics_and_curves(trained):
     names, layout = _curve_names(at, "ROC")
     assert "AUC" in names[0] and layout["xaxis"]["title"]["text"] == "false positive rate"
     assert "num__" not in json.dumps([d.value.to_dict() for d in at.dataframe], default=str)
+
+
+def test_a_cross_validated_run_says_its_metrics_are_out_of_fold_on_every_row(trained):
+    from hub_ui import run_metrics_ui as rm_ui
+
+    db, people, binary, multi, old, tiers = trained
+    run = experiments.get_run(db, binary.id)
+    cv = run.model_copy(update={"config": {**run.config, "split": "cv", "folds": 5}})
+    plots = experiments.plot_data(db, binary.id).model_copy(update={"n_test": 240, "n_train": 240})
+    assert rm_ui.rows_phrase(plots, cv) == "240 rows, out of fold"
+    assert rm_ui.size_line(plots, cv).startswith(
+        "Every test metric is computed on out-of-fold predictions on all 240 rows (5-fold"
+    )
+    assert rm_ui.metric_with_size("recall", 0.71, plots, cv) == "recall 0.71 on 240 rows, out of fold"
+    assert rm_ui.size_line(None, run) == "Test-set size: not recorded for this run."
