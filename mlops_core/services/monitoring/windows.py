@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -401,13 +403,16 @@ class WindowSketches:
 
 
 def _window_ids(s: Session, deployment_id: int, window: Window) -> tuple[int, int] | None:
-    """(first id - 1, last id) of the window's rows, or None when it is empty."""
-    conds = _window_conds(deployment_id, window) + [Prediction.status == "ok"]
+    """(first id - 1, last id) of the window's rows, or None when it is empty (from the (deployment,
+    time) index alone: the status is filtered by the batch queries)."""
+    conds = _window_conds(deployment_id, window)
     lo, hi = s.connection().execute(select(func.min(Prediction.id), func.max(Prediction.id)).where(*conds)).one()
     return None if lo is None else (int(lo) - 1, int(hi))
 
 
-def _iter_window_batches(s: Session, deployment_id: int, window: Window, batch_rows: int, predictions: bool):
+def _iter_window_batches(
+    s: Session, deployment_id: int, window: Window, batch_rows: int, predictions: bool, lock: threading.Lock
+):
     """The window's ok rows in id order, `batch_rows` at a time, each batch as
     (count, inputs as newline-delimited JSON, predictions as one JSON array or None, after id, last id).
 
@@ -438,12 +443,23 @@ def _iter_window_batches(s: Session, deployment_id: int, window: Window, batch_r
     if window.start is not None:
         params["start"] = to_db(window.start)
     while after < last:
-        row = conn.execute(sql, {**params, "after": after}).one()
+        with lock:
+            row = conn.execute(sql, {**params, "after": after}).one()
         count = int(row[0] or 0)
         if not count:
             return
         yield count, row[2], (row[3] if predictions else None), after, int(row[1])
         after = int(row[1])
+
+
+def _prefetched(batches):
+    """Iterate `batches` one step ahead on a helper thread: the database builds the next batch (sqlite3 and
+    psycopg release the GIL) while this thread parses the current one. At most two batches in memory."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="window-read") as pool:
+        pending = pool.submit(next, batches, None)
+        while (item := pending.result()) is not None:
+            pending = pool.submit(next, batches, None)
+            yield item
 
 
 def _batch_texts(s: Session, deployment_id: int, window: Window, after: int, upto: int) -> tuple[list, list]:
@@ -503,8 +519,9 @@ def window_sketches(
     pred_dtype = ref_pred.dtypes["prediction"] if ref_pred is not None else ""
     note = ""
     n_rows = unreadable = 0
-    batches = _iter_window_batches(s, deployment_id, window, batch_rows, predictions=acc_pred is not None)
-    for count, joined, preds_json, after, upto in batches:
+    lock = threading.Lock()  # the session's connection: one query at a time (the read-ahead or a fallback)
+    batches = _iter_window_batches(s, deployment_id, window, batch_rows, acc_pred is not None, lock)
+    for count, joined, preds_json, after, upto in _prefetched(batches):
         data = joined.encode()
         block = max(1 << 20, len(data) // 2 + 1)  # two blocks: parsed on two threads
         batch_sketch, preds = None, None
@@ -518,7 +535,8 @@ def window_sketches(
             batch_sketch = None
         del data, joined
         if batch_sketch is None or (preds_json is not None and preds is None):
-            texts_in, texts_pred = _batch_texts(s, deployment_id, window, after, upto)
+            with lock:
+                texts_in, texts_pred = _batch_texts(s, deployment_id, window, after, upto)
             inputs, bad_i = _loads_many(texts_in, empty="{}")
             preds, bad_p = _loads_many(texts_pred)
             if bad_i or bad_p or not all(isinstance(i, dict) for i in inputs):
