@@ -155,3 +155,30 @@ def test_a_bool_column_with_nulls_is_refused_like_the_exact_path():
     ref_sketch = FrameSketch.reference(reference)
     with pytest.raises(ValueError, match="unsupported type: flag"):
         detect_drift_from_sketches(ref_sketch, ref_sketch.from_batch(current), ["flag"])
+
+
+def test_a_batch_parsed_by_pyarrow_sketches_like_the_decoded_and_aligned_rows():
+    import pyarrow as pa
+    import pyarrow.json as pa_json
+
+    from mlops_core.monitoring.sketches import arrow_schema, frame_sketch_from_arrow
+
+    reference = make_customers(2000, seed=3)[FEATURES]
+    ref_sketch = FrameSketch.reference(reference)
+    rows = make_customers(3000, seed=4, drift=0.8)[FEATURES].to_dict("records")
+    for i in range(0, 3000, 50):  # missing values, as logged inputs may lack a field
+        del rows[i]["monthly_charges"]
+        rows[i + 1]["contract"] = None
+        rows[i + 2]["region"] = "atlantis"  # a category the reference never had
+    texts = [orjson.dumps({k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}) for r in rows]
+    table = pa_json.read_json(
+        pa.py_buffer(b"\n".join(texts)),
+        parse_options=pa_json.ParseOptions(
+            explicit_schema=arrow_schema(ref_sketch), unexpected_field_behavior="ignore"
+        ),
+    )
+    decoded = pd.DataFrame.from_records([orjson.loads(t) for t in texts], columns=FEATURES)
+    assert (
+        frame_sketch_from_arrow(ref_sketch, table).to_dict()
+        == ref_sketch.from_batch(align(decoded, reference)).to_dict()
+    )
