@@ -101,6 +101,9 @@ def test_runs_logged_by_the_mlflow_client_are_hub_runs_of_the_use_case_with_thei
     assert manual.params == {"alpha": "0.5", "depth": "3", "kind": "manual"}
     assert manual.all_metrics["loss"] == pytest.approx(0.2) and manual.all_metrics["acc"] == 0.5
     assert manual.tags["team"] == "ds"
+    # set after the run had ended (set-tag / delete-tag on a finished run are annotations, as on the run page)
+    assert manual.tags["reviewed"] == "yes" and "scratch" not in manual.tags
+    assert experiments.run_notes(manual) == "baseline for the **churn** review"
     history = experiments.metric_history(hub.db, manual.id, "loss")["loss"]
     assert [step for step, _ in history] == [0, 1, 2, 3, 4]
     files = {a.name for a in experiments.list_artifacts(hub.db, manual.id)}

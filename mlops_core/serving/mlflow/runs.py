@@ -95,8 +95,33 @@ def log_metric(call: Call):
 
 @route(router, "/runs/set-tag", ["POST"])
 def set_tag(call: Call):
-    """One tag (mlflow.runName renames the run)."""
-    return _log(call, tags={str(call.need("key")): str(call.get("value", default=""))})
+    """One tag (mlflow.runName renames the run). On a run that has ended, MLflow still lets a client set a
+    tag or the run's description (`mlflow.note.content`): that is an annotation, edited as on the run page."""
+    key, value = str(call.need("key")), str(call.get("value", default=""))
+    rid = run_id_of(call)
+    run = get_run_public(call, rid)
+    if STATUS.get(run.status, "RUNNING") == "RUNNING" or key == "mlflow.runName":
+        return _log(call, tags={key: value})
+    if key == experiments.NOTE_TAG:
+        experiments.annotate_run(call.db, actor=call.actor, run_id=rid, notes=value)
+    else:
+        experiments.annotate_run(call.db, actor=call.actor, run_id=rid, tags={key: value})
+    return {}
+
+
+@route(router, "/runs/delete-tag", ["POST"])
+def delete_tag(call: Call):
+    """Remove one of the run's own tags (the hub's system tags stay: refused with a sentence)."""
+    key = str(call.need("key"))
+    rid = run_id_of(call)
+    run = get_run_public(call, rid)
+    if key not in run.tags:
+        raise not_found(f"No tag with name: {key} in run with id {rid}")
+    if key == experiments.NOTE_TAG:
+        experiments.annotate_run(call.db, actor=call.actor, run_id=rid, notes="")
+    else:
+        experiments.annotate_run(call.db, actor=call.actor, run_id=rid, remove_tags=[key])
+    return {}
 
 
 @route(router, "/runs/log-batch", ["POST"])

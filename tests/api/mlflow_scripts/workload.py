@@ -60,6 +60,14 @@ with mlflow.start_run(run_name="manual") as run:
         mlflow.log_artifact(p, artifact_path="more")
 assert manual_id.isdigit(), manual_id
 print("manual run", manual_id)
+# after the run ended: a tag, a description (mlflow.note.content) and deleting a tag, as MLflow allows
+client.set_tag(manual_id, "reviewed", "yes")
+client.set_tag(manual_id, "mlflow.note.content", "baseline for the **churn** review")
+client.set_tag(manual_id, "scratch", "x")
+client.delete_tag(manual_id, "scratch")
+after = client.get_run(manual_id).data.tags
+assert after["reviewed"] == "yes" and "scratch" not in after, after
+assert after["mlflow.note.content"] == "baseline for the **churn** review", after
 
 # 2) autolog run: LogisticRegression
 mlflow.sklearn.autolog(log_models=True)
