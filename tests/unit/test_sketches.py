@@ -91,8 +91,8 @@ def test_verdicts_from_sketches_equal_the_exact_path_on_the_demo_customers(n_ref
     reference = make_customers(n_ref, seed=3)[FEATURES]
     ref_sketch = FrameSketch.from_json(FrameSketch.reference(reference).to_json())
     seen_methods, drifted = set(), 0
-    for drift in (0.0, 0.25, 0.6, 1.5):
-        for n_cur in (240, 1700, 20000):
+    for drift in (0.0, 0.25, 1.5):
+        for n_cur in (240, 20000):
             current = align(_logged(make_customers(n_cur, seed=11, drift=drift)[FEATURES]), reference)
             exact = detect_drift(reference, current, columns=FEATURES)
             sketched = detect_drift_from_sketches(ref_sketch, _batched(ref_sketch, current, reference, 777), FEATURES)
@@ -123,8 +123,8 @@ def test_verdicts_on_shifted_synthetic_data_with_nulls_and_new_categories():
             "flag": rng.random(n) < 0.3,
         }
     )
-    for shift in (0.0, 0.05, 0.2, 1.0):
-        m = 50_000
+    for shift in (0.0, 0.05, 1.0):
+        m = 30_000
         cur = pd.DataFrame(
             {
                 "x": rng.normal(shift, 1, m),
