@@ -91,9 +91,10 @@ def render(db, name: str) -> None:
         key="dep_canary_table",
     )
     st.caption(
-        "Challenger minus champion. Rates and accuracy-like metrics: two-proportion z-test; latency and scores: "
-        "Mann-Whitney U with a bootstrap interval; significant at p < 0.05. Errors of requests refused before "
-        "scoring are counted under the champion."
+        "Challenger minus champion. Rates and accuracy-like metrics: two-proportion z-test; median latency and "
+        "scores: Mann-Whitney U, with a bootstrap interval; latency p95: the bootstrap interval alone (significant "
+        "when it excludes 0); significant at p < 0.05. Errors of requests refused before scoring are counted "
+        "under the champion."
     )
     if out.agreement is not None:
         st.markdown(

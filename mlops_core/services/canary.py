@@ -207,7 +207,7 @@ def canary_comparison(db: Database, *, deployment_name: str, min_n: int = sig.MI
             champ["server"], champ["n"], chall["server"], chall["n"], metric="error rate (5xx)", min_n=min_n
         ),
         sig.mann_whitney(champ["latency"], chall["latency"], metric="latency p50 (ms)", min_n=min_n),
-        sig.mann_whitney(champ["latency"], chall["latency"], metric="latency p95 (ms)", summary=sig.p95, min_n=min_n),
+        sig.bootstrap(champ["latency"], chall["latency"], metric="latency p95 (ms)", summary=sig.p95, min_n=min_n),
     ]
     if champ["scores"].size or chall["scores"].size:
         comps.append(

@@ -86,3 +86,15 @@ def test_classification_counts_accuracy_precision_recall():
 def test_histogram_shares_edges_and_each_arm_sums_to_one():
     h = sig.histogram([0.1, 0.2, 0.9], [0.5, 0.5], bins=4)
     assert len(h["edges"]) == 5 and sum(h["champion"]) == pytest.approx(1) and sum(h["challenger"]) == pytest.approx(1)
+
+
+def test_a_tail_quantile_is_judged_by_its_bootstrap_interval():
+    rng = np.random.default_rng(2)
+    a = rng.normal(20, 2, 500)
+    b = np.concatenate([rng.normal(20, 2, 450), rng.normal(40, 2, 50)])  # same median, a slow tail of 10%
+    tail = sig.bootstrap(a, b, metric="latency p95 (ms)", summary=sig.p95)
+    assert tail.method == "bootstrap" and tail.significant is True and tail.ci_low > 5
+    assert tail.verdict == "challenger higher, significant (95% interval excludes 0)" and tail.p_value < 0.01
+    same = sig.bootstrap(a, rng.normal(20, 2, 500), summary=sig.p95)
+    assert same.significant is False and same.ci_low < 0 < same.ci_high
+    assert sig.bootstrap(a[:10], b, summary=sig.p95).enough is False
