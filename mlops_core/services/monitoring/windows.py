@@ -413,18 +413,18 @@ def _window_ids(s: Session, deployment_id: int, window: Window) -> tuple[int, in
 def _iter_window_batches(
     s: Session, deployment_id: int, window: Window, batch_rows: int, predictions: bool, lock: threading.Lock
 ):
-    """The window's ok rows in id order, `batch_rows` at a time, each batch as
-    (count, inputs as newline-delimited JSON, predictions as one JSON array or None, after id, last id).
-
-    The database joins each batch's texts itself (group_concat / string_agg), so no Python object is
-    made per row; keyset pagination on the id (a rowid range scan on SQLite) keeps every query short."""
+    """The window's ok rows in id order, in batches of consecutive ids (`batch_rows` ids each, so at most
+    that many rows), each as (count, inputs as newline-delimited JSON, predictions as one JSON array or
+    None, after id, last id). The database joins each batch's texts itself (group_concat / string_agg), so
+    no Python object is made per row; each query is a primary-key range scan (a rowid range on SQLite), so
+    none of them re-reads the rows before it, whatever the planner thinks of the (deployment, time) index."""
     bounds = _window_ids(s, deployment_id, window)
     if bounds is None:
         return
     after, last = bounds
     conn = s.connection()
     postgres = conn.dialect.name == "postgresql"
-    where = "deployment_id = :dep AND status = 'ok' AND created_at <= :end AND id > :after AND id <= :last"
+    where = "id > :after AND id <= :upto AND deployment_id = :dep AND status = 'ok' AND created_at <= :end"
     if window.start is not None:
         where += " AND created_at >= :start"
     if postgres:
@@ -437,19 +437,18 @@ def _iter_window_batches(
         agg = "count(*), max(id), group_concat(coalesce(i, '{}'), char(10))"
         if predictions:
             agg += ", '[' || group_concat(coalesce(p, 'null'), ',') || ']'"
-    sql = sa.text(f"SELECT {agg} FROM ({inner} ORDER BY id LIMIT :n) AS b")  # noqa: S608 - constant fragments, values bound
+    sql = sa.text(f"SELECT {agg} FROM ({inner}) AS b")  # noqa: S608 - constant fragments, values bound
     to_db = conn.dialect.type_descriptor(sa.DateTime()).bind_processor(conn.dialect) or (lambda v: v)
-    params: dict[str, Any] = {"dep": deployment_id, "end": to_db(window.end), "last": last, "n": int(batch_rows)}
+    params: dict[str, Any] = {"dep": deployment_id, "end": to_db(window.end)}
     if window.start is not None:
         params["start"] = to_db(window.start)
     while after < last:
+        upto = min(after + int(batch_rows), last)
         with lock:
-            row = conn.execute(sql, {**params, "after": after}).one()
-        count = int(row[0] or 0)
-        if not count:
-            return
-        yield count, row[2], (row[3] if predictions else None), after, int(row[1])
-        after = int(row[1])
+            row = conn.execute(sql, {**params, "after": after, "upto": upto}).one()
+        if int(row[0] or 0):
+            yield int(row[0]), row[2], (row[3] if predictions else None), after, upto
+        after = upto
 
 
 def _prefetched(batches):
