@@ -143,12 +143,29 @@ def decide_controls(
             st.rerun()
 
 
-def signoff_card(so: SignoffPublic, *, key: str, flash_key: str | None = None) -> None:
+def assignee_words(so: SignoffPublic) -> str:
+    """Who must decide, in words: a person's username, or "any data scientist" for a role."""
+    if so.assignee_username:
+        return so.assignee_username
+    return f"any {(so.assignee_role or '').replace('_', ' ')}" + (" user" if so.assignee_role == "business" else "")
+
+
+def signoff_card(so: SignoffPublic, *, key: str, flash_key: str | None = None, open_link: bool = False) -> None:
+    """One sign-off: who asked whom, its evidence and, while pending, the decision controls. `open_link`
+    adds a link to the object inside the card (a model version's evidence already links its model card)."""
     # keyed: the browser finds one card by its CSS class st-key-<key>_card_<id>
     with st.container(border=True, key=_key(key, "card", so.id)):
         st.markdown(f"{badges.badge(so.status)} **{plain_markdown(so.title)}**")
+        page = ENTITY_PAGES.get(so.entity_type)
+        if open_link and page and not (so.entity_type == "model_version" and so.evidence):
+            st.page_link(
+                page,
+                label=f"Open the {so.entity_type.replace('_', ' ')}",
+                icon=":material/open_in_new:",
+                query_params={"id": so.entity_id},
+            )
         st.caption(
-            f"asked by {so.requested_by} of {so.assignee} on {session.fmt_time(so.created_at)}"
+            f"{so.requested_by} asked {assignee_words(so)} on {session.fmt_time(so.created_at)}"
             + (f" · {so.status} by {so.decided_by} on {session.fmt_time(so.decided_at)}" if so.decided_by else "")
             + f" · evidence {so.evidence_hash[:12]}"
         )

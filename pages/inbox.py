@@ -28,22 +28,16 @@ st.subheader(f"Waiting for your sign-off ({len(waiting)})")
 if not waiting:
     st.caption("Nothing waits for your sign-off.")
 for so in waiting:
-    collab_ui.signoff_card(so, key="inbox_so", flash_key="inbox")
-    page = ENTITY_PAGES.get(so.entity_type)
-    if page:
-        st.page_link(
-            page,
-            label=f"Open the {so.entity_type.replace('_', ' ')}",
-            icon=":material/open_in_new:",
-            query_params={"id": so.entity_id},
-        )
+    # the link to the object sits inside its card (not loose under it); a model version's card links it already
+    collab_ui.signoff_card(so, key="inbox_so", flash_key="inbox", open_link=True)
 
 page_size = 30
+heading = st.empty()  # the section's title above its controls; it needs the count read below
 c1, c2, c3 = st.columns([2, 1, 1])
 unread_only = c1.toggle("Unread only", key="inbox_unread_only")
 page_no = c2.number_input("Page", min_value=1, value=1, step=1, key="inbox_page")
 box = collab.inbox(db, actor=actor, unread_only=unread_only, limit=page_size, offset=(int(page_no) - 1) * page_size)
-st.subheader(f"Notifications ({box.unread} unread)")
+heading.subheader(f"Notifications ({box.unread} unread)")
 if c3.button("Mark all read", key="inbox_mark_all", disabled=box.unread == 0):
     n = collab.mark_read(db, actor=actor)
     collab_ui.flash("inbox", f"{n} marked read.")

@@ -1,0 +1,37 @@
+"""A reviewer's pass through every role's screens (issue 15): what read wrongly in Chromium at 1440x900,
+checked here at page level."""
+
+import pytest
+
+from mlops_core.services import collab, usecases
+from tests.conftest import make_people
+from tests.pages.helpers import app_as, no_exceptions, texts
+
+
+@pytest.fixture
+def people(sqlite_db):
+    return make_people(sqlite_db)
+
+
+def test_inbox_says_who_asked_whom_in_words_and_links_the_object_inside_its_card(people, sqlite_db):
+    uc = usecases.create_use_case(sqlite_db, actor=people["business"], title="Invoice fraud triage")
+    collab.request_signoff(
+        sqlite_db,
+        actor=people["data_scientist"],
+        entity_type="use_case",
+        entity_id=uc.id,
+        title="Approve the fraud KPIs",
+        assignee_role="business",
+    )
+    at = app_as(people["business"], page="pages/inbox.py")
+    no_exceptions(at)
+    page = texts(at)
+    ds = people["data_scientist"].username
+    assert f"{ds} asked any business user on" in page and "asked by" not in page
+    # the use case link is drawn inside the sign-off card, before its decision controls
+    links = [link for link in at.page_link if link.value == "Open the use case"]
+    assert links and f"id={uc.id}" in str(links[0].proto)
+    # the notifications' heading comes before their controls (it was drawn between them and the list)
+    order = [getattr(el, "value", None) or getattr(el, "label", None) for el in at.main]
+    heading = next(i for i, v in enumerate(order) if str(v).startswith("Notifications ("))
+    assert heading < order.index("Unread only") and heading < order.index("Mark all read")
