@@ -3,7 +3,7 @@
 import streamlit as st
 
 from hub_ui import activity_ui, session
-from mlops_core.services import audit, deployments
+from mlops_core.services import audit
 
 actor = session.require_actor()
 st.title("Activity")
@@ -29,7 +29,7 @@ result = audit.list_events(session.db(), actor=actor, limit=page_size, offset=(i
 st.caption(f"{result.total:,} events · page {int(page)} of {max(1, -(-result.total // page_size))}")
 activity_ui.csv_download(d3, session.db(), actor, filters, disabled=result.total == 0)
 # names, not internal ids: "churn-classifier v3", the deployment's name (issue 15)
-names = deployments.entity_labels(session.db(), [(e.entity_type, e.entity_id) for e in result.events])
+names = activity_ui.entity_names(session.db(), [(e.entity_type, e.entity_id) for e in result.events])
 st.dataframe(
     [
         {

@@ -35,3 +35,20 @@ def test_inbox_says_who_asked_whom_in_words_and_links_the_object_inside_its_card
     order = [getattr(el, "value", None) or getattr(el, "label", None) for el in at.main]
     heading = next(i for i, v in enumerate(order) if str(v).startswith("Notifications ("))
     assert heading < order.index("Unread only") and heading < order.index("Mark all read")
+
+
+def test_overview_and_activity_name_the_use_case_instead_of_its_id(people, sqlite_db):
+    uc = usecases.create_use_case(sqlite_db, actor=people["business"], title="Invoice fraud triage")
+    at = app_as(people["business"], page="pages/home.py")
+    no_exceptions(at)
+    recent = at.dataframe[0].value
+    assert list(recent.columns) == ["when", "who", "about", "what happened"]  # no raw action name
+    assert "use case Invoice fraud triage" in list(recent["about"])
+    assert f"use_case {uc.id}" not in list(recent["about"])
+    assert [link for link in at.page_link if link.value == "All activity"]
+
+    at = app_as(people["admin"], page="pages/activity.py")
+    no_exceptions(at)
+    events = at.dataframe[0].value
+    row = events[events["entity"] == "use case"].iloc[0]
+    assert row["which"] == "Invoice fraud triage"
