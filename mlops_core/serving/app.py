@@ -546,13 +546,19 @@ async def _read_json(request: Request) -> tuple[Any, JSONResponse | None]:
     return (doc, None) if why is None else (None, _error(400, why))
 
 
-def _log_error(state: ServingState, served: Served, started: float, status: int, message: str) -> None:
+def _log_error(
+    state: ServingState, served: Served, started: float, status: int, message: str, model_version_id: int | None = None
+) -> None:
+    """Log a failed request. `model_version_id`: the version that failed (a canary challenger's crash is its own,
+    so the canary comparison sees it); by default the champion's."""
+    if model_version_id is None and served.champion:
+        model_version_id = served.champion.model_version_id
     state.writer.put(
         [
             prediction_row(
                 request_id=uuid.uuid4().hex,
                 deployment_id=served.id,
-                model_version_id=served.champion.model_version_id if served.champion else None,
+                model_version_id=model_version_id,
                 inputs=None,
                 prediction=None,
                 latency_ms=(time.perf_counter() - started) * 1000,
@@ -593,16 +599,18 @@ def score_and_log(state: ServingState, served: Served, records: list[dict[str, A
     name = served.name
     champion = served.champion
     use_canary = served.canary is not None and random.random() < served.canary_share  # noqa: S311 - a traffic split, not a secret
+    failing = champion
     try:
         shadow = None
         if use_canary:
             shadow = champion.predict(records)
+            failing = served.canary
             preds, scores = served.canary.predict_scored(records)
         else:
             preds, scores = champion.predict_scored(records)
     except Exception as exc:  # noqa: BLE001 - a model failure is a 500 with a message, and logged
         log.exception("prediction failed on %s", name)
-        _log_error(state, served, started, 500, str(exc))
+        _log_error(state, served, started, 500, str(exc), failing.model_version_id if failing else None)
         return _error(500, f"the model failed to predict: {exc}")
     serving = served.canary if use_canary else champion
     latency = (time.perf_counter() - started) * 1000
