@@ -10,7 +10,7 @@ sample), DuckDB sketches (t-digest quantiles, HyperLogLog distinct counts), vali
 Figures, side by side in the same run:
   - peak RSS of the big registration (target <= 1.5 GB);
   - seconds per million rows, big file vs the 1M-row file (target: ratio <= 1.2);
-  - baseline: the in-memory path on the 1M file (pandas.read_csv of the whole file, then the same scan and
+  - baseline: the in-memory path on the 1M file (pyarrow.csv.read_csv of the whole file, then the same scan and
     validation in one batch with every row hash in memory, plus exact quantiles and distinct counts over all
     rows from the frame): its peak RSS and seconds per million rows, its findings (the same counts as the
     streamed registration of that file), and how far the streamed sketches are from its exact figures.
@@ -98,25 +98,25 @@ if mode == "streamed":
     prof = datasets.get_profile(db, v.id).model_dump(mode="json")
 else:  # the in-memory path: the whole file in memory, scanned as one batch, every figure exact
     import pyarrow as pa, pyarrow.parquet as pq
-    frame = pandas.read_csv(path)
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    import pyarrow.compute as pc
+    table = pyarrow.csv.read_csv(path)  # the whole file in memory (the same types as the streaming reader)
     tmp = path + ".whole.parquet"
-    pq.write_table(table, tmp, row_group_size=len(frame))
+    pq.write_table(table, tmp, row_group_size=table.num_rows)
     cols = [{"name": n, "type": datasets.data_io.column_type(t)} for n, t in zip(table.schema.names, table.schema.types)]
     schema = datasets.current_schema(db, first_v.dataset_id).columns
-    scan = profiling.scan_parquet(tmp, cols, schema, rules=validation.RULES, batch_size=len(frame), memory_mb=1 << 20)
+    scan = profiling.scan_parquet(tmp, cols, schema, rules=validation.RULES, batch_size=table.num_rows, memory_mb=1 << 20)
     from mlops_core.models.datasets import DatasetVersion
     with db.read() as s:
         sample_key = s.get(DatasetVersion, first_v.id).sample_key
     report = validation.validate(scan, schema, previous_sample=datasets._load_sample(sample_key))
     prof = profiling.build_profile(scan)
     for c in prof["columns"]:  # exact quantiles and distinct counts over every row, for the sketches' errors
-        col = frame[c["name"]]
+        col = table.column(c["name"])
         if c["type"] in ("integer", "number"):
-            qs = col.dropna().quantile([0.05, 0.25, 0.5, 0.75, 0.95]).tolist()
+            qs = pc.quantile(col, q=[0.05, 0.25, 0.5, 0.75, 0.95]).to_pylist()
             c["quantiles"] = dict(zip(("p5", "p25", "p50", "p75", "p95"), qs))
         elif c["type"] in ("string", "category"):
-            c["distinct"] = int(col.nunique(dropna=True))
+            c["distinct"] = int(pc.count_distinct(col).as_py())
     out.update(n_rows=scan.n_rows, status="", errors=report.counts.get("error", 0), warnings=report.counts.get("warning", 0))
     os.unlink(tmp)
 wall = time.perf_counter() - t0
