@@ -142,6 +142,9 @@ def build(db, rows: int) -> dict:
                 {"rows": rows, "dep": dep_id, "mv": mv_id, "t0": start.timestamp(), "step": step, "pool": POOL},
             )
         c.execute(text("DROP TABLE bench_pool"))
+    if not db.is_sqlite:
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+            c.execute(text("ANALYZE predictions"))  # as autovacuum would soon after a bulk load
     print(f"logged {rows:,} predictions in {time.perf_counter() - t0:.0f} s", flush=True)
     ids = {}
     for name, kind, size in (("all", "last_hours", DAYS * 24 + 1), ("recent", "last_n", 0)):
