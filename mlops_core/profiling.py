@@ -45,6 +45,7 @@ TDIGEST = "sketch: t-digest"
 HLL = "sketch: HyperLogLog"
 MISRA_GRIES = "sketch: Misra-Gries"
 SKETCH_COLUMNS_PER_QUERY = 200  # DuckDB aggregates per query on wide files
+MAX_PARTITION_BITS = 8  # at most 256 partition files open at once for duplicate hashes (well under ulimit -n)
 
 
 @dataclass
@@ -128,7 +129,7 @@ class DuplicateCounter:
 
     def __init__(self, n_rows: int, budget_bytes: int) -> None:
         self.bits = 0
-        while (n_rows * 8) >> self.bits > budget_bytes and self.bits < 12:
+        while (n_rows * 8) >> self.bits > budget_bytes and self.bits < MAX_PARTITION_BITS:
             self.bits += 1
         self._memory: list[np.ndarray] = []
         self._dir: tempfile.TemporaryDirectory | None = None
