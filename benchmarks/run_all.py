@@ -28,6 +28,7 @@ ORDER = [
     "monitoring",
     "monitor_10m",
     "pages",
+    "browser_pages",
 ]
 # Arguments a script gets here (sizes that finish in a few minutes; the figures are per-request rates).
 # big_dataset: 5M rows here (a few minutes); the 20M-row figure is `python benchmarks/big_dataset.py`.
