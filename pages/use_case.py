@@ -11,7 +11,7 @@ from hub_ui import badges, session
 from hub_ui import lineage_ui, notify_ui, report_ui, stage_ui, usecase_webhook_ui, value_ui
 from hub_ui.empty import nothing_yet
 from mlops_core import kpi as kpi_math
-from mlops_core.services import stage_status, usecases, users
+from mlops_core.services import experiments, stage_status, usecases, users
 from mlops_core.textsafety import plain_markdown, safe_markdown
 
 actor = session.require_actor()
@@ -28,9 +28,12 @@ if not everything:
     )
 
 titles = {u.id: u.title for u in everything}
-chosen = session.pick_id_from_query(
-    "Use case", titles, key="uc_pick", param="id", default=st.session_state.get("use_case_id")
-)
+# Nothing chosen yet: open the use case with the newest run (as Experiments does), not the first of the
+# list (a just-proposed one with nothing in it), so the first look shows a use case where things stand.
+default = st.session_state.get("use_case_id")
+if default not in titles:
+    default = experiments.latest_active_use_case(db, titles)
+chosen = session.pick_id_from_query("Use case", titles, key="uc_pick", param="id", default=default)
 st.session_state["use_case_id"] = chosen
 
 uc = usecases.get_use_case(db, actor=actor, use_case_id=chosen)

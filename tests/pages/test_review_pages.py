@@ -52,3 +52,13 @@ def test_overview_and_activity_name_the_use_case_instead_of_its_id(people, sqlit
     events = at.dataframe[0].value
     row = events[events["entity"] == "use case"].iloc[0]
     assert row["which"] == "Invoice fraud triage"
+
+
+def test_use_case_page_opens_on_the_use_case_with_the_newest_run_not_a_blank_new_one(people, sqlite_db):
+    from tests.services.deployments_world import make_world
+
+    w = make_world(sqlite_db, people, target=0.5)  # "churn" use case with data, a run and a model
+    usecases.create_use_case(sqlite_db, actor=people["business"], title="Aaa just proposed")  # listed first
+    at = app_as(people["business"], page="pages/use_case.py")
+    no_exceptions(at)
+    assert at.selectbox(key="uc_pick").value == w.use_case_id
