@@ -178,11 +178,18 @@ status = f1.multiselect("Status", ["queued", "running", "finished", "failed", "c
 algorithm = f2.selectbox("Algorithm", ["(all)"] + choices["algorithm"], key="exp_f_alg")
 sort_options = ["created_at", "duration", "name"] + [f"metric:{k}" for k in choices["metric"]]
 default_sort = "metric:roc_auc" if "metric:roc_auc" in sort_options else "created_at"
-sort = f3.selectbox("Sort by", sort_options, index=sort_options.index(default_sort), key="exp_f_sort")
+SORT_WORDS = {"created_at": "created", "duration": "duration", "name": "name"}
+sort = f3.selectbox(
+    "Sort by",
+    sort_options,
+    index=sort_options.index(default_sort),
+    key="exp_f_sort",
+    format_func=lambda o: SORT_WORDS.get(o) or o.removeprefix("metric:"),  # "created", "roc_auc", not "created_at"
+)
 search = f4.text_input("Search name / target / algorithm", key="exp_f_search")
 ascending = f5.toggle("Ascending", key="exp_f_asc")
 page_size = 25
-page_no = st.number_input("Page", min_value=1, value=1, step=1, key="exp_page")
+page_no = st.number_input("Page", min_value=1, value=1, step=1, key="exp_page", width=180)
 try:
     page = experiments.list_runs(
         db,
@@ -269,4 +276,11 @@ if rows:
         st.switch_page("pages/compare.py")
     st.caption("Select rows to open one run or compare several.")
 else:
-    st.info("No runs match. Launch an experiment above, or log one from code with the tracking SDK.")
+    st.info(
+        "No runs match. "
+        + (
+            "Launch an experiment above, or log one from code with the tracking SDK."
+            if session.may("run.start")
+            else "Data scientists launch experiments here or log them from code."
+        )
+    )

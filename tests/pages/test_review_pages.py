@@ -62,3 +62,15 @@ def test_use_case_page_opens_on_the_use_case_with_the_newest_run_not_a_blank_new
     at = app_as(people["business"], page="pages/use_case.py")
     no_exceptions(at)
     assert at.selectbox(key="uc_pick").value == w.use_case_id
+
+
+def test_experiments_sort_reads_in_words_and_business_is_not_told_to_launch(people, sqlite_db):
+    usecases.create_use_case(sqlite_db, actor=people["business"], title="Invoice fraud triage")
+    at = app_as(people["business"], page="pages/experiments.py")
+    no_exceptions(at)
+    sort = at.selectbox(key="exp_f_sort")
+    assert "created" in sort.options and "created_at" not in sort.options
+    page = texts(at)
+    assert "Data scientists launch experiments" in page and "Launch an experiment above" not in page
+    at = app_as(people["data_scientist"], page="pages/experiments.py")
+    assert "Launch an experiment above" in texts(at)
