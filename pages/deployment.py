@@ -3,6 +3,8 @@ override, rollback, canary and its results (champion vs challenger side by side)
 "try it" form built from the model's input schema, label upload, batch scoring (a job) with download, and
 the discussion."""
 
+from functools import partial
+
 import streamlit as st
 
 from hub_ui import collab as collab_ui
@@ -10,7 +12,7 @@ from hub_ui import badges, session
 from hub_ui import canary_ui, notify_ui, targets_ui
 from hub_ui.empty import nothing_yet
 from mlops_core import artifacts, jobs
-from mlops_core.services import apikeys, collab, deployments, predictions, registry, scoring_examples
+from mlops_core.services import apikeys, collab, datasets, deployments, predictions, registry, scoring_examples
 from mlops_core.textsafety import plain_markdown as md_text
 from mlops_core.textsafety import safe_markdown
 
@@ -408,27 +410,61 @@ def labels_and_batch_scoring() -> None:
                 st.warning("Invalid rows: " + md_text("; ".join(res.invalid[:10])))
     st.divider()
     st.markdown(
-        "**Batch scoring**: upload a CSV or Parquet file with the model's columns; the worker scores it "
-        "and logs every row like an API prediction."
+        "**Batch scoring**: score a file with the model's columns, or a registered dataset version. The worker "
+        "reads it in batches (memory is set by the batch size, not the file), logs every row like an API "
+        "prediction and writes the scored file as it goes."
     )
-    bf = st.file_uploader("File to score", type=["csv", "parquet"], key="dep_batch_file")
-    if bf is not None and st.button("Score file", key="dep_batch_go", disabled=not session.may("batch.score")):
-        with session.service_call():
-            st.session_state["dep_batch_job"] = predictions.submit_batch_scoring(
-                db, actor=actor, deployment_name=name, filename=bf.name, data=bf.getvalue()
+    may_score = session.may("batch.score")
+    source = st.radio(
+        "What to score", ["Upload a file", "A registered dataset version"], horizontal=True, key="dep_batch_source"
+    )
+    if source == "Upload a file":
+        bf = st.file_uploader("File to score", type=["csv", "parquet"], key="dep_batch_file")
+        if bf is not None and st.button("Score file", key="dep_batch_go", disabled=not may_score):
+            with session.service_call():
+                st.session_state["dep_batch_job"] = predictions.submit_batch_scoring(
+                    db, actor=actor, deployment_name=name, filename=bf.name, data=bf.getvalue()
+                )
+    else:
+        versions = [
+            v for d in datasets.list_datasets(db, use_case_id=dep.use_case_id) for v in datasets.list_versions(db, d.id)
+        ]
+        if not versions:
+            st.info("This use case has no registered dataset versions yet (Datasets page).")
+        else:
+            picked = st.selectbox(
+                "Dataset version",
+                versions,
+                format_func=lambda v: f"{v.ref} · {v.n_rows:,} rows · {badges.label(v.status)}",
+                key="dep_batch_version",
             )
+            if st.button("Score this version", key="dep_batch_version_go", disabled=not may_score):
+                with session.service_call():
+                    st.session_state["dep_batch_job"] = predictions.submit_dataset_scoring(
+                        db, actor=actor, deployment_name=name, dataset_ref=picked.id
+                    )
     job_id = st.session_state.get("dep_batch_job")
     if job_id:
         job = jobs.get_job(db, job_id)
         if job.status == "finished" and job.result:
             st.success(f"Scored {job.result['rows']:,} rows (job {job_id}).")
-            st.download_button(
-                "Download scored file",
-                artifacts.get_bytes(job.result["output_key"]),
+            c1, c2 = st.columns(2)
+            c1.download_button(
+                "Download scored file (CSV)",
+                # a callable: read when clicked, not on every rerun of the page (the file can be large)
+                partial(artifacts.get_bytes, job.result["output_key"]),
                 file_name="scored.csv",
                 mime="text/csv",
                 key="dep_batch_dl",
             )
+            if job.result.get("parquet_key"):
+                c2.download_button(
+                    "Download scored file (Parquet)",
+                    partial(artifacts.get_bytes, job.result["parquet_key"]),
+                    file_name="scored.parquet",
+                    mime="application/octet-stream",
+                    key="dep_batch_dl_parquet",
+                )
         elif job.is_final:
             st.error(f"Batch scoring job {job_id} {job.status}: {md_text(job.error or '')}")
         else:

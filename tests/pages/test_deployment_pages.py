@@ -181,3 +181,27 @@ def test_the_try_it_form_is_built_from_the_input_schema_and_logs_the_prediction(
     no_exceptions(at)
     assert "Prediction:" in texts(at)
     assert any(p.source == "ui" for p in predictions.recent_predictions(sqlite_db, deployment_name="churn"))
+
+
+def test_ops_score_a_registered_dataset_version_and_download_the_scored_file(people, world, sqlite_db):
+    """Batch scoring of a dataset version (issue 16): picked on the page, streamed by the worker, both downloads."""
+    from tests.services.experiments_world import run_jobs
+
+    w, _ = world
+    at = app_as(people["ops"], page="pages/deployment.py")
+    open_tab(at, "Labels & batch scoring")
+    by_label(at.radio, "What to score").set_value("A registered dataset version")
+    at.run()
+    no_exceptions(at)
+    picked = by_label(at.selectbox, "Dataset version")
+    assert picked.value.id == w.dataset_version_id and "customers@v1" in picked.format_func(picked.value)
+    at.button(key="dep_batch_version_go").click()
+    at.run()
+    no_exceptions(at)
+    assert at.session_state["dep_batch_job"]
+    assert run_jobs(sqlite_db) == ["finished"]
+    at.run()
+    no_exceptions(at)
+    assert "Scored 200 rows" in texts(at)
+    labels = {b.label for b in at.get("download_button")}
+    assert {"Download scored file (CSV)", "Download scored file (Parquet)"} <= labels
