@@ -84,6 +84,8 @@ def render(db, actor, name: str) -> None:
             step=0.1,
             format="%.3f",
             key="dm_slo_avail",
+            help="Requests answered without a server error (5xx) over the window. When it falls below this, the "
+            "system health check raises a critical 'slo_availability' alert (routed like any other).",
         )
         days = c[3].number_input(
             "Availability window (days)", min_value=1, max_value=90, value=cur.slo_window_days, key="dm_slo_days"

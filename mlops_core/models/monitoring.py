@@ -41,6 +41,8 @@ ALERT_KINDS = (
     "monitoring_down",
     "kpi_estimated_missed",
     "segment_kpi_missed",
+    "target_silent",
+    "slo_availability",
 )
 SEVERITIES = ("info", "warning", "critical")
 ALERT_STATES = ("open", "acknowledged", "resolved")

@@ -217,6 +217,29 @@ def save_ops_settings(
         return _public(actor, dep, row, mon)
 
 
+def _availability(s: Session, deployment_id: int, days: int, now) -> tuple[int, int]:
+    """(requests, server errors) of a deployment over the last `days`: a client's 4xx is not the service's fault."""
+    is_client = sa.and_(Prediction.status != "ok", Prediction.error.like(CLIENT_ERROR))
+    n, bad = s.exec(
+        select(
+            sa.func.count(),
+            sa.func.sum(sa.case((sa.and_(Prediction.status != "ok", sa.not_(is_client)), 1), else_=0)),
+        ).where(Prediction.deployment_id == deployment_id, Prediction.created_at >= now - timedelta(days=days))
+    ).one()
+    return int(n or 0), int(bad or 0)
+
+
+def _slo(days: int, target: float | None, n: int, bad: int) -> SloStatusPublic:
+    avail = (1 - bad / n) if n else None
+    met = None if avail is None or target is None else avail >= target
+    budget = None
+    if avail is not None and target is not None and target < 1:
+        budget = 1 - (bad / n) / (1 - target)
+    return SloStatusPublic(
+        window_days=days, requests=n, server_errors=bad, availability=avail, target=target, met=met, budget_left=budget
+    )
+
+
 def slo_status(db: Database, *, deployment_name: str, now=None) -> SloStatusPublic:
     """Availability over the objective's window: requests answered without a 5xx, against the target,
     and the share of the error budget (1 - target) still unspent."""
@@ -226,22 +249,44 @@ def slo_status(db: Database, *, deployment_name: str, now=None) -> SloStatusPubl
         row = s.exec(select(OpsSettings).where(OpsSettings.deployment_id == dep.id)).first()
         days = row.slo_window_days if row else 30
         target = row.slo_availability if row else None
-        is_client = sa.and_(Prediction.status != "ok", Prediction.error.like(CLIENT_ERROR))
-        n, bad = s.exec(
-            select(
-                sa.func.count(),
-                sa.func.sum(sa.case((sa.and_(Prediction.status != "ok", sa.not_(is_client)), 1), else_=0)),
-            ).where(Prediction.deployment_id == dep.id, Prediction.created_at >= now - timedelta(days=days))
-        ).one()
-    n, bad = int(n or 0), int(bad or 0)
-    avail = (1 - bad / n) if n else None
-    met = None if avail is None or target is None else avail >= target
-    budget = None
-    if avail is not None and target is not None and target < 1:
-        budget = 1 - (bad / n) / (1 - target)
-    return SloStatusPublic(
-        window_days=days, requests=n, server_errors=bad, availability=avail, target=target, met=met, budget_left=budget
-    )
+        n, bad = _availability(s, dep.id, days, now)
+    return _slo(days, target, n, bad)
+
+
+def slo_breaches(s: Session, now) -> list:
+    """A Breach per deployment whose availability objective is missed over its window (the error budget is
+    spent), for the system health check (one open alert per deployment, repeated while the objective is missed)."""
+    from .monitoring.alerts import Breach
+
+    out = []
+    rows = s.exec(
+        select(OpsSettings, Deployment)
+        .join(Deployment, col(Deployment.id) == OpsSettings.deployment_id)
+        .where(col(OpsSettings.slo_availability).is_not(None))
+    ).all()
+    for row, dep in rows:
+        st = _slo(row.slo_window_days, row.slo_availability, *_availability(s, dep.id, row.slo_window_days, now))
+        if st.met is not False:
+            continue
+        out.append(
+            Breach(
+                kind="slo_availability",
+                severity="critical",
+                key=f"slo_availability:{dep.id}",
+                title=f"{dep.name} misses its availability objective: {st.availability:.3%} "
+                f"(objective {st.target:.3%} over {st.window_days} days)",
+                detail=f"{st.server_errors:,} of {st.requests:,} requests failed on the service side (5xx) in the "
+                f"last {st.window_days} days; the error budget is spent"
+                + (f" ({-st.budget_left:.0%} over)." if st.budget_left is not None and st.budget_left < 0 else ".")
+                + " See the deployment's health and recent errors.",
+                evidence={"slo": st.model_dump(mode="json")},
+                link=f"/deployment-monitoring?deployment={dep.name}",
+                deployment_id=dep.id,
+                deployment_name=dep.name,
+                use_case_id=dep.use_case_id,
+            )
+        )
+    return out
 
 
 # --- routing (called by monitoring/alerts and delivery; reads only) ------------------------------------

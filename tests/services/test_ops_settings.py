@@ -179,3 +179,14 @@ def test_slo_status_counts_5xx_only_against_the_availability_target(db, people):
     assert st.requests == 400 and st.server_errors == 2  # the 401 is the client's, the 40-day-old one is outside
     assert st.availability == pytest.approx(0.995) and st.met is True
     assert st.budget_left == pytest.approx(0.5)  # 0.5% of a 1% budget spent
+
+    # No alert while the objective is met; a stricter objective is missed and the system health check alerts.
+    assert not [a for a in monitoring.check_system_health(db)["alerts_opened"]]
+    _save(db, people["ops"], slo_availability=0.999, alert_routes=[])
+    opened = monitoring.check_system_health(db)["alerts_opened"]
+    alerts = [a for a in monitoring.list_alerts(db) if a.kind == "slo_availability"]
+    assert len(alerts) == 1 and alerts[0].id in opened
+    assert "churn misses its availability objective: 99.500% (objective 99.900% over 30 days)" in alerts[0].title
+    assert "2 of 400 requests failed" in alerts[0].detail
+    again = monitoring.check_system_health(db)
+    assert alerts[0].id in again["alerts_repeated"] and not again["alerts_opened"]  # one open alert, repeated

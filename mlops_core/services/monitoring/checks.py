@@ -118,6 +118,9 @@ def _system_breaches(s: Session, now: datetime) -> list[Breach]:
     from ..targets import silent_target_breaches  # issue 19: bundle targets that stopped reporting
 
     out += silent_target_breaches(s, now)
+    from ..ops_settings import slo_breaches  # availability objectives set on the SLOs tab
+
+    out += slo_breaches(s, now)
     return out
 
 
