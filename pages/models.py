@@ -111,7 +111,7 @@ with tab_card:
         f"- **Use case:** {md_text(card.use_case_title or '—', line_start=False)}\n"
         f"- **Trained on:** {md_text(card.dataset_label or '—', line_start=False)}"
         f" (hash `{card.dataset_hash[:12] or '—'}`)\n"
-        f"- **Run:** {mv.run_id} — {md_text(card.run_name, line_start=False)} ({card.algorithm}, by {card.trained_by})\n"
+        f"- **Run:** {mv.run_id} — {md_text(card.run_name, line_start=False)} ({card.algorithm.replace('_', ' ')}, by {card.trained_by})\n"
         f"- **Task:** {mv.task or '—'}, target {code_span(mv.target or '—')}\n"
         f"- **Code version:** `{card.code_version[:12] or '—'}`"
     )
@@ -156,7 +156,19 @@ with tab_card:
     st.markdown("**Limitations:** " + (safe_markdown(card.limitations) or "—"))
     if mv.input_schema:
         with st.expander("Input schema"):
-            st.dataframe(mv.input_schema, hide_index=True)
+            # categories as words, blank for a number column (it showed "None")
+            st.dataframe(
+                [
+                    {
+                        "column": c.get("name"),
+                        "type": c.get("type"),
+                        "categories": ", ".join(str(v) for v in c.get("categories") or []),
+                    }
+                    for c in mv.input_schema
+                ],
+                hide_index=True,
+                width="stretch",
+            )
     if session.may("model.register"):
         with st.expander("Edit intended use and limitations", icon=":material/edit:"):
             use = st.text_area("Intended use", value=card.intended_use, key=f"models_use_{mv.id}")
@@ -166,9 +178,16 @@ with tab_card:
                     registry.update_card(db, actor=actor, model_version_id=mv.id, intended_use=use, limitations=lim)
 
 
+def _words(text: str) -> str:
+    """ "gradient_boosting" -> "gradient boosting" in lineage labels (algorithm names are snake_case)."""
+    return " ".join(w.replace("_", " ") if w.replace("_", "").isalpha() else w for w in str(text).split(" "))
+
+
 with tab_lineage:
     nodes = registry.lineage(db, mv.id)
-    cols = st.columns(len(nodes) * 2 - 1)
+    # boxes wide enough for "customers@v2" and a run's name, narrow arrows between them (they took a box's
+    # width each, and the boxes broke words in the middle)
+    cols = st.columns([5 if i % 2 == 0 else 1 for i in range(len(nodes) * 2 - 1)], vertical_alignment="center")
     titles = {
         "use_case": "Use case",
         "dataset_version": "Dataset version",
@@ -179,9 +198,9 @@ with tab_lineage:
     for i, n in enumerate(nodes):
         with cols[i * 2].container(border=True):
             st.caption(titles.get(n.kind, n.kind))
-            st.markdown(f"**{md_text(n.label)}**")
+            st.markdown(f"**{md_text(_words(n.label))}**")
             if n.detail:
-                st.caption(md_text(n.detail))
+                st.caption(md_text(_words(n.detail)))
         if i < len(nodes) - 1:
             cols[i * 2 + 1].markdown("### →")
 

@@ -74,3 +74,19 @@ def test_experiments_sort_reads_in_words_and_business_is_not_told_to_launch(peop
     assert "Data scientists launch experiments" in page and "Launch an experiment above" not in page
     at = app_as(people["data_scientist"], page="pages/experiments.py")
     assert "Launch an experiment above" in texts(at)
+
+
+def test_model_card_schema_and_lineage_read_as_words(people, sqlite_db):
+    from tests.services.deployments_world import make_world
+
+    make_world(sqlite_db, people, target=0.5)
+    at = app_as(people["business"], page="pages/models.py")
+    no_exceptions(at)
+    schema = next(df.value for df in at.dataframe if "categories" in df.value.columns)
+    assert list(schema.columns) == ["column", "type", "categories"]
+    cats = dict(zip(schema["column"], schema["categories"]))
+    assert cats["tenure_months"] == "" and "None" not in set(schema["categories"])
+    assert "month-to-month" in cats["contract"]
+    page = texts(at)
+    assert "(logistic regression, by " in page  # the card's run line names the algorithm in words
+    assert "logistic regression by " in page  # and so does the lineage's run box
