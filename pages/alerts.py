@@ -31,7 +31,7 @@ for p in proposals[:10]:
         )
         st.caption(
             f"champion's configuration (run {p.base_run_id}, algorithm "
-            f"{p.config.get('algorithm', '?')}) on the newest usable data"
+            f"{str(p.config.get('algorithm', '?')).replace('_', ' ')}) on the newest usable data"
             + (f" · decided by {p.decided_by}" if p.decided_by else "")
         )
         same_data = retraining.same_data_warning(db, p) if p.state == "proposed" else ""
@@ -73,19 +73,32 @@ for p in proposals[:10]:
 st.subheader("Alerts")
 c1, c2, c3, c4 = st.columns([3, 3, 3, 1])
 state = c1.selectbox("State", ["open or acknowledged", "open", "acknowledged", "resolved", "all"], key="al_state")
+# every kind an alert can have (the list missed the segment and estimated KPI alerts), named in words
+KIND_WORDS = {
+    "drift": "data drift",
+    "kpi_missed": "KPI missed",
+    "kpi_estimated_missed": "KPI missed (estimated)",
+    "segment_kpi_missed": "KPI missed in a segment",
+    "error_rate": "error rate",
+    "latency": "latency",
+    "label_coverage": "labels missing",
+    "target_silent": "no outcomes arriving",
+    "slo_availability": "availability SLO",
+    "worker_down": "worker down",
+    "scheduler_down": "scheduler down",
+    "monitoring_down": "monitoring down",
+    "ingestion_failed": "ingestion failed",
+}
+
+
+def kind_words(k: str) -> str:
+    return KIND_WORDS.get(k, k.replace("_", " "))
+
+
 kind = c2.selectbox(
     "Kind",
-    [
-        "(all)",
-        "drift",
-        "kpi_missed",
-        "error_rate",
-        "latency",
-        "label_coverage",
-        "worker_down",
-        "scheduler_down",
-        "ingestion_failed",
-    ],
+    ["(all)", *KIND_WORDS],
+    format_func=lambda k: k if k == "(all)" else kind_words(k),
     key="al_kind",
 )
 dep = c3.selectbox("Deployment", ["(all)"] + monitoring.alert_deployment_names(db), key="al_dep")
@@ -122,7 +135,7 @@ for a in alerts:
     # a notification's link (alerts?id=N) opens its alert
     with st.expander(label, expanded=len(alerts) <= 3 or st.query_params.get("id") == str(a.id)):
         st.markdown(
-            f"**#{a.id}** · {a.kind} · {a.severity} · first {session.fmt_time(a.created_at)} · "
+            f"**#{a.id}** · {kind_words(a.kind)} · {a.severity} · first {session.fmt_time(a.created_at)} · "
             f"last seen {session.fmt_time(a.last_seen_at)}"
         )
         st.markdown(safe_markdown(a.detail))

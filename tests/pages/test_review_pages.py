@@ -90,3 +90,28 @@ def test_model_card_schema_and_lineage_read_as_words(people, sqlite_db):
     page = texts(at)
     assert "(logistic regression, by " in page  # the card's run line names the algorithm in words
     assert "logistic regression by " in page  # and so does the lineage's run box
+
+
+def test_alerts_name_their_kind_in_words_and_the_filter_offers_every_kind(sqlite_db):
+    from mlops_core.models.monitoring import ALERT_KINDS
+    from mlops_core.services import monitoring
+    from tests.services.monitoring_world import customers, log_traffic, make_world
+
+    people = make_people(sqlite_db)
+    world = make_world(sqlite_db, people)
+    monitoring.configure_monitor(
+        sqlite_db, actor=people["ops"], deployment_name="churn", window_size=300, schedule_seconds=None
+    )
+    log_traffic(sqlite_db, world, customers(300, seed=5, drift=1.0), label_share=0.5)
+    monitoring.run_monitor(sqlite_db, deployment_name="churn")
+    alert = monitoring.list_alerts(sqlite_db, kind="drift")[0]
+    at = app_as(people["business"], page="pages/alerts.py")
+    no_exceptions(at)
+    assert f"#{alert.id}** · data drift · " in texts(at)
+    kinds = at.selectbox(key="al_kind")
+    assert len(kinds.options) == len(ALERT_KINDS) + 1  # "(all)" and every kind, segment alerts included
+    assert "KPI missed in a segment" in kinds.options and "segment_kpi_missed" not in kinds.options
+    kinds.select("drift")
+    at.run()
+    no_exceptions(at)
+    assert f"#{alert.id}** · data drift · " in texts(at)
