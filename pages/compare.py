@@ -15,6 +15,12 @@ st.title("Compare runs")
 
 use_case_id = st.session_state.get("use_case_id")
 recent = experiments.list_runs(db, use_case_id=use_case_id, status="finished", limit=200).items
+if len(recent) < 2 and use_case_id is not None:
+    # the use case last opened elsewhere has fewer than two finished runs: offer every use case's runs rather
+    # than an empty picker ("No options to select")
+    recent = experiments.list_runs(db, status="finished", limit=200).items
+    if len(recent) >= 2:
+        st.caption("The use case you last opened has fewer than two finished runs; these are runs of every use case.")
 preset = [int(i) for i in st.session_state.get("compare_run_ids", [])]
 options = list(dict.fromkeys(preset + [r.id for r in recent]))
 labels = {r.id: f"run {r.id} · {r.name}" for r in recent}

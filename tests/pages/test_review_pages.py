@@ -115,3 +115,18 @@ def test_alerts_name_their_kind_in_words_and_the_filter_offers_every_kind(sqlite
     at.run()
     no_exceptions(at)
     assert f"#{alert.id}** · data drift · " in texts(at)
+
+
+def test_compare_offers_other_use_cases_runs_when_the_open_one_has_none(people, sqlite_db):
+    from tests.services.deployments_world import make_world
+
+    make_world(sqlite_db, people, target=0.5, versions=2)  # two finished runs on "churn"
+    empty = usecases.create_use_case(sqlite_db, actor=people["business"], title="Invoice fraud triage")
+    at = app_as(people["business"])
+    at.session_state["use_case_id"] = empty.id
+    at.switch_page("pages/compare.py")
+    at.run()
+    no_exceptions(at)
+    picker = at.multiselect(key="cmp_pick")
+    assert len(picker.options) == 2 and len(picker.value) == 2
+    assert "runs of every use case" in texts(at)
