@@ -131,7 +131,9 @@ class DuplicateCounter:
         self.bits = 0
         while (n_rows * 8) >> self.bits > budget_bytes and self.bits < MAX_PARTITION_BITS:
             self.bits += 1
-        self._memory: list[np.ndarray] = []
+        # in memory: one array filled in place (a list of pieces concatenated at the end held them twice)
+        self._memory = np.empty(0 if self.bits else n_rows, dtype=np.uint64)
+        self._filled = 0
         self._dir: tempfile.TemporaryDirectory | None = None
         self._files: list[Any] = []
         if self.bits:
@@ -144,7 +146,13 @@ class DuplicateCounter:
 
     def add(self, hashes: np.ndarray) -> None:
         if not self.bits:
-            self._memory.append(hashes)
+            end = self._filled + len(hashes)
+            if end > len(self._memory):  # more rows than the footer said: grow (never for a canonical file)
+                grown = np.empty(max(end, 2 * len(self._memory)), dtype=np.uint64)
+                grown[: self._filled] = self._memory[: self._filled]
+                self._memory = grown
+            self._memory[self._filled : end] = hashes
+            self._filled = end
             return
         part = (hashes >> np.uint64(64 - self.bits)).astype(np.int64)
         order = np.argsort(part, kind="stable")
@@ -162,7 +170,7 @@ class DuplicateCounter:
     def count(self) -> int:
         try:
             if not self.bits:
-                return self._count(np.concatenate(self._memory)) if self._memory else 0
+                return self._count(self._memory[: self._filled])
             total = 0
             for f in self._files:
                 f.close()
@@ -173,7 +181,7 @@ class DuplicateCounter:
             self.close()
 
     def close(self) -> None:
-        self._memory = []
+        self._memory = np.empty(0, dtype=np.uint64)
         for f in self._files:
             f.close()
         if self._dir is not None:
