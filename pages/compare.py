@@ -47,7 +47,16 @@ def _styled(rows: list[dict], key: str, differing: list[str]):
         df = df.loc[[k for k in df.index if k in differing]]
     return df.style.apply(
         lambda row: ["background-color: #fff3cd" if row.name in differing else "" for _ in row], axis=1
-    )
+    ).format(_cell)
+
+
+def _cell(v) -> str:
+    """A metric as 0.7744 (the Styler's default printed 0.774400), an integer as 80, nothing as blank."""
+    if v is None or (isinstance(v, float) and v != v):
+        return ""
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() and abs(v) >= 1 else f"{v:.4g}"
+    return str(v)
 
 
 st.subheader("Parameters")

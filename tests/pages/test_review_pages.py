@@ -130,3 +130,16 @@ def test_compare_offers_other_use_cases_runs_when_the_open_one_has_none(people, 
     picker = at.multiselect(key="cmp_pick")
     assert len(picker.options) == 2 and len(picker.value) == 2
     assert "runs of every use case" in texts(at)
+
+
+def test_compare_prints_metrics_to_four_figures_not_six_decimals(people, sqlite_db):
+    from tests.services.deployments_world import make_world
+
+    make_world(sqlite_db, people, target=0.5, versions=2)
+    at = app_as(people["data_scientist"], page="pages/compare.py")
+    no_exceptions(at)
+    metrics = at.dataframe[1]
+    shown = str(metrics.proto.arrow_data.styler.display_values)
+    raw = metrics.value
+    accuracy = float(raw.loc["accuracy"].iloc[0])
+    assert f"{accuracy:.4g}" in shown and f"{accuracy:.6f}" not in shown
