@@ -7,6 +7,13 @@ from mlops_core.models.base import ROLES
 from mlops_core.services import users
 
 actor = session.require_actor()
+
+
+def role_words(role: str) -> str:
+    """ "data engineer", not data_engineer."""
+    return role.replace("_", " ")
+
+
 st.title("Users & roles")
 db = session.db()
 rows = users.list_users(db, actor=actor)
@@ -15,7 +22,7 @@ st.dataframe(
         {
             "username": u.username,
             "name": u.display_name,
-            "role": u.role,
+            "role": role_words(u.role),
             "email": u.email,
             "active": u.is_active,
             "last login": session.fmt_time(u.last_login_at),
@@ -33,7 +40,7 @@ with left:
         username = st.text_input("Username", key="new_username")
         display_name = st.text_input("Display name", key="new_display_name")
         email = st.text_input("Email (for single sign-on)", key="new_email")
-        role = st.selectbox("Role", ROLES, key="new_role")
+        role = st.selectbox("Role", ROLES, key="new_role", format_func=role_words)
         password = st.text_input("Initial password (12+ characters)", type="password", key="new_password")
         add = st.form_submit_button("Add user", type="primary", disabled=not can_manage)
     if add:
@@ -51,10 +58,10 @@ with right:
     st.subheader("Change a role")
     with st.form("set_role"):
         who = st.selectbox("User", [u.username for u in rows], key="role_user")
-        new_role = st.selectbox("New role", ROLES, key="role_new")
+        new_role = st.selectbox("New role", ROLES, key="role_new", format_func=role_words)
         change = st.form_submit_button("Change role", disabled=not can_manage)
     if change:
-        with session.service_call(success=f"{who} is now {new_role}."):
+        with session.service_call(success=f"{who} is now {role_words(new_role)}."):
             users.set_role(db, actor=actor, username=who, role=new_role)
     st.subheader("Activate / deactivate")
     with st.form("set_active"):

@@ -143,3 +143,21 @@ def test_compare_prints_metrics_to_four_figures_not_six_decimals(people, sqlite_
     raw = metrics.value
     accuracy = float(raw.loc["accuracy"].iloc[0])
     assert f"{accuracy:.4g}" in shown and f"{accuracy:.6f}" not in shown
+
+
+def test_users_page_names_roles_in_words(people, sqlite_db):
+    from mlops_core.services import users
+
+    at = app_as(people["admin"], page="pages/admin_users.py")
+    no_exceptions(at)
+    listed = at.dataframe[0].value
+    assert "data engineer" in set(listed["role"]) and "data_engineer" not in set(listed["role"])
+    new_role = at.selectbox(key="role_new")
+    assert "data scientist" in new_role.options and "data_scientist" not in new_role.options
+    at.selectbox(key="role_user").select(people["ops"].username)
+    new_role.select("data_scientist")
+    at.button(key="FormSubmitter:set_role-Change role").click()
+    at.run()
+    no_exceptions(at)
+    assert users.get_user(sqlite_db, username=people["ops"].username).role == "data_scientist"
+    assert f"{people['ops'].username} is now data scientist." in texts(at)
