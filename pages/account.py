@@ -9,7 +9,7 @@ from mlops_core.textsafety import plain_markdown
 actor = session.require_actor()
 db = session.db()
 st.title("My account")
-st.write(f"Logged in as **{actor.username}** with the role `{actor.role}`.")
+st.write(f"Logged in as **{actor.username}** with the role **{actor.role.replace('_', ' ')}**.")
 
 st.subheader("Personal access tokens")
 st.caption("Use a token with the tracking SDK: `export MLOPS_TOKEN=...`. It is shown once; only its hash is stored.")

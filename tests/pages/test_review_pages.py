@@ -161,3 +161,9 @@ def test_users_page_names_roles_in_words(people, sqlite_db):
     no_exceptions(at)
     assert users.get_user(sqlite_db, username=people["ops"].username).role == "data_scientist"
     assert f"{people['ops'].username} is now data scientist." in texts(at)
+
+
+def test_account_names_the_role_in_words(people):
+    at = app_as(people["data_scientist"], page="pages/account.py")
+    no_exceptions(at)
+    assert "with the role **data scientist**" in texts(at) and "data_scientist" not in texts(at)
