@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from hub_ui import session
+from hub_ui.badges import role_label
 from hub_ui.nav import PAGES, SECTIONS, pages_for
 
 st.set_page_config(page_title="MLOps Hub", page_icon=":material/hub:", layout="wide")
@@ -42,7 +43,7 @@ nav.run()
 # After nav.run(): the sidebar footer (who is logged in, log out).
 with st.sidebar:
     session.cookie_scripts()  # right after logging in: the browser trades a one-time code for the cookie
-    st.markdown(f"**{actor.username}** · `{actor.role}`")
+    st.markdown(f"**{actor.username}** · `{role_label(actor.role)}`")
     if st.button("Log out", icon=":material/logout:", key="logout"):
         session.log_out()
         st.rerun()

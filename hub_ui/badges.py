@@ -120,6 +120,11 @@ def badge(status: str | None) -> str:
     return f":{b.color}-badge[:material/{b.icon}: {b.text}]"
 
 
+def role_label(role: str | None) -> str:
+    """A role in words: "data_engineer" -> "data engineer"."""
+    return (role or "").replace("_", " ")
+
+
 def show(status: str | None, **kw) -> None:
     """The badge as an st.badge element of its own."""
     b = get(status)
