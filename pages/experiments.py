@@ -214,7 +214,10 @@ param_keys = sorted({k for r in page.items for k, v in r.params.items() if v is 
 col_options = BASE_COLS + list(choices["metric"]) + [f"param: {k}" for k in param_keys]
 if "exp_cols" not in st.session_state:
     saved = preferences.run_columns(db, actor=actor)
-    default_cols = ["status", "algorithm", "source", "KPIs", "created"] + list(choices["metric"])[:4]
+    # Few enough to fit 1440 px without scrolling sideways (issue 15): the KPI lights, the basics and one
+    # headline metric (roc_auc when there is one); more metrics and parameters are a choice away.
+    headline = [m for m in ("roc_auc", "r2") if m in choices["metric"]][:1] or list(choices["metric"])[:1]
+    default_cols = ["KPIs", "status", "algorithm", "source", "created"] + headline
     st.session_state["exp_cols"] = [c for c in (saved if saved is not None else default_cols) if c in col_options]
 else:
     st.session_state["exp_cols"] = [c for c in st.session_state["exp_cols"] if c in col_options]
@@ -229,7 +232,10 @@ shown_cols = st.multiselect(
     "Columns", col_options, key="exp_cols", on_change=_save_columns, help="Remembered for you on every visit."
 )
 sort_metric = sort.removeprefix("metric:") if sort.startswith("metric:") else None
-ordered = ([sort_metric] if sort_metric else []) + [c for c in shown_cols if c != sort_metric]
+# The sorted-by metric right after the name, then the KPI lights (when shown): both pinned with the run and
+# its name, so they stay in view however many columns are chosen.
+lead = ([sort_metric] if sort_metric else []) + (["KPIs"] if "KPIs" in shown_cols else [])
+ordered = lead + [c for c in shown_cols if c not in lead]
 
 
 def _param_cell(v) -> str:
@@ -262,9 +268,38 @@ for r in page.items:
         else:
             row[c] = r.metrics.get(c)
     rows.append(row)
+
+
+def _column_config(columns: list[str]) -> dict:
+    """Fixed widths (px) and short headers, so the default columns fit the page at 1440x900 without scrolling
+    sideways; run, name, the sorted-by metric and the KPI lights are pinned to the left."""
+    pinned = {"run", "name", *lead}
+    text = {"name": 200, "KPIs": 180, "status": 75, "algorithm": 140, "source": 60, "by": 70, "created": 120}
+    config = {}
+    for c in columns:
+        pin = c in pinned
+        if c == "run":
+            config[c] = st.column_config.NumberColumn("run", width=50, format="%d", pinned=pin)
+        elif c == "seconds":
+            config[c] = st.column_config.NumberColumn("secs", width=60, format="%.1f", help="duration in seconds")
+        elif c in text:
+            config[c] = st.column_config.TextColumn(c, width=text[c], pinned=pin)
+        elif c.startswith("param: "):
+            config[c] = st.column_config.TextColumn(c, help=f"the run's {c.removeprefix('param: ')} parameter")
+        else:  # a metric
+            config[c] = st.column_config.NumberColumn(c, width=75, format="%.4f", pinned=pin, help=f"metric {c}")
+    return config
+
+
 if rows:
     event = st.dataframe(
-        rows, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row", key="exp_table"
+        rows,
+        hide_index=True,
+        width="stretch",
+        column_config=_column_config(list(rows[0])),
+        on_select="rerun",
+        selection_mode="multi-row",
+        key="exp_table",
     )
     selected = [rows[i]["run"] for i in event.selection.rows] if event and event.selection else []
     b1, b2, _ = st.columns([1, 1, 3])
