@@ -346,8 +346,16 @@ def run_value_line(run_id: int) -> None:
     rv = value.run_value(session.db(), run_id=run_id)
     if rv.value.status == "unavailable" and not rv.value.currency:
         return  # the use case has no value model
-    line = f"**Expected value** (test split): {value_text(rv.value)}"
+    at = (
+        f"decision threshold {rv.threshold:g}, scores at or above it count as positive"
+        if rv.threshold is not None
+        else "the model's own decision rule"
+    )
+    line = f"**Expected value** on the test split, with {at}: {value_text(rv.value)}"
     if rv.best_threshold is not None and rv.best_value_per_period is not None:
         money = value_math.format_money(rv.best_value_per_period, rv.value.currency)
-        line += f" · at the value-maximising threshold {rv.best_threshold:g}: {money} per {rv.value.period}"
+        line += (
+            f"  \nBest decision threshold (the one that maximises value on the test split): "
+            f"{rv.best_threshold:g}, worth {money} per {rv.value.period}"
+        )
     st.markdown(line)

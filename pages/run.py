@@ -9,6 +9,7 @@ from hub_ui.ci_origin import ci_origin_markdown
 from hub_ui import run_metrics_ui as rm_ui
 from hub_ui import value_ui
 from mlops_core.errors import DomainError
+from mlops_core.ml.algorithms import ALGORITHMS
 from mlops_core.services import experiments, registry
 from mlops_core.textsafety import plain_markdown as md_text
 
@@ -35,9 +36,22 @@ except DomainError as exc:
     st.error(str(exc))
     st.stop()
 
-st.subheader(f"{badges.badge(run.status)} Run {run.id}: {md_text(run.name, line_start=False)}")
+# Where a run came from, in words (the stored code is short: "ui", "sdk", ...).
+SOURCE_WORDS = {
+    "ui": "Hub UI",
+    "sdk": "SDK",
+    "mlflow": "MLflow client",
+    "ci": "CI",
+    "api": "REST API",
+    "retrain": "retraining proposal",
+    "reproduce": "reproduction",
+}
+alg = ALGORITHMS.get(run.algorithm)
+alg_label = alg.label if alg else run.algorithm.replace("_", " ")
+shown_name = run.name.replace(run.algorithm, alg_label) if run.algorithm else run.name
+st.subheader(f"{badges.badge(run.status)} Run {run.id}: {md_text(shown_name, line_start=False)}")
 st.caption(
-    f"{run.status} · {run.source} · by {run.created_by} · created {session.fmt_time(run.created_at)}"
+    f"{run.status} · {alg_label} · from the {SOURCE_WORDS.get(run.source, run.source)} · by {run.created_by} · created {session.fmt_time(run.created_at)}"
     + (f" · {run.duration_seconds:.1f} s" if run.duration_seconds else "")
     + (f" · reproduction of run {run.reproduced_from_run_id}" if run.reproduced_from_run_id else "")
 )

@@ -215,3 +215,11 @@ def test_a_cross_validated_run_says_its_metrics_are_out_of_fold_on_every_row(tra
     )
     assert rm_ui.metric_with_size("recall", 0.71, plots, cv) == "recall 0.71 on 240 rows, out of fold"
     assert rm_ui.size_line(None, run) == "Test-set size: not recorded for this run."
+
+
+def test_the_run_header_names_the_algorithm_and_the_source_in_words(trained):
+    db, people, binary, multi, old, tiers = trained
+    at = _open_run(people["data_scientist"], binary.id)
+    header = " ".join(str(h.value) for h in at.subheader) + " " + " ".join(str(c.value) for c in at.caption)
+    assert "Logistic regression" in header and "logistic_regression" not in header
+    assert "from the Hub UI" in header and "· ui ·" not in header

@@ -66,7 +66,11 @@ def test_alice_fills_the_canvas_and_the_value_model(people, sqlite_db):
     rp.query_params["id"] = str(run_id)
     rp.run()
     no_exceptions(rp)
-    assert "Expected value (test split): 8,000 EUR per month" in texts(rp).replace("**", "")
+    shown = texts(rp).replace("**", "")
+    assert (
+        "Expected value on the test split, with decision threshold 0.5, scores at or above it count as positive: "
+        "8,000 EUR per month" in shown
+    )
 
     pf = app_as(people["business"], page="pages/portfolio.py")
     no_exceptions(pf)
