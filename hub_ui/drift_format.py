@@ -18,7 +18,8 @@ _DISTANCE_NAMES = {
 
 
 def num(value: Optional[float]) -> str:
-    """3 significant digits; scientific notation for very small or large magnitudes; '—' when missing."""
+    """3 significant digits in plain units ('1,340', '878', '15.5', '0.0123'); scientific notation only
+    below 0.001 (p-values); '—' when missing. The one number formatter of the drift screens."""
     if value is None:
         return "—"
     value = float(value)
@@ -26,9 +27,19 @@ def num(value: Optional[float]) -> str:
         return "—"
     if value == 0:
         return "0"
-    if abs(value) < 1e-3 or abs(value) >= 1e6:
+    if abs(value) < 1e-3:
         return f"{value:.2e}"
-    return f"{value:.3g}"
+    text = f"{value:.3g}"
+    if "e" in text or abs(value) >= 1000:  # 1340 -> '1.34e+03' in %g: round to 3 digits, print with commas
+        digits = 3 - 1 - math.floor(math.log10(abs(float(text))))
+        return f"{round(value, digits):,.0f}"
+    return text
+
+
+def signed_sd(shift: float) -> str:
+    """A shift in reference standard deviations, '+4.1 sd'; a shift that rounds to zero reads '0.0 sd'."""
+    shift = round(float(shift), 1)
+    return "0.0 sd" if shift == 0 else f"{shift:+.1f} sd"
 
 
 def stat_text(method: str, score: Optional[float], statistic: Optional[float] = None) -> str:
@@ -61,7 +72,7 @@ def effect_text(effect: Optional[Mapping[str, Any]]) -> str:
         text = f"mean {num(effect.get('reference_mean'))} → {num(effect.get('current_mean'))}"
         shift = effect.get("shift_sd")
         if shift is not None:
-            text += f" ({float(shift):+.1f} sd)"
+            text += f" ({signed_sd(shift)})"
         return text
     if effect.get("kind") == "share" and effect.get("value") is not None:
         return f"{effect['value']} {_share(effect.get('reference_share'))} → {_share(effect.get('current_share'))}"
@@ -82,7 +93,6 @@ def column_row(column: str, result: Any) -> dict:
         "type": {"num": "numeric", "cat": "categorical", "text": "text"}.get(result.column_type, result.column_type),
         "change (reference → current)": effect_text(getattr(result, "effect", None)),
         "test": stat_text(method, result.score, getattr(result, "statistic", None)),
-        "method": method,
         "rule": threshold_text(method, result.threshold),
         "drifted": yes_no(result.drifted),
     }

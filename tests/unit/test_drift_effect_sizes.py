@@ -76,6 +76,25 @@ def test_the_table_labels_statistic_and_p_value_apart_and_keeps_cells_short():
         and "sd)" in row["change (reference → current)"]
     )
     assert row["drifted"] == "yes"
+    assert "method" not in row  # the "test" cell names it already
     assert drift_format.effect_text(result.columns["region"].effect).startswith("north 3")
     assert drift_format.num(2.74e-76) == "2.74e-76" and drift_format.num(0.41234) == "0.412"
     assert drift_format.stat_text("jensenshannon", 0.123456) == "Jensen-Shannon distance 0.123"
+
+
+def test_drift_numbers_read_in_plain_units_and_a_null_shift_has_no_sign():
+    from hub_ui.drift_format import effect_text, num
+
+    assert [num(v) for v in (1340.2, 878.4, 999.7, -1340, 0.0123, 15.5)] == [
+        "1,340",
+        "878",
+        "1,000",
+        "-1,340",
+        "0.0123",
+        "15.5",
+    ]
+    assert num(2.7e-76) == "2.70e-76"  # p-values keep their scientific notation
+    shifted = {"kind": "mean", "reference_mean": 1340.2, "current_mean": 878.4, "shift_sd": -2.04}
+    assert effect_text(shifted) == "mean 1,340 → 878 (-2.0 sd)"
+    still = {"kind": "mean", "reference_mean": 1340.2, "current_mean": 1310.0, "shift_sd": -0.04}
+    assert effect_text(still) == "mean 1,340 → 1,310 (0.0 sd)"
