@@ -57,39 +57,46 @@ if not shown:
         if result.total or owner != ALL or tag != ALL
         else "No use case yet: create the first one below."
     )
+
+
+def _card(uc) -> None:
+    """One use case: its link, owner, value, stage lines and KPI lights."""
+    st.page_link(
+        "pages/use_case.py",
+        label=md_text(uc.title),
+        query_params={"id": str(uc.id)},
+        icon=":material/lightbulb:",
+    )
+    st.caption(f"owner {uc.owner_username} · {uc.priority}" + (f" · {md_text(', '.join(uc.tags))}" if uc.tags else ""))
+    value_ui.card_value(values.get(uc.id))
+    stage_ui.card_lines(stages_now.get(uc.id))
+    estimates_ui.card_lines(estimated.get(uc.id))
+    checks = statuses[uc.id]
+    if not checks:
+        st.caption("no KPIs yet")
+        return
+    lights = []
+    for c in checks:
+        value = (
+            "no runs yet"
+            if c.value is None and c.kpi.kind == "model"
+            else ("no readings" if c.value is None else f"{c.value:.3g}")
+        )
+        lights.append(f"{badges.badge(c.status)} {md_text(c.kpi.label)} ({value})")
+    st.markdown("  \n".join(lights))
+
+
+# Cards side by side are the same height (issue 15): each row of cards is one row of columns, and every card
+# stretches to the tallest card of its row, so a card with less to say does not end short of its neighbour.
 for row_start in range(0, len(shown), 4):
     row = shown[row_start : row_start + 4]
     for col, stage in zip(st.columns(4), row):
-        with col:
-            st.markdown(f"#### {stage.capitalize()} · {result.by_status.get(stage, 0)}")
-            for uc in by_stage[stage]:
-                with st.container(border=True):
-                    st.page_link(
-                        "pages/use_case.py",
-                        label=md_text(uc.title),
-                        query_params={"id": str(uc.id)},
-                        icon=":material/lightbulb:",
-                    )
-                    st.caption(
-                        f"owner {uc.owner_username} · {uc.priority}"
-                        + (f" · {md_text(', '.join(uc.tags))}" if uc.tags else "")
-                    )
-                    value_ui.card_value(values.get(uc.id))
-                    stage_ui.card_lines(stages_now.get(uc.id))
-                    estimates_ui.card_lines(estimated.get(uc.id))
-                    checks = statuses[uc.id]
-                    if not checks:
-                        st.caption("no KPIs yet")
-                        continue
-                    lights = []
-                    for c in checks:
-                        value = (
-                            "no runs yet"
-                            if c.value is None and c.kpi.kind == "model"
-                            else ("no readings" if c.value is None else f"{c.value:.3g}")
-                        )
-                        lights.append(f"{badges.badge(c.status)} {md_text(c.kpi.label)} ({value})")
-                    st.markdown("  \n".join(lights))
+        col.markdown(f"#### {stage.capitalize()} · {result.by_status.get(stage, 0)}")
+    for i in range(max(len(by_stage[stage]) for stage in row)):
+        for col, stage in zip(st.columns(4), row):
+            if i < len(by_stage[stage]):
+                with col, st.container(border=True, height="stretch", key=f"pf_card_{by_stage[stage][i].id}"):
+                    _card(by_stage[stage][i])
 
 with st.expander("Use cases by live value per period"):
     value_ui.ranking([uc.id for uc in result.items])
