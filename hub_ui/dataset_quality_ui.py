@@ -32,7 +32,9 @@ def quality_trends(db, dataset_id: int, *, n_versions: int) -> None:
         fig.update_xaxes(**axes.category_axis())
         fig.update_yaxes(rangemode="tozero")
         fig.update_yaxes(dtick=1, row=1, col=3)
-        fig.update_layout(height=260, showlegend=False, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+        fig.update_layout(height=290, showlegend=False, margin={"l": 10, "r": 10, "t": 70, "b": 10})
+        # the subplot titles sit above the plots, clear of the chart's hover toolbar
+        fig.update_annotations(yshift=8)
         st.plotly_chart(fig, key=f"quality_trend_{dataset_id}", width="stretch")
         st.dataframe(
             [

@@ -126,9 +126,9 @@ with tab_report:
     drift = report.drift
     if drift:
         with st.expander(f"Drift per column ({drift.number_of_drifted_columns} of {drift.number_of_columns} drifted)"):
-            st.dataframe(
-                [drift_format.column_row(c, x) for c, x in drift.columns.items()], hide_index=True, width="stretch"
-            )
+            rows = [drift_format.column_row(c, x) for c, x in drift.columns.items()]
+            # tall enough for ~25 columns without a scroll box (35 px a row, plus the header)
+            st.dataframe(rows, hide_index=True, width="stretch", height=38 + 35 * min(len(rows), 25))
     dataset_quality_ui.report_downloads(db, v)
     if v.status == "failed" and session.may("dataset.approve"):
         with st.form(f"waive_{v.id}"):
@@ -153,18 +153,17 @@ with tab_report:
             if done:
                 flash("dataset", f"{done.ref} re-checked: {done.status}.")
                 st.rerun()
-    with st.expander("Download as CSV"):
-        st.caption("Cells that a spreadsheet could run as a formula (starting with = + - @) are prefixed with a quote.")
-        if st.button("Prepare CSV", key=f"csv_{v.id}"):
-            st.session_state[f"csv_data_{v.id}"] = datasets.export_csv(db, v.id)
-        if st.session_state.get(f"csv_data_{v.id}") is not None:
-            st.download_button(
-                "Download CSV",
-                st.session_state[f"csv_data_{v.id}"],
-                file_name=f"{d.name}_v{v.version}.csv",
-                mime="text/csv",
-                key=f"dl_{v.id}",
-            )
+    # One click downloads the data (built when clicked, not on every rerun).
+    st.download_button(
+        "Download the data (CSV)",
+        data=lambda: datasets.export_csv(db, v.id),
+        file_name=f"{d.name}_v{v.version}.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        on_click="ignore",
+        key=f"dl_{v.id}",
+        help="Cells that a spreadsheet could run as a formula (starting with = + - @) are prefixed with a quote.",
+    )
 
 with tab_profile:
     profile = datasets.get_profile(db, v.id)

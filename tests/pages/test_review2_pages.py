@@ -28,3 +28,41 @@ def test_sidebar_names_the_role_in_words(people):
     footer = [str(m.value) for m in at.sidebar.markdown]
     assert any("`data engineer`" in v for v in footer), footer
     assert not any("data_engineer" in v for v in footer)
+
+
+@pytest.fixture
+def dan(sqlite_db):
+    return make_people(sqlite_db)["data_engineer"]
+
+
+def test_dataset_page_has_one_data_download_and_a_drift_table_without_a_scroll_box(sqlite_db, dan, monkeypatch):
+    from streamlit.delta_generator import DeltaGenerator
+
+    from mlops_core.demo.customers import make_customers
+    from mlops_core.services import datasets
+    from tests.pages.helpers import by_label
+
+    datasets.register_version_from_frame(sqlite_db, actor=dan, dataset_name="customers", frame=make_customers(300))
+    shifted = make_customers(300, seed=2)
+    shifted["monthly_charges"] += 1000  # drifts, in plain units above 1,000
+    v2 = datasets.register_version_from_frame(sqlite_db, actor=dan, dataset_name="customers", frame=shifted)
+    downloads = {}
+
+    def fake_download(self, label, data, **kw):  # built on click: call it as a click would
+        downloads[label] = (kw.get("file_name"), data() if callable(data) else data)
+        return False
+
+    monkeypatch.setattr(DeltaGenerator, "download_button", fake_download)
+    monkeypatch.setattr("streamlit.download_button", lambda *a, **kw: fake_download(None, *a, **kw))
+    at = app_as(dan, page="pages/dataset.py")
+    by_label(at.selectbox, "Version").select(v2.id)
+    at.run()
+    no_exceptions(at)
+    data = [label for label, (name, _) in downloads.items() if name == "customers_v2.csv"]
+    assert data == ["Download the data (CSV)"], downloads.keys()
+    assert downloads[data[0]][1].splitlines()[0].startswith(str(shifted.columns[0]).encode())
+    assert not [b for b in at.button if "CSV" in str(b.label)]  # no separate "Prepare CSV" step
+    drift = next(df for df in at.dataframe if "change (reference → current)" in df.value.columns)
+    assert "method" not in drift.value.columns and len(drift.value) <= 25
+    changes = " ".join(drift.value["change (reference → current)"])
+    assert "e+0" not in changes and "-0.0 sd" not in changes and "," in changes
