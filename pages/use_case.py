@@ -89,9 +89,9 @@ with tab_overview:
         st.markdown(safe_markdown(uc.objectives) or "_not written yet_")
     with right:
         st.subheader("Team")
-        st.markdown(f"- **{uc.owner_username}** — business owner")
-        for m in uc.members:
-            st.markdown(f"- **{m.username}** ({plain_markdown(m.display_name)}) — {m.role.replace('_', ' ')}")
+        for person in usecases.team(uc):  # each person once, with all their roles (issue 15)
+            shown_name = f" ({plain_markdown(person.display_name)})" if person.display_name else ""
+            st.markdown(f"- **{person.username}**{shown_name} — {', '.join(person.roles)}")
         st.subheader("Lifecycle")
         st.markdown(" → ".join(badges.badge(s) if s == uc.status else s for s in usecases.STATUSES))
         allowed = usecases.allowed_transitions(uc.status)

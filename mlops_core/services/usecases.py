@@ -460,6 +460,31 @@ def get_use_case(db: Database, *, actor: Actor | None = None, use_case_id: int) 
         return _publics(s, [_get_row(s, int(use_case_id))])[0]
 
 
+@dataclass(frozen=True)
+class TeamMember:
+    """One person of a use case's team, once, with every role they hold there."""
+
+    username: str
+    display_name: str | None  # None for an owner who is not also listed as a member
+    roles: tuple[str, ...]  # in words: "business owner", "data scientist", ...
+
+
+def team(uc: UseCasePublic) -> list[TeamMember]:
+    """The owner first, then the members, each person once (issue 15: the owner, usually also listed as a
+    business member, showed twice). A person in several roles has them all on one line; the owner's
+    "business" membership is the ownership itself, not a second role."""
+    roles: dict[str, list[str]] = {uc.owner_username: ["business owner"]}
+    names: dict[str, str | None] = {uc.owner_username: None}
+    for m in uc.members:
+        names[m.username] = names.get(m.username) or m.display_name
+        if m.username == uc.owner_username and m.role == "business":
+            continue
+        word = m.role.replace("_", " ")
+        if word not in roles.setdefault(m.username, []):
+            roles[m.username].append(word)
+    return [TeamMember(u, names[u], tuple(r)) for u, r in roles.items()]
+
+
 def resolve_use_case(db: Database, ref: int | str) -> UseCasePublic:
     """A use case by id or by title (case-insensitive), for the SDK and CLI."""
     with db.read() as s:
