@@ -120,6 +120,15 @@ def badge(status: str | None) -> str:
     return f":{b.color}-badge[:material/{b.icon}: {b.text}]"
 
 
+def kpi_words(status: str | None, segments_missed: int = 0) -> str:
+    """A KPI verdict in words, with the segments that miss a KPI although the whole window meets it:
+    "met overall; 2 segments missed"."""
+    text = label(status)
+    if segments_missed:
+        text += f" overall; {segments_missed} segment{'s' if segments_missed != 1 else ''} missed"
+    return text
+
+
 def role_label(role: str | None) -> str:
     """A role in words: "data_engineer" -> "data engineer"."""
     return (role or "").replace("_", " ")

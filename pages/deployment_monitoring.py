@@ -92,7 +92,9 @@ else:
     )
     est_rows = monitoring.list_estimates(db, deployment_name=name, limit=1)
     kpi_word = estimates_ui.kpi_light(last.kpi_status, est_rows[-1].kpi_status if est_rows else None)
-    m[1].metric("KPIs", badges.label(kpi_word))
+    status_row = next((r for r in monitoring.overview(db) if r.deployment == name), None)
+    kpi_value, _, kpi_note = badges.kpi_words(kpi_word, status_row.segments_missed if status_row else 0).partition("; ")
+    m[1].metric("KPIs", kpi_value, kpi_note or None, delta_color="off", delta_arrow="off")
     m[2].metric(
         "Label coverage",
         "—" if last.label_coverage is None else f"{last.label_coverage:.0%}",

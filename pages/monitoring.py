@@ -30,7 +30,7 @@ table = [
         "deployment": r.deployment,
         "environment": r.environment,
         "drift": badges.label(r.drift) + ("" if r.drift_share is None else f" · {r.drift_share:.0%} of columns"),
-        "KPIs": f"{badges.label(r.kpis)} · {r.kpi_status}",
+        "KPIs": f"{badges.label(r.kpis)} · {badges.kpi_words(r.kpi_status, r.segments_missed)}",
         "health": badges.label(r.health)
         + ("" if r.error_rate is None else f" · {r.error_rate:.1%} errors, p95 {r.latency_p95_ms or 0:.0f} ms"),
         "predictions in window": r.n_rows,
@@ -48,7 +48,9 @@ for i, r in enumerate(rows):
         st.page_link(
             "pages/deployment_monitoring.py",
             label=f"{r.deployment} · drift {badges.badge(r.drift)} KPIs "
-            f"{badges.badge(r.kpis)} health {badges.badge(r.health)}",
+            f"{badges.badge(r.kpis)}"
+            + (f" ({r.segments_missed} segments missed)" if r.segments_missed else "")
+            + f" health {badges.badge(r.health)}",
             icon=":material/monitoring:",
             query_params={"deployment": r.deployment},
         )

@@ -469,6 +469,7 @@ class DeploymentStatusPublic(BaseModel):
     kpi_status: str
     error_rate: float | None
     latency_p95_ms: float | None
+    segments_missed: int = 0  # segments with an open "KPI missed in a segment" alert
 
 
 class ReportRequestPublic(BaseModel):

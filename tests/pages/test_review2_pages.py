@@ -66,3 +66,50 @@ def test_dataset_page_has_one_data_download_and_a_drift_table_without_a_scroll_b
     assert "method" not in drift.value.columns and len(drift.value) <= 25
     changes = " ".join(drift.value["change (reference → current)"])
     assert "e+0" not in changes and "-0.0 sd" not in changes and "," in changes
+
+
+@pytest.fixture
+def segment_misses(sqlite_db):
+    """A checked deployment with open "KPI missed in a segment" alerts: three KPIs over two segments."""
+    from sqlmodel import select
+
+    from mlops_core.models.deployments import Deployment
+    from mlops_core.models.monitoring import Alert
+    from mlops_core.services import monitoring
+    from tests.services.monitoring_world import customers, log_traffic, make_world
+
+    people = make_people(sqlite_db)
+    world = make_world(sqlite_db, people)
+    monitoring.configure_monitor(
+        sqlite_db, actor=people["ops"], deployment_name="churn", window_size=300, schedule_seconds=None
+    )
+    log_traffic(sqlite_db, world, customers(300, seed=5), label_share=0.5)
+    monitoring.run_monitor(sqlite_db, deployment_name="churn")
+    with sqlite_db.read() as s:
+        dep_id = s.exec(select(Deployment.id).where(Deployment.name == "churn")).one()
+    with sqlite_db.unit_of_work() as s:
+        for seg, kpi in (("plan=basic", "recall"), ("plan=basic", "precision"), ("region=north", "recall")):
+            key = f"segment_kpi_missed:{dep_id}:{seg}:{kpi}"
+            s.add(
+                Alert(
+                    kind="segment_kpi_missed",
+                    severity="warning",
+                    title=f"churn: {kpi} for {seg} is low",
+                    deployment_id=dep_id,
+                    deployment_name="churn",
+                    dedupe_key=key,
+                    open_key=key,
+                )
+            )
+    return people
+
+
+def test_the_kpi_tile_and_the_overview_name_the_segments_that_miss_a_kpi(segment_misses):
+    at = app_as(segment_misses["ops"], "pages/monitoring.py")
+    no_exceptions(at)
+    table = at.dataframe[0].value
+    assert table[table["deployment"] == "churn"].iloc[0]["KPIs"].endswith("overall; 2 segments missed")
+    at = app_as(segment_misses["ops"], "pages/deployment_monitoring.py")
+    no_exceptions(at)
+    tile = next(m for m in at.metric if m.label == "KPIs")
+    assert tile.value.endswith(" overall") and tile.proto.delta == "2 segments missed"

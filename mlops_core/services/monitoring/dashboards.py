@@ -100,6 +100,15 @@ def overview(db: Database) -> list[DeploymentStatusPublic]:
                 .group_by(Alert.deployment_id)
             ).all()
         )
+        # segments below a KPI while the whole window meets it: "met overall; 2 segments missed"
+        missed_segments: dict[int, set[str]] = {}
+        for dep_id, key in s.exec(
+            select(Alert.deployment_id, Alert.dedupe_key).where(
+                Alert.kind == "segment_kpi_missed", col(Alert.state) != "resolved"
+            )
+        ).all():
+            # key: segment_kpi_missed:<deployment id>:<column>=<segment>:<kpi>
+            missed_segments.setdefault(dep_id, set()).add(key.split(":", 2)[-1].rsplit(":", 1)[0])
         out = []
         for d in deps:
             c = latest.get(d.id)
@@ -130,6 +139,7 @@ def overview(db: Database) -> list[DeploymentStatusPublic]:
                     kpi_status=c.kpi_status if c else "unknown",
                     error_rate=(c.health or {}).get("error_rate") if c else None,
                     latency_p95_ms=(c.health or {}).get("latency_p95_ms") if c else None,
+                    segments_missed=len(missed_segments.get(d.id, ())),
                 )
             )
         return out
