@@ -7,6 +7,7 @@ from html import escape
 
 import pandas as pd
 import plotly.graph_objects as go
+from plotly import colors as plotly_colors
 import streamlit as st
 
 from hub_ui import collab as collab_ui
@@ -22,6 +23,9 @@ from mlops_core.textsafety import plain_markdown
 # later update_layout(), costs several times the CPU for the same figure, on every render.
 MARGIN = dict(l=10, r=10, t=30, b=10)
 MARGIN_TITLED = dict(l=10, r=10, t=40, b=10)
+# 24 colours that tell lines apart (plotly's default cycle has 10); beyond 24 the lines are dotted
+DISTINCT_COLOURS = plotly_colors.qualitative.Dark24
+DRIFTED, NOT_DRIFTED = "#c62828", "#2e7d32"
 
 actor = session.require_actor()
 db = session.db()
@@ -138,6 +142,8 @@ with tab_drift:
             "p-value methods (ks, chisquare, z) drift *below* their threshold, distances (wasserstein, "
             "jensenshannon) *above* it."
         )
+        # one colour per series: plotly's 10-colour default repeats (the 11th line took the 1st's colour)
+        palette = DISTINCT_COLOURS
         fig = go.Figure(
             [
                 go.Scatter(
@@ -145,13 +151,15 @@ with tab_drift:
                     y=part["score"],
                     name=str(column),
                     mode="lines+markers",
+                    line=dict(color=palette[i % len(palette)], dash="solid" if i < len(palette) else "dot"),
+                    marker=dict(color=palette[i % len(palette)]),
                     customdata=part[["method", "threshold", "drifted", "check_id"]].to_numpy(),
                     hovertemplate=(
                         f"<b>{column}</b><br>%{{x}}<br>score %{{y:.4g}} (%{{customdata[0]}}, threshold "
                         "%{customdata[1]:.4g})<br>drifted %{customdata[2]} · check #%{customdata[3]}<extra></extra>"
                     ),
                 )
-                for column, part in frame.groupby("column", sort=False)
+                for i, (column, part) in enumerate(frame.groupby("column", sort=False))
             ],
             layout=dict(
                 height=380,
@@ -164,21 +172,37 @@ with tab_drift:
         st.plotly_chart(fig, width="stretch", key="dm_drift_chart")
         heat = frame.pivot_table(index="column", columns="check_id", values="drifted", aggfunc="max").astype(float)
         fig2 = go.Figure(
-            go.Heatmap(
-                z=heat.values,
-                x=[f"#{c}" for c in heat.columns],
-                y=list(heat.index),
-                colorscale=[[0, "#2e7d32"], [1, "#c62828"]],
-                zmin=0,
-                zmax=1,
-                showscale=False,
-            ),
+            [
+                go.Heatmap(
+                    z=heat.values,
+                    x=[f"#{c}" for c in heat.columns],
+                    y=list(heat.index),
+                    colorscale=[[0, NOT_DRIFTED], [1, DRIFTED]],
+                    zmin=0,
+                    zmax=1,
+                    showscale=False,
+                    showlegend=False,
+                ),
+                # the legend: one square per colour (a heatmap has no legend entries of its own)
+                *(
+                    go.Scatter(
+                        x=[None],
+                        y=[None],
+                        mode="markers",
+                        marker=dict(symbol="square", size=12, color=colour),
+                        name=word,
+                        showlegend=True,
+                    )
+                    for word, colour in (("drifted", DRIFTED), ("not drifted", NOT_DRIFTED))
+                ),
+            ],
             layout=dict(
-                height=60 + 28 * len(heat.index),
-                margin=MARGIN,
-                title="drifted (red) per check",
+                height=90 + 28 * len(heat.index),
+                margin=dict(l=10, r=10, t=60, b=10),
+                title="Drift per column and check",
                 xaxis=category_axis(),
                 yaxis=category_axis(),
+                legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
             ),
         )
         st.plotly_chart(fig2, width="stretch", key="dm_drift_heat")

@@ -113,3 +113,22 @@ def test_the_kpi_tile_and_the_overview_name_the_segments_that_miss_a_kpi(segment
     no_exceptions(at)
     tile = next(m for m in at.metric if m.label == "KPIs")
     assert tile.value.endswith(" overall") and tile.proto.delta == "2 segments missed"
+
+
+def test_drift_lines_have_distinct_colours_and_the_heatmap_a_legend(segment_misses, sqlite_db):
+    import json
+
+    from mlops_core.services import monitoring
+
+    monitoring.run_monitor(sqlite_db, deployment_name="churn")
+    at = app_as(segment_misses["ops"], "pages/deployment_monitoring.py")
+    no_exceptions(at)
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    lines = next(s for s in specs if s["layout"].get("yaxis", {}).get("title", {}).get("text") == "drift score")
+    # each line is given its colour from a 24-colour palette (plotly's own cycle of 10 gave the 11th line the
+    # 1st's colour: tenure_months and (prediction) on the demo)
+    colours = [t.get("line", {}).get("color") for t in lines["data"]]
+    assert len(colours) >= 4 and all(colours) and len(set(colours)) == len(colours)
+    heat = next(s for s in specs if any(t["type"] == "heatmap" for t in s["data"]))
+    legend = {t["name"] for t in heat["data"] if t.get("showlegend")}
+    assert legend == {"drifted", "not drifted"}
