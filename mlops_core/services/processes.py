@@ -3,7 +3,9 @@
 Workers report CPU and memory with their heartbeat (the `workers` table). The UI and the scoring service keep
 no heartbeat row: they are found on this host by their command line (`up` starts them as
 `streamlit run hub_server.py` and `python -m mlops_core serve`), and the scoring service is asked for
-`/healthz` — its answer is its heartbeat. On a team install with processes on other hosts, only workers
+`/healthz` — its answer is its heartbeat. Only the processes of this hub are listed: those whose database
+(their DATABASE_URL, else the default of the directory they run in) is this one's, not other hubs on the same
+host. On a team install with processes on other hosts, only workers
 (which report through the database) and the processes of this host are listed."""
 
 from __future__ import annotations
@@ -11,15 +13,17 @@ from __future__ import annotations
 import os
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import psutil
 from pydantic import BaseModel
 from sqlalchemy import delete
+from sqlalchemy.engine import make_url
 from sqlmodel import col, select
 
 from .. import jobs
-from ..db import Database, utcnow
+from ..db import Database, normalise_url, utcnow
 from ..models.infra import ServiceReplica, ServiceReplicaPublic
 from ..models.jobs import WorkerPublic
 from . import scoring_examples
@@ -46,6 +50,29 @@ def _kind(cmdline: list[str]) -> str | None:
     if "mlops_core" in text and " serve" in f" {text}":
         return "scoring service"
     return None
+
+
+def _same_database(url: str, other: str) -> bool:
+    """Two database URLs name the same database (SQLite paths compared resolved; no password compared)."""
+    url, other = normalise_url(url), normalise_url(other)
+    if url.startswith("sqlite") and other.startswith("sqlite"):
+        return Path(url.split(":///", 1)[-1]).resolve() == Path(other.split(":///", 1)[-1]).resolve()
+    try:
+        a, b = make_url(url), make_url(other)
+    except Exception:  # noqa: BLE001 - an unparseable URL is no match
+        return False
+    return (a.drivername, a.host, a.port, a.database) == (b.drivername, b.host, b.port, b.database)
+
+
+def _database_of(p: psutil.Process) -> str | None:
+    """The DATABASE_URL a hub process runs against: its environment's, else the default its working
+    directory implies (data/mlops_hub.db under the checkout it was started from). None when unreadable."""
+    try:
+        env = p.environ()
+        url = next((v for k, v in env.items() if k.upper() == "DATABASE_URL"), None)
+        return url or f"sqlite:///{Path(p.cwd()) / 'data' / 'mlops_hub.db'}"
+    except (psutil.Error, OSError):
+        return None
 
 
 def _local(kind: str, p: psutil.Process, now: float) -> ProcessPublic:
@@ -85,6 +112,10 @@ def list_processes(db: Database) -> list[ProcessPublic]:
         try:
             kind = _kind(p.info.get("cmdline") or [])
             if kind is None or p.pid in found:
+                continue
+            # another hub on the same host (its own database) is not this hub's process
+            theirs = _database_of(p)
+            if theirs is None or not _same_database(theirs, db.url):
                 continue
             # `up` runs `python -m streamlit run ...`: skip a wrapper whose child is the same kind.
             out.append(_local(kind, p, now))

@@ -44,3 +44,21 @@ def test_ui_and_scoring_processes_are_recognised_by_their_command_line():
     assert processes._kind(["python", "-m", "mlops_core", "serve", "--port", "8000"]) == "scoring service"
     assert processes._kind(["python", "-m", "mlops_core", "worker"]) is None
     assert processes._kind(["python", "-m", "pytest", "tests/pages"]) is None
+
+
+def test_only_this_hubs_processes_are_listed_not_another_hubs_on_the_same_host(sqlite_db, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    # two stand-ins for `streamlit run hub_server.py`: one on this hub's database, one on another hub's
+    argv = [sys.executable, "-c", "import time; time.sleep(60)", "streamlit", "run", "hub_server.py"]
+    ours = subprocess.Popen(argv, env={**os.environ, "DATABASE_URL": sqlite_db.url}, cwd=tmp_path)
+    other = subprocess.Popen(argv, env={**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'other.db'}"})
+    try:
+        pids = {p.pid for p in processes.list_processes(sqlite_db) if p.kind == "UI"}
+        assert ours.pid in pids and other.pid not in pids
+    finally:
+        for proc in (ours, other):
+            proc.kill()
+            proc.wait(timeout=10)
