@@ -46,16 +46,25 @@ def _secs(x) -> str:
 st.subheader("Scaling")
 for item in scale.advice:
     show = {"add": st.warning, "remove": st.info, "warn": st.error}.get(item.level, st.success)
-    show(item.text, icon={"add": "⬆️", "remove": "⬇️", "warn": "⚠️"}.get(item.level, "✅"))
+    # Material icons, not emoji: a machine without an emoji font drew empty boxes
+    show(
+        item.text,
+        icon={"add": ":material/trending_up:", "remove": ":material/trending_down:", "warn": ":material/warning:"}.get(
+            item.level, ":material/check_circle:"
+        ),
+    )
 t = scale.thresholds
-st.caption(
-    f"Rules: queue wait p95 over {t.queue_wait_p95_s:g} s or workers busy over {t.worker_busy_ratio:.0%} with jobs "
-    f"waiting → add a worker; scoring p95 over {t.replica_p95_ms:g} ms at {t.replica_cpu_percent:g}% CPU or over "
-    f"{t.replica_in_flight:g} requests in flight per replica → add a replica (settings MLOPS_SCALE_*). The same "
-    "figures are Prometheus metrics on the HTTP service's /metrics (mlops_jobs_waiting, "
-    "mlops_job_queue_wait_seconds, mlops_worker_busy_ratio, mlops_replica_*, mlops_dask_*), so an autoscaler "
-    "can act on them: docs/autoscaling.md."
-)
+with st.expander("Scaling rules"):
+    st.markdown(
+        f"- **Add a worker** when the queue wait p95 is over {t.queue_wait_p95_s:g} s, or workers are busy over "
+        f"{t.worker_busy_ratio:.0%} with jobs waiting.\n"
+        f"- **Add a scoring replica** when its p95 is over {t.replica_p95_ms:g} ms at {t.replica_cpu_percent:g}% "
+        f"CPU, or over {t.replica_in_flight:g} requests are in flight per replica.\n"
+        "- The thresholds are settings `MLOPS_SCALE_*`.\n"
+        "- The same figures are Prometheus metrics on the HTTP service's `/metrics` (`mlops_jobs_waiting`, "
+        "`mlops_job_queue_wait_seconds`, `mlops_worker_busy_ratio`, `mlops_replica_*`, `mlops_dask_*`), for an "
+        "autoscaler: docs/autoscaling.md."
+    )
 
 st.markdown("**Job queue**")
 q = scale.queue
@@ -114,7 +123,7 @@ else:
                 "status": badges.label(r.status),
                 "requests/s": round(r.requests_per_s, 2),
                 "in flight": r.in_flight,
-                "p95 latency (ms)": None if r.p95_ms is None else round(r.p95_ms, 1),
+                "p95 latency (ms)": "—" if r.p95_ms is None else f"{r.p95_ms:,.1f}",
                 "CPU %": round(r.cpu_percent, 1),
                 "memory (MB)": round(r.rss_mb, 1),
             }
@@ -219,7 +228,7 @@ else:
                 "CPU %": round(w.cpu_percent, 1),
                 "memory (MB)": round(w.rss_mb, 1),
                 "heartbeat": f"{(now - w.heartbeat_at).total_seconds():.0f} s ago",
-                "current job": w.current_job_id,
+                "current job": f"#{w.current_job_id}" if w.current_job_id else "idle",
                 "done": w.jobs_done,
                 "failed": w.jobs_failed,
                 "started": session.fmt_time(w.started_at),
@@ -239,7 +248,7 @@ st.caption(
 
 st.subheader("Recent failed jobs")
 if not info.failed_jobs:
-    st.caption("None.")
+    st.caption("No job has failed recently.")
 else:
     st.dataframe(
         [

@@ -62,7 +62,7 @@ def test_the_page_shows_queue_wait_utilisation_replicas_dask_and_advice(sqlite_d
     util = next(df.value for df in at.dataframe if "busy" in df.value.columns).to_dict("records")
     assert [(r["worker"], round(r["busy"], 3), r["jobs"]) for r in util] == [("worker-1", round(40 / 60, 3), 4)]
     replicas = next(df.value for df in at.dataframe if "in flight" in df.value.columns).to_dict("records")
-    assert replicas[0]["replica"] == "scoring-host:900" and replicas[0]["p95 latency (ms)"] == 480.0
+    assert replicas[0]["replica"] == "scoring-host:900" and replicas[0]["p95 latency (ms)"] == "480.0"
     assert replicas[0]["requests/s"] == 55.0 and replicas[0]["in flight"] == 4
 
 
@@ -75,3 +75,8 @@ def test_a_quiet_hub_says_all_quiet_and_no_dask_without_a_scheduler(sqlite_db, m
     page = texts(at)
     assert "all quiet" in page and "No Dask cluster configured" in page
     assert "No HTTP service process has reported in the last hour" in page
+    # no "None" in text, Material icons instead of emoji (empty boxes without an emoji font), rules collapsed
+    assert "No job has failed recently." in page and "None." not in page
+    shown = [*at.success, *at.info, *at.warning, *at.error]
+    assert shown and all(str(a.proto.icon).startswith(":material/") for a in shown)
+    assert "Scaling rules" in [e.label for e in at.expander]
