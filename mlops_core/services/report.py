@@ -107,7 +107,9 @@ def build_report(db: Database, *, use_case: int | str) -> Report:
         parts.append(f"<p><b>Objectives.</b> {_e(uc.objectives) or '<span class=muted>not written yet</span>'}</p>")
         if uc.members:
             parts.append(
-                "<p><b>Team.</b> " + ", ".join(f"{_e(m.username)} ({_e(m.role)})" for m in uc.members) + "</p>"
+                "<p><b>Team.</b> "
+                + ", ".join(f"{_e(m.username)} ({_e(m.role.replace('_', ' '))})" for m in uc.members)
+                + "</p>"
             )
         return "".join(parts)
 
