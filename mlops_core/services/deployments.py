@@ -1292,7 +1292,33 @@ def deploy(
             request_id=request_id,
             reason="; ".join(x for x in (f"override: {override_reason}" if failed else "", reason) if x),
         )
+        # Other pending requests for the version now served on this endpoint are moot: superseded, so that
+        # no sign-off they share stays pending (and no inbox keeps asking to approve it).
+        dupes = s.exec(
+            select(DeploymentRequest).where(
+                DeploymentRequest.deployment_id == r.deployment_id,
+                DeploymentRequest.model_version_id == r.model_version_id,
+                DeploymentRequest.status == "pending",
+                DeploymentRequest.id != request_id,
+            )
+        ).all()
+        for o in dupes:
+            o.status, o.decided_by, o.decided_at = "superseded", actor.username, utcnow()
+            s.add(o)
+            audit.record(
+                s,
+                actor=actor,
+                action="deployment.request_superseded",
+                entity_type="deployment",
+                entity_id=d.id,
+                summary=f"request {o.id} superseded: request {request_id} deployed the same version",
+                before={"status": "pending"},
+                after={"status": "superseded", "request_id": o.id, "by_request_id": request_id},
+            )
+        s.flush()
         _close_request_followups(s, r, actor=actor, outcome="deployed")
+        for o in dupes:
+            _close_request_followups(s, o, actor=actor, outcome=f"superseded by request #{request_id}")
         collab.notify(
             s,
             usernames=[r.requested_by],
