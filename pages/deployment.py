@@ -156,7 +156,7 @@ def requests_and_gates() -> None:
                     st.page_link(page, label=f"Evidence: {md_text(label)}", icon=":material/link:", query_params=params)
             # The same gates as JSON for those who check the record itself: what the sign-off approves (and
             # its hash), then each gate's verdict and evidence keyed by gate; collapsed, two levels open.
-            with st.expander("Evidence (JSON)", expanded=False):
+            with st.expander("Raw evidence (JSON, for audits)", expanded=False):
                 st.json(
                     {
                         "request": r.id,

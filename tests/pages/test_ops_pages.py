@@ -1,5 +1,5 @@
 """Ops screens of issue 15 through AppTest: the canary panel (champion vs challenger, significance in words,
-'not enough requests yet'), the served model's full name on Deployments, the Evidence (JSON) box of a
+'not enough requests yet'), the served model's full name on Deployments, the Raw evidence (JSON, for audits) box of a
 request, the drift report that fits the width, and the model's lineage drawn once."""
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def test_a_request_shows_its_gate_evidence_as_json_in_a_collapsed_box(sqlite_db,
         )
     at = app_as(people["ops"], page="pages/deployment.py")
     no_exceptions(at)
-    [box] = [e for e in at.expander if e.label == "Evidence (JSON)"]
+    [box] = [e for e in at.expander if e.label == "Raw evidence (JSON, for audits)"]
     assert box.proto.expanded is False
     [doc] = box.get("json")
     body = json.loads(doc.proto.body)
