@@ -736,13 +736,21 @@ def detect_drift(
             skipped[col] = value
         else:
             unsupported.append(value)
+    return assemble_result(results, skipped, unsupported, drift_share)
+
+
+def assemble_result(
+    results: Dict[str, ColumnDrift], skipped: Dict[str, str], unsupported: List[str], drift_share: float
+) -> DriftResult:
+    """The dataset verdict from the per-column results (shared by the exact and the sketch paths): refuses
+    explicitly requested columns of an unsupported type, else drifted when the share of drifted columns reaches
+    `drift_share`."""
     if unsupported:
         raise ValueError(
             "Cannot check drift for columns of unsupported type: "
             + ", ".join(unsupported)
             + ". Pass column_types={column: 'num' | 'cat' | 'text'} or leave them out of columns."
         )
-
     n_columns = len(results)
     n_drifted = sum(1 for r in results.values() if r.drifted)
     share = n_drifted / n_columns if n_columns else 0.0
@@ -752,6 +760,6 @@ def detect_drift(
         number_of_columns=n_columns,
         number_of_drifted_columns=n_drifted,
         columns=results,
-        drift_share_threshold=drift_share,
+        drift_share_threshold=float(drift_share),
         skipped=skipped,
     )

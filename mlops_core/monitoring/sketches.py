@@ -819,24 +819,7 @@ def detect_drift_from_sketches(
                 unsupported.append(f"{col} ({exc})")
             else:
                 skipped[col] = f"dtype {exc} is not checked by default; pass column_types to include it"
-    if unsupported:
-        raise ValueError(
-            "Cannot check drift for columns of unsupported type: "
-            + ", ".join(unsupported)
-            + ". Pass column_types={column: 'num' | 'cat' | 'text'} or leave them out of columns."
-        )
-    n_columns = len(results)
-    n_drifted = sum(1 for r in results.values() if r.drifted)
-    share = n_drifted / n_columns if n_columns else 0.0
-    return DriftResult(
-        dataset_drifted=bool(n_columns > 0 and share >= drift_share),
-        drift_share=float(share),
-        number_of_columns=n_columns,
-        number_of_drifted_columns=n_drifted,
-        columns=results,
-        drift_share_threshold=float(drift_share),
-        skipped=skipped,
-    )
+    return _drift.assemble_result(results, skipped, unsupported, drift_share)
 
 
 # --------------------------------------------------------------------------------------------
