@@ -38,20 +38,20 @@ except DomainError as exc:
 
 # Where a run came from, in words (the stored code is short: "ui", "sdk", ...).
 SOURCE_WORDS = {
-    "ui": "Hub UI",
-    "sdk": "SDK",
-    "mlflow": "MLflow client",
-    "ci": "CI",
-    "api": "REST API",
-    "retrain": "retraining proposal",
-    "reproduce": "reproduction",
+    "ui": "from the Hub UI",
+    "sdk": "from the SDK",
+    "mlflow": "from an MLflow client",
+    "ci": "from CI",
+    "api": "from the REST API",
+    "retrain": "from a retraining proposal",
+    "reproduce": "a reproduction",
 }
 alg = ALGORITHMS.get(run.algorithm)
 alg_label = alg.label if alg else run.algorithm.replace("_", " ")
 shown_name = run.name.replace(run.algorithm, alg_label) if run.algorithm else run.name
 st.subheader(f"{badges.badge(run.status)} Run {run.id}: {md_text(shown_name, line_start=False)}")
 st.caption(
-    f"{run.status} · {alg_label} · from the {SOURCE_WORDS.get(run.source, run.source)} · by {run.created_by} · created {session.fmt_time(run.created_at)}"
+    f"{run.status} · {alg_label} · {SOURCE_WORDS.get(run.source, 'from ' + run.source)} · by {run.created_by} · created {session.fmt_time(run.created_at)}"
     + (f" · {run.duration_seconds:.1f} s" if run.duration_seconds else "")
     + (f" · reproduction of run {run.reproduced_from_run_id}" if run.reproduced_from_run_id else "")
 )

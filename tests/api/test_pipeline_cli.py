@@ -257,7 +257,7 @@ def test_the_github_actions_workflow_trains_checks_registers_and_requests_deploy
     at.switch_page("pages/run.py")
     at.run()
     no_exceptions(at)
-    assert f"{out['run'].status} · ci · by sara" in texts(at)
+    assert f"{out['run'].status} · Logistic regression · from CI · by sara" in texts(at)
     assert [c.value for c in at.caption if c.value.startswith("Started from CI")] == [
         f"Started from CI (github) · commit `{SHA[:12]}` · "
         "[pipeline 987654](<https://github.com/acme/churn-model/actions/runs/987654>) · repository `acme/churn-model`"
