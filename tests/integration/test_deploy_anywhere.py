@@ -390,11 +390,9 @@ def test_the_bundle_answers_as_the_hub_does(world, bundle):
         body = {"records": [rec]}
         h = httpx.post(f"{hub}/v1/deployments/churn/predict", json=body, headers=world.auth()).json()
         m = httpx.post(f"{b}/v1/deployments/churn/predict", json=body, headers=world.auth()).json()
-        assert (m["predictions"], m["scores"], m["model_version"]) == (
-            h["predictions"],
-            h["scores"],
-            h["model_version"],
-        )
+        # scores equal to the last bit or so: numpy's SIMD sums can differ by one ulp between two processes
+        assert (m["predictions"], m["model_version"]) == (h["predictions"], h["model_version"])
+        assert m["scores"] == pytest.approx(h["scores"], abs=1e-12)
     body = {"records": world.records}
     h = httpx.post(f"{hub}/v1/deployments/churn/predict", json=body, headers=world.auth()).json()
     m = httpx.post(f"{b}/v1/deployments/churn/predict", json=body, headers=world.auth()).json()
