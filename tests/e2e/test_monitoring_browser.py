@@ -225,7 +225,7 @@ def test_sara_watches_churn_gets_the_drift_alert_by_email_and_its_link_opens_it_
         fresh.get_by_role("textbox", name="Password", exact=True).fill(DEMO_PASSWORD)
         fresh.get_by_role("button", name="Log in").click()
         fresh.get_by_role("heading", name="Alerts").first.wait_for()
-        fresh.get_by_text(re.compile(rf"#{alert_id} · drift")).first.wait_for()
+        fresh.get_by_text(re.compile(rf"#{alert_id} · data drift")).first.wait_for()
         assert f"/alerts?id={alert_id}" in fresh.url
         screenshot_step(fresh, "notify-2-alert-from-email")
     finally:
