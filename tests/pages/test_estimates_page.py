@@ -3,6 +3,8 @@ realized line, and the segments worst first (issue 17)."""
 
 from __future__ import annotations
 
+import re
+
 from mlops_core.demo.customers import make_customers
 from mlops_core.services import fairness, monitoring, predictions, usecases
 from tests.conftest import make_people
@@ -35,7 +37,9 @@ def test_ops_see_the_estimated_kpi_light_band_and_segments(sqlite_db):
     at = app_as(people["ops"], "pages/deployment_monitoring.py")
     no_exceptions(at)
     kpi_metric = next(m for m in at.metric if m.label == "KPIs")
-    assert kpi_metric.value == "estimated missed"
+    # the whole window's verdict, and the segments that miss a KPI in the tile's note
+    assert kpi_metric.value == "estimated missed overall"
+    assert re.fullmatch(r"\d+ segments? missed", str(kpi_metric.delta)), kpi_metric.delta
     body = texts(at)
     assert "estimated band" in body or "Estimated performance" in body
     charts = at.get("plotly_chart")

@@ -35,6 +35,10 @@ def _job(i, *, status, available_min_ago, wait_s=None, run_s=None, worker=None):
 
 @pytest.fixture
 def busy_hub(db):
+    # "now" of each test, not of the module's import: in a full run the tests start minutes after collection,
+    # and a worker whose heartbeat is that old counts as lost (its running job then ends at its last heartbeat).
+    global NOW
+    NOW = utcnow().replace(microsecond=0)
     with db.unit_of_work() as s:
         s.add(
             Worker(
