@@ -22,7 +22,7 @@ def test_admin_logs_in_and_sees_the_users_page(hub, page):
     assert "Users & roles" in nav_links(page)
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Users & roles").click()
     page.get_by_role("heading", name="Users & roles").wait_for()
-    page.get_by_test_id("stDataFrame").wait_for()
+    page.get_by_test_id("stDataFrame").first.wait_for()  # the users table (the role matrix is another)
     # The table is a canvas grid; its cells are in the DOM for screen readers.
     page.locator("[role=gridcell]", has_text="sara").first.wait_for(state="attached")
     logout(page)
